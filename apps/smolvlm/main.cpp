@@ -1,0 +1,54 @@
+// smolvlm: the command-line front end. Every subcommand is a thin client of the public API.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <smolvlm/smolvlm.h>
+#include <string>
+
+#include "cli.h"
+
+namespace {
+
+void print_usage(std::FILE* out) {
+  std::fputs(
+      "usage: smolvlm <command> [options]\n"
+      "\n"
+      "commands:\n"
+      "  ask    answer one question about pictures (or text only)\n"
+      "\n"
+      "run 'smolvlm <command> --help' for the options of a command\n",
+      out);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    print_usage(stdout);
+    return 0;
+  }
+  try {
+    if (cmd == "ask") return smolvlm::cli::run_ask(argc - 1, argv + 1);
+    std::fprintf(stderr, "smolvlm: unknown command '%s'\n", cmd.c_str());
+    print_usage(stderr);
+    return 2;
+  } catch (const smolvlm::cli::UsageError& e) {
+    std::fprintf(stderr, "smolvlm %s: %s (see 'smolvlm %s --help')\n", cmd.c_str(), e.what(), cmd.c_str());
+    return 2;
+  } catch (const smolvlm::Error& e) {
+    std::fprintf(stderr, "smolvlm: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "smolvlm: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "smolvlm: internal error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,124 @@
+// Engine: the public face of the library. Joins the pipeline stages and the generation loop.
+#include <chrono>
+#include <smolvlm/smolvlm.h>
+
+#include "chat/pipeline.h"
+#include "kernels/kernels.h"
+#include "text/sampler.h"
+#include "util/thread_pool.h"
+
+namespace smolvlm {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+}  // namespace
+
+struct Engine::Impl {
+  std::unique_ptr<Model> model;
+  int context = 0;
+  double load_ms = 0;
+};
+
+Engine::Engine() : impl_(std::make_unique<Impl>()) {}
+Engine::~Engine() = default;
+
+std::unique_ptr<Engine> Engine::load(const std::string& model_dir, const LoadOptions& options) {
+  const auto t0 = Clock::now();
+  if (options.threads < 0) throw Error("--threads must be positive");
+  set_num_threads(options.threads);
+  std::unique_ptr<Engine> e(new Engine());
+  e->impl_->model = Model::load_hf(model_dir);
+  const int max_pos = e->impl_->model->config.text.max_positions;
+  if (options.context < 0) throw Error("context length must be positive");
+  e->impl_->context = options.context > 0 ? std::min(options.context, max_pos) : max_pos;
+  e->impl_->load_ms = ms_since(t0);
+  return e;
+}
+
+int Engine::context_length() const { return impl_->context; }
+double Engine::load_ms() const { return impl_->load_ms; }
+
+Result Engine::generate(const Conversation& conversation, const GenerationOptions& options,
+                        const TextCallback& on_text) {
+  const Model& model = *impl_->model;
+  if (options.max_new_tokens < 0) throw Error("max new tokens must not be negative");
+  if (conversation.empty()) throw Error("the conversation is empty");
+  Result result;
+  result.metrics.load_ms = impl_->load_ms;
+
+  // Conversation → prompt items + decoded pictures.
+  std::vector<PromptMessage> messages;
+  std::vector<ImageU8> images;
+  for (const Message& m : conversation) {
+    if (m.role != "user" && m.role != "assistant" && m.role != "system") {
+      throw Error("unknown role '" + m.role + "' (expected system, user or assistant)");
+    }
+    PromptMessage pm{m.role, {}};
+    for (const Content& c : m.content) {
+      if (c.kind == Content::Kind::Text) {
+        pm.content.push_back({PromptItem::Kind::Text, c.text});
+      } else {
+        images.push_back(load_image_file(c.text));
+        pm.content.push_back({PromptItem::Kind::Image, {}});
+      }
+    }
+    messages.push_back(std::move(pm));
+  }
+  ImageProcessorConfig proc = model.config.processor;
+  proc.do_split = proc.do_split && options.split_images;
+  proc.max_tiles = options.max_tiles;
+  const PreparedPrompt prompt = prepare_prompt(model, messages, images, proc);
+  const int n_prompt = static_cast<int>(prompt.ids.size());
+  result.metrics.prompt_tokens = n_prompt;
+  result.metrics.image_tiles = prompt.n_tiles;
+  if (n_prompt >= impl_->context) {
+    throw Error("the prompt has " + std::to_string(n_prompt) + " tokens, more than the context of " +
+                std::to_string(impl_->context) + " allows");
+  }
+
+  auto t = Clock::now();
+  const std::vector<float> features = model.vision.image_features(prompt.pixels.data(), prompt.n_tiles);
+  result.metrics.vision_ms = ms_since(t);
+
+  // The cache holds the prompt and the answer, no more (memory stays small for short chats).
+  const int capacity = std::min(impl_->context, n_prompt + std::max(options.max_new_tokens, 1));
+  KVCache cache(model.config.text, capacity);
+  std::vector<float> logits(static_cast<size_t>(model.config.text.vocab));
+  t = Clock::now();
+  const std::vector<float> x = embed_prompt(model, prompt.ids, features);
+  model.decoder.forward(x.data(), n_prompt, cache, logits.data());
+  result.metrics.prefill_ms = ms_since(t);
+
+  Sampler sampler({options.temperature, options.top_k, options.top_p, options.repeat_penalty, options.seed});
+  std::vector<int32_t> history = prompt.ids;
+  StreamDecoder stream(model.tokenizer, /*skip_special=*/true);
+  std::vector<float> emb(static_cast<size_t>(model.config.text.hidden));
+  t = Clock::now();
+  bool go_on = true;
+  for (int i = 0; i < options.max_new_tokens && go_on; ++i) {
+    const int32_t id = sampler.sample(logits, history);
+    if (id == model.eos_id()) {
+      result.stopped_by_eos = true;
+      break;
+    }
+    result.tokens.push_back(id);
+    history.push_back(id);
+    const std::string piece = stream.push(id);
+    result.text += piece;
+    if (on_text && !piece.empty()) go_on = on_text(piece);
+    if (!go_on || i + 1 == options.max_new_tokens || cache.length() >= capacity) break;
+    model.decoder.embed(&id, 1, emb.data());
+    model.decoder.forward(emb.data(), 1, cache, logits.data());
+  }
+  const std::string rest = stream.flush();
+  result.text += rest;
+  if (on_text && !rest.empty()) on_text(rest);
+  result.metrics.decode_ms = ms_since(t);
+  result.metrics.generated_tokens = static_cast<int>(result.tokens.size());
+  return result;
+}
+
+}  // namespace smolvlm

@@ -1,0 +1,206 @@
+#include "formats/safetensors.h"
+
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <smolvlm/error.h>
+
+namespace smolvlm {
+
+namespace {
+
+bool parse_dtype(const std::string& s, DType& out) {
+  static const std::pair<const char*, DType> kTable[] = {
+      {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16}, {"I32", DType::I32},
+      {"I64", DType::I64}, {"U8", DType::U8},   {"I8", DType::I8},     {"F64", DType::F64}};
+  for (const auto& [name, t] : kTable) {
+    if (s == name) {
+      out = t;
+      return true;
+    }
+  }
+  return false;
+}
+
+// a*b with overflow detection (shapes come from untrusted files).
+bool mul_ok(uint64_t a, uint64_t b, uint64_t& out) {
+  if (a != 0 && b > std::numeric_limits<uint64_t>::max() / a) return false;
+  out = a * b;
+  return true;
+}
+
+}  // namespace
+
+std::map<std::string, TensorView> parse_safetensors(const uint8_t* data, size_t size,
+                                                    const std::string& file) {
+  const std::string where = "safetensors file '" + file + "'";
+  if (size < 8) throw Error(where + " is truncated (" + std::to_string(size) + " bytes)");
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = header_len << 8 | data[i];
+  if (header_len > size - 8) {
+    throw Error(where + " is truncated: header of " + std::to_string(header_len) +
+                " bytes does not fit in " + std::to_string(size) + " bytes");
+  }
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(data + 8, data + 8 + header_len);
+  } catch (const std::exception&) {
+    throw Error(where + " has a corrupt JSON header");
+  }
+  if (!header.is_object()) throw Error(where + " header is not a JSON object");
+  const uint8_t* base = data + 8 + header_len;
+  const uint64_t data_size = size - 8 - header_len;
+
+  std::map<std::string, TensorView> out;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__") continue;
+    const std::string tensor = where + ", tensor '" + it.key() + "'";
+    const auto& e = it.value();
+    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") ||
+        !e.contains("data_offsets") || !e["dtype"].is_string() || !e["shape"].is_array() ||
+        !e["data_offsets"].is_array() || e["data_offsets"].size() != 2) {
+      throw Error(tensor + ": malformed header entry");
+    }
+    TensorView v;
+    v.name = it.key();
+    const std::string dt = e["dtype"].get<std::string>();
+    if (!parse_dtype(dt, v.dtype)) throw Error(tensor + ": unknown dtype '" + dt + "'");
+    uint64_t numel = 1;
+    for (const auto& d : e["shape"]) {
+      if (!d.is_number_unsigned()) throw Error(tensor + ": bad shape");
+      const uint64_t dim = d.get<uint64_t>();
+      if (dim > (uint64_t{1} << 40) || !mul_ok(numel, dim, numel)) throw Error(tensor + ": bad shape");
+      v.shape.push_back(static_cast<int64_t>(dim));
+    }
+    const auto& offs = e["data_offsets"];
+    if (!offs[0].is_number_unsigned() || !offs[1].is_number_unsigned()) {
+      throw Error(tensor + ": bad data_offsets");
+    }
+    const uint64_t begin = offs[0].get<uint64_t>(), end = offs[1].get<uint64_t>();
+    uint64_t nbytes = 0;
+    if (!mul_ok(numel, dtype_size(v.dtype), nbytes)) throw Error(tensor + ": bad shape");
+    if (begin > end || end > data_size) {
+      throw Error(tensor + ": data [" + std::to_string(begin) + ", " + std::to_string(end) +
+                  ") lies past the end of the file (file truncated?)");
+    }
+    if (end - begin != nbytes) {
+      throw Error(tensor + ": " + std::to_string(end - begin) + " data bytes do not match shape " +
+                  v.shape_str() + " of " + dt);
+    }
+    v.data = base + begin;
+    v.nbytes = static_cast<size_t>(nbytes);
+    out.emplace(v.name, std::move(v));
+  }
+  return out;
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
+  tensors_ = parse_safetensors(file_.data(), file_.size(), path);
+}
+
+const TensorView* SafetensorsFile::find(const std::string& name) const {
+  auto it = tensors_.find(name);
+  return it == tensors_.end() ? nullptr : &it->second;
+}
+
+const TensorView& SafetensorsFile::get(const std::string& name) const {
+  const TensorView* t = find(name);
+  if (!t) throw Error("tensor '" + name + "' not found in '" + path() + "'");
+  return *t;
+}
+
+TensorStore TensorStore::open_hf_folder(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw Error("model folder '" + dir + "' does not exist");
+  std::vector<std::string> files;
+  const fs::path index = fs::path(dir) / "model.safetensors.index.json";
+  if (fs::exists(index, ec)) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_text_file(index.string()));
+    } catch (const nlohmann::json::exception&) {
+      throw Error("'" + index.string() + "' is not valid JSON");
+    }
+    if (!j.contains("weight_map") || !j["weight_map"].is_object()) {
+      throw Error("'" + index.string() + "' has no weight_map");
+    }
+    std::set<std::string> shards;
+    for (const auto& v : j["weight_map"]) {
+      if (!v.is_string()) throw Error("'" + index.string() + "' has a bad weight_map entry");
+      const std::string shard = v.get<std::string>();
+      if (shard.find('/') != std::string::npos || shard.find("..") != std::string::npos) {
+        throw Error("'" + index.string() + "' names a shard outside the folder: " + shard);
+      }
+      shards.insert(shard);
+    }
+    for (const auto& s : shards) {
+      const fs::path p = fs::path(dir) / s;
+      if (!fs::exists(p, ec)) throw Error("missing shard '" + p.string() + "'");
+      files.push_back(p.string());
+    }
+  } else {
+    // An unsharded HF checkpoint is always named model.safetensors.
+    const fs::path single = fs::path(dir) / "model.safetensors";
+    if (!fs::exists(single, ec)) {
+      throw Error("model folder '" + dir +
+                  "' has neither model.safetensors nor model.safetensors.index.json");
+    }
+    files.push_back(single.string());
+  }
+  if (files.empty()) throw Error("no .safetensors weights in model folder '" + dir + "'");
+
+  TensorStore store;
+  for (const auto& f : files) {
+    store.files_.push_back(std::make_unique<SafetensorsFile>(f));
+    for (const auto& [name, view] : store.files_.back()->tensors()) {
+      if (!store.index_.emplace(name, &view).second) {
+        throw Error("tensor '" + name + "' appears in more than one shard of '" + dir + "'");
+      }
+    }
+  }
+  return store;
+}
+
+const TensorView* TensorStore::find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : it->second;
+}
+
+std::vector<std::string> TensorStore::names() const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : index_) out.push_back(k);
+  return out;
+}
+
+}  // namespace smolvlm
+
+#include <fstream>
+
+namespace smolvlm {
+
+void write_safetensors(const std::string& path, const std::vector<TensorData>& tensors) {
+  nlohmann::json header = nlohmann::json::object();
+  uint64_t offset = 0;
+  for (const auto& t : tensors) {
+    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape},
+                      {"data_offsets", {offset, offset + t.bytes.size()}}};
+    offset += t.bytes.size();
+  }
+  std::string h = header.dump();
+  while ((h.size() + 8) % 8 != 0) h += ' ';  // the format pads the header with spaces
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw Error("cannot write '" + path + "'");
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(h.size()) >> (8 * i));
+  out.write(reinterpret_cast<const char*>(len), 8);
+  out.write(h.data(), static_cast<std::streamsize>(h.size()));
+  for (const auto& t : tensors) {
+    out.write(reinterpret_cast<const char*>(t.bytes.data()), static_cast<std::streamsize>(t.bytes.size()));
+  }
+  if (!out) throw Error("cannot write '" + path + "' (disk full?)");
+}
+
+}  // namespace smolvlm

@@ -1,0 +1,34 @@
+// A typed, shaped, non-owning view of tensor bytes inside a mapped model file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace smolvlm {
+
+enum class DType { F32, F16, BF16, I32, I64, U8, I8, F64 };
+
+const char* dtype_name(DType t);
+size_t dtype_size(DType t);
+
+struct TensorView {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr;
+  size_t nbytes = 0;
+
+  int64_t numel() const;
+  std::string shape_str() const;  // "[576, 12288]"
+};
+
+// Widens any float tensor to float32 (BF16/F16 exactly); throws for non-float dtypes.
+std::vector<float> to_f32(const TensorView& t);
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);    // round to nearest even
+float bf16_to_f32(uint16_t b);
+uint16_t f32_to_bf16(float f);   // round to nearest even
+
+}  // namespace smolvlm

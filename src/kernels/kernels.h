@@ -1,0 +1,57 @@
+// The compute layer. The model code calls only these functions; it never sees SIMD or threads.
+// Every function has a plain twin in kernels::ref (src/kernels/ref/) that is the truth the
+// tests compare the fast versions against.
+//
+// Layout conventions: activations are row-major [rows, cols] float32; a Linear weight is
+// PyTorch's [out, in], so y = x·Wᵀ + b.
+#pragma once
+
+#include <cstddef>
+
+namespace smolvlm::kernels {
+
+// y[n, out] = x[n, in] · W[out, in]ᵀ (+ bias[out] when bias != nullptr).
+void matmul(const float* x, int n, int in, const float* w, int out, const float* bias, float* y);
+
+// LayerNorm over the last dim d (biased variance), per row.
+void layer_norm(const float* x, int n, int d, const float* weight, const float* bias, float eps,
+                float* y);
+// RMSNorm: x / sqrt(mean(x²) + eps) · weight.
+void rms_norm(const float* x, int n, int d, const float* weight, float eps, float* y);
+
+void gelu_tanh_inplace(float* x, size_t n);
+// out[i] = silu(gate[i]) · up[i]
+void silu_mul(const float* gate, const float* up, float* out, size_t n);
+void add_inplace(float* x, const float* y, size_t n);
+
+// Rotate-half RoPE on `heads` vectors of head_dim at x + h·head_dim, angle = pos·inv_freq[i].
+void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq);
+
+// Scaled dot-product attention, heads side by side in each row.
+// q: [nq, heads·hd] with row stride q_stride; k, v: [nk, kv_heads·hd] with row stride kv_stride;
+// out: [nq, heads·hd] with row stride out_stride. Query head h reads KV head h / (heads/kv_heads).
+// causal: query row i sits at absolute position q_pos0 + i and sees keys 0..q_pos0 + i.
+// key_mask (optional, nk entries): 0 = padded key, excluded.
+struct AttentionShape {
+  int nq, nk, heads, kv_heads, head_dim;
+  int q_stride, kv_stride, out_stride;
+  float scale;
+  bool causal;
+  int q_pos0;
+};
+void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
+               const unsigned char* key_mask, float* out);
+
+namespace ref {
+void matmul(const float* x, int n, int in, const float* w, int out, const float* bias, float* y);
+void layer_norm(const float* x, int n, int d, const float* weight, const float* bias, float eps,
+                float* y);
+void rms_norm(const float* x, int n, int d, const float* weight, float eps, float* y);
+void gelu_tanh_inplace(float* x, size_t n);
+void silu_mul(const float* gate, const float* up, float* out, size_t n);
+void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq);
+void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
+               const unsigned char* key_mask, float* out);
+}  // namespace ref
+
+}  // namespace smolvlm::kernels

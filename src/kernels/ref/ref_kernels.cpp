@@ -1,0 +1,113 @@
+// Plain reference kernels: the math written out once, in the obvious order, no tricks.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+namespace smolvlm::kernels::ref {
+
+void matmul(const float* x, int n, int in, const float* w, int out, const float* bias, float* y) {
+  for (int r = 0; r < n; ++r) {
+    for (int o = 0; o < out; ++o) {
+      float acc = 0.0f;
+      const float* xr = x + static_cast<size_t>(r) * in;
+      const float* wr = w + static_cast<size_t>(o) * in;
+      for (int i = 0; i < in; ++i) acc += xr[i] * wr[i];
+      y[static_cast<size_t>(r) * out + o] = acc + (bias ? bias[o] : 0.0f);
+    }
+  }
+}
+
+void layer_norm(const float* x, int n, int d, const float* weight, const float* bias, float eps,
+                float* y) {
+  for (int r = 0; r < n; ++r) {
+    const float* xr = x + static_cast<size_t>(r) * d;
+    float* yr = y + static_cast<size_t>(r) * d;
+    double mean = 0.0;
+    for (int i = 0; i < d; ++i) mean += xr[i];
+    mean /= d;
+    double var = 0.0;
+    for (int i = 0; i < d; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+    var /= d;
+    const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
+    const float m = static_cast<float>(mean);
+    for (int i = 0; i < d; ++i) yr[i] = (xr[i] - m) * inv * weight[i] + bias[i];
+  }
+}
+
+void rms_norm(const float* x, int n, int d, const float* weight, float eps, float* y) {
+  for (int r = 0; r < n; ++r) {
+    const float* xr = x + static_cast<size_t>(r) * d;
+    float* yr = y + static_cast<size_t>(r) * d;
+    double ss = 0.0;
+    for (int i = 0; i < d; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss / d + eps));
+    for (int i = 0; i < d; ++i) yr[i] = xr[i] * inv * weight[i];
+  }
+}
+
+void gelu_tanh_inplace(float* x, size_t n) {
+  const float k = 0.7978845608028654f;  // sqrt(2/pi)
+  for (size_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
+  }
+}
+
+void silu_mul(const float* gate, const float* up, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq) {
+  const int half = head_dim / 2;
+  for (int h = 0; h < heads; ++h) {
+    float* v = x + static_cast<size_t>(h) * head_dim;
+    for (int i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(pos) * inv_freq[i];  // float32, as HF computes it
+      const float c = std::cos(angle), s = std::sin(angle);
+      const float a = v[i], b = v[i + half];
+      v[i] = a * c - b * s;
+      v[i + half] = b * c + a * s;
+    }
+  }
+}
+
+void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
+               const unsigned char* key_mask, float* out) {
+  const int group = s.heads / s.kv_heads;
+  std::vector<float> scores(static_cast<size_t>(s.nk));
+  for (int i = 0; i < s.nq; ++i) {
+    const int last_key = s.causal ? s.q_pos0 + i : s.nk - 1;
+    for (int h = 0; h < s.heads; ++h) {
+      const float* qh = q + static_cast<size_t>(i) * s.q_stride + h * s.head_dim;
+      const int kvh = h / group;
+      float maxv = -std::numeric_limits<float>::infinity();
+      for (int j = 0; j <= last_key; ++j) {
+        if (key_mask && !key_mask[j]) {
+          scores[j] = -std::numeric_limits<float>::infinity();
+          continue;
+        }
+        const float* kj = k + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim;
+        float dot = 0.0f;
+        for (int d = 0; d < s.head_dim; ++d) dot += qh[d] * kj[d];
+        scores[j] = dot * s.scale;
+        maxv = std::max(maxv, scores[j]);
+      }
+      float sum = 0.0f;
+      for (int j = 0; j <= last_key; ++j) {
+        scores[j] = std::isinf(scores[j]) && scores[j] < 0 ? 0.0f : std::exp(scores[j] - maxv);
+        sum += scores[j];
+      }
+      float* oh = out + static_cast<size_t>(i) * s.out_stride + h * s.head_dim;
+      for (int d = 0; d < s.head_dim; ++d) oh[d] = 0.0f;
+      for (int j = 0; j <= last_key; ++j) {
+        const float p = scores[j] / sum;
+        const float* vj = v + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim;
+        for (int d = 0; d < s.head_dim; ++d) oh[d] += p * vj[d];
+      }
+    }
+  }
+}
+
+}  // namespace smolvlm::kernels::ref

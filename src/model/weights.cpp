@@ -1,0 +1,113 @@
+#include "model/weights.h"
+
+#include <smolvlm/error.h>
+
+namespace smolvlm {
+
+namespace {
+
+class Loader {
+ public:
+  explicit Loader(const TensorLookup& find) : find_(find) {}
+
+  std::vector<float> take(const std::string& name, std::vector<int64_t> shape) const {
+    const TensorView* t = find_(name);
+    if (!t) throw Error("model file lacks tensor '" + name + "'");
+    if (t->shape != shape) {
+      TensorView want;
+      want.shape = shape;
+      throw Error("tensor '" + name + "' has shape " + t->shape_str() + ", expected " +
+                  want.shape_str());
+    }
+    if (t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16) {
+      throw Error("tensor '" + name + "' has unsupported dtype " + dtype_name(t->dtype));
+    }
+    return to_f32(*t);
+  }
+  bool has(const std::string& name) const { return find_(name) != nullptr; }
+
+  Linear linear(const std::string& prefix, int out, int in, bool bias) const {
+    Linear l;
+    l.out = out;
+    l.in = in;
+    l.w = take(prefix + ".weight", {out, in});
+    if (bias) l.b = take(prefix + ".bias", {out});
+    return l;
+  }
+  Norm norm(const std::string& prefix, int d, bool bias) const {
+    Norm n;
+    n.w = take(prefix + ".weight", {d});
+    if (bias) n.b = take(prefix + ".bias", {d});
+    return n;
+  }
+
+ private:
+  const TensorLookup& find_;
+};
+
+}  // namespace
+
+ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find) {
+  const Loader ld(find);
+  ModelWeights m;
+  const VisionConfig& vc = cfg.vision;
+  const int D = vc.hidden, C = vc.channels, P = vc.patch;
+
+  const std::string vp = "model.vision_model.";
+  VisionWeights& vw = m.vision;
+  vw.patch.out = D;
+  vw.patch.in = C * P * P;
+  // Conv2d weight [D, C, P, P] is already the (c, ky, kx) row-major matrix we need.
+  vw.patch.w = ld.take(vp + "embeddings.patch_embedding.weight", {D, C, P, P});
+  vw.patch.b = ld.take(vp + "embeddings.patch_embedding.bias", {D});
+  vw.position = ld.take(vp + "embeddings.position_embedding.weight", {vc.num_patches(), D});
+  for (int i = 0; i < vc.layers; ++i) {
+    const std::string lp = vp + "encoder.layers." + std::to_string(i) + ".";
+    VisionLayerWeights l;
+    l.ln1 = ld.norm(lp + "layer_norm1", D, true);
+    l.q = ld.linear(lp + "self_attn.q_proj", D, D, true);
+    l.k = ld.linear(lp + "self_attn.k_proj", D, D, true);
+    l.v = ld.linear(lp + "self_attn.v_proj", D, D, true);
+    l.o = ld.linear(lp + "self_attn.out_proj", D, D, true);
+    l.ln2 = ld.norm(lp + "layer_norm2", D, true);
+    l.fc1 = ld.linear(lp + "mlp.fc1", vc.intermediate, D, true);
+    l.fc2 = ld.linear(lp + "mlp.fc2", D, vc.intermediate, true);
+    vw.layers.push_back(std::move(l));
+  }
+  vw.post_ln = ld.norm(vp + "post_layernorm", D, true);
+
+  const TextConfig& tc = cfg.text;
+  vw.connector = ld.linear("model.connector.modality_projection.proj", tc.hidden, cfg.connector_in(), false);
+
+  // transformers has used both names for the text model over its versions.
+  const std::string tp = ld.has("model.language_model.embed_tokens.weight") ? "model.language_model."
+                                                                             : "model.text_model.";
+  TextWeights& tw = m.text;
+  const int H = tc.hidden, qd = tc.heads * tc.head_dim, kvd = tc.kv_heads * tc.head_dim;
+  tw.embed = ld.take(tp + "embed_tokens.weight", {tc.vocab, H});
+  for (int i = 0; i < tc.layers; ++i) {
+    const std::string lp = tp + "layers." + std::to_string(i) + ".";
+    TextLayerWeights l;
+    l.input_norm = ld.norm(lp + "input_layernorm", H, false);
+    l.q = ld.linear(lp + "self_attn.q_proj", qd, H, false);
+    l.k = ld.linear(lp + "self_attn.k_proj", kvd, H, false);
+    l.v = ld.linear(lp + "self_attn.v_proj", kvd, H, false);
+    l.o = ld.linear(lp + "self_attn.o_proj", H, qd, false);
+    l.post_norm = ld.norm(lp + "post_attention_layernorm", H, false);
+    l.gate = ld.linear(lp + "mlp.gate_proj", tc.intermediate, H, false);
+    l.up = ld.linear(lp + "mlp.up_proj", tc.intermediate, H, false);
+    l.down = ld.linear(lp + "mlp.down_proj", H, tc.intermediate, false);
+    tw.layers.push_back(std::move(l));
+  }
+  tw.norm = ld.norm(tp + "norm", H, false);
+  if (!tc.tie_word_embeddings && ld.has("lm_head.weight")) {
+    tw.lm_head = ld.linear("lm_head", tc.vocab, H, false);
+  } else {  // tied (or a checkpoint that dropped the head): the embedding matrix serves
+    tw.lm_head.out = tc.vocab;
+    tw.lm_head.in = H;
+    tw.lm_head.w = tw.embed;
+  }
+  return m;
+}
+
+}  // namespace smolvlm

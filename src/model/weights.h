@@ -1,0 +1,61 @@
+// The model's parameters as named, shape-checked float32 arrays. Loading checks every tensor the
+// config implies against the file (name and shape) and fails with a one-line error naming it.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "formats/tensor.h"
+#include "model/config.h"
+
+namespace smolvlm {
+
+struct Linear {
+  std::vector<float> w;  // [out, in]
+  std::vector<float> b;  // [out] or empty
+  int out = 0, in = 0;
+};
+
+struct Norm {
+  std::vector<float> w, b;  // b empty for RMSNorm
+};
+
+struct VisionLayerWeights {
+  Norm ln1, ln2;
+  Linear q, k, v, o, fc1, fc2;
+};
+
+struct VisionWeights {
+  Linear patch;                 // conv as a matrix: [hidden, channels·patch·patch], (c, ky, kx)
+  std::vector<float> position;  // [num_patches, hidden]
+  std::vector<VisionLayerWeights> layers;
+  Norm post_ln;
+  Linear connector;  // [text hidden, vision hidden·scale²], no bias
+};
+
+struct TextLayerWeights {
+  Norm input_norm, post_norm;
+  Linear q, k, v, o, gate, up, down;
+};
+
+struct TextWeights {
+  std::vector<float> embed;  // [vocab, hidden]
+  std::vector<TextLayerWeights> layers;
+  Norm norm;
+  Linear lm_head;  // a copy of embed when the head is tied or absent
+};
+
+struct ModelWeights {
+  VisionWeights vision;
+  TextWeights text;
+};
+
+// Looks a tensor up by its HF name; returns nullptr when absent.
+using TensorLookup = std::function<const TensorView*(const std::string& name)>;
+
+// HF SmolVLM naming (model.vision_model.*, model.connector.*, model.text_model.* or
+// model.language_model.*, lm_head.weight). Throws smolvlm::Error naming the first bad tensor.
+ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find);
+
+}  // namespace smolvlm

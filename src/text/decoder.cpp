@@ -1,0 +1,107 @@
+#include "text/decoder.h"
+
+#include <smolvlm/error.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "kernels/kernels.h"
+
+namespace smolvlm {
+
+namespace k = kernels;
+
+KVCache::KVCache(const TextConfig& cfg, int capacity)
+    : capacity_(capacity), row_(cfg.kv_heads * cfg.head_dim) {
+  k_.assign(static_cast<size_t>(cfg.layers),
+            std::vector<float>(static_cast<size_t>(capacity) * row_));
+  v_.assign(static_cast<size_t>(cfg.layers),
+            std::vector<float>(static_cast<size_t>(capacity) * row_));
+}
+
+Decoder::Decoder(const TextConfig& cfg, const TextWeights& w) : cfg_(cfg), w_(w) {
+  // inv_freq[i] = 1 / theta^(2i/d), computed as transformers does (float32 result of a float
+  // power), kept in float32.
+  const int half = cfg.head_dim / 2;
+  inv_freq_.resize(static_cast<size_t>(half));
+  for (int i = 0; i < half; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(cfg.head_dim);
+    inv_freq_[static_cast<size_t>(i)] = 1.0f / std::pow(cfg.rope_theta, exponent);
+  }
+}
+
+void Decoder::embed(const int32_t* ids, int n, float* out) const {
+  const size_t H = static_cast<size_t>(cfg_.hidden);
+  for (int i = 0; i < n; ++i) {
+    if (ids[i] < 0 || ids[i] >= cfg_.vocab) {
+      throw Error("token id " + std::to_string(ids[i]) + " is outside the vocabulary");
+    }
+    std::memcpy(out + i * H, w_.embed.data() + static_cast<size_t>(ids[i]) * H, sizeof(float) * H);
+  }
+}
+
+void Decoder::forward(const float* input, int n, KVCache& cache, float* last_logits,
+                      float* all_logits) const {
+  const int H = cfg_.hidden, hd = cfg_.head_dim, qd = cfg_.heads * hd, kvd = cfg_.kv_heads * hd,
+            F = cfg_.intermediate;
+  const int pos0 = cache.length_;
+  if (pos0 + n > cache.capacity_) {
+    throw Error("context overflow: " + std::to_string(pos0 + n) + " tokens exceed the context of " +
+                std::to_string(cache.capacity_));
+  }
+  const size_t N = static_cast<size_t>(n);
+  std::vector<float> x(input, input + N * H), h(N * H), q(N * qd), attn(N * qd), gate(N * F),
+      up(N * F);
+  const k::AttentionShape shape{n,
+                                pos0 + n,
+                                cfg_.heads,
+                                cfg_.kv_heads,
+                                hd,
+                                qd,
+                                kvd,
+                                qd,
+                                1.0f / std::sqrt(static_cast<float>(hd)),
+                                true,
+                                pos0};
+
+  for (size_t li = 0; li < w_.layers.size(); ++li) {
+    const TextLayerWeights& l = w_.layers[li];
+    float* kc = cache.k_[li].data();
+    float* vc = cache.v_[li].data();
+    float* k_new = kc + static_cast<size_t>(pos0) * kvd;
+    float* v_new = vc + static_cast<size_t>(pos0) * kvd;
+
+    k::rms_norm(x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
+    k::matmul(h.data(), n, H, l.q.w.data(), qd, nullptr, q.data());
+    k::matmul(h.data(), n, H, l.k.w.data(), kvd, nullptr, k_new);  // straight into the cache
+    k::matmul(h.data(), n, H, l.v.w.data(), kvd, nullptr, v_new);
+    for (int i = 0; i < n; ++i) {
+      k::rope(q.data() + static_cast<size_t>(i) * qd, cfg_.heads, hd, pos0 + i, inv_freq_.data());
+      k::rope(k_new + static_cast<size_t>(i) * kvd, cfg_.kv_heads, hd, pos0 + i, inv_freq_.data());
+    }
+    k::attention(shape, q.data(), kc, vc, nullptr, attn.data());
+    k::matmul(attn.data(), n, qd, l.o.w.data(), H, nullptr, h.data());
+    k::add_inplace(x.data(), h.data(), x.size());
+
+    k::rms_norm(x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
+    k::matmul(h.data(), n, H, l.gate.w.data(), F, nullptr, gate.data());
+    k::matmul(h.data(), n, H, l.up.w.data(), F, nullptr, up.data());
+    k::silu_mul(gate.data(), up.data(), gate.data(), gate.size());
+    k::matmul(gate.data(), n, F, l.down.w.data(), H, nullptr, h.data());
+    k::add_inplace(x.data(), h.data(), x.size());
+  }
+  cache.length_ = pos0 + n;
+
+  k::rms_norm(x.data(), n, H, w_.norm.w.data(), cfg_.rms_norm_eps, h.data());
+  if (all_logits) {
+    k::matmul(h.data(), n, H, w_.lm_head.w.data(), cfg_.vocab, nullptr, all_logits);
+    if (last_logits) {
+      std::memcpy(last_logits, all_logits + (N - 1) * cfg_.vocab, sizeof(float) * cfg_.vocab);
+    }
+  } else if (last_logits) {
+    k::matmul(h.data() + (N - 1) * H, 1, H, w_.lm_head.w.data(), cfg_.vocab, nullptr, last_logits);
+  }
+}
+
+}  // namespace smolvlm

@@ -1,0 +1,47 @@
+// The Llama-style SmolLM2 decoder with a KV cache (spec §5).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace smolvlm {
+
+// Per-layer keys (after RoPE) and values, [capacity, kv_heads · head_dim] each.
+class KVCache {
+ public:
+  KVCache(const TextConfig& cfg, int capacity);
+  int length() const { return length_; }
+  int capacity() const { return capacity_; }
+  void clear() { length_ = 0; }
+  void truncate(int length) { length_ = length < length_ ? length : length_; }
+
+ private:
+  friend class Decoder;
+  int capacity_, length_ = 0, row_;
+  std::vector<std::vector<float>> k_, v_;
+};
+
+class Decoder {
+ public:
+  Decoder(const TextConfig& cfg, const TextWeights& w);
+
+  // Token embeddings for ids → out [n, hidden]. Throws smolvlm::Error for ids outside the vocab.
+  void embed(const int32_t* ids, int n, float* out) const;
+  // Runs n positions (input embeddings x [n, hidden]) after those already in `cache`, appends
+  // them to it, and writes the logits of the last position [vocab] (and of every position into
+  // all_logits [n, vocab] when non-null). Throws if the cache would overflow.
+  void forward(const float* x, int n, KVCache& cache, float* last_logits,
+               float* all_logits = nullptr) const;
+
+  const TextConfig& config() const { return cfg_; }
+
+ private:
+  const TextConfig& cfg_;
+  const TextWeights& w_;
+  std::vector<float> inv_freq_;  // RoPE frequencies, float32 as HF keeps them
+};
+
+}  // namespace smolvlm

@@ -1,0 +1,41 @@
+// A persistent pool of worker threads for data-parallel loops. Created once, reused by every
+// kernel call, so the token loop never spawns threads.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace smolvlm {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads);  // threads <= 0: hardware concurrency
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+  // Splits [0, n) into contiguous chunks, one per thread (the caller runs one), and waits.
+  void parallel_for(size_t n, const std::function<void(size_t begin, size_t end)>& fn);
+
+ private:
+  void worker_loop(int index);
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable start_cv_, done_cv_;
+  const std::function<void(size_t, size_t)>* job_ = nullptr;
+  size_t job_n_ = 0;
+  unsigned generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+// The process-wide pool used by the kernels (resized by set_num_threads).
+ThreadPool& global_pool();
+void set_num_threads(int threads);
+
+}  // namespace smolvlm

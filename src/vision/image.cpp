@@ -1,0 +1,678 @@
+// Image decoding (JPEG via libjpeg, PNG via libpng) and Pillow-exact LANCZOS / BICUBIC resizing.
+//
+// Decoding reproduces what the HF SmolVLM processor sees for `Image.open(path)`:
+//   - RGB images: the decoded pixels as they are (an RGB PNG's tRNS colour key is ignored, because
+//     HF's convert_to_rgb returns "RGB" images untouched);
+//   - every other mode: PIL's convert("RGBA"), then alpha-composited over opaque white with Pillow's
+//     integer arithmetic, then the alpha dropped. Opaque pixels come out unchanged.
+//   - JPEG: libjpeg with its defaults (islow DCT, fancy upsampling), as Pillow uses it. 1 component →
+//     grey, 3 → RGB (libjpeg's own YCbCr→RGB), 4 → CMYK, which Pillow reads as Adobe-inverted
+//     ("CMYK;I") and converts with its cmyk2rgb; we do the same. EXIF orientation is NOT applied
+//     (Image.open does not apply it either).
+//   - PNG: all colour types and bit depths, interlaced or not. 16-bit samples keep their high byte
+//     (PIL's ";16B" unpackers), except 16-bit greyscale: PIL opens it as mode "I" (values 0..65535)
+//     and its I→RGB(A) conversion clips to 255, so every sample >= 255 comes out white. We reproduce
+//     that (it is what transformers sees), odd as it is. Sub-byte grey is scaled to 0..255; a grey tRNS
+//     key is compared (as Pillow does) against the scaled 8-bit value. Palette indices past the end of
+//     PLTE map to Pillow's default grey ramp (i, i, i). Gamma/ICC chunks are ignored, as in Pillow.
+//
+// Resizing follows the algorithm of Pillow's Resample.c as described in the spec (§7.6): separable,
+// horizontal pass first (over the source rows the vertical pass uses), uint8 between the passes, a
+// pass skipped when its dimension is unchanged, 22-bit fixed-point weights.
+#include "vision/image.h"
+
+// jpeglib.h needs FILE and size_t declared first.
+#include <cstdio>
+// (clang-format: keep the line above apart)
+#include <jerror.h>
+#include <jpeglib.h>
+#include <png.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <numbers>
+#include <string>
+#include <vector>
+
+#include "smolvlm/error.h"
+
+// The filter arithmetic must not be contracted into fused multiply-adds (aarch64, -march=native),
+// or the weights differ from Pillow's in the last bit and pixels move by one level.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+namespace smolvlm {
+namespace {
+
+constexpr int kMaxSide = 32768;
+constexpr int64_t kMaxPixels = int64_t{1} << 28;
+constexpr int64_t kMaxFileBytes = int64_t{1} << 30;
+
+// Keeps error messages on one line whatever the file name holds.
+std::string one_line(const std::string& s) {
+  std::string r = s;
+  for (char& c : r) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return r;
+}
+
+[[noreturn]] void decode_fail(const std::string& name, const std::string& why) {
+  throw Error("cannot decode image '" + one_line(name) + "': " + one_line(why));
+}
+
+// Returns an empty string when the size is acceptable, else the reason.
+std::string check_dims(int64_t w, int64_t h) {
+  if (w <= 0 || h <= 0) {
+    return "invalid size " + std::to_string(w) + "x" + std::to_string(h);
+  }
+  if (w > kMaxSide || h > kMaxSide || w * h > kMaxPixels) {
+    return "size " + std::to_string(w) + "x" + std::to_string(h) + " is too large (limit " +
+           std::to_string(kMaxSide) + " pixels a side, " + std::to_string(kMaxPixels) +
+           " pixels in all)";
+  }
+  return {};
+}
+
+// Composites one RGBA pixel over opaque white the way Pillow's alpha_composite(white, src) does
+// (7 fractional bits, division by 255 via (x + (x >> 8)) >> 8), and drops the alpha.
+inline void over_white(const uint8_t* rgba, uint8_t* rgb) {
+  const uint32_t a = rgba[3];
+  if (a == 255) {
+    rgb[0] = rgba[0];
+    rgb[1] = rgba[1];
+    rgb[2] = rgba[2];
+    return;
+  }
+  if (a == 0) {
+    rgb[0] = rgb[1] = rgb[2] = 255;
+    return;
+  }
+  // Destination alpha is 255, so the output alpha is 255 and the weights are a/255 and (255-a)/255
+  // in units of 1/128.
+  const uint32_t out_a255 = a * 255 + 255 * (255 - a);
+  const uint32_t w_src = a * 255 * 255 * 128 / out_a255;
+  const uint32_t w_dst = 255 * 128 - w_src;
+  for (int c = 0; c < 3; ++c) {
+    const uint32_t t = rgba[c] * w_src + 255 * w_dst + (0x80u << 7);
+    rgb[c] = static_cast<uint8_t>((((t >> 8) + t) >> 8) >> 7);
+  }
+}
+
+// ------------------------------------------------------------------------------------------ JPEG
+
+struct JpegErrorMgr {
+  jpeg_error_mgr pub;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+void jpeg_on_error(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<JpegErrorMgr*>(cinfo->err);
+  err->message[0] = '\0';
+  (*cinfo->err->format_message)(cinfo, err->message);
+  std::longjmp(err->jump, 1);
+}
+
+// Warnings are ignored (as in Pillow), except running out of data: libjpeg would pad the picture
+// with grey, Pillow reports a truncated file.
+void jpeg_on_message(j_common_ptr cinfo, int level) {
+  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
+    auto* err = reinterpret_cast<JpegErrorMgr*>(cinfo->err);
+    std::snprintf(err->message, sizeof(err->message), "truncated JPEG data");
+    std::longjmp(err->jump, 1);
+  }
+}
+
+struct JpegJob {
+  jpeg_decompress_struct cinfo;
+  JpegErrorMgr err;
+  bool created = false;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  std::string fail_reason;  // set (instead of a longjmp) for our own checks
+  std::vector<uint8_t> row;
+  ImageU8 out;
+
+  JpegJob() {
+    std::memset(&cinfo, 0, sizeof(cinfo));
+    std::memset(&err, 0, sizeof(err));
+  }
+  ~JpegJob() {
+    if (created) jpeg_destroy_decompress(&cinfo);
+  }
+  JpegJob(const JpegJob&) = delete;
+  JpegJob& operator=(const JpegJob&) = delete;
+};
+
+// The only frames between setjmp and a longjmp are this function's (which owns nothing that needs
+// destroying; all state lives in `job`) and libjpeg's C frames.
+bool run_jpeg(JpegJob& job) {
+  job.cinfo.err = jpeg_std_error(&job.err.pub);
+  job.err.pub.error_exit = jpeg_on_error;
+  job.err.pub.emit_message = jpeg_on_message;
+  if (setjmp(job.err.jump)) return false;
+
+  jpeg_create_decompress(&job.cinfo);
+  job.created = true;
+  jpeg_mem_src(&job.cinfo, job.data, static_cast<unsigned long>(job.size));
+  jpeg_read_header(&job.cinfo, TRUE);
+
+  const int64_t w = job.cinfo.image_width;
+  const int64_t h = job.cinfo.image_height;
+  job.fail_reason = check_dims(w, h);
+  if (!job.fail_reason.empty()) return false;
+  const int comps = job.cinfo.num_components;
+  if (comps == 1) {
+    job.cinfo.out_color_space = JCS_GRAYSCALE;
+  } else if (comps == 3) {
+    job.cinfo.out_color_space = JCS_RGB;
+  } else if (comps == 4) {
+    job.cinfo.out_color_space = JCS_CMYK;
+  } else {
+    job.fail_reason = "unsupported JPEG with " + std::to_string(comps) + " components";
+    return false;
+  }
+  jpeg_start_decompress(&job.cinfo);
+  const int oc = job.cinfo.output_components;
+  if ((comps == 1 && oc != 1) || (comps == 3 && oc != 3) || (comps == 4 && oc != 4)) {
+    job.fail_reason = "unexpected JPEG output layout";
+    return false;
+  }
+  job.out.width = static_cast<int>(w);
+  job.out.height = static_cast<int>(h);
+  job.out.rgb.resize(static_cast<size_t>(w * h * 3));
+  job.row.resize(static_cast<size_t>(w) * static_cast<size_t>(oc));
+  while (job.cinfo.output_scanline < job.cinfo.output_height) {
+    const int y = static_cast<int>(job.cinfo.output_scanline);
+    uint8_t* dst = job.out.pixel(0, y);
+    JSAMPROW rows[1] = {oc == 3 ? dst : job.row.data()};
+    if (jpeg_read_scanlines(&job.cinfo, rows, 1) != 1) {
+      job.fail_reason = "truncated JPEG data";
+      return false;
+    }
+    if (oc == 1) {
+      for (int64_t x = 0; x < w; ++x) dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = job.row[x];
+    } else if (oc == 4) {
+      // Pillow reads 4-component JPEGs as inverted CMYK ("CMYK;I", Adobe convention), then
+      // converts with r = k' - c·k'/255 (k' = 255 - k), the division rounded as (x + (x >> 8)) >> 8.
+      for (int64_t x = 0; x < w; ++x) {
+        const uint8_t* p = &job.row[4 * x];
+        const int nk = p[3];  // inverted K = 255 - K
+        for (int c = 0; c < 3; ++c) {
+          const int cc = 255 - p[c];
+          const int t = cc * nk + 128;
+          const int v = nk - (((t >> 8) + t) >> 8);
+          dst[3 * x + c] = static_cast<uint8_t>(std::clamp(v, 0, 255));
+        }
+      }
+    }
+  }
+  jpeg_finish_decompress(&job.cinfo);
+  return true;
+}
+
+ImageU8 decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
+  auto job = std::make_unique<JpegJob>();
+  job->data = data;
+  job->size = size;
+  if (!run_jpeg(*job)) {
+    decode_fail(name, job->fail_reason.empty() ? std::string(job->err.message) : job->fail_reason);
+  }
+  return std::move(job->out);
+}
+
+// ------------------------------------------------------------------------------------------- PNG
+
+// What the PNG holds, for converting raw rows (after png_set_packing: one sample per byte for
+// bit depths below 8; 16-bit samples big-endian).
+struct PngLayout {
+  int width = 0;
+  int color_type = 0;
+  int bit_depth = 8;
+  int palette_size = 0;
+  uint8_t palette[256][4] = {};  // RGBA, Pillow's ramp past PLTE's end, tRNS alphas applied
+  bool has_key = false;     // grey tRNS colour key
+  int key = 0;
+};
+
+struct PngJob {
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  size_t pos = 0;
+  std::string message;
+  std::string fail_reason;
+  std::vector<uint8_t> raw;          // one row, or the whole picture when interlaced
+  std::vector<png_bytep> row_ptrs;   // interlaced only
+  std::vector<uint8_t> rgba;         // one converted row
+  PngLayout layout;
+  ImageU8 out;
+
+  PngJob() = default;
+  ~PngJob() {
+    if (png) png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
+  }
+  PngJob(const PngJob&) = delete;
+  PngJob& operator=(const PngJob&) = delete;
+};
+
+void png_on_error(png_structp png, png_const_charp msg) {
+  auto* job = static_cast<PngJob*>(png_get_error_ptr(png));
+  job->message = msg ? msg : "PNG error";
+  png_longjmp(png, 1);
+}
+
+void png_on_warning(png_structp, png_const_charp) {}
+
+void png_read_mem(png_structp png, png_bytep dst, size_t n) {
+  auto* job = static_cast<PngJob*>(png_get_io_ptr(png));
+  if (n > job->size - job->pos) png_error(png, "truncated PNG data");
+  std::memcpy(dst, job->data + job->pos, n);
+  job->pos += n;
+}
+
+// Converts one raw row to RGBA following PIL's mode conversions (see the header comment).
+void png_row_to_rgba(const PngLayout& L, const uint8_t* in, uint8_t* out) {
+  const int w = L.width;
+  const bool b16 = L.bit_depth == 16;
+  switch (L.color_type) {
+    case PNG_COLOR_TYPE_GRAY: {
+      const int maxv = (1 << L.bit_depth) - 1;
+      for (int x = 0; x < w; ++x) {
+        int v;
+        if (b16) {
+          v = std::min((in[2 * x] << 8) | in[2 * x + 1], 255);  // PIL "I" → RGB clips
+        } else {
+          v = L.bit_depth == 8 ? in[x] : in[x] * 255 / maxv;
+        }
+        uint8_t* o = out + 4 * x;
+        o[0] = o[1] = o[2] = static_cast<uint8_t>(v);
+        o[3] = (L.has_key && v == L.key) ? 0 : 255;
+      }
+      break;
+    }
+    case PNG_COLOR_TYPE_GRAY_ALPHA:
+      for (int x = 0; x < w; ++x) {
+        uint8_t* o = out + 4 * x;
+        const uint8_t g = b16 ? in[4 * x] : in[2 * x];
+        o[0] = o[1] = o[2] = g;
+        o[3] = b16 ? in[4 * x + 2] : in[2 * x + 1];
+      }
+      break;
+    case PNG_COLOR_TYPE_RGB:
+      for (int x = 0; x < w; ++x) {
+        uint8_t* o = out + 4 * x;
+        for (int c = 0; c < 3; ++c) o[c] = b16 ? in[6 * x + 2 * c] : in[3 * x + c];
+        o[3] = 255;
+      }
+      break;
+    case PNG_COLOR_TYPE_RGB_ALPHA:
+      for (int x = 0; x < w; ++x) {
+        uint8_t* o = out + 4 * x;
+        for (int c = 0; c < 4; ++c) o[c] = b16 ? in[8 * x + 2 * c] : in[4 * x + c];
+      }
+      break;
+    case PNG_COLOR_TYPE_PALETTE:
+      for (int x = 0; x < w; ++x) std::memcpy(out + 4 * x, L.palette[in[x]], 4);
+      break;
+    default:
+      break;
+  }
+}
+
+bool run_png(PngJob& job) {
+  png_structp png = job.png;
+  png_infop info = job.info;
+  if (setjmp(png_jmpbuf(png))) return false;
+
+  png_set_read_fn(png, &job, png_read_mem);
+  png_set_sig_bytes(png, 0);
+  png_read_info(png, info);
+
+  png_uint_32 w32 = 0, h32 = 0;
+  int bit_depth = 0, color_type = 0, interlace = 0;
+  png_get_IHDR(png, info, &w32, &h32, &bit_depth, &color_type, &interlace, nullptr, nullptr);
+  job.fail_reason = check_dims(w32, h32);
+  if (!job.fail_reason.empty()) return false;
+  const int w = static_cast<int>(w32);
+  const int h = static_cast<int>(h32);
+
+  PngLayout& L = job.layout;
+  L.width = w;
+  L.color_type = color_type;
+  L.bit_depth = bit_depth;
+  if (color_type == PNG_COLOR_TYPE_PALETTE) {
+    for (int i = 0; i < 256; ++i) {
+      L.palette[i][0] = L.palette[i][1] = L.palette[i][2] = static_cast<uint8_t>(i);
+      L.palette[i][3] = 255;
+    }
+    png_colorp plte = nullptr;
+    int n = 0;
+    if (png_get_PLTE(png, info, &plte, &n) & PNG_INFO_PLTE) {
+      n = std::clamp(n, 0, 256);
+      for (int i = 0; i < n; ++i) {
+        L.palette[i][0] = plte[i].red;
+        L.palette[i][1] = plte[i].green;
+        L.palette[i][2] = plte[i].blue;
+      }
+    }
+    L.palette_size = n;
+  }
+  {
+    png_bytep trans_alpha = nullptr;
+    int num_trans = 0;
+    png_color_16p trans_color = nullptr;
+    if (png_get_tRNS(png, info, &trans_alpha, &num_trans, &trans_color) & PNG_INFO_tRNS) {
+      if (color_type == PNG_COLOR_TYPE_PALETTE && trans_alpha) {
+        num_trans = std::clamp(num_trans, 0, 256);
+        for (int i = 0; i < num_trans; ++i) L.palette[i][3] = trans_alpha[i];
+      } else if (color_type == PNG_COLOR_TYPE_GRAY && trans_color) {
+        L.has_key = true;
+        L.key = trans_color->gray;
+      }
+      // An RGB colour key is ignored: HF leaves "RGB" images as they are.
+    }
+  }
+
+  if (bit_depth < 8) png_set_packing(png);
+  const int passes = png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  const size_t rowbytes = png_get_rowbytes(png, info);
+  const int channels = png_get_channels(png, info);
+  const size_t expect =
+      static_cast<size_t>(w) * static_cast<size_t>(channels) * (bit_depth == 16 ? 2 : 1);
+  if (rowbytes != expect) {
+    job.fail_reason = "unexpected PNG row layout";
+    return false;
+  }
+
+  job.out.width = w;
+  job.out.height = h;
+  job.out.rgb.resize(static_cast<size_t>(w) * static_cast<size_t>(h) * 3);
+  job.rgba.resize(static_cast<size_t>(w) * 4);
+  auto emit_row = [&](const uint8_t* raw_row, int y) {
+    png_row_to_rgba(L, raw_row, job.rgba.data());
+    uint8_t* dst = job.out.pixel(0, y);
+    for (int x = 0; x < w; ++x) over_white(&job.rgba[4 * static_cast<size_t>(x)], dst + 3 * x);
+  };
+  if (passes <= 1) {
+    job.raw.resize(rowbytes);
+    for (int y = 0; y < h; ++y) {
+      png_read_row(png, job.raw.data(), nullptr);
+      emit_row(job.raw.data(), y);
+    }
+  } else {
+    job.raw.resize(rowbytes * static_cast<size_t>(h));
+    job.row_ptrs.resize(static_cast<size_t>(h));
+    for (int y = 0; y < h; ++y) job.row_ptrs[y] = job.raw.data() + rowbytes * y;
+    png_read_image(png, job.row_ptrs.data());
+    for (int y = 0; y < h; ++y) emit_row(job.row_ptrs[y], y);
+  }
+  // The chunks after the image data are not needed (Pillow stops there as well).
+  return true;
+}
+
+ImageU8 decode_png(const uint8_t* data, size_t size, const std::string& name) {
+  auto job = std::make_unique<PngJob>();
+  job->data = data;
+  job->size = size;
+  job->png =
+      png_create_read_struct(PNG_LIBPNG_VER_STRING, job.get(), png_on_error, png_on_warning);
+  if (!job->png) decode_fail(name, "out of memory");
+  job->info = png_create_info_struct(job->png);
+  if (!job->info) decode_fail(name, "out of memory");
+  // The size limits are ours (check_dims, with a clearer message); lift libpng's.
+  png_set_user_limits(job->png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+  if (!run_png(*job)) {
+    decode_fail(name, job->fail_reason.empty() ? job->message : job->fail_reason);
+  }
+  return std::move(job->out);
+}
+
+// Names the formats we recognise but do not decode, for a helpful message.
+std::string sniff_other(const uint8_t* d, size_t n) {
+  auto starts = [&](const char* magic, size_t len) {
+    return n >= len && std::memcmp(d, magic, len) == 0;
+  };
+  if (starts("GIF87a", 6) || starts("GIF89a", 6)) return "GIF";
+  if (n >= 12 && starts("RIFF", 4) && std::memcmp(d + 8, "WEBP", 4) == 0) return "WebP";
+  if (starts("BM", 2)) return "BMP";
+  if (starts("II*\0", 4) || starts("MM\0*", 4)) return "TIFF";
+  if (n >= 12 && std::memcmp(d + 4, "ftyp", 4) == 0) return "HEIF/AVIF/MP4";
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------- resize
+
+constexpr int kPrecisionBits = 22;  // 32 - 8 - 2, as in Pillow's 8-bit path
+
+double sinc(double x) {
+  if (x == 0.0) return 1.0;
+  x = x * std::numbers::pi;
+  return std::sin(x) / x;
+}
+
+double lanczos3(double x) {
+  if (-3.0 <= x && x < 3.0) return sinc(x) * sinc(x / 3.0);
+  return 0.0;
+}
+
+double bicubic(double x) {
+  constexpr double a = -0.5;
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+  if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
+  return 0.0;
+}
+
+struct Filter {
+  double (*fn)(double);
+  double support;
+};
+
+// Per output index: the first input index and the number of taps, and `ksize` fixed-point weights.
+struct Coeffs {
+  int ksize = 0;
+  std::vector<int> first;
+  std::vector<int> count;
+  std::vector<int32_t> k;
+  int64_t max_abs_sum = 0;  // the largest Σ|k| of one output, to choose the accumulator width
+};
+
+Coeffs make_coeffs(int in_size, int out_size, const Filter& f) {
+  const double scale = static_cast<double>(in_size) / out_size;
+  const double filterscale = std::max(scale, 1.0);
+  const double support = f.support * filterscale;
+  Coeffs c;
+  c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+  c.first.resize(out_size);
+  c.count.resize(out_size);
+  c.k.assign(static_cast<size_t>(out_size) * c.ksize, 0);
+  std::vector<double> w(c.ksize);
+  const double inv_fs = 1.0 / filterscale;
+  for (int o = 0; o < out_size; ++o) {
+    const double center = (o + 0.5) * scale;
+    const int lo = std::max(0, static_cast<int>(center - support + 0.5));
+    const int hi = std::min(in_size, static_cast<int>(center + support + 0.5));
+    const int n = std::max(0, std::min(hi - lo, c.ksize));
+    double total = 0.0;
+    for (int j = 0; j < n; ++j) {
+      w[j] = f.fn((j + lo - center + 0.5) * inv_fs);
+      total += w[j];
+    }
+    int64_t abs_sum = 0;
+    int32_t* kk = &c.k[static_cast<size_t>(o) * c.ksize];
+    for (int j = 0; j < n; ++j) {
+      const double v = total != 0.0 ? w[j] / total : w[j];
+      const double fixed = v * (1 << kPrecisionBits);
+      kk[j] = static_cast<int32_t>(v < 0 ? fixed - 0.5 : fixed + 0.5);
+      abs_sum += std::abs(static_cast<int64_t>(kk[j]));
+    }
+    c.first[o] = lo;
+    c.count[o] = n;
+    c.max_abs_sum = std::max(c.max_abs_sum, abs_sum);
+  }
+  return c;
+}
+
+inline uint8_t clip8(int64_t acc) {
+  const int64_t v = acc >> kPrecisionBits;
+  return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+// int32 accumulators (as Pillow) whenever they cannot overflow; int64 otherwise.
+bool fits_int32(const Coeffs& c) {
+  return (int64_t{1} << (kPrecisionBits - 1)) + 255 * c.max_abs_sum < (int64_t{1} << 31) - 1;
+}
+
+// Horizontal pass over source rows [y0, y0 + rows).
+template <typename Acc>
+void horizontal_pass(const ImageU8& src, int y0, int rows, const Coeffs& c, ImageU8& dst) {
+  const int out_w = dst.width;
+  for (int y = 0; y < rows; ++y) {
+    const uint8_t* in = src.pixel(0, y0 + y);
+    uint8_t* out = dst.pixel(0, y);
+    for (int x = 0; x < out_w; ++x) {
+      const int32_t* kk = &c.k[static_cast<size_t>(x) * c.ksize];
+      const uint8_t* p = in + 3 * static_cast<size_t>(c.first[x]);
+      Acc s0 = Acc{1} << (kPrecisionBits - 1), s1 = s0, s2 = s0;
+      for (int j = 0, n = c.count[x]; j < n; ++j) {
+        s0 += p[3 * j] * static_cast<Acc>(kk[j]);
+        s1 += p[3 * j + 1] * static_cast<Acc>(kk[j]);
+        s2 += p[3 * j + 2] * static_cast<Acc>(kk[j]);
+      }
+      out[3 * x] = clip8(s0);
+      out[3 * x + 1] = clip8(s1);
+      out[3 * x + 2] = clip8(s2);
+    }
+  }
+}
+
+template <typename Acc>
+void vertical_pass(const ImageU8& src, int row_shift, const Coeffs& c, ImageU8& dst) {
+  const size_t n = static_cast<size_t>(dst.width) * 3;
+  std::vector<Acc> acc(n);
+  for (int y = 0; y < dst.height; ++y) {
+    std::fill(acc.begin(), acc.end(), Acc{1} << (kPrecisionBits - 1));
+    const int32_t* kk = &c.k[static_cast<size_t>(y) * c.ksize];
+    for (int j = 0, cnt = c.count[y]; j < cnt; ++j) {
+      const uint8_t* in = src.pixel(0, c.first[y] - row_shift + j);
+      const Acc k = kk[j];
+      for (size_t i = 0; i < n; ++i) acc[i] += in[i] * k;
+    }
+    uint8_t* out = dst.pixel(0, y);
+    for (size_t i = 0; i < n; ++i) out[i] = clip8(acc[i]);
+  }
+}
+
+ImageU8 resample(const ImageU8& src, int width, int height, const Filter& f, const char* what) {
+  if (src.width <= 0 || src.height <= 0 ||
+      src.rgb.size() != static_cast<size_t>(src.width) * static_cast<size_t>(src.height) * 3) {
+    throw Error(std::string(what) + ": invalid source image");
+  }
+  const std::string bad = check_dims(width, height);
+  if (!bad.empty()) throw Error(std::string(what) + ": target " + bad);
+  if (width == src.width && height == src.height) return src;
+
+  const bool need_h = width != src.width;
+  const bool need_v = height != src.height;
+  const Coeffs ch = make_coeffs(src.width, width, f);
+  const Coeffs cv = make_coeffs(src.height, height, f);
+
+  // Source rows the vertical pass reads.
+  const int row_first = cv.first[0];
+  const int row_last = cv.first[height - 1] + cv.count[height - 1];
+
+  ImageU8 tmp;
+  const ImageU8* vin = &src;
+  int row_shift = 0;
+  if (need_h) {
+    tmp.width = width;
+    tmp.height = row_last - row_first;
+    tmp.rgb.resize(static_cast<size_t>(tmp.width) * static_cast<size_t>(tmp.height) * 3);
+    if (fits_int32(ch)) {
+      horizontal_pass<int32_t>(src, row_first, tmp.height, ch, tmp);
+    } else {
+      horizontal_pass<int64_t>(src, row_first, tmp.height, ch, tmp);
+    }
+    if (!need_v) return tmp;
+    vin = &tmp;
+    row_shift = row_first;
+  }
+  ImageU8 out;
+  out.width = width;
+  out.height = height;
+  out.rgb.resize(static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
+  if (fits_int32(cv)) {
+    vertical_pass<int32_t>(*vin, row_shift, cv, out);
+  } else {
+    vertical_pass<int64_t>(*vin, row_shift, cv, out);
+  }
+  return out;
+}
+
+}  // namespace
+
+ImageU8 decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors) {
+  if (data == nullptr || size == 0) decode_fail(name_for_errors, "the file is empty");
+  static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
+  if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
+    return decode_jpeg(data, size, name_for_errors);
+  }
+  if (size >= 8 && std::memcmp(data, kPng, 8) == 0) return decode_png(data, size, name_for_errors);
+  const std::string other = sniff_other(data, size);
+  decode_fail(name_for_errors, (other.empty() ? std::string("unrecognised format")
+                                              : "unsupported format " + other) +
+                                   " (only JPEG and PNG are supported)");
+}
+
+ImageU8 load_image_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    throw Error("cannot open image '" + one_line(path) + "': " + std::strerror(errno));
+  }
+  if (S_ISDIR(st.st_mode)) throw Error("cannot open image '" + one_line(path) + "': is a directory");
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) throw Error("cannot open image '" + one_line(path) + "': " + std::strerror(errno));
+  std::vector<uint8_t> bytes;
+  if (S_ISREG(st.st_mode)) {
+    if (st.st_size > kMaxFileBytes) decode_fail(path, "the file is larger than 1 GiB");
+    bytes.reserve(static_cast<size_t>(st.st_size));
+  }
+  uint8_t buf[1 << 16];
+  for (;;) {
+    const size_t got = std::fread(buf, 1, sizeof(buf), f.get());
+    bytes.insert(bytes.end(), buf, buf + got);
+    if (static_cast<int64_t>(bytes.size()) > kMaxFileBytes) {
+      decode_fail(path, "the file is larger than 1 GiB");
+    }
+    if (got < sizeof(buf)) {
+      if (std::ferror(f.get())) {
+        throw Error("cannot read image '" + one_line(path) + "': " + std::strerror(errno));
+      }
+      break;
+    }
+  }
+  return decode_image(bytes.data(), bytes.size(), path);
+}
+
+ImageU8 resize_lanczos(const ImageU8& src, int width, int height) {
+  return resample(src, width, height, Filter{lanczos3, 3.0}, "LANCZOS resize");
+}
+
+ImageU8 resize_bicubic(const ImageU8& src, int width, int height) {
+  return resample(src, width, height, Filter{bicubic, 2.0}, "BICUBIC resize");
+}
+
+}  // namespace smolvlm

@@ -1,0 +1,55 @@
+// SmolVLMImageProcessor (PIL path): resize to the longest edge, split into tiles plus a global
+// tile, rescale and normalise. Also the per-frame video preprocessing.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "vision/image.h"
+
+namespace smolvlm {
+
+struct ImageProcessorConfig {
+  int longest_edge = 2048;  // preprocessor_config size.longest_edge
+  int tile_size = 512;      // max_image_size.longest_edge (== vision image_size)
+  bool do_split = true;     // do_image_splitting
+  int max_tiles = 0;        // 0 = no cap; else cap rows*cols of the split grid (speed option)
+  std::array<float, 3> mean{0.5f, 0.5f, 0.5f};
+  std::array<float, 3> std{0.5f, 0.5f, 0.5f};
+  double rescale = 1.0 / 255.0;
+  int video_longest_edge = 2048;  // first resize of video frames (see spec §10)
+};
+
+struct ProcessedImage {
+  int rows = 0;  // 0 when not split (single tile)
+  int cols = 0;
+  int tile_size = 0;
+  int n_tiles = 0;           // rows*cols + 1 when split, else 1
+  std::vector<float> pixels;  // [n_tiles, 3, tile_size, tile_size], tiles row-major, global last
+};
+
+ProcessedImage preprocess_image(const ImageU8& image, const ImageProcessorConfig& cfg);
+
+// The sizes preprocess_image uses for a width×height picture, without touching pixels (for
+// counting image tokens up front).
+struct ImagePlan {
+  int resized_w = 0;  // §7.1 (longest edge, even rounding)
+  int resized_h = 0;
+  bool split = false;  // tiles + global (rows, cols > 0) vs one tile
+  int grid_w = 0;      // §7.2 (multiples of the tile size); 0 when not split
+  int grid_h = 0;
+  int rows = 0;
+  int cols = 0;
+  int n_tiles = 0;
+};
+ImagePlan plan_image(int width, int height, const ImageProcessorConfig& cfg);
+
+// §7.1 with Python semantics: (width, height) scaled so the longer side is `longest_edge`, the
+// other side truncated and rounded up to even, at least 1; then HF's 4096 cap.
+std::pair<int, int> fit_longest_edge(int width, int height, int longest_edge);
+// One video frame → one tile (rows = cols = 0): BICUBIC to video_longest_edge, then to tile×tile.
+ProcessedImage preprocess_video_frame(const ImageU8& frame, const ImageProcessorConfig& cfg);
+
+}  // namespace smolvlm

@@ -1,0 +1,102 @@
+#include "vision/vision_encoder.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernels.h"
+
+namespace smolvlm {
+
+namespace k = kernels;
+
+std::vector<float> VisionEncoder::encode_tile(const float* pixels) const {
+  const VisionConfig& vc = cfg_.vision;
+  const int D = vc.hidden, G = vc.patches_per_side(), N = vc.num_patches(), P = vc.patch,
+            S = vc.image_size, C = vc.channels, F = vc.intermediate;
+
+  // §3.1 Patch embedding as a matmul: row p = patch (py, px), features ordered (c, ky, kx).
+  std::vector<float> patches(static_cast<size_t>(N) * C * P * P);
+  for (int py = 0; py < G; ++py) {
+    for (int px = 0; px < G; ++px) {
+      float* dst = patches.data() + static_cast<size_t>(py * G + px) * C * P * P;
+      for (int c = 0; c < C; ++c) {
+        for (int ky = 0; ky < P; ++ky) {
+          const float* src = pixels + (static_cast<size_t>(c) * S + py * P + ky) * S + px * P;
+          std::memcpy(dst + (c * P + ky) * P, src, sizeof(float) * P);
+        }
+      }
+    }
+  }
+  std::vector<float> x(static_cast<size_t>(N) * D);
+  k::matmul(patches.data(), N, C * P * P, w_.patch.w.data(), D, w_.patch.b.data(), x.data());
+  // §3.3 Full tiles only (the processor never pads), so position id p is just p.
+  k::add_inplace(x.data(), w_.position.data(), x.size());
+
+  // §3.4 Pre-LN encoder layers with bidirectional attention.
+  std::vector<float> h(x.size()), q(x.size()), kk(x.size()), v(x.size()), ctx(x.size()),
+      mlp(static_cast<size_t>(N) * F);
+  const k::AttentionShape shape{N, N, vc.heads, vc.heads, vc.head_dim(), D, D, D,
+                                1.0f / std::sqrt(static_cast<float>(vc.head_dim())), false, 0};
+  for (const VisionLayerWeights& l : w_.layers) {
+    k::layer_norm(x.data(), N, D, l.ln1.w.data(), l.ln1.b.data(), vc.layer_norm_eps, h.data());
+    k::matmul(h.data(), N, D, l.q.w.data(), D, l.q.b.data(), q.data());
+    k::matmul(h.data(), N, D, l.k.w.data(), D, l.k.b.data(), kk.data());
+    k::matmul(h.data(), N, D, l.v.w.data(), D, l.v.b.data(), v.data());
+    k::attention(shape, q.data(), kk.data(), v.data(), nullptr, ctx.data());
+    k::matmul(ctx.data(), N, D, l.o.w.data(), D, l.o.b.data(), h.data());
+    k::add_inplace(x.data(), h.data(), x.size());
+
+    k::layer_norm(x.data(), N, D, l.ln2.w.data(), l.ln2.b.data(), vc.layer_norm_eps, h.data());
+    k::matmul(h.data(), N, D, l.fc1.w.data(), F, l.fc1.b.data(), mlp.data());
+    k::gelu_tanh_inplace(mlp.data(), mlp.size());
+    k::matmul(mlp.data(), N, F, l.fc2.w.data(), D, l.fc2.b.data(), h.data());
+    k::add_inplace(x.data(), h.data(), x.size());
+  }
+  // §3.5
+  k::layer_norm(x.data(), N, D, w_.post_ln.w.data(), w_.post_ln.b.data(), vc.layer_norm_eps, h.data());
+  return h;
+}
+
+std::vector<float> pixel_shuffle(const std::vector<float>& x, int grid, int dim, int scale) {
+  // §4: output token (R, Cc) concatenates the s×s block of patches, row offset major, then
+  // column offset, then channel.
+  const int out_side = grid / scale;
+  std::vector<float> out(x.size());
+  float* dst = out.data();
+  for (int R = 0; R < out_side; ++R) {
+    for (int Cc = 0; Cc < out_side; ++Cc) {
+      for (int di = 0; di < scale; ++di) {
+        for (int dj = 0; dj < scale; ++dj) {
+          const size_t patch = static_cast<size_t>(scale * R + di) * grid + (scale * Cc + dj);
+          std::memcpy(dst, x.data() + patch * dim, sizeof(float) * dim);
+          dst += dim;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<float> VisionEncoder::connect(const std::vector<float>& hidden) const {
+  const int s = cfg_.scale_factor;
+  const std::vector<float> shuffled =
+      pixel_shuffle(hidden, cfg_.vision.patches_per_side(), cfg_.vision.hidden, s);
+  std::vector<float> out(static_cast<size_t>(cfg_.image_seq_len) * cfg_.text.hidden);
+  k::matmul(shuffled.data(), cfg_.image_seq_len, cfg_.connector_in(), w_.connector.w.data(),
+            cfg_.text.hidden, nullptr, out.data());
+  return out;
+}
+
+std::vector<float> VisionEncoder::image_features(const float* pixels, int n_tiles) const {
+  const size_t tile_floats = static_cast<size_t>(cfg_.vision.channels) * cfg_.vision.image_size *
+                             cfg_.vision.image_size;
+  const size_t tile_out = static_cast<size_t>(cfg_.image_seq_len) * cfg_.text.hidden;
+  std::vector<float> out(tile_out * n_tiles);
+  for (int t = 0; t < n_tiles; ++t) {
+    const std::vector<float> f = connect(encode_tile(pixels + tile_floats * t));
+    std::memcpy(out.data() + tile_out * t, f.data(), sizeof(float) * tile_out);
+  }
+  return out;
+}
+
+}  // namespace smolvlm

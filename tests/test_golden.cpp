@@ -1,0 +1,225 @@
+// Golden tests: the whole pipeline against what HF transformers computed for the tiny model
+// (tests/fixtures/tiny-smolvlm2/golden.*, see tests/fixtures/README.upstream.md).
+// Tolerances are the issue's: pixel_values ≤ 0.01, vision_last_hidden / image_features ≤ 1e-3,
+// logits_last ≤ 1e-3, input_ids, argmax_all and 24 greedy ids exact. Real figures are printed.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "chat/pipeline.h"
+#include "test_support.h"
+#include "text/sampler.h"
+
+namespace smolvlm {
+namespace {
+
+using test::golden;
+using test::golden_json;
+using test::max_abs_diff;
+
+const std::vector<std::string> kCases = {"text_only",   "image_nosplit", "image_split",
+                                         "image_tall",  "image_small",   "multi_turn",
+                                         "two_images",  "video"};
+
+const std::map<std::string, std::vector<std::string>> kCaseImages = {
+    {"image_nosplit", {"img_a"}}, {"image_split", {"img_b"}},     {"image_tall", {"img_c"}},
+    {"image_small", {"img_d"}},   {"multi_turn", {"img_a"}},      {"two_images", {"img_a", "img_d"}}};
+
+// golden.json keeps messages as HF's chat format (a JSON list).
+std::vector<PromptMessage> golden_messages(const std::string& name) {
+  const nlohmann::json& j = golden_json()["cases"][name]["messages"];
+  std::vector<PromptMessage> out;
+  for (const auto& m : j) {
+    PromptMessage pm{m["role"].get<std::string>(), {}};
+    for (const auto& item : m["content"]) {
+      const std::string type = item["type"].get<std::string>();
+      if (type == "text") pm.content.push_back({PromptItem::Kind::Text, item["text"].get<std::string>()});
+      if (type == "image") pm.content.push_back({PromptItem::Kind::Image, {}});
+      if (type == "video") pm.content.push_back({PromptItem::Kind::Video, {}});
+    }
+    out.push_back(std::move(pm));
+  }
+  return out;
+}
+
+// The tiny model written out again in another dtype (single model.safetensors).
+std::string model_copy(DType dtype) {
+  static std::map<DType, std::unique_ptr<test::TempDir>> dirs;
+  auto& dir = dirs[dtype];
+  if (dir) return dir->path();
+  dir = std::make_unique<test::TempDir>();
+  namespace fs = std::filesystem;
+  for (const auto& e : fs::directory_iterator(test::tiny_model())) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() == ".json" && name != "model.safetensors.index.json" && name != "golden.json") {
+      fs::copy_file(e.path(), fs::path(dir->path()) / name);
+    }
+  }
+  const TensorStore src = TensorStore::open_hf_folder(test::tiny_model());
+  std::vector<TensorData> out;
+  for (const auto& name : src.names()) {
+    const std::vector<float> v = to_f32(*src.find(name));
+    TensorData t{name, dtype, src.find(name)->shape, {}};
+    for (float f : v) {
+      if (dtype == DType::F32) {
+        const auto* b = reinterpret_cast<const uint8_t*>(&f);
+        t.bytes.insert(t.bytes.end(), b, b + 4);
+      } else {
+        const uint16_t h = dtype == DType::F16 ? f32_to_f16(f) : f32_to_bf16(f);
+        t.bytes.push_back(static_cast<uint8_t>(h & 0xff));
+        t.bytes.push_back(static_cast<uint8_t>(h >> 8));
+      }
+    }
+    out.push_back(std::move(t));
+  }
+  write_safetensors(dir->path() + "/model.safetensors", out);
+  return dir->path();
+}
+
+const Model& model_for(const std::string& variant) {
+  static std::map<std::string, std::unique_ptr<Model>> models;
+  auto& m = models[variant];
+  if (!m) {
+    const std::string dir = variant == "bf16-sharded" ? test::tiny_model()
+                            : variant == "f32"        ? model_copy(DType::F32)
+                                                      : model_copy(DType::F16);
+    m = Model::load_hf(dir);
+  }
+  return *m;
+}
+
+class Golden : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {
+ protected:
+  const std::string& variant() const { return std::get<0>(GetParam()); }
+  const std::string& name() const { return std::get<1>(GetParam()); }
+  const nlohmann::json& gcase() const { return golden_json()["cases"][name()]; }
+  bool has_pixels() const { return name() != "text_only"; }
+};
+
+TEST_P(Golden, PromptIdsAndPixels) {
+  const Model& model = model_for(variant());
+  std::vector<ImageU8> images, frames;
+  VideoSlot video;
+  if (kCaseImages.count(name())) {
+    for (const auto& img : kCaseImages.at(name())) {
+      images.push_back(load_image_file(test::tiny_model() + "/images/" + img + ".png"));
+    }
+  }
+  if (name() == "video") {  // 8 frames at fps 2 (golden video_metadata)
+    for (int i = 0; i < 8; ++i) {
+      frames.push_back(load_image_file(test::tiny_model() + "/images/frame_" + std::to_string(i) + ".png"));
+      video.timestamps_s.push_back(i / 2.0);
+    }
+    video.duration_s = 4.0;
+  }
+  ImageProcessorConfig proc = model.config.processor;
+  if (name() == "image_nosplit") proc.do_split = false;
+  const auto messages = golden_messages(name());
+  EXPECT_EQ(render_chat(messages, true), gcase()["prompt"].get<std::string>());
+  const PreparedPrompt p = prepare_prompt(model, messages, images, proc, frames, video);
+  EXPECT_EQ(p.text, gcase()["expanded_prompt"].get<std::string>());
+  EXPECT_EQ(p.ids, test::parse_int_list(gcase()["input_ids"]));
+  if (has_pixels()) {
+    const std::vector<float> want = golden(name() + ".pixel_values");
+    const double d = max_abs_diff(p.pixels, want);
+    std::printf("[%s/%s] pixel_values max abs %.3g (%d tiles)\n", variant().c_str(), name().c_str(), d,
+                p.n_tiles);
+    EXPECT_LE(d, 0.01);
+    if (name() != "video") {
+      EXPECT_EQ(d, 0.0) << "the PIL LANCZOS path should be bit-exact";
+    }
+  }
+}
+
+TEST_P(Golden, VisionAndConnector) {
+  if (!has_pixels()) GTEST_SKIP() << "no image";
+  const Model& model = model_for(variant());
+  const std::vector<float> pixels = golden(name() + ".pixel_values");
+  const std::vector<float> want_hidden = golden(name() + ".vision_last_hidden");
+  const std::vector<float> want_feat = golden(name() + ".image_features");
+  const size_t tile = static_cast<size_t>(3) * model.config.vision.image_size * model.config.vision.image_size;
+  const int n_tiles = static_cast<int>(pixels.size() / tile);
+  const size_t hid = want_hidden.size() / n_tiles, feat = want_feat.size() / n_tiles;
+  double dh = 0, df = 0;
+  for (int t = 0; t < n_tiles; ++t) {
+    const std::vector<float> h = model.vision.encode_tile(pixels.data() + tile * t);
+    ASSERT_EQ(h.size(), hid);
+    dh = std::max(dh, max_abs_diff(h.data(), want_hidden.data() + hid * t, hid));
+    const std::vector<float> f = model.vision.connect(h);
+    ASSERT_EQ(f.size(), feat);
+    df = std::max(df, max_abs_diff(f.data(), want_feat.data() + feat * t, feat));
+  }
+  std::printf("[%s/%s] vision_last_hidden max abs %.3g, image_features max abs %.3g\n",
+              variant().c_str(), name().c_str(), dh, df);
+  EXPECT_LE(dh, 1e-3);
+  EXPECT_LE(df, 1e-3);
+}
+
+TEST_P(Golden, LogitsArgmaxAndGreedy) {
+  const Model& model = model_for(variant());
+  const std::vector<int32_t> ids = test::parse_int_list(gcase()["input_ids"]);
+  std::vector<float> features;
+  if (has_pixels()) {
+    const std::vector<float> pixels = golden(name() + ".pixel_values");
+    const size_t tile = static_cast<size_t>(3) * model.config.vision.image_size * model.config.vision.image_size;
+    features = model.vision.image_features(pixels.data(), static_cast<int>(pixels.size() / tile));
+  }
+  const std::vector<float> x = embed_prompt(model, ids, features);
+  const int n = static_cast<int>(ids.size()), V = model.config.text.vocab;
+  KVCache cache(model.config.text, n + 24);
+  std::vector<float> all(static_cast<size_t>(n) * V), last(static_cast<size_t>(V));
+  model.decoder.forward(x.data(), n, cache, last.data(), all.data());
+
+  const double dl = max_abs_diff(last, golden(name() + ".logits_last"));
+  EXPECT_LE(dl, 1e-3);
+  const TensorView& am = test::golden_tensors().get(name() + ".argmax_all");
+  ASSERT_EQ(am.numel(), n);
+  int argmax_mismatch = 0;
+  for (int i = 0; i < n; ++i) {
+    int32_t want;
+    std::memcpy(&want, am.data + 4 * i, 4);
+    const int32_t got = argmax(std::span<const float>(all.data() + static_cast<size_t>(i) * V, V));
+    argmax_mismatch += got != want;
+  }
+  EXPECT_EQ(argmax_mismatch, 0);
+  if (name() == "text_only") {
+    const double da = max_abs_diff(all, golden("text_only.logits"));
+    std::printf("[%s/text_only] logits at all %d positions max abs %.3g\n", variant().c_str(), n, da);
+    EXPECT_LE(da, 1e-3);
+  }
+
+  std::vector<int32_t> greedy;
+  std::vector<float> emb(static_cast<size_t>(model.config.text.hidden));
+  for (int step = 0; step < 24; ++step) {
+    const int32_t id = argmax(last);
+    greedy.push_back(id);
+    model.decoder.embed(&id, 1, emb.data());
+    model.decoder.forward(emb.data(), 1, cache, last.data());
+  }
+  const std::vector<int32_t> want = test::parse_int_list(gcase()["greedy_new_ids"]);
+  int same = 0;
+  while (same < 24 && greedy[static_cast<size_t>(same)] == want[static_cast<size_t>(same)]) ++same;
+  std::printf("[%s/%s] logits_last max abs %.3g, argmax mismatches %d, greedy ids matching %d/24\n",
+              variant().c_str(), name().c_str(), dl, argmax_mismatch, same);
+  EXPECT_EQ(greedy, want);
+}
+
+std::string case_name(const ::testing::TestParamInfo<Golden::ParamType>& info) {
+  std::string v = std::get<0>(info.param);
+  for (auto& c : v) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return v + "_" + std::get<1>(info.param);
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyModel, Golden,
+                         ::testing::Combine(::testing::Values(std::string("bf16-sharded"), std::string("f32"), std::string("f16")),
+                                            ::testing::ValuesIn(kCases)),
+                         case_name);
+
+}  // namespace
+}  // namespace smolvlm

@@ -1,0 +1,128 @@
+// Each fast kernel against its plain reference twin, on random data of awkward sizes.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "test_support.h"
+#include "util/thread_pool.h"
+
+namespace smolvlm {
+namespace {
+
+std::vector<float> random_vec(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Relative to the size of the values: float sums in another order differ by a few ulps.
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, double tol) {
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_LE(test::max_abs_diff(got, want), tol);
+}
+
+class KernelThreads : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override { set_num_threads(GetParam()); }
+};
+
+TEST_P(KernelThreads, MatmulMatchesReference) {
+  for (auto [n, in, out] : {std::tuple{1, 7, 5}, {3, 64, 33}, {5, 100, 129}, {17, 576, 64}, {1, 1536, 576}}) {
+    const auto x = random_vec(static_cast<size_t>(n) * in, 1);
+    const auto w = random_vec(static_cast<size_t>(out) * in, 2, 0.05f);
+    const auto b = random_vec(static_cast<size_t>(out), 3);
+    for (const float* bias : {static_cast<const float*>(nullptr), b.data()}) {
+      std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
+      kernels::matmul(x.data(), n, in, w.data(), out, bias, got.data());
+      kernels::ref::matmul(x.data(), n, in, w.data(), out, bias, want.data());
+      expect_close(got, want, 1e-4);
+    }
+  }
+}
+
+TEST_P(KernelThreads, AttentionMatchesReference) {
+  struct Case {
+    int nq, nk, heads, kv_heads, hd;
+    bool causal;
+  };
+  for (const Case& c : {Case{16, 16, 4, 4, 16, false}, Case{7, 7, 3, 1, 32, true},
+                        Case{1, 20, 9, 3, 64, true}, Case{5, 12, 6, 2, 8, true}}) {
+    const int qw = c.heads * c.hd, kvw = c.kv_heads * c.hd;
+    const auto q = random_vec(static_cast<size_t>(c.nq) * qw, 4);
+    const auto k = random_vec(static_cast<size_t>(c.nk) * kvw, 5);
+    const auto v = random_vec(static_cast<size_t>(c.nk) * kvw, 6);
+    const kernels::AttentionShape s{c.nq, c.nk, c.heads, c.kv_heads, c.hd, qw, kvw, qw,
+                                    0.125f, c.causal, c.nk - c.nq};
+    std::vector<float> got(static_cast<size_t>(c.nq) * qw), want(got.size());
+    kernels::attention(s, q.data(), k.data(), v.data(), nullptr, got.data());
+    kernels::ref::attention(s, q.data(), k.data(), v.data(), nullptr, want.data());
+    expect_close(got, want, 1e-5);
+  }
+}
+
+TEST_P(KernelThreads, NormsAndActivationsMatchReference) {
+  const int n = 9, d = 96;
+  const auto x = random_vec(static_cast<size_t>(n) * d, 7, 3.0f);
+  const auto w = random_vec(static_cast<size_t>(d), 8);
+  const auto b = random_vec(static_cast<size_t>(d), 9);
+  std::vector<float> got(x.size()), want(x.size());
+  kernels::layer_norm(x.data(), n, d, w.data(), b.data(), 1e-6f, got.data());
+  kernels::ref::layer_norm(x.data(), n, d, w.data(), b.data(), 1e-6f, want.data());
+  expect_close(got, want, 1e-6);
+  kernels::rms_norm(x.data(), n, d, w.data(), 1e-5f, got.data());
+  kernels::ref::rms_norm(x.data(), n, d, w.data(), 1e-5f, want.data());
+  expect_close(got, want, 1e-6);
+  got = x;
+  want = x;
+  kernels::gelu_tanh_inplace(got.data(), got.size());
+  kernels::ref::gelu_tanh_inplace(want.data(), want.size());
+  expect_close(got, want, 0.0);
+  kernels::silu_mul(x.data(), w.data(), got.data(), static_cast<size_t>(d));
+  kernels::ref::silu_mul(x.data(), w.data(), want.data(), static_cast<size_t>(d));
+  expect_close(got, want, 0.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelThreads, ::testing::Values(1, 2, 3));
+
+// The reference kernels themselves against values worked out by hand.
+TEST(ReferenceKernels, KnownValues) {
+  const float x[] = {1, 2, 3, 4};
+  const float w[] = {1, 0, 0, 0, 0, 1, 1, 0};  // out0 = x0, out1 = x1 + x2
+  const float b[] = {0.5f, -1};
+  float y[2];
+  kernels::ref::matmul(x, 1, 4, w, 2, b, y);
+  EXPECT_FLOAT_EQ(y[0], 1.5f);
+  EXPECT_FLOAT_EQ(y[1], 4.0f);
+
+  float r[4] = {1, 0, 0, 0};  // head_dim 4: pairs (0,2), (1,3); inv_freq {1, 1}, pos 1 → 1 rad
+  const float inv_freq[] = {1.0f, 1.0f};
+  kernels::ref::rope(r, 1, 4, 1, inv_freq);
+  EXPECT_NEAR(r[0], std::cos(1.0f), 1e-7);
+  EXPECT_NEAR(r[2], std::sin(1.0f), 1e-7);  // rotate-half: second half gets +x·sin
+
+  float g[1] = {1.0f};
+  kernels::ref::gelu_tanh_inplace(g, 1);
+  EXPECT_NEAR(g[0], 0.8411920f, 1e-6);  // torch gelu(1, approximate='tanh')
+
+  const float ones[4] = {1, 1, 1, 1};
+  float out[4];
+  kernels::ref::rms_norm(x, 1, 4, ones, 0.0f, out);
+  EXPECT_NEAR(out[3], 4.0f / std::sqrt(7.5f), 1e-6);
+}
+
+// Causal attention at position 0 sees only itself: the output is v[0].
+TEST(ReferenceKernels, CausalFirstPositionCopiesValue) {
+  const float q[2] = {3, -1}, k[4] = {1, 2, 5, 5}, v[4] = {7, 8, 9, 10};
+  float out[2];
+  const kernels::AttentionShape s{1, 2, 1, 1, 2, 2, 2, 2, 1.0f, true, 0};
+  kernels::ref::attention(s, q, k, v, nullptr, out);
+  EXPECT_FLOAT_EQ(out[0], 7);
+  EXPECT_FLOAT_EQ(out[1], 8);
+}
+
+}  // namespace
+}  // namespace smolvlm

@@ -1,0 +1,69 @@
+// Helpers shared by the tests: fixture paths, the golden reference files, comparisons.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "formats/mapped_file.h"
+#include "formats/safetensors.h"
+
+namespace smolvlm::test {
+
+inline std::string fixtures() { return SMOLVLM_FIXTURES_DIR; }
+inline std::string tiny_model() { return fixtures() + "/tiny-smolvlm2"; }
+
+inline const nlohmann::json& golden_json() {
+  static const nlohmann::json j =
+      nlohmann::json::parse(read_text_file(tiny_model() + "/golden.json"));
+  return j;
+}
+
+inline const SafetensorsFile& golden_tensors() {
+  static const SafetensorsFile f(tiny_model() + "/golden.safetensors");
+  return f;
+}
+
+inline std::vector<float> golden(const std::string& name) {
+  return to_f32(golden_tensors().get(name));
+}
+
+// golden.json stores lists as Python reprs ("[1, 2, 3]"); JSON-compatible for int lists.
+inline std::vector<int32_t> parse_int_list(const nlohmann::json& v) {
+  if (v.is_array()) return v.get<std::vector<int32_t>>();
+  return nlohmann::json::parse(v.get<std::string>()).get<std::vector<int32_t>>();
+}
+
+inline double max_abs_diff(const float* a, const float* b, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, static_cast<double>(std::fabs(a[i] - b[i])));
+  return m;
+}
+inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() ? max_abs_diff(a.data(), b.data(), a.size()) : INFINITY;
+}
+
+// A fresh temporary folder, removed when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "smolvlm-test-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace smolvlm::test
