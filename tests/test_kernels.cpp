@@ -30,17 +30,47 @@ class KernelThreads : public ::testing::TestWithParam<int> {
   void SetUp() override { set_num_threads(GetParam()); }
 };
 
-TEST_P(KernelThreads, MatmulMatchesReference) {
-  for (auto [n, in, out] : {std::tuple{1, 7, 5}, {3, 64, 33}, {5, 100, 129}, {17, 576, 64}, {1, 1536, 576}}) {
-    const auto x = random_vec(static_cast<size_t>(n) * in, 1);
-    const auto w = random_vec(static_cast<size_t>(out) * in, 2, 0.05f);
-    const auto b = random_vec(static_cast<size_t>(out), 3);
-    for (const float* bias : {static_cast<const float*>(nullptr), b.data()}) {
-      std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
-      kernels::matmul(x.data(), n, in, w.data(), out, bias, got.data());
-      kernels::ref::matmul(x.data(), n, in, w.data(), out, bias, want.data());
-      expect_close(got, want, 1e-4);
+// Weights stored in `type` (from float32 values); returns the bytes.
+std::vector<uint8_t> store_as(const std::vector<float>& w, DType type) {
+  std::vector<uint8_t> out;
+  for (float f : w) {
+    if (type == DType::F32) {
+      const auto* b = reinterpret_cast<const uint8_t*>(&f);
+      out.insert(out.end(), b, b + 4);
+    } else {
+      const uint16_t h = type == DType::F16 ? f32_to_f16(f) : f32_to_bf16(f);
+      out.push_back(static_cast<uint8_t>(h & 0xff));
+      out.push_back(static_cast<uint8_t>(h >> 8));
     }
+  }
+  return out;
+}
+
+TEST_P(KernelThreads, MatmulMatchesReference) {
+  for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+    for (auto [n, in, out] : {std::tuple{1, 7, 5}, {3, 64, 33}, {5, 100, 129}, {17, 576, 64}, {1, 1536, 576}}) {
+      const auto x = random_vec(static_cast<size_t>(n) * in, 1);
+      const auto wf = random_vec(static_cast<size_t>(out) * in, 2, 0.05f);
+      const auto bytes = store_as(wf, type);
+      const kernels::Matrix w{type, bytes.data(), out, in};
+      const auto b = random_vec(static_cast<size_t>(out), 3);
+      for (const float* bias : {static_cast<const float*>(nullptr), b.data()}) {
+        std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
+        kernels::matmul(x.data(), n, w, bias, got.data());
+        kernels::ref::matmul(x.data(), n, w, bias, want.data());
+        expect_close(got, want, 1e-4);
+      }
+    }
+  }
+}
+
+TEST(ReferenceKernels, DequantizeRowWidensExactly) {
+  const std::vector<float> v = {1.0f, -0.5f, 3.0f, 0.125f};
+  for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+    const auto bytes = store_as(v, type);
+    std::vector<float> got(2);
+    kernels::ref::dequantize_row({type, bytes.data(), 2, 2}, 1, got.data());
+    EXPECT_EQ(got, (std::vector<float>{3.0f, 0.125f}));
   }
 }
 
@@ -94,7 +124,7 @@ TEST(ReferenceKernels, KnownValues) {
   const float w[] = {1, 0, 0, 0, 0, 1, 1, 0};  // out0 = x0, out1 = x1 + x2
   const float b[] = {0.5f, -1};
   float y[2];
-  kernels::ref::matmul(x, 1, 4, w, 2, b, y);
+  kernels::ref::matmul(x, 1, kernels::f32_matrix(w, 2, 4), b, y);
   EXPECT_FLOAT_EQ(y[0], 1.5f);
   EXPECT_FLOAT_EQ(y[1], 4.0f);
 

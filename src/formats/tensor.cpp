@@ -16,6 +16,7 @@ const char* dtype_name(DType t) {
     case DType::U8: return "U8";
     case DType::I8: return "I8";
     case DType::F64: return "F64";
+    case DType::Q8_0: return "Q8_0";
   }
   return "?";
 }
@@ -26,8 +27,14 @@ size_t dtype_size(DType t) {
     case DType::F16: case DType::BF16: return 2;
     case DType::I64: case DType::F64: return 8;
     case DType::U8: case DType::I8: return 1;
+    case DType::Q8_0: return 0;
   }
   return 0;
+}
+
+size_t row_bytes(DType t, int64_t cols) {
+  if (t == DType::Q8_0) return static_cast<size_t>(cols / kQ8BlockSize) * kQ8BlockBytes;
+  return static_cast<size_t>(cols) * dtype_size(t);
 }
 
 int64_t TensorView::numel() const {

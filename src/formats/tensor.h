@@ -8,10 +8,16 @@
 
 namespace smolvlm {
 
-enum class DType { F32, F16, BF16, I32, I64, U8, I8, F64 };
+enum class DType { F32, F16, BF16, I32, I64, U8, I8, F64, Q8_0 };
+
+// Q8_0 (llama.cpp's layout): blocks of 32 weights, an f16 scale then 32 int8 values.
+constexpr int kQ8BlockSize = 32;
+constexpr size_t kQ8BlockBytes = 2 + kQ8BlockSize;
 
 const char* dtype_name(DType t);
-size_t dtype_size(DType t);
+size_t dtype_size(DType t);  // bytes per element; 0 for block types
+// Bytes of one row of `cols` elements (block types need cols % block size == 0).
+size_t row_bytes(DType t, int64_t cols);
 
 struct TensorView {
   std::string name;

@@ -2,6 +2,7 @@
 // spread over the global thread pool. Results equal kernels::ref up to float summation order.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -34,20 +35,33 @@ inline void dot_rows(const float* const* xr, const float* w, int in, float* out)
 
 }  // namespace
 
-void matmul(const float* x, int n, int in, const float* w, int out, const float* bias, float* y) {
+void dequantize_row(const Matrix& w, int r, float* out) { ref::dequantize_row(w, r, out); }
+
+void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y) {
   // Threads split the output features, so each reads only its slice of W (decode is bound by
-  // streaming W). Activation rows go in blocks of 4 to reuse each loaded weight row.
+  // streaming W). Activation rows go in blocks of 4 to reuse each loaded weight row. Weights
+  // that are not F32 are widened a block of rows at a time into a per-thread buffer.
   constexpr int kRowBlock = 4;
   constexpr int kColBlock = 64;  // weight rows kept hot while a block of x rows passes over them
+  const int in = w.cols, out = w.rows;
   global_pool().parallel_for(static_cast<size_t>(out), [&](size_t o_begin, size_t o_end) {
+    std::vector<float> widened;
     for (size_t ob = o_begin; ob < o_end; ob += kColBlock) {
       const size_t oe = std::min(o_end, ob + kColBlock);
+      const float* wblock;
+      if (w.type == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0) {
+        wblock = reinterpret_cast<const float*>(w.row(static_cast<int>(ob)));
+      } else {
+        widened.resize((oe - ob) * static_cast<size_t>(in));
+        for (size_t o = ob; o < oe; ++o) dequantize_row(w, static_cast<int>(o), widened.data() + (o - ob) * in);
+        wblock = widened.data();
+      }
       for (int r0 = 0; r0 < n; r0 += kRowBlock) {
         const int rows = std::min(kRowBlock, n - r0);
         const float* xr[kRowBlock];
         for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * in;
         for (size_t o = ob; o < oe; ++o) {
-          const float* wr = w + o * static_cast<size_t>(in);
+          const float* wr = wblock + (o - ob) * static_cast<size_t>(in);
           float res[kRowBlock];
           switch (rows) {
             case 4: dot_rows<4>(xr, wr, in, res); break;

@@ -8,10 +8,30 @@
 
 #include <cstddef>
 
+#include "formats/tensor.h"
+
 namespace smolvlm::kernels {
 
-// y[n, out] = x[n, in] · W[out, in]ᵀ (+ bias[out] when bias != nullptr).
-void matmul(const float* x, int n, int in, const float* w, int out, const float* bias, float* y);
+// A weight matrix [rows, cols] in its stored type (F32, F16, BF16 or Q8_0), row-major,
+// not owned: it usually points into a mapped model file.
+struct Matrix {
+  DType type = DType::F32;
+  const void* data = nullptr;
+  int rows = 0, cols = 0;
+  size_t row_stride() const { return row_bytes(type, cols); }
+  const uint8_t* row(int r) const {
+    return static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * row_stride();
+  }
+};
+
+inline Matrix f32_matrix(const float* data, int rows, int cols) {
+  return {DType::F32, data, rows, cols};
+}
+
+// y[n, rows] = x[n, cols] · Wᵀ (+ bias[rows] when bias != nullptr).
+void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y);
+// Row r of W as float32 (embedding lookups).
+void dequantize_row(const Matrix& w, int r, float* out);
 
 // LayerNorm over the last dim d (biased variance), per row.
 void layer_norm(const float* x, int n, int d, const float* weight, const float* bias, float eps,
@@ -43,7 +63,8 @@ void attention(const AttentionShape& s, const float* q, const float* k, const fl
                const unsigned char* key_mask, float* out);
 
 namespace ref {
-void matmul(const float* x, int n, int in, const float* w, int out, const float* bias, float* y);
+void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y);
+void dequantize_row(const Matrix& w, int r, float* out);
 void layer_norm(const float* x, int n, int d, const float* weight, const float* bias, float eps,
                 float* y);
 void rms_norm(const float* x, int n, int d, const float* weight, float eps, float* y);

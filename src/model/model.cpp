@@ -30,8 +30,9 @@ std::unique_ptr<Model> Model::load_hf(const std::string& dir) {
     throw Error("config image_token_id " + std::to_string(cfg.image_token_id) +
                 " does not match the tokenizer's <image> id");
   }
-  const TensorStore store = TensorStore::open_hf_folder(dir);
-  ModelWeights w = load_hf_weights(cfg, [&](const std::string& name) { return store.find(name); });
+  auto store = std::make_shared<const TensorStore>(TensorStore::open_hf_folder(dir));
+  ModelWeights w = load_hf_weights(cfg, [&](const std::string& name) { return store->find(name); });
+  w.storage.push_back(store);  // the weights are views into its mapped files
   return std::unique_ptr<Model>(new Model(std::move(cfg), std::move(tok), std::move(w)));
 }
 

@@ -4,13 +4,17 @@
 
 namespace smolvlm {
 
+bool is_matrix_type(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0;
+}
+
 namespace {
 
 class Loader {
  public:
   explicit Loader(const TensorLookup& find) : find_(find) {}
 
-  std::vector<float> take(const std::string& name, std::vector<int64_t> shape) const {
+  const TensorView& view(const std::string& name, const std::vector<int64_t>& shape) const {
     const TensorView* t = find_(name);
     if (!t) throw Error("model file lacks tensor '" + name + "'");
     if (t->shape != shape) {
@@ -19,25 +23,39 @@ class Loader {
       throw Error("tensor '" + name + "' has shape " + t->shape_str() + ", expected " +
                   want.shape_str());
     }
-    if (t->dtype != DType::F32 && t->dtype != DType::F16 && t->dtype != DType::BF16) {
-      throw Error("tensor '" + name + "' has unsupported dtype " + dtype_name(t->dtype));
+    return *t;
+  }
+  // Small tensors: widened to float32.
+  std::vector<float> floats(const std::string& name, std::vector<int64_t> shape) const {
+    const TensorView& t = view(name, shape);
+    if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16) {
+      throw Error("tensor '" + name + "' has unsupported dtype " + dtype_name(t.dtype));
     }
-    return to_f32(*t);
+    return to_f32(t);
+  }
+  // Big matrices: used in place, in their stored type.
+  kernels::Matrix matrix(const std::string& name, std::vector<int64_t> shape, int rows, int cols) const {
+    const TensorView& t = view(name, shape);
+    if (!is_matrix_type(t.dtype)) {
+      throw Error("tensor '" + name + "' has unsupported dtype " + dtype_name(t.dtype));
+    }
+    if (t.dtype == DType::Q8_0 && cols % kQ8BlockSize != 0) {
+      throw Error("tensor '" + name + "' is Q8_0 but its rows are not whole blocks");
+    }
+    return {t.dtype, t.data, rows, cols};
   }
   bool has(const std::string& name) const { return find_(name) != nullptr; }
 
   Linear linear(const std::string& prefix, int out, int in, bool bias) const {
     Linear l;
-    l.out = out;
-    l.in = in;
-    l.w = take(prefix + ".weight", {out, in});
-    if (bias) l.b = take(prefix + ".bias", {out});
+    l.w = matrix(prefix + ".weight", {out, in}, out, in);
+    if (bias) l.b = floats(prefix + ".bias", {out});
     return l;
   }
   Norm norm(const std::string& prefix, int d, bool bias) const {
     Norm n;
-    n.w = take(prefix + ".weight", {d});
-    if (bias) n.b = take(prefix + ".bias", {d});
+    n.w = floats(prefix + ".weight", {d});
+    if (bias) n.b = floats(prefix + ".bias", {d});
     return n;
   }
 
@@ -55,12 +73,10 @@ ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find) {
 
   const std::string vp = "model.vision_model.";
   VisionWeights& vw = m.vision;
-  vw.patch.out = D;
-  vw.patch.in = C * P * P;
   // Conv2d weight [D, C, P, P] is already the (c, ky, kx) row-major matrix we need.
-  vw.patch.w = ld.take(vp + "embeddings.patch_embedding.weight", {D, C, P, P});
-  vw.patch.b = ld.take(vp + "embeddings.patch_embedding.bias", {D});
-  vw.position = ld.take(vp + "embeddings.position_embedding.weight", {vc.num_patches(), D});
+  vw.patch.w = ld.matrix(vp + "embeddings.patch_embedding.weight", {D, C, P, P}, D, C * P * P);
+  vw.patch.b = ld.floats(vp + "embeddings.patch_embedding.bias", {D});
+  vw.position = ld.floats(vp + "embeddings.position_embedding.weight", {vc.num_patches(), D});
   for (int i = 0; i < vc.layers; ++i) {
     const std::string lp = vp + "encoder.layers." + std::to_string(i) + ".";
     VisionLayerWeights l;
@@ -84,7 +100,7 @@ ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find) {
                                                                              : "model.text_model.";
   TextWeights& tw = m.text;
   const int H = tc.hidden, qd = tc.heads * tc.head_dim, kvd = tc.kv_heads * tc.head_dim;
-  tw.embed = ld.take(tp + "embed_tokens.weight", {tc.vocab, H});
+  tw.embed = ld.matrix(tp + "embed_tokens.weight", {tc.vocab, H}, tc.vocab, H);
   for (int i = 0; i < tc.layers; ++i) {
     const std::string lp = tp + "layers." + std::to_string(i) + ".";
     TextLayerWeights l;
@@ -103,8 +119,6 @@ ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find) {
   if (!tc.tie_word_embeddings && ld.has("lm_head.weight")) {
     tw.lm_head = ld.linear("lm_head", tc.vocab, H, false);
   } else {  // tied (or a checkpoint that dropped the head): the embedding matrix serves
-    tw.lm_head.out = tc.vocab;
-    tw.lm_head.in = H;
     tw.lm_head.w = tw.embed;
   }
   return m;

@@ -3,18 +3,21 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "formats/tensor.h"
+#include "kernels/kernels.h"
 #include "model/config.h"
 
 namespace smolvlm {
 
+// Matrices are views in their stored type (into the mapped file, or into `storage` below);
+// small vectors (norms, biases, position embeddings) are widened to float32.
 struct Linear {
-  std::vector<float> w;  // [out, in]
+  kernels::Matrix w;     // [out, in]
   std::vector<float> b;  // [out] or empty
-  int out = 0, in = 0;
 };
 
 struct Norm {
@@ -40,19 +43,24 @@ struct TextLayerWeights {
 };
 
 struct TextWeights {
-  std::vector<float> embed;  // [vocab, hidden]
+  kernels::Matrix embed;  // [vocab, hidden]
   std::vector<TextLayerWeights> layers;
   Norm norm;
-  Linear lm_head;  // a copy of embed when the head is tied or absent
+  Linear lm_head;  // the embedding matrix again when the head is tied or absent
 };
 
 struct ModelWeights {
   VisionWeights vision;
   TextWeights text;
+  // Whatever the views point into: mapped files, converted buffers.
+  std::vector<std::shared_ptr<const void>> storage;
 };
 
 // Looks a tensor up by its HF name; returns nullptr when absent.
 using TensorLookup = std::function<const TensorView*(const std::string& name)>;
+
+// Supported types for the big matrices (others are refused with an error naming the tensor).
+bool is_matrix_type(DType t);
 
 // HF SmolVLM naming (model.vision_model.*, model.connector.*, model.text_model.* or
 // model.language_model.*, lm_head.weight). Throws smolvlm::Error naming the first bad tensor.

@@ -37,7 +37,7 @@ void Decoder::embed(const int32_t* ids, int n, float* out) const {
     if (ids[i] < 0 || ids[i] >= cfg_.vocab) {
       throw Error("token id " + std::to_string(ids[i]) + " is outside the vocabulary");
     }
-    std::memcpy(out + i * H, w_.embed.data() + static_cast<size_t>(ids[i]) * H, sizeof(float) * H);
+    k::dequantize_row(w_.embed, ids[i], out + i * H);
   }
 }
 
@@ -73,34 +73,34 @@ void Decoder::forward(const float* input, int n, KVCache& cache, float* last_log
     float* v_new = vc + static_cast<size_t>(pos0) * kvd;
 
     k::rms_norm(x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
-    k::matmul(h.data(), n, H, l.q.w.data(), qd, nullptr, q.data());
-    k::matmul(h.data(), n, H, l.k.w.data(), kvd, nullptr, k_new);  // straight into the cache
-    k::matmul(h.data(), n, H, l.v.w.data(), kvd, nullptr, v_new);
+    k::matmul(h.data(), n, l.q.w, nullptr, q.data());
+    k::matmul(h.data(), n, l.k.w, nullptr, k_new);  // straight into the cache
+    k::matmul(h.data(), n, l.v.w, nullptr, v_new);
     for (int i = 0; i < n; ++i) {
       k::rope(q.data() + static_cast<size_t>(i) * qd, cfg_.heads, hd, pos0 + i, inv_freq_.data());
       k::rope(k_new + static_cast<size_t>(i) * kvd, cfg_.kv_heads, hd, pos0 + i, inv_freq_.data());
     }
     k::attention(shape, q.data(), kc, vc, nullptr, attn.data());
-    k::matmul(attn.data(), n, qd, l.o.w.data(), H, nullptr, h.data());
+    k::matmul(attn.data(), n, l.o.w, nullptr, h.data());
     k::add_inplace(x.data(), h.data(), x.size());
 
     k::rms_norm(x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
-    k::matmul(h.data(), n, H, l.gate.w.data(), F, nullptr, gate.data());
-    k::matmul(h.data(), n, H, l.up.w.data(), F, nullptr, up.data());
+    k::matmul(h.data(), n, l.gate.w, nullptr, gate.data());
+    k::matmul(h.data(), n, l.up.w, nullptr, up.data());
     k::silu_mul(gate.data(), up.data(), gate.data(), gate.size());
-    k::matmul(gate.data(), n, F, l.down.w.data(), H, nullptr, h.data());
+    k::matmul(gate.data(), n, l.down.w, nullptr, h.data());
     k::add_inplace(x.data(), h.data(), x.size());
   }
   cache.length_ = pos0 + n;
 
   k::rms_norm(x.data(), n, H, w_.norm.w.data(), cfg_.rms_norm_eps, h.data());
   if (all_logits) {
-    k::matmul(h.data(), n, H, w_.lm_head.w.data(), cfg_.vocab, nullptr, all_logits);
+    k::matmul(h.data(), n, w_.lm_head.w, nullptr, all_logits);
     if (last_logits) {
       std::memcpy(last_logits, all_logits + (N - 1) * cfg_.vocab, sizeof(float) * cfg_.vocab);
     }
   } else if (last_logits) {
-    k::matmul(h.data() + (N - 1) * H, 1, H, w_.lm_head.w.data(), cfg_.vocab, nullptr, last_logits);
+    k::matmul(h.data() + (N - 1) * H, 1, w_.lm_head.w, nullptr, last_logits);
   }
 }
 

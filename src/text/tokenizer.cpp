@@ -99,7 +99,9 @@ size_t match_gpt2(const CharInfo* c, size_t i, size_t end) {
 
 [[noreturn]] void fail_file(const std::string& path, const std::string& why) {
   std::string msg = "invalid tokenizer file '" + path + "': " + why;
-  std::replace(msg.begin(), msg.end(), '\n', ' ');  // Error messages are one line
+  for (char& ch : msg) {
+    if (ch == '\n' || ch == '\r') ch = ' ';  // Error messages are one line
+  }
   throw Error(msg);
 }
 
@@ -166,8 +168,7 @@ Tokenizer Tokenizer::from_hf_json_file(const std::string& path) {
     // Ids must be dense: the model's vocab plus added tokens above it.
     const json& vocab = model.at("vocab");
     int64_t max_id = -1;
-    for (const auto& [token, id] : vocab.items())
-      max_id = std::max<int64_t>(max_id, id.get<int64_t>());
+    for (const json& id : vocab) max_id = std::max<int64_t>(max_id, id.get<int64_t>());
     for (const AddedToken& a : added) max_id = std::max<int64_t>(max_id, a.id);
     if (max_id >= (int64_t{1} << 24)) throw Error("token ids out of range");
     std::vector<std::string> tokens(static_cast<size_t>(max_id + 1));

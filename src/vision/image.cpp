@@ -124,10 +124,10 @@ void jpeg_on_error(j_common_ptr cinfo) {
 }
 
 // Warnings are ignored (as in Pillow), except running out of data: libjpeg would pad the picture
-// with grey, Pillow reports a truncated file.
+// with grey; Pillow reports a truncated file, even when only the final EOI marker is missing.
 void jpeg_on_message(j_common_ptr cinfo, int level) {
+  auto* err = reinterpret_cast<JpegErrorMgr*>(cinfo->err);
   if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
-    auto* err = reinterpret_cast<JpegErrorMgr*>(cinfo->err);
     std::snprintf(err->message, sizeof(err->message), "truncated JPEG data");
     std::longjmp(err->jump, 1);
   }
@@ -424,6 +424,16 @@ bool run_png(PngJob& job) {
 }
 
 ImageU8 decode_png(const uint8_t* data, size_t size, const std::string& name) {
+  // IHDR is the first chunk: check the size before libpng reads further (it would read on to the
+  // first IDAT before telling us).
+  if (size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
+    auto be32 = [&](size_t at) {
+      return (uint32_t{data[at]} << 24) | (uint32_t{data[at + 1]} << 16) |
+             (uint32_t{data[at + 2]} << 8) | uint32_t{data[at + 3]};
+    };
+    const std::string bad = check_dims(be32(16), be32(20));
+    if (!bad.empty()) decode_fail(name, bad);
+  }
   auto job = std::make_unique<PngJob>();
   job->data = data;
   job->size = size;

@@ -28,7 +28,7 @@ std::vector<float> VisionEncoder::encode_tile(const float* pixels) const {
     }
   }
   std::vector<float> x(static_cast<size_t>(N) * D);
-  k::matmul(patches.data(), N, C * P * P, w_.patch.w.data(), D, w_.patch.b.data(), x.data());
+  k::matmul(patches.data(), N, w_.patch.w, w_.patch.b.data(), x.data());
   // §3.3 Full tiles only (the processor never pads), so position id p is just p.
   k::add_inplace(x.data(), w_.position.data(), x.size());
 
@@ -39,17 +39,17 @@ std::vector<float> VisionEncoder::encode_tile(const float* pixels) const {
                                 1.0f / std::sqrt(static_cast<float>(vc.head_dim())), false, 0};
   for (const VisionLayerWeights& l : w_.layers) {
     k::layer_norm(x.data(), N, D, l.ln1.w.data(), l.ln1.b.data(), vc.layer_norm_eps, h.data());
-    k::matmul(h.data(), N, D, l.q.w.data(), D, l.q.b.data(), q.data());
-    k::matmul(h.data(), N, D, l.k.w.data(), D, l.k.b.data(), kk.data());
-    k::matmul(h.data(), N, D, l.v.w.data(), D, l.v.b.data(), v.data());
+    k::matmul(h.data(), N, l.q.w, l.q.b.data(), q.data());
+    k::matmul(h.data(), N, l.k.w, l.k.b.data(), kk.data());
+    k::matmul(h.data(), N, l.v.w, l.v.b.data(), v.data());
     k::attention(shape, q.data(), kk.data(), v.data(), nullptr, ctx.data());
-    k::matmul(ctx.data(), N, D, l.o.w.data(), D, l.o.b.data(), h.data());
+    k::matmul(ctx.data(), N, l.o.w, l.o.b.data(), h.data());
     k::add_inplace(x.data(), h.data(), x.size());
 
     k::layer_norm(x.data(), N, D, l.ln2.w.data(), l.ln2.b.data(), vc.layer_norm_eps, h.data());
-    k::matmul(h.data(), N, D, l.fc1.w.data(), F, l.fc1.b.data(), mlp.data());
+    k::matmul(h.data(), N, l.fc1.w, l.fc1.b.data(), mlp.data());
     k::gelu_tanh_inplace(mlp.data(), mlp.size());
-    k::matmul(mlp.data(), N, F, l.fc2.w.data(), D, l.fc2.b.data(), h.data());
+    k::matmul(mlp.data(), N, l.fc2.w, l.fc2.b.data(), h.data());
     k::add_inplace(x.data(), h.data(), x.size());
   }
   // §3.5
@@ -82,8 +82,7 @@ std::vector<float> VisionEncoder::connect(const std::vector<float>& hidden) cons
   const std::vector<float> shuffled =
       pixel_shuffle(hidden, cfg_.vision.patches_per_side(), cfg_.vision.hidden, s);
   std::vector<float> out(static_cast<size_t>(cfg_.image_seq_len) * cfg_.text.hidden);
-  k::matmul(shuffled.data(), cfg_.image_seq_len, cfg_.connector_in(), w_.connector.w.data(),
-            cfg_.text.hidden, nullptr, out.data());
+  k::matmul(shuffled.data(), cfg_.image_seq_len, w_.connector.w, nullptr, out.data());
   return out;
 }
 

@@ -1,5 +1,8 @@
 // Plain reference kernels: the math written out once, in the obvious order, no tricks.
 #include <cmath>
+#include <cstring>
+#include <smolvlm/error.h>
+#include <string>
 #include <limits>
 #include <vector>
 
@@ -7,14 +10,45 @@
 
 namespace smolvlm::kernels::ref {
 
-void matmul(const float* x, int n, int in, const float* w, int out, const float* bias, float* y) {
-  for (int r = 0; r < n; ++r) {
-    for (int o = 0; o < out; ++o) {
+void dequantize_row(const Matrix& w, int r, float* out) {
+  const uint8_t* src = w.row(r);
+  switch (w.type) {
+    case DType::F32:
+      std::memcpy(out, src, sizeof(float) * static_cast<size_t>(w.cols));
+      return;
+    case DType::F16:
+    case DType::BF16:
+      for (int i = 0; i < w.cols; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        out[i] = w.type == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+      }
+      return;
+    case DType::Q8_0:
+      for (int b = 0; b < w.cols / kQ8BlockSize; ++b) {
+        const uint8_t* blk = src + b * kQ8BlockBytes;
+        uint16_t d;
+        std::memcpy(&d, blk, 2);
+        const float scale = f16_to_f32(d);
+        for (int i = 0; i < kQ8BlockSize; ++i) {
+          out[b * kQ8BlockSize + i] = scale * static_cast<float>(static_cast<int8_t>(blk[2 + i]));
+        }
+      }
+      return;
+    default:
+      throw Error(std::string("no kernel for weights of type ") + dtype_name(w.type));
+  }
+}
+
+void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y) {
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  for (int o = 0; o < w.rows; ++o) {
+    ref::dequantize_row(w, o, row.data());
+    for (int r = 0; r < n; ++r) {
+      const float* xr = x + static_cast<size_t>(r) * w.cols;
       float acc = 0.0f;
-      const float* xr = x + static_cast<size_t>(r) * in;
-      const float* wr = w + static_cast<size_t>(o) * in;
-      for (int i = 0; i < in; ++i) acc += xr[i] * wr[i];
-      y[static_cast<size_t>(r) * out + o] = acc + (bias ? bias[o] : 0.0f);
+      for (int i = 0; i < w.cols; ++i) acc += xr[i] * row[static_cast<size_t>(i)];
+      y[static_cast<size_t>(r) * w.rows + o] = acc + (bias ? bias[o] : 0.0f);
     }
   }
 }

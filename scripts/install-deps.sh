@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages smolvlm.cpp builds and tests with (needs root or sudo).
+set -euo pipefail
+pkgs=(cmake g++ make pkg-config libjpeg62-turbo-dev libpng-dev nlohmann-json3-dev libgtest-dev)
+# Ubuntu names libjpeg-turbo's dev package libjpeg-turbo8-dev; plain libjpeg-dev works on both.
+if ! apt-cache show libjpeg62-turbo-dev >/dev/null 2>&1; then pkgs=("${pkgs[@]/libjpeg62-turbo-dev/libjpeg-dev}"); fi
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test suite, as CI runs it: a Release build and a Debug AddressSanitizer + UBSan build,
+# every test in both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+for cfg in release asan; do
+  if [ "$cfg" = release ]; then
+    flags=(-DCMAKE_BUILD_TYPE=Release)
+  else
+    flags=(-DCMAKE_BUILD_TYPE=Debug -DSMOLVLM_SANITIZE=ON)
+  fi
+  echo "== build ($cfg)"
+  cmake -S . -B "build-$cfg" "${flags[@]}" >/dev/null
+  cmake --build "build-$cfg" -j "$jobs"
+  echo "== test ($cfg)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "build-$cfg" --output-on-failure -j "$jobs"
+done

@@ -1,0 +1,428 @@
+// Image decoding and Pillow-exact resizing, against vectors made with Pillow 9.4 by
+// tools/make_image_vectors.py (tests/fixtures/images/).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "smolvlm/error.h"
+#include "test_support.h"
+#include "vision/image.h"
+
+namespace smolvlm {
+namespace {
+
+using nlohmann::json;
+
+std::string images_dir() { return test::fixtures() + "/images"; }
+
+std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  EXPECT_TRUE(f.good()) << path;
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string& path, const std::vector<uint8_t>& b) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+
+json read_json(const std::string& path) { return json::parse(read_text_file(path)); }
+
+std::string fnv64(const std::vector<uint8_t>& data) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (uint8_t b : data) {
+    h ^= b;
+    h *= 0x100000001b3ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::vector<uint8_t> from_hex(const std::string& hex) {
+  std::vector<uint8_t> out(hex.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<uint8_t>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+  }
+  return out;
+}
+
+// The synthetic sources of tools/make_image_vectors.py (make_source there).
+struct Lcg {
+  uint32_t x;
+  uint8_t byte() {
+    x = x * 1664525u + 1013904223u;
+    return static_cast<uint8_t>(x >> 24);
+  }
+};
+
+ImageU8 make_source(const std::string& kind, int w, int h, int seed) {
+  ImageU8 im;
+  im.width = w;
+  im.height = h;
+  im.rgb.resize(static_cast<size_t>(w) * h * 3);
+  Lcg rng{static_cast<uint32_t>(seed)};
+  if (kind == "noise") {
+    for (auto& v : im.rgb) v = rng.byte();
+  } else if (kind == "blocks") {
+    const int bw = (w + 2) / 3, bh = (h + 2) / 3;
+    std::vector<uint8_t> cols(static_cast<size_t>(bw) * bh * 3);
+    for (auto& v : cols) v = rng.byte();
+    for (int y = 0; y < h; ++y) {
+      for (int x = 0; x < w; ++x) {
+        for (int c = 0; c < 3; ++c) {
+          im.pixel(x, y)[c] = cols[(static_cast<size_t>(y / 3) * bw + x / 3) * 3 + c];
+        }
+      }
+    }
+  } else if (kind == "gradient") {
+    for (int y = 0; y < h; ++y) {
+      for (int x = 0; x < w; ++x) {
+        uint8_t* p = im.pixel(x, y);
+        p[0] = static_cast<uint8_t>((x * 255) / std::max(w - 1, 1));
+        p[1] = static_cast<uint8_t>((y * 255) / std::max(h - 1, 1));
+        p[2] = static_cast<uint8_t>(((x + y) * 7 + seed) & 255);
+      }
+    }
+  } else {
+    ADD_FAILURE() << "unknown source kind " << kind;
+  }
+  return im;
+}
+
+// --------------------------------------------------------------------------------------- resize
+
+void check_resize_cases(const std::string& filter) {
+  const json cases = read_json(images_dir() + "/resize_cases.json");
+  const std::vector<uint8_t> blob = read_bytes(images_dir() + "/resize_expected.bin");
+  int n_raw = 0, n_hash = 0, max_diff = 0;
+  size_t n_diff = 0;
+  for (const auto& c : cases["cases"]) {
+    if (c["filter"] != filter) continue;
+    const int sw = c["src"][0], sh = c["src"][1], dw = c["dst"][0], dh = c["dst"][1];
+    SCOPED_TRACE(filter + " " + c["kind"].get<std::string>() + " " + std::to_string(sw) + "x" +
+                 std::to_string(sh) + " -> " + std::to_string(dw) + "x" + std::to_string(dh));
+    const ImageU8 src = make_source(c["kind"], sw, sh, c["seed"]);
+    const ImageU8 out =
+        filter == "lanczos" ? resize_lanczos(src, dw, dh) : resize_bicubic(src, dw, dh);
+    ASSERT_EQ(out.width, dw);
+    ASSERT_EQ(out.height, dh);
+    ASSERT_EQ(out.rgb.size(), static_cast<size_t>(dw) * dh * 3);
+    if (c.contains("fnv64")) {
+      ++n_hash;
+      EXPECT_EQ(fnv64(out.rgb), c["fnv64"].get<std::string>());
+    } else {
+      ++n_raw;
+      const size_t off = c["offset"], n = c["nbytes"];
+      ASSERT_LE(off + n, blob.size());
+      ASSERT_EQ(n, out.rgb.size());
+      size_t diffs = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const int d = std::abs(static_cast<int>(out.rgb[i]) - blob[off + i]);
+        if (d != 0) ++diffs;
+        max_diff = std::max(max_diff, d);
+      }
+      n_diff += diffs;
+      EXPECT_EQ(diffs, 0u);
+    }
+  }
+  EXPECT_GT(n_raw, 10);
+  EXPECT_GT(n_hash, 3);
+  std::printf("[ %s ] %d raw cases (max abs diff %d, %zu values off), %d hashed cases\n",
+              filter.c_str(), n_raw, max_diff, n_diff, n_hash);
+}
+
+TEST(LanczosResize, MatchesPillowBitExact) { check_resize_cases("lanczos"); }
+TEST(BicubicResize, MatchesPillowBitExact) { check_resize_cases("bicubic"); }
+
+TEST(LanczosResize, SameSizeIsACopy) {
+  const ImageU8 src = make_source("noise", 13, 7, 99);
+  const ImageU8 out = resize_lanczos(src, 13, 7);
+  EXPECT_EQ(out.width, 13);
+  EXPECT_EQ(out.height, 7);
+  EXPECT_EQ(out.rgb, src.rgb);
+  EXPECT_EQ(resize_bicubic(src, 13, 7).rgb, src.rgb);
+}
+
+TEST(LanczosResize, ConstantImageStaysConstant) {
+  ImageU8 src;
+  src.width = 31;
+  src.height = 9;
+  src.rgb.assign(31 * 9 * 3, 0);
+  for (size_t i = 0; i < src.rgb.size(); i += 3) {
+    src.rgb[i] = 200;
+    src.rgb[i + 1] = 0;
+    src.rgb[i + 2] = 255;
+  }
+  for (auto [w, h] : {std::pair{64, 3}, std::pair{5, 40}, std::pair{1, 1}, std::pair{200, 100}}) {
+    for (const ImageU8& out : {resize_lanczos(src, w, h), resize_bicubic(src, w, h)}) {
+      for (size_t i = 0; i < out.rgb.size(); i += 3) {
+        ASSERT_EQ(out.rgb[i], 200);
+        ASSERT_EQ(out.rgb[i + 1], 0);
+        ASSERT_EQ(out.rgb[i + 2], 255);
+      }
+    }
+  }
+}
+
+TEST(LanczosResize, RejectsBadSizes) {
+  const ImageU8 src = make_source("noise", 4, 4, 1);
+  EXPECT_THROW(resize_lanczos(src, 0, 4), Error);
+  EXPECT_THROW(resize_lanczos(src, 4, -1), Error);
+  EXPECT_THROW(resize_bicubic(src, 40000, 4), Error);
+  EXPECT_THROW(resize_lanczos(ImageU8{}, 4, 4), Error);
+  ImageU8 bad = src;
+  bad.rgb.pop_back();
+  EXPECT_THROW(resize_bicubic(bad, 2, 2), Error);
+}
+
+// -------------------------------------------------------------------------------------- decoding
+
+TEST(ImageDecode, MatchesPillow) {
+  const json cases = read_json(images_dir() + "/decode_cases.json");
+  int n = 0;
+  for (const auto& c : cases["cases"]) {
+    const std::string file = c["file"];
+    SCOPED_TRACE(file + " (" + c["note"].get<std::string>() + ", PIL mode " +
+                 c["pil_mode"].get<std::string>() + ")");
+    ImageU8 im;
+    ASSERT_NO_THROW(im = load_image_file(images_dir() + "/" + file));
+    ASSERT_EQ(im.width, c["w"].get<int>());
+    ASSERT_EQ(im.height, c["h"].get<int>());
+    ASSERT_EQ(im.rgb.size(), static_cast<size_t>(im.width) * im.height * 3);
+    if (c.contains("rgb_hex")) {
+      const std::vector<uint8_t> want = from_hex(c["rgb_hex"]);
+      ASSERT_EQ(want.size(), im.rgb.size());
+      size_t diffs = 0;
+      int max_diff = 0;
+      for (size_t i = 0; i < want.size(); ++i) {
+        const int d = std::abs(static_cast<int>(im.rgb[i]) - want[i]);
+        diffs += d != 0;
+        max_diff = std::max(max_diff, d);
+      }
+      EXPECT_EQ(diffs, 0u) << "max abs diff " << max_diff;
+    } else {
+      EXPECT_EQ(fnv64(im.rgb), c["fnv64"].get<std::string>());
+    }
+    ++n;
+  }
+  EXPECT_GE(n, 40);
+}
+
+TEST(ImageDecode, FromMemoryEqualsFromFile) {
+  const std::string path = images_dir() + "/decode/j420.jpg";
+  const std::vector<uint8_t> bytes = read_bytes(path);
+  const ImageU8 a = load_image_file(path);
+  const ImageU8 b = decode_image(bytes.data(), bytes.size(), "mem.jpg");
+  EXPECT_EQ(a.width, b.width);
+  EXPECT_EQ(a.rgb, b.rgb);
+}
+
+TEST(ImageDecode, FormatChosenByContentNotName) {
+  test::TempDir dir;
+  write_bytes(dir / "photo.png", read_bytes(images_dir() + "/decode/j444.jpg"));
+  write_bytes(dir / "picture.jpg", read_bytes(images_dir() + "/decode/rgb8.png"));
+  EXPECT_EQ(load_image_file(dir / "photo.png").rgb,
+            load_image_file(images_dir() + "/decode/j444.jpg").rgb);
+  EXPECT_EQ(load_image_file(dir / "picture.jpg").rgb,
+            load_image_file(images_dir() + "/decode/rgb8.png").rgb);
+}
+
+TEST(ImageDecode, JpegWithoutFinalEoiIsRejectedLikePillow) {
+  // Pillow 9.4 reports "image file is truncated" even when only the EOI marker is missing.
+  const std::vector<uint8_t> bytes = read_bytes(images_dir() + "/decode/j420_big.jpg");
+  ASSERT_EQ(bytes[bytes.size() - 2], 0xff);
+  ASSERT_EQ(bytes[bytes.size() - 1], 0xd9);
+  EXPECT_NO_THROW(decode_image(bytes.data(), bytes.size(), "full"));
+  EXPECT_THROW(decode_image(bytes.data(), bytes.size() - 2, "cut"), Error);
+}
+
+// ---------------------------------------------------------------------------------------- errors
+
+// Runs `fn`, expects a smolvlm::Error whose message is one line and mentions `name`.
+template <typename Fn>
+std::string expect_error(Fn&& fn, const std::string& name) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    EXPECT_NE(msg.find(name), std::string::npos) << msg;
+    return msg;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not a smolvlm::Error: " << e.what();
+    return {};
+  }
+  ADD_FAILURE() << "no error for " << name;
+  return {};
+}
+
+TEST(ImageErrors, MissingEmptyAndDirectory) {
+  test::TempDir dir;
+  const std::string missing = dir / "no_such_file.png";
+  std::printf("  missing: %s\n",
+              expect_error([&] { load_image_file(missing); }, "no_such_file.png").c_str());
+  write_bytes(dir / "empty.jpg", {});
+  std::printf("  empty: %s\n",
+              expect_error([&] { load_image_file(dir / "empty.jpg"); }, "empty.jpg").c_str());
+  expect_error([&] { load_image_file(dir.path()); }, dir.path());
+  expect_error([&] { decode_image(nullptr, 0, "nothing"); }, "nothing");
+}
+
+TEST(ImageErrors, UnsupportedFormats) {
+  test::TempDir dir;
+  const std::vector<uint8_t> gif = {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0, 0, 0, ';'};
+  write_bytes(dir / "anim.gif", gif);
+  const std::string m = expect_error([&] { load_image_file(dir / "anim.gif"); }, "anim.gif");
+  EXPECT_NE(m.find("GIF"), std::string::npos) << m;
+  std::printf("  gif: %s\n", m.c_str());
+  const std::string text = "hello, this is not a picture\nsecond line\n";
+  write_bytes(dir / "notes.png", std::vector<uint8_t>(text.begin(), text.end()));
+  expect_error([&] { load_image_file(dir / "notes.png"); }, "notes.png");
+  const std::vector<uint8_t> bmp = {'B', 'M', 0, 0, 0, 0};
+  expect_error([&] { decode_image(bmp.data(), bmp.size(), "x.bmp"); }, "BMP");
+  const std::vector<uint8_t> short_jpeg = {0xff, 0xd8};
+  expect_error([&] { decode_image(short_jpeg.data(), short_jpeg.size(), "two.jpg"); }, "two.jpg");
+}
+
+TEST(ImageErrors, TruncatedJpeg) {
+  for (const char* file : {"j420_big.jpg", "j420_big_prog.jpg", "j444.jpg"}) {
+    const std::vector<uint8_t> bytes = read_bytes(images_dir() + "/decode/" + file);
+    for (size_t cut : {size_t{3}, size_t{20}, size_t{200}, bytes.size() / 2, bytes.size() - 40,
+                       bytes.size() - 1}) {
+      SCOPED_TRACE(std::string(file) + " cut at " + std::to_string(cut));
+      const std::string m = expect_error(
+          [&] { decode_image(bytes.data(), cut, std::string("cut_") + file); }, file);
+      if (cut == bytes.size() / 2 && std::string(file) == "j420_big.jpg") {
+        std::printf("  truncated jpeg: %s\n", m.c_str());
+      }
+    }
+  }
+}
+
+TEST(ImageErrors, TruncatedPng) {
+  for (const char* file : {"rgb8.png", "rgb8_i.png", "rgba_all_alphas.png", "p4.png"}) {
+    const std::vector<uint8_t> bytes = read_bytes(images_dir() + "/decode/" + file);
+    for (size_t cut : {size_t{8}, size_t{20}, size_t{40}, bytes.size() / 2}) {
+      SCOPED_TRACE(std::string(file) + " cut at " + std::to_string(cut));
+      const std::string m = expect_error(
+          [&] { decode_image(bytes.data(), cut, std::string("cut_") + file); }, file);
+      if (cut == bytes.size() / 2 && std::string(file) == "rgb8.png") {
+        std::printf("  truncated png: %s\n", m.c_str());
+      }
+    }
+  }
+}
+
+TEST(ImageErrors, CorruptJpegHeader) {
+  const std::vector<uint8_t> good = read_bytes(images_dir() + "/decode/j420.jpg");
+  // Find the SOF0 marker: FF C0 len(2) precision(1) height(2) width(2) ncomp(1).
+  size_t sof = 0;
+  for (size_t i = 2; i + 9 < good.size(); ++i) {
+    if (good[i] == 0xff && good[i + 1] == 0xc0) {
+      sof = i;
+      break;
+    }
+  }
+  ASSERT_GT(sof, 0u);
+  auto with = [&](size_t at, uint8_t v) {
+    std::vector<uint8_t> b = good;
+    b[at] = v;
+    return b;
+  };
+  const std::vector<std::pair<std::string, std::vector<uint8_t>>> bad = {
+      {"precision", with(sof + 4, 12)},  // 12-bit samples: not supported by this libjpeg
+      {"components", with(sof + 9, 0)},  // no components
+      {"marker", with(2, 0x00)},         // garbage instead of the first marker
+  };
+  for (const auto& [what, bytes] : bad) {
+    const std::string m =
+        expect_error([&] { decode_image(bytes.data(), bytes.size(), "bad_" + what); }, what);
+    std::printf("  corrupt jpeg (%s): %s\n", what.c_str(), m.c_str());
+  }
+  // Absurd dimensions: 65000 x 65000 in the SOF.
+  std::vector<uint8_t> huge = good;
+  huge[sof + 5] = huge[sof + 7] = 0xfd;
+  huge[sof + 6] = huge[sof + 8] = 0xe8;
+  const std::string m =
+      expect_error([&] { decode_image(huge.data(), huge.size(), "huge.jpg"); }, "huge.jpg");
+  EXPECT_NE(m.find("too large"), std::string::npos) << m;
+}
+
+uint32_t crc32(const uint8_t* p, size_t n) {
+  uint32_t c = 0xffffffffu;
+  for (size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+
+// A PNG with just a signature and an IHDR (valid CRC) of the given size.
+std::vector<uint8_t> png_header(uint32_t w, uint32_t h) {
+  std::vector<uint8_t> b = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13,
+                            'I',  'H', 'D', 'R'};
+  for (uint32_t v : {w, h}) {
+    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(v >> s));
+  }
+  for (uint8_t v : {8, 2, 0, 0, 0}) b.push_back(v);
+  const uint32_t crc = crc32(b.data() + 12, 17);
+  for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(crc >> s));
+  return b;
+}
+
+TEST(ImageErrors, AbsurdPngDimensions) {
+  for (auto [w, h] : {std::pair{40000u, 10u}, std::pair{10u, 40000u}, std::pair{20000u, 20000u}}) {
+    const std::vector<uint8_t> b = png_header(w, h);
+    const std::string m = expect_error([&] { decode_image(b.data(), b.size(), "big.png"); }, "big.png");
+    EXPECT_NE(m.find("too large"), std::string::npos) << m;
+  }
+  // A sane header with no image data after it.
+  const std::vector<uint8_t> b = png_header(16, 16);
+  expect_error([&] { decode_image(b.data(), b.size(), "nodata.png"); }, "nodata.png");
+}
+
+TEST(ImageErrors, CorruptPngChunks) {
+  std::vector<uint8_t> b = read_bytes(images_dir() + "/decode/rgb8.png");
+  b[20] ^= 0x01;  // inside IHDR: its CRC no longer matches
+  std::printf("  bad crc: %s\n",
+              expect_error([&] { decode_image(b.data(), b.size(), "crc.png"); }, "crc.png").c_str());
+}
+
+// Random damage to every fixture: each must decode or throw smolvlm::Error, never crash or leak
+// (this matters under ASan/UBSan).
+TEST(ImageErrors, RandomCorruptionNeverCrashes) {
+  const json cases = read_json(images_dir() + "/decode_cases.json");
+  std::mt19937 rng(7);
+  int thrown = 0, decoded = 0;
+  for (const auto& c : cases["cases"]) {
+    const std::vector<uint8_t> good = read_bytes(images_dir() + "/" + c["file"].get<std::string>());
+    for (int trial = 0; trial < 12; ++trial) {
+      std::vector<uint8_t> b = good;
+      const int flips = 1 + static_cast<int>(rng() % 4);
+      for (int f = 0; f < flips; ++f) {
+        b[rng() % b.size()] = static_cast<uint8_t>(rng());
+      }
+      if (trial % 3 == 2) b.resize(rng() % b.size());
+      try {
+        const ImageU8 im = decode_image(b.data(), b.size(), "fuzz");
+        ASSERT_EQ(im.rgb.size(), static_cast<size_t>(im.width) * im.height * 3);
+        ++decoded;
+      } catch (const Error& e) {
+        ASSERT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+        ++thrown;
+      }
+    }
+  }
+  std::printf("  corrupted files: %d decoded anyway, %d rejected\n", decoded, thrown);
+  EXPECT_GT(thrown, 0);
+}
+
+}  // namespace
+}  // namespace smolvlm
