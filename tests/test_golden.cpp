@@ -100,41 +100,6 @@ class Golden : public ::testing::TestWithParam<std::tuple<std::string, std::stri
   bool has_pixels() const { return name() != "text_only"; }
 };
 
-TEST_P(Golden, PromptIdsAndPixels) {
-  const Model& model = model_for(variant());
-  std::vector<ImageU8> images, frames;
-  VideoSlot video;
-  if (kCaseImages.count(name())) {
-    for (const auto& img : kCaseImages.at(name())) {
-      images.push_back(load_image_file(test::tiny_model() + "/images/" + img + ".png"));
-    }
-  }
-  if (name() == "video") {  // 8 frames at fps 2 (golden video_metadata)
-    for (int i = 0; i < 8; ++i) {
-      frames.push_back(load_image_file(test::tiny_model() + "/images/frame_" + std::to_string(i) + ".png"));
-      video.timestamps_s.push_back(i / 2.0);
-    }
-    video.duration_s = 4.0;
-  }
-  ImageProcessorConfig proc = model.config.processor;
-  if (name() == "image_nosplit") proc.do_split = false;
-  const auto messages = golden_messages(name());
-  EXPECT_EQ(render_chat(messages, true), gcase()["prompt"].get<std::string>());
-  const PreparedPrompt p = prepare_prompt(model, messages, images, proc, frames, video);
-  EXPECT_EQ(p.text, gcase()["expanded_prompt"].get<std::string>());
-  EXPECT_EQ(p.ids, test::parse_int_list(gcase()["input_ids"]));
-  if (has_pixels()) {
-    const std::vector<float> want = golden(name() + ".pixel_values");
-    const double d = max_abs_diff(p.pixels, want);
-    std::printf("[%s/%s] pixel_values max abs %.3g (%d tiles)\n", variant().c_str(), name().c_str(), d,
-                p.n_tiles);
-    EXPECT_LE(d, 0.01);
-    if (name() != "video") {
-      EXPECT_EQ(d, 0.0) << "the PIL LANCZOS path should be bit-exact";
-    }
-  }
-}
-
 TEST_P(Golden, VisionAndConnector) {
   if (!has_pixels()) GTEST_SKIP() << "no image";
   const Model& model = model_for(variant());
@@ -208,6 +173,48 @@ TEST_P(Golden, LogitsArgmaxAndGreedy) {
   EXPECT_EQ(greedy, want);
 }
 
+// Prompt and pixels do not depend on the weights' dtype: checked once per case.
+class GoldenPrompt : public ::testing::TestWithParam<std::string> {
+ protected:
+  const std::string& name() const { return GetParam(); }
+  const nlohmann::json& gcase() const { return golden_json()["cases"][name()]; }
+  bool has_pixels() const { return name() != "text_only"; }
+};
+
+TEST_P(GoldenPrompt, IdsAndPixels) {
+  const Model& model = model_for("bf16-sharded");
+  std::vector<ImageU8> images, frames;
+  VideoSlot video;
+  if (kCaseImages.count(name())) {
+    for (const auto& img : kCaseImages.at(name())) {
+      images.push_back(load_image_file(test::tiny_model() + "/images/" + img + ".png"));
+    }
+  }
+  if (name() == "video") {  // 8 frames at fps 2 (golden video_metadata)
+    for (int i = 0; i < 8; ++i) {
+      frames.push_back(load_image_file(test::tiny_model() + "/images/frame_" + std::to_string(i) + ".png"));
+      video.timestamps_s.push_back(i / 2.0);
+    }
+    video.duration_s = 4.0;
+  }
+  ImageProcessorConfig proc = model.config.processor;
+  if (name() == "image_nosplit") proc.do_split = false;
+  const auto messages = golden_messages(name());
+  EXPECT_EQ(render_chat(messages, true), gcase()["prompt"].get<std::string>());
+  const PreparedPrompt p = prepare_prompt(model, messages, images, proc, frames, video);
+  EXPECT_EQ(p.text, gcase()["expanded_prompt"].get<std::string>());
+  EXPECT_EQ(p.ids, test::parse_int_list(gcase()["input_ids"]));
+  if (has_pixels()) {
+    const std::vector<float> want = golden(name() + ".pixel_values");
+    const double d = max_abs_diff(p.pixels, want);
+    std::printf("[%s] pixel_values max abs %.3g (%d tiles)\n", name().c_str(), d, p.n_tiles);
+    EXPECT_LE(d, 0.01);
+    if (name() != "video") {
+      EXPECT_EQ(d, 0.0) << "the PIL LANCZOS path should be bit-exact";
+    }
+  }
+}
+
 std::string case_name(const ::testing::TestParamInfo<Golden::ParamType>& info) {
   std::string v = std::get<0>(info.param);
   for (auto& c : v) {
@@ -216,6 +223,7 @@ std::string case_name(const ::testing::TestParamInfo<Golden::ParamType>& info) {
   return v + "_" + std::get<1>(info.param);
 }
 
+INSTANTIATE_TEST_SUITE_P(TinyModel, GoldenPrompt, ::testing::ValuesIn(kCases));
 INSTANTIATE_TEST_SUITE_P(TinyModel, Golden,
                          ::testing::Combine(::testing::Values(std::string("bf16-sharded"), std::string("f32"), std::string("f16")),
                                             ::testing::ValuesIn(kCases)),

@@ -24,7 +24,8 @@ std::string images_dir() { return test::fixtures() + "/images"; }
 std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   EXPECT_TRUE(f.good()) << path;
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)),
+                              std::istreambuf_iterator<char>());
 }
 
 void write_bytes(const std::string& path, const std::vector<uint8_t>& b) {
@@ -297,8 +298,8 @@ TEST(ImageErrors, TruncatedJpeg) {
     for (size_t cut : {size_t{3}, size_t{20}, size_t{200}, bytes.size() / 2, bytes.size() - 40,
                        bytes.size() - 1}) {
       SCOPED_TRACE(std::string(file) + " cut at " + std::to_string(cut));
-      const std::string m = expect_error(
-          [&] { decode_image(bytes.data(), cut, std::string("cut_") + file); }, file);
+      const std::string m =
+          expect_error([&] { decode_image(bytes.data(), cut, std::string("cut_") + file); }, file);
       if (cut == bytes.size() / 2 && std::string(file) == "j420_big.jpg") {
         std::printf("  truncated jpeg: %s\n", m.c_str());
       }
@@ -311,8 +312,8 @@ TEST(ImageErrors, TruncatedPng) {
     const std::vector<uint8_t> bytes = read_bytes(images_dir() + "/decode/" + file);
     for (size_t cut : {size_t{8}, size_t{20}, size_t{40}, bytes.size() / 2}) {
       SCOPED_TRACE(std::string(file) + " cut at " + std::to_string(cut));
-      const std::string m = expect_error(
-          [&] { decode_image(bytes.data(), cut, std::string("cut_") + file); }, file);
+      const std::string m =
+          expect_error([&] { decode_image(bytes.data(), cut, std::string("cut_") + file); }, file);
       if (cut == bytes.size() / 2 && std::string(file) == "rgb8.png") {
         std::printf("  truncated png: %s\n", m.c_str());
       }
@@ -341,7 +342,9 @@ TEST(ImageErrors, CorruptJpegHeader) {
       {"components", with(sof + 9, 0)},  // no components
       {"marker", with(2, 0x00)},         // garbage instead of the first marker
   };
-  for (const auto& [what, bytes] : bad) {
+  for (const auto& entry : bad) {
+    const std::string& what = entry.first;
+    const std::vector<uint8_t>& bytes = entry.second;
     const std::string m =
         expect_error([&] { decode_image(bytes.data(), bytes.size(), "bad_" + what); }, what);
     std::printf("  corrupt jpeg (%s): %s\n", what.c_str(), m.c_str());
@@ -366,8 +369,8 @@ uint32_t crc32(const uint8_t* p, size_t n) {
 
 // A PNG with just a signature and an IHDR (valid CRC) of the given size.
 std::vector<uint8_t> png_header(uint32_t w, uint32_t h) {
-  std::vector<uint8_t> b = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13,
-                            'I',  'H', 'D', 'R'};
+  std::vector<uint8_t> b = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a,
+                            0,    0,   0,   13,  'I',  'H',  'D',  'R'};
   for (uint32_t v : {w, h}) {
     for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(v >> s));
   }
@@ -380,7 +383,8 @@ std::vector<uint8_t> png_header(uint32_t w, uint32_t h) {
 TEST(ImageErrors, AbsurdPngDimensions) {
   for (auto [w, h] : {std::pair{40000u, 10u}, std::pair{10u, 40000u}, std::pair{20000u, 20000u}}) {
     const std::vector<uint8_t> b = png_header(w, h);
-    const std::string m = expect_error([&] { decode_image(b.data(), b.size(), "big.png"); }, "big.png");
+    const std::string m =
+        expect_error([&] { decode_image(b.data(), b.size(), "big.png"); }, "big.png");
     EXPECT_NE(m.find("too large"), std::string::npos) << m;
   }
   // A sane header with no image data after it.
@@ -390,9 +394,10 @@ TEST(ImageErrors, AbsurdPngDimensions) {
 
 TEST(ImageErrors, CorruptPngChunks) {
   std::vector<uint8_t> b = read_bytes(images_dir() + "/decode/rgb8.png");
-  b[20] ^= 0x01;  // inside IHDR: its CRC no longer matches
-  std::printf("  bad crc: %s\n",
-              expect_error([&] { decode_image(b.data(), b.size(), "crc.png"); }, "crc.png").c_str());
+  b[30] ^= 0x01;  // IHDR's CRC (bytes 29..32) no longer matches
+  std::printf(
+      "  bad crc: %s\n",
+      expect_error([&] { decode_image(b.data(), b.size(), "crc.png"); }, "crc.png").c_str());
 }
 
 // Random damage to every fixture: each must decode or throw smolvlm::Error, never crash or leak

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -23,8 +22,7 @@ using nlohmann::json;
 
 // The tiny model's preprocessor_config.json, read here independently of the model loader.
 ImageProcessorConfig tiny_config() {
-  const json j =
-      json::parse(read_text_file(test::tiny_model() + "/preprocessor_config.json"));
+  const json j = json::parse(read_text_file(test::tiny_model() + "/preprocessor_config.json"));
   ImageProcessorConfig c;
   c.longest_edge = j["size"]["longest_edge"];
   c.tile_size = j["max_image_size"]["longest_edge"];
@@ -68,12 +66,14 @@ ImageU8 synthetic(int w, int h) {
 
 // Largest R and C of the "<row_R_col_C>" markers in an expanded prompt.
 std::pair<int, int> grid_in_prompt(const std::string& prompt) {
-  static const std::regex re("<row_(\\d+)_col_(\\d+)>");
   int rows = 0, cols = 0;
-  for (auto it = std::sregex_iterator(prompt.begin(), prompt.end(), re); it != std::sregex_iterator();
-       ++it) {
-    rows = std::max(rows, std::stoi((*it)[1]));
-    cols = std::max(cols, std::stoi((*it)[2]));
+  for (size_t at = prompt.find("<row_"); at != std::string::npos;
+       at = prompt.find("<row_", at + 1)) {
+    int r = 0, c = 0;
+    if (std::sscanf(prompt.c_str() + at, "<row_%d_col_%d>", &r, &c) == 2) {
+      rows = std::max(rows, r);
+      cols = std::max(cols, c);
+    }
   }
   return {rows, cols};
 }
@@ -137,9 +137,7 @@ TEST(ImageProcessorGolden, ImageSplit) { check_image_case("image_split", {"img_b
 TEST(ImageProcessorGolden, ImageTall) { check_image_case("image_tall", {"img_c"}, true); }
 TEST(ImageProcessorGolden, ImageSmall) { check_image_case("image_small", {"img_d"}, true); }
 TEST(ImageProcessorGolden, MultiTurn) { check_image_case("multi_turn", {"img_a"}, true); }
-TEST(ImageProcessorGolden, TwoImages) {
-  check_image_case("two_images", {"img_a", "img_d"}, true);
-}
+TEST(ImageProcessorGolden, TwoImages) { check_image_case("two_images", {"img_a", "img_d"}, true); }
 
 TEST(ImageProcessorGolden, VideoFrames) {
   const ImageProcessorConfig cfg = tiny_config();
@@ -221,8 +219,8 @@ TEST(ImageProcessorReference, Picture640x480) {
   }
 
   // Tile 0 and the global tile against transformers' float16 copies.
-  for (const auto& [tname, tile] : {std::pair{std::string("tile0"), size_t{0}},
-                                    std::pair{std::string("global"), size_t{12}}}) {
+  for (const auto& [tname, tile] :
+       {std::pair{std::string("tile0"), size_t{0}}, std::pair{std::string("global"), size_t{12}}}) {
     const TensorView& tv = test::golden_tensors().get("proc640x480.default." + tname);
     ASSERT_EQ(tv.dtype, DType::F16);
     ASSERT_EQ(tv.numel(), static_cast<int64_t>(3 * plane));
@@ -236,8 +234,9 @@ TEST(ImageProcessorReference, Picture640x480) {
       sum_abs += e;
       f16_mismatch += f16_to_f32(f32_to_f16(ours[i])) != want[i];
     }
-    std::printf("[ 640x480 %s ] max abs %.3g, mean abs %.3g, %zu values differ after f16 rounding\n",
-                tname.c_str(), max_abs, sum_abs / (3 * plane), f16_mismatch);
+    std::printf(
+        "[ 640x480 %s ] max abs %.3g, mean abs %.3g, %zu values differ after f16 rounding\n",
+        tname.c_str(), max_abs, sum_abs / (3 * plane), f16_mismatch);
     EXPECT_LE(max_abs, 0.02);
     EXPECT_LE(sum_abs / (3 * plane), 1e-3);
     EXPECT_EQ(f16_mismatch, 0u);
@@ -252,14 +251,12 @@ TEST(ImageProcessorPlan, SpecTable) {
   struct Row {
     int w, h, w1, h1, W, H, rows, cols;
   };
-  for (const Row& r : {Row{640, 480, 2048, 1536, 2048, 1536, 3, 4},
-                       Row{480, 640, 1536, 2048, 1536, 2048, 4, 3},
-                       Row{1024, 1024, 2048, 2048, 2048, 2048, 4, 4},
-                       Row{100, 100, 2048, 2048, 2048, 2048, 4, 4},
-                       Row{1600, 1067, 2048, 1366, 2048, 1536, 3, 4},
-                       Row{1920, 1080, 2048, 1152, 2048, 1536, 3, 4},
-                       Row{3000, 200, 2048, 136, 2048, 512, 1, 4},
-                       Row{200, 3000, 136, 2048, 512, 2048, 4, 1}}) {
+  for (const Row& r :
+       {Row{640, 480, 2048, 1536, 2048, 1536, 3, 4}, Row{480, 640, 1536, 2048, 1536, 2048, 4, 3},
+        Row{1024, 1024, 2048, 2048, 2048, 2048, 4, 4}, Row{100, 100, 2048, 2048, 2048, 2048, 4, 4},
+        Row{1600, 1067, 2048, 1366, 2048, 1536, 3, 4},
+        Row{1920, 1080, 2048, 1152, 2048, 1536, 3, 4}, Row{3000, 200, 2048, 136, 2048, 512, 1, 4},
+        Row{200, 3000, 136, 2048, 512, 2048, 4, 1}}) {
     SCOPED_TRACE(std::to_string(r.w) + "x" + std::to_string(r.h));
     const ImagePlan p = plan_image(r.w, r.h, cfg);
     EXPECT_EQ(p.resized_w, r.w1);

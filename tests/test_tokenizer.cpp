@@ -242,6 +242,14 @@ TEST(Tokenizer, LongWordIsNotQuadratic) {
   }
 }
 
+TEST(Tokenizer, DefaultConstructedIsEmpty) {
+  const Tokenizer t;
+  EXPECT_EQ(t.vocab_size(), 0u);
+  EXPECT_TRUE(t.encode("hello <image>").empty());
+  EXPECT_EQ(t.decode(Ids{1, 2}), "");
+  EXPECT_FALSE(t.is_special(0));
+}
+
 TEST(Tokenizer, MissingFileThrows) {
   const std::string path = testing::TempDir() + "/does_not_exist/tokenizer.json";
   try {

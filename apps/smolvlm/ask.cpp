@@ -181,9 +181,14 @@ int run_ask(int argc, char** argv) {
   if (have_prompt == !messages_path.empty()) throw UsageError("give either -p PROMPT or --messages FILE");
   if (!messages_path.empty() && !images.empty()) throw UsageError("--messages names its own images; drop -i");
 
-  Conversation conv = messages_path.empty()
-                          ? Conversation{{"user", build_user_content(prompt, images)}}
-                          : read_messages(messages_path);
+  // Built step by step: GCC 12 mis-destroys temporaries of a braced list whose element throws.
+  Conversation conv;
+  if (messages_path.empty()) {
+    std::vector<Content> content = build_user_content(prompt, images);
+    conv.push_back(Message{"user", std::move(content)});
+  } else {
+    conv = read_messages(messages_path);
+  }
   auto engine = Engine::load(model_dir, load);
   TextCallback stream;
   if (!json) {

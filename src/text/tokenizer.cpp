@@ -325,6 +325,7 @@ size_t Tokenizer::match_added(std::string_view text, size_t pos, int32_t& id) co
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   std::vector<int32_t> out;
+  if (id_to_token_.empty()) return out;  // a default-constructed Tokenizer has no vocabulary
   out.reserve(text.size() / 3 + 4);
   size_t start = 0;
   for (size_t i = 0; i < text.size();) {

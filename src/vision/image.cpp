@@ -1,31 +1,33 @@
 // Image decoding (JPEG via libjpeg, PNG via libpng) and Pillow-exact LANCZOS / BICUBIC resizing.
 //
-// Decoding reproduces what the HF SmolVLM processor sees for `Image.open(path)`:
-//   - RGB images: the decoded pixels as they are (an RGB PNG's tRNS colour key is ignored, because
-//     HF's convert_to_rgb returns "RGB" images untouched);
-//   - every other mode: PIL's convert("RGBA"), then alpha-composited over opaque white with Pillow's
-//     integer arithmetic, then the alpha dropped. Opaque pixels come out unchanged.
-//   - JPEG: libjpeg with its defaults (islow DCT, fancy upsampling), as Pillow uses it. 1 component →
-//     grey, 3 → RGB (libjpeg's own YCbCr→RGB), 4 → CMYK, which Pillow reads as Adobe-inverted
-//     ("CMYK;I") and converts with its cmyk2rgb; we do the same. EXIF orientation is NOT applied
-//     (Image.open does not apply it either).
-//   - PNG: all colour types and bit depths, interlaced or not. 16-bit samples keep their high byte
-//     (PIL's ";16B" unpackers), except 16-bit greyscale: PIL opens it as mode "I" (values 0..65535)
-//     and its I→RGB(A) conversion clips to 255, so every sample >= 255 comes out white. We reproduce
-//     that (it is what transformers sees), odd as it is. Sub-byte grey is scaled to 0..255; a grey tRNS
-//     key is compared (as Pillow does) against the scaled 8-bit value. Palette indices past the end of
-//     PLTE map to Pillow's default grey ramp (i, i, i). Gamma/ICC chunks are ignored, as in Pillow.
+// Decoding reproduces the pixels transformers' SmolVLM processor works on for Image.open(path):
+// - RGB images: the decoded pixels as they are. An RGB PNG's tRNS colour key is ignored, because
+//   HF's convert_to_rgb returns "RGB" images untouched.
+// - Every other PIL mode: convert("RGBA"), alpha-composite over opaque white with Pillow's integer
+//   arithmetic, drop the alpha (HF's convert_to_rgb). Opaque pixels come out unchanged.
+// - JPEG: libjpeg with its defaults (islow DCT, fancy upsampling), as Pillow uses it. 1 component
+//   gives grey, 3 give RGB (libjpeg's own YCbCr to RGB), 4 give CMYK, which Pillow reads as
+//   Adobe-inverted ("CMYK;I") and converts with its cmyk2rgb; we do the same. A file cut short,
+//   even by just its final EOI marker, is an error (Pillow: "image file is truncated"). EXIF
+//   orientation is NOT applied (Image.open does not apply it either).
+// - PNG: every colour type and bit depth, interlaced or not. 16-bit samples keep their high byte
+//   (PIL's ";16B" unpackers), except 16-bit greyscale: PIL opens it as mode "I" (0..65535) and its
+//   I to RGB(A) conversion clips at 255, so every sample >= 255 comes out white. We reproduce that
+//   (it is what transformers sees), odd as it is. Sub-byte grey is scaled to 0..255; a grey tRNS
+//   key is compared, as Pillow does, with the scaled 8-bit value. Palette indices past the end of
+//   PLTE map to Pillow's default grey ramp (i, i, i). Gamma and ICC chunks are ignored, as in
+//   Pillow. Chunks after the image data are not read (Pillow does not need them either).
 //
 // Resizing follows the algorithm of Pillow's Resample.c as described in the spec (§7.6): separable,
 // horizontal pass first (over the source rows the vertical pass uses), uint8 between the passes, a
 // pass skipped when its dimension is unchanged, 22-bit fixed-point weights.
 #include "vision/image.h"
 
-// jpeglib.h needs FILE and size_t declared first.
-#include <cstdio>
-// (clang-format: keep the line above apart)
+// clang-format off
+#include <cstdio>  // jpeglib.h needs FILE and size_t declared before it
 #include <jerror.h>
 #include <jpeglib.h>
+// clang-format on
 #include <png.h>
 #include <sys/stat.h>
 
@@ -33,7 +35,6 @@
 #include <cerrno>
 #include <cmath>
 #include <csetjmp>
-#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <numbers>
@@ -81,6 +82,17 @@ std::string check_dims(int64_t w, int64_t h) {
            " pixels in all)";
   }
   return {};
+}
+
+// The functions that call setjmp build no strings themselves (GCC's -Wclobbered fires on inlined
+// std::string internals); they call these instead.
+[[gnu::noinline]] bool dims_ok(std::string& reason, int64_t w, int64_t h) {
+  reason = check_dims(w, h);
+  return reason.empty();
+}
+[[gnu::noinline]] void set_reason(std::string& reason, const char* what, int number = -1) {
+  reason = what;
+  if (number >= 0) reason += " " + std::to_string(number);
 }
 
 // Composites one RGBA pixel over opaque white the way Pillow's alpha_composite(white, src) does
@@ -169,8 +181,7 @@ bool run_jpeg(JpegJob& job) {
 
   const int64_t w = job.cinfo.image_width;
   const int64_t h = job.cinfo.image_height;
-  job.fail_reason = check_dims(w, h);
-  if (!job.fail_reason.empty()) return false;
+  if (!dims_ok(job.fail_reason, w, h)) return false;
   const int comps = job.cinfo.num_components;
   if (comps == 1) {
     job.cinfo.out_color_space = JCS_GRAYSCALE;
@@ -179,13 +190,13 @@ bool run_jpeg(JpegJob& job) {
   } else if (comps == 4) {
     job.cinfo.out_color_space = JCS_CMYK;
   } else {
-    job.fail_reason = "unsupported JPEG with " + std::to_string(comps) + " components";
+    set_reason(job.fail_reason, "unsupported JPEG: number of components", comps);
     return false;
   }
   jpeg_start_decompress(&job.cinfo);
   const int oc = job.cinfo.output_components;
   if ((comps == 1 && oc != 1) || (comps == 3 && oc != 3) || (comps == 4 && oc != 4)) {
-    job.fail_reason = "unexpected JPEG output layout";
+    set_reason(job.fail_reason, "unexpected JPEG output layout");
     return false;
   }
   job.out.width = static_cast<int>(w);
@@ -197,14 +208,15 @@ bool run_jpeg(JpegJob& job) {
     uint8_t* dst = job.out.pixel(0, y);
     JSAMPROW rows[1] = {oc == 3 ? dst : job.row.data()};
     if (jpeg_read_scanlines(&job.cinfo, rows, 1) != 1) {
-      job.fail_reason = "truncated JPEG data";
+      set_reason(job.fail_reason, "truncated JPEG data");
       return false;
     }
     if (oc == 1) {
       for (int64_t x = 0; x < w; ++x) dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = job.row[x];
     } else if (oc == 4) {
       // Pillow reads 4-component JPEGs as inverted CMYK ("CMYK;I", Adobe convention), then
-      // converts with r = k' - c·k'/255 (k' = 255 - k), the division rounded as (x + (x >> 8)) >> 8.
+      // converts with r = k' - c·k'/255 (k' = 255 - k), the division rounded as (x + (x >> 8))
+      // >> 8.
       for (int64_t x = 0; x < w; ++x) {
         const uint8_t* p = &job.row[4 * x];
         const int nk = p[3];  // inverted K = 255 - K
@@ -241,7 +253,7 @@ struct PngLayout {
   int bit_depth = 8;
   int palette_size = 0;
   uint8_t palette[256][4] = {};  // RGBA, Pillow's ramp past PLTE's end, tRNS alphas applied
-  bool has_key = false;     // grey tRNS colour key
+  bool has_key = false;          // grey tRNS colour key
   int key = 0;
 };
 
@@ -253,9 +265,9 @@ struct PngJob {
   size_t pos = 0;
   std::string message;
   std::string fail_reason;
-  std::vector<uint8_t> raw;          // one row, or the whole picture when interlaced
-  std::vector<png_bytep> row_ptrs;   // interlaced only
-  std::vector<uint8_t> rgba;         // one converted row
+  std::vector<uint8_t> raw;         // one row, or the whole picture when interlaced
+  std::vector<png_bytep> row_ptrs;  // interlaced only
+  std::vector<uint8_t> rgba;        // one converted row
   PngLayout layout;
   ImageU8 out;
 
@@ -343,8 +355,7 @@ bool run_png(PngJob& job) {
   png_uint_32 w32 = 0, h32 = 0;
   int bit_depth = 0, color_type = 0, interlace = 0;
   png_get_IHDR(png, info, &w32, &h32, &bit_depth, &color_type, &interlace, nullptr, nullptr);
-  job.fail_reason = check_dims(w32, h32);
-  if (!job.fail_reason.empty()) return false;
+  if (!dims_ok(job.fail_reason, w32, h32)) return false;
   const int w = static_cast<int>(w32);
   const int h = static_cast<int>(h32);
 
@@ -393,7 +404,7 @@ bool run_png(PngJob& job) {
   const size_t expect =
       static_cast<size_t>(w) * static_cast<size_t>(channels) * (bit_depth == 16 ? 2 : 1);
   if (rowbytes != expect) {
-    job.fail_reason = "unexpected PNG row layout";
+    set_reason(job.fail_reason, "unexpected PNG row layout");
     return false;
   }
 
@@ -437,8 +448,7 @@ ImageU8 decode_png(const uint8_t* data, size_t size, const std::string& name) {
   auto job = std::make_unique<PngJob>();
   job->data = data;
   job->size = size;
-  job->png =
-      png_create_read_struct(PNG_LIBPNG_VER_STRING, job.get(), png_on_error, png_on_warning);
+  job->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, job.get(), png_on_error, png_on_warning);
   if (!job->png) decode_fail(name, "out of memory");
   job->info = png_create_info_struct(job->png);
   if (!job->info) decode_fail(name, "out of memory");
@@ -642,9 +652,9 @@ ImageU8 decode_image(const uint8_t* data, size_t size, const std::string& name_f
   }
   if (size >= 8 && std::memcmp(data, kPng, 8) == 0) return decode_png(data, size, name_for_errors);
   const std::string other = sniff_other(data, size);
-  decode_fail(name_for_errors, (other.empty() ? std::string("unrecognised format")
-                                              : "unsupported format " + other) +
-                                   " (only JPEG and PNG are supported)");
+  decode_fail(name_for_errors,
+              (other.empty() ? std::string("unrecognised format") : "unsupported format " + other) +
+                  " (only JPEG and PNG are supported)");
 }
 
 ImageU8 load_image_file(const std::string& path) {
@@ -652,7 +662,8 @@ ImageU8 load_image_file(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) {
     throw Error("cannot open image '" + one_line(path) + "': " + std::strerror(errno));
   }
-  if (S_ISDIR(st.st_mode)) throw Error("cannot open image '" + one_line(path) + "': is a directory");
+  if (S_ISDIR(st.st_mode))
+    throw Error("cannot open image '" + one_line(path) + "': is a directory");
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) throw Error("cannot open image '" + one_line(path) + "': " + std::strerror(errno));
   std::vector<uint8_t> bytes;

@@ -21,6 +21,10 @@ struct ImageU8 {
 // Decodes a JPEG or PNG file (chosen by magic bytes, not by name) to RGB, exactly as PIL's
 // Image.open(...).convert("RGB") does: grey → RGB, palette → RGB, alpha composited over white.
 // Throws smolvlm::Error with a one-line message for missing/empty/corrupt/unsupported files.
+// (Precisely: the pixels of HF's convert_to_rgb(Image.open(path)) with Pillow 9.4: RGB as decoded,
+// any other mode → RGBA → alpha_composite over opaque white → RGB. CMYK JPEGs are converted like
+// Pillow; 16-bit grey PNGs clip at 255 like Pillow's mode "I". See image.cpp. Limits: 32768 pixels
+// a side, 2^28 pixels in all, 1 GiB files.)
 ImageU8 load_image_file(const std::string& path);
 ImageU8 decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors);
 

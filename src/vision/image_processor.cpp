@@ -29,7 +29,8 @@ void check_config(const ImageProcessorConfig& cfg) {
 
 void check_image(const ImageU8& image, const char* what) {
   if (image.width <= 0 || image.height <= 0 ||
-      image.rgb.size() != static_cast<size_t>(image.width) * static_cast<size_t>(image.height) * 3) {
+      image.rgb.size() !=
+          static_cast<size_t>(image.width) * static_cast<size_t>(image.height) * 3) {
     throw Error(std::string(what) + ": empty or malformed image (" + std::to_string(image.width) +
                 "x" + std::to_string(image.height) + ")");
   }
@@ -145,9 +146,9 @@ std::pair<int, int> fit_longest_edge(int width, int height, int longest_edge) {
 
 // max_tiles (a speed option, not in HF): when the natural grid has more than max_tiles tiles, the
 // working longest edge shrinks in steps of the tile size (longest_edge - tile, - 2·tile, ...; §7.1
-// and §7.2 recomputed at each step) until rows·cols <= max_tiles. If no edge above one tile fits, and
-// always when max_tiles == 1, the picture is not split: one tile, exactly as with do_split = false
-// (the full-size resize squashed to tile×tile; rows = cols = 0, no global tile).
+// and §7.2 recomputed at each step) until rows·cols <= max_tiles. If no edge above one tile fits,
+// and always when max_tiles == 1, the picture is not split: one tile, exactly as with do_split =
+// false (the full-size resize squashed to tile×tile; rows = cols = 0, no global tile).
 ImagePlan plan_image(int width, int height, const ImageProcessorConfig& cfg) {
   check_config(cfg);
   const int tile = cfg.tile_size;
@@ -183,7 +184,8 @@ ProcessedImage preprocess_image(const ImageU8& image, const ImageProcessorConfig
   }
   const ImageU8 grid = resize_lanczos(resized, plan.grid_w, plan.grid_h);
   for (int r = 0; r < plan.rows; ++r) {
-    for (int c = 0; c < plan.cols; ++c) append_tile(grid, c * tile, r * tile, tile, norm, out.pixels);
+    for (int c = 0; c < plan.cols; ++c)
+      append_tile(grid, c * tile, r * tile, tile, norm, out.pixels);
   }
   append_tile(resize_lanczos(grid, tile, tile), 0, 0, tile, norm, out.pixels);  // global, last
   return out;

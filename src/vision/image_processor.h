@@ -26,14 +26,16 @@ struct ProcessedImage {
   int rows = 0;  // 0 when not split (single tile)
   int cols = 0;
   int tile_size = 0;
-  int n_tiles = 0;           // rows*cols + 1 when split, else 1
+  int n_tiles = 0;            // rows*cols + 1 when split, else 1
   std::vector<float> pixels;  // [n_tiles, 3, tile_size, tile_size], tiles row-major, global last
 };
 
 ProcessedImage preprocess_image(const ImageU8& image, const ImageProcessorConfig& cfg);
 
 // The sizes preprocess_image uses for a width×height picture, without touching pixels (for
-// counting image tokens up front).
+// counting image tokens up front). With max_tiles > 0 and a natural grid of more tiles, the working
+// longest edge shrinks in steps of tile_size until rows·cols <= max_tiles; max_tiles == 1 (or no
+// edge above one tile fitting) gives one tile exactly as do_split = false does.
 struct ImagePlan {
   int resized_w = 0;  // §7.1 (longest edge, even rounding)
   int resized_h = 0;
@@ -49,6 +51,7 @@ ImagePlan plan_image(int width, int height, const ImageProcessorConfig& cfg);
 // §7.1 with Python semantics: (width, height) scaled so the longer side is `longest_edge`, the
 // other side truncated and rounded up to even, at least 1; then HF's 4096 cap.
 std::pair<int, int> fit_longest_edge(int width, int height, int longest_edge);
+
 // One video frame → one tile (rows = cols = 0): BICUBIC to video_longest_edge, then to tile×tile.
 ProcessedImage preprocess_video_frame(const ImageU8& frame, const ImageProcessorConfig& cfg);
 
