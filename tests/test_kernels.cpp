@@ -2,8 +2,11 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <smolvlm/error.h>
 #include <vector>
 
+#include "formats/quantize.h"
+#include "kernels/kernel_path.h"
 #include "kernels/kernels.h"
 #include "test_support.h"
 #include "util/thread_pool.h"
@@ -25,13 +28,23 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
   EXPECT_LE(test::max_abs_diff(got, want), tol);
 }
 
-class KernelThreads : public ::testing::TestWithParam<int> {
+// Every kernel path this CPU supports × thread counts.
+class KernelThreads : public ::testing::TestWithParam<std::tuple<std::string, int>> {
  protected:
-  void SetUp() override { set_num_threads(GetParam()); }
+  void SetUp() override {
+    const std::string& path = std::get<0>(GetParam());
+    bool have = false;
+    for (const auto* p : kernels::available_paths()) have |= path == p->name;
+    if (!have) GTEST_SKIP() << "kernel path " << path << " not supported by this CPU";
+    kernels::select_path(path);
+    set_num_threads(std::get<1>(GetParam()));
+  }
+  void TearDown() override { kernels::select_path(kernels::available_paths().back()->name); }
 };
 
 // Weights stored in `type` (from float32 values); returns the bytes.
 std::vector<uint8_t> store_as(const std::vector<float>& w, DType type) {
+  if (type == DType::Q8_0) return quantize_q8_0(w, 1, static_cast<int>(w.size()));
   std::vector<uint8_t> out;
   for (float f : w) {
     if (type == DType::F32) {
@@ -116,7 +129,42 @@ TEST_P(KernelThreads, NormsAndActivationsMatchReference) {
   expect_close(got, want, 0.0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, KernelThreads, ::testing::Values(1, 2, 3));
+std::string path_case_name(const ::testing::TestParamInfo<KernelThreads::ParamType>& info) {
+  return std::get<0>(info.param) + "_" + std::to_string(std::get<1>(info.param)) + "threads";
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelThreads,
+                         ::testing::Combine(::testing::Values("generic", "avx2", "avx512", "neon",
+                                                              "dotprod"),
+                                            ::testing::Values(1, 2, 3)),
+                         path_case_name);
+
+// Q8_0 weights run as w8a8: close to the float product, within what int8 rounding allows.
+TEST(ReferenceKernels, W8A8IsCloseToFloat) {
+  const int in = 256, out = 16;
+  const auto x = random_vec(in, 11);
+  const auto wf = random_vec(static_cast<size_t>(out) * in, 12, 0.05f);
+  const auto q = quantize_q8_0(wf, out, in);
+  std::vector<float> yq(out), yf(out);
+  kernels::ref::matmul(x.data(), 1, {DType::Q8_0, q.data(), out, in}, nullptr, yq.data());
+  kernels::ref::matmul(x.data(), 1, kernels::f32_matrix(wf.data(), out, in), nullptr, yf.data());
+  double err = 0, norm = 0;
+  for (int o = 0; o < out; ++o) {
+    err += (yq[o] - yf[o]) * (yq[o] - yf[o]);
+    norm += yf[o] * yf[o];
+  }
+  EXPECT_LT(std::sqrt(err / norm), 0.02);  // ~0.4% per int8 operand
+}
+
+TEST(KernelPaths, GenericIsAlwaysThereAndSelectable) {
+  const auto paths = kernels::available_paths();
+  ASSERT_FALSE(paths.empty());
+  EXPECT_STREQ(paths.front()->name, "generic");
+  kernels::select_path("generic");
+  EXPECT_STREQ(kernels::active_path_name(), "generic");
+  EXPECT_THROW(kernels::select_path("no-such-path"), Error);
+  kernels::select_path(paths.back()->name);
+}
 
 // The reference kernels themselves against values worked out by hand.
 TEST(ReferenceKernels, KnownValues) {

@@ -29,6 +29,8 @@ inline Matrix f32_matrix(const float* data, int rows, int cols) {
 }
 
 // y[n, rows] = x[n, cols] · Wᵀ (+ bias[rows] when bias != nullptr).
+// Q8_0 weights run as w8a8: each activation row is quantised to int8 per block of 32 (scale =
+// max|x|/127, round to nearest), blocks are dotted in integers, scales applied in float.
 void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y);
 // Row r of W as float32 (embedding lookups).
 void dequantize_row(const Matrix& w, int r, float* out);
@@ -61,6 +63,9 @@ struct AttentionShape {
 };
 void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
                const unsigned char* key_mask, float* out);
+
+// The instruction-set path the kernels run on ("generic", "avx2", "avx512", "neon", ...).
+const char* active_path_name();
 
 namespace ref {
 void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y);

@@ -1,4 +1,5 @@
 // Plain reference kernels: the math written out once, in the obvious order, no tricks.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <smolvlm/error.h>
@@ -40,7 +41,49 @@ void dequantize_row(const Matrix& w, int r, float* out) {
   }
 }
 
+namespace {
+struct RefBlock {
+  float d;
+  int8_t q[kQ8BlockSize];
+};
+
+// Symmetric int8 per block: d = max|x| / 127, q = round-half-away(x / d).
+std::vector<RefBlock> quantize_q8(const float* x, int cols) {
+  std::vector<RefBlock> out(static_cast<size_t>(cols / kQ8BlockSize));
+  for (size_t b = 0; b < out.size(); ++b) {
+    float amax = 0.0f;
+    for (int i = 0; i < kQ8BlockSize; ++i) amax = std::max(amax, std::fabs(x[b * kQ8BlockSize + i]));
+    const float d = amax / 127.0f;
+    const float inv = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = d;
+    for (int i = 0; i < kQ8BlockSize; ++i) {
+      out[b].q[i] = static_cast<int8_t>(std::lround(x[b * kQ8BlockSize + i] * inv));
+    }
+  }
+  return out;
+}
+}  // namespace
+
 void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y) {
+  if (w.type == DType::Q8_0) {  // w8a8: integer dot per block, float across blocks
+    for (int r = 0; r < n; ++r) {
+      const std::vector<RefBlock> xq = quantize_q8(x + static_cast<size_t>(r) * w.cols, w.cols);
+      for (int o = 0; o < w.rows; ++o) {
+        const uint8_t* wr = w.row(o);
+        float acc = 0.0f;
+        for (size_t b = 0; b < xq.size(); ++b) {
+          const uint8_t* blk = wr + b * kQ8BlockBytes;
+          uint16_t dw;
+          std::memcpy(&dw, blk, 2);
+          int32_t sum = 0;
+          for (int i = 0; i < kQ8BlockSize; ++i) sum += static_cast<int8_t>(blk[2 + i]) * xq[b].q[i];
+          acc += static_cast<float>(sum) * (f16_to_f32(dw) * xq[b].d);
+        }
+        y[static_cast<size_t>(r) * w.rows + o] = acc + (bias ? bias[o] : 0.0f);
+      }
+    }
+    return;
+  }
   std::vector<float> row(static_cast<size_t>(w.cols));
   for (int o = 0; o < w.rows; ++o) {
     ref::dequantize_row(w, o, row.data());

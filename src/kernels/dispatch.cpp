@@ -1,0 +1,85 @@
+// Picks the best kernel path the CPU supports, once; SMOLVLM_KERNELS=name forces one.
+#include <cstdlib>
+#include <smolvlm/error.h>
+
+#include "kernels/kernel_path.h"
+
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
+
+namespace smolvlm::kernels {
+
+namespace {
+
+bool cpu_has(const char* feature) {
+#if defined(__x86_64__)
+  const std::string f = feature;
+  __builtin_cpu_init();
+  if (f == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (f == "avx512") {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");
+  }
+  return false;
+#elif defined(__aarch64__)
+  const std::string f = feature;
+  const unsigned long hw = getauxval(AT_HWCAP);
+  if (f == "neon") return (hw & HWCAP_ASIMD) != 0;
+  if (f == "dotprod") return (hw & HWCAP_ASIMDDP) != 0;
+  return false;
+#else
+  (void)feature;
+  return false;
+#endif
+}
+
+const KernelPath*& active_slot() {
+  static const KernelPath* active = nullptr;
+  return active;
+}
+
+}  // namespace
+
+std::vector<const KernelPath*> available_paths() {
+  std::vector<const KernelPath*> out = {&generic_path()};
+#if defined(__x86_64__)
+  if (avx2_path() && cpu_has("avx2")) out.push_back(avx2_path());
+  if (avx512_path() && cpu_has("avx512")) out.push_back(avx512_path());
+#endif
+#if defined(__aarch64__)
+  if (neon_path() && cpu_has("neon")) out.push_back(neon_path());
+  if (dotprod_path() && cpu_has("dotprod")) out.push_back(dotprod_path());
+#endif
+  return out;
+}
+
+void select_path(const std::string& name) {
+  for (const KernelPath* p : available_paths()) {
+    if (name == p->name) {
+      active_slot() = p;
+      return;
+    }
+  }
+  std::string have;
+  for (const KernelPath* p : available_paths()) have += std::string(have.empty() ? "" : ", ") + p->name;
+  throw Error("kernel path '" + name + "' is not available on this CPU (available: " + have + ")");
+}
+
+const KernelPath& active_path() {
+  const KernelPath*& p = active_slot();
+  if (!p) {
+    const char* env = std::getenv("SMOLVLM_KERNELS");
+    if (env && *env) {
+      select_path(env);
+    } else {
+      p = available_paths().back();
+    }
+  }
+  return *p;
+}
+
+const char* active_path_name() { return active_path().name; }
+
+}  // namespace smolvlm::kernels

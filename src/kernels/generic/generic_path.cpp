@@ -1,0 +1,126 @@
+// The portable path: plain C++ shaped so the compiler vectorises the inner loops (independent
+// partial sums), for any CPU. Faster paths replace it where the CPU allows.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/kernel_path.h"
+
+namespace smolvlm::kernels {
+
+namespace {
+
+constexpr int kLanes = 8;
+
+// Dot products of R activation rows with one weight row.
+template <int R>
+inline void dot_rows(const float* const* xr, const float* w, int in, float* out) {
+  float acc[R][kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= in; i += kLanes) {
+    for (int r = 0; r < R; ++r) {
+      for (int l = 0; l < kLanes; ++l) acc[r][l] += xr[r][i + l] * w[i + l];
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float s = 0.0f;
+    for (int l = 0; l < kLanes; ++l) s += acc[r][l];
+    for (int j = i; j < in; ++j) s += xr[r][j] * w[j];
+    out[r] = s;
+  }
+}
+
+void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int o_end, const float* bias,
+                float* y, int ldy) {
+  constexpr int kRowBlock = 4;   // activation rows sharing each loaded weight row
+  constexpr int kColBlock = 64;  // weight rows kept hot while the activation rows pass
+  const int in = w.cols;
+  std::vector<float> widened;
+  for (int ob = o_begin; ob < o_end; ob += kColBlock) {
+    const int oe = std::min(o_end, ob + kColBlock);
+    const float* wblock;
+    if (w.type == DType::F32 && reinterpret_cast<uintptr_t>(w.row(ob)) % alignof(float) == 0) {
+      wblock = reinterpret_cast<const float*>(w.row(ob));
+    } else {
+      widened.resize(static_cast<size_t>(oe - ob) * in);
+      for (int o = ob; o < oe; ++o) ref::dequantize_row(w, o, widened.data() + static_cast<size_t>(o - ob) * in);
+      wblock = widened.data();
+    }
+    for (int r0 = 0; r0 < n; r0 += kRowBlock) {
+      const int rows = std::min(kRowBlock, n - r0);
+      const float* xr[kRowBlock];
+      for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * in;
+      for (int o = ob; o < oe; ++o) {
+        const float* wr = wblock + static_cast<size_t>(o - ob) * in;
+        float res[kRowBlock];
+        switch (rows) {
+          case 4: dot_rows<4>(xr, wr, in, res); break;
+          case 3: dot_rows<3>(xr, wr, in, res); break;
+          case 2: dot_rows<2>(xr, wr, in, res); break;
+          default: dot_rows<1>(xr, wr, in, res); break;
+        }
+        const float b = bias ? bias[o] : 0.0f;
+        for (int r = 0; r < rows; ++r) y[static_cast<size_t>(r0 + r) * ldy + o] = res[r] + b;
+      }
+    }
+  }
+}
+
+void gemm_q8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
+             const float* bias, float* y, int ldy) {
+  const int blocks = w.cols / kQ8BlockSize;
+  for (int o = o_begin; o < o_end; ++o) {
+    const uint8_t* wr = w.row(o);
+    for (int r = 0; r < n; ++r) {
+      const ActBlockQ8* xb = xq + static_cast<size_t>(r) * blocks;
+      float acc = 0.0f;
+      for (int b = 0; b < blocks; ++b) {
+        const uint8_t* blk = wr + static_cast<size_t>(b) * kQ8BlockBytes;
+        uint16_t dw;
+        std::memcpy(&dw, blk, 2);
+        const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
+        int32_t sum = 0;
+        for (int i = 0; i < kQ8BlockSize; ++i) sum += q[i] * xb[b].q[i];
+        acc += static_cast<float>(sum) * (f16_to_f32(dw) * xb[b].d);
+      }
+      y[static_cast<size_t>(r) * ldy + o] = acc + (bias ? bias[o] : 0.0f);
+    }
+  }
+}
+
+void quantize_row_q8(const float* x, int cols, ActBlockQ8* out) {
+  for (int b = 0; b < cols / kQ8BlockSize; ++b) {
+    const float* xb = x + static_cast<size_t>(b) * kQ8BlockSize;
+    float amax = 0.0f;
+    for (int i = 0; i < kQ8BlockSize; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float d = amax / 127.0f;
+    const float inv = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = d;
+    for (int i = 0; i < kQ8BlockSize; ++i) out[b].q[i] = static_cast<int8_t>(std::lround(xb[i] * inv));
+  }
+}
+
+float dot(const float* a, const float* b, int n) {
+  float acc[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
+  }
+  float s = 0.0f;
+  for (int l = 0; l < kLanes; ++l) s += acc[l];
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void axpy(float a, const float* x, float* y, int n) {
+  for (int i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+const KernelPath kGeneric = {"generic", gemm_float, gemm_q8, quantize_row_q8, dot, axpy};
+
+}  // namespace
+
+const KernelPath& generic_path() { return kGeneric; }
+
+}  // namespace smolvlm::kernels

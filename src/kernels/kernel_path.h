@@ -1,0 +1,54 @@
+// Inside the kernel layer: one "path" is a set of inner kernels built for one instruction set
+// (generic C++, AVX2, AVX-512, NEON, ...). kernels.cpp threads the work and calls the active
+// path; dispatch.cpp picks the path from the CPU at start-up (SMOLVLM_KERNELS overrides).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+namespace smolvlm::kernels {
+
+// One block of 32 activations quantised to int8 at run time (w8a8): x ≈ d · q.
+// The scale is kept in float32 (not f16 as in llama.cpp): free accuracy, same integer work.
+struct ActBlockQ8 {
+  float d;
+  int8_t q[kQ8BlockSize];
+};
+
+struct KernelPath {
+  const char* name;
+  // y[r·ldy + o] = x[r] · W[o] (+ bias[o]) for every row r < n and o in [o_begin, o_end):
+  // float weights (F32 / F16 / BF16), float activations.
+  void (*gemm_float)(const float* x, int n, const Matrix& w, int o_begin, int o_end,
+                     const float* bias, float* y, int ldy);
+  // Q8_0 weights against activations already quantised per row (cols/32 blocks a row).
+  void (*gemm_q8)(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
+                  const float* bias, float* y, int ldy);
+  // Quantises `cols` floats (a multiple of 32) into cols/32 blocks, round to nearest.
+  void (*quantize_row_q8)(const float* x, int cols, ActBlockQ8* out);
+  float (*dot)(const float* a, const float* b, int n);
+  // y += a · x
+  void (*axpy)(float a, const float* x, float* y, int n);
+};
+
+// The paths compiled into this binary that the running CPU supports, best last.
+std::vector<const KernelPath*> available_paths();
+const KernelPath& active_path();
+// Forces a path by name ("generic", "avx2", "avx512", "neon", "dotprod", ...); throws
+// smolvlm::Error when it is unknown or the CPU lacks it. Not thread-safe with running kernels.
+void select_path(const std::string& name);
+
+const KernelPath& generic_path();
+#if defined(__x86_64__)
+const KernelPath* avx2_path();    // nullptr when not compiled in
+const KernelPath* avx512_path();
+#endif
+#if defined(__aarch64__)
+const KernelPath* neon_path();
+const KernelPath* dotprod_path();
+#endif
+
+}  // namespace smolvlm::kernels

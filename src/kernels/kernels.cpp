@@ -1,0 +1,113 @@
+// The kernel entry points: split the work over the thread pool and run the active path's
+// inner kernels on each share. Cheap element-wise steps run the reference code directly.
+#include "kernels/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/kernel_path.h"
+#include "util/thread_pool.h"
+
+namespace smolvlm::kernels {
+
+void dequantize_row(const Matrix& w, int r, float* out) { ref::dequantize_row(w, r, out); }
+
+void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y) {
+  const KernelPath& path = active_path();
+  ThreadPool& pool = global_pool();
+  // Threads split the output features, so each streams only its slice of W (decode is bound
+  // by reading W); slices are whole multiples of 16 rows for the SIMD paths.
+  const size_t units = static_cast<size_t>((w.rows + 15) / 16);
+  auto rows_of = [&](size_t b, size_t e) {
+    return std::pair<int, int>(static_cast<int>(b * 16), std::min(w.rows, static_cast<int>(e * 16)));
+  };
+  if (w.type == DType::Q8_0) {
+    // w8a8: quantise each activation row once, then integer dot products.
+    thread_local std::vector<ActBlockQ8> xq;
+    const size_t blocks = static_cast<size_t>(w.cols / kQ8BlockSize);
+    xq.resize(blocks * static_cast<size_t>(n));
+    pool.parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
+      for (size_t r = b; r < e; ++r) path.quantize_row_q8(x + r * w.cols, w.cols, xq.data() + r * blocks);
+    });
+    const ActBlockQ8* xqp = xq.data();
+    pool.parallel_for(units, [&](size_t b, size_t e) {
+      const auto [ob, oe] = rows_of(b, e);
+      path.gemm_q8(xqp, n, w, ob, oe, bias, y, w.rows);
+    });
+    return;
+  }
+  pool.parallel_for(units, [&](size_t b, size_t e) {
+    const auto [ob, oe] = rows_of(b, e);
+    path.gemm_float(x, n, w, ob, oe, bias, y, w.rows);
+  });
+}
+
+void layer_norm(const float* x, int n, int d, const float* weight, const float* bias, float eps,
+                float* y) {
+  global_pool().parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
+    ref::layer_norm(x + b * d, static_cast<int>(e - b), d, weight, bias, eps, y + b * d);
+  });
+}
+
+void rms_norm(const float* x, int n, int d, const float* weight, float eps, float* y) {
+  ref::rms_norm(x, n, d, weight, eps, y);
+}
+
+void gelu_tanh_inplace(float* x, size_t n) {
+  global_pool().parallel_for(n, [&](size_t b, size_t e) { ref::gelu_tanh_inplace(x + b, e - b); });
+}
+
+void silu_mul(const float* gate, const float* up, float* out, size_t n) {
+  ref::silu_mul(gate, up, out, n);
+}
+
+void add_inplace(float* x, const float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq) {
+  ref::rope(x, heads, head_dim, pos, inv_freq);
+}
+
+void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
+               const unsigned char* key_mask, float* out) {
+  // Each (query row, head) pair is independent: spread them over the pool; every worker keeps
+  // one row of scores (never the whole nq × nk matrix).
+  const KernelPath& path = active_path();
+  const int group = s.heads / s.kv_heads;
+  const size_t tasks = static_cast<size_t>(s.nq) * s.heads;
+  global_pool().parallel_for(tasks, [&](size_t begin, size_t end) {
+    thread_local std::vector<float> scores;
+    scores.resize(static_cast<size_t>(s.nk));
+    for (size_t t = begin; t < end; ++t) {
+      const int i = static_cast<int>(t / s.heads), h = static_cast<int>(t % s.heads);
+      const int last_key = s.causal ? std::min(s.q_pos0 + i, s.nk - 1) : s.nk - 1;
+      const float* qh = q + static_cast<size_t>(i) * s.q_stride + h * s.head_dim;
+      const int kvh = h / group;
+      float maxv = -std::numeric_limits<float>::infinity();
+      for (int j = 0; j <= last_key; ++j) {
+        if (key_mask && !key_mask[j]) continue;
+        const float* kj = k + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim;
+        scores[j] = path.dot(qh, kj, s.head_dim) * s.scale;
+        maxv = std::max(maxv, scores[j]);
+      }
+      float sum = 0.0f;
+      for (int j = 0; j <= last_key; ++j) {
+        scores[j] = key_mask && !key_mask[j] ? 0.0f : std::exp(scores[j] - maxv);
+        sum += scores[j];
+      }
+      const float inv = 1.0f / sum;
+      float* oh = out + static_cast<size_t>(i) * s.out_stride + h * s.head_dim;
+      std::fill(oh, oh + s.head_dim, 0.0f);
+      for (int j = 0; j <= last_key; ++j) {
+        if (scores[j] == 0.0f) continue;
+        path.axpy(scores[j] * inv, v + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim, oh,
+                  s.head_dim);
+      }
+    }
+  });
+}
+
+}  // namespace smolvlm::kernels
