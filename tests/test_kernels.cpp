@@ -93,7 +93,9 @@ TEST_P(KernelThreads, AttentionMatchesReference) {
     bool causal;
   };
   for (const Case& c : {Case{16, 16, 4, 4, 16, false}, Case{7, 7, 3, 1, 32, true},
-                        Case{1, 20, 9, 3, 64, true}, Case{5, 12, 6, 2, 8, true}}) {
+                        Case{1, 20, 9, 3, 64, true}, Case{5, 12, 6, 2, 8, true},
+                        Case{70, 70, 4, 4, 16, false}, Case{100, 130, 9, 3, 64, true},
+                        Case{17, 17, 3, 1, 32, true}}) {
     const int qw = c.heads * c.hd, kvw = c.kv_heads * c.hd;
     const auto q = random_vec(static_cast<size_t>(c.nq) * qw, 4);
     const auto k = random_vec(static_cast<size_t>(c.nk) * kvw, 5);

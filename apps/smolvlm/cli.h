@@ -1,6 +1,8 @@
 // Shared pieces of the smolvlm subcommands.
 #pragma once
 
+#include <functional>
+#include <smolvlm/smolvlm.h>
 #include <stdexcept>
 #include <string>
 
@@ -13,9 +15,18 @@ class UsageError : public std::runtime_error {
 };
 
 int run_ask(int argc, char** argv);
+int run_random_model(int argc, char** argv);
+int run_bench(int argc, char** argv);
+int run_chat(int argc, char** argv);
+int run_pull(int argc, char** argv);
 
 // Strict number parsing for flags: the whole text must be a number in range.
 int parse_int(const std::string& flag, const std::string& text, int lo, int hi);
 double parse_double(const std::string& flag, const std::string& text, double lo, double hi);
+
+// The sampling and tiling flags shared by ask and chat (--temp, --top-k, --top-p,
+// --repeat-penalty, --seed, --no-split, --max-tiles): true when `flag` was one of them.
+bool parse_generation_flag(const std::string& flag, const std::function<std::string()>& value,
+                           GenerationOptions& gen);
 
 }  // namespace smolvlm::cli

@@ -9,6 +9,7 @@
 //   });
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -33,7 +34,12 @@ struct GenerationOptions {
   uint64_t seed = 0;
   bool split_images = true;  // false: each picture is one tile (faster, less detail)
   int max_tiles = 0;         // >0: cap the tile grid of each picture (speed over detail)
+  // Set to true (from any thread, or a signal handler: the store is lock-free) to stop the answer
+  // after the current token; the result then has `cancelled` set. Owned by the caller.
+  const std::atomic<bool>* cancel = nullptr;
 };
+static_assert(std::atomic<bool>::is_always_lock_free,
+              "cancel must be usable from a signal handler");
 
 struct Content {
   enum class Kind { Text, ImageFile };
@@ -54,10 +60,15 @@ struct Metrics {
   double vision_ms = 0;
   double prefill_ms = 0;
   double decode_ms = 0;
-  int prompt_tokens = 0;
+  int prompt_tokens = 0;  // the whole prompt (for a Chat: the dialogue so far + the new turn)
+  int cached_tokens = 0;  // of those, served from the KV cache of earlier turns (not recomputed)
   int generated_tokens = 0;
-  int image_tiles = 0;
-  double prefill_tokens_per_s() const { return prefill_ms > 0 ? prompt_tokens * 1000.0 / prefill_ms : 0; }
+  int image_tiles = 0;         // tiles in the prompt
+  int64_t peak_rss_bytes = 0;  // the process's peak resident memory so far
+  int prefill_tokens() const { return prompt_tokens - cached_tokens; }
+  double prefill_tokens_per_s() const {
+    return prefill_ms > 0 ? prefill_tokens() * 1000.0 / prefill_ms : 0;
+  }
   double decode_tokens_per_s() const {
     return decode_ms > 0 ? generated_tokens * 1000.0 / decode_ms : 0;
   }
@@ -67,11 +78,85 @@ struct Result {
   std::string text;             // the answer, special tokens removed
   std::vector<int32_t> tokens;  // generated ids (the stop token excluded)
   bool stopped_by_eos = false;
+  bool cancelled = false;  // GenerationOptions::cancel was set, or the callback returned false
+  int dropped_turns = 0;   // Chat: the oldest turns dropped so the dialogue fits the context
   Metrics metrics;
 };
 
 // Receives each new piece of the answer (whole UTF-8 characters); return false to stop.
 using TextCallback = std::function<bool(std::string_view piece)>;
+
+// A decoded picture, 8-bit RGB (3 bytes a pixel, rows without padding).
+struct Image {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> rgb;
+  // JPEG or PNG, decoded as PIL does. Throws smolvlm::Error.
+  static Image from_file(const std::string& path);
+  // Copies pixels in memory; `stride` is the bytes from one row to the next (0: packed). BGR is
+  // the order OpenCV's cv::Mat uses. Throws smolvlm::Error for empty or oversized pictures.
+  static Image from_rgb(int width, int height, const uint8_t* pixels, size_t stride = 0);
+  static Image from_bgr(int width, int height, const uint8_t* pixels, size_t stride = 0);
+};
+
+struct ChatOptions {
+  int context = 0;     // tokens the dialogue may fill; 0: the engine's context length
+  std::string system;  // an optional system message, kept when old turns are dropped
+  // true: a new picture (set_image, or after clear) goes before the text of the next turn unless
+  // that text places it with <image>. false: the picture enters only where a text says <image>.
+  bool image_first = true;
+};
+
+class Engine;
+
+// One dialogue with its own KV cache: each turn computes only the tokens that are new, earlier
+// turns stay in the cache. Pictures are encoded once and reused. Create with Engine::chat(); the
+// Engine must outlive it. One call at a time per Engine.
+class Chat {
+ public:
+  ~Chat();
+  Chat(Chat&&) noexcept;
+  Chat& operator=(Chat&&) noexcept;
+
+  // The current picture: `<image>` in a turn's text puts it there (see ChatOptions::image_first).
+  void set_image(Image image);
+  void set_image_file(const std::string& path);  // decodes now: a bad file throws here
+  void clear_image();
+  bool has_image() const;
+
+  // Answers one user turn and remembers it. When the dialogue would overflow the context (prompt +
+  // max_new_tokens), the oldest turns are dropped (Result::dropped_turns); a turn that can never
+  // fit throws smolvlm::Error and leaves the dialogue as it was.
+  Result ask(const std::string& text, const GenerationOptions& options = {},
+             const TextCallback& on_text = nullptr);
+  // Adds an exchange to the dialogue without generating (computed with the next ask).
+  void add_exchange(const std::string& user_text, const std::string& assistant_text);
+  // Forgets the dialogue; the current picture is kept and counts as new again.
+  void clear();
+
+  int turns() const;           // exchanges in the dialogue
+  int context_tokens() const;  // tokens held in the KV cache
+  std::vector<int32_t> context_ids() const;  // those tokens' ids
+  int context_length() const;  // the most it may hold
+  // The dialogue as the prompt of the next turn would render it (without the generation prompt).
+  std::string transcript() const;
+
+ private:
+  friend class Engine;
+  struct Impl;
+  explicit Chat(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Facts about the loaded model, for --verbose and RK35llm::SetInfo.
+struct ModelInfo {
+  std::string path;
+  int64_t parameters = 0;
+  int text_layers = 0, text_hidden = 0, vocab = 0;
+  int vision_layers = 0, vision_hidden = 0, tile_size = 0, tokens_per_tile = 0;
+  int context = 0;  // the engine's context length
+  int threads = 0;
+};
 
 class Engine {
  public:
@@ -84,6 +169,10 @@ class Engine {
   Result generate(const Conversation& conversation, const GenerationOptions& options = {},
                   const TextCallback& on_text = nullptr);
 
+  // A new dialogue that keeps its context between turns (see Chat).
+  Chat chat(const ChatOptions& options = {});
+
+  ModelInfo info() const;
   int context_length() const;
   double load_ms() const;
 

@@ -1,10 +1,12 @@
 // Engine: the public face of the library. Joins the pipeline stages and the generation loop.
-#include <chrono>
 #include <smolvlm/smolvlm.h>
 
+#include <chrono>
+
+#include "chat/answer_loop.h"
+#include "chat/engine_impl.h"
 #include "chat/pipeline.h"
 #include "kernels/kernels.h"
-#include "text/sampler.h"
 #include "util/thread_pool.h"
 
 namespace smolvlm {
@@ -16,12 +18,6 @@ double ms_since(Clock::time_point t) {
 }
 }  // namespace
 
-struct Engine::Impl {
-  std::unique_ptr<Model> model;
-  int context = 0;
-  double load_ms = 0;
-};
-
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
 Engine::~Engine() = default;
 
@@ -31,6 +27,7 @@ std::unique_ptr<Engine> Engine::load(const std::string& model_dir, const LoadOpt
   set_num_threads(options.threads);
   std::unique_ptr<Engine> e(new Engine());
   e->impl_->model = Model::load_hf(model_dir);
+  e->impl_->path = model_dir;
   const int max_pos = e->impl_->model->config.text.max_positions;
   if (options.context < 0) throw Error("context length must be positive");
   e->impl_->context = options.context > 0 ? std::min(options.context, max_pos) : max_pos;
@@ -39,6 +36,27 @@ std::unique_ptr<Engine> Engine::load(const std::string& model_dir, const LoadOpt
 }
 
 int Engine::context_length() const { return impl_->context; }
+
+ModelInfo Engine::info() const {
+  const ModelConfig& c = impl_->model->config;
+  ModelInfo i;
+  i.path = impl_->path;
+  for (const NamedShape& t : hf_tensor_shapes(c)) {
+    int64_t n = 1;
+    for (const int64_t d : t.shape) n *= d;
+    i.parameters += n;
+  }
+  i.text_layers = c.text.layers;
+  i.text_hidden = c.text.hidden;
+  i.vocab = c.text.vocab;
+  i.vision_layers = c.vision.layers;
+  i.vision_hidden = c.vision.hidden;
+  i.tile_size = c.vision.image_size;
+  i.tokens_per_tile = c.image_seq_len;
+  i.context = impl_->context;
+  i.threads = global_pool().size();
+  return i;
+}
 double Engine::load_ms() const { return impl_->load_ms; }
 
 Result Engine::generate(const Conversation& conversation, const GenerationOptions& options,
@@ -75,12 +93,13 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
   result.metrics.prompt_tokens = n_prompt;
   result.metrics.image_tiles = prompt.n_tiles;
   if (n_prompt >= impl_->context) {
-    throw Error("the prompt has " + std::to_string(n_prompt) + " tokens, more than the context of " +
-                std::to_string(impl_->context) + " allows");
+    throw Error("the prompt has " + std::to_string(n_prompt) +
+                " tokens, more than the context of " + std::to_string(impl_->context) + " allows");
   }
 
   auto t = Clock::now();
-  const std::vector<float> features = model.vision.image_features(prompt.pixels.data(), prompt.n_tiles);
+  const std::vector<float> features =
+      model.vision.image_features(prompt.pixels.data(), prompt.n_tiles);
   result.metrics.vision_ms = ms_since(t);
 
   // The cache holds the prompt and the answer, no more (memory stays small for short chats).
@@ -92,32 +111,7 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
   model.decoder.forward(x.data(), n_prompt, cache, logits.data());
   result.metrics.prefill_ms = ms_since(t);
 
-  Sampler sampler({options.temperature, options.top_k, options.top_p, options.repeat_penalty, options.seed});
-  std::vector<int32_t> history = prompt.ids;
-  StreamDecoder stream(model.tokenizer, /*skip_special=*/true);
-  std::vector<float> emb(static_cast<size_t>(model.config.text.hidden));
-  t = Clock::now();
-  bool go_on = true;
-  for (int i = 0; i < options.max_new_tokens && go_on; ++i) {
-    const int32_t id = sampler.sample(logits, history);
-    if (id == model.eos_id()) {
-      result.stopped_by_eos = true;
-      break;
-    }
-    result.tokens.push_back(id);
-    history.push_back(id);
-    const std::string piece = stream.push(id);
-    result.text += piece;
-    if (on_text && !piece.empty()) go_on = on_text(piece);
-    if (!go_on || i + 1 == options.max_new_tokens || cache.length() >= capacity) break;
-    model.decoder.embed(&id, 1, emb.data());
-    model.decoder.forward(emb.data(), 1, cache, logits.data());
-  }
-  const std::string rest = stream.flush();
-  result.text += rest;
-  if (on_text && !rest.empty()) on_text(rest);
-  result.metrics.decode_ms = ms_since(t);
-  result.metrics.generated_tokens = static_cast<int>(result.tokens.size());
+  generate_answer(model, cache, logits, prompt.ids, options, on_text, result);
   return result;
 }
 

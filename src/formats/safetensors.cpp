@@ -181,26 +181,52 @@ std::vector<std::string> TensorStore::names() const {
 
 namespace smolvlm {
 
-void write_safetensors(const std::string& path, const std::vector<TensorData>& tensors) {
+size_t TensorSpec::nbytes() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return dtype == DType::Q8_0 ? row_bytes(dtype, n) : static_cast<size_t>(n) * dtype_size(dtype);
+}
+
+SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<TensorSpec> specs)
+    : path_(path), specs_(std::move(specs)) {
   nlohmann::json header = nlohmann::json::object();
   uint64_t offset = 0;
-  for (const auto& t : tensors) {
+  for (const auto& t : specs_) {
     header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.bytes.size()}}};
-    offset += t.bytes.size();
+                      {"data_offsets", {offset, offset + t.nbytes()}}};
+    offset += t.nbytes();
   }
   std::string h = header.dump();
   while ((h.size() + 8) % 8 != 0) h += ' ';  // the format pads the header with spaces
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw Error("cannot write '" + path + "'");
+  out_ = std::make_unique<std::ofstream>(path, std::ios::binary | std::ios::trunc);
+  if (!*out_) throw Error("cannot write '" + path + "'");
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(h.size()) >> (8 * i));
-  out.write(reinterpret_cast<const char*>(len), 8);
-  out.write(h.data(), static_cast<std::streamsize>(h.size()));
-  for (const auto& t : tensors) {
-    out.write(reinterpret_cast<const char*>(t.bytes.data()), static_cast<std::streamsize>(t.bytes.size()));
+  out_->write(reinterpret_cast<const char*>(len), 8);
+  out_->write(h.data(), static_cast<std::streamsize>(h.size()));
+}
+
+void SafetensorsWriter::write_next(const void* bytes, size_t n) {
+  if (next_ >= specs_.size() || specs_[next_].nbytes() != n) {
+    throw Error("safetensors writer: tensor data out of order or of the wrong size");
   }
-  if (!out) throw Error("cannot write '" + path + "' (disk full?)");
+  out_->write(static_cast<const char*>(bytes), static_cast<std::streamsize>(n));
+  if (!*out_) throw Error("cannot write '" + path_ + "' (disk full?)");
+  ++next_;
+}
+
+void SafetensorsWriter::finish() {
+  if (next_ != specs_.size()) throw Error("safetensors writer: not every tensor was written");
+  out_->close();
+  if (!*out_) throw Error("cannot write '" + path_ + "' (disk full?)");
+}
+
+void write_safetensors(const std::string& path, const std::vector<TensorData>& tensors) {
+  std::vector<TensorSpec> specs;
+  for (const auto& t : tensors) specs.push_back({t.name, t.dtype, t.shape});
+  SafetensorsWriter w(path, specs);
+  for (const auto& t : tensors) w.write_next(t.bytes.data(), t.bytes.size());
+  w.finish();
 }
 
 }  // namespace smolvlm

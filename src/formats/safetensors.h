@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,7 +55,29 @@ struct TensorData {
   std::vector<uint8_t> bytes;
 };
 
-// Writes a safetensors file (tensors in the given order, 8-byte aligned header).
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  size_t nbytes() const;
+};
+
+// Streams a safetensors file: every tensor is declared up front (the header comes first),
+// then their bytes are written one tensor at a time, in the declared order.
+class SafetensorsWriter {
+ public:
+  SafetensorsWriter(const std::string& path, std::vector<TensorSpec> specs);
+  void write_next(const void* bytes, size_t n);  // the next declared tensor, whole
+  void finish();                                 // checks every tensor was written
+
+ private:
+  std::string path_;
+  std::vector<TensorSpec> specs_;
+  size_t next_ = 0;
+  std::unique_ptr<std::ofstream> out_;
+};
+
+// Writes a whole safetensors file (tensors in the given order, 8-byte aligned header).
 void write_safetensors(const std::string& path, const std::vector<TensorData>& tensors);
 
 }  // namespace smolvlm

@@ -71,10 +71,11 @@ void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq) {
   ref::rope(x, heads, head_dim, pos, inv_freq);
 }
 
-void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
-               const unsigned char* key_mask, float* out) {
-  // Each (query row, head) pair is independent: spread them over the pool; every worker keeps
-  // one row of scores (never the whole nq × nk matrix).
+namespace {
+
+// One query row at a time: for decoding (a single new token), where there is nothing to block.
+void attention_rows(const AttentionShape& s, const float* q, const float* k, const float* v,
+                    const unsigned char* key_mask, float* out) {
   const KernelPath& path = active_path();
   const int group = s.heads / s.kv_heads;
   const size_t tasks = static_cast<size_t>(s.nq) * s.heads;
@@ -108,6 +109,80 @@ void attention(const AttentionShape& s, const float* q, const float* k, const fl
       }
     }
   });
+}
+
+// Blocks of query rows: scores = Q_blk · Kᵀ and out = P · V run as GEMMs on the active path.
+// Only a [block × keys] slice of scores exists at a time, per worker (never heads × nq × nk).
+void attention_blocked(const AttentionShape& s, const float* q, const float* k, const float* v,
+                       const unsigned char* key_mask, float* out) {
+  const KernelPath& path = active_path();
+  const int hd = s.head_dim, nk = s.nk, group = s.heads / s.kv_heads;
+  constexpr int kBlock = 64;
+  // Per KV head, K as [nk, hd] rows and V transposed to [hd, nk], both contiguous.
+  std::vector<float> kh(static_cast<size_t>(s.kv_heads) * nk * hd), vt(kh.size());
+  global_pool().parallel_for(static_cast<size_t>(s.kv_heads), [&](size_t b, size_t e) {
+    for (size_t h = b; h < e; ++h) {
+      for (int j = 0; j < nk; ++j) {
+        const float* kj = k + static_cast<size_t>(j) * s.kv_stride + h * hd;
+        const float* vj = v + static_cast<size_t>(j) * s.kv_stride + h * hd;
+        std::copy(kj, kj + hd, kh.data() + (h * nk + j) * hd);
+        for (int d = 0; d < hd; ++d) vt[(h * hd + d) * nk + j] = vj[d];
+      }
+    }
+  });
+  const int blocks = (s.nq + kBlock - 1) / kBlock;
+  global_pool().parallel_for(static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end) {
+    thread_local std::vector<float> qb, sb, ob;
+    for (size_t t = begin; t < end; ++t) {
+      const int h = static_cast<int>(t % s.heads), blk = static_cast<int>(t / s.heads);
+      const int i0 = blk * kBlock, rows = std::min(kBlock, s.nq - i0), kvh = h / group;
+      const int keys = s.causal ? std::min(nk, s.q_pos0 + i0 + rows) : nk;
+      qb.resize(static_cast<size_t>(rows) * hd);
+      sb.resize(static_cast<size_t>(rows) * keys);
+      ob.resize(static_cast<size_t>(rows) * hd);
+      for (int i = 0; i < rows; ++i) {
+        const float* src = q + static_cast<size_t>(i0 + i) * s.q_stride + h * hd;
+        std::copy(src, src + hd, qb.data() + static_cast<size_t>(i) * hd);
+      }
+      const Matrix km{DType::F32, kh.data() + static_cast<size_t>(kvh) * nk * hd, keys, hd};
+      path.gemm_float(qb.data(), rows, km, 0, keys, nullptr, sb.data(), keys);
+      for (int i = 0; i < rows; ++i) {
+        float* sr = sb.data() + static_cast<size_t>(i) * keys;
+        const int last = s.causal ? std::min(s.q_pos0 + i0 + i, nk - 1) : nk - 1;
+        float maxv = -std::numeric_limits<float>::infinity();
+        for (int j = 0; j <= last; ++j) {
+          sr[j] *= s.scale;
+          if (!(key_mask && !key_mask[j])) maxv = std::max(maxv, sr[j]);
+        }
+        float sum = 0.0f;
+        for (int j = 0; j <= last; ++j) {
+          sr[j] = key_mask && !key_mask[j] ? 0.0f : std::exp(sr[j] - maxv);
+          sum += sr[j];
+        }
+        const float inv = 1.0f / sum;
+        for (int j = 0; j <= last; ++j) sr[j] *= inv;
+        std::fill(sr + last + 1, sr + keys, 0.0f);  // causally hidden keys
+      }
+      const Matrix vm{DType::F32, vt.data() + static_cast<size_t>(kvh) * hd * nk, hd, keys,
+                      static_cast<size_t>(nk) * sizeof(float)};
+      path.gemm_float(sb.data(), rows, vm, 0, hd, nullptr, ob.data(), hd);
+      for (int i = 0; i < rows; ++i) {
+        std::copy(ob.data() + static_cast<size_t>(i) * hd, ob.data() + static_cast<size_t>(i + 1) * hd,
+                  out + static_cast<size_t>(i0 + i) * s.out_stride + h * hd);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
+               const unsigned char* key_mask, float* out) {
+  if (s.nq >= 16) {
+    attention_blocked(s, q, k, v, key_mask, out);
+  } else {
+    attention_rows(s, q, k, v, key_mask, out);
+  }
 }
 
 }  // namespace smolvlm::kernels

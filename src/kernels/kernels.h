@@ -18,7 +18,8 @@ struct Matrix {
   DType type = DType::F32;
   const void* data = nullptr;
   int rows = 0, cols = 0;
-  size_t row_stride() const { return row_bytes(type, cols); }
+  size_t stride = 0;  // bytes from one row to the next; 0 = rows packed back to back
+  size_t row_stride() const { return stride ? stride : row_bytes(type, cols); }
   const uint8_t* row(int r) const {
     return static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * row_stride();
   }

@@ -65,6 +65,53 @@ class Loader {
 
 }  // namespace
 
+std::vector<NamedShape> hf_tensor_shapes(const ModelConfig& cfg) {
+  const VisionConfig& vc = cfg.vision;
+  const TextConfig& tc = cfg.text;
+  const int64_t D = vc.hidden, F = vc.intermediate, H = tc.hidden, I = tc.intermediate;
+  const int64_t qd = tc.heads * tc.head_dim, kvd = tc.kv_heads * tc.head_dim;
+  std::vector<NamedShape> out;
+  const std::string vp = "model.vision_model.";
+  out.push_back({vp + "embeddings.patch_embedding.weight", {D, vc.channels, vc.patch, vc.patch}});
+  out.push_back({vp + "embeddings.patch_embedding.bias", {D}});
+  out.push_back({vp + "embeddings.position_embedding.weight", {vc.num_patches(), D}});
+  for (int i = 0; i < vc.layers; ++i) {
+    const std::string lp = vp + "encoder.layers." + std::to_string(i) + ".";
+    for (const char* n : {"layer_norm1", "layer_norm2"}) {
+      out.push_back({lp + n + ".weight", {D}});
+      out.push_back({lp + n + ".bias", {D}});
+    }
+    for (const char* n : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
+      out.push_back({lp + "self_attn." + n + ".weight", {D, D}});
+      out.push_back({lp + "self_attn." + n + ".bias", {D}});
+    }
+    out.push_back({lp + "mlp.fc1.weight", {F, D}});
+    out.push_back({lp + "mlp.fc1.bias", {F}});
+    out.push_back({lp + "mlp.fc2.weight", {D, F}});
+    out.push_back({lp + "mlp.fc2.bias", {D}});
+  }
+  out.push_back({vp + "post_layernorm.weight", {D}});
+  out.push_back({vp + "post_layernorm.bias", {D}});
+  out.push_back({"model.connector.modality_projection.proj.weight", {H, cfg.connector_in()}});
+  const std::string tp = "model.text_model.";
+  out.push_back({tp + "embed_tokens.weight", {tc.vocab, H}});
+  for (int i = 0; i < tc.layers; ++i) {
+    const std::string lp = tp + "layers." + std::to_string(i) + ".";
+    out.push_back({lp + "input_layernorm.weight", {H}});
+    out.push_back({lp + "self_attn.q_proj.weight", {qd, H}});
+    out.push_back({lp + "self_attn.k_proj.weight", {kvd, H}});
+    out.push_back({lp + "self_attn.v_proj.weight", {kvd, H}});
+    out.push_back({lp + "self_attn.o_proj.weight", {H, qd}});
+    out.push_back({lp + "post_attention_layernorm.weight", {H}});
+    out.push_back({lp + "mlp.gate_proj.weight", {I, H}});
+    out.push_back({lp + "mlp.up_proj.weight", {I, H}});
+    out.push_back({lp + "mlp.down_proj.weight", {H, I}});
+  }
+  out.push_back({tp + "norm.weight", {H}});
+  if (!tc.tie_word_embeddings) out.push_back({"lm_head.weight", {tc.vocab, H}});
+  return out;
+}
+
 ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find) {
   const Loader ld(find);
   ModelWeights m;

@@ -62,6 +62,14 @@ using TensorLookup = std::function<const TensorView*(const std::string& name)>;
 // Supported types for the big matrices (others are refused with an error naming the tensor).
 bool is_matrix_type(DType t);
 
+// Every tensor a HF SmolVLM checkpoint of this config holds (names as transformers saves them:
+// model.text_model.*, an untied lm_head unless tie_word_embeddings).
+struct NamedShape {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+std::vector<NamedShape> hf_tensor_shapes(const ModelConfig& cfg);
+
 // HF SmolVLM naming (model.vision_model.*, model.connector.*, model.text_model.* or
 // model.language_model.*, lm_head.weight). Throws smolvlm::Error naming the first bad tensor.
 ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find);

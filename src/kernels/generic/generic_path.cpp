@@ -39,20 +39,23 @@ void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int o_end, 
   std::vector<float> widened;
   for (int ob = o_begin; ob < o_end; ob += kColBlock) {
     const int oe = std::min(o_end, ob + kColBlock);
-    const float* wblock;
-    if (w.type == DType::F32 && reinterpret_cast<uintptr_t>(w.row(ob)) % alignof(float) == 0) {
-      wblock = reinterpret_cast<const float*>(w.row(ob));
-    } else {
+    // Row o of the block as float32: in place when the weights are aligned float32, else
+    // widened into the per-thread buffer.
+    const bool in_place = w.type == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0 &&
+                          w.row_stride() % alignof(float) == 0;
+    if (!in_place) {
       widened.resize(static_cast<size_t>(oe - ob) * in);
       for (int o = ob; o < oe; ++o) ref::dequantize_row(w, o, widened.data() + static_cast<size_t>(o - ob) * in);
-      wblock = widened.data();
     }
+    auto weight_row = [&](int o) {
+      return in_place ? reinterpret_cast<const float*>(w.row(o)) : widened.data() + static_cast<size_t>(o - ob) * in;
+    };
     for (int r0 = 0; r0 < n; r0 += kRowBlock) {
       const int rows = std::min(kRowBlock, n - r0);
       const float* xr[kRowBlock];
       for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * in;
       for (int o = ob; o < oe; ++o) {
-        const float* wr = wblock + static_cast<size_t>(o - ob) * in;
+        const float* wr = weight_row(o);
         float res[kRowBlock];
         switch (rows) {
           case 4: dot_rows<4>(xr, wr, in, res); break;

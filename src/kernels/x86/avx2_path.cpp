@@ -1,9 +1,18 @@
-// AVX2 + FMA + F16C path (Haswell and later). Placeholder until its kernels land: returns null.
+// The AVX2 + FMA + F16C path (Haswell, Zen and later). Built with those -m flags (CMakeLists).
 #include "kernels/kernel_path.h"
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include "kernels/x86/gemm_x86.h"
+
+namespace smolvlm::kernels {
+namespace {
+const KernelPath kAvx2 = {"avx2", x86::gemm_float<x86::Avx2>, x86::gemm_q8, x86::quantize_row_q8,
+                          x86::dot<x86::Avx2>, x86::axpy<x86::Avx2>};
+}  // namespace
+const KernelPath* avx2_path() { return &kAvx2; }
+}  // namespace smolvlm::kernels
+#elif defined(__x86_64__)
 namespace smolvlm::kernels {
 const KernelPath* avx2_path() { return nullptr; }
-const KernelPath* avx512_path() { return nullptr; }
 }  // namespace smolvlm::kernels
 #endif

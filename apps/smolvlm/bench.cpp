@@ -1,0 +1,212 @@
+// smolvlm bench: load, vision, prefill, decode and memory figures — medians over --repeat runs
+// with their min–max, as a table for people and JSON for scripts.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <smolvlm/smolvlm.h>
+#include <string>
+#include <vector>
+
+#include "chat/pipeline.h"
+#include "cli.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+#include "text/sampler.h"
+#include "util/thread_pool.h"
+
+namespace smolvlm::cli {
+
+namespace {
+
+const char kHelp[] =
+    "usage: smolvlm bench -m MODEL [--image FILE] [-p N_PROMPT] [-n N_GEN] [--threads N]\n"
+    "                     [--repeat N] [--context N] [--json]\n"
+    "\n"
+    "  -m, --model DIR     model folder\n"
+    "      --image FILE    also time the whole picture request (\"Describe the image.\")\n"
+    "  -p N                prompt tokens for the text prefill test (default 512)\n"
+    "  -n N                tokens to decode (default 128)\n"
+    "  -t, --threads N     worker threads (default: all cores)\n"
+    "  -r, --repeat N      runs per figure; medians are reported (default 3)\n"
+    "  -c, --context N     KV-cache size for the picture request (default 4096)\n"
+    "      --json          print JSON instead of the table\n";
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+struct Stat {
+  std::vector<double> v;
+  double median() const {
+    if (v.empty()) return 0;
+    std::vector<double> s = v;
+    std::sort(s.begin(), s.end());
+    return s.size() % 2 ? s[s.size() / 2] : (s[s.size() / 2 - 1] + s[s.size() / 2]) / 2;
+  }
+  double min() const { return v.empty() ? 0 : *std::min_element(v.begin(), v.end()); }
+  double max() const { return v.empty() ? 0 : *std::max_element(v.begin(), v.end()); }
+};
+
+// Decodes n tokens greedily after whatever is in the cache; returns the ms spent.
+double decode(const Model& m, KVCache& cache, std::vector<float>& logits, int n) {
+  std::vector<float> emb(static_cast<size_t>(m.config.text.hidden));
+  const auto t = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    const int32_t id = argmax(logits);
+    m.decoder.embed(&id, 1, emb.data());
+    m.decoder.forward(emb.data(), 1, cache, logits.data());
+  }
+  return ms_since(t);
+}
+
+}  // namespace
+
+int run_bench(int argc, char** argv) {
+  std::string model_dir, image;
+  int n_prompt = 512, n_gen = 128, threads = 0, repeat = 3, context = 4096;
+  bool json = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw UsageError(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      std::fputs(kHelp, stdout);
+      return 0;
+    } else if (a == "-m" || a == "--model") {
+      model_dir = value();
+    } else if (a == "--image") {
+      image = value();
+    } else if (a == "-p") {
+      n_prompt = parse_int(a, value(), 1, 1 << 16);
+    } else if (a == "-n") {
+      n_gen = parse_int(a, value(), 1, 1 << 16);
+    } else if (a == "-t" || a == "--threads") {
+      threads = parse_int(a, value(), 1, 256);
+    } else if (a == "-r" || a == "--repeat") {
+      repeat = parse_int(a, value(), 1, 100);
+    } else if (a == "-c" || a == "--context") {
+      context = parse_int(a, value(), 64, 1 << 20);
+    } else if (a == "--json") {
+      json = true;
+    } else {
+      throw UsageError("unknown option '" + a + "'");
+    }
+  }
+  if (model_dir.empty()) throw UsageError("-m MODEL is required");
+  set_num_threads(threads);
+  std::map<std::string, Stat> st;
+
+  auto t = Clock::now();
+  std::unique_ptr<Model> model = Model::load_hf(model_dir);
+  st["load_cold_ms"].v.push_back(ms_since(t));  // first load in this process
+  for (int r = 0; r < repeat; ++r) {
+    t = Clock::now();
+    model = Model::load_hf(model_dir);  // the page cache is warm now
+    st["load_warm_ms"].v.push_back(ms_since(t));
+  }
+  const Model& m = *model;
+  const ModelConfig& cfg = m.config;
+  const int max_ctx = std::min(context, cfg.text.max_positions);
+  if (n_prompt + n_gen > max_ctx) throw Error("-p + -n exceed the context of " + std::to_string(max_ctx));
+
+  // Text prefill and decode on a random prompt of ordinary tokens.
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> tok(100, 49000 < cfg.text.vocab ? 49000 : cfg.text.vocab - 1);
+  std::vector<int32_t> ids(static_cast<size_t>(n_prompt));
+  for (auto& id : ids) id = tok(rng);
+  std::vector<float> logits(static_cast<size_t>(cfg.text.vocab));
+  for (int r = 0; r < repeat; ++r) {
+    KVCache cache(cfg.text, n_prompt + n_gen);
+    const std::vector<float> x = embed_prompt(m, ids, {});
+    t = Clock::now();
+    m.decoder.forward(x.data(), n_prompt, cache, logits.data());
+    st["prefill_tok_s"].v.push_back(n_prompt * 1000.0 / ms_since(t));
+    KVCache fresh(cfg.text, n_gen + 1);  // text-only decode from an empty context (tg-style)
+    const int32_t first = 1;
+    std::vector<float> emb(static_cast<size_t>(cfg.text.hidden));
+    m.decoder.embed(&first, 1, emb.data());
+    m.decoder.forward(emb.data(), 1, fresh, logits.data());
+    st["decode_tok_s"].v.push_back(n_gen * 1000.0 / decode(m, fresh, logits, n_gen));
+  }
+
+  // The whole picture request, as `ask` runs it.
+  int tiles = 0, prompt_tokens = 0;
+  if (!image.empty()) {
+    const ImageU8 img = load_image_file(image);
+    const std::vector<PromptMessage> msgs = {
+        {"user", {{PromptItem::Kind::Image, {}}, {PromptItem::Kind::Text, "Describe the image."}}}};
+    for (int r = 0; r < repeat; ++r) {
+      const auto t0 = Clock::now();
+      const PreparedPrompt p = prepare_prompt(m, msgs, {img}, cfg.processor);
+      tiles = p.n_tiles;
+      prompt_tokens = static_cast<int>(p.ids.size());
+      t = Clock::now();
+      const std::vector<float> feats = m.vision.image_features(p.pixels.data(), p.n_tiles);
+      const double vision_ms = ms_since(t);
+      st["vision_ms_per_image"].v.push_back(vision_ms);
+      st["vision_ms_per_tile"].v.push_back(vision_ms / p.n_tiles);
+      KVCache cache(cfg.text, max_ctx);
+      const std::vector<float> x = embed_prompt(m, p.ids, feats);
+      t = Clock::now();
+      m.decoder.forward(x.data(), prompt_tokens, cache, logits.data());
+      st["image_prefill_tok_s"].v.push_back(prompt_tokens * 1000.0 / ms_since(t));
+      st["ttft_ms"].v.push_back(ms_since(t0));
+      st["image_decode_tok_s"].v.push_back(n_gen * 1000.0 / decode(m, cache, logits, n_gen));
+      st["image_request_ms"].v.push_back(ms_since(t0));
+    }
+  } else {  // vision speed on one random tile
+    const size_t tile = static_cast<size_t>(3) * cfg.vision.image_size * cfg.vision.image_size;
+    std::vector<float> px(tile);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (auto& v : px) v = u(rng);
+    for (int r = 0; r < repeat; ++r) {
+      t = Clock::now();
+      (void)m.vision.image_features(px.data(), 1);
+      st["vision_ms_per_tile"].v.push_back(ms_since(t));
+    }
+  }
+  const double rss = peak_rss_mb();
+
+  nlohmann::json out = {{"model", model_dir},
+                        {"threads", global_pool().size()},
+                        {"kernels", kernels::active_path_name()},
+                        {"repeat", repeat},
+                        {"n_prompt", n_prompt},
+                        {"n_gen", n_gen},
+                        {"image_tiles", tiles},
+                        {"image_prompt_tokens", prompt_tokens},
+                        {"peak_rss_mb", rss}};
+  for (const auto& [k, s] : st) {
+    out[k] = s.median();
+    out["range"][k] = {s.min(), s.max()};
+  }
+  if (json) {
+    std::puts(out.dump(2).c_str());
+    return 0;
+  }
+  std::printf("model %s, %d threads, kernels %s, %d runs (median, min-max)\n", model_dir.c_str(),
+              global_pool().size(), kernels::active_path_name(), repeat);
+  std::printf("%-22s %12s %22s\n", "figure", "median", "range");
+  for (const auto& [k, s] : st) {
+    std::printf("%-22s %12.2f %10.2f - %-10.2f\n", k.c_str(), s.median(), s.min(), s.max());
+  }
+  std::printf("%-22s %12.1f\n", "peak_rss_mb", rss);
+  if (tiles) std::printf("%-22s %12d (%d prompt tokens)\n", "image_tiles", tiles, prompt_tokens);
+  return 0;
+}
+
+}  // namespace smolvlm::cli

@@ -1,0 +1,268 @@
+// smolvlm chat: an interactive dialogue about a picture (or none), remembered in the KV cache.
+#include <smolvlm/smolvlm.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <functional>
+#include <string>
+
+#include "cli.h"
+
+namespace smolvlm::cli {
+
+namespace {
+
+const char kChatHelp[] =
+    "usage: smolvlm chat -m MODEL_DIR [-i IMAGE] [-n NEW_TOKENS] [-c CONTEXT] [options]\n"
+    "\n"
+    "  -m, --model DIR         Hugging Face SmolVLM2 folder\n"
+    "  -i, --image FILE        the picture to talk about (JPEG or PNG); encoded once, reused\n"
+    "  -n, --max-new-tokens N  cap of each answer (default 2048)\n"
+    "  -c, --context N         cap of the whole dialogue in tokens (default 4096); the oldest\n"
+    "                          turns are dropped when the next one would not fit\n"
+    "      --system TEXT       a system message\n"
+    "      --temp T, --top-k K, --top-p P, --repeat-penalty R, --seed S\n"
+    "                          sampling, as for 'smolvlm ask' (default greedy)\n"
+    "      --no-split          one tile per picture (faster, less detail)\n"
+    "      --max-tiles N       cap the tile grid per picture\n"
+    "  -t, --threads N         worker threads (default: all cores)\n"
+    "      --verbose           the model's facts once, and after each answer: tokens in and out,\n"
+    "                          image encode time, prefill and decode speed, peak RAM\n"
+    "\n"
+    "In the chat:\n"
+    "  <image>                 in a line, puts the picture there; without it, a new picture goes\n"
+    "                          before the text of the next turn\n"
+    "  /image PATH             switch to another picture\n"
+    "  clear, <clear>, /clear  forget the dialogue (the picture stays)\n"
+    "  exit, <exit>, /exit, /quit, Ctrl-D   leave\n"
+    "  Ctrl-C                  stop the current answer\n";
+
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void on_sigint(int) { g_interrupted.store(true); }
+
+// Reads lines from standard input with read(2), so that Ctrl-C while waiting is seen (EINTR)
+// instead of ending the input.
+class LineReader {
+ public:
+  enum class Status { Line, End, Interrupted };
+  Status next(std::string& line) {
+    for (;;) {
+      const size_t nl = buf_.find('\n');
+      if (nl != std::string::npos) {
+        line = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        return Status::Line;
+      }
+      if (eof_) {
+        if (buf_.empty()) return Status::End;
+        line.swap(buf_);
+        buf_.clear();
+        return Status::Line;
+      }
+      char chunk[4096];
+      const ssize_t n = ::read(0, chunk, sizeof chunk);
+      if (n > 0) {
+        buf_.append(chunk, static_cast<size_t>(n));
+      } else if (n == 0) {
+        eof_ = true;
+      } else if (errno == EINTR) {
+        if (g_interrupted.exchange(false)) return Status::Interrupted;
+      } else {
+        eof_ = true;
+      }
+    }
+  }
+
+ private:
+  std::string buf_;
+  bool eof_ = false;
+};
+
+bool is_one_of(const std::string& s, std::initializer_list<const char*> words) {
+  for (const char* w : words) {
+    if (s == w) return true;
+  }
+  return false;
+}
+
+std::string trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+void print_info(const ModelInfo& i) {
+  std::fprintf(stderr,
+               "[model %s: %.0fM parameters; text %d layers x %d, vocab %d; vision %d layers x %d, "
+               "%d px tiles of %d tokens; context %d; %d threads]\n",
+               i.path.c_str(), static_cast<double>(i.parameters) / 1e6, i.text_layers,
+               i.text_hidden, i.vocab, i.vision_layers, i.vision_hidden, i.tile_size,
+               i.tokens_per_tile, i.context, i.threads);
+}
+
+void print_metrics(const Metrics& m) {
+  std::string image = "no image";
+  if (m.image_tiles > 0) {
+    char buf[96];
+    if (m.vision_ms > 0) {
+      std::snprintf(buf, sizeof buf, "image %d tiles, encoded in %.0f ms", m.image_tiles,
+                    m.vision_ms);
+    } else {
+      std::snprintf(buf, sizeof buf, "image %d tiles, cached", m.image_tiles);
+    }
+    image = buf;
+  }
+  std::fprintf(stderr,
+               "[in %d tokens (%d new, %d cached), out %d tokens | %s | prefill %.1f tok/s, decode "
+               "%.1f tok/s | peak RAM %.0f MB]\n",
+               m.prompt_tokens, m.prefill_tokens(), m.cached_tokens, m.generated_tokens,
+               image.c_str(), m.prefill_tokens_per_s(), m.decode_tokens_per_s(),
+               static_cast<double>(m.peak_rss_bytes) / 1e6);
+}
+
+}  // namespace
+
+bool parse_generation_flag(const std::string& a, const std::function<std::string()>& value,
+                           GenerationOptions& gen) {
+  if (a == "--temp") {
+    gen.temperature = static_cast<float>(parse_double(a, value(), 0.0, 100.0));
+  } else if (a == "--top-k") {
+    gen.top_k = parse_int(a, value(), 0, 1 << 20);
+  } else if (a == "--top-p") {
+    gen.top_p = static_cast<float>(parse_double(a, value(), 0.0, 1.0));
+  } else if (a == "--repeat-penalty") {
+    gen.repeat_penalty = static_cast<float>(parse_double(a, value(), 0.01, 100.0));
+  } else if (a == "--seed") {
+    gen.seed = static_cast<uint64_t>(parse_int(a, value(), 0, 2147483647));
+  } else if (a == "--no-split") {
+    gen.split_images = false;
+  } else if (a == "--max-tiles") {
+    gen.max_tiles = parse_int(a, value(), 1, 1024);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+int run_chat(int argc, char** argv) {
+  std::string model_dir, image_path;
+  bool verbose = false;
+  GenerationOptions gen;
+  gen.max_new_tokens = 2048;
+  LoadOptions load;
+  load.context = 4096;
+  ChatOptions chat_options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const std::function<std::string()> value = [&]() -> std::string {
+      if (i + 1 >= argc) throw UsageError(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      std::fputs(kChatHelp, stdout);
+      return 0;
+    } else if (a == "-m" || a == "--model") {
+      model_dir = value();
+    } else if (a == "-i" || a == "--image") {
+      image_path = value();
+    } else if (a == "-n" || a == "--max-new-tokens") {
+      gen.max_new_tokens = parse_int(a, value(), 1, 1 << 20);
+    } else if (a == "-c" || a == "--context") {
+      load.context = parse_int(a, value(), 16, 1 << 20);
+    } else if (a == "-t" || a == "--threads") {
+      load.threads = parse_int(a, value(), 1, 256);
+    } else if (a == "--system") {
+      chat_options.system = value();
+    } else if (a == "--verbose") {
+      verbose = true;
+    } else if (!parse_generation_flag(a, value, gen)) {
+      throw UsageError("unknown option '" + a + "'");
+    }
+  }
+  if (model_dir.empty()) throw UsageError("-m MODEL_DIR is required");
+
+  // The picture first: a bad one fails before the (slower) model load.
+  Image picture;
+  if (!image_path.empty()) picture = Image::from_file(image_path);
+  auto engine = Engine::load(model_dir, load);
+  Chat chat = engine->chat(chat_options);
+  if (!image_path.empty()) chat.set_image(std::move(picture));
+  if (verbose) print_info(engine->info());
+
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a Ctrl-C while waiting for a line interrupts the read
+  struct sigaction old_sa {};
+  sigaction(SIGINT, &sa, &old_sa);
+  gen.cancel = &g_interrupted;
+
+  LineReader reader;
+  std::string line;
+  for (;;) {
+    std::fputs("User: ", stdout);
+    std::fflush(stdout);
+    const LineReader::Status status = reader.next(line);
+    if (status == LineReader::Status::End) {
+      std::fputc('\n', stdout);
+      break;
+    }
+    if (status == LineReader::Status::Interrupted) {
+      std::fputs("\n", stdout);
+      std::fputs("[Ctrl-C stops an answer; type /exit or press Ctrl-D to leave]\n", stderr);
+      continue;
+    }
+    const std::string cmd = trim(line);
+    if (cmd.empty()) continue;
+    if (is_one_of(cmd, {"exit", "<exit>", "/exit", "/quit"})) break;
+    if (is_one_of(cmd, {"clear", "<clear>", "/clear"})) {
+      chat.clear();
+      std::fputs("[dialogue cleared]\n", stderr);
+      continue;
+    }
+    try {
+      if (cmd == "/image" || cmd.rfind("/image ", 0) == 0) {
+        const std::string path = trim(cmd.substr(6));
+        if (path.empty()) throw Error("/image needs a path");
+        chat.set_image_file(path);
+        std::fprintf(stderr, "[picture: %s]\n", path.c_str());
+        continue;
+      }
+      g_interrupted.store(false);
+      bool started = false;  // "Assistant:" comes with the first piece, so errors stand alone
+      auto start = [&] {
+        if (!started) std::fputs("Assistant:", stdout);
+        started = true;
+      };
+      const Result r = chat.ask(line, gen, [&](std::string_view piece) {
+        start();
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+        return true;
+      });
+      start();
+      std::fputc('\n', stdout);
+      std::fflush(stdout);
+      if (r.cancelled) std::fputs("[answer stopped]\n", stderr);
+      if (r.dropped_turns > 0) {
+        std::fprintf(
+            stderr,
+            "[the dialogue outgrew the context of %d tokens: dropped the oldest %d turn%s]\n",
+            chat.context_length(), r.dropped_turns, r.dropped_turns == 1 ? "" : "s");
+      }
+      if (verbose) print_metrics(r.metrics);
+    } catch (const Error& e) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "error: %s\n", e.what());
+    }
+  }
+  sigaction(SIGINT, &old_sa, nullptr);
+  return 0;
+}
+
+}  // namespace smolvlm::cli

@@ -1,0 +1,404 @@
+// Chat: a dialogue that lives in one KV cache (spec §9 prompt format).
+//
+// Each turn renders the whole dialogue as the HF chat template would, tokenises it, and runs only
+// the tokens after the longest prefix the cache already holds. Turn k+1's prompt continues turn
+// k's prompt + answer, so in practice only the new user turn is computed; where the answer's ids
+// as generated differ from the tokenisation of its text (BPE merges across generated tokens), the
+// cache is rewound to the first difference so that it always holds exactly the ids transformers
+// would compute for the rendered dialogue. Image tokens are compared by which picture encoding and
+// which feature row they carry, so a different picture with the same grid is never mistaken for
+// a cached one.
+#include <smolvlm/smolvlm.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "chat/answer_loop.h"
+#include "chat/engine_impl.h"
+#include "chat/prompt.h"
+#include "vision/image.h"
+#include "vision/image_processor.h"
+
+namespace smolvlm {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+const std::string kImageMarker = "<image>";
+constexpr int64_t kTextSource = -1;
+
+uint64_t next_uid() {
+  static std::atomic<uint64_t> uid{1};
+  return uid.fetch_add(1);
+}
+
+// A picture of the dialogue with its features for each tile setting it was used with.
+struct Picture {
+  ImageU8 pixels;
+  struct Encoded {
+    bool split = true;
+    int max_tiles = 0;
+    uint64_t uid = 0;  // names these features in the cache's bookkeeping
+    ImageSlot slot;
+    int n_tiles = 0;
+    std::vector<float> features;  // [n_tiles · image_seq_len, text hidden]
+  };
+  std::vector<Encoded> encoded;
+};
+using PicturePtr = std::shared_ptr<Picture>;
+
+struct Part {
+  std::string text;
+  PicturePtr picture;  // set: this part is the picture
+};
+
+struct Exchange {
+  std::vector<Part> user;
+  std::string answer;
+};
+
+bool uses(const std::vector<Part>& parts, const PicturePtr& p) {
+  for (const Part& part : parts) {
+    if (part.picture == p) return true;
+  }
+  return false;
+}
+
+// Removes placeholder strings that would be read as pictures or videos when re-rendered.
+std::string without_placeholders(std::string s) {
+  for (const char* tag : {"<image>", "<video>"}) {
+    for (size_t p = s.find(tag); p != std::string::npos; p = s.find(tag, p))
+      s.erase(p, std::strlen(tag));
+  }
+  return s;
+}
+
+void check_picture_size(int width, int height) {
+  if (width <= 0 || height <= 0) throw Error("the picture is empty");
+  if (width > 32768 || height > 32768 ||
+      static_cast<int64_t>(width) * height > (int64_t{1} << 28)) {
+    throw Error("the picture is too large (" + std::to_string(width) + "x" +
+                std::to_string(height) + ")");
+  }
+}
+
+// A rendered dialogue: ids and, per position, what it carries (kTextSource, or the encoding's uid
+// in the high bits and the feature row in the low ones) and the feature row for image tokens.
+struct Target {
+  std::vector<int32_t> ids;
+  std::vector<int64_t> source;
+  std::vector<const float*> rows;
+  int n_tiles = 0;
+};
+
+}  // namespace
+
+struct Chat::Impl {
+  const Model& model;
+  int context;
+  ChatOptions options;
+  std::unique_ptr<KVCache> cache;  // created at the first turn
+  std::vector<float> logits;
+  std::vector<int32_t> cached_ids;  // what `cache` holds, position by position
+  std::vector<int64_t> cached_source;
+  std::vector<Exchange> exchanges;
+  PicturePtr current;
+  bool current_is_new = false;  // goes before the next turn's text (ChatOptions::image_first)
+
+  Impl(const Model& m, int ctx, ChatOptions o) : model(m), context(ctx), options(std::move(o)) {}
+
+  std::vector<Part> user_parts(const std::string& text, bool place_new_picture) const {
+    std::vector<Part> parts;
+    bool placed = false;
+    size_t pos = 0;
+    for (size_t p = text.find(kImageMarker); p != std::string::npos;
+         p = text.find(kImageMarker, pos)) {
+      if (!current) throw Error("the text says <image> but no picture is loaded");
+      if (p > pos) parts.push_back({text.substr(pos, p - pos), nullptr});
+      parts.push_back({{}, current});
+      placed = true;
+      pos = p + kImageMarker.size();
+    }
+    if (pos < text.size()) parts.push_back({text.substr(pos), nullptr});
+    if (!placed && place_new_picture && current_is_new && options.image_first && current) {
+      parts.insert(parts.begin(), Part{{}, current});
+    }
+    return parts;
+  }
+
+  std::vector<PromptMessage> messages(const std::vector<Exchange>& ex,
+                                      const std::vector<Part>* next) const {
+    std::vector<PromptMessage> out;
+    if (!options.system.empty())
+      out.push_back({"system", {{PromptItem::Kind::Text, options.system}}});
+    auto user = [](const std::vector<Part>& parts) {
+      PromptMessage m{"user", {}};
+      for (const Part& p : parts) {
+        if (p.picture) {
+          m.content.push_back({PromptItem::Kind::Image, {}});
+        } else {
+          m.content.push_back({PromptItem::Kind::Text, p.text});
+        }
+      }
+      return m;
+    };
+    for (const Exchange& e : ex) {
+      out.push_back(user(e.user));
+      out.push_back({"assistant", {{PromptItem::Kind::Text, e.answer}}});
+    }
+    if (next) out.push_back(user(*next));
+    return out;
+  }
+
+  // The features of `p` for the call's tile setting, encoding them on first use.
+  const Picture::Encoded& encoded(Picture& p, const GenerationOptions& o, double& vision_ms) const {
+    for (const auto& e : p.encoded) {
+      if (e.split == o.split_images && e.max_tiles == o.max_tiles) return e;
+    }
+    ImageProcessorConfig proc = model.config.processor;
+    proc.do_split = proc.do_split && o.split_images;
+    proc.max_tiles = o.max_tiles;
+    const auto t = Clock::now();
+    const ProcessedImage pre = preprocess_image(p.pixels, proc);
+    Picture::Encoded e{o.split_images,       o.max_tiles, next_uid(),
+                       {pre.rows, pre.cols}, pre.n_tiles, {}};
+    e.features = model.vision.image_features(pre.pixels.data(), pre.n_tiles);
+    vision_ms += ms_since(t);
+    p.encoded.push_back(std::move(e));
+    return p.encoded.back();
+  }
+
+  Target render(const std::vector<Exchange>& ex, const std::vector<Part>& next,
+                const GenerationOptions& o, double& vision_ms) const {
+    std::vector<const Picture::Encoded*> images;  // in placement order
+    auto collect = [&](const std::vector<Part>& parts) {
+      for (const Part& p : parts) {
+        if (p.picture) images.push_back(&encoded(*p.picture, o, vision_ms));
+      }
+    };
+    for (const Exchange& e : ex) collect(e.user);
+    collect(next);
+    std::vector<ImageSlot> slots;
+    Target t;
+    for (const auto* e : images) {
+      slots.push_back(e->slot);
+      t.n_tiles += e->n_tiles;
+    }
+    const int seq = model.config.image_seq_len;
+    t.ids = model.tokenizer.encode(
+        expand_prompt(render_chat(messages(ex, &next), true), slots, {}, seq));
+    t.source.assign(t.ids.size(), kTextSource);
+    t.rows.assign(t.ids.size(), nullptr);
+    const size_t hidden = static_cast<size_t>(model.config.text.hidden);
+    auto rows_of = [&](size_t k) {
+      return static_cast<size_t>(images[k]->n_tiles) * static_cast<size_t>(seq);
+    };
+    size_t image = 0, row = 0;  // the next feature row to place
+    for (size_t i = 0; i < t.ids.size(); ++i) {
+      if (t.ids[i] != model.config.image_token_id) continue;
+      while (image < images.size() && row == rows_of(image)) {
+        ++image;
+        row = 0;
+      }
+      if (image == images.size())
+        throw Error("the dialogue holds more image tokens than its pictures give");
+      t.source[i] = static_cast<int64_t>(images[image]->uid << 32 | row);
+      t.rows[i] = images[image]->features.data() + row * hidden;
+      ++row;
+    }
+    if (!images.empty() && (image + 1 != images.size() || row != rows_of(image))) {
+      throw Error("the dialogue holds fewer image tokens than its pictures give");
+    }
+    return t;
+  }
+
+  void reset_cache() {
+    if (cache) cache->clear();
+    cached_ids.clear();
+    cached_source.clear();
+  }
+
+  Result ask(const std::string& text, const GenerationOptions& o, const TextCallback& on_text) {
+    if (o.max_new_tokens < 0) throw Error("max new tokens must not be negative");
+    Result result;
+    std::vector<Part> next = user_parts(text, true);
+    const size_t reserve = static_cast<size_t>(std::max(o.max_new_tokens, 1));
+
+    // Fit the dialogue: drop the oldest exchanges until prompt + answer cap fit the context.
+    std::vector<Exchange> kept = exchanges;
+    Target target;
+    for (;;) {
+      target = render(kept, next, o, result.metrics.vision_ms);
+      if (target.ids.size() + reserve <= static_cast<size_t>(context)) break;
+      if (kept.empty()) {
+        throw Error("this turn needs " + std::to_string(target.ids.size()) +
+                    " prompt tokens + up to " + std::to_string(reserve) +
+                    " answer tokens, more than the context of " + std::to_string(context) +
+                    " holds (shorten it, lower the answer cap or raise the context)");
+      }
+      const bool had_current = current && uses(kept.front().user, current);
+      kept.erase(kept.begin());
+      ++result.dropped_turns;
+      // The picture being talked about stays: it moves to the oldest turn that remains.
+      bool still_used = uses(next, current);
+      for (const Exchange& e : kept) still_used = still_used || uses(e.user, current);
+      if (had_current && !still_used) {
+        std::vector<Part>& first = kept.empty() ? next : kept.front().user;
+        first.insert(first.begin(), Part{{}, current});
+      }
+    }
+    result.metrics.prompt_tokens = static_cast<int>(target.ids.size());
+    result.metrics.image_tiles = target.n_tiles;
+
+    if (!cache) {
+      cache = std::make_unique<KVCache>(model.config.text, context);
+      logits.resize(static_cast<size_t>(model.config.text.vocab));
+    }
+    // Reuse the longest cached prefix; at least the last prompt position is run for its logits.
+    size_t p = 0;
+    while (p < cached_ids.size() && p + 1 < target.ids.size() && cached_ids[p] == target.ids[p] &&
+           cached_source[p] == target.source[p]) {
+      ++p;
+    }
+    try {
+      cache->truncate(static_cast<int>(p));
+      cached_ids.resize(p);
+      cached_source.resize(p);
+      result.metrics.cached_tokens = static_cast<int>(p);
+
+      const auto t = Clock::now();
+      const size_t n = target.ids.size() - p,
+                   hidden = static_cast<size_t>(model.config.text.hidden);
+      std::vector<float> x(n * hidden);
+      model.decoder.embed(target.ids.data() + p, static_cast<int>(n), x.data());
+      for (size_t i = 0; i < n; ++i) {
+        if (target.rows[p + i])
+          std::memcpy(x.data() + i * hidden, target.rows[p + i], sizeof(float) * hidden);
+      }
+      model.decoder.forward(x.data(), static_cast<int>(n), *cache, logits.data());
+      cached_ids.insert(cached_ids.end(), target.ids.begin() + static_cast<long>(p),
+                        target.ids.end());
+      cached_source.insert(cached_source.end(), target.source.begin() + static_cast<long>(p),
+                           target.source.end());
+      result.metrics.prefill_ms = ms_since(t);
+
+      std::vector<int32_t> fed;
+      generate_answer(model, *cache, logits, target.ids, o, on_text, result, &fed);
+      cached_ids.insert(cached_ids.end(), fed.begin(), fed.end());
+      cached_source.resize(cached_ids.size(), kTextSource);
+    } catch (...) {
+      reset_cache();  // the cache may hold part of a step: start it afresh next time
+      throw;
+    }
+    if (uses(next, current)) current_is_new = false;
+    kept.push_back({std::move(next), without_placeholders(result.text)});
+    exchanges = std::move(kept);
+    return result;
+  }
+};
+
+Chat::Chat(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Chat::~Chat() = default;
+Chat::Chat(Chat&&) noexcept = default;
+Chat& Chat::operator=(Chat&&) noexcept = default;
+
+void Chat::set_image(Image image) {
+  check_picture_size(image.width, image.height);
+  if (image.rgb.size() !=
+      static_cast<size_t>(image.width) * static_cast<size_t>(image.height) * 3) {
+    throw Error("the picture's pixel buffer does not match its size");
+  }
+  auto p = std::make_shared<Picture>();
+  p->pixels = {image.width, image.height, std::move(image.rgb)};
+  impl_->current = std::move(p);
+  impl_->current_is_new = true;
+}
+
+void Chat::set_image_file(const std::string& path) { set_image(Image::from_file(path)); }
+
+void Chat::clear_image() {
+  impl_->current.reset();
+  impl_->current_is_new = false;
+}
+
+bool Chat::has_image() const { return impl_->current != nullptr; }
+
+Result Chat::ask(const std::string& text, const GenerationOptions& options,
+                 const TextCallback& on_text) {
+  return impl_->ask(text, options, on_text);
+}
+
+void Chat::add_exchange(const std::string& user_text, const std::string& assistant_text) {
+  std::vector<Part> parts = impl_->user_parts(user_text, true);
+  if (uses(parts, impl_->current)) impl_->current_is_new = false;
+  impl_->exchanges.push_back({std::move(parts), without_placeholders(assistant_text)});
+}
+
+void Chat::clear() {
+  impl_->exchanges.clear();
+  impl_->current_is_new = impl_->current != nullptr;
+  // The cache is kept: the next turn reuses whatever prefix still matches (at least the
+  // template's opening), and nothing else.
+}
+
+int Chat::turns() const { return static_cast<int>(impl_->exchanges.size()); }
+int Chat::context_tokens() const { return static_cast<int>(impl_->cached_ids.size()); }
+std::vector<int32_t> Chat::context_ids() const { return impl_->cached_ids; }
+int Chat::context_length() const { return impl_->context; }
+
+std::string Chat::transcript() const {
+  return render_chat(impl_->messages(impl_->exchanges, nullptr), false);
+}
+
+Chat Engine::chat(const ChatOptions& options) {
+  if (options.context < 0) throw Error("context length must be positive");
+  const int context =
+      options.context > 0 ? std::min(options.context, impl_->context) : impl_->context;
+  if (options.system.find(kImageMarker) != std::string::npos)
+    throw Error("the system message cannot hold <image>");
+  return Chat(std::make_unique<Chat::Impl>(*impl_->model, context, options));
+}
+
+Image Image::from_file(const std::string& path) {
+  ImageU8 im = load_image_file(path);
+  return {im.width, im.height, std::move(im.rgb)};
+}
+
+namespace {
+Image copy_pixels(int width, int height, const uint8_t* pixels, size_t stride, bool bgr) {
+  check_picture_size(width, height);
+  if (pixels == nullptr) throw Error("the picture is empty");
+  const size_t row = static_cast<size_t>(width) * 3;
+  if (stride == 0) stride = row;
+  if (stride < row) throw Error("the picture's row stride is shorter than its rows");
+  Image out{width, height, std::vector<uint8_t>(row * static_cast<size_t>(height))};
+  for (int y = 0; y < height; ++y) {
+    const uint8_t* src = pixels + stride * static_cast<size_t>(y);
+    uint8_t* dst = out.rgb.data() + row * static_cast<size_t>(y);
+    if (!bgr) {
+      std::memcpy(dst, src, row);
+      continue;
+    }
+    for (size_t x = 0; x < row; x += 3) {
+      dst[x] = src[x + 2];
+      dst[x + 1] = src[x + 1];
+      dst[x + 2] = src[x];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+Image Image::from_rgb(int width, int height, const uint8_t* pixels, size_t stride) {
+  return copy_pixels(width, height, pixels, stride, false);
+}
+
+Image Image::from_bgr(int width, int height, const uint8_t* pixels, size_t stride) {
+  return copy_pixels(width, height, pixels, stride, true);
+}
+
+}  // namespace smolvlm

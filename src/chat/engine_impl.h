@@ -1,0 +1,20 @@
+// What an Engine holds; shared by engine.cpp and the chat session (chat_session.cpp).
+#pragma once
+
+#include <smolvlm/smolvlm.h>
+
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+
+namespace smolvlm {
+
+struct Engine::Impl {
+  std::unique_ptr<Model> model;
+  std::string path;
+  int context = 0;
+  double load_ms = 0;
+};
+
+}  // namespace smolvlm

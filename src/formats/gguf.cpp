@@ -1,0 +1,734 @@
+#include "formats/gguf.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <smolvlm/error.h>
+
+namespace smolvlm {
+
+namespace {
+
+constexpr uint64_t kMaxDim = uint64_t{1} << 40;  // per dimension; far beyond any real model
+constexpr uint32_t kMaxDims = 4;                  // GGML_MAX_DIMS
+
+bool mul_ok(uint64_t a, uint64_t b, uint64_t& out) {
+  if (a != 0 && b > std::numeric_limits<uint64_t>::max() / a) return false;
+  out = a * b;
+  return true;
+}
+
+size_t scalar_size(GgufType t) {
+  switch (t) {
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::Bool:
+      return 1;
+    case GgufType::U16:
+    case GgufType::I16:
+      return 2;
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::F32:
+      return 4;
+    case GgufType::U64:
+    case GgufType::I64:
+    case GgufType::F64:
+      return 8;
+    case GgufType::String:  // the length prefix; the bytes come on top
+      return 8;
+    case GgufType::Array:
+      return 12;
+  }
+  return 0;
+}
+
+bool valid_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::F64); }
+
+// Bounds-checked little-endian reads from the mapped bytes.
+class Cursor {
+ public:
+  Cursor(const uint8_t* data, size_t size, const std::string& where)
+      : data_(data), size_(size), where_(where) {}
+
+  size_t pos() const { return pos_; }
+  size_t left() const { return size_ - pos_; }
+
+  void need(uint64_t n, const char* what) const {
+    if (n > left()) {
+      throw Error(where_ + " is truncated: " + what + " at byte " + std::to_string(pos_) +
+                  " needs " + std::to_string(n) + " bytes, " + std::to_string(left()) + " remain");
+    }
+  }
+  template <typename T>
+  T read(const char* what) {
+    need(sizeof(T), what);
+    T v;
+    std::memcpy(&v, data_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  std::string str(const char* what) {
+    const uint64_t n = read<uint64_t>(what);
+    need(n, what);
+    std::string s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(n));
+    pos_ += static_cast<size_t>(n);
+    return s;
+  }
+
+ private:
+  const uint8_t* data_;
+  size_t size_;
+  size_t pos_ = 0;
+  const std::string& where_;
+};
+
+void read_scalar(Cursor& c, GgufType t, GgufValue& v, const char* what) {
+  switch (t) {
+    case GgufType::U8: v.u = c.read<uint8_t>(what); break;
+    case GgufType::I8: v.i = c.read<int8_t>(what); break;
+    case GgufType::U16: v.u = c.read<uint16_t>(what); break;
+    case GgufType::I16: v.i = c.read<int16_t>(what); break;
+    case GgufType::U32: v.u = c.read<uint32_t>(what); break;
+    case GgufType::I32: v.i = c.read<int32_t>(what); break;
+    case GgufType::U64: v.u = c.read<uint64_t>(what); break;
+    case GgufType::I64: v.i = c.read<int64_t>(what); break;
+    case GgufType::F32: v.f = c.read<float>(what); break;
+    case GgufType::F64: v.f = c.read<double>(what); break;
+    case GgufType::Bool: v.u = c.read<uint8_t>(what); break;
+    case GgufType::String: v.str = c.str(what); break;
+    case GgufType::Array: break;  // handled by the caller
+  }
+}
+
+GgufValue read_value(Cursor& c, GgufType t, const std::string& key, const std::string& where) {
+  GgufValue v;
+  v.type = t;
+  if (t != GgufType::Array) {
+    read_scalar(c, t, v, "a metadata value");
+    if (t == GgufType::Bool && v.u > 1) {
+      throw Error(where + ": key '" + key + "' holds a bool that is neither 0 nor 1");
+    }
+    return v;
+  }
+  const uint32_t et = c.read<uint32_t>("an array type");
+  if (!valid_type(et)) {
+    throw Error(where + ": key '" + key + "' is an array of unknown type " + std::to_string(et));
+  }
+  v.elem = static_cast<GgufType>(et);
+  if (v.elem == GgufType::Array) {
+    throw Error(where + ": key '" + key + "' is an array of arrays, which is not supported");
+  }
+  const uint64_t n = c.read<uint64_t>("an array length");
+  // Every element takes at least scalar_size bytes: a length that cannot fit is refused before
+  // anything is allocated.
+  if (n > c.left() / scalar_size(v.elem)) {
+    throw Error(where + " is truncated: array '" + key + "' of " + std::to_string(n) +
+                " elements does not fit in the " + std::to_string(c.left()) + " bytes left");
+  }
+  GgufValue e;
+  if (v.elem == GgufType::String) {
+    v.strs.reserve(static_cast<size_t>(n));
+    for (uint64_t k = 0; k < n; ++k) v.strs.push_back(c.str("an array string"));
+  } else if (v.elem == GgufType::F32 || v.elem == GgufType::F64) {
+    v.floats.reserve(static_cast<size_t>(n));
+    for (uint64_t k = 0; k < n; ++k) {
+      read_scalar(c, v.elem, e, "an array element");
+      v.floats.push_back(e.f);
+    }
+  } else {
+    v.ints.reserve(static_cast<size_t>(n));
+    for (uint64_t k = 0; k < n; ++k) {
+      read_scalar(c, v.elem, e, "an array element");
+      const bool is_unsigned = v.elem == GgufType::U8 || v.elem == GgufType::U16 ||
+                               v.elem == GgufType::U32 || v.elem == GgufType::U64 ||
+                               v.elem == GgufType::Bool;
+      if (is_unsigned && e.u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        throw Error(where + ": array '" + key + "' holds a value too large for this reader");
+      }
+      v.ints.push_back(is_unsigned ? static_cast<int64_t>(e.u) : e.i);
+    }
+  }
+  return v;
+}
+
+struct GgmlTypeInfo {
+  uint32_t id;
+  const char* name;
+};
+// All of ggml's type numbers, so that an unsupported one is reported by name.
+constexpr GgmlTypeInfo kGgmlTypes[] = {
+    {0, "F32"},      {1, "F16"},      {2, "Q4_0"},     {3, "Q4_1"},     {6, "Q5_0"},
+    {7, "Q5_1"},     {8, "Q8_0"},     {9, "Q8_1"},     {10, "Q2_K"},    {11, "Q3_K"},
+    {12, "Q4_K"},    {13, "Q5_K"},    {14, "Q6_K"},    {15, "Q8_K"},    {16, "IQ2_XXS"},
+    {17, "IQ2_XS"},  {18, "IQ3_XXS"}, {19, "IQ1_S"},   {20, "IQ4_NL"},  {21, "IQ3_S"},
+    {22, "IQ2_S"},   {23, "IQ4_XS"},  {24, "I8"},      {25, "I16"},     {26, "I32"},
+    {27, "I64"},     {28, "F64"},     {29, "IQ1_M"},   {30, "BF16"},    {34, "TQ1_0"},
+    {35, "TQ2_0"},   {39, "MXFP4"},
+};
+
+constexpr std::pair<uint32_t, DType> kSupported[] = {
+    {0, DType::F32}, {1, DType::F16},  {8, DType::Q8_0}, {24, DType::I8},
+    {26, DType::I32}, {27, DType::I64}, {28, DType::F64}, {30, DType::BF16},
+};
+
+std::string format_float(double f) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", f);
+  return buf;
+}
+
+std::string quoted(const std::string& s, size_t max_chars = 60) {
+  std::string out = "'";
+  for (size_t k = 0; k < s.size() && k < max_chars; ++k) {
+    const char ch = s[k];
+    out += ch == '\n' ? std::string("\\n") : std::string(1, ch);
+  }
+  if (s.size() > max_chars) out += "...(" + std::to_string(s.size()) + " bytes)";
+  return out + "'";
+}
+
+}  // namespace
+
+const char* gguf_type_name(GgufType t) {
+  switch (t) {
+    case GgufType::U8: return "U8";
+    case GgufType::I8: return "I8";
+    case GgufType::U16: return "U16";
+    case GgufType::I16: return "I16";
+    case GgufType::U32: return "U32";
+    case GgufType::I32: return "I32";
+    case GgufType::F32: return "F32";
+    case GgufType::Bool: return "BOOL";
+    case GgufType::String: return "STRING";
+    case GgufType::Array: return "ARRAY";
+    case GgufType::U64: return "U64";
+    case GgufType::I64: return "I64";
+    case GgufType::F64: return "F64";
+  }
+  return "?";
+}
+
+GgufValue GgufValue::u32(uint32_t v) {
+  GgufValue g;
+  g.type = GgufType::U32;
+  g.u = v;
+  return g;
+}
+GgufValue GgufValue::i32(int32_t v) {
+  GgufValue g;
+  g.type = GgufType::I32;
+  g.i = v;
+  return g;
+}
+GgufValue GgufValue::f32(float v) {
+  GgufValue g;
+  g.type = GgufType::F32;
+  g.f = v;
+  return g;
+}
+GgufValue GgufValue::boolean(bool v) {
+  GgufValue g;
+  g.type = GgufType::Bool;
+  g.u = v ? 1 : 0;
+  return g;
+}
+GgufValue GgufValue::string(std::string v) {
+  GgufValue g;
+  g.type = GgufType::String;
+  g.str = std::move(v);
+  return g;
+}
+GgufValue GgufValue::string_array(std::vector<std::string> v) {
+  GgufValue g;
+  g.type = GgufType::Array;
+  g.elem = GgufType::String;
+  g.strs = std::move(v);
+  return g;
+}
+GgufValue GgufValue::i32_array(std::vector<int32_t> v) {
+  GgufValue g;
+  g.type = GgufType::Array;
+  g.elem = GgufType::I32;
+  g.ints.assign(v.begin(), v.end());
+  return g;
+}
+GgufValue GgufValue::f32_array(std::vector<float> v) {
+  GgufValue g;
+  g.type = GgufType::Array;
+  g.elem = GgufType::F32;
+  g.floats.assign(v.begin(), v.end());
+  return g;
+}
+
+bool GgufValue::is_integer() const {
+  switch (type) {
+    case GgufType::U8: case GgufType::I8: case GgufType::U16: case GgufType::I16:
+    case GgufType::U32: case GgufType::I32: case GgufType::U64: case GgufType::I64:
+      return true;
+    default:
+      return false;
+  }
+}
+
+size_t GgufValue::array_size() const {
+  if (type != GgufType::Array) return 0;
+  return elem == GgufType::String ? strs.size()
+         : (elem == GgufType::F32 || elem == GgufType::F64) ? floats.size()
+                                                              : ints.size();
+}
+
+std::string GgufValue::to_string(size_t max_items) const {
+  switch (type) {
+    case GgufType::U8: case GgufType::U16: case GgufType::U32: case GgufType::U64:
+      return std::to_string(u) + " (" + gguf_type_name(type) + ")";
+    case GgufType::I8: case GgufType::I16: case GgufType::I32: case GgufType::I64:
+      return std::to_string(i) + " (" + gguf_type_name(type) + ")";
+    case GgufType::F32: case GgufType::F64:
+      return format_float(f) + " (" + gguf_type_name(type) + ")";
+    case GgufType::Bool:
+      return u ? "true" : "false";
+    case GgufType::String:
+      return quoted(str);
+    case GgufType::Array: {
+      std::string s = "[" + std::to_string(array_size()) + " x " + gguf_type_name(elem) + ":";
+      for (size_t k = 0; k < array_size() && k < max_items; ++k) {
+        s += k ? ", " : " ";
+        if (elem == GgufType::String) s += quoted(strs[k], 30);
+        else if (elem == GgufType::F32 || elem == GgufType::F64) s += format_float(floats[k]);
+        else s += std::to_string(ints[k]);
+      }
+      if (array_size() > max_items) s += ", ...";
+      return s + "]";
+    }
+  }
+  return "?";
+}
+
+bool GgufValue::operator==(const GgufValue& o) const {
+  return type == o.type && (type != GgufType::Array || elem == o.elem) && u == o.u && i == o.i &&
+         f == o.f && str == o.str && strs == o.strs && ints == o.ints && floats == o.floats;
+}
+
+std::string ggml_type_name(uint32_t t) {
+  for (const auto& info : kGgmlTypes) {
+    if (info.id == t) return info.name;
+  }
+  return "#" + std::to_string(t);
+}
+
+std::optional<DType> dtype_from_ggml(uint32_t t) {
+  for (const auto& [id, d] : kSupported) {
+    if (id == t) return d;
+  }
+  return std::nullopt;
+}
+
+uint32_t ggml_from_dtype(DType t) {
+  for (const auto& [id, d] : kSupported) {
+    if (d == t) return id;
+  }
+  throw Error(std::string("GGUF has no tensor type for ") + dtype_name(t));
+}
+
+GgufContents parse_gguf(const uint8_t* data, size_t size, const std::string& file) {
+  const std::string where = "GGUF file '" + file + "'";
+  Cursor c(data, size, where);
+  GgufContents out;
+  if (size < 4 || std::memcmp(data, "GGUF", 4) != 0) {
+    throw Error("'" + file + "' is not a GGUF file (it does not start with the magic 'GGUF')");
+  }
+  c.read<uint32_t>("the magic");
+  out.version = c.read<uint32_t>("the version");
+  if (out.version != 2 && out.version != 3) {
+    if (out.version != 0 && (out.version & 0xffffu) == 0) {
+      throw Error(where + " is big-endian; only little-endian GGUF files are supported");
+    }
+    throw Error(where + " has GGUF version " + std::to_string(out.version) +
+                ", which is not supported (versions 2 and 3 are)");
+  }
+  const uint64_t n_tensors = c.read<uint64_t>("the tensor count");
+  const uint64_t n_kv = c.read<uint64_t>("the metadata count");
+  // The smallest key/value takes 13 bytes and the smallest tensor description 32.
+  if (n_kv > c.left() / 13 || n_tensors > c.left() / 32) {
+    throw Error(where + " is truncated or corrupt: it claims " + std::to_string(n_kv) +
+                " metadata entries and " + std::to_string(n_tensors) + " tensors in " +
+                std::to_string(size) + " bytes");
+  }
+
+  std::map<std::string, size_t> seen_keys;
+  out.metadata.reserve(static_cast<size_t>(n_kv));
+  for (uint64_t k = 0; k < n_kv; ++k) {
+    std::string key = c.str("a metadata key");
+    const uint32_t t = c.read<uint32_t>("a metadata type");
+    if (!valid_type(t)) {
+      throw Error(where + ": key '" + key + "' has unknown value type " + std::to_string(t));
+    }
+    GgufValue v = read_value(c, static_cast<GgufType>(t), key, where);
+    if (!seen_keys.emplace(key, out.metadata.size()).second) {
+      throw Error(where + ": key '" + key + "' appears twice");
+    }
+    out.metadata.emplace_back(std::move(key), std::move(v));
+  }
+  if (auto it = seen_keys.find("general.alignment"); it != seen_keys.end()) {
+    const GgufValue& a = out.metadata[it->second].second;
+    if (a.type != GgufType::U32 || a.u == 0 || (a.u & (a.u - 1)) != 0) {
+      throw Error(where + ": general.alignment must be a power of two (U32), got " + a.to_string());
+    }
+    out.alignment = static_cast<size_t>(a.u);
+  }
+
+  struct Info {
+    std::vector<uint64_t> ne;
+    uint64_t offset;
+  };
+  std::vector<Info> infos;
+  std::map<std::string, size_t> seen_tensors;
+  out.tensors.reserve(static_cast<size_t>(n_tensors));
+  for (uint64_t k = 0; k < n_tensors; ++k) {
+    TensorView v;
+    v.name = c.str("a tensor name");
+    const std::string tensor = where + ", tensor '" + v.name + "'";
+    if (!seen_tensors.emplace(v.name, out.tensors.size()).second) {
+      throw Error(where + ": tensor '" + v.name + "' appears twice");
+    }
+    const uint32_t n_dims = c.read<uint32_t>("a tensor's dimension count");
+    if (n_dims == 0 || n_dims > kMaxDims) {
+      throw Error(tensor + ": " + std::to_string(n_dims) + " dimensions (1 to 4 are allowed)");
+    }
+    Info info;
+    uint64_t numel = 1;
+    for (uint32_t d = 0; d < n_dims; ++d) {
+      const uint64_t ne = c.read<uint64_t>("a tensor dimension");
+      if (ne > kMaxDim || !mul_ok(numel, ne, numel)) throw Error(tensor + ": impossible shape");
+      info.ne.push_back(ne);
+    }
+    const uint32_t type = c.read<uint32_t>("a tensor type");
+    info.offset = c.read<uint64_t>("a tensor offset");
+    const std::optional<DType> dt = dtype_from_ggml(type);
+    if (!dt) {
+      const std::string name = ggml_type_name(type);
+      throw Error(tensor + (name[0] == '#' ? " has unknown tensor type " + name.substr(1)
+                                           : " has type " + name + ", which is not supported") +
+                  " (supported: F32, F16, BF16, Q8_0)");
+    }
+    v.dtype = *dt;
+    if (v.dtype == DType::Q8_0 && info.ne[0] % kQ8BlockSize != 0) {
+      throw Error(tensor + ": rows of " + std::to_string(info.ne[0]) +
+                  " values are not whole Q8_0 blocks of 32");
+    }
+    uint64_t nbytes = 0;
+    const uint64_t rows = info.ne[0] ? numel / info.ne[0] : 0;
+    if (!mul_ok(row_bytes(v.dtype, static_cast<int64_t>(info.ne[0])), rows, nbytes)) {
+      throw Error(tensor + ": impossible shape");
+    }
+    if (info.offset % out.alignment != 0) {
+      throw Error(tensor + ": data offset " + std::to_string(info.offset) +
+                  " is not a multiple of the alignment " + std::to_string(out.alignment));
+    }
+    for (auto it = info.ne.rbegin(); it != info.ne.rend(); ++it) {
+      v.shape.push_back(static_cast<int64_t>(*it));
+    }
+    v.nbytes = static_cast<size_t>(nbytes);
+    infos.push_back(std::move(info));
+    out.tensors.push_back(std::move(v));
+  }
+
+  // The data section starts at the next multiple of the alignment.
+  const size_t header_end = c.pos();
+  const size_t pad = (out.alignment - header_end % out.alignment) % out.alignment;
+  out.data_offset = header_end + pad;
+  if (!out.tensors.empty() && out.data_offset > size) {
+    throw Error(where + " is truncated: it ends before its tensor data begins");
+  }
+  const uint64_t data_size = out.data_offset <= size ? size - out.data_offset : 0;
+  for (size_t k = 0; k < out.tensors.size(); ++k) {
+    TensorView& v = out.tensors[k];
+    const uint64_t begin = infos[k].offset;
+    if (begin > data_size || v.nbytes > data_size - begin) {
+      throw Error(where + ", tensor '" + v.name + "': data [" + std::to_string(begin) + ", " +
+                  std::to_string(begin + v.nbytes) + ") lies past the end of the " +
+                  std::to_string(data_size) + " data bytes (file truncated?)");
+    }
+    v.data = data + out.data_offset + begin;
+  }
+  return out;
+}
+
+bool is_gguf_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  char magic[4] = {};
+  const bool ok = std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+  std::fclose(f);
+  return ok;
+}
+
+GgufFile::GgufFile(const std::string& path) : file_(path) {
+  c_ = parse_gguf(file_.data(), file_.size(), path);
+  for (size_t k = 0; k < c_.metadata.size(); ++k) meta_index_.emplace(c_.metadata[k].first, k);
+  for (size_t k = 0; k < c_.tensors.size(); ++k) tensor_index_.emplace(c_.tensors[k].name, k);
+}
+
+const GgufValue* GgufFile::find(const std::string& key) const {
+  auto it = meta_index_.find(key);
+  return it == meta_index_.end() ? nullptr : &c_.metadata[it->second].second;
+}
+
+const TensorView* GgufFile::find_tensor(const std::string& name) const {
+  auto it = tensor_index_.find(name);
+  return it == tensor_index_.end() ? nullptr : &c_.tensors[it->second];
+}
+
+namespace {
+[[noreturn]] void missing(const std::string& path, const std::string& key) {
+  throw Error("'" + path + "': missing required key '" + key + "'");
+}
+[[noreturn]] void wrong_type(const std::string& path, const std::string& key, const GgufValue& v,
+                             const char* want) {
+  throw Error("'" + path + "': key '" + key + "' is " + gguf_type_name(v.type) + ", expected " +
+              want);
+}
+}  // namespace
+
+std::optional<std::string> GgufFile::get_string_opt(const std::string& key) const {
+  const GgufValue* v = find(key);
+  if (!v) return std::nullopt;
+  if (v->type != GgufType::String) wrong_type(path(), key, *v, "a string");
+  return v->str;
+}
+
+std::string GgufFile::get_string(const std::string& key) const {
+  auto v = get_string_opt(key);
+  if (!v) missing(path(), key);
+  return *v;
+}
+
+std::optional<int64_t> GgufFile::get_int_opt(const std::string& key) const {
+  const GgufValue* v = find(key);
+  if (!v) return std::nullopt;
+  if (!v->is_integer()) wrong_type(path(), key, *v, "an integer");
+  const bool is_unsigned = v->type == GgufType::U8 || v->type == GgufType::U16 ||
+                           v->type == GgufType::U32 || v->type == GgufType::U64;
+  if (is_unsigned && v->u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    throw Error("'" + path() + "': key '" + key + "' is out of range");
+  }
+  return is_unsigned ? static_cast<int64_t>(v->u) : v->i;
+}
+
+int64_t GgufFile::get_int(const std::string& key) const {
+  auto v = get_int_opt(key);
+  if (!v) missing(path(), key);
+  return *v;
+}
+
+std::optional<double> GgufFile::get_float_opt(const std::string& key) const {
+  const GgufValue* v = find(key);
+  if (!v) return std::nullopt;
+  if (!v->is_float()) wrong_type(path(), key, *v, "a float");
+  return v->f;
+}
+
+double GgufFile::get_float(const std::string& key) const {
+  auto v = get_float_opt(key);
+  if (!v) missing(path(), key);
+  return *v;
+}
+
+std::optional<bool> GgufFile::get_bool_opt(const std::string& key) const {
+  const GgufValue* v = find(key);
+  if (!v) return std::nullopt;
+  if (v->type != GgufType::Bool) wrong_type(path(), key, *v, "a bool");
+  return v->u != 0;
+}
+
+const GgufValue* GgufFile::get_array_opt(const std::string& key, GgufType elem) const {
+  const GgufValue* v = find(key);
+  if (!v) return nullptr;
+  const bool float_ok = (elem == GgufType::F32 || elem == GgufType::F64) &&
+                        (v->elem == GgufType::F32 || v->elem == GgufType::F64);
+  const bool int_ok = elem != GgufType::String && elem != GgufType::F32 &&
+                      elem != GgufType::F64 && v->elem != GgufType::String &&
+                      v->elem != GgufType::F32 && v->elem != GgufType::F64;
+  if (v->type != GgufType::Array || !(v->elem == elem || float_ok || int_ok)) {
+    throw Error("'" + path() + "': key '" + key + "' is not an array of " + gguf_type_name(elem));
+  }
+  return v;
+}
+
+const GgufValue& GgufFile::get_array(const std::string& key, GgufType elem) const {
+  const GgufValue* v = get_array_opt(key, elem);
+  if (!v) missing(path(), key);
+  return *v;
+}
+
+// ---- writer ----
+
+void GgufWriter::set(const std::string& key, GgufValue v) {
+  for (auto& [k, old] : metadata_) {
+    if (k == key) {
+      old = std::move(v);
+      return;
+    }
+  }
+  metadata_.emplace_back(key, std::move(v));
+}
+
+void GgufWriter::add_tensor(const std::string& name, DType type, std::vector<int64_t> shape,
+                            Producer bytes) {
+  if (shape.empty() || shape.size() > kMaxDims) {
+    throw Error("GGUF writer: tensor '" + name + "' must have 1 to 4 dimensions");
+  }
+  ggml_from_dtype(type);  // throws for types GGUF cannot hold
+  const int64_t cols = shape.back();
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
+  if (type == DType::Q8_0 && cols % kQ8BlockSize != 0) {
+    throw Error("GGUF writer: tensor '" + name + "' rows are not whole Q8_0 blocks");
+  }
+  const size_t nbytes = row_bytes(type, cols) * static_cast<size_t>(rows);
+  tensors_.push_back({name, type, std::move(shape), nbytes, std::move(bytes)});
+}
+
+size_t GgufWriter::data_bytes() const {
+  size_t total = 0;
+  for (const auto& t : tensors_) total += (t.nbytes + kAlignment - 1) / kAlignment * kAlignment;
+  return total;
+}
+
+namespace {
+
+class FileOut {
+ public:
+  FileOut(const std::string& path) : path_(path), f_(std::fopen(path.c_str(), "wb")) {
+    if (!f_) throw Error("cannot write '" + path + "': " + std::strerror(errno));
+  }
+  ~FileOut() {
+    if (f_) std::fclose(f_);
+  }
+  FileOut(const FileOut&) = delete;
+  FileOut& operator=(const FileOut&) = delete;
+
+  void bytes(const void* p, size_t n) {
+    if (n && std::fwrite(p, 1, n, f_) != n) throw Error("cannot write '" + path_ + "' (disk full?)");
+    pos_ += n;
+  }
+  template <typename T>
+  void put(T v) {
+    bytes(&v, sizeof v);
+  }
+  void str(const std::string& s) {
+    put<uint64_t>(s.size());
+    bytes(s.data(), s.size());
+  }
+  void pad(size_t align) {
+    static const uint8_t zeros[64] = {};
+    size_t n = (align - pos_ % align) % align;
+    while (n > 0) {
+      const size_t k = std::min(n, sizeof zeros);
+      bytes(zeros, k);
+      n -= k;
+    }
+  }
+  void close() {
+    const int rc = std::fclose(f_);
+    f_ = nullptr;
+    if (rc != 0) throw Error("cannot write '" + path_ + "' (disk full?)");
+  }
+
+ private:
+  std::string path_;
+  std::FILE* f_;
+  size_t pos_ = 0;
+};
+
+void write_scalar(FileOut& out, GgufType t, uint64_t u, int64_t i, double f, const std::string& s) {
+  switch (t) {
+    case GgufType::U8: out.put<uint8_t>(static_cast<uint8_t>(u)); break;
+    case GgufType::I8: out.put<int8_t>(static_cast<int8_t>(i)); break;
+    case GgufType::U16: out.put<uint16_t>(static_cast<uint16_t>(u)); break;
+    case GgufType::I16: out.put<int16_t>(static_cast<int16_t>(i)); break;
+    case GgufType::U32: out.put<uint32_t>(static_cast<uint32_t>(u)); break;
+    case GgufType::I32: out.put<int32_t>(static_cast<int32_t>(i)); break;
+    case GgufType::U64: out.put<uint64_t>(u); break;
+    case GgufType::I64: out.put<int64_t>(i); break;
+    case GgufType::F32: out.put<float>(static_cast<float>(f)); break;
+    case GgufType::F64: out.put<double>(f); break;
+    case GgufType::Bool: out.put<uint8_t>(u ? 1 : 0); break;
+    case GgufType::String: out.str(s); break;
+    case GgufType::Array: break;
+  }
+}
+
+bool unsigned_type(GgufType t) {
+  return t == GgufType::U8 || t == GgufType::U16 || t == GgufType::U32 || t == GgufType::U64 ||
+         t == GgufType::Bool;
+}
+
+}  // namespace
+
+void GgufWriter::write(const std::string& path, const Progress& progress) const {
+  const std::string tmp = path + ".part";
+  try {
+    FileOut out(tmp);
+    out.bytes("GGUF", 4);
+    out.put<uint32_t>(3);
+    out.put<uint64_t>(tensors_.size());
+    out.put<uint64_t>(metadata_.size());
+    for (const auto& [key, v] : metadata_) {
+      out.str(key);
+      out.put<uint32_t>(static_cast<uint32_t>(v.type));
+      if (v.type != GgufType::Array) {
+        write_scalar(out, v.type, v.u, v.i, v.f, v.str);
+        continue;
+      }
+      out.put<uint32_t>(static_cast<uint32_t>(v.elem));
+      out.put<uint64_t>(v.array_size());
+      for (size_t k = 0; k < v.array_size(); ++k) {
+        if (v.elem == GgufType::String) {
+          out.str(v.strs[k]);
+        } else if (v.elem == GgufType::F32 || v.elem == GgufType::F64) {
+          write_scalar(out, v.elem, 0, 0, v.floats[k], {});
+        } else {
+          const int64_t x = v.ints[k];
+          write_scalar(out, v.elem, unsigned_type(v.elem) ? static_cast<uint64_t>(x) : 0, x, 0, {});
+        }
+      }
+    }
+    size_t offset = 0;
+    for (const auto& t : tensors_) {
+      out.str(t.name);
+      out.put<uint32_t>(static_cast<uint32_t>(t.shape.size()));
+      for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) out.put<uint64_t>(*it);
+      out.put<uint32_t>(ggml_from_dtype(t.type));
+      out.put<uint64_t>(offset);
+      offset += (t.nbytes + kAlignment - 1) / kAlignment * kAlignment;
+    }
+    out.pad(kAlignment);
+    const size_t total = data_bytes();
+    size_t done = 0;
+    for (const auto& t : tensors_) {
+      const std::vector<uint8_t> bytes = t.bytes();
+      if (bytes.size() != t.nbytes) {
+        throw Error("GGUF writer: tensor '" + t.name + "' produced " + std::to_string(bytes.size()) +
+                    " bytes, expected " + std::to_string(t.nbytes));
+      }
+      out.bytes(bytes.data(), bytes.size());
+      out.pad(kAlignment);
+      done += (t.nbytes + kAlignment - 1) / kAlignment * kAlignment;
+      if (progress) progress(done, total);
+    }
+    out.close();
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw Error("cannot write '" + path + "': " + ec.message());
+}
+
+}  // namespace smolvlm

@@ -1,0 +1,19 @@
+// The AVX-512 (F, BW, VL) path: 16-float vectors for the float kernels. Built with those -m
+// flags (CMakeLists); chosen at run time only where the CPU has them.
+#include "kernels/kernel_path.h"
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__)
+#include "kernels/x86/gemm_x86.h"
+
+namespace smolvlm::kernels {
+namespace {
+const KernelPath kAvx512 = {"avx512", x86::gemm_float<x86::Avx512>, x86::gemm_q8,
+                            x86::quantize_row_q8, x86::dot<x86::Avx2>, x86::axpy<x86::Avx2>};
+}  // namespace
+const KernelPath* avx512_path() { return &kAvx512; }
+}  // namespace smolvlm::kernels
+#elif defined(__x86_64__)
+namespace smolvlm::kernels {
+const KernelPath* avx512_path() { return nullptr; }
+}  // namespace smolvlm::kernels
+#endif

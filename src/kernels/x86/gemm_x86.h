@@ -1,0 +1,258 @@
+// x86 inner kernels, written once over a vector-width traits type (simd_x86.h).
+//
+// Float GEMM: a micro-tile of R activation rows × C weight rows keeps R·C vector accumulators
+// and walks the shared K dimension, so each loaded weight vector feeds R FMAs and each
+// activation vector C FMAs; no packing, F16/BF16 weights are widened in registers.
+//
+// Q8_0 GEMM (w8a8): per block of 32, |w| (unsigned) times x·sign(w) (signed) with
+// maddubs → 16 int16 pair sums, madd with ones → 8 int32, then one float FMA with the
+// product of the two block scales. int16 cannot overflow: |q| ≤ 127, so a pair is ≤ 32258.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "kernels/kernel_path.h"
+#include "kernels/x86/simd_x86.h"
+
+namespace smolvlm::kernels::x86 {
+
+template <class S, DType WT>
+inline typename S::F load_weights(const uint8_t* row, int k) {
+  if constexpr (WT == DType::F32) {
+    return S::load(reinterpret_cast<const float*>(row) + k);
+  } else if constexpr (WT == DType::F16) {
+    return S::load_f16(reinterpret_cast<const uint16_t*>(row) + k);
+  } else {
+    return S::load_bf16(reinterpret_cast<const uint16_t*>(row) + k);
+  }
+}
+
+template <DType WT>
+inline float weight_scalar(const uint8_t* row, int k) {
+  if constexpr (WT == DType::F32) {
+    float v;
+    std::memcpy(&v, row + 4 * static_cast<size_t>(k), 4);
+    return v;
+  } else {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * static_cast<size_t>(k), 2);
+    return WT == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+  }
+}
+
+// out[r·ldo + c] = x[r] · w[c] for an R × C micro-tile.
+template <class S, DType WT, int R, int C>
+void micro_float(const float* const* x, const uint8_t* const* w, int K, float* out, int ldo) {
+  typename S::F acc[R][C];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) acc[r][c] = S::zero();
+  }
+  int k = 0;
+  for (; k + S::kLanes <= K; k += S::kLanes) {
+    typename S::F xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = S::load(x[r] + k);
+    for (int c = 0; c < C; ++c) {
+      const typename S::F wv = load_weights<S, WT>(w[c], k);
+      for (int r = 0; r < R; ++r) acc[r][c] = S::fma(xv[r], wv, acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) {
+      float s = S::sum(acc[r][c]);
+      for (int j = k; j < K; ++j) s += x[r][j] * weight_scalar<WT>(w[c], j);
+      out[r * ldo + c] = s;
+    }
+  }
+}
+
+template <class S, DType WT>
+using MicroFloat = void (*)(const float* const*, const uint8_t* const*, int, float*, int);
+
+// Table of every (rows ≤ R, cols ≤ C) micro-tile, for the edges of the matrix.
+template <class S, DType WT, int R, int... Cs>
+constexpr std::array<MicroFloat<S, WT>, sizeof...(Cs)> row_table(std::integer_sequence<int, Cs...>) {
+  return {&micro_float<S, WT, R, Cs + 1>...};
+}
+template <class S, DType WT, int... Rs>
+constexpr auto float_table(std::integer_sequence<int, Rs...>) {
+  return std::array<std::array<MicroFloat<S, WT>, S::kCols>, sizeof...(Rs)>{
+      row_table<S, WT, Rs + 1>(std::make_integer_sequence<int, S::kCols>{})...};
+}
+
+template <class S, DType WT>
+void gemm_float_typed(const float* x, int n, const Matrix& w, int o_begin, int o_end, const float* bias,
+                      float* y, int ldy) {
+  constexpr int R = S::kRows, C = S::kCols;
+  static constexpr auto table = float_table<S, WT>(std::make_integer_sequence<int, R>{});
+  constexpr int kColBlock = 8 * C;  // weight rows kept in L1/L2 while every activation row passes
+  const int K = w.cols;
+  float tile[R * C];
+  for (int ob = o_begin; ob < o_end; ob += kColBlock) {
+    const int oe = std::min(o_end, ob + kColBlock);
+    for (int r0 = 0; r0 < n; r0 += R) {
+      const int rows = std::min(R, n - r0);
+      const float* xr[R];
+      for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * K;
+      for (int o = ob; o < oe; o += C) {
+        const int cols = std::min(C, oe - o);
+        const uint8_t* wr[C];
+        for (int c = 0; c < cols; ++c) wr[c] = w.row(o + c);
+        table[rows - 1][cols - 1](xr, wr, K, tile, C);
+        for (int r = 0; r < rows; ++r) {
+          float* yr = y + static_cast<size_t>(r0 + r) * ldy + o;
+          for (int c = 0; c < cols; ++c) yr[c] = tile[r * C + c] + (bias ? bias[o + c] : 0.0f);
+        }
+      }
+    }
+  }
+}
+
+template <class S>
+void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int o_end, const float* bias,
+                float* y, int ldy) {
+  switch (w.type) {
+    case DType::F32: return gemm_float_typed<S, DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
+    case DType::F16: return gemm_float_typed<S, DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
+    case DType::BF16: return gemm_float_typed<S, DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
+    default: return generic_path().gemm_float(x, n, w, o_begin, o_end, bias, y, ldy);
+  }
+}
+
+// ---- Q8_0 × int8 activations -------------------------------------------------------------
+
+inline float half_to_float(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+inline __m256 hsum_block(__m256i wq_abs, __m256i xq_signed) {
+  const __m256i pairs = _mm256_maddubs_epi16(wq_abs, xq_signed);
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+// R activation rows × C weight rows, all blocks of the row.
+template <int R, int C>
+void micro_q8(const ActBlockQ8* const* x, const uint8_t* const* w, int blocks, float* out, int ldo) {
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+  }
+  for (int b = 0; b < blocks; ++b) {
+    __m256i xq[R];
+    float xd[R];
+    for (int r = 0; r < R; ++r) {
+      xq[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[r][b].q));
+      xd[r] = x[r][b].d;
+    }
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* blk = w[c] + static_cast<size_t>(b) * kQ8BlockBytes;
+      const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+      const __m256i wabs = _mm256_sign_epi8(wq, wq);
+      const float wd = half_to_float(blk);
+      for (int r = 0; r < R; ++r) {
+        const __m256 p = hsum_block(wabs, _mm256_sign_epi8(xq[r], wq));
+        acc[r][c] = _mm256_fmadd_ps(p, _mm256_set1_ps(wd * xd[r]), acc[r][c]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) out[r * ldo + c] = Avx2::sum(acc[r][c]);
+  }
+}
+
+using MicroQ8 = void (*)(const ActBlockQ8* const*, const uint8_t* const*, int, float*, int);
+template <int R, int... Cs>
+constexpr std::array<MicroQ8, sizeof...(Cs)> q8_row_table(std::integer_sequence<int, Cs...>) {
+  return {&micro_q8<R, Cs + 1>...};
+}
+constexpr int kQ8Rows = 2, kQ8Cols = 4;  // 8 accumulators, 2 activations, temporaries: 16 ymm
+template <int... Rs>
+constexpr auto q8_table(std::integer_sequence<int, Rs...>) {
+  return std::array<std::array<MicroQ8, kQ8Cols>, sizeof...(Rs)>{
+      q8_row_table<Rs + 1>(std::make_integer_sequence<int, kQ8Cols>{})...};
+}
+
+inline void gemm_q8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
+                    const float* bias, float* y, int ldy) {
+  static constexpr auto table = q8_table(std::make_integer_sequence<int, kQ8Rows>{});
+  const int blocks = w.cols / kQ8BlockSize;
+  constexpr int kColBlock = 64;
+  float tile[kQ8Rows * kQ8Cols];
+  for (int ob = o_begin; ob < o_end; ob += kColBlock) {
+    const int oe = std::min(o_end, ob + kColBlock);
+    for (int r0 = 0; r0 < n; r0 += kQ8Rows) {
+      const int rows = std::min(kQ8Rows, n - r0);
+      const ActBlockQ8* xr[kQ8Rows];
+      for (int r = 0; r < rows; ++r) xr[r] = xq + static_cast<size_t>(r0 + r) * blocks;
+      for (int o = ob; o < oe; o += kQ8Cols) {
+        const int cols = std::min(kQ8Cols, oe - o);
+        const uint8_t* wr[kQ8Cols];
+        for (int c = 0; c < cols; ++c) wr[c] = w.row(o + c);
+        table[rows - 1][cols - 1](xr, wr, blocks, tile, kQ8Cols);
+        for (int r = 0; r < rows; ++r) {
+          float* yr = y + static_cast<size_t>(r0 + r) * ldy + o;
+          for (int c = 0; c < cols; ++c) yr[c] = tile[r * kQ8Cols + c] + (bias ? bias[o + c] : 0.0f);
+        }
+      }
+    }
+  }
+}
+
+inline void quantize_row_q8(const float* x, int cols, ActBlockQ8* out) {
+  const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+  for (int b = 0; b < cols / kQ8BlockSize; ++b) {
+    const float* xb = x + static_cast<size_t>(b) * kQ8BlockSize;
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int i = 0; i < 4; ++i) {
+      v[i] = _mm256_loadu_ps(xb + 8 * i);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_mask, v[i]));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float d = _mm_cvtss_f32(m) / 127.0f;
+    const float inv = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = d;
+    // Round half away from zero, as the reference's lround: add ±0.5 then truncate.
+    __m256i q32[4];
+    for (int i = 0; i < 4; ++i) {
+      const __m256 s = _mm256_mul_ps(v[i], _mm256_set1_ps(inv));
+      const __m256 half = _mm256_or_ps(_mm256_and_ps(s, sign_mask), _mm256_set1_ps(0.5f));
+      q32[i] = _mm256_cvttps_epi32(_mm256_add_ps(s, half));
+    }
+    const __m256i q16a = _mm256_packs_epi32(q32[0], q32[1]);
+    const __m256i q16b = _mm256_packs_epi32(q32[2], q32[3]);
+    __m256i q8 = _mm256_packs_epi16(q16a, q16b);
+    // packs works per 128-bit lane: restore element order.
+    q8 = _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), q8);
+  }
+}
+
+template <class S>
+float dot(const float* a, const float* b, int n) {
+  typename S::F acc = S::zero();
+  int i = 0;
+  for (; i + S::kLanes <= n; i += S::kLanes) acc = S::fma(S::load(a + i), S::load(b + i), acc);
+  float s = S::sum(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+template <class S>
+void axpy(float a, const float* x, float* y, int n) {
+  const typename S::F av = S::set1(a);
+  int i = 0;
+  for (; i + S::kLanes <= n; i += S::kLanes) S::store(y + i, S::fma(av, S::load(x + i), S::load(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace smolvlm::kernels::x86

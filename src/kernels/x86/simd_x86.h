@@ -1,0 +1,65 @@
+// Thin vector-register wrappers so one kernel template serves AVX2 (8 floats) and AVX-512
+// (16 floats). Included only by translation units compiled with the matching -m flags.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace smolvlm::kernels::x86 {
+
+struct Avx2 {
+  static constexpr int kLanes = 8;
+  static constexpr int kRows = 3;  // activation rows per micro-tile (16 ymm registers)
+  static constexpr int kCols = 4;  // weight rows per micro-tile
+  using F = __m256;
+  static F zero() { return _mm256_setzero_ps(); }
+  static F set1(float v) { return _mm256_set1_ps(v); }
+  static F load(const float* p) { return _mm256_loadu_ps(p); }
+  static F load_f16(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static F load_bf16(const uint16_t* p) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  }
+  static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static float sum(F v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+#if defined(__AVX512F__)
+struct Avx512 {
+  static constexpr int kLanes = 16;
+  static constexpr int kRows = 4;  // 4 × 6 accumulators + 4 activations + 1 weight of 32 zmm
+  static constexpr int kCols = 6;
+  using F = __m512;
+  static F zero() { return _mm512_setzero_ps(); }
+  static F set1(float v) { return _mm512_set1_ps(v); }
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  static F load_f16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static F load_bf16(const uint16_t* p) {
+    const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  }
+  static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static float sum(F v) {
+    F t = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));  // swap 256-bit halves
+    t = _mm512_add_ps(t, _mm512_shuffle_f32x4(t, t, 0xB1));    // swap 128-bit quarters
+    __m128 s = _mm512_castps512_ps128(t);
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+#endif
+
+}  // namespace smolvlm::kernels::x86
