@@ -1,7 +1,11 @@
 // Each fast kernel against its plain reference twin, on random data of awkward sizes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
+#include <string>
 #include <smolvlm/error.h>
 #include <vector>
 
@@ -61,7 +65,8 @@ std::vector<uint8_t> store_as(const std::vector<float>& w, DType type) {
 
 TEST_P(KernelThreads, MatmulMatchesReference) {
   for (DType type : {DType::F32, DType::F16, DType::BF16}) {
-    for (auto [n, in, out] : {std::tuple{1, 7, 5}, {3, 64, 33}, {5, 100, 129}, {17, 576, 64}, {1, 1536, 576}}) {
+    for (auto [n, in, out] : {std::tuple{1, 7, 5}, {3, 64, 33}, {5, 100, 129}, {17, 576, 64}, {1, 1536, 576},
+                              {13, 301, 37}}) {
       const auto x = random_vec(static_cast<size_t>(n) * in, 1);
       const auto wf = random_vec(static_cast<size_t>(out) * in, 2, 0.05f);
       const auto bytes = store_as(wf, type);
@@ -74,6 +79,40 @@ TEST_P(KernelThreads, MatmulMatchesReference) {
         expect_close(got, want, 1e-4);
       }
     }
+  }
+}
+
+// Q8_0 weights (w8a8) through the path's quantiser and integer GEMM: the integer block sums are
+// exact, so only the float sums across blocks may differ from the reference.
+TEST_P(KernelThreads, Q8MatmulMatchesReference) {
+  for (auto [n, in, out] : {std::tuple{1, 32, 1}, {1, 576, 37}, {2, 64, 8}, {3, 96, 33},
+                            {5, 160, 17}, {13, 576, 64}, {20, 1536, 23}}) {
+    const auto x = random_vec(static_cast<size_t>(n) * in, 13);
+    const auto wf = random_vec(static_cast<size_t>(out) * in, 14, 0.05f);
+    const auto bytes = store_as(wf, DType::Q8_0);
+    const kernels::Matrix w{DType::Q8_0, bytes.data(), out, in};
+    const auto b = random_vec(static_cast<size_t>(out), 15);
+    for (const float* bias : {static_cast<const float*>(nullptr), b.data()}) {
+      std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
+      kernels::matmul(x.data(), n, w, bias, got.data());
+      kernels::ref::matmul(x.data(), n, w, bias, want.data());
+      expect_close(got, want, 1e-4);
+    }
+  }
+}
+
+// The activation quantiser rounds half away from zero, exactly as the reference's lround.
+TEST_P(KernelThreads, QuantizeRowMatchesGenericExactly) {
+  std::vector<float> x = random_vec(3 * kQ8BlockSize, 16, 2.0f);
+  x[0] = 127.0f;  // block 0: scale exactly 1, so the halves below are ties
+  for (int i = 1; i < kQ8BlockSize; ++i) x[i] = (i % 2 ? 0.5f : -0.5f) * static_cast<float>(2 * i - 1);
+  std::fill(x.begin() + kQ8BlockSize, x.begin() + 2 * kQ8BlockSize, 0.0f);  // block 1: all zero
+  std::vector<kernels::ActBlockQ8> got(3), want(3);
+  kernels::active_path().quantize_row_q8(x.data(), 3 * kQ8BlockSize, got.data());
+  kernels::generic_path().quantize_row_q8(x.data(), 3 * kQ8BlockSize, want.data());
+  for (int b = 0; b < 3; ++b) {
+    EXPECT_EQ(got[b].d, want[b].d) << "block " << b;
+    for (int i = 0; i < kQ8BlockSize; ++i) EXPECT_EQ(got[b].q[i], want[b].q[i]) << b << "/" << i;
   }
 }
 
@@ -136,8 +175,8 @@ std::string path_case_name(const ::testing::TestParamInfo<KernelThreads::ParamTy
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelThreads,
-                         ::testing::Combine(::testing::Values("generic", "avx2", "avx512", "neon",
-                                                              "dotprod"),
+                         ::testing::Combine(::testing::Values("generic", "avx2", "avx512", "avx512vnni", "neon",
+                                                              "dotprod", "i8mm"),
                                             ::testing::Values(1, 2, 3)),
                          path_case_name);
 
@@ -166,6 +205,17 @@ TEST(KernelPaths, GenericIsAlwaysThereAndSelectable) {
   EXPECT_STREQ(kernels::active_path_name(), "generic");
   EXPECT_THROW(kernels::select_path("no-such-path"), Error);
   kernels::select_path(paths.back()->name);
+}
+
+// Names the paths this CPU offers and the one the other tests run on (the qemu runs in CI
+// print this to show which kernels were proven).
+TEST(KernelPaths, ReportsTheActivePath) {
+  std::string names;
+  for (const auto* p : kernels::available_paths()) names += std::string(names.empty() ? "" : ", ") + p->name;
+  std::printf("[ kernels  ] available: %s; active: %s\n", names.c_str(), kernels::active_path_name());
+  const char* forced = std::getenv("SMOLVLM_KERNELS");
+  EXPECT_STREQ(kernels::active_path_name(),
+               forced && *forced ? forced : kernels::available_paths().back()->name);
 }
 
 // The reference kernels themselves against values worked out by hand.

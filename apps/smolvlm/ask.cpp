@@ -18,7 +18,9 @@ const char kAskHelp[] =
     "usage: smolvlm ask -m MODEL_DIR [-i IMAGE]... -p PROMPT [options]\n"
     "       smolvlm ask -m MODEL_DIR --messages CHAT.json [options]\n"
     "\n"
-    "  -m, --model DIR         Hugging Face SmolVLM2 folder (config.json, tokenizer.json, *.safetensors)\n"
+    "  -m, --model DIR         Hugging Face SmolVLM2 folder (config.json, tokenizer.json, *.safetensors),\n"
+    "                          or a llama.cpp text GGUF (then --mmproj), or a folder with both GGUFs\n"
+    "      --mmproj FILE       the vision projector GGUF that goes with a text GGUF\n"
     "  -i, --image FILE        a JPEG or PNG picture; repeat for several\n"
     "  -p, --prompt TEXT       the question; each <image> marks where the next picture goes,\n"
     "                          pictures without a marker go before the text\n"
@@ -144,6 +146,8 @@ int run_ask(int argc, char** argv) {
       return 0;
     } else if (a == "-m" || a == "--model") {
       model_dir = value();
+    } else if (a == "--mmproj") {
+      load.mmproj = value();
     } else if (a == "-i" || a == "--image") {
       images.push_back(value());
     } else if (a == "-p" || a == "--prompt") {

@@ -34,6 +34,7 @@ const char kHelp[] =
     "  -t, --threads N     worker threads (default: all cores)\n"
     "  -r, --repeat N      runs per figure; medians are reported (default 3)\n"
     "  -c, --context N     KV-cache size for the picture request (default 4096)\n"
+    "      --quantize T    run the text model's matrices as T (q8_0, f16) after loading\n"
     "      --json          print JSON instead of the table\n";
 
 using Clock = std::chrono::steady_clock;
@@ -77,6 +78,7 @@ int run_bench(int argc, char** argv) {
   std::string model_dir, image;
   int n_prompt = 512, n_gen = 128, threads = 0, repeat = 3, context = 4096;
   bool json = false;
+  std::string quantize;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -102,6 +104,9 @@ int run_bench(int argc, char** argv) {
       context = parse_int(a, value(), 64, 1 << 20);
     } else if (a == "--json") {
       json = true;
+    } else if (a == "--quantize") {
+      quantize = value();
+      if (quantize != "q8_0" && quantize != "f16") throw UsageError("--quantize is q8_0 or f16");
     } else {
       throw UsageError("unknown option '" + a + "'");
     }
@@ -117,6 +122,10 @@ int run_bench(int argc, char** argv) {
     t = Clock::now();
     model = Model::load_hf(model_dir);  // the page cache is warm now
     st["load_warm_ms"].v.push_back(ms_since(t));
+  }
+  if (!quantize.empty()) {
+    requantize(const_cast<ModelWeights&>(model->weights), quantize == "q8_0" ? DType::Q8_0 : DType::F16,
+               DType::F32);
   }
   const Model& m = *model;
   const ModelConfig& cfg = m.config;
@@ -184,6 +193,7 @@ int run_bench(int argc, char** argv) {
   nlohmann::json out = {{"model", model_dir},
                         {"threads", global_pool().size()},
                         {"kernels", kernels::active_path_name()},
+                        {"text_weights", quantize.empty() ? "as stored" : quantize},
                         {"repeat", repeat},
                         {"n_prompt", n_prompt},
                         {"n_gen", n_gen},

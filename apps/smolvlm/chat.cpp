@@ -96,35 +96,6 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
-void print_info(const ModelInfo& i) {
-  std::fprintf(stderr,
-               "[model %s: %.0fM parameters; text %d layers x %d, vocab %d; vision %d layers x %d, "
-               "%d px tiles of %d tokens; context %d; %d threads]\n",
-               i.path.c_str(), static_cast<double>(i.parameters) / 1e6, i.text_layers,
-               i.text_hidden, i.vocab, i.vision_layers, i.vision_hidden, i.tile_size,
-               i.tokens_per_tile, i.context, i.threads);
-}
-
-void print_metrics(const Metrics& m) {
-  std::string image = "no image";
-  if (m.image_tiles > 0) {
-    char buf[96];
-    if (m.vision_ms > 0) {
-      std::snprintf(buf, sizeof buf, "image %d tiles, encoded in %.0f ms", m.image_tiles,
-                    m.vision_ms);
-    } else {
-      std::snprintf(buf, sizeof buf, "image %d tiles, cached", m.image_tiles);
-    }
-    image = buf;
-  }
-  std::fprintf(stderr,
-               "[in %d tokens (%d new, %d cached), out %d tokens | %s | prefill %.1f tok/s, decode "
-               "%.1f tok/s | peak RAM %.0f MB]\n",
-               m.prompt_tokens, m.prefill_tokens(), m.cached_tokens, m.generated_tokens,
-               image.c_str(), m.prefill_tokens_per_s(), m.decode_tokens_per_s(),
-               static_cast<double>(m.peak_rss_bytes) / 1e6);
-}
-
 }  // namespace
 
 bool parse_generation_flag(const std::string& a, const std::function<std::string()>& value,
@@ -192,7 +163,7 @@ int run_chat(int argc, char** argv) {
   auto engine = Engine::load(model_dir, load);
   Chat chat = engine->chat(chat_options);
   if (!image_path.empty()) chat.set_image(std::move(picture));
-  if (verbose) print_info(engine->info());
+  if (verbose) std::fprintf(stderr, "[%s]\n", engine->info().summary().c_str());
 
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
@@ -255,7 +226,7 @@ int run_chat(int argc, char** argv) {
             "[the dialogue outgrew the context of %d tokens: dropped the oldest %d turn%s]\n",
             chat.context_length(), r.dropped_turns, r.dropped_turns == 1 ? "" : "s");
       }
-      if (verbose) print_metrics(r.metrics);
+      if (verbose) std::fprintf(stderr, "[%s]\n", r.metrics.summary().c_str());
     } catch (const Error& e) {
       std::fflush(stdout);
       std::fprintf(stderr, "error: %s\n", e.what());

@@ -19,6 +19,7 @@ int run_random_model(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_chat(int argc, char** argv);
 int run_pull(int argc, char** argv);
+int run_convert(int argc, char** argv);
 
 // Strict number parsing for flags: the whole text must be a number in range.
 int parse_int(const std::string& flag, const std::string& text, int lo, int hi);

@@ -18,6 +18,7 @@ void print_usage(std::FILE* out) {
       "  ask           answer one question about pictures (or text only)\n"
       "  bench         measure load, vision, prefill and decode speed and peak memory\n"
       "  chat          talk about a picture (or without one), turn after turn\n"
+      "  convert       turn a Hugging Face model folder into llama.cpp's GGUF pair\n"
       "  pull          download a model from Hugging Face\n"
       "  random-model  write a full-size model folder with random weights from a config\n"
       "\n"
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
     if (cmd == "ask") return smolvlm::cli::run_ask(argc - 1, argv + 1);
     if (cmd == "bench") return smolvlm::cli::run_bench(argc - 1, argv + 1);
     if (cmd == "chat") return smolvlm::cli::run_chat(argc - 1, argv + 1);
+    if (cmd == "convert") return smolvlm::cli::run_convert(argc - 1, argv + 1);
     if (cmd == "pull") return smolvlm::cli::run_pull(argc - 1, argv + 1);
     if (cmd == "random-model") return smolvlm::cli::run_random_model(argc - 1, argv + 1);
     std::fprintf(stderr, "smolvlm: unknown command '%s'\n", cmd.c_str());

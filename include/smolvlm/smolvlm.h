@@ -23,6 +23,9 @@ namespace smolvlm {
 struct LoadOptions {
   int threads = 0;  // 0: one per hardware thread
   int context = 0;  // KV-cache capacity in tokens; 0: the model's max_position_embeddings
+  // The vision projector GGUF when the model is a llama.cpp text GGUF (empty: an mmproj*.gguf
+  // beside it, if there is exactly one). Must stay empty for a Hugging Face folder.
+  std::string mmproj;
 };
 
 struct GenerationOptions {
@@ -72,6 +75,8 @@ struct Metrics {
   double decode_tokens_per_s() const {
     return decode_ms > 0 ? generated_tokens * 1000.0 / decode_ms : 0;
   }
+  // One line: tokens in (new, cached) and out, image tiles and encode time, speeds, peak RAM.
+  std::string summary() const;
 };
 
 struct Result {
@@ -156,11 +161,13 @@ struct ModelInfo {
   int vision_layers = 0, vision_hidden = 0, tile_size = 0, tokens_per_tile = 0;
   int context = 0;  // the engine's context length
   int threads = 0;
+  std::string summary() const;  // one line
 };
 
 class Engine {
  public:
-  // Loads a Hugging Face SmolVLM2 folder (config.json, tokenizer.json, *.safetensors).
+  // Loads a Hugging Face SmolVLM2 folder (config.json, tokenizer.json, *.safetensors), or a
+  // llama.cpp text GGUF with its mmproj GGUF (options.mmproj), or a folder holding such a pair.
   // Throws smolvlm::Error with a one-line message when anything is missing or malformed.
   static std::unique_ptr<Engine> load(const std::string& model_dir, const LoadOptions& options = {});
   ~Engine();

@@ -26,7 +26,7 @@ std::unique_ptr<Engine> Engine::load(const std::string& model_dir, const LoadOpt
   if (options.threads < 0) throw Error("--threads must be positive");
   set_num_threads(options.threads);
   std::unique_ptr<Engine> e(new Engine());
-  e->impl_->model = Model::load_hf(model_dir);
+  e->impl_->model = Model::load(model_dir, options.mmproj);
   e->impl_->path = model_dir;
   const int max_pos = e->impl_->model->config.text.max_positions;
   if (options.context < 0) throw Error("context length must be positive");

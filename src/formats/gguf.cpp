@@ -592,9 +592,21 @@ void GgufWriter::add_tensor(const std::string& name, DType type, std::vector<int
   tensors_.push_back({name, type, std::move(shape), nbytes, std::move(bytes)});
 }
 
+size_t GgufWriter::alignment() const {
+  for (const auto& [k, v] : metadata_) {
+    if (k != "general.alignment") continue;
+    if (v.type != GgufType::U32 || v.u == 0 || (v.u & (v.u - 1)) != 0) {
+      throw Error("GGUF writer: general.alignment must be a power of two (U32)");
+    }
+    return static_cast<size_t>(v.u);
+  }
+  return 32;
+}
+
 size_t GgufWriter::data_bytes() const {
+  const size_t align = alignment();
   size_t total = 0;
-  for (const auto& t : tensors_) total += (t.nbytes + kAlignment - 1) / kAlignment * kAlignment;
+  for (const auto& t : tensors_) total += (t.nbytes + align - 1) / align * align;
   return total;
 }
 
@@ -671,6 +683,7 @@ bool unsigned_type(GgufType t) {
 
 void GgufWriter::write(const std::string& path, const Progress& progress) const {
   const std::string tmp = path + ".part";
+  const size_t align = alignment();
   try {
     FileOut out(tmp);
     out.bytes("GGUF", 4);
@@ -704,9 +717,9 @@ void GgufWriter::write(const std::string& path, const Progress& progress) const 
       for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) out.put<uint64_t>(*it);
       out.put<uint32_t>(ggml_from_dtype(t.type));
       out.put<uint64_t>(offset);
-      offset += (t.nbytes + kAlignment - 1) / kAlignment * kAlignment;
+      offset += (t.nbytes + align - 1) / align * align;
     }
-    out.pad(kAlignment);
+    out.pad(align);
     const size_t total = data_bytes();
     size_t done = 0;
     for (const auto& t : tensors_) {
@@ -716,8 +729,8 @@ void GgufWriter::write(const std::string& path, const Progress& progress) const 
                     " bytes, expected " + std::to_string(t.nbytes));
       }
       out.bytes(bytes.data(), bytes.size());
-      out.pad(kAlignment);
-      done += (t.nbytes + kAlignment - 1) / kAlignment * kAlignment;
+      out.pad(align);
+      done += (t.nbytes + align - 1) / align * align;
       if (progress) progress(done, total);
     }
     out.close();

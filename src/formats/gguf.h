@@ -142,7 +142,8 @@ class GgufWriter {
   // Writes to `path` (via a temporary file renamed at the end, so a failed write leaves nothing).
   void write(const std::string& path, const Progress& progress = nullptr) const;
 
-  static constexpr size_t kAlignment = 32;
+  // 32 (llama.cpp's default), or general.alignment when it has been set.
+  size_t alignment() const;
 
  private:
   struct Pending {

@@ -6,6 +6,16 @@
 
 #if defined(__aarch64__)
 #include <sys/auxv.h>
+// Older C library headers lack the newer bits; the values are the kernel's ABI.
+#ifndef AT_HWCAP2
+#define AT_HWCAP2 26
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1 << 13)
+#endif
 #endif
 
 namespace smolvlm::kernels {
@@ -22,12 +32,15 @@ bool cpu_has(const char* feature) {
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
            __builtin_cpu_supports("fma");
   }
+  if (f == "avx512vnni") return cpu_has("avx512") && __builtin_cpu_supports("avx512vnni");
   return false;
 #elif defined(__aarch64__)
   const std::string f = feature;
   const unsigned long hw = getauxval(AT_HWCAP);
   if (f == "neon") return (hw & HWCAP_ASIMD) != 0;
   if (f == "dotprod") return (hw & HWCAP_ASIMDDP) != 0;
+  // The i8mm path runs its single-row GEMMs with sdot, so it needs both.
+  if (f == "i8mm") return (hw & HWCAP_ASIMDDP) != 0 && (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0;
   return false;
 #else
   (void)feature;
@@ -47,10 +60,12 @@ std::vector<const KernelPath*> available_paths() {
 #if defined(__x86_64__)
   if (avx2_path() && cpu_has("avx2")) out.push_back(avx2_path());
   if (avx512_path() && cpu_has("avx512")) out.push_back(avx512_path());
+  if (avx512vnni_path() && cpu_has("avx512vnni")) out.push_back(avx512vnni_path());
 #endif
 #if defined(__aarch64__)
   if (neon_path() && cpu_has("neon")) out.push_back(neon_path());
   if (dotprod_path() && cpu_has("dotprod")) out.push_back(dotprod_path());
+  if (i8mm_path() && cpu_has("i8mm")) out.push_back(i8mm_path());
 #endif
   return out;
 }

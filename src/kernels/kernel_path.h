@@ -37,7 +37,7 @@ struct KernelPath {
 // The paths compiled into this binary that the running CPU supports, best last.
 std::vector<const KernelPath*> available_paths();
 const KernelPath& active_path();
-// Forces a path by name ("generic", "avx2", "avx512", "neon", "dotprod", ...); throws
+// Forces a path by name ("generic", "avx2", "avx512", "neon", "dotprod", "i8mm", ...); throws
 // smolvlm::Error when it is unknown or the CPU lacks it. Not thread-safe with running kernels.
 void select_path(const std::string& name);
 
@@ -45,10 +45,12 @@ const KernelPath& generic_path();
 #if defined(__x86_64__)
 const KernelPath* avx2_path();    // nullptr when not compiled in
 const KernelPath* avx512_path();
+const KernelPath* avx512vnni_path();
 #endif
 #if defined(__aarch64__)
 const KernelPath* neon_path();
 const KernelPath* dotprod_path();
+const KernelPath* i8mm_path();
 #endif
 
 }  // namespace smolvlm::kernels

@@ -28,10 +28,11 @@ void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y)
     thread_local std::vector<ActBlockQ8> xq;
     const size_t blocks = static_cast<size_t>(w.cols / kQ8BlockSize);
     xq.resize(blocks * static_cast<size_t>(n));
+    // The buffer is the caller's thread_local: workers must use this pointer, not their own.
+    ActBlockQ8* xqp = xq.data();
     pool.parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
-      for (size_t r = b; r < e; ++r) path.quantize_row_q8(x + r * w.cols, w.cols, xq.data() + r * blocks);
+      for (size_t r = b; r < e; ++r) path.quantize_row_q8(x + r * w.cols, w.cols, xqp + r * blocks);
     });
-    const ActBlockQ8* xqp = xq.data();
     pool.parallel_for(units, [&](size_t b, size_t e) {
       const auto [ob, oe] = rows_of(b, e);
       path.gemm_q8(xqp, n, w, ob, oe, bias, y, w.rows);

@@ -1,11 +1,33 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <smolvlm/error.h>
 
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
+#include "model/gguf_model.h"
 
 namespace smolvlm {
+
+namespace {
+
+// The tokens the prompt format needs, and the config's <image> id, against the tokenizer.
+void check_tokens(const Tokenizer& tok, const ModelConfig& cfg, const std::string& source) {
+  if (static_cast<int>(tok.vocab_size()) > cfg.text.vocab) {
+    throw Error("tokenizer has " + std::to_string(tok.vocab_size()) +
+                " tokens but the model's vocabulary is " + std::to_string(cfg.text.vocab));
+  }
+  for (const char* needed : {"<image>", "<fake_token_around_image>", "<global-img>", "<end_of_utterance>"}) {
+    if (!tok.find_token(needed)) throw Error(source + " lacks the token " + needed);
+  }
+  if (tok.token_id("<image>") != cfg.image_token_id) {
+    throw Error("config image_token_id " + std::to_string(cfg.image_token_id) +
+                " does not match the tokenizer's <image> id");
+  }
+}
+
+}  // namespace
 
 Model::Model(ModelConfig cfg, Tokenizer tok, ModelWeights w)
     : config(std::move(cfg)),
@@ -19,21 +41,74 @@ std::unique_ptr<Model> Model::load_hf(const std::string& dir) {
   ModelConfig cfg = load_hf_config(dir);
   const std::string tok_path = (std::filesystem::path(dir) / "tokenizer.json").string();
   Tokenizer tok = Tokenizer::from_hf_json_file(tok_path);
-  if (static_cast<int>(tok.vocab_size()) > cfg.text.vocab) {
-    throw Error("tokenizer has " + std::to_string(tok.vocab_size()) +
-                " tokens but the model's vocabulary is " + std::to_string(cfg.text.vocab));
-  }
-  for (const char* needed : {"<image>", "<fake_token_around_image>", "<global-img>", "<end_of_utterance>"}) {
-    if (!tok.find_token(needed)) throw Error(tok_path + " lacks the token " + needed);
-  }
-  if (tok.token_id("<image>") != cfg.image_token_id) {
-    throw Error("config image_token_id " + std::to_string(cfg.image_token_id) +
-                " does not match the tokenizer's <image> id");
-  }
+  check_tokens(tok, cfg, tok_path);
   auto store = std::make_shared<const TensorStore>(TensorStore::open_hf_folder(dir));
   ModelWeights w = load_hf_weights(cfg, [&](const std::string& name) { return store->find(name); });
   w.storage.push_back(store);  // the weights are views into its mapped files
   return std::unique_ptr<Model>(new Model(std::move(cfg), std::move(tok), std::move(w)));
+}
+
+std::unique_ptr<Model> Model::load_gguf(const std::string& text_path, const std::string& mmproj_path) {
+  auto files = std::make_shared<const GgufModelFiles>(text_path, mmproj_path);
+  ModelConfig cfg = files->config();
+  Tokenizer tok = files->tokenizer();
+  check_tokens(tok, cfg, "'" + text_path + "'");
+  ModelWeights w = load_hf_weights(cfg, [&](const std::string& name) { return files->find(name); });
+  w.storage.push_back(files);  // the weights are views into its mapped files
+  return std::unique_ptr<Model>(new Model(std::move(cfg), std::move(tok), std::move(w)));
+}
+
+namespace {
+
+// The mmproj*.gguf files in a folder.
+std::vector<std::string> gguf_files(const std::filesystem::path& dir, bool mmproj) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() == ".gguf" && (name.rfind("mmproj", 0) == 0) == mmproj) {
+      out.push_back(e.path().string());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& model_path, const std::string& mmproj_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p(model_path);
+  if (fs::is_directory(p, ec)) {
+    if (fs::exists(p / "config.json", ec) || gguf_files(p, false).empty()) {
+      if (!mmproj_path.empty()) {
+        throw Error("--mmproj goes with a GGUF text model, but '" + model_path +
+                    "' is a Hugging Face model folder");
+      }
+      return load_hf(model_path);
+    }
+    const auto texts = gguf_files(p, false), projs = gguf_files(p, true);
+    if (texts.size() != 1 || (mmproj_path.empty() && projs.size() != 1)) {
+      throw Error("model folder '" + model_path + "' holds " + std::to_string(texts.size()) +
+                  " text GGUF and " + std::to_string(projs.size()) +
+                  " mmproj GGUF files; name them with -m TEXT.gguf --mmproj MMPROJ.gguf");
+    }
+    return load_gguf(texts[0], mmproj_path.empty() ? projs[0] : mmproj_path);
+  }
+  if (!fs::exists(p, ec) || !is_gguf_file(model_path)) {
+    if (fs::exists(p, ec)) {
+      throw Error("'" + model_path + "' is neither a Hugging Face model folder nor a GGUF file");
+    }
+    return load_hf(model_path);  // says the folder does not exist
+  }
+  if (!mmproj_path.empty()) return load_gguf(model_path, mmproj_path);
+  const auto projs = gguf_files(p.has_parent_path() ? p.parent_path() : fs::path("."), true);
+  if (projs.size() != 1) {
+    throw Error("'" + model_path + "' is a GGUF text model: give its vision projector with "
+                "--mmproj FILE (found " + std::to_string(projs.size()) + " mmproj*.gguf beside it)");
+  }
+  return load_gguf(model_path, projs[0]);
 }
 
 }  // namespace smolvlm

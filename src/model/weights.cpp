@@ -2,6 +2,10 @@
 
 #include <smolvlm/error.h>
 
+#include <cstring>
+
+#include "formats/quantize.h"
+
 namespace smolvlm {
 
 bool is_matrix_type(DType t) {
@@ -169,6 +173,49 @@ ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find) {
     tw.lm_head.w = tw.embed;
   }
   return m;
+}
+
+namespace {
+
+void restore_matrix(kernels::Matrix& m, DType type, std::vector<std::shared_ptr<const void>>& storage) {
+  if (m.type == type || type == DType::F32) return;
+  if (type == DType::Q8_0 && m.cols % kQ8BlockSize != 0) return;  // stays as it is
+  auto buf = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(m.rows) * row_bytes(type, m.cols));
+  std::vector<float> row(static_cast<size_t>(m.cols));
+  for (int r = 0; r < m.rows; ++r) {
+    kernels::dequantize_row(m, r, row.data());
+    uint8_t* dst = buf->data() + static_cast<size_t>(r) * row_bytes(type, m.cols);
+    if (type == DType::Q8_0) {
+      quantize_row_q8_0(row.data(), m.cols, dst);
+    } else {
+      for (int i = 0; i < m.cols; ++i) {
+        const uint16_t h = type == DType::F16 ? f32_to_f16(row[static_cast<size_t>(i)]) : f32_to_bf16(row[static_cast<size_t>(i)]);
+        std::memcpy(dst + 2 * i, &h, 2);
+      }
+    }
+  }
+  m = {type, buf->data(), m.rows, m.cols};
+  storage.push_back(std::move(buf));
+}
+
+}  // namespace
+
+void requantize(ModelWeights& w, DType text_type, DType vision_type) {
+  auto& st = w.storage;
+  for (auto& l : w.vision.layers) {
+    for (Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.fc1, &l.fc2}) restore_matrix(lin->w, vision_type, st);
+  }
+  restore_matrix(w.vision.connector.w, vision_type, st);
+  const bool tied = w.text.lm_head.w.data == w.text.embed.data;
+  for (auto& l : w.text.layers) {
+    for (Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) restore_matrix(lin->w, text_type, st);
+  }
+  restore_matrix(w.text.embed, text_type, st);
+  if (tied) {
+    w.text.lm_head.w = w.text.embed;
+  } else {
+    restore_matrix(w.text.lm_head.w, text_type, st);
+  }
 }
 
 }  // namespace smolvlm

@@ -70,6 +70,11 @@ struct NamedShape {
 };
 std::vector<NamedShape> hf_tensor_shapes(const ModelConfig& cfg);
 
+// Re-stores the big matrices in another type at load time (e.g. an F32 checkpoint run as
+// Q8_0 w8a8 without converting files first). DType::F32 leaves a part as it is. The new
+// buffers are kept in w.storage.
+void requantize(ModelWeights& w, DType text_type, DType vision_type);
+
 // HF SmolVLM naming (model.vision_model.*, model.connector.*, model.text_model.* or
 // model.language_model.*, lm_head.weight). Throws smolvlm::Error naming the first bad tensor.
 ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find);

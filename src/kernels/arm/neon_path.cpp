@@ -1,9 +1,19 @@
-// ARMv8 NEON and dot-product paths. Placeholder until their kernels land: returns null.
+// The baseline ARMv8.0 NEON path (every AArch64 CPU: Cortex-A53/A55/A72/A76, ...). Built with
+// the compiler's default -march; the newer extensions live in dotprod_path.cpp and i8mm_path.cpp.
 #include "kernels/kernel_path.h"
 
 #if defined(__aarch64__)
+#include "kernels/arm/gemm_neon.h"
+
 namespace smolvlm::kernels {
-const KernelPath* neon_path() { return nullptr; }
-const KernelPath* dotprod_path() { return nullptr; }
+namespace {
+const KernelPath kNeon = {"neon",
+                          arm::gemm_float,
+                          arm::gemm_q8<arm::BlockDotNeon>,
+                          arm::quantize_row_q8,
+                          arm::dot,
+                          arm::axpy};
+}  // namespace
+const KernelPath* neon_path() { return &kNeon; }
 }  // namespace smolvlm::kernels
 #endif

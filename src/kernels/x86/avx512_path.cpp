@@ -4,10 +4,11 @@
 
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__)
 #include "kernels/x86/gemm_x86.h"
+#include "kernels/x86/q8_avx512.h"
 
 namespace smolvlm::kernels {
 namespace {
-const KernelPath kAvx512 = {"avx512", x86::gemm_float<x86::Avx512>, x86::gemm_q8,
+const KernelPath kAvx512 = {"avx512", x86::gemm_float<x86::Avx512>, x86::gemm_q8_512<false>,
                             x86::quantize_row_q8, x86::dot<x86::Avx2>, x86::axpy<x86::Avx2>};
 }  // namespace
 const KernelPath* avx512_path() { return &kAvx512; }

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "kernels/kernel_path.h"
 #include "kernels/x86/simd_x86.h"
@@ -113,9 +114,107 @@ void gemm_float_typed(const float* x, int n, const Matrix& w, int o_begin, int o
   }
 }
 
+// ---- Packed float GEMM, for many activation rows (prefill, vision) --------------------------
+//
+// The classic layout: a slice of W is packed K-major into a panel of P = kTileVecs·kLanes
+// output columns ([kc][P], zero-padded), then a micro-tile of kTileRows activation rows
+// broadcasts one x value per row and FMAs it against P/kLanes panel vectors. No horizontal
+// sums; K is cut into chunks so a panel stays in L2 and the x rows in L1.
+
+template <class S, int R>
+void micro_packed(const float* const* x, int k0, int kc, const float* panel, float* out, int ldo,
+                  bool accumulate) {
+  constexpr int V = S::kTileVecs, P = V * S::kLanes;
+  typename S::F acc[R][V];
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < V; ++v) acc[r][v] = accumulate ? S::load(out + r * ldo + v * S::kLanes) : S::zero();
+  }
+  for (int k = 0; k < kc; ++k) {
+    typename S::F b[V];
+    for (int v = 0; v < V; ++v) b[v] = S::load(panel + k * P + v * S::kLanes);
+    for (int r = 0; r < R; ++r) {
+      const typename S::F a = S::set1(x[r][k0 + k]);
+      for (int v = 0; v < V; ++v) acc[r][v] = S::fma(a, b[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < V; ++v) S::store(out + r * ldo + v * S::kLanes, acc[r][v]);
+  }
+}
+
+template <class S>
+using MicroPacked = void (*)(const float* const*, int, int, const float*, float*, int, bool);
+template <class S, int... Rs>
+constexpr std::array<MicroPacked<S>, sizeof...(Rs)> packed_table(std::integer_sequence<int, Rs...>) {
+  return {&micro_packed<S, Rs + 1>...};
+}
+
+template <class S, DType WT>
+void gemm_packed_typed(const float* x, int n, const Matrix& w, int o_begin, int o_end,
+                       const float* bias, float* y, int ldy) {
+  constexpr int R = S::kTileRows, P = S::kTileVecs * S::kLanes;
+  constexpr int kKc = 256;  // K chunk: a panel of kKc × P floats is 48 KB (AVX-512)
+  static constexpr auto table = packed_table<S>(std::make_integer_sequence<int, R>{});
+  const int K = w.cols;
+  thread_local std::vector<float> panel, tile;
+  panel.resize(static_cast<size_t>(kKc) * P);
+  tile.resize(static_cast<size_t>(R) * P);
+  for (int o0 = o_begin; o0 < o_end; o0 += P) {
+    const int cols = std::min(P, o_end - o0);
+    for (int k0 = 0; k0 < K; k0 += kKc) {
+      const int kc = std::min(kKc, K - k0);
+      // Pack W[o0 .. o0+cols)[k0 .. k0+kc) transposed; missing columns are zero.
+      for (int c = 0; c < P; ++c) {
+        if (c < cols) {
+          const uint8_t* row = w.row(o0 + c);
+          for (int k = 0; k < kc; ++k) panel[static_cast<size_t>(k) * P + c] = weight_scalar<WT>(row, k0 + k);
+        } else {
+          for (int k = 0; k < kc; ++k) panel[static_cast<size_t>(k) * P + c] = 0.0f;
+        }
+      }
+      const bool first = k0 == 0;
+      for (int r0 = 0; r0 < n; r0 += R) {
+        const int rows = std::min(R, n - r0);
+        const float* xr[R];
+        for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * K;
+        if (cols == P) {  // straight into y
+          float* yt = y + static_cast<size_t>(r0) * ldy + o0;
+          table[rows - 1](xr, k0, kc, panel.data(), yt, ldy, !first);
+        } else {  // a ragged right edge goes through a tile
+          for (int r = 0; r < rows; ++r) {
+            for (int c = 0; c < P; ++c) {
+              tile[static_cast<size_t>(r) * P + c] = (!first && c < cols) ? y[static_cast<size_t>(r0 + r) * ldy + o0 + c] : 0.0f;
+            }
+          }
+          table[rows - 1](xr, k0, kc, panel.data(), tile.data(), P, true);
+          for (int r = 0; r < rows; ++r) {
+            std::copy(tile.data() + static_cast<size_t>(r) * P, tile.data() + static_cast<size_t>(r) * P + cols,
+                      y + static_cast<size_t>(r0 + r) * ldy + o0);
+          }
+        }
+      }
+    }
+    if (bias) {
+      for (int r = 0; r < n; ++r) {
+        float* yr = y + static_cast<size_t>(r) * ldy + o0;
+        for (int c = 0; c < cols; ++c) yr[c] += bias[o0 + c];
+      }
+    }
+  }
+}
+
 template <class S>
 void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int o_end, const float* bias,
                 float* y, int ldy) {
+  // Few rows (decoding): dot-product tiles stream W once. Many rows: packed panels.
+  if (n >= 2 * S::kTileRows) {
+    switch (w.type) {
+      case DType::F32: return gemm_packed_typed<S, DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
+      case DType::F16: return gemm_packed_typed<S, DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
+      case DType::BF16: return gemm_packed_typed<S, DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
+      default: break;
+    }
+  }
   switch (w.type) {
     case DType::F32: return gemm_float_typed<S, DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
     case DType::F16: return gemm_float_typed<S, DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);

@@ -24,7 +24,10 @@ struct Avx2 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
   }
   static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
   static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  // Packed GEMM micro-tile: kTileRows × (kTileVecs · kLanes) accumulators.
+  static constexpr int kTileRows = 6, kTileVecs = 2;
   static float sum(F v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -50,7 +53,9 @@ struct Avx512 {
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
   }
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static constexpr int kTileRows = 6, kTileVecs = 4;
   static float sum(F v) {
     F t = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));  // swap 256-bit halves
     t = _mm512_add_ps(t, _mm512_shuffle_f32x4(t, t, 0xB1));    // swap 128-bit quarters

@@ -1,0 +1,101 @@
+// Kernel micro-benchmark: GFLOP/s of matmul (and attention) per kernel path and weight type, on
+// the shapes SmolVLM2-256M runs. Prints a table, or JSON with --json. Medians of --repeat runs.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "formats/quantize.h"
+#include "kernels/kernel_path.h"
+#include "kernels/kernels.h"
+#include "util/thread_pool.h"
+
+using namespace smolvlm;
+
+namespace {
+
+struct Shape {
+  const char* what;
+  int n, in, out;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+std::vector<uint8_t> weights(const std::vector<float>& w, DType t, int rows, int cols) {
+  if (t == DType::Q8_0) return quantize_q8_0(w, rows, cols);
+  std::vector<uint8_t> out;
+  for (float f : w) {
+    if (t == DType::F32) {
+      const auto* b = reinterpret_cast<const uint8_t*>(&f);
+      out.insert(out.end(), b, b + 4);
+    } else {
+      const uint16_t h = t == DType::F16 ? f32_to_f16(f) : f32_to_bf16(f);
+      out.push_back(static_cast<uint8_t>(h));
+      out.push_back(static_cast<uint8_t>(h >> 8));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 0, repeat = 5;
+  bool json = false;
+  std::string only_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else if (a == "--repeat" && i + 1 < argc) repeat = std::atoi(argv[++i]);
+    else if (a == "--path" && i + 1 < argc) only_path = argv[++i];
+    else if (a == "--json") json = true;
+    else {
+      std::fprintf(stderr, "usage: smolvlm_kernel_bench [--threads N] [--repeat N] [--path NAME] [--json]\n");
+      return 2;
+    }
+  }
+  set_num_threads(threads);
+  const Shape shapes[] = {{"vision qkv/o (1 tile)", 1024, 768, 768}, {"vision fc1", 1024, 768, 3072},
+                          {"vision fc2", 1024, 3072, 768},           {"prefill gate/up", 512, 576, 1536},
+                          {"decode gate/up", 1, 576, 1536},          {"decode lm_head", 1, 576, 49280}};
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0, 1);
+  nlohmann::json out = nlohmann::json::array();
+  if (!json) std::printf("%-8s %-5s %-24s %10s %10s\n", "path", "type", "shape", "ms", "GFLOP/s");
+  for (const auto* path : kernels::available_paths()) {
+    if (!only_path.empty() && only_path != path->name) continue;
+    kernels::select_path(path->name);
+    for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
+      for (const Shape& s : shapes) {
+        std::vector<float> x(static_cast<size_t>(s.n) * s.in), wf(static_cast<size_t>(s.out) * s.in),
+            y(static_cast<size_t>(s.n) * s.out);
+        for (auto& v : x) v = nd(rng);
+        for (auto& v : wf) v = 0.02f * nd(rng);
+        const auto wb = weights(wf, t, s.out, s.in);
+        const kernels::Matrix w{t, wb.data(), s.out, s.in};
+        std::vector<double> ms;
+        for (int r = 0; r < repeat + 1; ++r) {
+          const auto t0 = std::chrono::steady_clock::now();
+          kernels::matmul(x.data(), s.n, w, nullptr, y.data());
+          const double e = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+          if (r > 0) ms.push_back(e);  // the first run warms caches and the pool
+        }
+        const double m = median(ms), gflops = 2.0 * s.n * s.in * s.out / (m * 1e6);
+        if (json) {
+          out.push_back({{"path", path->name}, {"type", dtype_name(t)}, {"shape", s.what}, {"ms", m}, {"gflops", gflops}});
+        } else {
+          std::printf("%-8s %-5s %-24s %10.3f %10.1f\n", path->name, dtype_name(t), s.what, m, gflops);
+        }
+      }
+    }
+  }
+  if (json) std::puts(out.dump(2).c_str());
+  return 0;
+}

@@ -1,0 +1,402 @@
+// ARMv8 NEON inner kernels, shared by the neon, dotprod and i8mm paths. Each path's .cpp is
+// compiled with its own -march (CMakeLists.txt) and everything here has internal linkage, so the
+// linker can never hand the plain NEON path a copy that was compiled for a newer extension.
+//
+// Float GEMM, few activation rows (decoding): an R × C micro-tile keeps R·C accumulators and
+// walks the shared K dimension, so each weight vector feeds R FMAs; F16 weights are widened with
+// fcvtl (vcvt_f32_f16), BF16 with a 16-bit shift, both in registers.
+// Float GEMM, many rows (prefill, vision): W is packed K-major into panels of 16 columns and a
+// 6-row micro-tile multiplies each activation scalar into 4 panel vectors (fmla by element).
+//
+// Q8_0 GEMM (w8a8): per block of 32, a BlockDot policy turns the int8 products into int32x4
+// partial sums (ARMv8.0: smull/smlal2 then sadalp; dotprod: two sdot), then one float FMA with
+// the product of the two block scales. int16 pair sums cannot overflow: activations are in
+// [-127, 127] and weights in [-128, 127], so a pair is at most 2 · 127 · 128 = 32512.
+#pragma once
+
+#if !defined(__aarch64__)
+#error "gemm_neon.h is for AArch64 only"
+#endif
+
+#include <arm_neon.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "kernels/kernel_path.h"
+
+namespace smolvlm::kernels::arm {
+namespace {
+
+constexpr int kLanes = 4;
+
+inline float half_to_float(const uint8_t* p) {
+  __fp16 h;
+  std::memcpy(&h, p, sizeof(h));
+  return static_cast<float>(h);
+}
+
+// Four weights from k on, widened to float32. Rows may sit at any byte address.
+template <DType WT>
+inline float32x4_t load_weights(const uint8_t* row, int k) {
+  if constexpr (WT == DType::F32) {
+    return vreinterpretq_f32_u8(vld1q_u8(row + 4 * static_cast<size_t>(k)));
+  } else if constexpr (WT == DType::F16) {
+    return vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8(row + 2 * static_cast<size_t>(k))));
+  } else {
+    const uint16x4_t b = vreinterpret_u16_u8(vld1_u8(row + 2 * static_cast<size_t>(k)));
+    return vreinterpretq_f32_u32(vshll_n_u16(b, 16));
+  }
+}
+
+template <DType WT>
+inline float weight_scalar(const uint8_t* row, int k) {
+  if constexpr (WT == DType::F32) {
+    float v;
+    std::memcpy(&v, row + 4 * static_cast<size_t>(k), 4);
+    return v;
+  } else if constexpr (WT == DType::F16) {
+    return half_to_float(row + 2 * static_cast<size_t>(k));
+  } else {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * static_cast<size_t>(k), 2);
+    return bf16_to_f32(h);
+  }
+}
+
+// ---- Float GEMM, dot-product micro-tiles (few rows) -----------------------------------------
+
+constexpr int kFloatRows = 4, kFloatCols = 4;  // 16 accumulators + 4 activations + 1 weight
+
+// out[r·ldo + c] = x[r] · w[c] for an R × C micro-tile.
+template <DType WT, int R, int C>
+void micro_float(const float* const* x, const uint8_t* const* w, int K, float* out, int ldo) {
+  float32x4_t acc[R][C];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) acc[r][c] = vdupq_n_f32(0.0f);
+  }
+  int k = 0;
+  for (; k + kLanes <= K; k += kLanes) {
+    float32x4_t xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = vld1q_f32(x[r] + k);
+    for (int c = 0; c < C; ++c) {
+      const float32x4_t wv = load_weights<WT>(w[c], k);
+      for (int r = 0; r < R; ++r) acc[r][c] = vfmaq_f32(acc[r][c], xv[r], wv);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) {
+      float s = vaddvq_f32(acc[r][c]);
+      for (int j = k; j < K; ++j) s += x[r][j] * weight_scalar<WT>(w[c], j);
+      out[r * ldo + c] = s;
+    }
+  }
+}
+
+using MicroFloat = void (*)(const float* const*, const uint8_t* const*, int, float*, int);
+
+// Every (rows ≤ R, cols ≤ C) micro-tile, for the edges of the matrix.
+template <DType WT, int R, int... Cs>
+constexpr std::array<MicroFloat, sizeof...(Cs)> float_row_table(std::integer_sequence<int, Cs...>) {
+  return {&micro_float<WT, R, Cs + 1>...};
+}
+template <DType WT, int... Rs>
+constexpr auto float_table(std::integer_sequence<int, Rs...>) {
+  return std::array<std::array<MicroFloat, kFloatCols>, sizeof...(Rs)>{
+      float_row_table<WT, Rs + 1>(std::make_integer_sequence<int, kFloatCols>{})...};
+}
+
+template <DType WT>
+void gemm_float_tiles(const float* x, int n, const Matrix& w, int o_begin, int o_end,
+                      const float* bias, float* y, int ldy) {
+  constexpr int R = kFloatRows, C = kFloatCols;
+  static constexpr auto table = float_table<WT>(std::make_integer_sequence<int, R>{});
+  constexpr int kColBlock = 8 * C;  // weight rows kept in cache while every activation row passes
+  const int K = w.cols;
+  float tile[R * C];
+  for (int ob = o_begin; ob < o_end; ob += kColBlock) {
+    const int oe = std::min(o_end, ob + kColBlock);
+    for (int r0 = 0; r0 < n; r0 += R) {
+      const int rows = std::min(R, n - r0);
+      const float* xr[R];
+      for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * K;
+      for (int o = ob; o < oe; o += C) {
+        const int cols = std::min(C, oe - o);
+        const uint8_t* wr[C];
+        for (int c = 0; c < cols; ++c) wr[c] = w.row(o + c);
+        table[rows - 1][cols - 1](xr, wr, K, tile, C);
+        for (int r = 0; r < rows; ++r) {
+          float* yr = y + static_cast<size_t>(r0 + r) * ldy + o;
+          for (int c = 0; c < cols; ++c) yr[c] = tile[r * C + c] + (bias ? bias[o + c] : 0.0f);
+        }
+      }
+    }
+  }
+}
+
+// ---- Float GEMM, packed panels (many rows) --------------------------------------------------
+
+constexpr int kPanelRows = 6, kPanelVecs = 4;  // 24 accumulators + 4 panel vectors + 1 scalar
+constexpr int kPanelCols = kPanelVecs * kLanes;
+
+template <int R>
+void micro_packed(const float* const* x, int k0, int kc, const float* panel, float* out, int ldo,
+                  bool accumulate) {
+  constexpr int V = kPanelVecs, P = kPanelCols;
+  float32x4_t acc[R][V];
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < V; ++v) {
+      acc[r][v] = accumulate ? vld1q_f32(out + r * ldo + v * kLanes) : vdupq_n_f32(0.0f);
+    }
+  }
+  for (int k = 0; k < kc; ++k) {
+    float32x4_t b[V];
+    for (int v = 0; v < V; ++v) b[v] = vld1q_f32(panel + k * P + v * kLanes);
+    for (int r = 0; r < R; ++r) {
+      const float a = x[r][k0 + k];
+      for (int v = 0; v < V; ++v) acc[r][v] = vfmaq_n_f32(acc[r][v], b[v], a);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < V; ++v) vst1q_f32(out + r * ldo + v * kLanes, acc[r][v]);
+  }
+}
+
+using MicroPacked = void (*)(const float* const*, int, int, const float*, float*, int, bool);
+template <int... Rs>
+constexpr std::array<MicroPacked, sizeof...(Rs)> packed_table(std::integer_sequence<int, Rs...>) {
+  return {&micro_packed<Rs + 1>...};
+}
+
+// Panel [kc][P] = W[o0 .. o0+cols)[k0 .. k0+kc) transposed, missing columns zero.
+template <DType WT>
+void pack_panel(const Matrix& w, int o0, int cols, int k0, int kc, float* panel) {
+  constexpr int P = kPanelCols;
+  for (int c = 0; c < P; ++c) {
+    if (c >= cols) {
+      for (int k = 0; k < kc; ++k) panel[static_cast<size_t>(k) * P + c] = 0.0f;
+      continue;
+    }
+    const uint8_t* row = w.row(o0 + c);
+    int k = 0;
+    for (; k + kLanes <= kc; k += kLanes) {
+      const float32x4_t v = load_weights<WT>(row, k0 + k);
+      float* dst = panel + static_cast<size_t>(k) * P + c;
+      vst1q_lane_f32(dst, v, 0);
+      vst1q_lane_f32(dst + P, v, 1);
+      vst1q_lane_f32(dst + 2 * P, v, 2);
+      vst1q_lane_f32(dst + 3 * P, v, 3);
+    }
+    for (; k < kc; ++k) panel[static_cast<size_t>(k) * P + c] = weight_scalar<WT>(row, k0 + k);
+  }
+}
+
+template <DType WT>
+void gemm_float_packed(const float* x, int n, const Matrix& w, int o_begin, int o_end,
+                       const float* bias, float* y, int ldy) {
+  constexpr int R = kPanelRows, P = kPanelCols;
+  constexpr int kKc = 256;  // K chunk: a panel of 256 × 16 floats is 16 KB, half an L1
+  static constexpr auto table = packed_table(std::make_integer_sequence<int, R>{});
+  const int K = w.cols;
+  thread_local std::vector<float> panel;
+  panel.resize(static_cast<size_t>(kKc) * P);
+  float tile[R * P];
+  for (int o0 = o_begin; o0 < o_end; o0 += P) {
+    const int cols = std::min(P, o_end - o0);
+    for (int k0 = 0; k0 < K; k0 += kKc) {
+      const int kc = std::min(kKc, K - k0);
+      pack_panel<WT>(w, o0, cols, k0, kc, panel.data());
+      const bool first = k0 == 0;
+      for (int r0 = 0; r0 < n; r0 += R) {
+        const int rows = std::min(R, n - r0);
+        const float* xr[R];
+        for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * K;
+        float* yt = y + static_cast<size_t>(r0) * ldy + o0;
+        if (cols == P) {  // straight into y
+          table[rows - 1](xr, k0, kc, panel.data(), yt, ldy, !first);
+          continue;
+        }
+        // A ragged right edge goes through a tile.
+        for (int r = 0; r < rows; ++r) {
+          for (int c = 0; c < P; ++c) tile[r * P + c] = (!first && c < cols) ? yt[r * ldy + c] : 0.0f;
+        }
+        table[rows - 1](xr, k0, kc, panel.data(), tile, P, true);
+        for (int r = 0; r < rows; ++r) std::copy(tile + r * P, tile + r * P + cols, yt + r * ldy);
+      }
+    }
+    if (bias) {
+      for (int r = 0; r < n; ++r) {
+        float* yr = y + static_cast<size_t>(r) * ldy + o0;
+        for (int c = 0; c < cols; ++c) yr[c] += bias[o0 + c];
+      }
+    }
+  }
+}
+
+inline void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int o_end,
+                       const float* bias, float* y, int ldy) {
+  // Few rows (decoding): dot-product tiles stream W once. Many rows: packed panels.
+  if (n >= 2 * kPanelRows) {
+    switch (w.type) {
+      case DType::F32: return gemm_float_packed<DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
+      case DType::F16: return gemm_float_packed<DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
+      case DType::BF16: return gemm_float_packed<DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
+      default: break;
+    }
+  }
+  switch (w.type) {
+    case DType::F32: return gemm_float_tiles<DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
+    case DType::F16: return gemm_float_tiles<DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
+    case DType::BF16: return gemm_float_tiles<DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
+    default: return generic_path().gemm_float(x, n, w, o_begin, o_end, bias, y, ldy);
+  }
+}
+
+// ---- Q8_0 × int8 activations, dot-product micro-tiles ----------------------------------------
+
+// ARMv8.0: widening multiplies into int16 pair sums, pairwise-accumulated into int32.
+struct BlockDotNeon {
+  static constexpr int kRows = 2, kCols = 4;
+  static int32x4_t block(int8x16_t x0, int8x16_t x1, int8x16_t w0, int8x16_t w1) {
+    int16x8_t p0 = vmull_s8(vget_low_s8(x0), vget_low_s8(w0));
+    p0 = vmlal_high_s8(p0, x0, w0);
+    int16x8_t p1 = vmull_s8(vget_low_s8(x1), vget_low_s8(w1));
+    p1 = vmlal_high_s8(p1, x1, w1);
+    return vpadalq_s16(vpaddlq_s16(p0), p1);
+  }
+};
+
+#if defined(__ARM_FEATURE_DOTPROD)
+// ARMv8.2 dotprod: sdot sums four int8 products into each int32 lane.
+struct BlockDotSdot {
+  static constexpr int kRows = 4, kCols = 4;
+  static int32x4_t block(int8x16_t x0, int8x16_t x1, int8x16_t w0, int8x16_t w1) {
+    return vdotq_s32(vdotq_s32(vdupq_n_s32(0), x0, w0), x1, w1);
+  }
+};
+#endif
+
+// R activation rows × C weight rows, all blocks of the row.
+template <class D, int R, int C>
+void micro_q8(const ActBlockQ8* const* x, const uint8_t* const* w, int blocks, float* out,
+              int ldo) {
+  float32x4_t acc[R][C];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) acc[r][c] = vdupq_n_f32(0.0f);
+  }
+  for (int b = 0; b < blocks; ++b) {
+    int8x16_t x0[R], x1[R];
+    float xd[R];
+    for (int r = 0; r < R; ++r) {
+      x0[r] = vld1q_s8(x[r][b].q);
+      x1[r] = vld1q_s8(x[r][b].q + 16);
+      xd[r] = x[r][b].d;
+    }
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* blk = w[c] + static_cast<size_t>(b) * kQ8BlockBytes;
+      const int8x16_t w0 = vreinterpretq_s8_u8(vld1q_u8(blk + 2));
+      const int8x16_t w1 = vreinterpretq_s8_u8(vld1q_u8(blk + 18));
+      const float wd = half_to_float(blk);
+      for (int r = 0; r < R; ++r) {
+        const float32x4_t p = vcvtq_f32_s32(D::block(x0[r], x1[r], w0, w1));
+        acc[r][c] = vfmaq_n_f32(acc[r][c], p, xd[r] * wd);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) out[r * ldo + c] = vaddvq_f32(acc[r][c]);
+  }
+}
+
+using MicroQ8 = void (*)(const ActBlockQ8* const*, const uint8_t* const*, int, float*, int);
+template <class D, int R, int... Cs>
+constexpr std::array<MicroQ8, sizeof...(Cs)> q8_row_table(std::integer_sequence<int, Cs...>) {
+  return {&micro_q8<D, R, Cs + 1>...};
+}
+template <class D, int... Rs>
+constexpr auto q8_table(std::integer_sequence<int, Rs...>) {
+  return std::array<std::array<MicroQ8, D::kCols>, sizeof...(Rs)>{
+      q8_row_table<D, Rs + 1>(std::make_integer_sequence<int, D::kCols>{})...};
+}
+
+template <class D>
+void gemm_q8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
+             const float* bias, float* y, int ldy) {
+  constexpr int R = D::kRows, C = D::kCols;
+  static constexpr auto table = q8_table<D>(std::make_integer_sequence<int, R>{});
+  const int blocks = w.cols / kQ8BlockSize;
+  constexpr int kColBlock = 64;
+  float tile[R * C];
+  for (int ob = o_begin; ob < o_end; ob += kColBlock) {
+    const int oe = std::min(o_end, ob + kColBlock);
+    for (int r0 = 0; r0 < n; r0 += R) {
+      const int rows = std::min(R, n - r0);
+      const ActBlockQ8* xr[R];
+      for (int r = 0; r < rows; ++r) xr[r] = xq + static_cast<size_t>(r0 + r) * blocks;
+      for (int o = ob; o < oe; o += C) {
+        const int cols = std::min(C, oe - o);
+        const uint8_t* wr[C];
+        for (int c = 0; c < cols; ++c) wr[c] = w.row(o + c);
+        table[rows - 1][cols - 1](xr, wr, blocks, tile, C);
+        for (int r = 0; r < rows; ++r) {
+          float* yr = y + static_cast<size_t>(r0 + r) * ldy + o;
+          for (int c = 0; c < cols; ++c) yr[c] = tile[r * C + c] + (bias ? bias[o + c] : 0.0f);
+        }
+      }
+    }
+  }
+}
+
+// ---- Activation quantiser, dot, axpy ---------------------------------------------------------
+
+inline void quantize_row_q8(const float* x, int cols, ActBlockQ8* out) {
+  for (int b = 0; b < cols / kQ8BlockSize; ++b) {
+    const float* xb = x + static_cast<size_t>(b) * kQ8BlockSize;
+    float32x4_t v[8];
+    float32x4_t amax = vdupq_n_f32(0.0f);
+    for (int i = 0; i < 8; ++i) {
+      v[i] = vld1q_f32(xb + kLanes * i);
+      amax = vmaxq_f32(amax, vabsq_f32(v[i]));
+    }
+    const float d = vmaxvq_f32(amax) / 127.0f;
+    const float inv = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = d;
+    // fcvtas rounds half away from zero, as the reference's lround.
+    int16x8_t q16[4];
+    for (int i = 0; i < 4; ++i) {
+      const int32x4_t lo = vcvtaq_s32_f32(vmulq_n_f32(v[2 * i], inv));
+      const int32x4_t hi = vcvtaq_s32_f32(vmulq_n_f32(v[2 * i + 1], inv));
+      q16[i] = vcombine_s16(vqmovn_s32(lo), vqmovn_s32(hi));
+    }
+    vst1q_s8(out[b].q, vcombine_s8(vqmovn_s16(q16[0]), vqmovn_s16(q16[1])));
+    vst1q_s8(out[b].q + 16, vcombine_s8(vqmovn_s16(q16[2]), vqmovn_s16(q16[3])));
+  }
+}
+
+inline float dot(const float* a, const float* b, int n) {
+  float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
+  int i = 0;
+  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+    s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+    s1 = vfmaq_f32(s1, vld1q_f32(a + i + kLanes), vld1q_f32(b + i + kLanes));
+  }
+  if (i + kLanes <= n) {
+    s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+    i += kLanes;
+  }
+  float s = vaddvq_f32(vaddq_f32(s0, s1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+inline void axpy(float a, const float* x, float* y, int n) {
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace
+}  // namespace smolvlm::kernels::arm

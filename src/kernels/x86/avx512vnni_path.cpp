@@ -1,0 +1,20 @@
+// AVX-512 with VNNI (Ice Lake, Zen 4 and later): vpdpbusd for the w8a8 Q8_0 products.
+// Built with those -m flags (CMakeLists); chosen at run time only where the CPU has them.
+#include "kernels/kernel_path.h"
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#include "kernels/x86/gemm_x86.h"
+#include "kernels/x86/q8_avx512.h"
+
+namespace smolvlm::kernels {
+namespace {
+const KernelPath kAvx512Vnni = {"avx512vnni", x86::gemm_float<x86::Avx512>, x86::gemm_q8_512<true>,
+                                x86::quantize_row_q8, x86::dot<x86::Avx2>, x86::axpy<x86::Avx2>};
+}  // namespace
+const KernelPath* avx512vnni_path() { return &kAvx512Vnni; }
+}  // namespace smolvlm::kernels
+#elif defined(__x86_64__)
+namespace smolvlm::kernels {
+const KernelPath* avx512vnni_path() { return nullptr; }
+}  // namespace smolvlm::kernels
+#endif
