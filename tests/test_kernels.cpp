@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cmath>
 #include <random>
 #include <string>
 #include <smolvlm/error.h>
@@ -160,14 +161,26 @@ TEST_P(KernelThreads, NormsAndActivationsMatchReference) {
   kernels::rms_norm(x.data(), n, d, w.data(), 1e-5f, got.data());
   kernels::ref::rms_norm(x.data(), n, d, w.data(), 1e-5f, want.data());
   expect_close(got, want, 1e-6);
+  // Element-wise steps: the SIMD paths use polynomial exp (about 1 ulp), so a small tolerance.
   got = x;
   want = x;
   kernels::gelu_tanh_inplace(got.data(), got.size());
   kernels::ref::gelu_tanh_inplace(want.data(), want.size());
-  expect_close(got, want, 0.0);
+  expect_close(got, want, 2e-6);
   kernels::silu_mul(x.data(), w.data(), got.data(), static_cast<size_t>(d));
   kernels::ref::silu_mul(x.data(), w.data(), want.data(), static_cast<size_t>(d));
-  expect_close(got, want, 0.0);
+  expect_close(got, want, 2e-6);
+  // Extremes must not overflow into inf/NaN.
+  std::vector<float> ext = {-200.0f, -90.0f, -10.0f, 0.0f, 10.0f, 90.0f, 200.0f, 1e-30f, -1e-30f};
+  ext.resize(32, 3.0f);
+  std::vector<float> g = ext, g_ref = ext;
+  kernels::gelu_tanh_inplace(g.data(), g.size());
+  kernels::ref::gelu_tanh_inplace(g_ref.data(), g_ref.size());
+  expect_close(g, g_ref, 1e-5);
+  std::vector<float> sm(ext.size()), sm_ref(ext.size());
+  kernels::silu_mul(ext.data(), ext.data(), sm.data(), ext.size());
+  kernels::ref::silu_mul(ext.data(), ext.data(), sm_ref.data(), ext.size());
+  for (size_t i = 0; i < sm.size(); ++i) EXPECT_NEAR(sm[i], sm_ref[i], 1e-4 * std::max(1.0f, std::fabs(sm_ref[i]))) << ext[i];
 }
 
 std::string path_case_name(const ::testing::TestParamInfo<KernelThreads::ParamType>& info) {

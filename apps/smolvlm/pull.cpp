@@ -1,4 +1,87 @@
+// smolvlm pull: downloads a model folder from Hugging Face, with a progress bar and resume.
+#include <cstdio>
+#include <memory>
+#include <string>
+
 #include "cli.h"
+#include "net/hub.h"
+#include "progress.h"
+
 namespace smolvlm::cli {
-int run_pull(int, char**) { return 1; }
+
+namespace {
+
+const char kDefaultRepo[] = "HuggingFaceTB/SmolVLM2-256M-Video-Instruct";
+
+const char kPullHelp[] =
+    "usage: smolvlm pull [REPO_ID] [--dir DIR]\n"
+    "\n"
+    "Downloads a model from Hugging Face (default HuggingFaceTB/SmolVLM2-256M-Video-Instruct)\n"
+    "into DIR (default models/NAME). Files already there are checked (size, and sha256 where the\n"
+    "hub gives it) and kept; an interrupted download resumes where it stopped.\n"
+    "\n"
+    "  --dir DIR        where the model folder goes\n"
+    "  --revision REV   branch, tag or commit (default main)\n"
+    "\n"
+    "Environment: HF_ENDPOINT (a mirror instead of https://huggingface.co), HF_TOKEN (for gated\n"
+    "or private models).\n";
+
+}  // namespace
+
+int run_pull(int argc, char** argv) {
+  std::string repo, dir;
+  net::PullOptions options = net::options_from_environment();
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw UsageError(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      std::fputs(kPullHelp, stdout);
+      return 0;
+    } else if (a == "--dir") {
+      dir = value();
+    } else if (a == "--revision") {
+      options.revision = value();
+    } else if (!a.empty() && a[0] == '-') {
+      throw UsageError("unknown option '" + a + "'");
+    } else if (repo.empty()) {
+      repo = a;
+    } else {
+      throw UsageError("give one repository id");
+    }
+  }
+  if (repo.empty()) repo = kDefaultRepo;
+  try {
+    net::check_repo_id(repo);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+  if (dir.empty()) dir = "models/" + repo.substr(repo.find('/') + 1);
+
+  std::unique_ptr<ProgressBar> bar;
+  std::string bar_file;
+  options.on_note = [&](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  options.on_progress = [&](const net::RemoteFile& f, int64_t have) {
+    if (!bar || bar_file != f.path) {
+      bar = std::make_unique<ProgressBar>(f.path, static_cast<size_t>(f.size));
+      bar_file = f.path;
+    }
+    bar->set(static_cast<size_t>(have));
+  };
+  options.on_file_done = [&](const net::RemoteFile& f) {
+    if (bar && bar_file == f.path) {
+      bar->done();
+    } else {
+      std::fprintf(stderr, "%s: up to date\n", f.path.c_str());
+    }
+    bar.reset();
+  };
+  const net::PullSummary s = net::pull(repo, dir, options);
+  std::fprintf(stderr, "%s is ready in %s (%d files; %d fetched, %.1f MB transferred)\n",
+               repo.c_str(), dir.c_str(), s.files, s.fetched, static_cast<double>(s.bytes) / 1e6);
+  return 0;
+}
+
 }  // namespace smolvlm::cli

@@ -32,6 +32,11 @@ struct KernelPath {
   float (*dot)(const float* a, const float* b, int n);
   // y += a · x
   void (*axpy)(float a, const float* x, float* y, int n);
+  // Element-wise transcendental steps. Optional: a null entry falls back to the generic path.
+  // x[i] = exp(x[i] − shift), returns Σ x[i] (softmax numerators).
+  float (*exp_shift_sum)(float* x, int n, float shift);
+  void (*gelu_tanh)(float* x, size_t n);
+  void (*silu_mul)(const float* gate, const float* up, float* out, size_t n);
 };
 
 // The paths compiled into this binary that the running CPU supports, best last.

@@ -56,12 +56,27 @@ void rms_norm(const float* x, int n, int d, const float* weight, float eps, floa
   ref::rms_norm(x, n, d, weight, eps, y);
 }
 
+namespace {
+// The active path's element-wise entry, or the generic one where a path has none.
+template <typename Fn>
+Fn pick(Fn KernelPath::*entry) {
+  const Fn f = active_path().*entry;
+  return f ? f : generic_path().*entry;
+}
+}  // namespace
+
 void gelu_tanh_inplace(float* x, size_t n) {
-  global_pool().parallel_for(n, [&](size_t b, size_t e) { ref::gelu_tanh_inplace(x + b, e - b); });
+  const auto gelu = pick(&KernelPath::gelu_tanh);
+  global_pool().parallel_for((n + 255) / 256, [&](size_t b, size_t e) {
+    gelu(x + b * 256, std::min(n, e * 256) - b * 256);
+  });
 }
 
 void silu_mul(const float* gate, const float* up, float* out, size_t n) {
-  ref::silu_mul(gate, up, out, n);
+  const auto silu = pick(&KernelPath::silu_mul);
+  global_pool().parallel_for((n + 255) / 256, [&](size_t b, size_t e) {
+    silu(gate + b * 256, up + b * 256, out + b * 256, std::min(n, e * 256) - b * 256);
+  });
 }
 
 void add_inplace(float* x, const float* y, size_t n) {
@@ -78,6 +93,7 @@ namespace {
 void attention_rows(const AttentionShape& s, const float* q, const float* k, const float* v,
                     const unsigned char* key_mask, float* out) {
   const KernelPath& path = active_path();
+  const auto exp_sum = pick(&KernelPath::exp_shift_sum);
   const int group = s.heads / s.kv_heads;
   const size_t tasks = static_cast<size_t>(s.nq) * s.heads;
   global_pool().parallel_for(tasks, [&](size_t begin, size_t end) {
@@ -95,10 +111,15 @@ void attention_rows(const AttentionShape& s, const float* q, const float* k, con
         scores[j] = path.dot(qh, kj, s.head_dim) * s.scale;
         maxv = std::max(maxv, scores[j]);
       }
-      float sum = 0.0f;
-      for (int j = 0; j <= last_key; ++j) {
-        scores[j] = key_mask && !key_mask[j] ? 0.0f : std::exp(scores[j] - maxv);
-        sum += scores[j];
+      float sum;
+      if (key_mask) {
+        sum = 0.0f;
+        for (int j = 0; j <= last_key; ++j) {
+          scores[j] = !key_mask[j] ? 0.0f : std::exp(scores[j] - maxv);
+          sum += scores[j];
+        }
+      } else {
+        sum = exp_sum(scores.data(), last_key + 1, maxv);
       }
       const float inv = 1.0f / sum;
       float* oh = out + static_cast<size_t>(i) * s.out_stride + h * s.head_dim;
@@ -117,6 +138,7 @@ void attention_rows(const AttentionShape& s, const float* q, const float* k, con
 void attention_blocked(const AttentionShape& s, const float* q, const float* k, const float* v,
                        const unsigned char* key_mask, float* out) {
   const KernelPath& path = active_path();
+  const auto exp_sum = pick(&KernelPath::exp_shift_sum);
   const int hd = s.head_dim, nk = s.nk, group = s.heads / s.kv_heads;
   constexpr int kBlock = 64;
   // Per KV head, K as [nk, hd] rows and V transposed to [hd, nk], both contiguous.
@@ -155,10 +177,15 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
           sr[j] *= s.scale;
           if (!(key_mask && !key_mask[j])) maxv = std::max(maxv, sr[j]);
         }
-        float sum = 0.0f;
-        for (int j = 0; j <= last; ++j) {
-          sr[j] = key_mask && !key_mask[j] ? 0.0f : std::exp(sr[j] - maxv);
-          sum += sr[j];
+        float sum;
+        if (key_mask) {
+          sum = 0.0f;
+          for (int j = 0; j <= last; ++j) {
+            sr[j] = !key_mask[j] ? 0.0f : std::exp(sr[j] - maxv);
+            sum += sr[j];
+          }
+        } else {
+          sum = exp_sum(sr, last + 1, maxv);
         }
         const float inv = 1.0f / sum;
         for (int j = 0; j <= last; ++j) sr[j] *= inv;

@@ -1,7 +1,9 @@
 // A persistent pool of worker threads for data-parallel loops. Created once, reused by every
-// kernel call, so the token loop never spawns threads.
+// kernel call, so the token loop never spawns threads. Workers spin briefly between jobs, then
+// sleep. parallel_for is not reentrant: call it from one thread at a time.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -26,12 +28,14 @@ class ThreadPool {
   void worker_loop(int index);
   std::vector<std::thread> workers_;
   std::mutex mu_;
-  std::condition_variable start_cv_, done_cv_;
+  std::condition_variable start_cv_;
+  // job_ and job_n_ are written before generation_ is bumped (release) and read after it is
+  // seen (acquire); the caller waits for pending_ to reach 0 before the next job.
   const std::function<void(size_t, size_t)>* job_ = nullptr;
   size_t job_n_ = 0;
-  unsigned generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<unsigned> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // The process-wide pool used by the kernels (resized by set_num_threads).

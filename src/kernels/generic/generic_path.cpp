@@ -120,7 +120,17 @@ void axpy(float a, const float* x, float* y, int n) {
   for (int i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-const KernelPath kGeneric = {"generic", gemm_float, gemm_q8, quantize_row_q8, dot, axpy};
+float exp_shift_sum(float* x, int n, float shift) {
+  float sum = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
+
+const KernelPath kGeneric = {"generic", gemm_float, gemm_q8, quantize_row_q8, dot, axpy,
+                             exp_shift_sum, ref::gelu_tanh_inplace, ref::silu_mul};
 
 }  // namespace
 

@@ -354,4 +354,51 @@ void axpy(float a, const float* x, float* y, int n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// ---- Element-wise steps ------------------------------------------------------------------
+
+template <class S>
+float exp_shift_sum(float* x, int n, float shift) {
+  typename S::F acc = S::zero();
+  const typename S::F sh = S::set1(shift);
+  int i = 0;
+  for (; i + S::kLanes <= n; i += S::kLanes) {
+    const typename S::F e = vexp<S>(S::sub(S::load(x + i), sh));
+    S::store(x + i, e);
+    acc = S::add(acc, e);
+  }
+  float sum = S::sum(acc);
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
+
+// 0.5·x·(1 + tanh(u)) = x · e^{2u} / (e^{2u} + 1) = x − x / (e^{2u} + 1), u = √(2/π)(x + 0.044715x³).
+template <class S>
+void gelu_tanh(float* x, size_t n) {
+  const typename S::F k = S::set1(0.7978845608028654f), c = S::set1(0.044715f), one = S::set1(1.0f);
+  size_t i = 0;
+  for (; i + S::kLanes <= n; i += S::kLanes) {
+    const typename S::F v = S::load(x + i);
+    const typename S::F u = S::mul(k, S::fma(S::mul(c, v), S::mul(v, v), v));
+    const typename S::F e = vexp<S>(S::add(u, u));
+    S::store(x + i, S::sub(v, S::div(v, S::add(e, one))));
+  }
+  if (i < n) ref::gelu_tanh_inplace(x + i, n - i);
+}
+
+// silu(g)·u = g·u / (1 + e^{−g})
+template <class S>
+void silu_mul(const float* gate, const float* up, float* out, size_t n) {
+  const typename S::F one = S::set1(1.0f);
+  size_t i = 0;
+  for (; i + S::kLanes <= n; i += S::kLanes) {
+    const typename S::F g = S::load(gate + i);
+    const typename S::F e = vexp<S>(S::sub(S::zero(), g));
+    S::store(out + i, S::div(S::mul(g, S::load(up + i)), S::add(one, e)));
+  }
+  if (i < n) ref::silu_mul(gate + i, up + i, out + i, n - i);
+}
+
 }  // namespace smolvlm::kernels::x86

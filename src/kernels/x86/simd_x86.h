@@ -28,6 +28,17 @@ struct Avx2 {
   static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
   // Packed GEMM micro-tile: kTileRows × (kTileVecs · kLanes) accumulators.
   static constexpr int kTileRows = 6, kTileVecs = 2;
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+  static F div(F a, F b) { return _mm256_div_ps(a, b); }
+  static F max(F a, F b) { return _mm256_max_ps(a, b); }
+  static F min(F a, F b) { return _mm256_min_ps(a, b); }
+  static F round(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // 2^n for integral-valued n in [-126, 127].
+  static F pow2(F n) {
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_castsi256_ps(e);
+  }
   static float sum(F v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -56,6 +67,16 @@ struct Avx512 {
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
   static constexpr int kTileRows = 6, kTileVecs = 4;
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static F max(F a, F b) { return _mm512_max_ps(a, b); }
+  static F min(F a, F b) { return _mm512_min_ps(a, b); }
+  static F round(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static F pow2(F n) {
+    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_castsi512_ps(e);
+  }
   static float sum(F v) {
     F t = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));  // swap 256-bit halves
     t = _mm512_add_ps(t, _mm512_shuffle_f32x4(t, t, 0xB1));    // swap 128-bit quarters
@@ -66,5 +87,23 @@ struct Avx512 {
   }
 };
 #endif
+
+// exp(x) for float32 lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial
+// (Cephes' coefficients), times 2^n. About 1 ulp; inputs below −87 give 0-ish, above 88 clamp.
+template <class S>
+inline typename S::F vexp(typename S::F x) {
+  x = S::min(S::max(x, S::set1(-87.0f)), S::set1(88.0f));
+  const typename S::F n = S::round(S::mul(x, S::set1(1.44269504088896341f)));
+  typename S::F r = S::sub(x, S::mul(n, S::set1(0.693359375f)));
+  r = S::sub(r, S::mul(n, S::set1(-2.12194440e-4f)));
+  typename S::F p = S::set1(1.9875691500e-4f);
+  p = S::fma(p, r, S::set1(1.3981999507e-3f));
+  p = S::fma(p, r, S::set1(8.3334519073e-3f));
+  p = S::fma(p, r, S::set1(4.1665795894e-2f));
+  p = S::fma(p, r, S::set1(1.6666665459e-1f));
+  p = S::fma(p, r, S::set1(5.0000001201e-1f));
+  p = S::fma(p, S::mul(r, r), S::add(r, S::set1(1.0f)));
+  return S::mul(p, S::pow2(n));
+}
 
 }  // namespace smolvlm::kernels::x86

@@ -1,0 +1,28 @@
+// SHA-256 (FIPS 180-4), for checking downloaded files against the hub's LFS object ids.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace smolvlm::net {
+
+class Sha256 {
+ public:
+  Sha256();
+  void update(const void* data, size_t size);
+  std::string hex_digest();  // finishes; lower-case hex
+
+ private:
+  void block(const uint8_t* p);
+  std::array<uint32_t, 8> h_;
+  std::array<uint8_t, 64> buf_{};
+  size_t buf_len_ = 0;
+  uint64_t total_ = 0;
+};
+
+// Hex SHA-256 of a file's bytes. Throws smolvlm::Error when it cannot be read.
+std::string sha256_file(const std::string& path);
+
+}  // namespace smolvlm::net

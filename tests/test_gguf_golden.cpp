@@ -1,0 +1,177 @@
+// The golden cases (tests/fixtures/tiny-smolvlm2/golden.*) run from llama.cpp's GGUF files:
+// - text BF16 + mmproj F32 hold exactly the checkpoint's weights, so the float32 tolerances hold:
+//   vision and logits_last ≤ 1e-3 max abs, argmax at every position and 24 greedy ids exact;
+// - text Q8_0 (w8a8) + mmproj F16: per case the cosine similarity of logits_last to the reference
+//   (≥ 0.999 required) and how many of the 24 greedy ids match, printed as a table;
+// - our own converted pair gives exactly the outputs of llama.cpp's pair.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include "chat/pipeline.h"
+#include "gguf_test_support.h"
+#include "model/gguf_model.h"
+#include "text/sampler.h"
+
+namespace smolvlm {
+namespace {
+
+using test::golden;
+using test::golden_json;
+using test::max_abs_diff;
+
+const std::vector<std::string> kCases = {"text_only",  "image_nosplit", "image_split", "image_tall",
+                                         "image_small", "multi_turn",    "two_images",  "video"};
+
+const Model& gguf_model(const std::string& text, const std::string& mmproj) {
+  static std::map<std::string, std::unique_ptr<Model>> models;
+  auto& m = models[text + "|" + mmproj];
+  if (!m) m = Model::load_gguf(text, mmproj);
+  return *m;
+}
+
+struct CaseRun {
+  std::vector<float> logits_last;
+  std::vector<int32_t> argmax_all;
+  std::vector<int32_t> greedy;
+  double vision_hidden_diff = 0, features_diff = 0;  // against the golden tensors
+};
+
+// The golden case from its stored input ids and pixels: prefill (logits at every position), then 24
+// greedy steps with the KV cache.
+CaseRun run_case(const Model& model, const std::string& name) {
+  CaseRun r;
+  const auto& c = golden_json()["cases"][name];
+  const std::vector<int32_t> ids = test::parse_int_list(c["input_ids"]);
+  std::vector<float> features;
+  if (name != "text_only") {
+    const std::vector<float> pixels = golden(name + ".pixel_values");
+    const std::vector<float> want_hidden = golden(name + ".vision_last_hidden");
+    const std::vector<float> want_feat = golden(name + ".image_features");
+    const size_t tile = size_t{3} * model.config.vision.image_size * model.config.vision.image_size;
+    const int n_tiles = static_cast<int>(pixels.size() / tile);
+    const size_t hid = want_hidden.size() / n_tiles, feat = want_feat.size() / n_tiles;
+    for (int t = 0; t < n_tiles; ++t) {
+      const std::vector<float> h = model.vision.encode_tile(pixels.data() + tile * t);
+      r.vision_hidden_diff = std::max(r.vision_hidden_diff, max_abs_diff(h.data(), want_hidden.data() + hid * t, hid));
+      const std::vector<float> f = model.vision.connect(h);
+      r.features_diff = std::max(r.features_diff, max_abs_diff(f.data(), want_feat.data() + feat * t, feat));
+    }
+    features = model.vision.image_features(pixels.data(), n_tiles);
+  }
+  const std::vector<float> x = embed_prompt(model, ids, features);
+  const int n = static_cast<int>(ids.size()), V = model.config.text.vocab;
+  KVCache cache(model.config.text, n + 24);
+  std::vector<float> all(static_cast<size_t>(n) * V);
+  r.logits_last.resize(static_cast<size_t>(V));
+  model.decoder.forward(x.data(), n, cache, r.logits_last.data(), all.data());
+  for (int i = 0; i < n; ++i) {
+    r.argmax_all.push_back(argmax(std::span<const float>(all.data() + static_cast<size_t>(i) * V, V)));
+  }
+  std::vector<float> last = r.logits_last, emb(static_cast<size_t>(model.config.text.hidden));
+  for (int step = 0; step < 24; ++step) {
+    const int32_t id = argmax(last);
+    r.greedy.push_back(id);
+    model.decoder.embed(&id, 1, emb.data());
+    model.decoder.forward(emb.data(), 1, cache, last.data());
+  }
+  return r;
+}
+
+std::vector<int32_t> golden_argmax(const std::string& name) {
+  const TensorView& am = test::golden_tensors().get(name + ".argmax_all");
+  std::vector<int32_t> out(static_cast<size_t>(am.numel()));
+  std::memcpy(out.data(), am.data, out.size() * 4);
+  return out;
+}
+
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ab += static_cast<double>(a[i]) * b[i];
+    aa += static_cast<double>(a[i]) * a[i];
+    bb += static_cast<double>(b[i]) * b[i];
+  }
+  return ab / std::sqrt(aa * bb);
+}
+
+class GgufGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GgufGolden, Bf16TextF32MmprojMatchesTransformers) {
+  const std::string& name = GetParam();
+  const Model& model = gguf_model(test::text_bf16(), test::mmproj_f32());
+  const CaseRun r = run_case(model, name);
+  const double dl = max_abs_diff(r.logits_last, golden(name + ".logits_last"));
+  const std::vector<int32_t> want_argmax = golden_argmax(name);
+  ASSERT_EQ(r.argmax_all.size(), want_argmax.size());
+  int mismatches = 0;
+  for (size_t i = 0; i < want_argmax.size(); ++i) mismatches += r.argmax_all[i] != want_argmax[i];
+  const std::vector<int32_t> want = test::parse_int_list(golden_json()["cases"][name]["greedy_new_ids"]);
+  std::printf("[gguf bf16+f32/%s] vision %.3g, features %.3g, logits_last max abs %.3g, argmax "
+              "mismatches %d, greedy %s\n",
+              name.c_str(), r.vision_hidden_diff, r.features_diff, dl, mismatches,
+              r.greedy == want ? "24/24" : "DIFFERENT");
+  EXPECT_LE(r.vision_hidden_diff, 1e-3);
+  EXPECT_LE(r.features_diff, 1e-3);
+  EXPECT_LE(dl, 1e-3);
+  EXPECT_EQ(mismatches, 0);
+  EXPECT_EQ(r.greedy, want);
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyModel, GgufGolden, ::testing::ValuesIn(kCases));
+
+// w8a8: the Q8_0 text model with the F16 (and, for the record, the Q8_0) vision projector.
+TEST(GgufQ8Golden, CosineAndGreedyTable) {
+  struct Pair {
+    const char* label;
+    std::string text, mmproj;
+    bool required;  // cosine ≥ 0.999 asserted
+  };
+  const Pair pairs[] = {{"Q8_0 text + F16 mmproj", test::text_q8(), test::mmproj_f16(), true},
+                        {"Q8_0 text + Q8_0 mmproj", test::text_q8(), test::mmproj_q8(), false}};
+  for (const Pair& p : pairs) {
+    const Model& model = gguf_model(p.text, p.mmproj);
+    std::printf("\n%s: logits_last against transformers (float32)\n", p.label);
+    std::printf("  %-14s %10s %12s %14s %14s\n", "case", "cosine", "max abs", "greedy prefix",
+                "greedy same");
+    double worst = 1;
+    for (const std::string& name : kCases) {
+      const CaseRun r = run_case(model, name);
+      const std::vector<float> ref = golden(name + ".logits_last");
+      const std::vector<int32_t> want = test::parse_int_list(golden_json()["cases"][name]["greedy_new_ids"]);
+      int prefix = 0, same = 0;
+      while (prefix < 24 && r.greedy[static_cast<size_t>(prefix)] == want[static_cast<size_t>(prefix)]) ++prefix;
+      for (size_t i = 0; i < 24; ++i) same += r.greedy[i] == want[i];
+      const double cs = cosine(r.logits_last, ref);
+      worst = std::min(worst, cs);
+      std::printf("  %-14s %10.6f %12.4g %11d/24 %11d/24\n", name.c_str(), cs,
+                  max_abs_diff(r.logits_last, ref), prefix, same);
+      if (p.required) EXPECT_GE(cs, 0.999) << name;
+    }
+    std::printf("  worst cosine %.6f\n", worst);
+  }
+}
+
+// Our `convert` output and llama.cpp's files give the same numbers in our engine, bit for bit.
+TEST(GgufConvertedPair, SameOutputsAsLlamaCppPair) {
+  test::TempDir dir;
+  ConvertOptions opt;
+  opt.text_type = DType::Q8_0;
+  opt.vision_type = DType::F16;
+  const ConvertResult c = convert_hf_to_gguf(test::tiny_model(), dir.path(), opt);
+  const std::unique_ptr<Model> ours_model = Model::load_gguf(c.text_path, c.mmproj_path);
+  const Model& ours = *ours_model;
+  const Model& theirs = gguf_model(test::text_q8(), test::mmproj_f16());
+  for (const std::string& name : {std::string("text_only"), std::string("image_split"), std::string("video")}) {
+    const CaseRun a = run_case(ours, name), b = run_case(theirs, name);
+    EXPECT_EQ(a.logits_last, b.logits_last) << name;
+    EXPECT_EQ(a.argmax_all, b.argmax_all) << name;
+    EXPECT_EQ(a.greedy, b.greedy) << name;
+  }
+}
+
+}  // namespace
+}  // namespace smolvlm
