@@ -52,19 +52,26 @@ int main(int argc, char** argv) {
   std::string only_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (a == "--repeat" && i + 1 < argc) repeat = std::atoi(argv[++i]);
-    else if (a == "--path" && i + 1 < argc) only_path = argv[++i];
-    else if (a == "--json") json = true;
+    if (a == "--threads" && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
+    else if (a == "--repeat" && i + 1 < argc)
+      repeat = std::atoi(argv[++i]);
+    else if (a == "--path" && i + 1 < argc)
+      only_path = argv[++i];
+    else if (a == "--json")
+      json = true;
     else {
-      std::fprintf(stderr, "usage: smolvlm_kernel_bench [--threads N] [--repeat N] [--path NAME] [--json]\n");
+      std::fprintf(
+          stderr,
+          "usage: smolvlm_kernel_bench [--threads N] [--repeat N] [--path NAME] [--json]\n");
       return 2;
     }
   }
   set_num_threads(threads);
-  const Shape shapes[] = {{"vision qkv/o (1 tile)", 1024, 768, 768}, {"vision fc1", 1024, 768, 3072},
-                          {"vision fc2", 1024, 3072, 768},           {"prefill gate/up", 512, 576, 1536},
-                          {"decode gate/up", 1, 576, 1536},          {"decode lm_head", 1, 576, 49280}};
+  const Shape shapes[] = {
+      {"vision qkv/o (1 tile)", 1024, 768, 768}, {"vision fc1", 1024, 768, 3072},
+      {"vision fc2", 1024, 3072, 768},           {"prefill gate/up", 512, 576, 1536},
+      {"decode gate/up", 1, 576, 1536},          {"decode lm_head", 1, 576, 49280}};
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0, 1);
   nlohmann::json out = nlohmann::json::array();
@@ -74,8 +81,8 @@ int main(int argc, char** argv) {
     kernels::select_path(path->name);
     for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
       for (const Shape& s : shapes) {
-        std::vector<float> x(static_cast<size_t>(s.n) * s.in), wf(static_cast<size_t>(s.out) * s.in),
-            y(static_cast<size_t>(s.n) * s.out);
+        std::vector<float> x(static_cast<size_t>(s.n) * s.in),
+            wf(static_cast<size_t>(s.out) * s.in), y(static_cast<size_t>(s.n) * s.out);
         for (auto& v : x) v = nd(rng);
         for (auto& v : wf) v = 0.02f * nd(rng);
         const auto wb = weights(wf, t, s.out, s.in);
@@ -84,14 +91,21 @@ int main(int argc, char** argv) {
         for (int r = 0; r < repeat + 1; ++r) {
           const auto t0 = std::chrono::steady_clock::now();
           kernels::matmul(x.data(), s.n, w, nullptr, y.data());
-          const double e = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+          const double e =
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                  .count();
           if (r > 0) ms.push_back(e);  // the first run warms caches and the pool
         }
         const double m = median(ms), gflops = 2.0 * s.n * s.in * s.out / (m * 1e6);
         if (json) {
-          out.push_back({{"path", path->name}, {"type", dtype_name(t)}, {"shape", s.what}, {"ms", m}, {"gflops", gflops}});
+          out.push_back({{"path", path->name},
+                         {"type", dtype_name(t)},
+                         {"shape", s.what},
+                         {"ms", m},
+                         {"gflops", gflops}});
         } else {
-          std::printf("%-8s %-5s %-24s %10.3f %10.1f\n", path->name, dtype_name(t), s.what, m, gflops);
+          std::printf("%-8s %-5s %-24s %10.3f %10.1f\n", path->name, dtype_name(t), s.what, m,
+                      gflops);
         }
       }
     }

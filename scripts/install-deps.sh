@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages smolvlm.cpp builds and tests with (needs root or sudo).
 set -euo pipefail
-pkgs=(cmake g++ make pkg-config libjpeg62-turbo-dev libpng-dev nlohmann-json3-dev libgtest-dev)
+pkgs=(cmake g++ make pkg-config libjpeg62-turbo-dev libpng-dev nlohmann-json3-dev libgtest-dev
+      libcurl4-openssl-dev  # smolvlm pull
+      clang                 # scripts/fuzz.sh: libFuzzer targets for the file parsers
+      # optional: RK35llm.h's cv::Mat interface and its seed-compatibility test program
+      libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev)
 # Ubuntu names libjpeg-turbo's dev package libjpeg-turbo8-dev; plain libjpeg-dev works on both.
 if ! apt-cache show libjpeg62-turbo-dev >/dev/null 2>&1; then pkgs=("${pkgs[@]/libjpeg62-turbo-dev/libjpeg-dev}"); fi
 missing=()

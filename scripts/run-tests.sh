@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite, as CI runs it: a Release build and a Debug AddressSanitizer + UBSan build,
-# every test in both.
+# every test in both, then a brief libFuzzer run of the file parsers (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -18,3 +18,9 @@ for cfg in release asan; do
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "build-$cfg" --output-on-failure -j "$jobs"
 done
+# The GGUF and safetensors parsers under libFuzzer, briefly (SMOLVLM_FUZZ_SECONDS each, 0 skips).
+fuzz_secs=${SMOLVLM_FUZZ_SECONDS:-30}
+if [ "$fuzz_secs" -gt 0 ]; then
+  echo "== fuzz (${fuzz_secs}s per parser)"
+  bash scripts/fuzz.sh "$fuzz_secs"
+fi

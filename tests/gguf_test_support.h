@@ -90,7 +90,8 @@ inline void set_meta(std::vector<std::pair<std::string, GgufValue>>& meta, const
     if (k == key) old = v;
   }
 }
-inline void drop_meta(std::vector<std::pair<std::string, GgufValue>>& meta, const std::string& key) {
+inline void drop_meta(std::vector<std::pair<std::string, GgufValue>>& meta,
+                      const std::string& key) {
   std::erase_if(meta, [&](const auto& kv) { return kv.first == key; });
 }
 

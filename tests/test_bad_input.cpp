@@ -2,10 +2,10 @@
 // The CLI runs as a separate process, so a crash shows as a signal (and the sanitizer build's
 // reports land in stderr, which must then be more than one line).
 #include <gtest/gtest.h>
+#include <smolvlm/error.h>
 
 #include <filesystem>
 #include <fstream>
-#include <smolvlm/error.h>
 
 #include "cli_runner.h"
 #include "formats/safetensors.h"
@@ -45,7 +45,8 @@ void edit_header(const std::string& path, Edit edit) {
   edit(h);
   const std::string nh = h.dump();
   std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>((nh.size() >> (8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i)
+    out[static_cast<size_t>(i)] = static_cast<char>((nh.size() >> (8 * i)) & 0xff);
   out += nh + bytes.substr(8 + n);
   std::ofstream(path, std::ios::binary | std::ios::trunc) << out;
 }
@@ -139,14 +140,16 @@ TEST(BadInput, CorruptConfig) {
 
 TEST(BadInput, CorruptJpeg) {
   TempDir d;
-  std::ofstream(d / "bad.jpg", std::ios::binary) << std::string("\xff\xd8\xff\xe0\x00\x10JFIF\x00garbage", 17);
+  std::ofstream(d / "bad.jpg", std::ios::binary)
+      << std::string("\xff\xd8\xff\xe0\x00\x10JFIF\x00garbage", 17);
   expect_one_line_error(ask(test::tiny_model(), {"-i", d / "bad.jpg", "-p", "What?"}), "bad.jpg");
 }
 
 TEST(BadInput, EmptyImage) {
   TempDir d;
   std::ofstream(d / "empty.png").close();
-  expect_one_line_error(ask(test::tiny_model(), {"-i", d / "empty.png", "-p", "What?"}), "empty.png");
+  expect_one_line_error(ask(test::tiny_model(), {"-i", d / "empty.png", "-p", "What?"}),
+                        "empty.png");
 }
 
 TEST(BadInput, UnsupportedImageFormat) {
@@ -168,7 +171,8 @@ TEST(BadInput, PromptLongerThanContext) {
 
 TEST(BadInput, ImageLongerThanContext) {
   // img_b splits into 13 tiles of 4 tokens (52 image tokens + tags) > 32.
-  expect_one_line_error(ask(test::tiny_model(), {"-c", "32", "-i", kImage, "-p", "What?"}), "context");
+  expect_one_line_error(ask(test::tiny_model(), {"-c", "32", "-i", kImage, "-p", "What?"}),
+                        "context");
 }
 
 TEST(BadInput, MoreImageMarkersThanImages) {
@@ -195,19 +199,33 @@ TEST(Safetensors, RejectsMalformedBuffers) {
   };
   auto with_header = [](const std::string& json, size_t data_bytes) {
     std::string out(8, '\0');
-    for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>((json.size() >> (8 * i)) & 0xff);
+    for (int i = 0; i < 8; ++i)
+      out[static_cast<size_t>(i)] = static_cast<char>((json.size() >> (8 * i)) & 0xff);
     return out + json + std::string(data_bytes, '\0');
   };
   EXPECT_THROW(parse(""), Error);
   EXPECT_THROW(parse("\x01\x02"), Error);
-  EXPECT_THROW(parse(std::string("\xff\xff\xff\xff\xff\xff\xff\xff", 8)), Error);  // huge header length
+  EXPECT_THROW(parse(std::string("\xff\xff\xff\xff\xff\xff\xff\xff", 8)),
+               Error);  // huge header length
   EXPECT_THROW(parse(with_header("[1,2]", 0)), Error);
-  EXPECT_THROW(parse(with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 8)), Error);
-  EXPECT_THROW(parse(with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 8)), Error);
-  EXPECT_THROW(parse(with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8)), Error);
-  EXPECT_THROW(parse(with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}", 8)), Error);
+  EXPECT_THROW(
+      parse(with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 8)),
+      Error);
+  EXPECT_THROW(
+      parse(with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 8)),
+      Error);
+  EXPECT_THROW(
+      parse(with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8)),
+      Error);
+  EXPECT_THROW(
+      parse(with_header(
+          "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}",
+          8)),
+      Error);
   EXPECT_THROW(parse(with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8)), Error);
-  const auto ok = parse(with_header("{\"__metadata__\":{},\"a\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[0,8]}}", 8));
+  const auto ok = parse(with_header(
+      "{\"__metadata__\":{},\"a\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[0,8]}}",
+      8));
   ASSERT_EQ(ok.size(), 1u);
   EXPECT_EQ(ok.at("a").shape_str(), "[2, 2]");
   EXPECT_EQ(ok.at("a").dtype, DType::BF16);
@@ -230,7 +248,7 @@ TEST(Floats, HalfAndBfloatConversions) {
   for (float f : {0.0f, -0.0f, 1.0f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, -3.140625f}) {
     EXPECT_EQ(f16_to_f32(f32_to_f16(f)), f) << f;
   }
-  EXPECT_EQ(f32_to_f16(1e6f), 0x7c00);          // overflow → inf
+  EXPECT_EQ(f32_to_f16(1e6f), 0x7c00);                // overflow → inf
   EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);  // tie → even
   EXPECT_EQ(f32_to_bf16(1.0f + 1.0f / 256), 0x3f80);  // tie → even
   EXPECT_EQ(bf16_to_f32(0x3f81), 1.0078125f);

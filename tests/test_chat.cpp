@@ -109,6 +109,30 @@ TEST(Chat, LaterTurnsComputeOnlyWhatIsNewAndMatchTheWholeDialogue) {
   EXPECT_EQ(engine().generate(conv, greedy(10)).tokens, r3.tokens);
 }
 
+TEST(Chat, TokenBoundariesBetweenTurnsMatchTheWholeDialogue) {
+  // Texts whose first or last characters would merge with their neighbours under BPE if the turns
+  // were tokenised one by one: ":" after "Assistant:", whitespace before "<end_of_utterance>",
+  // a newline after "\n" + "User: ".
+  const std::vector<std::pair<std::string, std::string>> exchanges = {
+      {"Hi", ":) fine.\n"}, {"\nlist?", "  - a\n  - b  "}, {"1", "2"}};
+  Chat chat = engine().chat();
+  std::vector<PromptMessage> m;
+  for (const auto& [user, answer] : exchanges) {
+    chat.add_exchange(user, answer);
+    m.push_back(text_message("user", user));
+    m.push_back(text_message("assistant", answer));
+  }
+  const Result r = chat.ask(" 3", greedy(4));
+  m.push_back(text_message("user", " 3"));
+  EXPECT_EQ(prefix(chat.context_ids(), r.metrics.prompt_tokens), reference_ids(m, {}));
+  // One more turn after a generated answer: the whole dialogue again, and only its end computed.
+  const Result r2 = chat.ask("::", greedy(4));
+  m.push_back(text_message("assistant", r.text));
+  m.push_back(text_message("user", "::"));
+  EXPECT_EQ(prefix(chat.context_ids(), r2.metrics.prompt_tokens), reference_ids(m, {}));
+  EXPECT_GE(r2.metrics.cached_tokens, r.metrics.prompt_tokens);
+}
+
 TEST(Chat, ImageMarkerReusesTheEncodedPicture) {
   Chat chat = engine().chat();
   chat.set_image_file(kImages + "img_a.png");

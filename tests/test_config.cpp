@@ -19,7 +19,7 @@ TEST(Config, Real256M) {
   EXPECT_FLOAT_EQ(c.text.rope_theta, 100000.0f);
   EXPECT_FALSE(c.text.tie_word_embeddings);
   EXPECT_EQ(c.vision.hidden, 768);
-  EXPECT_EQ(c.vision.layers, 12);         // SmolVLMVisionConfig default
+  EXPECT_EQ(c.vision.layers, 12);          // SmolVLMVisionConfig default
   EXPECT_EQ(c.vision.intermediate, 3072);  // default
   EXPECT_FLOAT_EQ(c.vision.layer_norm_eps, 1e-6f);
   EXPECT_EQ(c.vision.num_patches(), 1024);

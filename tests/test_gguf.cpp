@@ -1,9 +1,9 @@
 // The GGUF reader and writer, the llama.cpp name map, and everything the file pair gives (config,
 // tokenizer, tensors) against the HF folder the fixture files were converted from.
 #include <gtest/gtest.h>
+#include <smolvlm/error.h>
 
 #include <cmath>
-#include <smolvlm/error.h>
 
 #include "formats/quantize.h"
 #include "gguf_test_support.h"
@@ -98,7 +98,8 @@ TEST(GgufFormat, WriterRoundTripsEveryValueType) {
   EXPECT_EQ(static_cast<float>(f.get_float("a.f32")), 1e-6f);
   EXPECT_EQ(f.get_bool_opt("a.bool"), true);
   EXPECT_EQ(f.get_string("a.str"), "héllo\nworld");
-  EXPECT_EQ(f.get_array("a.strs", GgufType::String).strs, (std::vector<std::string>{"", "x", "Ġthe"}));
+  EXPECT_EQ(f.get_array("a.strs", GgufType::String).strs,
+            (std::vector<std::string>{"", "x", "Ġthe"}));
   EXPECT_EQ(f.get_array("a.ints", GgufType::I32).ints, (std::vector<int64_t>{-1, 0, 3}));
   EXPECT_EQ(f.get_array("a.floats", GgufType::F32).floats, (std::vector<double>{0.5, -2.0}));
   EXPECT_EQ(*f.find("a.u16s"), u16_array);
@@ -182,7 +183,8 @@ TEST(GgufFormat, RefusesCorruptHeaders) {
   test::poke<uint32_t>(b, type_at, kGgmlQ8_0);
   EXPECT_NE(parse(b).find("not whole Q8_0 blocks"), std::string::npos);
   b = good;
-  const size_t name_at = test::tensor_info_pos(b, "v.blk.1.ln1.bias") - std::strlen("v.blk.1.ln1.bias");
+  const size_t name_at =
+      test::tensor_info_pos(b, "v.blk.1.ln1.bias") - std::strlen("v.blk.1.ln1.bias");
   b.replace(name_at, 16, "v.blk.0.ln1.bias");  // same length: a duplicate name
   EXPECT_NE(parse(b).find("appears twice"), std::string::npos);
 }
@@ -266,7 +268,8 @@ TEST(GgufModel, Q8_0MatchesLlamaCppBytes) {
       ++tensors;
     }
   }
-  std::printf("Q8_0: %zu tensors, %zu bytes, %zu differ from llama.cpp's\n", tensors, bytes, differ);
+  std::printf("Q8_0: %zu tensors, %zu bytes, %zu differ from llama.cpp's\n", tensors, bytes,
+              differ);
   EXPECT_EQ(tensors, 16u + 13u);
   EXPECT_EQ(differ, 0u);
 }
@@ -316,11 +319,14 @@ TEST(GgufModel, VisionEpsilon) {
   TempDir dir;
   const std::string key = "clip.vision.attention.layer_norm_epsilon";
   auto with_eps = [&](std::optional<float> eps) {
-    test::rewrite_gguf(test::mmproj_f16(), dir / "m.gguf", {[&](auto& meta) {
-                                                              if (eps) test::set_meta(meta, key, GgufValue::f32(*eps));
-                                                              else test::drop_meta(meta, key);
-                                                            },
-                                                            nullptr});
+    test::rewrite_gguf(test::mmproj_f16(), dir / "m.gguf",
+                       {[&](auto& meta) {
+                          if (eps)
+                            test::set_meta(meta, key, GgufValue::f32(*eps));
+                          else
+                            test::drop_meta(meta, key);
+                        },
+                        nullptr});
     return GgufModelFiles(test::text_q8(), dir / "m.gguf").config().vision.layer_norm_eps;
   };
   EXPECT_EQ(with_eps(1e-5f), 1e-6f);  // llama.cpp's fallback for configs without the key
@@ -345,7 +351,8 @@ TEST(GgufModel, TokenizerEqualsTheHfTokenizer) {
     texts.push_back(c["expanded_prompt"].get<std::string>());
     EXPECT_EQ(g.encode(texts.back()), test::parse_int_list(c["input_ids"])) << name;
   }
-  const auto ref = nlohmann::json::parse(read_text_file(test::fixtures() + "/reference/tokenizer_cases.json"));
+  const auto ref =
+      nlohmann::json::parse(read_text_file(test::fixtures() + "/reference/tokenizer_cases.json"));
   for (const auto& c : ref["cases"]) {
     const std::string t = c["text"].get<std::string>();
     EXPECT_EQ(g.encode(t), c["ids"].get<std::vector<int32_t>>()) << t;

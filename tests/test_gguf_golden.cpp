@@ -23,8 +23,9 @@ using test::golden;
 using test::golden_json;
 using test::max_abs_diff;
 
-const std::vector<std::string> kCases = {"text_only",  "image_nosplit", "image_split", "image_tall",
-                                         "image_small", "multi_turn",    "two_images",  "video"};
+const std::vector<std::string> kCases = {"text_only",  "image_nosplit", "image_split",
+                                         "image_tall", "image_small",   "multi_turn",
+                                         "two_images", "video"};
 
 const Model& gguf_model(const std::string& text, const std::string& mmproj) {
   static std::map<std::string, std::unique_ptr<Model>> models;
@@ -56,9 +57,11 @@ CaseRun run_case(const Model& model, const std::string& name) {
     const size_t hid = want_hidden.size() / n_tiles, feat = want_feat.size() / n_tiles;
     for (int t = 0; t < n_tiles; ++t) {
       const std::vector<float> h = model.vision.encode_tile(pixels.data() + tile * t);
-      r.vision_hidden_diff = std::max(r.vision_hidden_diff, max_abs_diff(h.data(), want_hidden.data() + hid * t, hid));
+      r.vision_hidden_diff =
+          std::max(r.vision_hidden_diff, max_abs_diff(h.data(), want_hidden.data() + hid * t, hid));
       const std::vector<float> f = model.vision.connect(h);
-      r.features_diff = std::max(r.features_diff, max_abs_diff(f.data(), want_feat.data() + feat * t, feat));
+      r.features_diff =
+          std::max(r.features_diff, max_abs_diff(f.data(), want_feat.data() + feat * t, feat));
     }
     features = model.vision.image_features(pixels.data(), n_tiles);
   }
@@ -69,7 +72,8 @@ CaseRun run_case(const Model& model, const std::string& name) {
   r.logits_last.resize(static_cast<size_t>(V));
   model.decoder.forward(x.data(), n, cache, r.logits_last.data(), all.data());
   for (int i = 0; i < n; ++i) {
-    r.argmax_all.push_back(argmax(std::span<const float>(all.data() + static_cast<size_t>(i) * V, V)));
+    r.argmax_all.push_back(
+        argmax(std::span<const float>(all.data() + static_cast<size_t>(i) * V, V)));
   }
   std::vector<float> last = r.logits_last, emb(static_cast<size_t>(model.config.text.hidden));
   for (int step = 0; step < 24; ++step) {
@@ -109,11 +113,13 @@ TEST_P(GgufGolden, Bf16TextF32MmprojMatchesTransformers) {
   ASSERT_EQ(r.argmax_all.size(), want_argmax.size());
   int mismatches = 0;
   for (size_t i = 0; i < want_argmax.size(); ++i) mismatches += r.argmax_all[i] != want_argmax[i];
-  const std::vector<int32_t> want = test::parse_int_list(golden_json()["cases"][name]["greedy_new_ids"]);
-  std::printf("[gguf bf16+f32/%s] vision %.3g, features %.3g, logits_last max abs %.3g, argmax "
-              "mismatches %d, greedy %s\n",
-              name.c_str(), r.vision_hidden_diff, r.features_diff, dl, mismatches,
-              r.greedy == want ? "24/24" : "DIFFERENT");
+  const std::vector<int32_t> want =
+      test::parse_int_list(golden_json()["cases"][name]["greedy_new_ids"]);
+  std::printf(
+      "[gguf bf16+f32/%s] vision %.3g, features %.3g, logits_last max abs %.3g, argmax "
+      "mismatches %d, greedy %s\n",
+      name.c_str(), r.vision_hidden_diff, r.features_diff, dl, mismatches,
+      r.greedy == want ? "24/24" : "DIFFERENT");
   EXPECT_LE(r.vision_hidden_diff, 1e-3);
   EXPECT_LE(r.features_diff, 1e-3);
   EXPECT_LE(dl, 1e-3);
@@ -121,7 +127,7 @@ TEST_P(GgufGolden, Bf16TextF32MmprojMatchesTransformers) {
   EXPECT_EQ(r.greedy, want);
 }
 
-INSTANTIATE_TEST_SUITE_P(TinyModel, GgufGolden, ::testing::ValuesIn(kCases));
+INSTANTIATE_TEST_SUITE_P(Gguf, GgufGolden, ::testing::ValuesIn(kCases));
 
 // w8a8: the Q8_0 text model with the F16 (and, for the record, the Q8_0) vision projector.
 TEST(GgufQ8Golden, CosineAndGreedyTable) {
@@ -141,15 +147,20 @@ TEST(GgufQ8Golden, CosineAndGreedyTable) {
     for (const std::string& name : kCases) {
       const CaseRun r = run_case(model, name);
       const std::vector<float> ref = golden(name + ".logits_last");
-      const std::vector<int32_t> want = test::parse_int_list(golden_json()["cases"][name]["greedy_new_ids"]);
+      const std::vector<int32_t> want =
+          test::parse_int_list(golden_json()["cases"][name]["greedy_new_ids"]);
       int prefix = 0, same = 0;
-      while (prefix < 24 && r.greedy[static_cast<size_t>(prefix)] == want[static_cast<size_t>(prefix)]) ++prefix;
+      while (prefix < 24 &&
+             r.greedy[static_cast<size_t>(prefix)] == want[static_cast<size_t>(prefix)])
+        ++prefix;
       for (size_t i = 0; i < 24; ++i) same += r.greedy[i] == want[i];
       const double cs = cosine(r.logits_last, ref);
       worst = std::min(worst, cs);
       std::printf("  %-14s %10.6f %12.4g %11d/24 %11d/24\n", name.c_str(), cs,
                   max_abs_diff(r.logits_last, ref), prefix, same);
-      if (p.required) EXPECT_GE(cs, 0.999) << name;
+      if (p.required) {
+        EXPECT_GE(cs, 0.999) << name;
+      }
     }
     std::printf("  worst cosine %.6f\n", worst);
   }
@@ -165,7 +176,8 @@ TEST(GgufConvertedPair, SameOutputsAsLlamaCppPair) {
   const std::unique_ptr<Model> ours_model = Model::load_gguf(c.text_path, c.mmproj_path);
   const Model& ours = *ours_model;
   const Model& theirs = gguf_model(test::text_q8(), test::mmproj_f16());
-  for (const std::string& name : {std::string("text_only"), std::string("image_split"), std::string("video")}) {
+  for (const std::string& name :
+       {std::string("text_only"), std::string("image_split"), std::string("video")}) {
     const CaseRun a = run_case(ours, name), b = run_case(theirs, name);
     EXPECT_EQ(a.logits_last, b.logits_last) << name;
     EXPECT_EQ(a.argmax_all, b.argmax_all) << name;

@@ -21,13 +21,13 @@ using test::golden;
 using test::golden_json;
 using test::max_abs_diff;
 
-const std::vector<std::string> kCases = {"text_only",   "image_nosplit", "image_split",
-                                         "image_tall",  "image_small",   "multi_turn",
-                                         "two_images",  "video"};
+const std::vector<std::string> kCases = {"text_only",  "image_nosplit", "image_split",
+                                         "image_tall", "image_small",   "multi_turn",
+                                         "two_images", "video"};
 
 const std::map<std::string, std::vector<std::string>> kCaseImages = {
-    {"image_nosplit", {"img_a"}}, {"image_split", {"img_b"}},     {"image_tall", {"img_c"}},
-    {"image_small", {"img_d"}},   {"multi_turn", {"img_a"}},      {"two_images", {"img_a", "img_d"}}};
+    {"image_nosplit", {"img_a"}}, {"image_split", {"img_b"}}, {"image_tall", {"img_c"}},
+    {"image_small", {"img_d"}},   {"multi_turn", {"img_a"}},  {"two_images", {"img_a", "img_d"}}};
 
 // golden.json keeps messages as HF's chat format (a JSON list).
 std::vector<PromptMessage> golden_messages(const std::string& name) {
@@ -37,7 +37,8 @@ std::vector<PromptMessage> golden_messages(const std::string& name) {
     PromptMessage pm{m["role"].get<std::string>(), {}};
     for (const auto& item : m["content"]) {
       const std::string type = item["type"].get<std::string>();
-      if (type == "text") pm.content.push_back({PromptItem::Kind::Text, item["text"].get<std::string>()});
+      if (type == "text")
+        pm.content.push_back({PromptItem::Kind::Text, item["text"].get<std::string>()});
       if (type == "image") pm.content.push_back({PromptItem::Kind::Image, {}});
       if (type == "video") pm.content.push_back({PromptItem::Kind::Video, {}});
     }
@@ -55,7 +56,8 @@ std::string model_copy(DType dtype) {
   namespace fs = std::filesystem;
   for (const auto& e : fs::directory_iterator(test::tiny_model())) {
     const std::string name = e.path().filename().string();
-    if (e.path().extension() == ".json" && name != "model.safetensors.index.json" && name != "golden.json") {
+    if (e.path().extension() == ".json" && name != "model.safetensors.index.json" &&
+        name != "golden.json") {
       fs::copy_file(e.path(), fs::path(dir->path()) / name);
     }
   }
@@ -106,7 +108,8 @@ TEST_P(Golden, VisionAndConnector) {
   const std::vector<float> pixels = golden(name() + ".pixel_values");
   const std::vector<float> want_hidden = golden(name() + ".vision_last_hidden");
   const std::vector<float> want_feat = golden(name() + ".image_features");
-  const size_t tile = static_cast<size_t>(3) * model.config.vision.image_size * model.config.vision.image_size;
+  const size_t tile =
+      static_cast<size_t>(3) * model.config.vision.image_size * model.config.vision.image_size;
   const int n_tiles = static_cast<int>(pixels.size() / tile);
   const size_t hid = want_hidden.size() / n_tiles, feat = want_feat.size() / n_tiles;
   double dh = 0, df = 0;
@@ -130,7 +133,8 @@ TEST_P(Golden, LogitsArgmaxAndGreedy) {
   std::vector<float> features;
   if (has_pixels()) {
     const std::vector<float> pixels = golden(name() + ".pixel_values");
-    const size_t tile = static_cast<size_t>(3) * model.config.vision.image_size * model.config.vision.image_size;
+    const size_t tile =
+        static_cast<size_t>(3) * model.config.vision.image_size * model.config.vision.image_size;
     features = model.vision.image_features(pixels.data(), static_cast<int>(pixels.size() / tile));
   }
   const std::vector<float> x = embed_prompt(model, ids, features);
@@ -153,7 +157,8 @@ TEST_P(Golden, LogitsArgmaxAndGreedy) {
   EXPECT_EQ(argmax_mismatch, 0);
   if (name() == "text_only") {
     const double da = max_abs_diff(all, golden("text_only.logits"));
-    std::printf("[%s/text_only] logits at all %d positions max abs %.3g\n", variant().c_str(), n, da);
+    std::printf("[%s/text_only] logits at all %d positions max abs %.3g\n", variant().c_str(), n,
+                da);
     EXPECT_LE(da, 1e-3);
   }
 
@@ -192,7 +197,8 @@ TEST_P(GoldenPrompt, IdsAndPixels) {
   }
   if (name() == "video") {  // 8 frames at fps 2 (golden video_metadata)
     for (int i = 0; i < 8; ++i) {
-      frames.push_back(load_image_file(test::tiny_model() + "/images/frame_" + std::to_string(i) + ".png"));
+      frames.push_back(
+          load_image_file(test::tiny_model() + "/images/frame_" + std::to_string(i) + ".png"));
       video.timestamps_s.push_back(i / 2.0);
     }
     video.duration_s = 4.0;
@@ -225,7 +231,9 @@ std::string case_name(const ::testing::TestParamInfo<Golden::ParamType>& info) {
 
 INSTANTIATE_TEST_SUITE_P(TinyModel, GoldenPrompt, ::testing::ValuesIn(kCases));
 INSTANTIATE_TEST_SUITE_P(TinyModel, Golden,
-                         ::testing::Combine(::testing::Values(std::string("bf16-sharded"), std::string("f32"), std::string("f16")),
+                         ::testing::Combine(::testing::Values(std::string("bf16-sharded"),
+                                                              std::string("f32"),
+                                                              std::string("f16")),
                                             ::testing::ValuesIn(kCases)),
                          case_name);
 

@@ -1,13 +1,13 @@
 // Each fast kernel against its plain reference twin, on random data of awkward sizes.
 #include <gtest/gtest.h>
+#include <smolvlm/error.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cmath>
 #include <random>
 #include <string>
-#include <smolvlm/error.h>
 #include <vector>
 
 #include "formats/quantize.h"
@@ -66,7 +66,11 @@ std::vector<uint8_t> store_as(const std::vector<float>& w, DType type) {
 
 TEST_P(KernelThreads, MatmulMatchesReference) {
   for (DType type : {DType::F32, DType::F16, DType::BF16}) {
-    for (auto [n, in, out] : {std::tuple{1, 7, 5}, {3, 64, 33}, {5, 100, 129}, {17, 576, 64}, {1, 1536, 576},
+    for (auto [n, in, out] : {std::tuple{1, 7, 5},
+                              {3, 64, 33},
+                              {5, 100, 129},
+                              {17, 576, 64},
+                              {1, 1536, 576},
                               {13, 301, 37}}) {
       const auto x = random_vec(static_cast<size_t>(n) * in, 1);
       const auto wf = random_vec(static_cast<size_t>(out) * in, 2, 0.05f);
@@ -86,8 +90,13 @@ TEST_P(KernelThreads, MatmulMatchesReference) {
 // Q8_0 weights (w8a8) through the path's quantiser and integer GEMM: the integer block sums are
 // exact, so only the float sums across blocks may differ from the reference.
 TEST_P(KernelThreads, Q8MatmulMatchesReference) {
-  for (auto [n, in, out] : {std::tuple{1, 32, 1}, {1, 576, 37}, {2, 64, 8}, {3, 96, 33},
-                            {5, 160, 17}, {13, 576, 64}, {20, 1536, 23}}) {
+  for (auto [n, in, out] : {std::tuple{1, 32, 1},
+                            {1, 576, 37},
+                            {2, 64, 8},
+                            {3, 96, 33},
+                            {5, 160, 17},
+                            {13, 576, 64},
+                            {20, 1536, 23}}) {
     const auto x = random_vec(static_cast<size_t>(n) * in, 13);
     const auto wf = random_vec(static_cast<size_t>(out) * in, 14, 0.05f);
     const auto bytes = store_as(wf, DType::Q8_0);
@@ -106,7 +115,8 @@ TEST_P(KernelThreads, Q8MatmulMatchesReference) {
 TEST_P(KernelThreads, QuantizeRowMatchesGenericExactly) {
   std::vector<float> x = random_vec(3 * kQ8BlockSize, 16, 2.0f);
   x[0] = 127.0f;  // block 0: scale exactly 1, so the halves below are ties
-  for (int i = 1; i < kQ8BlockSize; ++i) x[i] = (i % 2 ? 0.5f : -0.5f) * static_cast<float>(2 * i - 1);
+  for (int i = 1; i < kQ8BlockSize; ++i)
+    x[i] = (i % 2 ? 0.5f : -0.5f) * static_cast<float>(2 * i - 1);
   std::fill(x.begin() + kQ8BlockSize, x.begin() + 2 * kQ8BlockSize, 0.0f);  // block 1: all zero
   std::vector<kernels::ActBlockQ8> got(3), want(3);
   kernels::active_path().quantize_row_q8(x.data(), 3 * kQ8BlockSize, got.data());
@@ -132,16 +142,16 @@ TEST_P(KernelThreads, AttentionMatchesReference) {
     int nq, nk, heads, kv_heads, hd;
     bool causal;
   };
-  for (const Case& c : {Case{16, 16, 4, 4, 16, false}, Case{7, 7, 3, 1, 32, true},
-                        Case{1, 20, 9, 3, 64, true}, Case{5, 12, 6, 2, 8, true},
-                        Case{70, 70, 4, 4, 16, false}, Case{100, 130, 9, 3, 64, true},
-                        Case{17, 17, 3, 1, 32, true}}) {
+  for (const Case& c :
+       {Case{16, 16, 4, 4, 16, false}, Case{7, 7, 3, 1, 32, true}, Case{1, 20, 9, 3, 64, true},
+        Case{5, 12, 6, 2, 8, true}, Case{70, 70, 4, 4, 16, false}, Case{100, 130, 9, 3, 64, true},
+        Case{17, 17, 3, 1, 32, true}}) {
     const int qw = c.heads * c.hd, kvw = c.kv_heads * c.hd;
     const auto q = random_vec(static_cast<size_t>(c.nq) * qw, 4);
     const auto k = random_vec(static_cast<size_t>(c.nk) * kvw, 5);
     const auto v = random_vec(static_cast<size_t>(c.nk) * kvw, 6);
-    const kernels::AttentionShape s{c.nq, c.nk, c.heads, c.kv_heads, c.hd, qw, kvw, qw,
-                                    0.125f, c.causal, c.nk - c.nq};
+    const kernels::AttentionShape s{c.nq, c.nk, c.heads, c.kv_heads, c.hd,       qw,
+                                    kvw,  qw,   0.125f,  c.causal,   c.nk - c.nq};
     std::vector<float> got(static_cast<size_t>(c.nq) * qw), want(got.size());
     kernels::attention(s, q.data(), k.data(), v.data(), nullptr, got.data());
     kernels::ref::attention(s, q.data(), k.data(), v.data(), nullptr, want.data());
@@ -180,7 +190,8 @@ TEST_P(KernelThreads, NormsAndActivationsMatchReference) {
   std::vector<float> sm(ext.size()), sm_ref(ext.size());
   kernels::silu_mul(ext.data(), ext.data(), sm.data(), ext.size());
   kernels::ref::silu_mul(ext.data(), ext.data(), sm_ref.data(), ext.size());
-  for (size_t i = 0; i < sm.size(); ++i) EXPECT_NEAR(sm[i], sm_ref[i], 1e-4 * std::max(1.0f, std::fabs(sm_ref[i]))) << ext[i];
+  for (size_t i = 0; i < sm.size(); ++i)
+    EXPECT_NEAR(sm[i], sm_ref[i], 1e-4 * std::max(1.0f, std::fabs(sm_ref[i]))) << ext[i];
 }
 
 std::string path_case_name(const ::testing::TestParamInfo<KernelThreads::ParamType>& info) {
@@ -188,8 +199,9 @@ std::string path_case_name(const ::testing::TestParamInfo<KernelThreads::ParamTy
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelThreads,
-                         ::testing::Combine(::testing::Values("generic", "avx2", "avx512", "avx512vnni", "neon",
-                                                              "dotprod", "i8mm"),
+                         ::testing::Combine(::testing::Values("generic", "avx2", "avx512",
+                                                              "avx512vnni", "neon", "dotprod",
+                                                              "i8mm"),
                                             ::testing::Values(1, 2, 3)),
                          path_case_name);
 
@@ -224,8 +236,10 @@ TEST(KernelPaths, GenericIsAlwaysThereAndSelectable) {
 // print this to show which kernels were proven).
 TEST(KernelPaths, ReportsTheActivePath) {
   std::string names;
-  for (const auto* p : kernels::available_paths()) names += std::string(names.empty() ? "" : ", ") + p->name;
-  std::printf("[ kernels  ] available: %s; active: %s\n", names.c_str(), kernels::active_path_name());
+  for (const auto* p : kernels::available_paths())
+    names += std::string(names.empty() ? "" : ", ") + p->name;
+  std::printf("[ kernels  ] available: %s; active: %s\n", names.c_str(),
+              kernels::active_path_name());
   const char* forced = std::getenv("SMOLVLM_KERNELS");
   EXPECT_STREQ(kernels::active_path_name(),
                forced && *forced ? forced : kernels::available_paths().back()->name);

@@ -1,7 +1,6 @@
 // The prompt format against the real 256M processor's outputs (tests/fixtures/reference/
 // processor_cases.json): chat template renders, image and video expansion, token counts.
 #include <gtest/gtest.h>
-
 #include <smolvlm/error.h>
 
 #include "chat/prompt.h"
@@ -30,14 +29,17 @@ const PromptItem kVideo{PromptItem::Kind::Video, {}};
 TEST(ChatTemplate, RendersAsTheReference) {
   const auto& want = cases()["chat_template_renders"];
   EXPECT_EQ(render_chat({{"user", {text("Hi")}}}, true), want["text"]);
-  EXPECT_EQ(render_chat({{"system", {text("Be brief.")}}, {"user", {text("Hi")}}}, true), want["system"]);
-  EXPECT_EQ(render_chat({{"user", {kImage, text("What?")}}, {"assistant", {text("A cat.")}},
+  EXPECT_EQ(render_chat({{"system", {text("Be brief.")}}, {"user", {text("Hi")}}}, true),
+            want["system"]);
+  EXPECT_EQ(render_chat({{"user", {kImage, text("What?")}},
+                         {"assistant", {text("A cat.")}},
                          {"user", {text("Color?")}}},
                         true),
             want["multi"]);
   EXPECT_EQ(render_chat({{"user", {text("Look:"), kImage}}}, true), want["text_then_image"]);
   EXPECT_EQ(render_chat({{"user", {kVideo, text("Summarize.")}}}, true), want["video"]);
-  EXPECT_EQ(render_chat({{"user", {text("Hi")}}}, false), "<|im_start|>User: Hi<end_of_utterance>\n");
+  EXPECT_EQ(render_chat({{"user", {text("Hi")}}}, false),
+            "<|im_start|>User: Hi<end_of_utterance>\n");
 }
 
 // Every size the real processor was run on: our processor's grid, the expanded prompt string
@@ -65,7 +67,8 @@ TEST(ImageExpansion, MatchesRealProcessorForEverySize) {
 TEST(VideoExpansion, MatchesRealProcessor) {
   const std::string prompt = render_chat({{"user", {kVideo, text("Summarize.")}}}, true);
   VideoSlot v{{0, 1, 2, 3, 4, 5}, 6.0};
-  EXPECT_EQ(expand_prompt(prompt, {}, {v}, 64), cases()["video_expanded_prompt"].get<std::string>());
+  EXPECT_EQ(expand_prompt(prompt, {}, {v}, 64),
+            cases()["video_expanded_prompt"].get<std::string>());
 }
 
 TEST(VideoExpansion, DurationAndTimestampFormats) {

@@ -157,20 +157,8 @@ int run_ask(int argc, char** argv) {
       messages_path = value();
     } else if (a == "-n" || a == "--max-new-tokens") {
       gen.max_new_tokens = parse_int(a, value(), 0, 1 << 20);
-    } else if (a == "--temp") {
-      gen.temperature = static_cast<float>(parse_double(a, value(), 0.0, 100.0));
-    } else if (a == "--top-k") {
-      gen.top_k = parse_int(a, value(), 0, 1 << 20);
-    } else if (a == "--top-p") {
-      gen.top_p = static_cast<float>(parse_double(a, value(), 0.0, 1.0));
-    } else if (a == "--repeat-penalty") {
-      gen.repeat_penalty = static_cast<float>(parse_double(a, value(), 0.01, 100.0));
-    } else if (a == "--seed") {
-      gen.seed = static_cast<uint64_t>(parse_int(a, value(), 0, 2147483647));
-    } else if (a == "--no-split") {
-      gen.split_images = false;
-    } else if (a == "--max-tiles") {
-      gen.max_tiles = parse_int(a, value(), 1, 1024);
+    } else if (parse_generation_flag(a, value, gen)) {
+      // --temp, --top-k, --top-p, --repeat-penalty, --seed, --no-split, --max-tiles
     } else if (a == "-c" || a == "--context") {
       load.context = parse_int(a, value(), 16, 1 << 20);
     } else if (a == "-t" || a == "--threads") {

@@ -1,5 +1,6 @@
 // smolvlm bench: load, vision, prefill, decode and memory figures — medians over --repeat runs
 // with their min–max, as a table for people and JSON for scripts.
+#include <smolvlm/smolvlm.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -8,7 +9,6 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <smolvlm/smolvlm.h>
 #include <string>
 #include <vector>
 
@@ -124,17 +124,19 @@ int run_bench(int argc, char** argv) {
     st["load_warm_ms"].v.push_back(ms_since(t));
   }
   if (!quantize.empty()) {
-    requantize(const_cast<ModelWeights&>(model->weights), quantize == "q8_0" ? DType::Q8_0 : DType::F16,
-               DType::F32);
+    requantize(const_cast<ModelWeights&>(model->weights),
+               quantize == "q8_0" ? DType::Q8_0 : DType::F16, DType::F32);
   }
   const Model& m = *model;
   const ModelConfig& cfg = m.config;
   const int max_ctx = std::min(context, cfg.text.max_positions);
-  if (n_prompt + n_gen > max_ctx) throw Error("-p + -n exceed the context of " + std::to_string(max_ctx));
+  if (n_prompt + n_gen > max_ctx)
+    throw Error("-p + -n exceed the context of " + std::to_string(max_ctx));
 
   // Text prefill and decode on a random prompt of ordinary tokens.
   std::mt19937 rng(1234);
-  std::uniform_int_distribution<int32_t> tok(100, 49000 < cfg.text.vocab ? 49000 : cfg.text.vocab - 1);
+  std::uniform_int_distribution<int32_t> tok(100,
+                                             49000 < cfg.text.vocab ? 49000 : cfg.text.vocab - 1);
   std::vector<int32_t> ids(static_cast<size_t>(n_prompt));
   for (auto& id : ids) id = tok(rng);
   std::vector<float> logits(static_cast<size_t>(cfg.text.vocab));

@@ -18,7 +18,8 @@ namespace {
 const char kChatHelp[] =
     "usage: smolvlm chat -m MODEL_DIR [-i IMAGE] [-n NEW_TOKENS] [-c CONTEXT] [options]\n"
     "\n"
-    "  -m, --model DIR         Hugging Face SmolVLM2 folder\n"
+    "  -m, --model DIR         Hugging Face SmolVLM2 folder (or a text GGUF, with --mmproj)\n"
+    "      --mmproj FILE       the vision projector GGUF of a GGUF model\n"
     "  -i, --image FILE        the picture to talk about (JPEG or PNG); encoded once, reused\n"
     "  -n, --max-new-tokens N  cap of each answer (default 2048)\n"
     "  -c, --context N         cap of the whole dialogue in tokens (default 4096); the oldest\n"
@@ -147,6 +148,8 @@ int run_chat(int argc, char** argv) {
       load.context = parse_int(a, value(), 16, 1 << 20);
     } else if (a == "-t" || a == "--threads") {
       load.threads = parse_int(a, value(), 1, 256);
+    } else if (a == "--mmproj") {
+      load.mmproj = value();
     } else if (a == "--system") {
       chat_options.system = value();
     } else if (a == "--verbose") {

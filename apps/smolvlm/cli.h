@@ -1,8 +1,9 @@
 // Shared pieces of the smolvlm subcommands.
 #pragma once
 
-#include <functional>
 #include <smolvlm/smolvlm.h>
+
+#include <functional>
 #include <stdexcept>
 #include <string>
 

@@ -18,7 +18,9 @@ class ProgressBar {
   void advance(size_t n) { set(done_ + n); }
   void set(size_t done) {
     done_ = done;
-    const int pct = total_ ? static_cast<int>(100.0 * static_cast<double>(done_) / static_cast<double>(total_)) : 100;
+    const int pct =
+        total_ ? static_cast<int>(100.0 * static_cast<double>(done_) / static_cast<double>(total_))
+               : 100;
     if (pct == shown_ || !tty_) return;
     shown_ = pct;
     draw('\r');
@@ -35,8 +37,9 @@ class ProgressBar {
     const int width = 30, filled = shown_ * width / 100;
     const double secs = std::chrono::duration<double>(Clock::now() - start_).count();
     const double mb = static_cast<double>(done_) / 1e6;
-    std::fprintf(stderr, "%s [%s%s] %3d%% %.1f MB %.1f MB/s%c", label_.c_str(), std::string(filled, '#').c_str(),
-                 std::string(width - filled, ' ').c_str(), shown_, mb, secs > 0 ? mb / secs : 0.0, end);
+    std::fprintf(stderr, "%s [%s%s] %3d%% %.1f MB %.1f MB/s%c", label_.c_str(),
+                 std::string(filled, '#').c_str(), std::string(width - filled, ' ').c_str(), shown_,
+                 mb, secs > 0 ? mb / secs : 0.0, end);
     std::fflush(stderr);
   }
   std::string label_;

@@ -22,6 +22,7 @@ const char kPullHelp[] =
     "\n"
     "  --dir DIR        where the model folder goes\n"
     "  --revision REV   branch, tag or commit (default main)\n"
+    "  --list           only list the files (path, bytes, sha256 when known); nothing is written\n"
     "\n"
     "Environment: HF_ENDPOINT (a mirror instead of https://huggingface.co), HF_TOKEN (for gated\n"
     "or private models).\n";
@@ -30,6 +31,7 @@ const char kPullHelp[] =
 
 int run_pull(int argc, char** argv) {
   std::string repo, dir;
+  bool list = false;
   net::PullOptions options = net::options_from_environment();
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -42,6 +44,8 @@ int run_pull(int argc, char** argv) {
       return 0;
     } else if (a == "--dir") {
       dir = value();
+    } else if (a == "--list") {
+      list = true;
     } else if (a == "--revision") {
       options.revision = value();
     } else if (!a.empty() && a[0] == '-') {
@@ -59,6 +63,12 @@ int run_pull(int argc, char** argv) {
     throw UsageError(e.what());
   }
   if (dir.empty()) dir = "models/" + repo.substr(repo.find('/') + 1);
+  if (list) {
+    for (const net::RemoteFile& f : net::list_files(repo, options)) {
+      std::printf("%s %lld %s\n", f.path.c_str(), static_cast<long long>(f.size), f.sha256.c_str());
+    }
+    return 0;
+  }
 
   std::unique_ptr<ProgressBar> bar;
   std::string bar_file;

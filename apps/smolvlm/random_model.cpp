@@ -1,10 +1,11 @@
 // smolvlm random-model: a full-size HF model folder with random weights, from a real config,
 // so the real architecture can be benchmarked where the real weights cannot be downloaded.
-#include <cmath>
-#include <cstring>
-#include <cstdio>
-#include <filesystem>
 #include <smolvlm/smolvlm.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -76,8 +77,10 @@ int run_random_model(int argc, char** argv) {
       throw UsageError("unknown option '" + a + "'");
     }
   }
-  if (config_dir.empty() || out_dir.empty()) throw UsageError("--config DIR and -o OUT_DIR are required");
-  if (dtype_name_arg != "f32" && dtype_name_arg != "bf16") throw UsageError("--dtype is f32 or bf16");
+  if (config_dir.empty() || out_dir.empty())
+    throw UsageError("--config DIR and -o OUT_DIR are required");
+  if (dtype_name_arg != "f32" && dtype_name_arg != "bf16")
+    throw UsageError("--dtype is f32 or bf16");
   const DType dtype = dtype_name_arg == "f32" ? DType::F32 : DType::BF16;
 
   const ModelConfig cfg = load_hf_config(config_dir);

@@ -7,6 +7,11 @@
 //     std::cout << piece << std::flush;
 //     return true;  // false stops the answer
 //   });
+//
+//   smolvlm::Chat chat = engine->chat();   // a dialogue kept in the KV cache
+//   chat.set_image_file("cat.jpg");
+//   chat.ask("Describe the image.");
+//   chat.ask("What colour is it?");        // computes only the new turn
 #pragma once
 
 #include <atomic>
@@ -23,7 +28,7 @@ namespace smolvlm {
 struct LoadOptions {
   int threads = 0;  // 0: one per hardware thread
   int context = 0;  // KV-cache capacity in tokens; 0: the model's max_position_embeddings
-  // The vision projector GGUF when the model is a llama.cpp text GGUF (empty: an mmproj*.gguf
+  // The vision projector GGUF when the model is a llama.cpp text GGUF (empty: the *mmproj*.gguf
   // beside it, if there is exactly one). Must stay empty for a Hugging Face folder.
   std::string mmproj;
 };

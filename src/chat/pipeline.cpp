@@ -1,8 +1,9 @@
 #include "chat/pipeline.h"
 
+#include <smolvlm/error.h>
+
 #include <algorithm>
 #include <cstring>
-#include <smolvlm/error.h>
 
 namespace smolvlm {
 
@@ -24,7 +25,8 @@ PreparedPrompt prepare_prompt(const Model& model, const std::vector<PromptMessag
   for (const auto& m : messages) {
     for (const auto& item : m.content) {
       if (item.kind == PromptItem::Kind::Image) {
-        if (next_image >= images.size()) throw Error("the conversation has more image items than images");
+        if (next_image >= images.size())
+          throw Error("the conversation has more image items than images");
         const ProcessedImage p = preprocess_image(images[next_image++], proc);
         slots.push_back({p.rows, p.cols});
         append_tiles(out, p);
@@ -44,7 +46,8 @@ PreparedPrompt prepare_prompt(const Model& model, const std::vector<PromptMessag
   out.ids = model.tokenizer.encode(out.text);
   const auto image_tokens = std::count(out.ids.begin(), out.ids.end(), model.config.image_token_id);
   if (image_tokens != static_cast<long>(out.n_tiles) * model.config.image_seq_len) {
-    throw Error("the prompt holds " + std::to_string(image_tokens) + " image tokens but the images give " +
+    throw Error("the prompt holds " + std::to_string(image_tokens) +
+                " image tokens but the images give " +
                 std::to_string(out.n_tiles * model.config.image_seq_len) +
                 " (is there a literal <image> in the text?)");
   }

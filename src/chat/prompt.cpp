@@ -1,8 +1,9 @@
 #include "chat/prompt.h"
 
+#include <smolvlm/error.h>
+
 #include <cmath>
 #include <cstdio>
-#include <smolvlm/error.h>
 
 namespace smolvlm {
 
@@ -32,14 +33,21 @@ std::string render_chat(const std::vector<PromptMessage>& messages, bool add_gen
     std::string role = m.role;
     // Jinja's capitalize: first letter upper, the rest lower.
     for (auto& c : role) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (!role.empty()) role[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(role[0])));
+    if (!role.empty())
+      role[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(role[0])));
     const bool image_first = !m.content.empty() && m.content[0].kind == PromptItem::Kind::Image;
     out += role + (image_first ? ":" : ": ");
     for (const auto& item : m.content) {
       switch (item.kind) {
-        case PromptItem::Kind::Text: out += item.text; break;
-        case PromptItem::Kind::Image: out += kImage; break;
-        case PromptItem::Kind::Video: out += kVideo; break;
+        case PromptItem::Kind::Text:
+          out += item.text;
+          break;
+        case PromptItem::Kind::Image:
+          out += kImage;
+          break;
+        case PromptItem::Kind::Video:
+          out += kVideo;
+          break;
       }
     }
     out += "<end_of_utterance>\n";
@@ -55,7 +63,8 @@ std::string image_block(const ImageSlot& img, int seq) {
   std::string out;
   for (int r = 1; r <= img.rows; ++r) {
     for (int c = 1; c <= img.cols; ++c) {
-      out += std::string(kFake) + "<row_" + std::to_string(r) + "_col_" + std::to_string(c) + ">" + tokens;
+      out += std::string(kFake) + "<row_" + std::to_string(r) + "_col_" + std::to_string(c) + ">" +
+             tokens;
     }
     out += "\n";
   }
@@ -63,16 +72,18 @@ std::string image_block(const ImageSlot& img, int seq) {
 }
 
 std::string number_words(int n) {
-  static const char* kOnes[] = {"zero", "one", "two", "three", "four", "five", "six",
-                                "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen",
-                                "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"};
-  static const char* kTens[] = {"", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy",
-                                "eighty", "ninety"};
+  static const char* kOnes[] = {"zero",    "one",     "two",       "three",    "four",
+                                "five",    "six",     "seven",     "eight",    "nine",
+                                "ten",     "eleven",  "twelve",    "thirteen", "fourteen",
+                                "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"};
+  static const char* kTens[] = {"",      "",      "twenty",  "thirty", "forty",
+                                "fifty", "sixty", "seventy", "eighty", "ninety"};
   if (n < 0) return "minus " + number_words(-n);
   if (n < 20) return kOnes[n];
   if (n < 100) return std::string(kTens[n / 10]) + (n % 10 ? std::string("-") + kOnes[n % 10] : "");
   if (n < 1000) {
-    return std::string(kOnes[n / 100]) + " hundred" + (n % 100 ? " and " + number_words(n % 100) : "");
+    return std::string(kOnes[n / 100]) + " hundred" +
+           (n % 100 ? " and " + number_words(n % 100) : "");
   }
   if (n < 1000000) {
     return number_words(n / 1000) + " thousand" +
@@ -119,7 +130,8 @@ std::string expand_prompt(const std::string& prompt, const std::vector<ImageSlot
       out += image_block(images[next_image++], seq);
       pos = at + image_tag.size();
     } else {
-      if (next_video >= videos.size()) throw Error("the prompt has more <video> markers than videos");
+      if (next_video >= videos.size())
+        throw Error("the prompt has more <video> markers than videos");
       out += video_block(videos[next_video++], seq);
       pos = at + video_tag.size();
     }

@@ -1,18 +1,19 @@
 #include "formats/gguf.h"
 
+#include <smolvlm/error.h>
+
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <smolvlm/error.h>
 
 namespace smolvlm {
 
 namespace {
 
 constexpr uint64_t kMaxDim = uint64_t{1} << 40;  // per dimension; far beyond any real model
-constexpr uint32_t kMaxDims = 4;                  // GGML_MAX_DIMS
+constexpr uint32_t kMaxDims = 4;                 // GGML_MAX_DIMS
 
 bool mul_ok(uint64_t a, uint64_t b, uint64_t& out) {
   if (a != 0 && b > std::numeric_limits<uint64_t>::max() / a) return false;
@@ -87,19 +88,44 @@ class Cursor {
 
 void read_scalar(Cursor& c, GgufType t, GgufValue& v, const char* what) {
   switch (t) {
-    case GgufType::U8: v.u = c.read<uint8_t>(what); break;
-    case GgufType::I8: v.i = c.read<int8_t>(what); break;
-    case GgufType::U16: v.u = c.read<uint16_t>(what); break;
-    case GgufType::I16: v.i = c.read<int16_t>(what); break;
-    case GgufType::U32: v.u = c.read<uint32_t>(what); break;
-    case GgufType::I32: v.i = c.read<int32_t>(what); break;
-    case GgufType::U64: v.u = c.read<uint64_t>(what); break;
-    case GgufType::I64: v.i = c.read<int64_t>(what); break;
-    case GgufType::F32: v.f = c.read<float>(what); break;
-    case GgufType::F64: v.f = c.read<double>(what); break;
-    case GgufType::Bool: v.u = c.read<uint8_t>(what); break;
-    case GgufType::String: v.str = c.str(what); break;
-    case GgufType::Array: break;  // handled by the caller
+    case GgufType::U8:
+      v.u = c.read<uint8_t>(what);
+      break;
+    case GgufType::I8:
+      v.i = c.read<int8_t>(what);
+      break;
+    case GgufType::U16:
+      v.u = c.read<uint16_t>(what);
+      break;
+    case GgufType::I16:
+      v.i = c.read<int16_t>(what);
+      break;
+    case GgufType::U32:
+      v.u = c.read<uint32_t>(what);
+      break;
+    case GgufType::I32:
+      v.i = c.read<int32_t>(what);
+      break;
+    case GgufType::U64:
+      v.u = c.read<uint64_t>(what);
+      break;
+    case GgufType::I64:
+      v.i = c.read<int64_t>(what);
+      break;
+    case GgufType::F32:
+      v.f = c.read<float>(what);
+      break;
+    case GgufType::F64:
+      v.f = c.read<double>(what);
+      break;
+    case GgufType::Bool:
+      v.u = c.read<uint8_t>(what);
+      break;
+    case GgufType::String:
+      v.str = c.str(what);
+      break;
+    case GgufType::Array:
+      break;  // handled by the caller
   }
 }
 
@@ -160,17 +186,16 @@ struct GgmlTypeInfo {
 };
 // All of ggml's type numbers, so that an unsupported one is reported by name.
 constexpr GgmlTypeInfo kGgmlTypes[] = {
-    {0, "F32"},      {1, "F16"},      {2, "Q4_0"},     {3, "Q4_1"},     {6, "Q5_0"},
-    {7, "Q5_1"},     {8, "Q8_0"},     {9, "Q8_1"},     {10, "Q2_K"},    {11, "Q3_K"},
-    {12, "Q4_K"},    {13, "Q5_K"},    {14, "Q6_K"},    {15, "Q8_K"},    {16, "IQ2_XXS"},
-    {17, "IQ2_XS"},  {18, "IQ3_XXS"}, {19, "IQ1_S"},   {20, "IQ4_NL"},  {21, "IQ3_S"},
-    {22, "IQ2_S"},   {23, "IQ4_XS"},  {24, "I8"},      {25, "I16"},     {26, "I32"},
-    {27, "I64"},     {28, "F64"},     {29, "IQ1_M"},   {30, "BF16"},    {34, "TQ1_0"},
-    {35, "TQ2_0"},   {39, "MXFP4"},
+    {0, "F32"},     {1, "F16"},    {2, "Q4_0"},     {3, "Q4_1"},    {6, "Q5_0"},     {7, "Q5_1"},
+    {8, "Q8_0"},    {9, "Q8_1"},   {10, "Q2_K"},    {11, "Q3_K"},   {12, "Q4_K"},    {13, "Q5_K"},
+    {14, "Q6_K"},   {15, "Q8_K"},  {16, "IQ2_XXS"}, {17, "IQ2_XS"}, {18, "IQ3_XXS"}, {19, "IQ1_S"},
+    {20, "IQ4_NL"}, {21, "IQ3_S"}, {22, "IQ2_S"},   {23, "IQ4_XS"}, {24, "I8"},      {25, "I16"},
+    {26, "I32"},    {27, "I64"},   {28, "F64"},     {29, "IQ1_M"},  {30, "BF16"},    {34, "TQ1_0"},
+    {35, "TQ2_0"},  {39, "MXFP4"},
 };
 
 constexpr std::pair<uint32_t, DType> kSupported[] = {
-    {0, DType::F32}, {1, DType::F16},  {8, DType::Q8_0}, {24, DType::I8},
+    {0, DType::F32},  {1, DType::F16},  {8, DType::Q8_0}, {24, DType::I8},
     {26, DType::I32}, {27, DType::I64}, {28, DType::F64}, {30, DType::BF16},
 };
 
@@ -194,19 +219,32 @@ std::string quoted(const std::string& s, size_t max_chars = 60) {
 
 const char* gguf_type_name(GgufType t) {
   switch (t) {
-    case GgufType::U8: return "U8";
-    case GgufType::I8: return "I8";
-    case GgufType::U16: return "U16";
-    case GgufType::I16: return "I16";
-    case GgufType::U32: return "U32";
-    case GgufType::I32: return "I32";
-    case GgufType::F32: return "F32";
-    case GgufType::Bool: return "BOOL";
-    case GgufType::String: return "STRING";
-    case GgufType::Array: return "ARRAY";
-    case GgufType::U64: return "U64";
-    case GgufType::I64: return "I64";
-    case GgufType::F64: return "F64";
+    case GgufType::U8:
+      return "U8";
+    case GgufType::I8:
+      return "I8";
+    case GgufType::U16:
+      return "U16";
+    case GgufType::I16:
+      return "I16";
+    case GgufType::U32:
+      return "U32";
+    case GgufType::I32:
+      return "I32";
+    case GgufType::F32:
+      return "F32";
+    case GgufType::Bool:
+      return "BOOL";
+    case GgufType::String:
+      return "STRING";
+    case GgufType::Array:
+      return "ARRAY";
+    case GgufType::U64:
+      return "U64";
+    case GgufType::I64:
+      return "I64";
+    case GgufType::F64:
+      return "F64";
   }
   return "?";
 }
@@ -265,8 +303,14 @@ GgufValue GgufValue::f32_array(std::vector<float> v) {
 
 bool GgufValue::is_integer() const {
   switch (type) {
-    case GgufType::U8: case GgufType::I8: case GgufType::U16: case GgufType::I16:
-    case GgufType::U32: case GgufType::I32: case GgufType::U64: case GgufType::I64:
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::U16:
+    case GgufType::I16:
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::U64:
+    case GgufType::I64:
       return true;
     default:
       return false;
@@ -275,18 +319,25 @@ bool GgufValue::is_integer() const {
 
 size_t GgufValue::array_size() const {
   if (type != GgufType::Array) return 0;
-  return elem == GgufType::String ? strs.size()
+  return elem == GgufType::String                           ? strs.size()
          : (elem == GgufType::F32 || elem == GgufType::F64) ? floats.size()
-                                                              : ints.size();
+                                                            : ints.size();
 }
 
 std::string GgufValue::to_string(size_t max_items) const {
   switch (type) {
-    case GgufType::U8: case GgufType::U16: case GgufType::U32: case GgufType::U64:
+    case GgufType::U8:
+    case GgufType::U16:
+    case GgufType::U32:
+    case GgufType::U64:
       return std::to_string(u) + " (" + gguf_type_name(type) + ")";
-    case GgufType::I8: case GgufType::I16: case GgufType::I32: case GgufType::I64:
+    case GgufType::I8:
+    case GgufType::I16:
+    case GgufType::I32:
+    case GgufType::I64:
       return std::to_string(i) + " (" + gguf_type_name(type) + ")";
-    case GgufType::F32: case GgufType::F64:
+    case GgufType::F32:
+    case GgufType::F64:
       return format_float(f) + " (" + gguf_type_name(type) + ")";
     case GgufType::Bool:
       return u ? "true" : "false";
@@ -296,9 +347,12 @@ std::string GgufValue::to_string(size_t max_items) const {
       std::string s = "[" + std::to_string(array_size()) + " x " + gguf_type_name(elem) + ":";
       for (size_t k = 0; k < array_size() && k < max_items; ++k) {
         s += k ? ", " : " ";
-        if (elem == GgufType::String) s += quoted(strs[k], 30);
-        else if (elem == GgufType::F32 || elem == GgufType::F64) s += format_float(floats[k]);
-        else s += std::to_string(ints[k]);
+        if (elem == GgufType::String)
+          s += quoted(strs[k], 30);
+        else if (elem == GgufType::F32 || elem == GgufType::F64)
+          s += format_float(floats[k]);
+        else
+          s += std::to_string(ints[k]);
       }
       if (array_size() > max_items) s += ", ...";
       return s + "]";
@@ -410,8 +464,9 @@ GgufContents parse_gguf(const uint8_t* data, size_t size, const std::string& fil
     const std::optional<DType> dt = dtype_from_ggml(type);
     if (!dt) {
       const std::string name = ggml_type_name(type);
-      throw Error(tensor + (name[0] == '#' ? " has unknown tensor type " + name.substr(1)
-                                           : " has type " + name + ", which is not supported") +
+      throw Error(tensor +
+                  (name[0] == '#' ? " has unknown tensor type " + name.substr(1)
+                                  : " has type " + name + ", which is not supported") +
                   " (supported: F32, F16, BF16, Q8_0)");
     }
     v.dtype = *dt;
@@ -549,9 +604,9 @@ const GgufValue* GgufFile::get_array_opt(const std::string& key, GgufType elem) 
   if (!v) return nullptr;
   const bool float_ok = (elem == GgufType::F32 || elem == GgufType::F64) &&
                         (v->elem == GgufType::F32 || v->elem == GgufType::F64);
-  const bool int_ok = elem != GgufType::String && elem != GgufType::F32 &&
-                      elem != GgufType::F64 && v->elem != GgufType::String &&
-                      v->elem != GgufType::F32 && v->elem != GgufType::F64;
+  const bool int_ok = elem != GgufType::String && elem != GgufType::F32 && elem != GgufType::F64 &&
+                      v->elem != GgufType::String && v->elem != GgufType::F32 &&
+                      v->elem != GgufType::F64;
   if (v->type != GgufType::Array || !(v->elem == elem || float_ok || int_ok)) {
     throw Error("'" + path() + "': key '" + key + "' is not an array of " + gguf_type_name(elem));
   }
@@ -624,7 +679,8 @@ class FileOut {
   FileOut& operator=(const FileOut&) = delete;
 
   void bytes(const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, f_) != n) throw Error("cannot write '" + path_ + "' (disk full?)");
+    if (n && std::fwrite(p, 1, n, f_) != n)
+      throw Error("cannot write '" + path_ + "' (disk full?)");
     pos_ += n;
   }
   template <typename T>
@@ -658,19 +714,44 @@ class FileOut {
 
 void write_scalar(FileOut& out, GgufType t, uint64_t u, int64_t i, double f, const std::string& s) {
   switch (t) {
-    case GgufType::U8: out.put<uint8_t>(static_cast<uint8_t>(u)); break;
-    case GgufType::I8: out.put<int8_t>(static_cast<int8_t>(i)); break;
-    case GgufType::U16: out.put<uint16_t>(static_cast<uint16_t>(u)); break;
-    case GgufType::I16: out.put<int16_t>(static_cast<int16_t>(i)); break;
-    case GgufType::U32: out.put<uint32_t>(static_cast<uint32_t>(u)); break;
-    case GgufType::I32: out.put<int32_t>(static_cast<int32_t>(i)); break;
-    case GgufType::U64: out.put<uint64_t>(u); break;
-    case GgufType::I64: out.put<int64_t>(i); break;
-    case GgufType::F32: out.put<float>(static_cast<float>(f)); break;
-    case GgufType::F64: out.put<double>(f); break;
-    case GgufType::Bool: out.put<uint8_t>(u ? 1 : 0); break;
-    case GgufType::String: out.str(s); break;
-    case GgufType::Array: break;
+    case GgufType::U8:
+      out.put<uint8_t>(static_cast<uint8_t>(u));
+      break;
+    case GgufType::I8:
+      out.put<int8_t>(static_cast<int8_t>(i));
+      break;
+    case GgufType::U16:
+      out.put<uint16_t>(static_cast<uint16_t>(u));
+      break;
+    case GgufType::I16:
+      out.put<int16_t>(static_cast<int16_t>(i));
+      break;
+    case GgufType::U32:
+      out.put<uint32_t>(static_cast<uint32_t>(u));
+      break;
+    case GgufType::I32:
+      out.put<int32_t>(static_cast<int32_t>(i));
+      break;
+    case GgufType::U64:
+      out.put<uint64_t>(u);
+      break;
+    case GgufType::I64:
+      out.put<int64_t>(i);
+      break;
+    case GgufType::F32:
+      out.put<float>(static_cast<float>(f));
+      break;
+    case GgufType::F64:
+      out.put<double>(f);
+      break;
+    case GgufType::Bool:
+      out.put<uint8_t>(u ? 1 : 0);
+      break;
+    case GgufType::String:
+      out.str(s);
+      break;
+    case GgufType::Array:
+      break;
   }
 }
 
@@ -725,8 +806,8 @@ void GgufWriter::write(const std::string& path, const Progress& progress) const 
     for (const auto& t : tensors_) {
       const std::vector<uint8_t> bytes = t.bytes();
       if (bytes.size() != t.nbytes) {
-        throw Error("GGUF writer: tensor '" + t.name + "' produced " + std::to_string(bytes.size()) +
-                    " bytes, expected " + std::to_string(t.nbytes));
+        throw Error("GGUF writer: tensor '" + t.name + "' produced " +
+                    std::to_string(bytes.size()) + " bytes, expected " + std::to_string(t.nbytes));
       }
       out.bytes(bytes.data(), bytes.size());
       out.pad(align);

@@ -1,6 +1,7 @@
 #include "formats/mapped_file.h"
 
 #include <fcntl.h>
+#include <smolvlm/error.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <smolvlm/error.h>
 #include <sstream>
 #include <utility>
 

@@ -1,11 +1,12 @@
 #include "formats/safetensors.h"
 
+#include <smolvlm/error.h>
+
 #include <cstring>
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <smolvlm/error.h>
 
 namespace smolvlm {
 
@@ -71,7 +72,8 @@ std::map<std::string, TensorView> parse_safetensors(const uint8_t* data, size_t 
     for (const auto& d : e["shape"]) {
       if (!d.is_number_unsigned()) throw Error(tensor + ": bad shape");
       const uint64_t dim = d.get<uint64_t>();
-      if (dim > (uint64_t{1} << 40) || !mul_ok(numel, dim, numel)) throw Error(tensor + ": bad shape");
+      if (dim > (uint64_t{1} << 40) || !mul_ok(numel, dim, numel))
+        throw Error(tensor + ": bad shape");
       v.shape.push_back(static_cast<int64_t>(dim));
     }
     const auto& offs = e["data_offsets"];
@@ -192,7 +194,8 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<Tensor
   nlohmann::json header = nlohmann::json::object();
   uint64_t offset = 0;
   for (const auto& t : specs_) {
-    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape},
+    header[t.name] = {{"dtype", dtype_name(t.dtype)},
+                      {"shape", t.shape},
                       {"data_offsets", {offset, offset + t.nbytes()}}};
     offset += t.nbytes();
   }
@@ -201,7 +204,8 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<Tensor
   out_ = std::make_unique<std::ofstream>(path, std::ios::binary | std::ios::trunc);
   if (!*out_) throw Error("cannot write '" + path + "'");
   uint8_t len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(h.size()) >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    len[i] = static_cast<uint8_t>(static_cast<uint64_t>(h.size()) >> (8 * i));
   out_->write(reinterpret_cast<const char*>(len), 8);
   out_->write(h.data(), static_cast<std::streamsize>(h.size()));
 }

@@ -3,8 +3,8 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>

@@ -33,8 +33,8 @@ struct TensorView {
 // Widens any float tensor to float32 (BF16/F16 exactly); throws for non-float dtypes.
 std::vector<float> to_f32(const TensorView& t);
 float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);    // round to nearest even
+uint16_t f32_to_f16(float f);  // round to nearest even
 float bf16_to_f32(uint16_t b);
-uint16_t f32_to_bf16(float f);   // round to nearest even
+uint16_t f32_to_bf16(float f);  // round to nearest even
 
 }  // namespace smolvlm

@@ -1,6 +1,7 @@
 // Picks the best kernel path the CPU supports, once; SMOLVLM_KERNELS=name forces one.
-#include <cstdlib>
 #include <smolvlm/error.h>
+
+#include <cstdlib>
 
 #include "kernels/kernel_path.h"
 
@@ -78,7 +79,8 @@ void select_path(const std::string& name) {
     }
   }
   std::string have;
-  for (const KernelPath* p : available_paths()) have += std::string(have.empty() ? "" : ", ") + p->name;
+  for (const KernelPath* p : available_paths())
+    have += std::string(have.empty() ? "" : ", ") + p->name;
   throw Error("kernel path '" + name + "' is not available on this CPU (available: " + have + ")");
 }
 

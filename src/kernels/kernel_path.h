@@ -48,7 +48,7 @@ void select_path(const std::string& name);
 
 const KernelPath& generic_path();
 #if defined(__x86_64__)
-const KernelPath* avx2_path();    // nullptr when not compiled in
+const KernelPath* avx2_path();  // nullptr when not compiled in
 const KernelPath* avx512_path();
 const KernelPath* avx512vnni_path();
 #endif

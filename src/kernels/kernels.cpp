@@ -21,7 +21,8 @@ void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y)
   // by reading W); slices are whole multiples of 16 rows for the SIMD paths.
   const size_t units = static_cast<size_t>((w.rows + 15) / 16);
   auto rows_of = [&](size_t b, size_t e) {
-    return std::pair<int, int>(static_cast<int>(b * 16), std::min(w.rows, static_cast<int>(e * 16)));
+    return std::pair<int, int>(static_cast<int>(b * 16),
+                               std::min(w.rows, static_cast<int>(e * 16)));
   };
   if (w.type == DType::Q8_0) {
     // w8a8: quantise each activation row once, then integer dot products.
@@ -195,7 +196,8 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
                       static_cast<size_t>(nk) * sizeof(float)};
       path.gemm_float(sb.data(), rows, vm, 0, hd, nullptr, ob.data(), hd);
       for (int i = 0; i < rows; ++i) {
-        std::copy(ob.data() + static_cast<size_t>(i) * hd, ob.data() + static_cast<size_t>(i + 1) * hd,
+        std::copy(ob.data() + static_cast<size_t>(i) * hd,
+                  ob.data() + static_cast<size_t>(i + 1) * hd,
                   out + static_cast<size_t>(i0 + i) * s.out_stride + h * hd);
       }
     }

@@ -1,8 +1,9 @@
 #include "model/config.h"
 
+#include <smolvlm/error.h>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <smolvlm/error.h>
 
 #include "formats/mapped_file.h"
 
@@ -133,7 +134,8 @@ ModelConfig load_hf_config(const std::string& dir) {
       if (pj.contains(key)) {
         if (!pj[key].is_array() || pj[key].size() != 3) throw Error(pw + ": bad " + key);
         auto& dst = std::string(key) == "image_mean" ? p.mean : p.std;
-        for (int i = 0; i < 3; ++i) dst[static_cast<size_t>(i)] = pj[key][static_cast<size_t>(i)].get<float>();
+        for (int i = 0; i < 3; ++i)
+          dst[static_cast<size_t>(i)] = pj[key][static_cast<size_t>(i)].get<float>();
       }
     }
     get_num(pj, "rescale_factor", p.rescale, pw);
@@ -144,7 +146,8 @@ ModelConfig load_hf_config(const std::string& dir) {
   }
   c.image_seq_len = 0;
   const fs::path proc_path = fs::path(dir) / "processor_config.json";
-  if (fs::exists(proc_path, ec)) get_num(read_json(proc_path), "image_seq_len", c.image_seq_len, proc_path.string());
+  if (fs::exists(proc_path, ec))
+    get_num(read_json(proc_path), "image_seq_len", c.image_seq_len, proc_path.string());
   const int derived = c.vision.patch > 0 && c.scale_factor > 0
                           ? (c.vision.patches_per_side() / c.scale_factor) *
                                 (c.vision.patches_per_side() / c.scale_factor)
@@ -164,16 +167,21 @@ void validate(const ModelConfig& c) {
   };
   const auto& v = c.vision;
   const auto& t = c.text;
-  need(v.hidden > 0 && v.layers > 0 && v.heads > 0 && v.intermediate > 0, "vision sizes must be positive");
+  need(v.hidden > 0 && v.layers > 0 && v.heads > 0 && v.intermediate > 0,
+       "vision sizes must be positive");
   need(v.hidden % v.heads == 0, "vision hidden size not divisible by its head count");
-  need(v.patch > 0 && v.image_size > 0 && v.image_size % v.patch == 0, "image size not a multiple of the patch size");
+  need(v.patch > 0 && v.image_size > 0 && v.image_size % v.patch == 0,
+       "image size not a multiple of the patch size");
   need(v.channels == 3, "vision num_channels must be 3");
-  need(c.scale_factor > 0 && v.patches_per_side() % c.scale_factor == 0, "patch grid not divisible by scale_factor");
-  need(t.hidden > 0 && t.layers > 0 && t.heads > 0 && t.kv_heads > 0 && t.head_dim > 0 && t.intermediate > 0,
+  need(c.scale_factor > 0 && v.patches_per_side() % c.scale_factor == 0,
+       "patch grid not divisible by scale_factor");
+  need(t.hidden > 0 && t.layers > 0 && t.heads > 0 && t.kv_heads > 0 && t.head_dim > 0 &&
+           t.intermediate > 0,
        "text sizes must be positive");
   need(t.head_dim % 2 == 0, "text head_dim must be even (RoPE)");
   need(t.heads % t.kv_heads == 0, "attention heads not a multiple of key/value heads");
-  need(t.vocab > 0 && c.image_token_id >= 0 && c.image_token_id < t.vocab, "image_token_id outside the vocabulary");
+  need(t.vocab > 0 && c.image_token_id >= 0 && c.image_token_id < t.vocab,
+       "image_token_id outside the vocabulary");
   need(t.rope_theta > 0, "rope_theta must be positive");
   need(c.processor.tile_size == v.image_size, "max_image_size differs from the vision image_size");
   need(c.processor.longest_edge > 0, "size.longest_edge must be positive");

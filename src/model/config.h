@@ -40,9 +40,9 @@ struct TextConfig {
 struct ModelConfig {
   VisionConfig vision;
   TextConfig text;
-  int scale_factor = 4;           // pixel-shuffle factor of the connector
+  int scale_factor = 4;  // pixel-shuffle factor of the connector
   int image_token_id = 49190;
-  int image_seq_len = 64;         // embeddings per tile = (patches per side / scale)^2
+  int image_seq_len = 64;  // embeddings per tile = (patches per side / scale)^2
   ImageProcessorConfig processor;
   int connector_in() const { return vision.hidden * scale_factor * scale_factor; }
 };

@@ -1,8 +1,10 @@
 // HF SmolVLM2 folder → llama.cpp's GGUF pair, written the way llama.cpp's convert_hf_to_gguf.py
 // writes it: same tensor names, order, types and Q8_0 rounding, same metadata keys, value types and
 // key order, so the files are interchangeable with (and for the tiny fixture byte-identical to) its
-// own. Where llama.cpp's converter guesses (the vision LayerNorm epsilon of configs that omit it) we
-// write the model's true value.
+// own. Where llama.cpp's converter guesses (the vision LayerNorm epsilon of configs that omit it)
+// we write the model's true value.
+#include <smolvlm/error.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -11,7 +13,6 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
-#include <smolvlm/error.h>
 
 #include "formats/gguf.h"
 #include "formats/quantize.h"
@@ -37,22 +38,32 @@ json read_json_file(const fs::path& p) {
 
 const char* type_label(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::Q8_0: return "Q8_0";
-    default: throw Error(std::string("cannot convert to ") + dtype_name(t));
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
+    case DType::Q8_0:
+      return "Q8_0";
+    default:
+      throw Error(std::string("cannot convert to ") + dtype_name(t));
   }
 }
 
 // llama.cpp's general.file_type (LlamaFileType) for a whole-file type.
 uint32_t file_type(DType t) {
   switch (t) {
-    case DType::F32: return 0;
-    case DType::F16: return 1;
-    case DType::Q8_0: return 7;
-    case DType::BF16: return 32;
-    default: throw Error(std::string("cannot convert to ") + dtype_name(t));
+    case DType::F32:
+      return 0;
+    case DType::F16:
+      return 1;
+    case DType::Q8_0:
+      return 7;
+    case DType::BF16:
+      return 32;
+    default:
+      throw Error(std::string("cannot convert to ") + dtype_name(t));
   }
 }
 
@@ -91,8 +102,10 @@ std::string id_to_title(const std::string& id) {
     word.clear();
   };
   for (char ch : spaced) {
-    if (ch == ' ') flush();
-    else word += ch;
+    if (ch == ' ')
+      flush();
+    else
+      word += ch;
   }
   flush();
   return out;
@@ -105,7 +118,8 @@ struct NameParts {
 
 double size_label_params(const std::string& label) {
   const size_t scale = std::string(" KMBT").find(label.back());
-  return std::stod(label.substr(0, label.size() - 1)) * std::pow(1000.0, static_cast<double>(scale));
+  return std::stod(label.substr(0, label.size() - 1)) *
+         std::pow(1000.0, static_cast<double>(scale));
 }
 
 // Splits "SmolVLM2-256M-Video-Instruct" into basename / size label / finetune / version.
@@ -158,15 +172,17 @@ NameParts model_id_parts(const std::string& id, int64_t total_params) {
   }
   bool numeric_size = false;
   for (size_t i = 0; i < parts.size(); ++i) {
-    if (types[i].count("size_label") &&
-        std::any_of(parts[i].begin(), parts[i].end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); })) {
+    if (types[i].count("size_label") && std::any_of(parts[i].begin(), parts[i].end(), [](char ch) {
+          return std::isdigit(static_cast<unsigned char>(ch));
+        })) {
       numeric_size = true;
     }
   }
   if (numeric_size) {
     for (size_t i = 0; i < parts.size(); ++i) {
       if (types[i].count("size_label") &&
-          std::all_of(parts[i].begin(), parts[i].end(), [](char ch) { return std::isalpha(static_cast<unsigned char>(ch)); })) {
+          std::all_of(parts[i].begin(), parts[i].end(),
+                      [](char ch) { return std::isalpha(static_cast<unsigned char>(ch)); })) {
         types[i].erase("size_label");
       }
     }
@@ -174,7 +190,8 @@ NameParts model_id_parts(const std::string& id, int64_t total_params) {
   bool at_start = true;
   for (size_t i = 0; i < parts.size(); ++i) {
     auto& t = types[i];
-    if (at_start && ((t.empty() && std::isalpha(static_cast<unsigned char>(parts[i][0]))) || t.count("version"))) {
+    if (at_start && ((t.empty() && std::isalpha(static_cast<unsigned char>(parts[i][0]))) ||
+                     t.count("version"))) {
       t.insert("basename");
     } else {
       at_start = false;
@@ -294,8 +311,9 @@ VocabData read_vocab(const fs::path& dir, int vocab_size) {
     }
   }
   for (const json& m : tj.at("model").at("merges")) {
-    v.merges.push_back(m.is_string() ? m.get<std::string>()
-                                     : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
+    v.merges.push_back(m.is_string()
+                           ? m.get<std::string>()
+                           : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
   }
 
   json tc = json::object();
@@ -315,7 +333,7 @@ VocabData read_vocab(const fs::path& dir, int vocab_size) {
   // token, else config.json's `<kind>_token_id` when it lies inside the vocabulary.
   json cfg = read_json_file(dir / "config.json");
   const std::pair<const char*, const char*> kinds[] = {
-      {"bos", "bos_token_id"}, {"eos", "eos_token_id"},      {"unk", "unknown_token_id"},
+      {"bos", "bos_token_id"},       {"eos", "eos_token_id"},     {"unk", "unknown_token_id"},
       {"sep", "seperator_token_id"}, {"pad", "padding_token_id"}, {"cls", "cls_token_id"},
       {"mask", "mask_token_id"}};
   for (const auto& [kind, key] : kinds) {
@@ -327,7 +345,8 @@ VocabData read_vocab(const fs::path& dir, int vocab_size) {
       if (tc[tk].is_object() && tc[tk].contains("content") && tc[tk]["content"].is_string()) {
         content = tc[tk]["content"].get<std::string>();
       }
-      if (auto it = added_ids.find(content); !content.empty() && it != added_ids.end()) id = it->second;
+      if (auto it = added_ids.find(content); !content.empty() && it != added_ids.end())
+        id = it->second;
     }
     const std::string ck = std::string(kind) + "_token_id";
     if (!id && cfg.contains(ck) && cfg[ck].is_number_integer()) {
@@ -415,7 +434,8 @@ ConvertResult convert_hf_to_gguf(const std::string& hf_dir, const std::string& o
 
   std::string stem = opt.name;
   if (stem.empty()) stem = fs::path(hf_dir).lexically_normal().filename().string();
-  if (stem.empty() || stem == "." || stem == "..") stem = fs::absolute(dir).lexically_normal().parent_path().filename().string();
+  if (stem.empty() || stem == "." || stem == "..")
+    stem = fs::absolute(dir).lexically_normal().parent_path().filename().string();
   if (stem.empty()) stem = "model";
   std::string model_id = stem;
   if (config_json.contains("_name_or_path") && config_json["_name_or_path"].is_string()) {
@@ -482,8 +502,10 @@ ConvertResult convert_hf_to_gguf(const std::string& hf_dir, const std::string& o
   text.set("tokenizer.ggml.tokens", GgufValue::string_array(vocab.tokens));
   text.set("tokenizer.ggml.token_type", GgufValue::i32_array(vocab.types));
   text.set("tokenizer.ggml.merges", GgufValue::string_array(vocab.merges));
-  for (const auto& [key, id] : vocab.special_ids) text.set("tokenizer.ggml." + key, GgufValue::u32(id));
-  if (vocab.chat_template) text.set("tokenizer.chat_template", GgufValue::string(*vocab.chat_template));
+  for (const auto& [key, id] : vocab.special_ids)
+    text.set("tokenizer.ggml." + key, GgufValue::u32(id));
+  if (vocab.chat_template)
+    text.set("tokenizer.chat_template", GgufValue::string(*vocab.chat_template));
 
   // Vision projector metadata, in llama.cpp's order.
   const VisionConfig& vc = cfg.vision;
@@ -515,7 +537,8 @@ ConvertResult convert_hf_to_gguf(const std::string& hf_dir, const std::string& o
   ConvertResult r;
   r.text_path = (fs::path(out_dir) / (stem + "-" + type_label(opt.text_type) + ".gguf")).string();
   r.mmproj_path =
-      (fs::path(out_dir) / ("mmproj-" + stem + "-" + type_label(opt.vision_type) + ".gguf")).string();
+      (fs::path(out_dir) / ("mmproj-" + stem + "-" + type_label(opt.vision_type) + ".gguf"))
+          .string();
   r.text_tensors = text.tensor_count();
   r.mmproj_tensors = mmproj.tensor_count();
   const size_t total = text.data_bytes() + mmproj.data_bytes(), first = text.data_bytes();

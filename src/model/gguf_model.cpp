@@ -1,9 +1,10 @@
 #include "model/gguf_model.h"
 
+#include <smolvlm/error.h>
+
 #include <cmath>
 #include <cstring>
 #include <set>
-#include <smolvlm/error.h>
 
 namespace smolvlm {
 
@@ -15,23 +16,25 @@ struct Rule {
 };
 
 constexpr Rule kTextLayer[] = {
-    {"input_layernorm", "attn_norm"},  {"self_attn.q_proj", "attn_q"},
-    {"self_attn.k_proj", "attn_k"},    {"self_attn.v_proj", "attn_v"},
+    {"input_layernorm", "attn_norm"},    {"self_attn.q_proj", "attn_q"},
+    {"self_attn.k_proj", "attn_k"},      {"self_attn.v_proj", "attn_v"},
     {"self_attn.o_proj", "attn_output"}, {"post_attention_layernorm", "ffn_norm"},
-    {"mlp.gate_proj", "ffn_gate"},     {"mlp.up_proj", "ffn_up"},
+    {"mlp.gate_proj", "ffn_gate"},       {"mlp.up_proj", "ffn_up"},
     {"mlp.down_proj", "ffn_down"},
 };
 
 constexpr Rule kVisionLayer[] = {
-    {"layer_norm1", "ln1"},         {"layer_norm2", "ln2"},       {"self_attn.q_proj", "attn_q"},
-    {"self_attn.k_proj", "attn_k"}, {"self_attn.v_proj", "attn_v"}, {"self_attn.out_proj", "attn_out"},
+    {"layer_norm1", "ln1"},         {"layer_norm2", "ln2"},
+    {"self_attn.q_proj", "attn_q"}, {"self_attn.k_proj", "attn_k"},
+    {"self_attn.v_proj", "attn_v"}, {"self_attn.out_proj", "attn_out"},
     {"mlp.fc1", "ffn_up"},          {"mlp.fc2", "ffn_down"},
 };
 
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
 // "layers.12.rest" → (12, "rest") for the given prefix; nullopt when it does not fit.
-std::optional<std::pair<int, std::string>> layer_part(const std::string& s, const std::string& prefix) {
+std::optional<std::pair<int, std::string>> layer_part(const std::string& s,
+                                                      const std::string& prefix) {
   if (!starts_with(s, prefix)) return std::nullopt;
   size_t k = prefix.size(), digits = 0;
   int n = 0;
@@ -82,7 +85,8 @@ float eps_key(const GgufFile& f, const std::string& key, std::optional<double> f
   return static_cast<float>(e);
 }
 
-std::array<float, 3> rgb_key(const GgufFile& f, const std::string& key, std::array<float, 3> fallback) {
+std::array<float, 3> rgb_key(const GgufFile& f, const std::string& key,
+                             std::array<float, 3> fallback) {
   const GgufValue* v = f.get_array_opt(key, GgufType::F32);
   if (!v) return fallback;
   if (v->floats.size() != 3) {
@@ -157,8 +161,9 @@ void check_gguf_kind(const GgufFile& f, GgufPart expected) {
   const std::string file = "'" + f.path() + "'";
   if (expected == GgufPart::Text) {
     if (arch == "clip") {
-      throw Error(file + " is a vision projector (mmproj) GGUF, not a text model: give it with "
-                         "--mmproj and the text model GGUF with -m");
+      throw Error(file +
+                  " is a vision projector (mmproj) GGUF, not a text model: give it with "
+                  "--mmproj and the text model GGUF with -m");
     }
     if (arch != "llama") {
       throw Error(file + ": architecture '" + arch +
@@ -167,8 +172,9 @@ void check_gguf_kind(const GgufFile& f, GgufPart expected) {
     return;
   }
   if (arch == "llama") {
-    throw Error(file + " is a text model GGUF (architecture 'llama'), not a vision projector "
-                       "(mmproj): give it with -m and the mmproj GGUF with --mmproj");
+    throw Error(file +
+                " is a text model GGUF (architecture 'llama'), not a vision projector "
+                "(mmproj): give it with -m and the mmproj GGUF with --mmproj");
   }
   if (arch != "clip") {
     throw Error(file + ": architecture '" + arch + "' is not a vision projector (expected 'clip')");
@@ -243,8 +249,9 @@ GgufModelFiles::GgufModelFiles(const std::string& text_path, const std::string& 
     throw Error("'" + tf.path() + "': key and value head sizes differ, which SmolVLM2 never does");
   }
   if (int_key(tf, a + "rope.dimension_count", t.head_dim) != t.head_dim) {
-    throw Error("'" + tf.path() + "': partial RoPE (rope.dimension_count below the head size) is "
-                                  "not supported");
+    throw Error("'" + tf.path() +
+                "': partial RoPE (rope.dimension_count below the head size) is "
+                "not supported");
   }
   if (auto s = tf.get_string_opt(a + "rope.scaling.type"); s && *s != "none") {
     throw Error("'" + tf.path() + "': RoPE scaling '" + *s + "' is not supported");
@@ -300,9 +307,8 @@ GgufModelFiles::GgufModelFiles(const std::string& text_path, const std::string& 
   const std::optional<int32_t> image_id = tokenizer_.find_token("<image>");
   if (!image_id) throw Error("'" + tf.path() + "': the vocabulary lacks the token <image>");
   config_.image_token_id = *image_id;
-  const int side = v.patch > 0 && config_.scale_factor > 0
-                       ? v.image_size / v.patch / config_.scale_factor
-                       : 0;
+  const int side =
+      v.patch > 0 && config_.scale_factor > 0 ? v.image_size / v.patch / config_.scale_factor : 0;
   config_.image_seq_len = side * side;
   validate(config_);
 

@@ -1,7 +1,8 @@
 // SmolVLM2 as llama.cpp ships it: a text GGUF (arch `llama`, the tokenizer in its metadata) and a
-// vision projector GGUF (`mmproj`, arch `clip`, projector type `idefics3`). This reads the pair into
-// the same ModelConfig, Tokenizer and HF-named tensors that a Hugging Face folder gives, so the rest
-// of the engine cannot tell the difference; and it names tensors the llama.cpp way for the writer.
+// vision projector GGUF (`mmproj`, arch `clip`, projector type `idefics3`). This reads the pair
+// into the same ModelConfig, Tokenizer and HF-named tensors that a Hugging Face folder gives, so
+// the rest of the engine cannot tell the difference; and it names tensors the llama.cpp way for the
+// writer.
 //
 // Tensor names (llama.cpp's, gguf-py's TensorNameMap for LLAMA and CLIP):
 //   model.text_model.embed_tokens.weight            token_embd.weight

@@ -1,8 +1,9 @@
 #include "model/model.h"
 
+#include <smolvlm/error.h>
+
 #include <algorithm>
 #include <filesystem>
-#include <smolvlm/error.h>
 
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
@@ -18,7 +19,8 @@ void check_tokens(const Tokenizer& tok, const ModelConfig& cfg, const std::strin
     throw Error("tokenizer has " + std::to_string(tok.vocab_size()) +
                 " tokens but the model's vocabulary is " + std::to_string(cfg.text.vocab));
   }
-  for (const char* needed : {"<image>", "<fake_token_around_image>", "<global-img>", "<end_of_utterance>"}) {
+  for (const char* needed :
+       {"<image>", "<fake_token_around_image>", "<global-img>", "<end_of_utterance>"}) {
     if (!tok.find_token(needed)) throw Error(source + " lacks the token " + needed);
   }
   if (tok.token_id("<image>") != cfg.image_token_id) {
@@ -48,7 +50,8 @@ std::unique_ptr<Model> Model::load_hf(const std::string& dir) {
   return std::unique_ptr<Model>(new Model(std::move(cfg), std::move(tok), std::move(w)));
 }
 
-std::unique_ptr<Model> Model::load_gguf(const std::string& text_path, const std::string& mmproj_path) {
+std::unique_ptr<Model> Model::load_gguf(const std::string& text_path,
+                                        const std::string& mmproj_path) {
   auto files = std::make_shared<const GgufModelFiles>(text_path, mmproj_path);
   ModelConfig cfg = files->config();
   Tokenizer tok = files->tokenizer();
@@ -60,13 +63,13 @@ std::unique_ptr<Model> Model::load_gguf(const std::string& text_path, const std:
 
 namespace {
 
-// The mmproj*.gguf files in a folder.
+// The .gguf files in a folder whose names say mmproj (or, with mmproj false, do not).
 std::vector<std::string> gguf_files(const std::filesystem::path& dir, bool mmproj) {
   std::vector<std::string> out;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
-    if (e.path().extension() == ".gguf" && (name.rfind("mmproj", 0) == 0) == mmproj) {
+    if (e.path().extension() == ".gguf" && (name.find("mmproj") != std::string::npos) == mmproj) {
       out.push_back(e.path().string());
     }
   }
@@ -105,8 +108,10 @@ std::unique_ptr<Model> Model::load(const std::string& model_path, const std::str
   if (!mmproj_path.empty()) return load_gguf(model_path, mmproj_path);
   const auto projs = gguf_files(p.has_parent_path() ? p.parent_path() : fs::path("."), true);
   if (projs.size() != 1) {
-    throw Error("'" + model_path + "' is a GGUF text model: give its vision projector with "
-                "--mmproj FILE (found " + std::to_string(projs.size()) + " mmproj*.gguf beside it)");
+    throw Error("'" + model_path +
+                "' is a GGUF text model: give its vision projector with "
+                "--mmproj FILE (found " +
+                std::to_string(projs.size()) + " *mmproj*.gguf beside it)");
   }
   return load_gguf(model_path, projs[0]);
 }

@@ -17,11 +17,13 @@ class Model {
   // A Hugging Face model folder. Throws smolvlm::Error.
   static std::unique_ptr<Model> load_hf(const std::string& dir);
   // llama.cpp's pair: a text GGUF (tokenizer in its metadata) and its vision projector (mmproj).
-  static std::unique_ptr<Model> load_gguf(const std::string& text_path, const std::string& mmproj_path);
-  // Either kind: a HF folder (mmproj_path must be empty), a text GGUF with its mmproj (found next
-  // to it as mmproj*.gguf when mmproj_path is empty and there is exactly one), or a folder holding
-  // one text GGUF and one mmproj*.gguf (what `smolvlm convert` writes).
-  static std::unique_ptr<Model> load(const std::string& model_path, const std::string& mmproj_path = "");
+  static std::unique_ptr<Model> load_gguf(const std::string& text_path,
+                                          const std::string& mmproj_path);
+  // Either kind: a HF folder (mmproj_path must be empty), a text GGUF with its mmproj (when
+  // mmproj_path is empty: the one .gguf beside it with "mmproj" in its name), or a folder holding
+  // one text GGUF and one *mmproj*.gguf (what `smolvlm convert` writes).
+  static std::unique_ptr<Model> load(const std::string& model_path,
+                                     const std::string& mmproj_path = "");
 
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

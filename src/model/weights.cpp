@@ -38,7 +38,8 @@ class Loader {
     return to_f32(t);
   }
   // Big matrices: used in place, in their stored type.
-  kernels::Matrix matrix(const std::string& name, std::vector<int64_t> shape, int rows, int cols) const {
+  kernels::Matrix matrix(const std::string& name, std::vector<int64_t> shape, int rows,
+                         int cols) const {
     const TensorView& t = view(name, shape);
     if (!is_matrix_type(t.dtype)) {
       throw Error("tensor '" + name + "' has unsupported dtype " + dtype_name(t.dtype));
@@ -144,11 +145,13 @@ ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find) {
   vw.post_ln = ld.norm(vp + "post_layernorm", D, true);
 
   const TextConfig& tc = cfg.text;
-  vw.connector = ld.linear("model.connector.modality_projection.proj", tc.hidden, cfg.connector_in(), false);
+  vw.connector =
+      ld.linear("model.connector.modality_projection.proj", tc.hidden, cfg.connector_in(), false);
 
   // transformers has used both names for the text model over its versions.
-  const std::string tp = ld.has("model.language_model.embed_tokens.weight") ? "model.language_model."
-                                                                             : "model.text_model.";
+  const std::string tp = ld.has("model.language_model.embed_tokens.weight")
+                             ? "model.language_model."
+                             : "model.text_model.";
   TextWeights& tw = m.text;
   const int H = tc.hidden, qd = tc.heads * tc.head_dim, kvd = tc.kv_heads * tc.head_dim;
   tw.embed = ld.matrix(tp + "embed_tokens.weight", {tc.vocab, H}, tc.vocab, H);
@@ -177,10 +180,12 @@ ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find) {
 
 namespace {
 
-void restore_matrix(kernels::Matrix& m, DType type, std::vector<std::shared_ptr<const void>>& storage) {
+void restore_matrix(kernels::Matrix& m, DType type,
+                    std::vector<std::shared_ptr<const void>>& storage) {
   if (m.type == type || type == DType::F32) return;
   if (type == DType::Q8_0 && m.cols % kQ8BlockSize != 0) return;  // stays as it is
-  auto buf = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(m.rows) * row_bytes(type, m.cols));
+  auto buf =
+      std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(m.rows) * row_bytes(type, m.cols));
   std::vector<float> row(static_cast<size_t>(m.cols));
   for (int r = 0; r < m.rows; ++r) {
     kernels::dequantize_row(m, r, row.data());
@@ -189,7 +194,8 @@ void restore_matrix(kernels::Matrix& m, DType type, std::vector<std::shared_ptr<
       quantize_row_q8_0(row.data(), m.cols, dst);
     } else {
       for (int i = 0; i < m.cols; ++i) {
-        const uint16_t h = type == DType::F16 ? f32_to_f16(row[static_cast<size_t>(i)]) : f32_to_bf16(row[static_cast<size_t>(i)]);
+        const uint16_t h = type == DType::F16 ? f32_to_f16(row[static_cast<size_t>(i)])
+                                              : f32_to_bf16(row[static_cast<size_t>(i)]);
         std::memcpy(dst + 2 * i, &h, 2);
       }
     }
@@ -203,12 +209,14 @@ void restore_matrix(kernels::Matrix& m, DType type, std::vector<std::shared_ptr<
 void requantize(ModelWeights& w, DType text_type, DType vision_type) {
   auto& st = w.storage;
   for (auto& l : w.vision.layers) {
-    for (Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.fc1, &l.fc2}) restore_matrix(lin->w, vision_type, st);
+    for (Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.fc1, &l.fc2})
+      restore_matrix(lin->w, vision_type, st);
   }
   restore_matrix(w.vision.connector.w, vision_type, st);
   const bool tied = w.text.lm_head.w.data == w.text.embed.data;
   for (auto& l : w.text.layers) {
-    for (Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) restore_matrix(lin->w, text_type, st);
+    for (Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+      restore_matrix(lin->w, text_type, st);
   }
   restore_matrix(w.text.embed, text_type, st);
   if (tied) {

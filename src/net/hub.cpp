@@ -239,7 +239,7 @@ std::vector<RemoteFile> list_files(const std::string& repo, const PullOptions& o
   const Transfer t = get(url, o, nullptr);
   if (t.code != CURLE_OK) {
     throw Error("cannot reach " + trim_slash(o.endpoint) + ": " + t.error +
-                " (no network? HF_ENDPOINT names a mirror)");
+                " (is the network closed? HF_ENDPOINT can name a mirror)");
   }
   if (t.status != 200) http_error("cannot list " + repo, url, t.status);
   nlohmann::json j;

@@ -3,6 +3,7 @@
 #include <smolvlm/error.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -14,11 +15,14 @@ namespace k = kernels;
 
 KVCache::KVCache(const TextConfig& cfg, int capacity)
     : capacity_(capacity), row_(cfg.kv_heads * cfg.head_dim) {
-  k_.assign(static_cast<size_t>(cfg.layers),
-            std::vector<float>(static_cast<size_t>(capacity) * row_));
-  v_.assign(static_cast<size_t>(cfg.layers),
-            std::vector<float>(static_cast<size_t>(capacity) * row_));
+  const size_t n = static_cast<size_t>(cfg.layers) * static_cast<size_t>(capacity) * row_;
+  k_.reset(static_cast<float*>(std::calloc(n ? n : 1, sizeof(float))));
+  v_.reset(static_cast<float*>(std::calloc(n ? n : 1, sizeof(float))));
+  if (!k_ || !v_)
+    throw Error("out of memory for a KV cache of " + std::to_string(capacity) + " tokens");
 }
+
+void KVCache::FreeDeleter::operator()(float* p) const { std::free(p); }
 
 Decoder::Decoder(const TextConfig& cfg, const TextWeights& w) : cfg_(cfg), w_(w) {
   // inv_freq[i] = 1 / theta^(2i/d), computed as transformers does (float32 result of a float
@@ -51,8 +55,14 @@ void Decoder::forward(const float* input, int n, KVCache& cache, float* last_log
                 std::to_string(cache.capacity_));
   }
   const size_t N = static_cast<size_t>(n);
-  std::vector<float> x(input, input + N * H), h(N * H), q(N * qd), attn(N * qd), gate(N * F),
-      up(N * F);
+  std::vector<float>&x = cache.x_, &h = cache.h_, &q = cache.q_, &attn = cache.attn_,
+  &gate = cache.gate_, &up = cache.up_;
+  x.assign(input, input + N * H);  // assign/resize keep capacity: no allocation once warm
+  h.resize(N * H);
+  q.resize(N * qd);
+  attn.resize(N * qd);
+  gate.resize(N * F);
+  up.resize(N * F);
   const k::AttentionShape shape{n,
                                 pos0 + n,
                                 cfg_.heads,
@@ -67,8 +77,8 @@ void Decoder::forward(const float* input, int n, KVCache& cache, float* last_log
 
   for (size_t li = 0; li < w_.layers.size(); ++li) {
     const TextLayerWeights& l = w_.layers[li];
-    float* kc = cache.k_[li].data();
-    float* vc = cache.v_[li].data();
+    float* kc = cache.k(static_cast<int>(li));
+    float* vc = cache.v(static_cast<int>(li));
     float* k_new = kc + static_cast<size_t>(pos0) * kvd;
     float* v_new = vc + static_cast<size_t>(pos0) * kvd;
 

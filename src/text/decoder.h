@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "model/config.h"
@@ -9,7 +10,9 @@
 
 namespace smolvlm {
 
-// Per-layer keys (after RoPE) and values, [capacity, kv_heads · head_dim] each.
+// Per-layer keys (after RoPE) and values, [capacity, kv_heads · head_dim] each, plus the
+// scratch buffers of one forward pass (so decoding allocates nothing per token). The cache
+// memory is calloc'ed: pages not yet reached by the sequence cost no RAM.
 class KVCache {
  public:
   KVCache(const TextConfig& cfg, int capacity);
@@ -20,8 +23,14 @@ class KVCache {
 
  private:
   friend class Decoder;
+  struct FreeDeleter {
+    void operator()(float* p) const;
+  };
+  float* k(int layer) { return k_.get() + static_cast<size_t>(layer) * capacity_ * row_; }
+  float* v(int layer) { return v_.get() + static_cast<size_t>(layer) * capacity_ * row_; }
   int capacity_, length_ = 0, row_;
-  std::vector<std::vector<float>> k_, v_;
+  std::unique_ptr<float[], FreeDeleter> k_, v_;
+  std::vector<float> x_, h_, q_, attn_, gate_, up_;  // forward-pass scratch
 };
 
 class Decoder {

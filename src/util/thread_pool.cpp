@@ -42,7 +42,8 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-static void run_chunk(const std::function<void(size_t, size_t)>& fn, size_t n, int index, int parts) {
+static void run_chunk(const std::function<void(size_t, size_t)>& fn, size_t n, int index,
+                      int parts) {
   const size_t begin = n * static_cast<size_t>(index) / static_cast<size_t>(parts);
   const size_t end = n * static_cast<size_t>(index + 1) / static_cast<size_t>(parts);
   if (begin < end) fn(begin, end);
@@ -64,8 +65,15 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)
   }
   start_cv_.notify_all();
   run_chunk(fn, n, 0, size());
-  // The caller's own share is done; the others are usually a moment behind.
-  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+  // The caller's own share is done; the others are usually a moment behind. Spin briefly,
+  // then yield the core so a descheduled worker (a busy machine) can finish its share.
+  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins < 2000) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
   job_ = nullptr;
 }
 
@@ -73,9 +81,14 @@ void ThreadPool::worker_loop(int index) {
   unsigned seen = 0;
   for (;;) {
     const auto spin_until = std::chrono::steady_clock::now() + kSpin;
-    while (generation_.load(std::memory_order_acquire) == seen &&
-           std::chrono::steady_clock::now() < spin_until) {
-      cpu_relax();
+    for (int spins = 0; generation_.load(std::memory_order_acquire) == seen &&
+                        std::chrono::steady_clock::now() < spin_until;
+         ++spins) {
+      if (spins < 1000) {
+        cpu_relax();
+      } else {
+        std::this_thread::yield();  // keep the core usable by others on a busy machine
+      }
     }
     if (generation_.load(std::memory_order_acquire) == seen) {
       std::unique_lock<std::mutex> lock(mu_);

@@ -35,8 +35,17 @@ std::vector<float> VisionEncoder::encode_tile(const float* pixels) const {
   // §3.4 Pre-LN encoder layers with bidirectional attention.
   std::vector<float> h(x.size()), q(x.size()), kk(x.size()), v(x.size()), ctx(x.size()),
       mlp(static_cast<size_t>(N) * F);
-  const k::AttentionShape shape{N, N, vc.heads, vc.heads, vc.head_dim(), D, D, D,
-                                1.0f / std::sqrt(static_cast<float>(vc.head_dim())), false, 0};
+  const k::AttentionShape shape{N,
+                                N,
+                                vc.heads,
+                                vc.heads,
+                                vc.head_dim(),
+                                D,
+                                D,
+                                D,
+                                1.0f / std::sqrt(static_cast<float>(vc.head_dim())),
+                                false,
+                                0};
   for (const VisionLayerWeights& l : w_.layers) {
     k::layer_norm(x.data(), N, D, l.ln1.w.data(), l.ln1.b.data(), vc.layer_norm_eps, h.data());
     k::matmul(h.data(), N, l.q.w, l.q.b.data(), q.data());
@@ -53,7 +62,8 @@ std::vector<float> VisionEncoder::encode_tile(const float* pixels) const {
     k::add_inplace(x.data(), h.data(), x.size());
   }
   // §3.5
-  k::layer_norm(x.data(), N, D, w_.post_ln.w.data(), w_.post_ln.b.data(), vc.layer_norm_eps, h.data());
+  k::layer_norm(x.data(), N, D, w_.post_ln.w.data(), w_.post_ln.b.data(), vc.layer_norm_eps,
+                h.data());
   return h;
 }
 
@@ -87,8 +97,8 @@ std::vector<float> VisionEncoder::connect(const std::vector<float>& hidden) cons
 }
 
 std::vector<float> VisionEncoder::image_features(const float* pixels, int n_tiles) const {
-  const size_t tile_floats = static_cast<size_t>(cfg_.vision.channels) * cfg_.vision.image_size *
-                             cfg_.vision.image_size;
+  const size_t tile_floats =
+      static_cast<size_t>(cfg_.vision.channels) * cfg_.vision.image_size * cfg_.vision.image_size;
   const size_t tile_out = static_cast<size_t>(cfg_.image_seq_len) * cfg_.text.hidden;
   std::vector<float> out(tile_out * n_tiles);
   for (int t = 0; t < n_tiles; ++t) {

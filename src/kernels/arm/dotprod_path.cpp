@@ -8,12 +8,9 @@
 
 namespace smolvlm::kernels {
 namespace {
-const KernelPath kDotprod = {"dotprod",
-                             arm::gemm_float,
-                             arm::gemm_q8<arm::BlockDotSdot>,
-                             arm::quantize_row_q8,
-                             arm::dot,
-                             arm::axpy};
+const KernelPath kDotprod = {
+    "dotprod", arm::gemm_float, arm::gemm_q8<arm::BlockDotSdot>, arm::quantize_row_q8,
+    arm::dot,  arm::axpy};
 }  // namespace
 const KernelPath* dotprod_path() { return &kDotprod; }
 }  // namespace smolvlm::kernels

@@ -221,7 +221,8 @@ void gemm_float_packed(const float* x, int n, const Matrix& w, int o_begin, int 
         }
         // A ragged right edge goes through a tile.
         for (int r = 0; r < rows; ++r) {
-          for (int c = 0; c < P; ++c) tile[r * P + c] = (!first && c < cols) ? yt[r * ldy + c] : 0.0f;
+          for (int c = 0; c < P; ++c)
+            tile[r * P + c] = (!first && c < cols) ? yt[r * ldy + c] : 0.0f;
         }
         table[rows - 1](xr, k0, kc, panel.data(), tile, P, true);
         for (int r = 0; r < rows; ++r) std::copy(tile + r * P, tile + r * P + cols, yt + r * ldy);
@@ -241,17 +242,25 @@ inline void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int 
   // Few rows (decoding): dot-product tiles stream W once. Many rows: packed panels.
   if (n >= 2 * kPanelRows) {
     switch (w.type) {
-      case DType::F32: return gemm_float_packed<DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
-      case DType::F16: return gemm_float_packed<DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
-      case DType::BF16: return gemm_float_packed<DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
-      default: break;
+      case DType::F32:
+        return gemm_float_packed<DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
+      case DType::F16:
+        return gemm_float_packed<DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
+      case DType::BF16:
+        return gemm_float_packed<DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
+      default:
+        break;
     }
   }
   switch (w.type) {
-    case DType::F32: return gemm_float_tiles<DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
-    case DType::F16: return gemm_float_tiles<DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
-    case DType::BF16: return gemm_float_tiles<DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
-    default: return generic_path().gemm_float(x, n, w, o_begin, o_end, bias, y, ldy);
+    case DType::F32:
+      return gemm_float_tiles<DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
+    case DType::F16:
+      return gemm_float_tiles<DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
+    case DType::BF16:
+      return gemm_float_tiles<DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
+    default:
+      return generic_path().gemm_float(x, n, w, o_begin, o_end, bias, y, ldy);
   }
 }
 
@@ -394,7 +403,8 @@ inline float dot(const float* a, const float* b, int n) {
 
 inline void axpy(float a, const float* x, float* y, int n) {
   int i = 0;
-  for (; i + kLanes <= n; i += kLanes) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+  for (; i + kLanes <= n; i += kLanes)
+    vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
   for (; i < n; ++i) y[i] += a * x[i];
 }
 

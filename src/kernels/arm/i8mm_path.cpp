@@ -74,7 +74,8 @@ void micro_mmla(const PairBlock* const* x, const uint8_t* const* w, int blocks, 
       const int8x16_t w1h = vreinterpretq_s8_u8(vld1q_u8(b1 + 18));
       const int8x16_t wv[4] = {zip_lo(w0l, w1l), zip_hi(w0l, w1l), zip_lo(w0h, w1h),
                                zip_hi(w0h, w1h)};
-      const float32x2_t wd2 = vset_lane_f32(arm::half_to_float(b1), vdup_n_f32(arm::half_to_float(b0)), 1);
+      const float32x2_t wd2 =
+          vset_lane_f32(arm::half_to_float(b1), vdup_n_f32(arm::half_to_float(b0)), 1);
       const float32x4_t wd = vcombine_f32(wd2, wd2);  // {c0, c1, c0, c1}
       for (int rp = 0; rp < RP; ++rp) {
         int32x4_t s = vmmlaq_s32(vdupq_n_s32(0), xv[rp][0], wv[0]);
@@ -117,7 +118,8 @@ void gemm_q8_mmla(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int
     for (int p0 = 0; p0 < pairs; p0 += kPairRows) {
       const int rps = std::min(kPairRows, pairs - p0);
       const PairBlock* xr[kPairRows];
-      for (int rp = 0; rp < rps; ++rp) xr[rp] = packed.data() + static_cast<size_t>(p0 + rp) * blocks;
+      for (int rp = 0; rp < rps; ++rp)
+        xr[rp] = packed.data() + static_cast<size_t>(p0 + rp) * blocks;
       for (int o = ob; o < oe; o += kTileCols) {
         const int cols = std::min(kTileCols, oe - o), cps = (cols + 1) / 2;
         const uint8_t* wr[kTileCols];
@@ -143,12 +145,8 @@ void gemm_q8_mmla(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int
   }
 }
 
-const KernelPath kI8mm = {"i8mm",
-                          arm::gemm_float,
-                          gemm_q8_mmla,
-                          arm::quantize_row_q8,
-                          arm::dot,
-                          arm::axpy};
+const KernelPath kI8mm = {"i8mm",   arm::gemm_float, gemm_q8_mmla, arm::quantize_row_q8,
+                          arm::dot, arm::axpy};
 
 }  // namespace
 const KernelPath* i8mm_path() { return &kI8mm; }

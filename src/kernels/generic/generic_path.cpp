@@ -41,14 +41,17 @@ void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int o_end, 
     const int oe = std::min(o_end, ob + kColBlock);
     // Row o of the block as float32: in place when the weights are aligned float32, else
     // widened into the per-thread buffer.
-    const bool in_place = w.type == DType::F32 && reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0 &&
+    const bool in_place = w.type == DType::F32 &&
+                          reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0 &&
                           w.row_stride() % alignof(float) == 0;
     if (!in_place) {
       widened.resize(static_cast<size_t>(oe - ob) * in);
-      for (int o = ob; o < oe; ++o) ref::dequantize_row(w, o, widened.data() + static_cast<size_t>(o - ob) * in);
+      for (int o = ob; o < oe; ++o)
+        ref::dequantize_row(w, o, widened.data() + static_cast<size_t>(o - ob) * in);
     }
     auto weight_row = [&](int o) {
-      return in_place ? reinterpret_cast<const float*>(w.row(o)) : widened.data() + static_cast<size_t>(o - ob) * in;
+      return in_place ? reinterpret_cast<const float*>(w.row(o))
+                      : widened.data() + static_cast<size_t>(o - ob) * in;
     };
     for (int r0 = 0; r0 < n; r0 += kRowBlock) {
       const int rows = std::min(kRowBlock, n - r0);
@@ -58,10 +61,18 @@ void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int o_end, 
         const float* wr = weight_row(o);
         float res[kRowBlock];
         switch (rows) {
-          case 4: dot_rows<4>(xr, wr, in, res); break;
-          case 3: dot_rows<3>(xr, wr, in, res); break;
-          case 2: dot_rows<2>(xr, wr, in, res); break;
-          default: dot_rows<1>(xr, wr, in, res); break;
+          case 4:
+            dot_rows<4>(xr, wr, in, res);
+            break;
+          case 3:
+            dot_rows<3>(xr, wr, in, res);
+            break;
+          case 2:
+            dot_rows<2>(xr, wr, in, res);
+            break;
+          default:
+            dot_rows<1>(xr, wr, in, res);
+            break;
         }
         const float b = bias ? bias[o] : 0.0f;
         for (int r = 0; r < rows; ++r) y[static_cast<size_t>(r0 + r) * ldy + o] = res[r] + b;
@@ -100,7 +111,8 @@ void quantize_row_q8(const float* x, int cols, ActBlockQ8* out) {
     const float d = amax / 127.0f;
     const float inv = d != 0.0f ? 1.0f / d : 0.0f;
     out[b].d = d;
-    for (int i = 0; i < kQ8BlockSize; ++i) out[b].q[i] = static_cast<int8_t>(std::lround(xb[i] * inv));
+    for (int i = 0; i < kQ8BlockSize; ++i)
+      out[b].q[i] = static_cast<int8_t>(std::lround(xb[i] * inv));
   }
 }
 
@@ -129,8 +141,9 @@ float exp_shift_sum(float* x, int n, float shift) {
   return sum;
 }
 
-const KernelPath kGeneric = {"generic", gemm_float, gemm_q8, quantize_row_q8, dot, axpy,
-                             exp_shift_sum, ref::gelu_tanh_inplace, ref::silu_mul};
+const KernelPath kGeneric = {"generic",    gemm_float, gemm_q8,       quantize_row_q8,
+                             dot,          axpy,       exp_shift_sum, ref::gelu_tanh_inplace,
+                             ref::silu_mul};
 
 }  // namespace
 

@@ -1,10 +1,11 @@
 // Plain reference kernels: the math written out once, in the obvious order, no tricks.
+#include <smolvlm/error.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <smolvlm/error.h>
-#include <string>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -52,7 +53,8 @@ std::vector<RefBlock> quantize_q8(const float* x, int cols) {
   std::vector<RefBlock> out(static_cast<size_t>(cols / kQ8BlockSize));
   for (size_t b = 0; b < out.size(); ++b) {
     float amax = 0.0f;
-    for (int i = 0; i < kQ8BlockSize; ++i) amax = std::max(amax, std::fabs(x[b * kQ8BlockSize + i]));
+    for (int i = 0; i < kQ8BlockSize; ++i)
+      amax = std::max(amax, std::fabs(x[b * kQ8BlockSize + i]));
     const float d = amax / 127.0f;
     const float inv = d != 0.0f ? 1.0f / d : 0.0f;
     out[b].d = d;
@@ -76,7 +78,8 @@ void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y)
           uint16_t dw;
           std::memcpy(&dw, blk, 2);
           int32_t sum = 0;
-          for (int i = 0; i < kQ8BlockSize; ++i) sum += static_cast<int8_t>(blk[2 + i]) * xq[b].q[i];
+          for (int i = 0; i < kQ8BlockSize; ++i)
+            sum += static_cast<int8_t>(blk[2 + i]) * xq[b].q[i];
           acc += static_cast<float>(sum) * (f16_to_f32(dw) * xq[b].d);
         }
         y[static_cast<size_t>(r) * w.rows + o] = acc + (bias ? bias[o] : 0.0f);

@@ -6,9 +6,15 @@
 
 namespace smolvlm::kernels {
 namespace {
-const KernelPath kAvx2 = {"avx2", x86::gemm_float<x86::Avx2>, x86::gemm_q8, x86::quantize_row_q8,
-                          x86::dot<x86::Avx2>, x86::axpy<x86::Avx2>,
-    x86::exp_shift_sum<x86::Avx2>, x86::gelu_tanh<x86::Avx2>, x86::silu_mul<x86::Avx2>};
+const KernelPath kAvx2 = {"avx2",
+                          x86::gemm_float<x86::Avx2>,
+                          x86::gemm_q8,
+                          x86::quantize_row_q8,
+                          x86::dot<x86::Avx2>,
+                          x86::axpy<x86::Avx2>,
+                          x86::exp_shift_sum<x86::Avx2>,
+                          x86::gelu_tanh<x86::Avx2>,
+                          x86::silu_mul<x86::Avx2>};
 }  // namespace
 const KernelPath* avx2_path() { return &kAvx2; }
 }  // namespace smolvlm::kernels

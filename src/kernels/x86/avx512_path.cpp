@@ -8,9 +8,15 @@
 
 namespace smolvlm::kernels {
 namespace {
-const KernelPath kAvx512 = {"avx512", x86::gemm_float<x86::Avx512>, x86::gemm_q8_512<false>,
-                            x86::quantize_row_q8, x86::dot<x86::Avx2>, x86::axpy<x86::Avx2>,
-    x86::exp_shift_sum<x86::Avx512>, x86::gelu_tanh<x86::Avx512>, x86::silu_mul<x86::Avx512>};
+const KernelPath kAvx512 = {"avx512",
+                            x86::gemm_float<x86::Avx512>,
+                            x86::gemm_q8_512<false>,
+                            x86::quantize_row_q8,
+                            x86::dot<x86::Avx2>,
+                            x86::axpy<x86::Avx2>,
+                            x86::exp_shift_sum<x86::Avx512>,
+                            x86::gelu_tanh<x86::Avx512>,
+                            x86::silu_mul<x86::Avx512>};
 }  // namespace
 const KernelPath* avx512_path() { return &kAvx512; }
 }  // namespace smolvlm::kernels

@@ -77,7 +77,8 @@ using MicroFloat = void (*)(const float* const*, const uint8_t* const*, int, flo
 
 // Table of every (rows ≤ R, cols ≤ C) micro-tile, for the edges of the matrix.
 template <class S, DType WT, int R, int... Cs>
-constexpr std::array<MicroFloat<S, WT>, sizeof...(Cs)> row_table(std::integer_sequence<int, Cs...>) {
+constexpr std::array<MicroFloat<S, WT>, sizeof...(Cs)> row_table(
+    std::integer_sequence<int, Cs...>) {
   return {&micro_float<S, WT, R, Cs + 1>...};
 }
 template <class S, DType WT, int... Rs>
@@ -87,8 +88,8 @@ constexpr auto float_table(std::integer_sequence<int, Rs...>) {
 }
 
 template <class S, DType WT>
-void gemm_float_typed(const float* x, int n, const Matrix& w, int o_begin, int o_end, const float* bias,
-                      float* y, int ldy) {
+void gemm_float_typed(const float* x, int n, const Matrix& w, int o_begin, int o_end,
+                      const float* bias, float* y, int ldy) {
   constexpr int R = S::kRows, C = S::kCols;
   static constexpr auto table = float_table<S, WT>(std::make_integer_sequence<int, R>{});
   constexpr int kColBlock = 8 * C;  // weight rows kept in L1/L2 while every activation row passes
@@ -127,7 +128,8 @@ void micro_packed(const float* const* x, int k0, int kc, const float* panel, flo
   constexpr int V = S::kTileVecs, P = V * S::kLanes;
   typename S::F acc[R][V];
   for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < V; ++v) acc[r][v] = accumulate ? S::load(out + r * ldo + v * S::kLanes) : S::zero();
+    for (int v = 0; v < V; ++v)
+      acc[r][v] = accumulate ? S::load(out + r * ldo + v * S::kLanes) : S::zero();
   }
   for (int k = 0; k < kc; ++k) {
     typename S::F b[V];
@@ -145,7 +147,8 @@ void micro_packed(const float* const* x, int k0, int kc, const float* panel, flo
 template <class S>
 using MicroPacked = void (*)(const float* const*, int, int, const float*, float*, int, bool);
 template <class S, int... Rs>
-constexpr std::array<MicroPacked<S>, sizeof...(Rs)> packed_table(std::integer_sequence<int, Rs...>) {
+constexpr std::array<MicroPacked<S>, sizeof...(Rs)> packed_table(
+    std::integer_sequence<int, Rs...>) {
   return {&micro_packed<S, Rs + 1>...};
 }
 
@@ -167,7 +170,8 @@ void gemm_packed_typed(const float* x, int n, const Matrix& w, int o_begin, int 
       for (int c = 0; c < P; ++c) {
         if (c < cols) {
           const uint8_t* row = w.row(o0 + c);
-          for (int k = 0; k < kc; ++k) panel[static_cast<size_t>(k) * P + c] = weight_scalar<WT>(row, k0 + k);
+          for (int k = 0; k < kc; ++k)
+            panel[static_cast<size_t>(k) * P + c] = weight_scalar<WT>(row, k0 + k);
         } else {
           for (int k = 0; k < kc; ++k) panel[static_cast<size_t>(k) * P + c] = 0.0f;
         }
@@ -183,12 +187,14 @@ void gemm_packed_typed(const float* x, int n, const Matrix& w, int o_begin, int 
         } else {  // a ragged right edge goes through a tile
           for (int r = 0; r < rows; ++r) {
             for (int c = 0; c < P; ++c) {
-              tile[static_cast<size_t>(r) * P + c] = (!first && c < cols) ? y[static_cast<size_t>(r0 + r) * ldy + o0 + c] : 0.0f;
+              tile[static_cast<size_t>(r) * P + c] =
+                  (!first && c < cols) ? y[static_cast<size_t>(r0 + r) * ldy + o0 + c] : 0.0f;
             }
           }
           table[rows - 1](xr, k0, kc, panel.data(), tile.data(), P, true);
           for (int r = 0; r < rows; ++r) {
-            std::copy(tile.data() + static_cast<size_t>(r) * P, tile.data() + static_cast<size_t>(r) * P + cols,
+            std::copy(tile.data() + static_cast<size_t>(r) * P,
+                      tile.data() + static_cast<size_t>(r) * P + cols,
                       y + static_cast<size_t>(r0 + r) * ldy + o0);
           }
         }
@@ -209,17 +215,25 @@ void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int o_end, 
   // Few rows (decoding): dot-product tiles stream W once. Many rows: packed panels.
   if (n >= 2 * S::kTileRows) {
     switch (w.type) {
-      case DType::F32: return gemm_packed_typed<S, DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
-      case DType::F16: return gemm_packed_typed<S, DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
-      case DType::BF16: return gemm_packed_typed<S, DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
-      default: break;
+      case DType::F32:
+        return gemm_packed_typed<S, DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
+      case DType::F16:
+        return gemm_packed_typed<S, DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
+      case DType::BF16:
+        return gemm_packed_typed<S, DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
+      default:
+        break;
     }
   }
   switch (w.type) {
-    case DType::F32: return gemm_float_typed<S, DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
-    case DType::F16: return gemm_float_typed<S, DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
-    case DType::BF16: return gemm_float_typed<S, DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
-    default: return generic_path().gemm_float(x, n, w, o_begin, o_end, bias, y, ldy);
+    case DType::F32:
+      return gemm_float_typed<S, DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
+    case DType::F16:
+      return gemm_float_typed<S, DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
+    case DType::BF16:
+      return gemm_float_typed<S, DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
+    default:
+      return generic_path().gemm_float(x, n, w, o_begin, o_end, bias, y, ldy);
   }
 }
 
@@ -238,7 +252,8 @@ inline __m256 hsum_block(__m256i wq_abs, __m256i xq_signed) {
 
 // R activation rows × C weight rows, all blocks of the row.
 template <int R, int C>
-void micro_q8(const ActBlockQ8* const* x, const uint8_t* const* w, int blocks, float* out, int ldo) {
+void micro_q8(const ActBlockQ8* const* x, const uint8_t* const* w, int blocks, float* out,
+              int ldo) {
   __m256 acc[R][C];
   for (int r = 0; r < R; ++r) {
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
@@ -297,7 +312,8 @@ inline void gemm_q8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, i
         table[rows - 1][cols - 1](xr, wr, blocks, tile, kQ8Cols);
         for (int r = 0; r < rows; ++r) {
           float* yr = y + static_cast<size_t>(r0 + r) * ldy + o;
-          for (int c = 0; c < cols; ++c) yr[c] = tile[r * kQ8Cols + c] + (bias ? bias[o + c] : 0.0f);
+          for (int c = 0; c < cols; ++c)
+            yr[c] = tile[r * kQ8Cols + c] + (bias ? bias[o + c] : 0.0f);
         }
       }
     }
@@ -350,7 +366,8 @@ template <class S>
 void axpy(float a, const float* x, float* y, int n) {
   const typename S::F av = S::set1(a);
   int i = 0;
-  for (; i + S::kLanes <= n; i += S::kLanes) S::store(y + i, S::fma(av, S::load(x + i), S::load(y + i)));
+  for (; i + S::kLanes <= n; i += S::kLanes)
+    S::store(y + i, S::fma(av, S::load(x + i), S::load(y + i)));
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
@@ -374,7 +391,8 @@ float exp_shift_sum(float* x, int n, float shift) {
   return sum;
 }
 
-// 0.5·x·(1 + tanh(u)) = x · e^{2u} / (e^{2u} + 1) = x − x / (e^{2u} + 1), u = √(2/π)(x + 0.044715x³).
+// 0.5·x·(1 + tanh(u)) = x · e^{2u} / (e^{2u} + 1) = x − x / (e^{2u} + 1), u = √(2/π)(x +
+// 0.044715x³).
 template <class S>
 void gelu_tanh(float* x, size_t n) {
   const typename S::F k = S::set1(0.7978845608028654f), c = S::set1(0.044715f), one = S::set1(1.0f);

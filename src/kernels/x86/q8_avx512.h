@@ -22,7 +22,8 @@ namespace smolvlm::kernels::x86 {
 inline __m512i load_two(const int8_t* a, const int8_t* b) {
   const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a));
   if (!b) return _mm512_zextsi256_si512(lo);
-  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), 1);
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), 1);
 }
 
 inline __m512 two_scales(float lo, float hi) {
@@ -36,7 +37,8 @@ inline float f16_scale(const uint8_t* blk) {
 }
 
 template <bool kVnni, int R, int C>
-void micro_q8_512(const ActBlockQ8* const* x, const uint8_t* const* w, int blocks, float* out, int ldo) {
+void micro_q8_512(const ActBlockQ8* const* x, const uint8_t* const* w, int blocks, float* out,
+                  int ldo) {
   __m512 acc[R][C];
   for (int r = 0; r < R; ++r) {
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
@@ -49,10 +51,12 @@ void micro_q8_512(const ActBlockQ8* const* x, const uint8_t* const* w, int block
     for (int c = 0; c < C; ++c) {
       const uint8_t* b0 = w[c] + static_cast<size_t>(b) * kQ8BlockBytes;
       const uint8_t* b1 = pair ? b0 + kQ8BlockBytes : nullptr;
-      wq[c] = load_two(reinterpret_cast<const int8_t*>(b0 + 2), b1 ? reinterpret_cast<const int8_t*>(b1 + 2) : nullptr);
+      wq[c] = load_two(reinterpret_cast<const int8_t*>(b0 + 2),
+                       b1 ? reinterpret_cast<const int8_t*>(b1 + 2) : nullptr);
       wd[c] = two_scales(f16_scale(b0), pair ? f16_scale(b1) : 0.0f);
       if constexpr (kVnni) {
-        wt[c] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, wq[c]));
+        wt[c] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, wq[c]));
       } else {
         wt[c] = _mm512_abs_epi8(wq[c]);
       }
@@ -82,7 +86,8 @@ template <bool kVnni>
 using MicroQ8x512 = void (*)(const ActBlockQ8* const*, const uint8_t* const*, int, float*, int);
 constexpr int kQ8x512Rows = 4, kQ8x512Cols = 4;
 template <bool kVnni, int R, int... Cs>
-constexpr std::array<MicroQ8x512<kVnni>, sizeof...(Cs)> q8x512_row(std::integer_sequence<int, Cs...>) {
+constexpr std::array<MicroQ8x512<kVnni>, sizeof...(Cs)> q8x512_row(
+    std::integer_sequence<int, Cs...>) {
   return {&micro_q8_512<kVnni, R, Cs + 1>...};
 }
 template <bool kVnni, int... Rs>
