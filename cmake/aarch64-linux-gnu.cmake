@@ -18,7 +18,11 @@ set(ENV{PKG_CONFIG_LIBDIR} /usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgco
 # left empty, qemu reads the QEMU_CPU environment variable at run time (qemu's default: max), so
 # one build can be tested as several CPUs.
 set(QEMU_CPU "" CACHE STRING "qemu-aarch64 -cpu model for the tests (empty: $QEMU_CPU or max)")
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64 -L /usr/aarch64-linux-gnu)
+# -L: the guest's /lib is the cross toolchain's (its ld.so, libc, libstdc++). LD_LIBRARY_PATH=/lib
+# keeps libc with that ld.so: the multiarch libc6:arm64 (pulled in by the arm64 -dev packages)
+# is another build, and an ld.so of one build with the libc of another cannot start threads.
+# The arm64 libraries themselves (libjpeg, libpng, ...) still load from /usr/lib/aarch64-linux-gnu.
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/lib)
 if(QEMU_CPU)
   list(APPEND CMAKE_CROSSCOMPILING_EMULATOR -cpu ${QEMU_CPU})
 endif()

@@ -121,6 +121,21 @@ TEST(Convert, DefaultsAndTheFolderForm) {
   EXPECT_EQ(ask_json({"-m", text}, q)["tokens"], want);
 }
 
+// general.name / basename / finetune / size_label follow gguf-py's heuristics on the folder name;
+// for this 10M-parameter model the "256M" in the name is too far off to be a size label.
+TEST(Convert, NamesLikeLlamaCpp) {
+  const Converted c("SmolVLM2-256M-Video-Instruct", {});
+  ASSERT_EQ(c.result.status, 0) << c.result.err;
+  const GgufFile text(c.out() + "/SmolVLM2-256M-Video-Instruct-Q8_0.gguf");
+  EXPECT_EQ(text.get_string("general.name"), "SmolVLM2 256M Video Instruct");
+  EXPECT_EQ(text.get_string("general.basename"), "SmolVLM2");
+  EXPECT_EQ(text.get_string("general.finetune"), "256m-Video-Instruct");
+  EXPECT_EQ(text.get_string("general.size_label"), "10M");
+  const GgufFile mm(c.out() + "/mmproj-SmolVLM2-256M-Video-Instruct-F16.gguf");
+  EXPECT_EQ(mm.get_string("general.size_label"), "182K");
+  EXPECT_EQ(mm.get_string("general.type"), "mmproj");
+}
+
 TEST(Convert, BadCommandLines) {
   TempDir dir;
   EXPECT_EQ(run_cli({"convert", test::tiny_model()}).status, 2);  // no -o

@@ -27,7 +27,8 @@ const char kHelp[] =
     "usage: smolvlm bench -m MODEL [--image FILE] [-p N_PROMPT] [-n N_GEN] [--threads N]\n"
     "                     [--repeat N] [--context N] [--json]\n"
     "\n"
-    "  -m, --model DIR     model folder\n"
+    "  -m, --model PATH    HF model folder, text GGUF, or a folder with a GGUF pair\n"
+    "      --mmproj FILE   the vision GGUF for a text GGUF (default: found beside it)\n"
     "      --image FILE    also time the whole picture request (\"Describe the image.\")\n"
     "  -p N                prompt tokens for the text prefill test (default 512)\n"
     "  -n N                tokens to decode (default 128)\n"
@@ -75,7 +76,7 @@ double decode(const Model& m, KVCache& cache, std::vector<float>& logits, int n)
 }  // namespace
 
 int run_bench(int argc, char** argv) {
-  std::string model_dir, image;
+  std::string model_dir, image, mmproj;
   int n_prompt = 512, n_gen = 128, threads = 0, repeat = 3, context = 4096;
   bool json = false;
   std::string quantize;
@@ -90,6 +91,8 @@ int run_bench(int argc, char** argv) {
       return 0;
     } else if (a == "-m" || a == "--model") {
       model_dir = value();
+    } else if (a == "--mmproj") {
+      mmproj = value();
     } else if (a == "--image") {
       image = value();
     } else if (a == "-p") {
@@ -116,11 +119,11 @@ int run_bench(int argc, char** argv) {
   std::map<std::string, Stat> st;
 
   auto t = Clock::now();
-  std::unique_ptr<Model> model = Model::load_hf(model_dir);
+  std::unique_ptr<Model> model = Model::load(model_dir, mmproj);
   st["load_cold_ms"].v.push_back(ms_since(t));  // first load in this process
   for (int r = 0; r < repeat; ++r) {
     t = Clock::now();
-    model = Model::load_hf(model_dir);  // the page cache is warm now
+    model = Model::load(model_dir, mmproj);  // the page cache is warm now
     st["load_warm_ms"].v.push_back(ms_since(t));
   }
   if (!quantize.empty()) {

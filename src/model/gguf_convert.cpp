@@ -11,7 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <regex>
+#include <optional>
 #include <set>
 
 #include "formats/gguf.h"
@@ -36,21 +36,6 @@ json read_json_file(const fs::path& p) {
   }
 }
 
-const char* type_label(DType t) {
-  switch (t) {
-    case DType::F32:
-      return "F32";
-    case DType::F16:
-      return "F16";
-    case DType::BF16:
-      return "BF16";
-    case DType::Q8_0:
-      return "Q8_0";
-    default:
-      throw Error(std::string("cannot convert to ") + dtype_name(t));
-  }
-}
-
 // llama.cpp's general.file_type (LlamaFileType) for a whole-file type.
 uint32_t file_type(DType t) {
   switch (t) {
@@ -65,6 +50,12 @@ uint32_t file_type(DType t) {
     default:
       throw Error(std::string("cannot convert to ") + dtype_name(t));
   }
+}
+
+// The file name label of a whole-file type (llama.cpp's: "Q8_0", "F16", ...).
+const char* type_label(DType t) {
+  file_type(t);  // refuses the types a file cannot be converted to
+  return dtype_name(t);
 }
 
 // ---- general.name and friends: gguf-py's Metadata heuristics on the model id ----
@@ -90,22 +81,104 @@ bool is_lower(const std::string& w) {  // Python's str.islower()
   return cased;
 }
 
+// Whole-word matchers for the patterns gguf-py's name heuristics use (written out: GCC 12 warns
+// inside <regex> in sanitizer builds).
+bool is_digit(char ch) { return ch >= '0' && ch <= '9'; }
+char lower(char ch) { return static_cast<char>(std::tolower(static_cast<unsigned char>(ch))); }
+
+// \d+([.]\d+)* from w[i] to the end.
+bool dotted_number(const std::string& w, size_t i) {
+  if (i >= w.size() || !is_digit(w[i])) return false;
+  while (i < w.size()) {
+    if (is_digit(w[i])) {
+      ++i;
+    } else if (w[i] == '.' && i + 1 < w.size() && is_digit(w[i + 1])) {
+      ++i;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool starts_icase(const std::string& w, const char* prefix) {
+  size_t k = 0;
+  for (; prefix[k]; ++k) {
+    if (k >= w.size() || lower(w[k]) != prefix[k]) return false;
+  }
+  return true;
+}
+
+// (v|iter)?\d+([.]\d+)*, any case.
+bool is_version(const std::string& w) {
+  return dotted_number(w, 0) || (starts_icase(w, "v") && dotted_number(w, 1)) ||
+         (starts_icase(w, "iter") && dotted_number(w, 4));
+}
+
+// i?q\d(_\w)*|b?fp?(16|32), any case: a quantisation type in a name.
+bool is_quant_type(const std::string& w) {
+  size_t i = starts_icase(w, "iq") ? 1 : 0;
+  if (i < w.size() && lower(w[i]) == 'q' && i + 1 < w.size() && is_digit(w[i + 1])) {
+    for (i += 2; i < w.size(); i += 2) {
+      const bool word = i + 1 < w.size() &&
+                        (std::isalnum(static_cast<unsigned char>(w[i + 1])) || w[i + 1] == '_');
+      if (w[i] != '_' || !word) return false;
+    }
+    return true;
+  }
+  i = starts_icase(w, "b") ? 1 : 0;
+  if (i >= w.size() || lower(w[i]) != 'f') return false;
+  ++i;
+  if (i < w.size() && lower(w[i]) == 'p') ++i;
+  const std::string rest = w.substr(i);
+  return rest == "16" || rest == "32";
+}
+
+// (A|\d+x)?\d+([._]\d+)?[KMBT]\d?|small|mini|medium|large|x?xl, any case: a size label.
+bool is_size_label(const std::string& w) {
+  std::string l;
+  for (char ch : w) l += lower(ch);
+  for (const char* word : {"small", "mini", "medium", "large", "xl", "xxl"}) {
+    if (l == word) return true;
+  }
+  auto rest = [&](size_t i) {
+    const size_t start = i;
+    while (i < l.size() && is_digit(l[i])) ++i;
+    if (i == start) return false;
+    if (i + 1 < l.size() && (l[i] == '.' || l[i] == '_') && is_digit(l[i + 1])) {
+      for (++i; i < l.size() && is_digit(l[i]);) ++i;
+    }
+    if (i >= l.size() || !std::strchr("kmbt", l[i])) return false;
+    ++i;
+    if (i < l.size() && is_digit(l[i])) ++i;
+    return i == l.size();
+  };
+  if (rest(0) || (!l.empty() && l[0] == 'a' && rest(1))) return true;
+  size_t d = 0;
+  while (d < l.size() && is_digit(l[d])) ++d;
+  return d > 0 && d < l.size() && l[d] == 'x' && rest(d + 1);
+}
+
 std::string id_to_title(const std::string& id) {
-  static const std::regex version_or_number(R"(^(v\d+(?:\.\d+)*|\d.*)$)");
+  // Python's title() for lower-case words, unless a version ("v2") or a number ("256m").
+  auto keep = [](const std::string& w) {
+    return is_digit(w[0]) || (w[0] == 'v' && dotted_number(w, 1));
+  };
   std::string spaced = id;
   std::replace(spaced.begin(), spaced.end(), '-', ' ');
   std::string out, word;
   auto flush = [&] {
     if (word.empty()) return;
     if (!out.empty()) out += ' ';
-    out += is_lower(word) && !std::regex_match(word, version_or_number) ? title_word(word) : word;
+    out += is_lower(word) && !keep(word) ? title_word(word) : word;
     word.clear();
   };
   for (char ch : spaced) {
-    if (ch == ' ')
+    if (ch == ' ') {
       flush();
-    else
+    } else {
       word += ch;
+    }
   }
   flush();
   return out;
@@ -113,13 +186,20 @@ std::string id_to_title(const std::string& id) {
 
 struct NameParts {
   std::string full;  // the model name component (no organisation)
+  std::string org;   // "HuggingFaceTB" of "HuggingFaceTB/SmolVLM2-256M-Video-Instruct"
   std::string basename, finetune, version, size_label;  // empty when none
 };
 
-double size_label_params(const std::string& label) {
+// gguf-py's get_size_label_params: "1.5B" → 1.5e9; nullopt where Python's float() would fail.
+std::optional<double> size_label_params(const std::string& label) {
   const size_t scale = std::string(" KMBT").find(label.back());
-  return std::stod(label.substr(0, label.size() - 1)) *
-         std::pow(1000.0, static_cast<double>(scale));
+  const std::string num = label.substr(0, label.size() - 1);
+  if (scale == std::string::npos || scale == 0 || num.empty() || num.front() == '.' ||
+      num.back() == '.' || std::count(num.begin(), num.end(), '.') > 1 ||
+      !std::all_of(num.begin(), num.end(), [](char ch) { return is_digit(ch) || ch == '.'; })) {
+    return std::nullopt;
+  }
+  return std::stod(num) * std::pow(1000.0, static_cast<double>(scale));
 }
 
 // Splits "SmolVLM2-256M-Video-Instruct" into basename / size label / finetune / version.
@@ -130,44 +210,45 @@ NameParts model_id_parts(const std::string& id, int64_t total_params) {
     return r;
   }
   r.full = id.find('/') == std::string::npos ? id : id.substr(id.find('/') + 1);
+  if (id.find('/') != std::string::npos && id[0] != '.') r.org = id.substr(0, id.find('/'));
   std::vector<std::string> parts;
   for (size_t start = 0; start <= r.full.size();) {
     const size_t dash = std::min(r.full.find('-', start), r.full.size());
     if (dash > start) parts.push_back(r.full.substr(start, dash - start));
     start = dash + 1;
   }
-  const auto icase = std::regex::ECMAScript | std::regex::icase;
-  static const std::regex version_re(R"((v|iter)?\d+([.]\d+)*)", icase);
-  static const std::regex type_re(R"(i?q\d(_\w)*|b?fp?(16|32))", icase);
-  static const std::regex size_re(
-      R"((([A]|\d+[x])?\d+([._]\d+)?[KMBT][\d]?|small|mini|medium|large|x?xl))", icase);
-  static const std::regex finetune_re(R"(chat|instruct|vision|lora)", icase);
   std::vector<std::set<std::string>> types(parts.size());
   for (size_t i = 0; i < parts.size(); ++i) {
     std::string& part = parts[i];
-    if (std::regex_match(part, version_re)) {
+    if (is_version(part)) {
       types[i].insert("version");
-    } else if (std::regex_match(part, type_re)) {
+    } else if (is_quant_type(part)) {
       types[i].insert("type");
       for (char& ch : part) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    } else if (i > 0 && std::regex_match(part, size_re)) {
+    } else if (i > 0 && is_size_label(part)) {
+      // normalize_size_label: "1_5b" → "1.5B", bloom's "7b1" → "7.1B".
       std::replace(part.begin(), part.end(), '_', '.');
-      if (part.size() > 1 && std::isdigit(static_cast<unsigned char>(part[part.size() - 2])) &&
-          std::strchr("kmbt", part.back())) {
+      if (is_digit(part.back()) && part.size() >= 2) {
+        part = part.substr(0, part.size() - 2) + "." + part.back() + part[part.size() - 2];
+      }
+      if (part.size() > 1 && is_digit(part[part.size() - 2]) && std::strchr("kmbt", part.back())) {
         part.back() = static_cast<char>(std::toupper(static_cast<unsigned char>(part.back())));
       }
-      if (total_params > 0 && std::strchr("KMBT", part.back()) &&
-          std::isdigit(static_cast<unsigned char>(part[0]))) {
-        // A label far from the real size is a context length or similar: a finetune tag.
-        const double label = size_label_params(part);
-        if (std::fabs(label - static_cast<double>(total_params)) > 7.0 * (total_params / 8)) {
+      if (total_params != 0) {
+        // A label far from the real size is a context length or the like: a finetune tag.
+        const std::optional<double> label = size_label_params(part);
+        if (label && std::fabs(*label - static_cast<double>(total_params)) >
+                         static_cast<double>(7 * total_params / 8)) {
           types[i].insert("finetune");
-          part.back() = static_cast<char>(std::tolower(static_cast<unsigned char>(part.back())));
+          part.back() = lower(part.back());
         }
       }
       if (types[i].empty()) types[i].insert("size_label");
-    } else if (i > 0 && std::regex_match(part, finetune_re)) {
-      types[i].insert("finetune");
+    } else if (i > 0) {
+      std::string l;
+      for (char ch : part) l += lower(ch);
+      if (l == "chat" || l == "instruct" || l == "vision" || l == "lora")
+        types[i].insert("finetune");
     }
   }
   bool numeric_size = false;
@@ -248,6 +329,7 @@ void set_general_names(GgufWriter& w, const std::string& model_id, int64_t param
   const NameParts p = model_id_parts(model_id, params);
   w.set("general.name", GgufValue::string(id_to_title(p.full)));
   if (!p.version.empty()) w.set("general.version", GgufValue::string(p.version));
+  if (!p.org.empty()) w.set("general.organization", GgufValue::string(id_to_title(p.org)));
   if (!p.finetune.empty()) w.set("general.finetune", GgufValue::string(p.finetune));
   if (!p.basename.empty()) w.set("general.basename", GgufValue::string(p.basename));
   w.set("general.size_label",

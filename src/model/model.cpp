@@ -103,6 +103,7 @@ std::unique_ptr<Model> Model::load(const std::string& model_path, const std::str
     if (fs::exists(p, ec)) {
       throw Error("'" + model_path + "' is neither a Hugging Face model folder nor a GGUF file");
     }
+    if (p.extension() == ".gguf") throw Error("model file '" + model_path + "' does not exist");
     return load_hf(model_path);  // says the folder does not exist
   }
   if (!mmproj_path.empty()) return load_gguf(model_path, mmproj_path);

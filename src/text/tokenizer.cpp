@@ -188,6 +188,7 @@ Tokenizer Tokenizer::from_hf_json_file(const std::string& path) {
     if (gap != seen.end()) throw Error("no token has id " + std::to_string(gap - seen.begin()));
 
     tok.set_vocab(std::move(tokens));
+    tok.merges_.reserve(model.at("merges").size());
     int32_t rank = 0;
     for (const json& m : model.at("merges")) {
       if (m.is_string()) {
@@ -219,6 +220,7 @@ Tokenizer Tokenizer::from_vocab(std::vector<std::string> tokens,
   Tokenizer tok;
   try {
     tok.set_vocab(std::move(tokens));
+    tok.merges_.reserve(merges.size());
     int32_t rank = 0;
     for (const std::string& m : merges) {
       const size_t sp = m.find(' ');
@@ -245,17 +247,19 @@ void Tokenizer::set_vocab(std::vector<std::string> tokens) {
 }
 
 void Tokenizer::add_merge(std::string_view left, std::string_view right, int32_t rank) {
-  const auto id_of = [&](const std::string& s) {
+  const auto id_of = [&](std::string_view s) {
     const auto it = token_to_id_.find(s);
     if (it == token_to_id_.end()) {
-      throw Error("merge '" + std::string(left) + " " + std::string(right) + "' uses '" + s +
-                  "', which is not in the vocabulary");
+      throw Error("merge '" + std::string(left) + " " + std::string(right) + "' uses '" +
+                  std::string(s) + "', which is not in the vocabulary");
     }
     return it->second;
   };
-  const int32_t a = id_of(std::string(left));
-  const int32_t b = id_of(std::string(right));
-  const int32_t merged = id_of(std::string(left) + std::string(right));
+  const int32_t a = id_of(left);
+  const int32_t b = id_of(right);
+  thread_local std::string joined;
+  joined.assign(left).append(right);
+  const int32_t merged = id_of(joined);
   // A repeated pair keeps its last rank, as HF builds its merge map.
   merges_[pair_key(a, b)] = Merge{rank, merged};
 }
@@ -459,7 +463,7 @@ std::string Tokenizer::token_bytes(int32_t id) const {
 }
 
 std::optional<int32_t> Tokenizer::find_token(std::string_view token) const {
-  const auto it = token_to_id_.find(std::string(token));
+  const auto it = token_to_id_.find(token);
   if (it == token_to_id_.end()) return std::nullopt;
   return it->second;
 }

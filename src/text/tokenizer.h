@@ -56,7 +56,12 @@ class Tokenizer {
 
   std::vector<std::string> id_to_token_;  // byte-level unicode strings (added: their content)
   std::vector<std::string> id_to_bytes_;  // what each id decodes to
-  std::unordered_map<std::string, int32_t> token_to_id_;
+  // Transparent hashing: lookups by string_view allocate nothing (loading does ~150k of them).
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> token_to_id_;
   std::unordered_map<uint64_t, Merge> merges_;  // key: left id << 32 | right id
   std::array<int32_t, 256> byte_id_{};          // the one-byte token of each byte, -1 if absent
   std::vector<TrieNode> added_trie_;
