@@ -166,6 +166,32 @@ TEST(GgufQ8Golden, CosineAndGreedyTable) {
   }
 }
 
+// w4a8: `convert --type q4_0` of the tiny model (4-bit weights for the 500M/2.2B on small boards).
+// 16 levels per block of 32 leave each weight with noise of about amax/28 — some 7% of a random
+// Gaussian weight's size, in every layer — so this random model keeps cosine ≈ 0.97–0.98 (8-bit:
+// 0.9998). The bar is 0.95: well above what a wrong scale, nibble order or sign gives (≈ 0).
+TEST(GgufQ4Golden, ConvertedQ4TextStaysClose) {
+  test::TempDir dir;
+  ConvertOptions opt;
+  opt.text_type = DType::Q4_0;
+  opt.vision_type = DType::F16;
+  const ConvertResult files = convert_hf_to_gguf(test::tiny_model(), dir.path(), opt);
+  EXPECT_NE(files.text_path.find("Q4_0"), std::string::npos) << files.text_path;
+  const std::unique_ptr<Model> model = Model::load_gguf(files.text_path, files.mmproj_path);
+  EXPECT_EQ(model->weights.text.layers[0].gate.w.type, DType::Q4_0);
+  std::printf("\nQ4_0 text + F16 mmproj: logits_last against transformers (float32)\n");
+  double worst = 1;
+  for (const std::string& name : kCases) {
+    const CaseRun r = run_case(*model, name);
+    const std::vector<float> ref = golden(name + ".logits_last");
+    const double cs = cosine(r.logits_last, ref);
+    worst = std::min(worst, cs);
+    std::printf("  %-14s cosine %.6f  max abs %.4g\n", name.c_str(), cs, max_abs_diff(r.logits_last, ref));
+    EXPECT_GE(cs, 0.95) << name;
+  }
+  std::printf("  worst cosine %.6f\n", worst);
+}
+
 // Our `convert` output and llama.cpp's files give the same numbers in our engine, bit for bit.
 TEST(GgufConvertedPair, SameOutputsAsLlamaCppPair) {
   test::TempDir dir;

@@ -50,6 +50,7 @@ class KernelThreads : public ::testing::TestWithParam<std::tuple<std::string, in
 // Weights stored in `type` (from float32 values); returns the bytes.
 std::vector<uint8_t> store_as(const std::vector<float>& w, DType type) {
   if (type == DType::Q8_0) return quantize_q8_0(w, 1, static_cast<int>(w.size()));
+  if (type == DType::Q4_0) return quantize_q4_0(w, 1, static_cast<int>(w.size()));
   std::vector<uint8_t> out;
   for (float f : w) {
     if (type == DType::F32) {
@@ -220,6 +221,22 @@ TEST(ReferenceKernels, W8A8IsCloseToFloat) {
     norm += yf[o] * yf[o];
   }
   EXPECT_LT(std::sqrt(err / norm), 0.02);  // ~0.4% per int8 operand
+}
+
+// Q4_0 as llama.cpp rounds it: the largest-magnitude value maps to nibble 0 (d = m / −8).
+TEST(ReferenceKernels, Q4RoundTripKnownValues) {
+  std::vector<float> x(32);
+  for (int i = 0; i < 32; ++i) x[static_cast<size_t>(i)] = static_cast<float>(i - 16);  // −16 … 15
+  const std::vector<uint8_t> q = quantize_q4_0(x, 1, 32);
+  ASSERT_EQ(q.size(), kQ4BlockBytes);
+  EXPECT_EQ(f16_to_f32(static_cast<uint16_t>(q[0] | q[1] << 8)), 2.0f);  // d = −16 / −8
+  EXPECT_EQ(q[2] & 0x0F, 0);  // −16 → nibble 0
+  std::vector<float> back(32);
+  kernels::ref::dequantize_row({DType::Q4_0, q.data(), 1, 32}, 0, back.data());
+  EXPECT_EQ(back[0], -16.0f);
+  EXPECT_EQ(back[16], 0.0f);   // 0 → 8.5 → nibble 8
+  EXPECT_EQ(back[31], 14.0f);  // 15 → 16 → clamped to 15 → (15 − 8)·2
+  for (int i = 0; i < 32; ++i) EXPECT_LE(std::fabs(back[static_cast<size_t>(i)] - x[static_cast<size_t>(i)]), 1.0f);
 }
 
 TEST(KernelPaths, GenericIsAlwaysThereAndSelectable) {

@@ -195,7 +195,7 @@ constexpr GgmlTypeInfo kGgmlTypes[] = {
 };
 
 constexpr std::pair<uint32_t, DType> kSupported[] = {
-    {0, DType::F32},  {1, DType::F16},  {8, DType::Q8_0}, {24, DType::I8},
+    {0, DType::F32},  {1, DType::F16},  {2, DType::Q4_0}, {8, DType::Q8_0}, {24, DType::I8},
     {26, DType::I32}, {27, DType::I64}, {28, DType::F64}, {30, DType::BF16},
 };
 
@@ -467,10 +467,10 @@ GgufContents parse_gguf(const uint8_t* data, size_t size, const std::string& fil
       throw Error(tensor +
                   (name[0] == '#' ? " has unknown tensor type " + name.substr(1)
                                   : " has type " + name + ", which is not supported") +
-                  " (supported: F32, F16, BF16, Q8_0)");
+                  " (supported: F32, F16, BF16, Q8_0, Q4_0)");
     }
     v.dtype = *dt;
-    if (v.dtype == DType::Q8_0 && info.ne[0] % kQ8BlockSize != 0) {
+    if ((v.dtype == DType::Q8_0 || v.dtype == DType::Q4_0) && info.ne[0] % kQ8BlockSize != 0) {
       throw Error(tensor + ": rows of " + std::to_string(info.ne[0]) +
                   " values are not whole Q8_0 blocks of 32");
     }
@@ -640,7 +640,7 @@ void GgufWriter::add_tensor(const std::string& name, DType type, std::vector<int
   const int64_t cols = shape.back();
   int64_t rows = 1;
   for (size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
-  if (type == DType::Q8_0 && cols % kQ8BlockSize != 0) {
+  if ((type == DType::Q8_0 || type == DType::Q4_0) && cols % kQ8BlockSize != 0) {
     throw Error("GGUF writer: tensor '" + name + "' rows are not whole Q8_0 blocks");
   }
   const size_t nbytes = row_bytes(type, cols) * static_cast<size_t>(rows);

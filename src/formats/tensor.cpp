@@ -27,6 +27,8 @@ const char* dtype_name(DType t) {
       return "F64";
     case DType::Q8_0:
       return "Q8_0";
+    case DType::Q4_0:
+      return "Q4_0";
   }
   return "?";
 }
@@ -46,6 +48,7 @@ size_t dtype_size(DType t) {
     case DType::I8:
       return 1;
     case DType::Q8_0:
+    case DType::Q4_0:
       return 0;
   }
   return 0;
@@ -53,6 +56,7 @@ size_t dtype_size(DType t) {
 
 size_t row_bytes(DType t, int64_t cols) {
   if (t == DType::Q8_0) return static_cast<size_t>(cols / kQ8BlockSize) * kQ8BlockBytes;
+  if (t == DType::Q4_0) return static_cast<size_t>(cols / kQ8BlockSize) * kQ4BlockBytes;
   return static_cast<size_t>(cols) * dtype_size(t);
 }
 

@@ -8,11 +8,14 @@
 
 namespace smolvlm {
 
-enum class DType { F32, F16, BF16, I32, I64, U8, I8, F64, Q8_0 };
+enum class DType { F32, F16, BF16, I32, I64, U8, I8, F64, Q8_0, Q4_0 };
 
 // Q8_0 (llama.cpp's layout): blocks of 32 weights, an f16 scale then 32 int8 values.
 constexpr int kQ8BlockSize = 32;
 constexpr size_t kQ8BlockBytes = 2 + kQ8BlockSize;
+// Q4_0 (llama.cpp's layout): blocks of 32, an f16 scale then 16 bytes; byte j holds value j in
+// its low nibble and value j+16 in its high nibble; w = (nibble − 8) · d.
+constexpr size_t kQ4BlockBytes = 2 + kQ8BlockSize / 2;
 
 const char* dtype_name(DType t);
 size_t dtype_size(DType t);  // bytes per element; 0 for block types

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -24,7 +25,7 @@ void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y)
     return std::pair<int, int>(static_cast<int>(b * 16),
                                std::min(w.rows, static_cast<int>(e * 16)));
   };
-  if (w.type == DType::Q8_0) {
+  if (w.type == DType::Q8_0 || w.type == DType::Q4_0) {
     // w8a8: quantise each activation row once, then integer dot products.
     thread_local std::vector<ActBlockQ8> xq;
     const size_t blocks = static_cast<size_t>(w.cols / kQ8BlockSize);
@@ -34,9 +35,36 @@ void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y)
     pool.parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
       for (size_t r = b; r < e; ++r) path.quantize_row_q8(x + r * w.cols, w.cols, xqp + r * blocks);
     });
+    if (w.type == DType::Q8_0) {
+      pool.parallel_for(units, [&](size_t b, size_t e) {
+        const auto [ob, oe] = rows_of(b, e);
+        path.gemm_q8(xqp, n, w, ob, oe, bias, y, w.rows);
+      });
+      return;
+    }
+    // Q4_0: each worker widens a slice of rows into Q8_0 blocks (same scales, nibble − 8
+    // as int8), then runs the Q8 kernel on it: w4a8 with exactly the reference's integers.
     pool.parallel_for(units, [&](size_t b, size_t e) {
       const auto [ob, oe] = rows_of(b, e);
-      path.gemm_q8(xqp, n, w, ob, oe, bias, y, w.rows);
+      constexpr int kSlice = 64;
+      thread_local std::vector<uint8_t> widened;
+      const size_t q8_row = row_bytes(DType::Q8_0, w.cols);
+      widened.resize(q8_row * kSlice);
+      for (int s0 = ob; s0 < oe; s0 += kSlice) {
+        const int rows = std::min(kSlice, oe - s0);
+        for (int r = 0; r < rows; ++r) {
+          const uint8_t* src = w.row(s0 + r);
+          uint8_t* dst = widened.data() + q8_row * r;
+          for (size_t blk = 0; blk < blocks; ++blk) {
+            int8_t q[kQ8BlockSize];
+            ref::q4_block_to_int8(src + blk * kQ4BlockBytes, q);
+            std::memcpy(dst + blk * kQ8BlockBytes, src + blk * kQ4BlockBytes, 2);  // f16 scale
+            std::memcpy(dst + blk * kQ8BlockBytes + 2, q, kQ8BlockSize);
+          }
+        }
+        const Matrix slice{DType::Q8_0, widened.data(), rows, w.cols};
+        path.gemm_q8(xqp, n, slice, 0, rows, bias ? bias + s0 : nullptr, y + s0, w.rows);
+      }
     });
     return;
   }

@@ -32,6 +32,7 @@ inline Matrix f32_matrix(const float* data, int rows, int cols) {
 // y[n, rows] = x[n, cols] · Wᵀ (+ bias[rows] when bias != nullptr).
 // Q8_0 weights run as w8a8: each activation row is quantised to int8 per block of 32 (scale =
 // max|x|/127, round to nearest), blocks are dotted in integers, scales applied in float.
+// Q4_0 weights run the same way (w4a8), their nibbles widened to int8 a slice at a time.
 void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y);
 // Row r of W as float32 (embedding lookups).
 void dequantize_row(const Matrix& w, int r, float* out);
@@ -71,6 +72,8 @@ const char* active_path_name();
 namespace ref {
 void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y);
 void dequantize_row(const Matrix& w, int r, float* out);
+// One Q4_0 block as its 32 signed values (nibble − 8); returns the block scale.
+float q4_block_to_int8(const uint8_t* block, int8_t* q);
 void layer_norm(const float* x, int n, int d, const float* weight, const float* bias, float eps,
                 float* y);
 void rms_norm(const float* x, int n, int d, const float* weight, float eps, float* y);

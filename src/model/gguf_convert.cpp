@@ -45,6 +45,8 @@ uint32_t file_type(DType t) {
       return 1;
     case DType::Q8_0:
       return 7;
+    case DType::Q4_0:
+      return 2;
     case DType::BF16:
       return 32;
     default:
@@ -479,6 +481,9 @@ std::vector<uint8_t> encode(const std::vector<float>& x, DType t, int64_t rows, 
     case DType::Q8_0:
       out = quantize_q8_0(x, static_cast<int>(rows), static_cast<int>(cols));
       break;
+    case DType::Q4_0:
+      out = quantize_q4_0(x, static_cast<int>(rows), static_cast<int>(cols));
+      break;
     default:
       throw Error(std::string("cannot encode ") + dtype_name(t));
   }
@@ -540,7 +545,7 @@ ConvertResult convert_hf_to_gguf(const std::string& hf_dir, const std::string& o
         (vision && name.find(".embeddings.") != std::string::npos)) {
       type = DType::F32;
     }
-    if (type == DType::Q8_0 && cols % kQ8BlockSize != 0) type = DType::F16;
+    if ((type == DType::Q8_0 || type == DType::Q4_0) && cols % kQ8BlockSize != 0) type = DType::F16;
     int heads = 0;
     if (!vision && g->name.ends_with(".attn_q.weight")) heads = cfg.text.heads;
     if (!vision && g->name.ends_with(".attn_k.weight")) heads = cfg.text.kv_heads;

@@ -9,7 +9,8 @@
 namespace smolvlm {
 
 bool is_matrix_type(DType t) {
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0;
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 ||
+         t == DType::Q4_0;
 }
 
 namespace {
@@ -44,7 +45,7 @@ class Loader {
     if (!is_matrix_type(t.dtype)) {
       throw Error("tensor '" + name + "' has unsupported dtype " + dtype_name(t.dtype));
     }
-    if (t.dtype == DType::Q8_0 && cols % kQ8BlockSize != 0) {
+    if ((t.dtype == DType::Q8_0 || t.dtype == DType::Q4_0) && cols % kQ8BlockSize != 0) {
       throw Error("tensor '" + name + "' is Q8_0 but its rows are not whole blocks");
     }
     return {t.dtype, t.data, rows, cols};
@@ -183,7 +184,8 @@ namespace {
 void restore_matrix(kernels::Matrix& m, DType type,
                     std::vector<std::shared_ptr<const void>>& storage) {
   if (m.type == type || type == DType::F32) return;
-  if (type == DType::Q8_0 && m.cols % kQ8BlockSize != 0) return;  // stays as it is
+  const bool blocks = type == DType::Q8_0 || type == DType::Q4_0;
+  if (blocks && m.cols % kQ8BlockSize != 0) return;  // stays as it is
   auto buf =
       std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(m.rows) * row_bytes(type, m.cols));
   std::vector<float> row(static_cast<size_t>(m.cols));
@@ -192,6 +194,8 @@ void restore_matrix(kernels::Matrix& m, DType type,
     uint8_t* dst = buf->data() + static_cast<size_t>(r) * row_bytes(type, m.cols);
     if (type == DType::Q8_0) {
       quantize_row_q8_0(row.data(), m.cols, dst);
+    } else if (type == DType::Q4_0) {
+      quantize_row_q4_0(row.data(), m.cols, dst);
     } else {
       for (int i = 0; i < m.cols; ++i) {
         const uint16_t h = type == DType::F16 ? f32_to_f16(row[static_cast<size_t>(i)])

@@ -12,6 +12,17 @@
 
 namespace smolvlm::kernels::ref {
 
+float q4_block_to_int8(const uint8_t* block, int8_t* q) {
+  constexpr int kHalf = kQ8BlockSize / 2;
+  for (int j = 0; j < kHalf; ++j) {
+    q[j] = static_cast<int8_t>((block[2 + j] & 0x0F) - 8);
+    q[j + kHalf] = static_cast<int8_t>((block[2 + j] >> 4) - 8);
+  }
+  uint16_t h;
+  std::memcpy(&h, block, 2);
+  return f16_to_f32(h);
+}
+
 void dequantize_row(const Matrix& w, int r, float* out) {
   const uint8_t* src = w.row(r);
   switch (w.type) {
@@ -35,6 +46,13 @@ void dequantize_row(const Matrix& w, int r, float* out) {
         for (int i = 0; i < kQ8BlockSize; ++i) {
           out[b * kQ8BlockSize + i] = scale * static_cast<float>(static_cast<int8_t>(blk[2 + i]));
         }
+      }
+      return;
+    case DType::Q4_0:
+      for (int b = 0; b < w.cols / kQ8BlockSize; ++b) {
+        int8_t q[kQ8BlockSize];
+        const float scale = q4_block_to_int8(src + b * kQ4BlockBytes, q);
+        for (int i = 0; i < kQ8BlockSize; ++i) out[b * kQ8BlockSize + i] = scale * static_cast<float>(q[i]);
       }
       return;
     default:
@@ -67,20 +85,27 @@ std::vector<RefBlock> quantize_q8(const float* x, int cols) {
 }  // namespace
 
 void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y) {
-  if (w.type == DType::Q8_0) {  // w8a8: integer dot per block, float across blocks
+  if (w.type == DType::Q8_0 || w.type == DType::Q4_0) {  // w8a8 / w4a8: integer dots per block
     for (int r = 0; r < n; ++r) {
       const std::vector<RefBlock> xq = quantize_q8(x + static_cast<size_t>(r) * w.cols, w.cols);
       for (int o = 0; o < w.rows; ++o) {
         const uint8_t* wr = w.row(o);
         float acc = 0.0f;
         for (size_t b = 0; b < xq.size(); ++b) {
-          const uint8_t* blk = wr + b * kQ8BlockBytes;
-          uint16_t dw;
-          std::memcpy(&dw, blk, 2);
+          int8_t q[kQ8BlockSize];
+          float dw;
+          if (w.type == DType::Q8_0) {
+            const uint8_t* blk = wr + b * kQ8BlockBytes;
+            uint16_t h;
+            std::memcpy(&h, blk, 2);
+            dw = f16_to_f32(h);
+            std::memcpy(q, blk + 2, kQ8BlockSize);
+          } else {
+            dw = q4_block_to_int8(wr + b * kQ4BlockBytes, q);
+          }
           int32_t sum = 0;
-          for (int i = 0; i < kQ8BlockSize; ++i)
-            sum += static_cast<int8_t>(blk[2 + i]) * xq[b].q[i];
-          acc += static_cast<float>(sum) * (f16_to_f32(dw) * xq[b].d);
+          for (int i = 0; i < kQ8BlockSize; ++i) sum += q[i] * xq[b].q[i];
+          acc += static_cast<float>(sum) * (dw * xq[b].d);
         }
         y[static_cast<size_t>(r) * w.rows + o] = acc + (bias ? bias[o] : 0.0f);
       }
