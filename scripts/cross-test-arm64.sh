@@ -4,6 +4,7 @@
 # golden, tokenizer, image and kernel suites under qemu-user twice:
 #   -cpu max         NEON + dotprod + i8mm: the best path, i8mm, must be the one picked
 #   -cpu cortex-a72  ARMv8.0 without dotprod: the fallback, neon, must be the one picked
+# then the kernel and Q8_0 golden suites as -cpu cortex-a76 (the RK3588's big core: dotprod).
 # Each run prints the kernel paths the CPU offers and the one the tests ran on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,15 +33,18 @@ cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
 cmake --build build-arm64 -j "$(nproc)" --target smolvlm_tests
 echo "== arm64: built ($((SECONDS - start)) s)"
 
-# What runs under qemu: every suite that stays inside the test process. Left out: the suites
-# that start the CLI or another program (system()/popen: BadInput, CliAsk, ChatCli, GgufCli,
-# GgufBadInput, PullCli, Rk35Seed, Rk35VlmNpu). From inside qemu the child is an arm64 program
-# started by the build machine's shell, which only runs it where binfmt_misc is set up for qemu.
-# Those suites test the command line, not the kernels; the x86 runs keep them.
+# What runs under qemu: the suites that stay inside the test process. Left out:
+# - the suites that start the CLI or another program (system()/popen: BadInput, CliAsk, ChatCli,
+#   GgufCli, GgufBadInput, PullCli, Rk35Seed, Rk35VlmNpu): from inside qemu the child is an arm64
+#   program started by the build machine's shell, which runs it only where binfmt_misc is set up
+#   for qemu. They test the command line, not the kernels; the x86 runs keep them.
+# - GgufGolden, GgufConvertedPair and GgufQ4Golden: the same float and Q8_0 kernels as
+#   TinyModel/Golden and GgufQ8Golden on other files (80 s a run under qemu); x86 keeps them.
 filter='TinyModel*:Golden*:Tokenizer*:Kernel*:Reference*:Image*:ChatTemplate*:ImageExpansion*'
 filter+=':VideoExpansion*:Gguf*:Safetensors*:Floats*:Config*:LanczosResize*:BicubicResize*'
 filter+=':NumberWords*:StreamDecoder*'
-filter+='-GgufCli*:GgufBadInput*:*avx*'  # (and the x86 kernel paths, skipped anyway)
+filter+='-GgufCli*:GgufBadInput*:*GgufGolden*:GgufConvertedPair*:GgufQ4Golden*'
+filter+=':*avx*'  # the x86 kernel paths: skipped anyway
 # The toolchain file's CMAKE_CROSSCOMPILING_EMULATOR (see there for LD_LIBRARY_PATH=/lib).
 emulator=(qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/lib)
 echo "image decoding under qemu: libjpeg-turbo and libpng (Debian's arm64 packages)"
@@ -79,5 +83,21 @@ for pair in max:i8mm cortex-a72:neon; do
     echo "== arm64 -cpu $cpu: passed on kernel path $want"
   fi
 done
+# The RK3588's own big core (Cortex-A76: dotprod, no i8mm): the dotprod path must be picked, and
+# it runs the kernel suite and the Q8_0 (w8a8) golden model. About 40 s.
+t0=$SECONDS log=build-arm64/qemu-cortex-a76.log
+echo "== arm64: qemu-aarch64 -cpu cortex-a76, kernels and Q8_0 golden (expects kernel path dotprod)"
+if ! "${emulator[@]}" -cpu cortex-a76 build-arm64/smolvlm_tests --gtest_brief=1 \
+     --gtest_filter='Kernel*:GgufQ8Golden*-*avx*' >"$log" 2>&1; then
+  cat "$log"
+  echo "arm64 -cpu cortex-a76: tests failed"
+  failed=1
+elif ! grep -q "^\[ kernels  \] .*active: dotprod\$" "$log"; then
+  echo "arm64 -cpu cortex-a76: expected kernel path dotprod, got: $(grep '^\[ kernels' "$log" || echo none)"
+  failed=1
+else
+  grep -E '^\[ kernels|^\[  PASSED|worst cosine' "$log"
+  echo "== arm64 -cpu cortex-a76: passed on kernel path dotprod ($((SECONDS - t0)) s)"
+fi
 echo "== arm64: done ($((SECONDS - start)) s)"
 exit "$failed"

@@ -8,9 +8,7 @@
 
 namespace smolvlm::kernels {
 namespace {
-const KernelPath kDotprod = {
-    "dotprod", arm::gemm_float, arm::gemm_q8<arm::BlockDotSdot>, arm::quantize_row_q8,
-    arm::dot,  arm::axpy};
+const KernelPath kDotprod = arm::make_path("dotprod", arm::gemm_q8<arm::BlockDotSdot>);
 }  // namespace
 const KernelPath* dotprod_path() { return &kDotprod; }
 }  // namespace smolvlm::kernels

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -406,6 +407,75 @@ inline void axpy(float a, const float* x, float* y, int n) {
   for (; i + kLanes <= n; i += kLanes)
     vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
   for (; i < n; ++i) y[i] += a * x[i];
+}
+
+// ---- Element-wise steps (softmax numerators, GELU-tanh, SiLU) ------------------------------
+
+// e^x per lane: x = n·ln2 + r, |r| ≤ ln2/2 (ln2 split in two parts so r stays exact), e^r by
+// the degree-6 minimax polynomial of Cephes' expf, then 2^n built in the exponent bits. About
+// 1 ulp. x is clamped to [-87, 88] so 2^n stays a normal float: tiny inputs give ~1e-38, not 0.
+inline float32x4_t vexpq(float32x4_t x) {
+  x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.0f)), vdupq_n_f32(88.0f));
+  const float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+  float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+  r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+  float32x4_t p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), vdupq_n_f32(1.9875691500e-4f), r);
+  p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+  p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+  const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+  return vmulq_f32(p, vreinterpretq_f32_s32(e));
+}
+
+// x[i] = e^(x[i] − shift); returns the sum.
+inline float exp_shift_sum(float* x, int n, float shift) {
+  float32x4_t acc = vdupq_n_f32(0.0f);
+  const float32x4_t sh = vdupq_n_f32(shift);
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const float32x4_t e = vexpq(vsubq_f32(vld1q_f32(x + i), sh));
+    vst1q_f32(x + i, e);
+    acc = vaddq_f32(acc, e);
+  }
+  float sum = vaddvq_f32(acc);
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
+
+// 0.5·x·(1 + tanh(u)) written as x − x / (e^{2u} + 1), u = √(2/π)·(x + 0.044715·x³): no tanh,
+// and no inf/NaN at either end (e^{2u} is clamped, so x/(e^{2u} + 1) goes to 0 or x).
+inline void gelu_tanh(float* x, size_t n) {
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const float32x4_t v = vld1q_f32(x + i);
+    const float32x4_t v3 = vmulq_f32(vmulq_f32(v, v), v);
+    const float32x4_t u = vmulq_n_f32(vfmaq_n_f32(v, v3, 0.044715f), 0.7978845608028654f);
+    const float32x4_t e = vexpq(vaddq_f32(u, u));
+    vst1q_f32(x + i, vsubq_f32(v, vdivq_f32(v, vaddq_f32(e, vdupq_n_f32(1.0f)))));
+  }
+  if (i < n) ref::gelu_tanh_inplace(x + i, n - i);
+}
+
+// out = silu(gate) · up = gate · up / (1 + e^{−gate})
+inline void silu_mul(const float* gate, const float* up, float* out, size_t n) {
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const float32x4_t g = vld1q_f32(gate + i);
+    const float32x4_t e = vexpq(vnegq_f32(g));
+    vst1q_f32(out + i, vdivq_f32(vmulq_f32(g, vld1q_f32(up + i)), vaddq_f32(e, vdupq_n_f32(1.0f))));
+  }
+  if (i < n) ref::silu_mul(gate + i, up + i, out + i, n - i);
+}
+
+// A path made of these kernels; only the Q8_0 GEMM differs between neon, dotprod and i8mm.
+constexpr KernelPath make_path(const char* name, decltype(KernelPath::gemm_q8) q8_gemm) {
+  return {name, gemm_float,    q8_gemm,   quantize_row_q8, dot,
+          axpy, exp_shift_sum, gelu_tanh, silu_mul};
 }
 
 }  // namespace

@@ -145,8 +145,7 @@ void gemm_q8_mmla(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int
   }
 }
 
-const KernelPath kI8mm = {"i8mm",   arm::gemm_float, gemm_q8_mmla, arm::quantize_row_q8,
-                          arm::dot, arm::axpy};
+const KernelPath kI8mm = arm::make_path("i8mm", gemm_q8_mmla);
 
 }  // namespace
 const KernelPath* i8mm_path() { return &kI8mm; }

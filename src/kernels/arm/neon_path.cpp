@@ -7,9 +7,7 @@
 
 namespace smolvlm::kernels {
 namespace {
-const KernelPath kNeon = {
-    "neon",   arm::gemm_float, arm::gemm_q8<arm::BlockDotNeon>, arm::quantize_row_q8,
-    arm::dot, arm::axpy};
+const KernelPath kNeon = arm::make_path("neon", arm::gemm_q8<arm::BlockDotNeon>);
 }  // namespace
 const KernelPath* neon_path() { return &kNeon; }
 }  // namespace smolvlm::kernels

@@ -22,6 +22,9 @@
 #include "kernels/x86/simd_x86.h"
 
 namespace smolvlm::kernels::x86 {
+// Internal linkage: every path's translation unit keeps its own copy, compiled for its own -m
+// flags; shared inline copies could let the linker hand an AVX2 path AVX-512 code (SIGILL).
+namespace {
 
 template <class S, DType WT>
 inline typename S::F load_weights(const uint8_t* row, int k) {
@@ -419,4 +422,5 @@ void silu_mul(const float* gate, const float* up, float* out, size_t n) {
   if (i < n) ref::silu_mul(gate + i, up + i, out + i, n - i);
 }
 
+}  // namespace
 }  // namespace smolvlm::kernels::x86

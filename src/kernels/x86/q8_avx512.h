@@ -17,6 +17,9 @@
 #include "kernels/kernel_path.h"
 
 namespace smolvlm::kernels::x86 {
+// Internal linkage: every path's translation unit keeps its own copy, compiled for its own -m
+// flags; shared inline copies could let the linker hand an AVX2 path AVX-512 code (SIGILL).
+namespace {
 
 // Two consecutive 32-byte blocks (or one, zero-padded) as one register.
 inline __m512i load_two(const int8_t* a, const int8_t* b) {
@@ -124,4 +127,5 @@ void gemm_q8_512(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int 
   }
 }
 
+}  // namespace
 }  // namespace smolvlm::kernels::x86

@@ -7,6 +7,9 @@
 #include <cstdint>
 
 namespace smolvlm::kernels::x86 {
+// Internal linkage: every path's translation unit keeps its own copy, compiled for its own -m
+// flags; shared inline copies could let the linker hand an AVX2 path AVX-512 code (SIGILL).
+namespace {
 
 struct Avx2 {
   static constexpr int kLanes = 8;
@@ -111,4 +114,5 @@ inline typename S::F vexp(typename S::F x) {
   return S::mul(p, S::pow2(n));
 }
 
+}  // namespace
 }  // namespace smolvlm::kernels::x86
