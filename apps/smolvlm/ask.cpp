@@ -1,9 +1,10 @@
 // smolvlm ask: one answer about zero or more pictures.
+#include <smolvlm/smolvlm.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
-#include <smolvlm/smolvlm.h>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,10 @@ const char kAskHelp[] =
     "usage: smolvlm ask -m MODEL_DIR [-i IMAGE]... -p PROMPT [options]\n"
     "       smolvlm ask -m MODEL_DIR --messages CHAT.json [options]\n"
     "\n"
-    "  -m, --model DIR         Hugging Face SmolVLM2 folder (config.json, tokenizer.json, *.safetensors),\n"
-    "                          or a llama.cpp text GGUF (then --mmproj), or a folder with both GGUFs\n"
+    "  -m, --model DIR         Hugging Face SmolVLM2 folder (config.json, tokenizer.json, "
+    "*.safetensors),\n"
+    "                          or a llama.cpp text GGUF (then --mmproj), or a folder with both "
+    "GGUFs\n"
     "      --mmproj FILE       the vision projector GGUF that goes with a text GGUF\n"
     "  -i, --image FILE        a JPEG or PNG picture; repeat for several\n"
     "  -p, --prompt TEXT       the question; each <image> marks where the next picture goes,\n"
@@ -36,13 +39,16 @@ const char kAskHelp[] =
     "      --max-tiles N       cap the tile grid per picture (speed over detail)\n"
     "  -c, --context N         context length in tokens (default: the model's)\n"
     "  -t, --threads N         worker threads (default: all cores)\n"
-    "      --json              print one JSON object (text, tokens, timings) instead of streaming\n";
+    "      --json              print one JSON object (text, tokens, timings) instead of "
+    "streaming\n";
 
 // Splits a -p prompt at its <image> markers into content items, placing the pictures.
-std::vector<Content> build_user_content(const std::string& prompt, const std::vector<std::string>& images) {
+std::vector<Content> build_user_content(const std::string& prompt,
+                                        const std::vector<std::string>& images) {
   const std::string marker = "<image>";
   size_t markers = 0;
-  for (size_t p = prompt.find(marker); p != std::string::npos; p = prompt.find(marker, p + 1)) ++markers;
+  for (size_t p = prompt.find(marker); p != std::string::npos; p = prompt.find(marker, p + 1))
+    ++markers;
   if (markers > images.size()) {
     throw Error("the prompt has " + std::to_string(markers) + " <image> markers but " +
                 std::to_string(images.size()) + " images were given");
@@ -50,7 +56,8 @@ std::vector<Content> build_user_content(const std::string& prompt, const std::ve
   std::vector<Content> content;
   size_t next = 0;
   // Pictures without a marker come first, as the HF chat template puts image items first.
-  for (; next < images.size() - markers; ++next) content.push_back(Content::image_file(images[next]));
+  for (; next < images.size() - markers; ++next)
+    content.push_back(Content::image_file(images[next]));
   size_t pos = 0;
   for (size_t p = prompt.find(marker); p != std::string::npos; p = prompt.find(marker, pos)) {
     if (p > pos) content.push_back(Content::from_text(prompt.substr(pos, p - pos)));
@@ -137,32 +144,28 @@ int run_ask(int argc, char** argv) {
   LoadOptions load;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(a + " needs a value");
-      return argv[++i];
-    };
     if (a == "-h" || a == "--help") {
       std::fputs(kAskHelp, stdout);
       return 0;
     } else if (a == "-m" || a == "--model") {
-      model_dir = value();
+      model_dir = flag_value(argc, argv, i);
     } else if (a == "--mmproj") {
-      load.mmproj = value();
+      load.mmproj = flag_value(argc, argv, i);
     } else if (a == "-i" || a == "--image") {
-      images.push_back(value());
+      images.push_back(flag_value(argc, argv, i));
     } else if (a == "-p" || a == "--prompt") {
-      prompt = value();
+      prompt = flag_value(argc, argv, i);
       have_prompt = true;
     } else if (a == "--messages") {
-      messages_path = value();
+      messages_path = flag_value(argc, argv, i);
     } else if (a == "-n" || a == "--max-new-tokens") {
-      gen.max_new_tokens = parse_int(a, value(), 0, 1 << 20);
-    } else if (parse_generation_flag(a, value, gen)) {
+      gen.max_new_tokens = parse_int(a, flag_value(argc, argv, i), 0, 1 << 20);
+    } else if (parse_generation_flag(argc, argv, i, gen)) {
       // --temp, --top-k, --top-p, --repeat-penalty, --seed, --no-split, --max-tiles
     } else if (a == "-c" || a == "--context") {
-      load.context = parse_int(a, value(), 16, 1 << 20);
+      load.context = parse_int(a, flag_value(argc, argv, i), 16, 1 << 20);
     } else if (a == "-t" || a == "--threads") {
-      load.threads = parse_int(a, value(), 1, 256);
+      load.threads = parse_int(a, flag_value(argc, argv, i), 1, 256);
     } else if (a == "--json") {
       json = true;
     } else {
@@ -170,8 +173,10 @@ int run_ask(int argc, char** argv) {
     }
   }
   if (model_dir.empty()) throw UsageError("-m MODEL_DIR is required");
-  if (have_prompt == !messages_path.empty()) throw UsageError("give either -p PROMPT or --messages FILE");
-  if (!messages_path.empty() && !images.empty()) throw UsageError("--messages names its own images; drop -i");
+  if (have_prompt == !messages_path.empty())
+    throw UsageError("give either -p PROMPT or --messages FILE");
+  if (!messages_path.empty() && !images.empty())
+    throw UsageError("--messages names its own images; drop -i");
 
   // Built step by step: GCC 12 mis-destroys temporaries of a braced list whose element throws.
   Conversation conv;
@@ -193,19 +198,18 @@ int run_ask(int argc, char** argv) {
   const Result r = engine->generate(conv, gen, stream);
   if (json) {
     const Metrics& m = r.metrics;
-    nlohmann::json out = {
-        {"text", r.text},
-        {"tokens", r.tokens},
-        {"prompt_tokens", m.prompt_tokens},
-        {"tiles", m.image_tiles},
-        {"stopped_by_eos", r.stopped_by_eos},
-        {"timings",
-         {{"load_ms", m.load_ms},
-          {"vision_ms", m.vision_ms},
-          {"prefill_ms", m.prefill_ms},
-          {"decode_ms", m.decode_ms},
-          {"prefill_tokens_per_s", m.prefill_tokens_per_s()},
-          {"decode_tokens_per_s", m.decode_tokens_per_s()}}}};
+    nlohmann::json out = {{"text", r.text},
+                          {"tokens", r.tokens},
+                          {"prompt_tokens", m.prompt_tokens},
+                          {"tiles", m.image_tiles},
+                          {"stopped_by_eos", r.stopped_by_eos},
+                          {"timings",
+                           {{"load_ms", m.load_ms},
+                            {"vision_ms", m.vision_ms},
+                            {"prefill_ms", m.prefill_ms},
+                            {"decode_ms", m.decode_ms},
+                            {"prefill_tokens_per_s", m.prefill_tokens_per_s()},
+                            {"decode_tokens_per_s", m.decode_tokens_per_s()}}}};
     std::puts(out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::fputc('\n', stdout);

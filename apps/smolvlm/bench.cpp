@@ -82,33 +82,29 @@ int run_bench(int argc, char** argv) {
   std::string quantize;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(a + " needs a value");
-      return argv[++i];
-    };
     if (a == "-h" || a == "--help") {
       std::fputs(kHelp, stdout);
       return 0;
     } else if (a == "-m" || a == "--model") {
-      model_dir = value();
+      model_dir = flag_value(argc, argv, i);
     } else if (a == "--mmproj") {
-      mmproj = value();
+      mmproj = flag_value(argc, argv, i);
     } else if (a == "--image") {
-      image = value();
+      image = flag_value(argc, argv, i);
     } else if (a == "-p") {
-      n_prompt = parse_int(a, value(), 1, 1 << 16);
+      n_prompt = parse_int(a, flag_value(argc, argv, i), 1, 1 << 16);
     } else if (a == "-n") {
-      n_gen = parse_int(a, value(), 1, 1 << 16);
+      n_gen = parse_int(a, flag_value(argc, argv, i), 1, 1 << 16);
     } else if (a == "-t" || a == "--threads") {
-      threads = parse_int(a, value(), 1, 256);
+      threads = parse_int(a, flag_value(argc, argv, i), 1, 256);
     } else if (a == "-r" || a == "--repeat") {
-      repeat = parse_int(a, value(), 1, 100);
+      repeat = parse_int(a, flag_value(argc, argv, i), 1, 100);
     } else if (a == "-c" || a == "--context") {
-      context = parse_int(a, value(), 64, 1 << 20);
+      context = parse_int(a, flag_value(argc, argv, i), 64, 1 << 20);
     } else if (a == "--json") {
       json = true;
     } else if (a == "--quantize") {
-      quantize = value();
+      quantize = flag_value(argc, argv, i);
       if (quantize != "q8_0" && quantize != "f16") throw UsageError("--quantize is q8_0 or f16");
     } else {
       throw UsageError("unknown option '" + a + "'");

@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
-#include <functional>
 #include <string>
 
 #include "cli.h"
@@ -99,8 +98,9 @@ std::string trim(const std::string& s) {
 
 }  // namespace
 
-bool parse_generation_flag(const std::string& a, const std::function<std::string()>& value,
-                           GenerationOptions& gen) {
+bool parse_generation_flag(int argc, char** argv, int& i, GenerationOptions& gen) {
+  const std::string a = argv[i];
+  auto value = [&] { return flag_value(argc, argv, i); };
   if (a == "--temp") {
     gen.temperature = static_cast<float>(parse_double(a, value(), 0.0, 100.0));
   } else if (a == "--top-k") {
@@ -131,10 +131,7 @@ int run_chat(int argc, char** argv) {
   ChatOptions chat_options;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    const std::function<std::string()> value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(a + " needs a value");
-      return argv[++i];
-    };
+    auto value = [&] { return flag_value(argc, argv, i); };
     if (a == "-h" || a == "--help") {
       std::fputs(kChatHelp, stdout);
       return 0;
@@ -154,7 +151,7 @@ int run_chat(int argc, char** argv) {
       chat_options.system = value();
     } else if (a == "--verbose") {
       verbose = true;
-    } else if (!parse_generation_flag(a, value, gen)) {
+    } else if (!parse_generation_flag(argc, argv, i, gen)) {
       throw UsageError("unknown option '" + a + "'");
     }
   }

@@ -3,7 +3,6 @@
 
 #include <smolvlm/smolvlm.h>
 
-#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -22,13 +21,20 @@ int run_chat(int argc, char** argv);
 int run_pull(int argc, char** argv);
 int run_convert(int argc, char** argv);
 
+// The value after the flag at argv[i] (advancing i), or a UsageError naming the flag.
+inline std::string flag_value(int argc, char** argv, int& i) {
+  if (i + 1 >= argc) throw UsageError(std::string(argv[i]) + " needs a value");
+  return argv[++i];
+}
+
 // Strict number parsing for flags: the whole text must be a number in range.
 int parse_int(const std::string& flag, const std::string& text, int lo, int hi);
 double parse_double(const std::string& flag, const std::string& text, double lo, double hi);
 
 // The sampling and tiling flags shared by ask and chat (--temp, --top-k, --top-p,
 // --repeat-penalty, --seed, --no-split, --max-tiles): true when `flag` was one of them.
-bool parse_generation_flag(const std::string& flag, const std::function<std::string()>& value,
-                           GenerationOptions& gen);
+// Sampling and tiling flags shared by ask and chat; argv[i] is the flag (i advances past its
+// value). Returns false when argv[i] is not one of them.
+bool parse_generation_flag(int argc, char** argv, int& i, GenerationOptions& gen);
 
 }  // namespace smolvlm::cli

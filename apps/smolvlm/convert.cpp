@@ -40,21 +40,17 @@ int run_convert(int argc, char** argv) {
   ConvertOptions opt;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(a + " needs a value");
-      return argv[++i];
-    };
     if (a == "-h" || a == "--help") {
       std::fputs(kConvertHelp, stdout);
       return 0;
     } else if (a == "-o" || a == "--outdir" || a == "--out") {
-      out_dir = value();
+      out_dir = flag_value(argc, argv, i);
     } else if (a == "--type" || a == "--outtype") {
-      opt.text_type = parse_type(a, value());
+      opt.text_type = parse_type(a, flag_value(argc, argv, i));
     } else if (a == "--vision-type") {
-      opt.vision_type = parse_type(a, value());
+      opt.vision_type = parse_type(a, flag_value(argc, argv, i));
     } else if (a == "--name") {
-      opt.name = value();
+      opt.name = flag_value(argc, argv, i);
       if (opt.name.empty() || opt.name.find('/') != std::string::npos) {
         throw UsageError("--name must be a plain file name stem");
       }

@@ -35,19 +35,15 @@ int run_pull(int argc, char** argv) {
   net::PullOptions options = net::options_from_environment();
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(a + " needs a value");
-      return argv[++i];
-    };
     if (a == "-h" || a == "--help") {
       std::fputs(kPullHelp, stdout);
       return 0;
     } else if (a == "--dir") {
-      dir = value();
+      dir = flag_value(argc, argv, i);
     } else if (a == "--list") {
       list = true;
     } else if (a == "--revision") {
-      options.revision = value();
+      options.revision = flag_value(argc, argv, i);
     } else if (!a.empty() && a[0] == '-') {
       throw UsageError("unknown option '" + a + "'");
     } else if (repo.empty()) {

@@ -58,21 +58,17 @@ int run_random_model(int argc, char** argv) {
   uint64_t seed = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(a + " needs a value");
-      return argv[++i];
-    };
     if (a == "-h" || a == "--help") {
       std::fputs(kHelp, stdout);
       return 0;
     } else if (a == "--config") {
-      config_dir = value();
+      config_dir = flag_value(argc, argv, i);
     } else if (a == "-o" || a == "--out") {
-      out_dir = value();
+      out_dir = flag_value(argc, argv, i);
     } else if (a == "--dtype") {
-      dtype_name_arg = value();
+      dtype_name_arg = flag_value(argc, argv, i);
     } else if (a == "--seed") {
-      seed = static_cast<uint64_t>(parse_int(a, value(), 0, 2147483647));
+      seed = static_cast<uint64_t>(parse_int(a, flag_value(argc, argv, i), 0, 2147483647));
     } else {
       throw UsageError("unknown option '" + a + "'");
     }
