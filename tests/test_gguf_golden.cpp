@@ -23,9 +23,7 @@ using test::golden;
 using test::golden_json;
 using test::max_abs_diff;
 
-const std::vector<std::string> kCases = {"text_only",  "image_nosplit", "image_split",
-                                         "image_tall", "image_small",   "multi_turn",
-                                         "two_images", "video"};
+const std::vector<std::string>& kCases = test::kGoldenCases;
 
 const Model& gguf_model(const std::string& text, const std::string& mmproj) {
   static std::map<std::string, std::unique_ptr<Model>> models;
@@ -186,7 +184,8 @@ TEST(GgufQ4Golden, ConvertedQ4TextStaysClose) {
     const std::vector<float> ref = golden(name + ".logits_last");
     const double cs = cosine(r.logits_last, ref);
     worst = std::min(worst, cs);
-    std::printf("  %-14s cosine %.6f  max abs %.4g\n", name.c_str(), cs, max_abs_diff(r.logits_last, ref));
+    std::printf("  %-14s cosine %.6f  max abs %.4g\n", name.c_str(), cs,
+                max_abs_diff(r.logits_last, ref));
     EXPECT_GE(cs, 0.95) << name;
   }
   std::printf("  worst cosine %.6f\n", worst);

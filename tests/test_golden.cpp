@@ -21,9 +21,7 @@ using test::golden;
 using test::golden_json;
 using test::max_abs_diff;
 
-const std::vector<std::string> kCases = {"text_only",  "image_nosplit", "image_split",
-                                         "image_tall", "image_small",   "multi_turn",
-                                         "two_images", "video"};
+const std::vector<std::string>& kCases = test::kGoldenCases;
 
 const std::map<std::string, std::vector<std::string>> kCaseImages = {
     {"image_nosplit", {"img_a"}}, {"image_split", {"img_b"}}, {"image_tall", {"img_c"}},

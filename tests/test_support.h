@@ -18,6 +18,11 @@ namespace smolvlm::test {
 inline std::string fixtures() { return SMOLVLM_FIXTURES_DIR; }
 inline std::string tiny_model() { return fixtures() + "/tiny-smolvlm2"; }
 
+// The eight cases of tiny-smolvlm2/golden.json.
+inline const std::vector<std::string> kGoldenCases = {"text_only",  "image_nosplit", "image_split",
+                                                      "image_tall", "image_small",   "multi_turn",
+                                                      "two_images", "video"};
+
 inline const nlohmann::json& golden_json() {
   static const nlohmann::json j =
       nlohmann::json::parse(read_text_file(tiny_model() + "/golden.json"));
