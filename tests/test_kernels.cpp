@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -93,6 +94,8 @@ TEST_P(KernelThreads, MatmulMatchesReference) {
 TEST_P(KernelThreads, Q8MatmulMatchesReference) {
   for (auto [n, in, out] : {std::tuple{1, 32, 1},
                             {1, 576, 37},
+                            {1, 96, 19},  // odd block count: the decode GEMV's half pair
+                            {1, 1536, 45},
                             {2, 64, 8},
                             {3, 96, 33},
                             {5, 160, 17},
@@ -109,6 +112,32 @@ TEST_P(KernelThreads, Q8MatmulMatchesReference) {
       kernels::ref::matmul(x.data(), n, w, bias, want.data());
       expect_close(got, want, 1e-4);
     }
+  }
+}
+
+// A file's Q8_0 quants may hold any int8, −128 included (our quantiser never writes it): the
+// integer tricks (|w|, w ⊕ 0x80) must stay exact over the whole range.
+TEST_P(KernelThreads, Q8MatmulCoversFullInt8Range) {
+  std::mt19937 rng(21);
+  for (auto [n, in, out] : {std::tuple{1, 576, 41}, {1, 96, 9}, {4, 192, 24}}) {
+    const size_t blocks = static_cast<size_t>(in) / kQ8BlockSize;
+    std::vector<uint8_t> bytes(static_cast<size_t>(out) * blocks * kQ8BlockBytes);
+    for (size_t b = 0; b < bytes.size() / kQ8BlockBytes; ++b) {
+      uint8_t* blk = bytes.data() + b * kQ8BlockBytes;
+      const uint16_t scale = f32_to_f16(0.001f * static_cast<float>(1 + rng() % 50));
+      std::memcpy(blk, &scale, 2);
+      for (int i = 0; i < kQ8BlockSize; ++i) {
+        // Extremes often, so that whole blocks of −128 and +127 occur.
+        const uint32_t r = rng() % 8;
+        blk[2 + i] = r == 0 ? 0x80 : r == 1 ? 0x7f : static_cast<uint8_t>(rng());
+      }
+    }
+    const kernels::Matrix w{DType::Q8_0, bytes.data(), out, in};
+    const auto x = random_vec(static_cast<size_t>(n) * in, 22);
+    std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
+    kernels::matmul(x.data(), n, w, nullptr, got.data());
+    kernels::ref::matmul(x.data(), n, w, nullptr, want.data());
+    expect_close(got, want, 1e-4);
   }
 }
 
@@ -230,13 +259,14 @@ TEST(ReferenceKernels, Q4RoundTripKnownValues) {
   const std::vector<uint8_t> q = quantize_q4_0(x, 1, 32);
   ASSERT_EQ(q.size(), kQ4BlockBytes);
   EXPECT_EQ(f16_to_f32(static_cast<uint16_t>(q[0] | q[1] << 8)), 2.0f);  // d = −16 / −8
-  EXPECT_EQ(q[2] & 0x0F, 0);  // −16 → nibble 0
+  EXPECT_EQ(q[2] & 0x0F, 0);                                             // −16 → nibble 0
   std::vector<float> back(32);
   kernels::ref::dequantize_row({DType::Q4_0, q.data(), 1, 32}, 0, back.data());
   EXPECT_EQ(back[0], -16.0f);
   EXPECT_EQ(back[16], 0.0f);   // 0 → 8.5 → nibble 8
   EXPECT_EQ(back[31], 14.0f);  // 15 → 16 → clamped to 15 → (15 − 8)·2
-  for (int i = 0; i < 32; ++i) EXPECT_LE(std::fabs(back[static_cast<size_t>(i)] - x[static_cast<size_t>(i)]), 1.0f);
+  for (int i = 0; i < 32; ++i)
+    EXPECT_LE(std::fabs(back[static_cast<size_t>(i)] - x[static_cast<size_t>(i)]), 1.0f);
 }
 
 TEST(KernelPaths, GenericIsAlwaysThereAndSelectable) {

@@ -13,8 +13,10 @@
 #include <array>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "kernels/kernel_path.h"
+#include "kernels/x86/simd_x86.h"
 
 namespace smolvlm::kernels::x86 {
 // Internal linkage: every path's translation unit keeps its own copy, compiled for its own -m
@@ -54,6 +56,7 @@ void micro_q8_512(const ActBlockQ8* const* x, const uint8_t* const* w, int block
     for (int c = 0; c < C; ++c) {
       const uint8_t* b0 = w[c] + static_cast<size_t>(b) * kQ8BlockBytes;
       const uint8_t* b1 = pair ? b0 + kQ8BlockBytes : nullptr;
+      if constexpr (R == 1) prefetch_stream(b0);
       wq[c] = load_two(reinterpret_cast<const int8_t*>(b0 + 2),
                        b1 ? reinterpret_cast<const int8_t*>(b1 + 2) : nullptr);
       wd[c] = two_scales(f16_scale(b0), pair ? f16_scale(b1) : 0.0f);
@@ -99,9 +102,94 @@ constexpr auto q8x512_table(std::integer_sequence<int, Rs...>) {
       q8x512_row<kVnni, Rs + 1>(std::make_integer_sequence<int, kQ8x512Cols>{})...};
 }
 
+// One pair of activation blocks prepared for the single-row (decode) GEMV: with the weights
+// flipped to unsigned (w ⊕ 0x80 = w + 128) and the activations as the signed operand,
+// vpdpbusd gives Σ(w + 128)·x; starting the accumulator at −128·Σx (per 4-byte lane) leaves
+// Σ w·x. That correction depends only on x, so it is computed once per matmul, not per weight.
+struct GemvPair {
+  __m512i xq;    // two blocks of int8 activations
+  __m512i corr;  // −128 · Σx over each 4-byte lane
+  __m512 xd;     // the two activation scales, 8 lanes each
+};
+
+inline void prepare_gemv(const ActBlockQ8* x, int blocks, GemvPair* out) {
+  const __m512i offset = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int b = 0; b < blocks; b += 2) {
+    const bool pair = b + 1 < blocks;
+    GemvPair& p = out[b / 2];
+    p.xq = load_two(x[b].q, pair ? x[b + 1].q : nullptr);
+    p.corr = _mm512_sub_epi32(_mm512_setzero_si512(),
+                              _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, p.xq));
+    p.xd = two_scales(x[b].d, pair ? x[b + 1].d : 0.0f);
+  }
+}
+
+// Both f16 block scales of a pair, widened in registers: lanes 0–7 the first, 8–15 the second.
+inline __m512 weight_scales_pair(const uint8_t* b0, bool pair) {
+  uint16_t lo, hi = 0;
+  std::memcpy(&lo, b0, 2);
+  if (pair) std::memcpy(&hi, b0 + kQ8BlockBytes, 2);
+  const __m256i h =
+      _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(static_cast<short>(lo))),
+                              _mm_set1_epi16(static_cast<short>(hi)), 1);
+  return _mm512_cvtph_ps(h);
+}
+
+// C weight rows against one prepared activation row: one vpdpbusd per 64 weights.
+template <int C>
+void micro_gemv_vnni(const GemvPair* x, const uint8_t* const* w, int blocks, float* out) {
+  __m512 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+  const __m512i offset = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int b = 0; b < blocks; b += 2) {
+    const GemvPair& xp = x[b / 2];
+    const bool pair = b + 1 < blocks;
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* b0 = w[c] + static_cast<size_t>(b) * kQ8BlockBytes;
+      prefetch_stream(b0);
+      const __m512i wq = _mm512_xor_si512(
+          load_two(reinterpret_cast<const int8_t*>(b0 + 2),
+                   pair ? reinterpret_cast<const int8_t*>(b0 + kQ8BlockBytes + 2) : nullptr),
+          offset);
+      const __m512i sum = _mm512_dpbusd_epi32(xp.corr, wq, xp.xq);
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
+                               _mm512_mul_ps(weight_scales_pair(b0, pair), xp.xd), acc[c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) out[c] = _mm512_reduce_add_ps(acc[c]);
+}
+
+inline void gemv_q8_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
+                         const float* bias, float* y) {
+  const int blocks = w.cols / kQ8BlockSize;
+  thread_local std::vector<GemvPair> prepared;
+  prepared.resize(static_cast<size_t>(blocks + 1) / 2);
+  prepare_gemv(xq, blocks, prepared.data());
+  constexpr int C = 8;
+  int o = o_begin;
+  for (; o + C <= o_end; o += C) {
+    const uint8_t* wr[C];
+    for (int c = 0; c < C; ++c) wr[c] = w.row(o + c);
+    micro_gemv_vnni<C>(prepared.data(), wr, blocks, y + o);
+  }
+  for (; o < o_end; ++o) {
+    const uint8_t* wr[1] = {w.row(o)};
+    micro_gemv_vnni<1>(prepared.data(), wr, blocks, y + o);
+  }
+  if (bias) {
+    for (int i = o_begin; i < o_end; ++i) y[i] += bias[i];
+  }
+}
+
 template <bool kVnni>
 void gemm_q8_512(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
                  const float* bias, float* y, int ldy) {
+  if constexpr (kVnni) {
+    if (n == 1) {
+      gemv_q8_vnni(xq, w, o_begin, o_end, bias, y);
+      return;
+    }
+  }
   static constexpr auto table = q8x512_table<kVnni>(std::make_integer_sequence<int, kQ8x512Rows>{});
   constexpr int R = kQ8x512Rows, C = kQ8x512Cols;
   const int blocks = w.cols / kQ8BlockSize;
