@@ -75,12 +75,18 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0, 1);
   nlohmann::json out = nlohmann::json::array();
-  if (!json) std::printf("%-8s %-5s %-24s %10s %10s\n", "path", "type", "shape", "ms", "GFLOP/s");
+  if (!json) std::printf("%-10s %-9s %-24s %10s %10s\n", "path", "type", "shape", "ms", "GFLOP/s");
   for (const auto* path : kernels::available_paths()) {
     if (!only_path.empty() && only_path != path->name) continue;
     kernels::select_path(path->name);
-    for (DType t : {DType::F32, DType::F16, DType::Q8_0}) {
+    // The last pass: F16 weights with bf16 arithmetic, where the path has it (vision shapes).
+    for (int variant = 0; variant < 4; ++variant) {
+      const bool bf16_math = variant == 3;
+      if (bf16_math && !kernels::has_bf16_matmul()) continue;
+      const DType t = variant == 0 ? DType::F32 : variant == 2 ? DType::Q8_0 : DType::F16;
+      const char* type_name = bf16_math ? "F16·bf16" : dtype_name(t);
       for (const Shape& s : shapes) {
+        if (bf16_math && s.n == 1) continue;
         std::vector<float> x(static_cast<size_t>(s.n) * s.in),
             wf(static_cast<size_t>(s.out) * s.in), y(static_cast<size_t>(s.n) * s.out);
         for (auto& v : x) v = nd(rng);
@@ -90,7 +96,11 @@ int main(int argc, char** argv) {
         std::vector<double> ms;
         for (int r = 0; r < repeat + 1; ++r) {
           const auto t0 = std::chrono::steady_clock::now();
-          kernels::matmul(x.data(), s.n, w, nullptr, y.data());
+          if (bf16_math) {
+            kernels::matmul_bf16(x.data(), s.n, w, nullptr, y.data());
+          } else {
+            kernels::matmul(x.data(), s.n, w, nullptr, y.data());
+          }
           const double e =
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                   .count();
@@ -99,14 +109,53 @@ int main(int argc, char** argv) {
         const double m = median(ms), gflops = 2.0 * s.n * s.in * s.out / (m * 1e6);
         if (json) {
           out.push_back({{"path", path->name},
-                         {"type", dtype_name(t)},
+                         {"type", type_name},
                          {"shape", s.what},
                          {"ms", m},
                          {"gflops", gflops}});
         } else {
-          std::printf("%-8s %-5s %-24s %10.3f %10.1f\n", path->name, dtype_name(t), s.what, m,
-                      gflops);
+          std::printf("%-10s %-9s %-24s %10.3f %10.1f\n", path->name, type_name, s.what, m, gflops);
         }
+      }
+    }
+  }
+  // Attention: one vision layer (1024 patches, 12 heads, bidirectional) and one decode step of
+  // the 256M text model after a 1024-token prompt (9 query heads on 3 KV heads).
+  struct AttnCase {
+    const char* what;
+    int nq, nk, heads, kv_heads;
+    bool causal;
+  };
+  for (const auto* path : kernels::available_paths()) {
+    if (!only_path.empty() && only_path != path->name) continue;
+    kernels::select_path(path->name);
+    for (const AttnCase& c : {AttnCase{"attention vision layer", 1024, 1024, 12, 12, false},
+                              AttnCase{"attention decode 1/1024", 1, 1024, 9, 3, true}}) {
+      const int hd = 64, qw = c.heads * hd, kvw = c.kv_heads * hd;
+      std::vector<float> q(static_cast<size_t>(c.nq) * qw), k(static_cast<size_t>(c.nk) * kvw),
+          v(k.size()), o(q.size());
+      for (auto* vec : {&q, &k, &v})
+        for (auto& x : *vec) x = nd(rng);
+      const kernels::AttentionShape shape{c.nq, c.nk, c.heads, c.kv_heads, hd,         qw,
+                                          kvw,  qw,   0.125f,  c.causal,   c.nk - c.nq};
+      std::vector<double> ms;
+      for (int r = 0; r < repeat + 1; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        kernels::attention(shape, q.data(), k.data(), v.data(), nullptr, o.data());
+        const double e =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        if (r > 0) ms.push_back(e);
+      }
+      const double m = median(ms), gflops = 4.0 * c.nq * c.nk * c.heads * hd / (m * 1e6);
+      if (json) {
+        out.push_back({{"path", path->name},
+                       {"type", "F32"},
+                       {"shape", c.what},
+                       {"ms", m},
+                       {"gflops", gflops}});
+      } else {
+        std::printf("%-10s %-9s %-24s %10.3f %10.1f\n", path->name, "F32", c.what, m, gflops);
       }
     }
   }

@@ -141,6 +141,43 @@ TEST_P(KernelThreads, Q8MatmulCoversFullInt8Range) {
   }
 }
 
+// bf16 arithmetic (paths that have it): x and W rounded to bf16 exactly as the reference twin
+// rounds them, so only the float summation order differs.
+TEST_P(KernelThreads, Bf16MatmulMatchesReference) {
+  if (!kernels::has_bf16_matmul()) GTEST_SKIP() << "no bf16 arithmetic on this path";
+  for (auto [n, in, out] : {std::tuple{1, 32, 16},
+                            {5, 33, 70},    // odd K: the last pair is padded
+                            {13, 600, 64},  // K past one 256-wide chunk
+                            {50, 96, 130},
+                            {7, 768, 17}}) {
+    for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+      const auto x = random_vec(static_cast<size_t>(n) * in, 31);
+      const auto wf = random_vec(static_cast<size_t>(out) * in, 32, 0.05f);
+      const auto bytes = store_as(wf, type);
+      const kernels::Matrix w{type, bytes.data(), out, in};
+      const auto b = random_vec(static_cast<size_t>(out), 33);
+      for (const float* bias : {static_cast<const float*>(nullptr), b.data()}) {
+        std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
+        kernels::matmul_bf16(x.data(), n, w, bias, got.data());
+        kernels::ref::matmul_bf16(x.data(), n, w, bias, want.data());
+        expect_close(got, want, 1e-4);
+      }
+    }
+  }
+}
+
+TEST_P(KernelThreads, ToBf16RoundsAsReference) {
+  const kernels::KernelPath& path = kernels::active_path();
+  if (!path.to_bf16) GTEST_SKIP() << "no bf16 arithmetic on this path";
+  std::vector<float> x = random_vec(71, 34, 3.0f);
+  x[0] = 1.00390625f;  // exactly halfway between two bf16 values: ties to even (down)
+  x[1] = 1.01171875f;  // halfway, rounds up to even
+  x[2] = -0.0f;
+  std::vector<uint16_t> got(x.size());
+  path.to_bf16(x.data(), x.size(), got.data());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(got[i], f32_to_bf16(x[i])) << i;
+}
+
 // The activation quantiser rounds half away from zero, exactly as the reference's lround.
 TEST_P(KernelThreads, QuantizeRowMatchesGenericExactly) {
   std::vector<float> x = random_vec(3 * kQ8BlockSize, 16, 2.0f);
@@ -175,7 +212,8 @@ TEST_P(KernelThreads, AttentionMatchesReference) {
   for (const Case& c :
        {Case{16, 16, 4, 4, 16, false}, Case{7, 7, 3, 1, 32, true}, Case{1, 20, 9, 3, 64, true},
         Case{5, 12, 6, 2, 8, true}, Case{70, 70, 4, 4, 16, false}, Case{100, 130, 9, 3, 64, true},
-        Case{17, 17, 3, 1, 32, true}}) {
+        Case{17, 17, 3, 1, 32, true}, Case{1, 300, 4, 2, 20, true},
+        Case{3, 40, 2, 1, 160, false}}) {
     const int qw = c.heads * c.hd, kvw = c.kv_heads * c.hd;
     const auto q = random_vec(static_cast<size_t>(c.nq) * qw, 4);
     const auto k = random_vec(static_cast<size_t>(c.nk) * kvw, 5);
@@ -230,8 +268,8 @@ std::string path_case_name(const ::testing::TestParamInfo<KernelThreads::ParamTy
 
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelThreads,
                          ::testing::Combine(::testing::Values("generic", "avx2", "avx512",
-                                                              "avx512vnni", "neon", "dotprod",
-                                                              "i8mm"),
+                                                              "avx512vnni", "avx512bf16", "neon",
+                                                              "dotprod", "i8mm"),
                                             ::testing::Values(1, 2, 3)),
                          path_case_name);
 

@@ -29,6 +29,7 @@ const char kHelp[] =
     "\n"
     "  -m, --model PATH    HF model folder, text GGUF, or a folder with a GGUF pair\n"
     "      --mmproj FILE   the vision GGUF for a text GGUF (default: found beside it)\n"
+    "      --vision-precision P  f32 (default) or bf16 (where the CPU has AVX512_BF16)\n"
     "      --image FILE    also time the whole picture request (\"Describe the image.\")\n"
     "  -p N                prompt tokens for the text prefill test (default 512)\n"
     "  -n N                tokens to decode (default 128)\n"
@@ -80,6 +81,7 @@ int run_bench(int argc, char** argv) {
   int n_prompt = 512, n_gen = 128, threads = 0, repeat = 3, context = 4096;
   bool json = false;
   std::string quantize;
+  VisionPrecision vision_precision = VisionPrecision::F32;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -89,6 +91,8 @@ int run_bench(int argc, char** argv) {
       model_dir = flag_value(argc, argv, i);
     } else if (a == "--mmproj") {
       mmproj = flag_value(argc, argv, i);
+    } else if (a == "--vision-precision") {
+      vision_precision = parse_vision_precision(flag_value(argc, argv, i));
     } else if (a == "--image") {
       image = flag_value(argc, argv, i);
     } else if (a == "-p") {
@@ -115,11 +119,11 @@ int run_bench(int argc, char** argv) {
   std::map<std::string, Stat> st;
 
   auto t = Clock::now();
-  std::unique_ptr<Model> model = Model::load(model_dir, mmproj);
+  std::unique_ptr<Model> model = Model::load(model_dir, mmproj, vision_precision);
   st["load_cold_ms"].v.push_back(ms_since(t));  // first load in this process
   for (int r = 0; r < repeat; ++r) {
     t = Clock::now();
-    model = Model::load(model_dir, mmproj);  // the page cache is warm now
+    model = Model::load(model_dir, mmproj, vision_precision);  // the page cache is warm now
     st["load_warm_ms"].v.push_back(ms_since(t));
   }
   if (!quantize.empty()) {
@@ -194,6 +198,7 @@ int run_bench(int argc, char** argv) {
   nlohmann::json out = {{"model", model_dir},
                         {"threads", global_pool().size()},
                         {"kernels", kernels::active_path_name()},
+                        {"vision_precision", m.vision.uses_bf16() ? "bf16" : "f32"},
                         {"text_weights", quantize.empty() ? "as stored" : quantize},
                         {"repeat", repeat},
                         {"n_prompt", n_prompt},
@@ -209,8 +214,9 @@ int run_bench(int argc, char** argv) {
     std::puts(out.dump(2).c_str());
     return 0;
   }
-  std::printf("model %s, %d threads, kernels %s, %d runs (median, min-max)\n", model_dir.c_str(),
-              global_pool().size(), kernels::active_path_name(), repeat);
+  std::printf("model %s, %d threads, kernels %s, vision %s, %d runs (median, min-max)\n",
+              model_dir.c_str(), global_pool().size(), kernels::active_path_name(),
+              m.vision.uses_bf16() ? "bf16" : "f32", repeat);
   std::printf("%-22s %12s %22s\n", "figure", "median", "range");
   for (const auto& [k, s] : st) {
     std::printf("%-22s %12.2f %10.2f - %-10.2f\n", k.c_str(), s.median(), s.min(), s.max());

@@ -1,9 +1,10 @@
 // smolvlm: the command-line front end. Every subcommand is a thin client of the public API.
+#include <smolvlm/smolvlm.h>
+
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <iostream>
-#include <smolvlm/smolvlm.h>
 #include <string>
 
 #include "cli.h"
@@ -49,7 +50,8 @@ int main(int argc, char** argv) {
     print_usage(stderr);
     return 2;
   } catch (const smolvlm::cli::UsageError& e) {
-    std::fprintf(stderr, "smolvlm %s: %s (see 'smolvlm %s --help')\n", cmd.c_str(), e.what(), cmd.c_str());
+    std::fprintf(stderr, "smolvlm %s: %s (see 'smolvlm %s --help')\n", cmd.c_str(), e.what(),
+                 cmd.c_str());
     return 2;
   } catch (const smolvlm::Error& e) {
     std::fprintf(stderr, "smolvlm: error: %s\n", e.what());

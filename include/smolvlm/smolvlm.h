@@ -14,16 +14,28 @@
 //   chat.ask("What colour is it?");        // computes only the new turn
 #pragma once
 
+#include <smolvlm/error.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <smolvlm/error.h>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace smolvlm {
+
+// Arithmetic of the vision encoder's matrix products.
+//  F32 (default): float32 throughout; matches transformers' float32 reference (golden tests).
+//  Bf16: inputs rounded to bf16, sums in float32 — the precision transformers runs SmolVLM2 in
+//        with torch_dtype=bfloat16 — about twice as fast where the CPU has bf16 dot products
+//        (AVX512_BF16: Zen 4, Sapphire Rapids); float32 elsewhere. Answers can differ from the
+//        float32 reference where two tokens are nearly tied.
+enum class VisionPrecision { F32, Bf16 };
+
+// "f32" or "bf16" → the enum; throws smolvlm::Error for anything else.
+VisionPrecision parse_vision_precision(const std::string& name);
 
 struct LoadOptions {
   int threads = 0;  // 0: one per hardware thread
@@ -31,6 +43,7 @@ struct LoadOptions {
   // The vision projector GGUF when the model is a llama.cpp text GGUF (empty: the *mmproj*.gguf
   // beside it, if there is exactly one). Must stay empty for a Hugging Face folder.
   std::string mmproj;
+  VisionPrecision vision_precision = VisionPrecision::F32;
 };
 
 struct GenerationOptions {
@@ -144,10 +157,10 @@ class Chat {
   // Forgets the dialogue; the current picture is kept and counts as new again.
   void clear();
 
-  int turns() const;           // exchanges in the dialogue
-  int context_tokens() const;  // tokens held in the KV cache
+  int turns() const;                         // exchanges in the dialogue
+  int context_tokens() const;                // tokens held in the KV cache
   std::vector<int32_t> context_ids() const;  // those tokens' ids
-  int context_length() const;  // the most it may hold
+  int context_length() const;                // the most it may hold
   // The dialogue as the prompt of the next turn would render it (without the generation prompt).
   std::string transcript() const;
 
@@ -174,7 +187,8 @@ class Engine {
   // Loads a Hugging Face SmolVLM2 folder (config.json, tokenizer.json, *.safetensors), or a
   // llama.cpp text GGUF with its mmproj GGUF (options.mmproj), or a folder holding such a pair.
   // Throws smolvlm::Error with a one-line message when anything is missing or malformed.
-  static std::unique_ptr<Engine> load(const std::string& model_dir, const LoadOptions& options = {});
+  static std::unique_ptr<Engine> load(const std::string& model_dir,
+                                      const LoadOptions& options = {});
   ~Engine();
 
   // Answers the conversation's last user turn. The context is fresh for each call.

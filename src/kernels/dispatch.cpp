@@ -34,6 +34,7 @@ bool cpu_has(const char* feature) {
            __builtin_cpu_supports("fma");
   }
   if (f == "avx512vnni") return cpu_has("avx512") && __builtin_cpu_supports("avx512vnni");
+  if (f == "avx512bf16") return cpu_has("avx512vnni") && __builtin_cpu_supports("avx512bf16");
   return false;
 #elif defined(__aarch64__)
   const std::string f = feature;
@@ -62,6 +63,7 @@ std::vector<const KernelPath*> available_paths() {
   if (avx2_path() && cpu_has("avx2")) out.push_back(avx2_path());
   if (avx512_path() && cpu_has("avx512")) out.push_back(avx512_path());
   if (avx512vnni_path() && cpu_has("avx512vnni")) out.push_back(avx512vnni_path());
+  if (avx512bf16_path() && cpu_has("avx512bf16")) out.push_back(avx512bf16_path());
 #endif
 #if defined(__aarch64__)
   if (neon_path() && cpu_has("neon")) out.push_back(neon_path());

@@ -37,6 +37,21 @@ struct KernelPath {
   float (*exp_shift_sum)(float* x, int n, float shift);
   void (*gelu_tanh)(float* x, size_t n);
   void (*silu_mul)(const float* gate, const float* up, float* out, size_t n);
+  // max of x[0..n) (optional: null falls back to a scalar loop). n ≥ 1.
+  float (*row_max)(const float* x, int n);
+  // out[0..d) = Σ_j w[j] · rows[j·stride + 0..d) for j < n: attention's weighted sum of V rows
+  // for one query (optional: null falls back to one axpy per row).
+  void (*weighted_rows)(const float* w, int n, const float* rows, size_t stride, int d, float* out);
+  // y[r·ldy + o] = Σ_k x[r·ldx + k] · b[k·ldb + o] for r < n, o < N: B stored K-major, as
+  // attention's V rows are (optional: null makes attention transpose V for gemm_float).
+  void (*gemm_kn)(const float* x, int n, int ldx, int K, const float* b, size_t ldb, int N,
+                  float* y, int ldy);
+  // bf16 arithmetic (optional; null where the CPU has no bf16 dot products). to_bf16 rounds to
+  // nearest even; gemm_bf16 is gemm_float with x already bf16 (row r at xb + r·ldx, K padded
+  // to even with zeros) and W rounded to bf16, products summed in float32.
+  void (*to_bf16)(const float* x, size_t n, uint16_t* out);
+  void (*gemm_bf16)(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_begin, int o_end,
+                    const float* bias, float* y, int ldy);
 };
 
 // The paths compiled into this binary that the running CPU supports, best last.
@@ -51,6 +66,7 @@ const KernelPath& generic_path();
 const KernelPath* avx2_path();  // nullptr when not compiled in
 const KernelPath* avx512_path();
 const KernelPath* avx512vnni_path();
+const KernelPath* avx512bf16_path();
 #endif
 #if defined(__aarch64__)
 const KernelPath* neon_path();

@@ -2,6 +2,8 @@
 // inner kernels on each share. Cheap element-wise steps run the reference code directly.
 #include "kernels/kernels.h"
 
+#include <smolvlm/error.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -74,6 +76,31 @@ void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y)
   });
 }
 
+bool has_bf16_matmul() { return active_path().gemm_bf16 != nullptr; }
+
+void matmul_bf16(const float* x, int n, const Matrix& w, const float* bias, float* y) {
+  const KernelPath& path = active_path();
+  if (!path.gemm_bf16 || !(w.type == DType::F32 || w.type == DType::F16 || w.type == DType::BF16))
+    throw Error(std::string("bf16 matmul is not available on the '") + path.name + "' kernel path");
+  ThreadPool& pool = global_pool();
+  // Round x once (rows padded to an even length), shared by the workers like the Q8 case.
+  const int ldx = (w.cols + 1) & ~1;
+  thread_local std::vector<uint16_t> xb;
+  xb.resize(static_cast<size_t>(n) * ldx);
+  uint16_t* xbp = xb.data();
+  pool.parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
+    for (size_t r = b; r < e; ++r) {
+      path.to_bf16(x + r * w.cols, static_cast<size_t>(w.cols), xbp + r * ldx);
+      if (ldx != w.cols) xbp[r * ldx + w.cols] = 0;
+    }
+  });
+  const size_t units = static_cast<size_t>((w.rows + 15) / 16);
+  pool.parallel_for(units, [&](size_t b, size_t e) {
+    const int ob = static_cast<int>(b * 16), oe = std::min(w.rows, static_cast<int>(e * 16));
+    path.gemm_bf16(xbp, n, ldx, w, ob, oe, bias, y, w.rows);
+  });
+}
+
 void layer_norm(const float* x, int n, int d, const float* weight, const float* bias, float eps,
                 float* y) {
   global_pool().parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
@@ -119,44 +146,54 @@ void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq) {
 namespace {
 
 // One query row at a time: for decoding (a single new token), where there is nothing to block.
+// Scores are one GEMV per head against the head's K rows read in place (a strided matrix, so
+// the single-row kernel streams them with prefetch); the weighted sum of V is one call per head.
 void attention_rows(const AttentionShape& s, const float* q, const float* k, const float* v,
                     const unsigned char* key_mask, float* out) {
   const KernelPath& path = active_path();
   const auto exp_sum = pick(&KernelPath::exp_shift_sum);
   const int group = s.heads / s.kv_heads;
   const size_t tasks = static_cast<size_t>(s.nq) * s.heads;
+  const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
   global_pool().parallel_for(tasks, [&](size_t begin, size_t end) {
     thread_local std::vector<float> scores;
     scores.resize(static_cast<size_t>(s.nk));
     for (size_t t = begin; t < end; ++t) {
       const int i = static_cast<int>(t / s.heads), h = static_cast<int>(t % s.heads);
       const int last_key = s.causal ? std::min(s.q_pos0 + i, s.nk - 1) : s.nk - 1;
+      const int keys = last_key + 1;
       const float* qh = q + static_cast<size_t>(i) * s.q_stride + h * s.head_dim;
       const int kvh = h / group;
+      const Matrix km{DType::F32, k + kvh * s.head_dim, keys, s.head_dim, kv_row_bytes};
+      path.gemm_float(qh, 1, km, 0, keys, nullptr, scores.data(), keys);
       float maxv = -std::numeric_limits<float>::infinity();
-      for (int j = 0; j <= last_key; ++j) {
-        if (key_mask && !key_mask[j]) continue;
-        const float* kj = k + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim;
-        scores[j] = path.dot(qh, kj, s.head_dim) * s.scale;
-        maxv = std::max(maxv, scores[j]);
+      for (int j = 0; j < keys; ++j) {
+        scores[j] *= s.scale;
+        if (!(key_mask && !key_mask[j])) maxv = std::max(maxv, scores[j]);
       }
       float sum;
       if (key_mask) {
         sum = 0.0f;
-        for (int j = 0; j <= last_key; ++j) {
+        for (int j = 0; j < keys; ++j) {
           scores[j] = !key_mask[j] ? 0.0f : std::exp(scores[j] - maxv);
           sum += scores[j];
         }
       } else {
-        sum = exp_sum(scores.data(), last_key + 1, maxv);
+        sum = exp_sum(scores.data(), keys, maxv);
       }
       const float inv = 1.0f / sum;
+      for (int j = 0; j < keys; ++j) scores[j] *= inv;
       float* oh = out + static_cast<size_t>(i) * s.out_stride + h * s.head_dim;
-      std::fill(oh, oh + s.head_dim, 0.0f);
-      for (int j = 0; j <= last_key; ++j) {
-        if (scores[j] == 0.0f) continue;
-        path.axpy(scores[j] * inv, v + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim, oh,
-                  s.head_dim);
+      const float* vh = v + kvh * s.head_dim;
+      if (path.weighted_rows) {
+        path.weighted_rows(scores.data(), keys, vh, static_cast<size_t>(s.kv_stride), s.head_dim,
+                           oh);
+      } else {
+        std::fill(oh, oh + s.head_dim, 0.0f);
+        for (int j = 0; j < keys; ++j) {
+          if (scores[j] == 0.0f) continue;
+          path.axpy(scores[j], vh + static_cast<size_t>(j) * s.kv_stride, oh, s.head_dim);
+        }
       }
     }
   });
@@ -164,69 +201,88 @@ void attention_rows(const AttentionShape& s, const float* q, const float* k, con
 
 // Blocks of query rows: scores = Q_blk · Kᵀ and out = P · V run as GEMMs on the active path.
 // Only a [block × keys] slice of scores exists at a time, per worker (never heads × nq × nk).
+// K is read in place (a strided matrix); V too where the path multiplies by K-major B
+// (gemm_kn), otherwise each KV head's V is transposed once for gemm_float.
 void attention_blocked(const AttentionShape& s, const float* q, const float* k, const float* v,
                        const unsigned char* key_mask, float* out) {
   const KernelPath& path = active_path();
   const auto exp_sum = pick(&KernelPath::exp_shift_sum);
   const int hd = s.head_dim, nk = s.nk, group = s.heads / s.kv_heads;
-  constexpr int kBlock = 64;
-  // Per KV head, K as [nk, hd] rows and V transposed to [hd, nk], both contiguous.
-  std::vector<float> kh(static_cast<size_t>(s.kv_heads) * nk * hd), vt(kh.size());
-  global_pool().parallel_for(static_cast<size_t>(s.kv_heads), [&](size_t b, size_t e) {
-    for (size_t h = b; h < e; ++h) {
-      for (int j = 0; j < nk; ++j) {
-        const float* kj = k + static_cast<size_t>(j) * s.kv_stride + h * hd;
-        const float* vj = v + static_cast<size_t>(j) * s.kv_stride + h * hd;
-        std::copy(kj, kj + hd, kh.data() + (h * nk + j) * hd);
-        for (int d = 0; d < hd; ++d) vt[(h * hd + d) * nk + j] = vj[d];
+  // Bidirectional (vision): big blocks, so each head's K is packed fewer times. Causal: small
+  // ones, so fewer hidden keys are computed.
+  const int kBlock = s.causal ? 64 : 256;
+  const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
+  std::vector<float> vt;
+  if (!path.gemm_kn) {
+    vt.resize(static_cast<size_t>(s.kv_heads) * nk * hd);
+    global_pool().parallel_for(static_cast<size_t>(s.kv_heads), [&](size_t b, size_t e) {
+      for (size_t h = b; h < e; ++h) {
+        for (int j = 0; j < nk; ++j) {
+          const float* vj = v + static_cast<size_t>(j) * s.kv_stride + h * hd;
+          for (int d = 0; d < hd; ++d) vt[(h * hd + d) * nk + j] = vj[d];
+        }
       }
-    }
-  });
+    });
+  }
   const int blocks = (s.nq + kBlock - 1) / kBlock;
   global_pool().parallel_for(static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end) {
-    thread_local std::vector<float> qb, sb, ob;
+    thread_local std::vector<float> sb, qb, inv_sum;
     for (size_t t = begin; t < end; ++t) {
       const int h = static_cast<int>(t % s.heads), blk = static_cast<int>(t / s.heads);
       const int i0 = blk * kBlock, rows = std::min(kBlock, s.nq - i0), kvh = h / group;
       const int keys = s.causal ? std::min(nk, s.q_pos0 + i0 + rows) : nk;
-      qb.resize(static_cast<size_t>(rows) * hd);
       sb.resize(static_cast<size_t>(rows) * keys);
-      ob.resize(static_cast<size_t>(rows) * hd);
+      inv_sum.resize(static_cast<size_t>(rows));
+      // This head's query rows, gathered and pre-multiplied by the softmax scale (one pass over
+      // rows·hd values instead of rows·keys scores; exact for head_dim 64, where it is 1/8).
+      qb.resize(static_cast<size_t>(rows) * hd);
       for (int i = 0; i < rows; ++i) {
         const float* src = q + static_cast<size_t>(i0 + i) * s.q_stride + h * hd;
-        std::copy(src, src + hd, qb.data() + static_cast<size_t>(i) * hd);
+        float* dst = qb.data() + static_cast<size_t>(i) * hd;
+        for (int d = 0; d < hd; ++d) dst[d] = src[d] * s.scale;
       }
-      const Matrix km{DType::F32, kh.data() + static_cast<size_t>(kvh) * nk * hd, keys, hd};
+      const Matrix km{DType::F32, k + kvh * hd, keys, hd, kv_row_bytes};
       path.gemm_float(qb.data(), rows, km, 0, keys, nullptr, sb.data(), keys);
       for (int i = 0; i < rows; ++i) {
         float* sr = sb.data() + static_cast<size_t>(i) * keys;
         const int last = s.causal ? std::min(s.q_pos0 + i0 + i, nk - 1) : nk - 1;
-        float maxv = -std::numeric_limits<float>::infinity();
-        for (int j = 0; j <= last; ++j) {
-          sr[j] *= s.scale;
-          if (!(key_mask && !key_mask[j])) maxv = std::max(maxv, sr[j]);
-        }
         float sum;
         if (key_mask) {
+          float maxv = -std::numeric_limits<float>::infinity();
+          for (int j = 0; j <= last; ++j) {
+            if (key_mask[j]) maxv = std::max(maxv, sr[j]);
+          }
           sum = 0.0f;
           for (int j = 0; j <= last; ++j) {
             sr[j] = !key_mask[j] ? 0.0f : std::exp(sr[j] - maxv);
             sum += sr[j];
           }
         } else {
+          float maxv;
+          if (path.row_max) {
+            maxv = path.row_max(sr, last + 1);
+          } else {
+            maxv = sr[0];
+            for (int j = 1; j <= last; ++j) maxv = std::max(maxv, sr[j]);
+          }
           sum = exp_sum(sr, last + 1, maxv);
         }
-        const float inv = 1.0f / sum;
-        for (int j = 0; j <= last; ++j) sr[j] *= inv;
-        std::fill(sr + last + 1, sr + keys, 0.0f);  // causally hidden keys
+        inv_sum[static_cast<size_t>(i)] = 1.0f / sum;  // applied to the output row, not to P
+        std::fill(sr + last + 1, sr + keys, 0.0f);     // causally hidden keys
       }
-      const Matrix vm{DType::F32, vt.data() + static_cast<size_t>(kvh) * hd * nk, hd, keys,
-                      static_cast<size_t>(nk) * sizeof(float)};
-      path.gemm_float(sb.data(), rows, vm, 0, hd, nullptr, ob.data(), hd);
+      float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
+      if (path.gemm_kn) {
+        path.gemm_kn(sb.data(), rows, keys, keys, v + kvh * hd, static_cast<size_t>(s.kv_stride),
+                     hd, orows, s.out_stride);
+      } else {
+        const Matrix vm{DType::F32, vt.data() + static_cast<size_t>(kvh) * hd * nk, hd, keys,
+                        static_cast<size_t>(nk) * sizeof(float)};
+        path.gemm_float(sb.data(), rows, vm, 0, hd, nullptr, orows, s.out_stride);
+      }
       for (int i = 0; i < rows; ++i) {
-        std::copy(ob.data() + static_cast<size_t>(i) * hd,
-                  ob.data() + static_cast<size_t>(i + 1) * hd,
-                  out + static_cast<size_t>(i0 + i) * s.out_stride + h * hd);
+        float* o = orows + static_cast<size_t>(i) * s.out_stride;
+        const float inv = inv_sum[static_cast<size_t>(i)];
+        for (int d = 0; d < hd; ++d) o[d] *= inv;
       }
     }
   });

@@ -31,15 +31,15 @@ void check_tokens(const Tokenizer& tok, const ModelConfig& cfg, const std::strin
 
 }  // namespace
 
-Model::Model(ModelConfig cfg, Tokenizer tok, ModelWeights w)
+Model::Model(ModelConfig cfg, Tokenizer tok, ModelWeights w, VisionPrecision vision_precision)
     : config(std::move(cfg)),
       tokenizer(std::move(tok)),
       weights(std::move(w)),
-      vision(config, weights.vision),
+      vision(config, weights.vision, vision_precision),
       decoder(config.text, weights.text),
       eos_id_(tokenizer.token_id("<end_of_utterance>")) {}
 
-std::unique_ptr<Model> Model::load_hf(const std::string& dir) {
+std::unique_ptr<Model> Model::load_hf(const std::string& dir, VisionPrecision vision_precision) {
   ModelConfig cfg = load_hf_config(dir);
   const std::string tok_path = (std::filesystem::path(dir) / "tokenizer.json").string();
   Tokenizer tok = Tokenizer::from_hf_json_file(tok_path);
@@ -47,18 +47,21 @@ std::unique_ptr<Model> Model::load_hf(const std::string& dir) {
   auto store = std::make_shared<const TensorStore>(TensorStore::open_hf_folder(dir));
   ModelWeights w = load_hf_weights(cfg, [&](const std::string& name) { return store->find(name); });
   w.storage.push_back(store);  // the weights are views into its mapped files
-  return std::unique_ptr<Model>(new Model(std::move(cfg), std::move(tok), std::move(w)));
+  return std::unique_ptr<Model>(
+      new Model(std::move(cfg), std::move(tok), std::move(w), vision_precision));
 }
 
 std::unique_ptr<Model> Model::load_gguf(const std::string& text_path,
-                                        const std::string& mmproj_path) {
+                                        const std::string& mmproj_path,
+                                        VisionPrecision vision_precision) {
   auto files = std::make_shared<const GgufModelFiles>(text_path, mmproj_path);
   ModelConfig cfg = files->config();
   Tokenizer tok = files->tokenizer();
   check_tokens(tok, cfg, "'" + text_path + "'");
   ModelWeights w = load_hf_weights(cfg, [&](const std::string& name) { return files->find(name); });
   w.storage.push_back(files);  // the weights are views into its mapped files
-  return std::unique_ptr<Model>(new Model(std::move(cfg), std::move(tok), std::move(w)));
+  return std::unique_ptr<Model>(
+      new Model(std::move(cfg), std::move(tok), std::move(w), vision_precision));
 }
 
 namespace {
@@ -79,7 +82,8 @@ std::vector<std::string> gguf_files(const std::filesystem::path& dir, bool mmpro
 
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const std::string& model_path, const std::string& mmproj_path) {
+std::unique_ptr<Model> Model::load(const std::string& model_path, const std::string& mmproj_path,
+                                   VisionPrecision vision_precision) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path p(model_path);
@@ -89,7 +93,7 @@ std::unique_ptr<Model> Model::load(const std::string& model_path, const std::str
         throw Error("--mmproj goes with a GGUF text model, but '" + model_path +
                     "' is a Hugging Face model folder");
       }
-      return load_hf(model_path);
+      return load_hf(model_path, vision_precision);
     }
     const auto texts = gguf_files(p, false), projs = gguf_files(p, true);
     if (texts.size() != 1 || (mmproj_path.empty() && projs.size() != 1)) {
@@ -97,16 +101,16 @@ std::unique_ptr<Model> Model::load(const std::string& model_path, const std::str
                   " text GGUF and " + std::to_string(projs.size()) +
                   " mmproj GGUF files; name them with -m TEXT.gguf --mmproj MMPROJ.gguf");
     }
-    return load_gguf(texts[0], mmproj_path.empty() ? projs[0] : mmproj_path);
+    return load_gguf(texts[0], mmproj_path.empty() ? projs[0] : mmproj_path, vision_precision);
   }
   if (!fs::exists(p, ec) || !is_gguf_file(model_path)) {
     if (fs::exists(p, ec)) {
       throw Error("'" + model_path + "' is neither a Hugging Face model folder nor a GGUF file");
     }
     if (p.extension() == ".gguf") throw Error("model file '" + model_path + "' does not exist");
-    return load_hf(model_path);  // says the folder does not exist
+    return load_hf(model_path, vision_precision);  // says the folder does not exist
   }
-  if (!mmproj_path.empty()) return load_gguf(model_path, mmproj_path);
+  if (!mmproj_path.empty()) return load_gguf(model_path, mmproj_path, vision_precision);
   const auto projs = gguf_files(p.has_parent_path() ? p.parent_path() : fs::path("."), true);
   if (projs.size() != 1) {
     throw Error("'" + model_path +
@@ -114,7 +118,7 @@ std::unique_ptr<Model> Model::load(const std::string& model_path, const std::str
                 "--mmproj FILE (found " +
                 std::to_string(projs.size()) + " *mmproj*.gguf beside it)");
   }
-  return load_gguf(model_path, projs[0]);
+  return load_gguf(model_path, projs[0], vision_precision);
 }
 
 }  // namespace smolvlm

@@ -9,8 +9,22 @@ namespace smolvlm {
 
 namespace k = kernels;
 
+bool VisionEncoder::uses_bf16() const {
+  return precision_ == VisionPrecision::Bf16 && k::has_bf16_matmul();
+}
+
+void VisionEncoder::linear(const float* x, int n, const Linear& l, float* y, bool bf16) const {
+  const float* bias = l.b.empty() ? nullptr : l.b.data();
+  if (bf16 && (l.w.type == DType::F32 || l.w.type == DType::F16 || l.w.type == DType::BF16)) {
+    k::matmul_bf16(x, n, l.w, bias, y);
+  } else {
+    k::matmul(x, n, l.w, bias, y);
+  }
+}
+
 std::vector<float> VisionEncoder::encode_tile(const float* pixels) const {
   const VisionConfig& vc = cfg_.vision;
+  const bool bf16 = uses_bf16();
   const int D = vc.hidden, G = vc.patches_per_side(), N = vc.num_patches(), P = vc.patch,
             S = vc.image_size, C = vc.channels, F = vc.intermediate;
 
@@ -28,7 +42,7 @@ std::vector<float> VisionEncoder::encode_tile(const float* pixels) const {
     }
   }
   std::vector<float> x(static_cast<size_t>(N) * D);
-  k::matmul(patches.data(), N, w_.patch.w, w_.patch.b.data(), x.data());
+  linear(patches.data(), N, w_.patch, x.data(), bf16);
   // §3.3 Full tiles only (the processor never pads), so position id p is just p.
   k::add_inplace(x.data(), w_.position.data(), x.size());
 
@@ -48,17 +62,17 @@ std::vector<float> VisionEncoder::encode_tile(const float* pixels) const {
                                 0};
   for (const VisionLayerWeights& l : w_.layers) {
     k::layer_norm(x.data(), N, D, l.ln1.w.data(), l.ln1.b.data(), vc.layer_norm_eps, h.data());
-    k::matmul(h.data(), N, l.q.w, l.q.b.data(), q.data());
-    k::matmul(h.data(), N, l.k.w, l.k.b.data(), kk.data());
-    k::matmul(h.data(), N, l.v.w, l.v.b.data(), v.data());
+    linear(h.data(), N, l.q, q.data(), bf16);
+    linear(h.data(), N, l.k, kk.data(), bf16);
+    linear(h.data(), N, l.v, v.data(), bf16);
     k::attention(shape, q.data(), kk.data(), v.data(), nullptr, ctx.data());
-    k::matmul(ctx.data(), N, l.o.w, l.o.b.data(), h.data());
+    linear(ctx.data(), N, l.o, h.data(), bf16);
     k::add_inplace(x.data(), h.data(), x.size());
 
     k::layer_norm(x.data(), N, D, l.ln2.w.data(), l.ln2.b.data(), vc.layer_norm_eps, h.data());
-    k::matmul(h.data(), N, l.fc1.w, l.fc1.b.data(), mlp.data());
+    linear(h.data(), N, l.fc1, mlp.data(), bf16);
     k::gelu_tanh_inplace(mlp.data(), mlp.size());
-    k::matmul(mlp.data(), N, l.fc2.w, l.fc2.b.data(), h.data());
+    linear(mlp.data(), N, l.fc2, h.data(), bf16);
     k::add_inplace(x.data(), h.data(), x.size());
   }
   // §3.5
@@ -92,7 +106,7 @@ std::vector<float> VisionEncoder::connect(const std::vector<float>& hidden) cons
   const std::vector<float> shuffled =
       pixel_shuffle(hidden, cfg_.vision.patches_per_side(), cfg_.vision.hidden, s);
   std::vector<float> out(static_cast<size_t>(cfg_.image_seq_len) * cfg_.text.hidden);
-  k::matmul(shuffled.data(), cfg_.image_seq_len, w_.connector.w, nullptr, out.data());
+  linear(shuffled.data(), cfg_.image_seq_len, w_.connector, out.data(), uses_bf16());
   return out;
 }
 

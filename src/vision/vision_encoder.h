@@ -1,6 +1,8 @@
 // SigLIP vision encoder and the SmolVLM connector (pixel shuffle + projection), spec §3–§4.
 #pragma once
 
+#include <smolvlm/smolvlm.h>
+
 #include <vector>
 
 #include "model/config.h"
@@ -10,7 +12,13 @@ namespace smolvlm {
 
 class VisionEncoder {
  public:
-  VisionEncoder(const ModelConfig& cfg, const VisionWeights& w) : cfg_(cfg), w_(w) {}
+  VisionEncoder(const ModelConfig& cfg, const VisionWeights& w,
+                VisionPrecision precision = VisionPrecision::F32)
+      : cfg_(cfg), w_(w), precision_(precision) {}
+
+  // Whether the matmuls run in bf16 now: requested, and the active kernel path has bf16
+  // arithmetic (decided per call: tests switch paths at run time).
+  bool uses_bf16() const;
 
   // One tile [channels, S, S] → last hidden state after post_layernorm [num_patches, hidden].
   std::vector<float> encode_tile(const float* pixels) const;
@@ -22,6 +30,8 @@ class VisionEncoder {
  private:
   const ModelConfig& cfg_;
   const VisionWeights& w_;
+  VisionPrecision precision_;
+  void linear(const float* x, int n, const Linear& l, float* y, bool bf16) const;
 };
 
 // The pixel-shuffle permutation alone (exposed for tests): x [G·G, D] → [(G/s)², D·s²].

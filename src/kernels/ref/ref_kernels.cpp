@@ -52,7 +52,8 @@ void dequantize_row(const Matrix& w, int r, float* out) {
       for (int b = 0; b < w.cols / kQ8BlockSize; ++b) {
         int8_t q[kQ8BlockSize];
         const float scale = q4_block_to_int8(src + b * kQ4BlockBytes, q);
-        for (int i = 0; i < kQ8BlockSize; ++i) out[b * kQ8BlockSize + i] = scale * static_cast<float>(q[i]);
+        for (int i = 0; i < kQ8BlockSize; ++i)
+          out[b * kQ8BlockSize + i] = scale * static_cast<float>(q[i]);
       }
       return;
     default:
@@ -119,6 +120,23 @@ void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y)
       const float* xr = x + static_cast<size_t>(r) * w.cols;
       float acc = 0.0f;
       for (int i = 0; i < w.cols; ++i) acc += xr[i] * row[static_cast<size_t>(i)];
+      y[static_cast<size_t>(r) * w.rows + o] = acc + (bias ? bias[o] : 0.0f);
+    }
+  }
+}
+
+void matmul_bf16(const float* x, int n, const Matrix& w, const float* bias, float* y) {
+  const auto round = [](float v) { return bf16_to_f32(f32_to_bf16(v)); };
+  std::vector<float> row(static_cast<size_t>(w.cols)), xr(row.size());
+  for (int o = 0; o < w.rows; ++o) {
+    ref::dequantize_row(w, o, row.data());
+    for (float& v : row) v = round(v);
+    for (int r = 0; r < n; ++r) {
+      for (int i = 0; i < w.cols; ++i)
+        xr[static_cast<size_t>(i)] = round(x[static_cast<size_t>(r) * w.cols + i]);
+      float acc = 0.0f;
+      for (int i = 0; i < w.cols; ++i)
+        acc += xr[static_cast<size_t>(i)] * row[static_cast<size_t>(i)];
       y[static_cast<size_t>(r) * w.rows + o] = acc + (bias ? bias[o] : 0.0f);
     }
   }

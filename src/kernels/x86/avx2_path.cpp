@@ -14,7 +14,12 @@ const KernelPath kAvx2 = {"avx2",
                           x86::axpy<x86::Avx2>,
                           x86::exp_shift_sum<x86::Avx2>,
                           x86::gelu_tanh<x86::Avx2>,
-                          x86::silu_mul<x86::Avx2>};
+                          x86::silu_mul<x86::Avx2>,
+                          x86::row_max<x86::Avx2>,
+                          x86::weighted_rows<x86::Avx2>,
+                          x86::gemm_kn<x86::Avx2>,
+                          nullptr,
+                          nullptr};
 }  // namespace
 const KernelPath* avx2_path() { return &kAvx2; }
 }  // namespace smolvlm::kernels

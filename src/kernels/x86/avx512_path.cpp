@@ -16,7 +16,12 @@ const KernelPath kAvx512 = {"avx512",
                             x86::axpy<x86::Avx2>,
                             x86::exp_shift_sum<x86::Avx512>,
                             x86::gelu_tanh<x86::Avx512>,
-                            x86::silu_mul<x86::Avx512>};
+                            x86::silu_mul<x86::Avx512>,
+                            x86::row_max<x86::Avx512>,
+                            x86::weighted_rows<x86::Avx512>,
+                            x86::gemm_kn<x86::Avx512>,
+                            nullptr,
+                            nullptr};
 }  // namespace
 const KernelPath* avx512_path() { return &kAvx512; }
 }  // namespace smolvlm::kernels

@@ -131,9 +131,9 @@ void gemm_float_typed(const float* x, int n, const Matrix& w, int o_begin, int o
 // sums; K is cut into chunks so a panel stays in L2 and the x rows in L1.
 
 template <class S, int R>
-void micro_packed(const float* const* x, int k0, int kc, const float* panel, float* out, int ldo,
-                  bool accumulate) {
-  constexpr int V = S::kTileVecs, P = V * S::kLanes;
+void micro_packed(const float* const* x, int k0, int kc, const float* panel, size_t pstride,
+                  float* out, int ldo, bool accumulate) {
+  constexpr int V = S::kTileVecs;
   typename S::F acc[R][V];
   for (int r = 0; r < R; ++r) {
     for (int v = 0; v < V; ++v)
@@ -141,7 +141,7 @@ void micro_packed(const float* const* x, int k0, int kc, const float* panel, flo
   }
   for (int k = 0; k < kc; ++k) {
     typename S::F b[V];
-    for (int v = 0; v < V; ++v) b[v] = S::load(panel + k * P + v * S::kLanes);
+    for (int v = 0; v < V; ++v) b[v] = S::load(panel + k * pstride + v * S::kLanes);
     for (int r = 0; r < R; ++r) {
       const typename S::F a = S::set1(x[r][k0 + k]);
       for (int v = 0; v < V; ++v) acc[r][v] = S::fma(a, b[v], acc[r][v]);
@@ -153,7 +153,8 @@ void micro_packed(const float* const* x, int k0, int kc, const float* panel, flo
 }
 
 template <class S>
-using MicroPacked = void (*)(const float* const*, int, int, const float*, float*, int, bool);
+using MicroPacked = void (*)(const float* const*, int, int, const float*, size_t, float*, int,
+                             bool);
 template <class S, int... Rs>
 constexpr std::array<MicroPacked<S>, sizeof...(Rs)> packed_table(
     std::integer_sequence<int, Rs...>) {
@@ -191,7 +192,7 @@ void gemm_packed_typed(const float* x, int n, const Matrix& w, int o_begin, int 
         for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * K;
         if (cols == P) {  // straight into y
           float* yt = y + static_cast<size_t>(r0) * ldy + o0;
-          table[rows - 1](xr, k0, kc, panel.data(), yt, ldy, !first);
+          table[rows - 1](xr, k0, kc, panel.data(), P, yt, ldy, !first);
         } else {  // a ragged right edge goes through a tile
           for (int r = 0; r < rows; ++r) {
             for (int c = 0; c < P; ++c) {
@@ -199,7 +200,7 @@ void gemm_packed_typed(const float* x, int n, const Matrix& w, int o_begin, int 
                   (!first && c < cols) ? y[static_cast<size_t>(r0 + r) * ldy + o0 + c] : 0.0f;
             }
           }
-          table[rows - 1](xr, k0, kc, panel.data(), tile.data(), P, true);
+          table[rows - 1](xr, k0, kc, panel.data(), P, tile.data(), P, true);
           for (int r = 0; r < rows; ++r) {
             std::copy(tile.data() + static_cast<size_t>(r) * P,
                       tile.data() + static_cast<size_t>(r) * P + cols,
@@ -212,6 +213,60 @@ void gemm_packed_typed(const float* x, int n, const Matrix& w, int o_begin, int 
       for (int r = 0; r < n; ++r) {
         float* yr = y + static_cast<size_t>(r) * ldy + o0;
         for (int c = 0; c < cols; ++c) yr[c] += bias[o0 + c];
+      }
+    }
+  }
+}
+
+// y[r·ldy + o] = Σ_k x[r·ldx + k] · b[k·ldb + o]: B already K-major (attention's P · V, where
+// B is the V rows in place). Full-width column slices feed the micro-tile straight from B, with
+// no packing; only a ragged right edge is copied into a zero-padded panel.
+template <class S>
+void gemm_kn(const float* x, int n, int ldx, int K, const float* b, size_t ldb, int N, float* y,
+             int ldy) {
+  constexpr int R = S::kTileRows, P = S::kTileVecs * S::kLanes;
+  constexpr int kKc = 256;
+  static constexpr auto table = packed_table<S>(std::make_integer_sequence<int, R>{});
+  thread_local std::vector<float> panel, tile;
+  panel.resize(static_cast<size_t>(kKc) * P);
+  tile.resize(static_cast<size_t>(R) * P);
+  for (int o0 = 0; o0 < N; o0 += P) {
+    const int cols = std::min(P, N - o0);
+    for (int k0 = 0; k0 < K; k0 += kKc) {
+      const int kc = std::min(kKc, K - k0);
+      const float* pan = b + static_cast<size_t>(k0) * ldb + o0;
+      size_t pstride = ldb;
+      if (cols < P) {
+        for (int k = 0; k < kc; ++k) {
+          float* dst = panel.data() + static_cast<size_t>(k) * P;
+          std::copy(pan + k * ldb, pan + k * ldb + cols, dst);
+          std::fill(dst + cols, dst + P, 0.0f);
+        }
+        pan = panel.data();
+        pstride = P;
+      }
+      const bool first = k0 == 0;
+      for (int r0 = 0; r0 < n; r0 += R) {
+        const int rows = std::min(R, n - r0);
+        const float* xr[R];
+        for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * ldx;
+        if (cols == P) {
+          table[rows - 1](xr, k0, kc, pan, pstride, y + static_cast<size_t>(r0) * ldy + o0, ldy,
+                          !first);
+        } else {
+          for (int r = 0; r < rows; ++r) {
+            for (int c = 0; c < P; ++c) {
+              tile[static_cast<size_t>(r) * P + c] =
+                  (!first && c < cols) ? y[static_cast<size_t>(r0 + r) * ldy + o0 + c] : 0.0f;
+            }
+          }
+          table[rows - 1](xr, k0, kc, pan, pstride, tile.data(), P, true);
+          for (int r = 0; r < rows; ++r) {
+            std::copy(tile.data() + static_cast<size_t>(r) * P,
+                      tile.data() + static_cast<size_t>(r) * P + cols,
+                      y + static_cast<size_t>(r0 + r) * ldy + o0);
+          }
+        }
       }
     }
   }
@@ -382,7 +437,53 @@ void axpy(float a, const float* x, float* y, int n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// Rows of up to 128 floats (all SmolVLM2 heads are 64) keep the sum in registers; the row
+// loop is unrolled by two so consecutive FMAs into one accumulator do not wait on each other.
+template <class S>
+void weighted_rows(const float* w, int n, const float* rows, size_t stride, int d, float* out) {
+  constexpr int kMax = 128 / S::kLanes;
+  const int nv = d / S::kLanes;
+  if (d % S::kLanes != 0 || nv > kMax) {
+    std::fill(out, out + d, 0.0f);
+    for (int j = 0; j < n; ++j) axpy<S>(w[j], rows + j * stride, out, d);
+    return;
+  }
+  typename S::F a0[kMax], a1[kMax];
+  for (int v = 0; v < nv; ++v) a0[v] = a1[v] = S::zero();
+  int j = 0;
+  for (; j + 2 <= n; j += 2) {
+    const typename S::F w0 = S::set1(w[j]), w1 = S::set1(w[j + 1]);
+    const float* r0 = rows + j * stride;
+    const float* r1 = r0 + stride;
+    for (int v = 0; v < nv; ++v) {
+      a0[v] = S::fma(w0, S::load(r0 + v * S::kLanes), a0[v]);
+      a1[v] = S::fma(w1, S::load(r1 + v * S::kLanes), a1[v]);
+    }
+  }
+  if (j < n) {
+    const typename S::F w0 = S::set1(w[j]);
+    for (int v = 0; v < nv; ++v)
+      a0[v] = S::fma(w0, S::load(rows + j * stride + v * S::kLanes), a0[v]);
+  }
+  for (int v = 0; v < nv; ++v) S::store(out + v * S::kLanes, S::add(a0[v], a1[v]));
+}
+
 // ---- Element-wise steps ------------------------------------------------------------------
+
+template <class S>
+float row_max(const float* x, int n) {
+  float m = x[0];
+  int i = 0;
+  if (n >= S::kLanes) {
+    typename S::F acc = S::load(x);
+    for (i = S::kLanes; i + S::kLanes <= n; i += S::kLanes) acc = S::max(acc, S::load(x + i));
+    alignas(64) float lanes[S::kLanes];
+    S::store(lanes, acc);
+    for (float v : lanes) m = std::max(m, v);
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
 
 template <class S>
 float exp_shift_sum(float* x, int n, float shift) {

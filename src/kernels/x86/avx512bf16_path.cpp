@@ -1,0 +1,35 @@
+// AVX-512 with VNNI and BF16 (Zen 4, Cooper Lake, Sapphire Rapids): the avx512vnni path plus
+// vdpbf16ps for bf16 matmuls (the vision encoder). Built with those -m flags (CMakeLists);
+// chosen at run time only where the CPU has them.
+#include "kernels/kernel_path.h"
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && \
+    defined(__AVX512VNNI__) && defined(__AVX512BF16__)
+#include "kernels/x86/gemm_bf16_avx512.h"
+#include "kernels/x86/gemm_x86.h"
+#include "kernels/x86/q8_avx512.h"
+
+namespace smolvlm::kernels {
+namespace {
+const KernelPath kAvx512Bf16 = {"avx512bf16",
+                                x86::gemm_float<x86::Avx512>,
+                                x86::gemm_q8_512<true>,
+                                x86::quantize_row_q8,
+                                x86::dot<x86::Avx2>,
+                                x86::axpy<x86::Avx2>,
+                                x86::exp_shift_sum<x86::Avx512>,
+                                x86::gelu_tanh<x86::Avx512>,
+                                x86::silu_mul<x86::Avx512>,
+                                x86::row_max<x86::Avx512>,
+                                x86::weighted_rows<x86::Avx512>,
+                                x86::gemm_kn<x86::Avx512>,
+                                x86::to_bf16,
+                                x86::gemm_bf16};
+}  // namespace
+const KernelPath* avx512bf16_path() { return &kAvx512Bf16; }
+}  // namespace smolvlm::kernels
+#elif defined(__x86_64__)
+namespace smolvlm::kernels {
+const KernelPath* avx512bf16_path() { return nullptr; }
+}  // namespace smolvlm::kernels
+#endif

@@ -1,0 +1,190 @@
+// bf16 GEMM with AVX-512 BF16 (Zen 4, Cooper Lake, Sapphire Rapids): vdpbf16ps multiplies
+// pairs of bf16 values and adds both products to a float32 lane, twice the multiply-adds of an
+// fp32 FMA per instruction. Used for the vision encoder when it runs in bf16 (the precision
+// Hugging Face runs SmolVLM2 in); sums stay float32.
+//
+// Layout: as the packed fp32 GEMM (gemm_x86.h), a slice of W is packed K-major into a panel of
+// P = kVecs·16 output columns, but as bf16 pairs along K: panel[k/2][c] = {W[c][k], W[c][k+1]}.
+// A micro-tile of R activation rows broadcasts one 32-bit pair of x per row against P/16 panel
+// vectors. W is rounded to bf16 while packing (exact for weights that came from bf16); x arrives
+// already rounded (to_bf16), one row every `ldx` values, K padded to even with zeros.
+#pragma once
+
+#include <immintrin.h>
+#include <smolvlm/error.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "kernels/kernel_path.h"
+
+namespace smolvlm::kernels::x86 {
+// Internal linkage, as every path header (see simd_x86.h).
+namespace {
+
+// Round to nearest even, 32 floats at a time (vcvtne2ps2bf16), the tail in scalar code.
+inline void to_bf16(const float* x, size_t n, uint16_t* out) {
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
+    _mm512_storeu_si512(out + i, reinterpret_cast<const __m512i&>(v));
+  }
+  for (; i < n; ++i) out[i] = f32_to_bf16(x[i]);
+}
+
+constexpr int kBf16Rows = 6, kBf16Vecs = 4, kBf16Cols = kBf16Vecs * 16;
+constexpr int kBf16PairsPerChunk = 128;  // K chunk of 256: the panel is 128·64·4 B = 32 KB
+
+template <int R>
+void micro_bf16(const uint16_t* const* x, int p0, int pairs, const uint32_t* panel, float* out,
+                int ldo, bool accumulate) {
+  __m512 acc[R][kBf16Vecs];
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < kBf16Vecs; ++v)
+      acc[r][v] = accumulate ? _mm512_loadu_ps(out + r * ldo + v * 16) : _mm512_setzero_ps();
+  }
+  for (int p = 0; p < pairs; ++p) {
+    __m512bh b[kBf16Vecs];
+    for (int v = 0; v < kBf16Vecs; ++v) {
+      const __m512i raw = _mm512_loadu_si512(panel + static_cast<size_t>(p) * kBf16Cols + v * 16);
+      b[v] = reinterpret_cast<const __m512bh&>(raw);
+    }
+    for (int r = 0; r < R; ++r) {
+      uint32_t pair;
+      std::memcpy(&pair, x[r] + 2 * static_cast<size_t>(p0 + p), 4);
+      const __m512i a_raw = _mm512_set1_epi32(static_cast<int>(pair));
+      const __m512bh a = reinterpret_cast<const __m512bh&>(a_raw);
+      for (int v = 0; v < kBf16Vecs; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < kBf16Vecs; ++v) _mm512_storeu_ps(out + r * ldo + v * 16, acc[r][v]);
+  }
+}
+
+using MicroBf16 = void (*)(const uint16_t* const*, int, int, const uint32_t*, float*, int, bool);
+template <int... Rs>
+constexpr std::array<MicroBf16, sizeof...(Rs)> bf16_table(std::integer_sequence<int, Rs...>) {
+  return {&micro_bf16<Rs + 1>...};
+}
+
+// Row `row` of W, weights [k0, k0 + 2·pairs), as bf16 pairs (zero past `cols`).
+template <DType WT>
+void pack_bf16_row(const uint8_t* row, int cols, int k0, int pairs, uint32_t* dst, size_t step) {
+  const int k_end = std::min(cols, k0 + 2 * pairs);
+  alignas(64) float f[32];
+  alignas(64) uint16_t h[32];
+  for (int k = k0; k < k0 + 2 * pairs; k += 32) {
+    const int m = std::max(0, std::min(32, k_end - k));
+    for (int i = 0; i < 32; i += 16) {
+      if (i + 16 <= m) {
+        if constexpr (WT == DType::F32) {
+          _mm512_store_ps(f + i, _mm512_loadu_ps(reinterpret_cast<const float*>(row) + k + i));
+        } else if constexpr (WT == DType::F16) {
+          _mm512_store_ps(f + i, _mm512_cvtph_ps(_mm256_loadu_si256(
+                                     reinterpret_cast<const __m256i*>(row + 2 * (k + i)))));
+        } else {
+          const __m512i w = _mm512_cvtepu16_epi32(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * (k + i))));
+          _mm512_store_ps(f + i, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
+        }
+      } else {
+        for (int j = i; j < i + 16; ++j) {
+          float v = 0.0f;
+          if (j < m) {
+            if constexpr (WT == DType::F32) {
+              std::memcpy(&v, row + 4 * static_cast<size_t>(k + j), 4);
+            } else {
+              uint16_t raw;
+              std::memcpy(&raw, row + 2 * static_cast<size_t>(k + j), 2);
+              v = WT == DType::F16 ? f16_to_f32(raw) : bf16_to_f32(raw);
+            }
+          }
+          f[j] = v;
+        }
+      }
+    }
+    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_load_ps(f + 16), _mm512_load_ps(f));
+    _mm512_store_si512(h, reinterpret_cast<const __m512i&>(v));
+    const int np = std::min(32, k0 + 2 * pairs - k) / 2;
+    for (int p = 0; p < np; ++p) {
+      uint32_t two;
+      std::memcpy(&two, h + 2 * p, 4);
+      dst[static_cast<size_t>((k - k0) / 2 + p) * step] = two;
+    }
+  }
+}
+
+template <DType WT>
+void gemm_bf16_typed(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_begin, int o_end,
+                     const float* bias, float* y, int ldy) {
+  constexpr int R = kBf16Rows, P = kBf16Cols;
+  static constexpr auto table = bf16_table(std::make_integer_sequence<int, R>{});
+  const int pairs_total = (w.cols + 1) / 2;
+  thread_local std::vector<uint32_t> panel;
+  thread_local std::vector<float> tile;
+  panel.resize(static_cast<size_t>(kBf16PairsPerChunk) * P);
+  tile.resize(static_cast<size_t>(R) * P);
+  for (int o0 = o_begin; o0 < o_end; o0 += P) {
+    const int cols = std::min(P, o_end - o0);
+    for (int p0 = 0; p0 < pairs_total; p0 += kBf16PairsPerChunk) {
+      const int pairs = std::min(kBf16PairsPerChunk, pairs_total - p0);
+      for (int c = 0; c < P; ++c) {
+        if (c < cols) {
+          pack_bf16_row<WT>(w.row(o0 + c), w.cols, 2 * p0, pairs, panel.data() + c, P);
+        } else {
+          for (int p = 0; p < pairs; ++p) panel[static_cast<size_t>(p) * P + c] = 0;
+        }
+      }
+      const bool first = p0 == 0;
+      for (int r0 = 0; r0 < n; r0 += R) {
+        const int rows = std::min(R, n - r0);
+        const uint16_t* xr[R];
+        for (int r = 0; r < rows; ++r) xr[r] = xb + static_cast<size_t>(r0 + r) * ldx;
+        if (cols == P) {
+          table[rows - 1](xr, p0, pairs, panel.data(), y + static_cast<size_t>(r0) * ldy + o0, ldy,
+                          !first);
+        } else {  // a ragged right edge goes through a tile
+          for (int r = 0; r < rows; ++r) {
+            for (int c = 0; c < P; ++c) {
+              tile[static_cast<size_t>(r) * P + c] =
+                  (!first && c < cols) ? y[static_cast<size_t>(r0 + r) * ldy + o0 + c] : 0.0f;
+            }
+          }
+          table[rows - 1](xr, p0, pairs, panel.data(), tile.data(), P, true);
+          for (int r = 0; r < rows; ++r) {
+            std::copy(tile.data() + static_cast<size_t>(r) * P,
+                      tile.data() + static_cast<size_t>(r) * P + cols,
+                      y + static_cast<size_t>(r0 + r) * ldy + o0);
+          }
+        }
+      }
+    }
+    if (bias) {
+      for (int r = 0; r < n; ++r) {
+        float* yr = y + static_cast<size_t>(r) * ldy + o0;
+        for (int c = 0; c < cols; ++c) yr[c] += bias[o0 + c];
+      }
+    }
+  }
+}
+
+inline void gemm_bf16(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_begin, int o_end,
+                      const float* bias, float* y, int ldy) {
+  switch (w.type) {
+    case DType::F32:
+      return gemm_bf16_typed<DType::F32>(xb, n, ldx, w, o_begin, o_end, bias, y, ldy);
+    case DType::F16:
+      return gemm_bf16_typed<DType::F16>(xb, n, ldx, w, o_begin, o_end, bias, y, ldy);
+    case DType::BF16:
+      return gemm_bf16_typed<DType::BF16>(xb, n, ldx, w, o_begin, o_end, bias, y, ldy);
+    default:
+      throw Error("bf16 GEMM: quantised weights are not supported");
+  }
+}
+
+}  // namespace
+}  // namespace smolvlm::kernels::x86
