@@ -167,6 +167,7 @@ struct Chat::Impl {
     Picture::Encoded e{o.split_images,       o.max_tiles, next_uid(),
                        {pre.rows, pre.cols}, pre.n_tiles, {}};
     e.features = model.vision.image_features(pre.pixels.data(), pre.n_tiles);
+    model.release_vision_pages();  // not needed again until the next picture
     vision_ms += ms_since(t);
     p.encoded.push_back(std::move(e));
     return p.encoded.back();

@@ -94,7 +94,7 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
   ImageProcessorConfig proc = model.config.processor;
   proc.do_split = proc.do_split && options.split_images;
   proc.max_tiles = options.max_tiles;
-  const PreparedPrompt prompt = prepare_prompt(model, messages, images, proc);
+  PreparedPrompt prompt = prepare_prompt(model, messages, images, proc);
   const int n_prompt = static_cast<int>(prompt.ids.size());
   result.metrics.prompt_tokens = n_prompt;
   result.metrics.image_tiles = prompt.n_tiles;
@@ -107,6 +107,10 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
   const std::vector<float> features =
       model.vision.image_features(prompt.pixels.data(), prompt.n_tiles);
   result.metrics.vision_ms = ms_since(t);
+  // The answer needs neither the tiles' pixels nor the vision weights: give that memory back
+  // before the KV cache and the text weights come in (peak RSS).
+  std::vector<float>().swap(prompt.pixels);
+  if (prompt.n_tiles > 0) model.release_vision_pages();
 
   // The cache holds the prompt and the answer, no more (memory stays small for short chats).
   const int capacity = std::min(impl_->context, n_prompt + std::max(options.max_new_tokens, 1));

@@ -27,6 +27,12 @@ class MappedFile {
   std::string path_;
 };
 
+// Drops the pages of [p, p + bytes) from this process's resident set when the range lies in a
+// live MappedFile (whole pages inside it only): they stay in the page cache and come back on
+// the next read, unchanged. Returns false, touching nothing, for memory that is not a mapped
+// file (e.g. weights converted at load time), where dropping would lose the data.
+bool drop_mapped_pages(const void* p, size_t bytes);
+
 // Whole file into memory; throws smolvlm::Error naming the file.
 std::string read_text_file(const std::string& path);
 

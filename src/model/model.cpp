@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "formats/gguf.h"
+#include "formats/mapped_file.h"
 #include "formats/safetensors.h"
 #include "model/gguf_model.h"
 
@@ -38,6 +39,19 @@ Model::Model(ModelConfig cfg, Tokenizer tok, ModelWeights w, VisionPrecision vis
       vision(config, weights.vision, vision_precision),
       decoder(config.text, weights.text),
       eos_id_(tokenizer.token_id("<end_of_utterance>")) {}
+
+void Model::release_vision_pages() const {
+  const VisionWeights& v = weights.vision;
+  const auto drop = [](const Linear& l) {
+    if (l.w.data && l.w.rows > 0)
+      drop_mapped_pages(l.w.data, static_cast<size_t>(l.w.rows) * l.w.row_stride());
+  };
+  drop(v.patch);
+  drop(v.connector);
+  for (const VisionLayerWeights& l : v.layers) {
+    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.fc1, &l.fc2}) drop(*p);
+  }
+}
 
 std::unique_ptr<Model> Model::load_hf(const std::string& dir, VisionPrecision vision_precision) {
   ModelConfig cfg = load_hf_config(dir);
