@@ -63,6 +63,9 @@ class GgufModelFiles {
 
   const ModelConfig& config() const { return config_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
+  // Moves the tokenizer out (copying its tables would cost several ms of load time); tokenizer()
+  // is empty afterwards.
+  Tokenizer take_tokenizer() { return std::move(tokenizer_); }
   const GgufFile& text() const { return *text_; }
   const GgufFile& mmproj() const { return *mmproj_; }
   // By HF name; nullptr when absent (e.g. lm_head of a tied model).

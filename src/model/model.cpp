@@ -68,9 +68,9 @@ std::unique_ptr<Model> Model::load_hf(const std::string& dir, VisionPrecision vi
 std::unique_ptr<Model> Model::load_gguf(const std::string& text_path,
                                         const std::string& mmproj_path,
                                         VisionPrecision vision_precision) {
-  auto files = std::make_shared<const GgufModelFiles>(text_path, mmproj_path);
+  auto files = std::make_shared<GgufModelFiles>(text_path, mmproj_path);
   ModelConfig cfg = files->config();
-  Tokenizer tok = files->tokenizer();
+  Tokenizer tok = files->take_tokenizer();
   check_tokens(tok, cfg, "'" + text_path + "'");
   ModelWeights w = load_hf_weights(cfg, [&](const std::string& name) { return files->find(name); });
   w.storage.push_back(files);  // the weights are views into its mapped files
