@@ -125,12 +125,15 @@ int main(int argc, char** argv) {
     const char* what;
     int nq, nk, heads, kv_heads;
     bool causal;
+    bool bf16 = false;  // bf16 products (the vision encoder's bf16 mode)
   };
   for (const auto* path : kernels::available_paths()) {
     if (!only_path.empty() && only_path != path->name) continue;
     kernels::select_path(path->name);
     for (const AttnCase& c : {AttnCase{"attention vision layer", 1024, 1024, 12, 12, false},
+                              AttnCase{"attention vision layer", 1024, 1024, 12, 12, false, true},
                               AttnCase{"attention decode 1/1024", 1, 1024, 9, 3, true}}) {
+      if (c.bf16 && !path->gemm_kn_bf16) continue;
       const int hd = 64, qw = c.heads * hd, kvw = c.kv_heads * hd;
       std::vector<float> q(static_cast<size_t>(c.nq) * qw), k(static_cast<size_t>(c.nk) * kvw),
           v(k.size()), o(q.size());
@@ -141,7 +144,7 @@ int main(int argc, char** argv) {
       std::vector<double> ms;
       for (int r = 0; r < repeat + 1; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
-        kernels::attention(shape, q.data(), k.data(), v.data(), nullptr, o.data());
+        kernels::attention(shape, q.data(), k.data(), v.data(), nullptr, o.data(), c.bf16);
         const double e =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                 .count();
@@ -150,12 +153,13 @@ int main(int argc, char** argv) {
       const double m = median(ms), gflops = 4.0 * c.nq * c.nk * c.heads * hd / (m * 1e6);
       if (json) {
         out.push_back({{"path", path->name},
-                       {"type", "F32"},
+                       {"type", c.bf16 ? "F32·bf16" : "F32"},
                        {"shape", c.what},
                        {"ms", m},
                        {"gflops", gflops}});
       } else {
-        std::printf("%-10s %-9s %-24s %10.3f %10.1f\n", path->name, "F32", c.what, m, gflops);
+        std::printf("%-10s %-9s %-24s %10.3f %10.1f\n", path->name, c.bf16 ? "F32·bf16" : "F32",
+                    c.what, m, gflops);
       }
     }
   }

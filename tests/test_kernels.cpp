@@ -227,6 +227,32 @@ TEST_P(KernelThreads, AttentionMatchesReference) {
   }
 }
 
+// The vision encoder's bf16 mode: Q·Kᵀ and P·V with bf16 inputs, against the twin that rounds
+// the same values (many query rows: the blocked path; odd key counts pad a bf16 pair).
+TEST_P(KernelThreads, AttentionBf16MatchesReference) {
+  if (!kernels::active_path().gemm_kn_bf16) GTEST_SKIP() << "no bf16 arithmetic on this path";
+  struct Case {
+    int nq, nk, heads, kv_heads, hd;
+    bool causal;
+  };
+  for (const Case& c : {Case{64, 64, 2, 2, 64, false}, Case{37, 37, 3, 1, 64, false},
+                        Case{20, 600, 2, 2, 20, false}, Case{300, 300, 4, 2, 32, true}}) {
+    const int qw = c.heads * c.hd, kvw = c.kv_heads * c.hd;
+    const auto q = random_vec(static_cast<size_t>(c.nq) * qw, 41);
+    const auto k = random_vec(static_cast<size_t>(c.nk) * kvw, 42);
+    const auto v = random_vec(static_cast<size_t>(c.nk) * kvw, 43);
+    const kernels::AttentionShape s{c.nq, c.nk, c.heads, c.kv_heads, c.hd,       qw,
+                                    kvw,  qw,   0.125f,  c.causal,   c.nk - c.nq};
+    std::vector<float> got(static_cast<size_t>(c.nq) * qw), want(got.size()), f32(got.size());
+    kernels::attention(s, q.data(), k.data(), v.data(), nullptr, got.data(), true);
+    kernels::ref::attention_bf16(s, q.data(), k.data(), v.data(), want.data());
+    expect_close(got, want, 1e-5);
+    // and it is really the bf16 arithmetic: the float32 result differs
+    kernels::attention(s, q.data(), k.data(), v.data(), nullptr, f32.data());
+    EXPECT_GT(test::max_abs_diff(f32, want), 1e-4);
+  }
+}
+
 TEST_P(KernelThreads, NormsAndActivationsMatchReference) {
   const int n = 9, d = 96;
   const auto x = random_vec(static_cast<size_t>(n) * d, 7, 3.0f);

@@ -52,6 +52,9 @@ struct KernelPath {
   void (*to_bf16)(const float* x, size_t n, uint16_t* out);
   void (*gemm_bf16)(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_begin, int o_end,
                     const float* bias, float* y, int ldy);
+  // gemm_kn with bf16 inputs: x already bf16 (rows ldx apart), B float rounded while packing.
+  void (*gemm_kn_bf16)(const uint16_t* xb, int n, int ldx, int K, const float* b, size_t ldb, int N,
+                       float* y, int ldy);
 };
 
 // The paths compiled into this binary that the running CPU supports, best last.

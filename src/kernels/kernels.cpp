@@ -204,7 +204,7 @@ void attention_rows(const AttentionShape& s, const float* q, const float* k, con
 // K is read in place (a strided matrix); V too where the path multiplies by K-major B
 // (gemm_kn), otherwise each KV head's V is transposed once for gemm_float.
 void attention_blocked(const AttentionShape& s, const float* q, const float* k, const float* v,
-                       const unsigned char* key_mask, float* out) {
+                       const unsigned char* key_mask, float* out, bool bf16) {
   const KernelPath& path = active_path();
   const auto exp_sum = pick(&KernelPath::exp_shift_sum);
   const int hd = s.head_dim, nk = s.nk, group = s.heads / s.kv_heads;
@@ -213,7 +213,7 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
   const int kBlock = s.causal ? 64 : 256;
   const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
   std::vector<float> vt;
-  if (!path.gemm_kn) {
+  if (!bf16 && !path.gemm_kn) {
     vt.resize(static_cast<size_t>(s.kv_heads) * nk * hd);
     global_pool().parallel_for(static_cast<size_t>(s.kv_heads), [&](size_t b, size_t e) {
       for (size_t h = b; h < e; ++h) {
@@ -227,6 +227,7 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
   const int blocks = (s.nq + kBlock - 1) / kBlock;
   global_pool().parallel_for(static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end) {
     thread_local std::vector<float> sb, qb, inv_sum;
+    thread_local std::vector<uint16_t> qh16, p16;
     for (size_t t = begin; t < end; ++t) {
       const int h = static_cast<int>(t % s.heads), blk = static_cast<int>(t / s.heads);
       const int i0 = blk * kBlock, rows = std::min(kBlock, s.nq - i0), kvh = h / group;
@@ -242,7 +243,18 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
         for (int d = 0; d < hd; ++d) dst[d] = src[d] * s.scale;
       }
       const Matrix km{DType::F32, k + kvh * hd, keys, hd, kv_row_bytes};
-      path.gemm_float(qb.data(), rows, km, 0, keys, nullptr, sb.data(), keys);
+      const int ld16 = (std::max(hd, keys) + 1) & ~1;  // bf16 rows, padded to even
+      if (bf16) {
+        qh16.resize(static_cast<size_t>(rows) * ld16);
+        for (int i = 0; i < rows; ++i) {
+          uint16_t* dst = qh16.data() + static_cast<size_t>(i) * ld16;
+          path.to_bf16(qb.data() + static_cast<size_t>(i) * hd, static_cast<size_t>(hd), dst);
+          if (hd % 2) dst[hd] = 0;
+        }
+        path.gemm_bf16(qh16.data(), rows, ld16, km, 0, keys, nullptr, sb.data(), keys);
+      } else {
+        path.gemm_float(qb.data(), rows, km, 0, keys, nullptr, sb.data(), keys);
+      }
       for (int i = 0; i < rows; ++i) {
         float* sr = sb.data() + static_cast<size_t>(i) * keys;
         const int last = s.causal ? std::min(s.q_pos0 + i0 + i, nk - 1) : nk - 1;
@@ -271,7 +283,16 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
         std::fill(sr + last + 1, sr + keys, 0.0f);     // causally hidden keys
       }
       float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
-      if (path.gemm_kn) {
+      if (bf16) {
+        p16.resize(static_cast<size_t>(rows) * ld16);
+        for (int i = 0; i < rows; ++i) {
+          uint16_t* dst = p16.data() + static_cast<size_t>(i) * ld16;
+          path.to_bf16(sb.data() + static_cast<size_t>(i) * keys, static_cast<size_t>(keys), dst);
+          if (keys % 2) dst[keys] = 0;
+        }
+        path.gemm_kn_bf16(p16.data(), rows, ld16, keys, v + kvh * hd,
+                          static_cast<size_t>(s.kv_stride), hd, orows, s.out_stride);
+      } else if (path.gemm_kn) {
         path.gemm_kn(sb.data(), rows, keys, keys, v + kvh * hd, static_cast<size_t>(s.kv_stride),
                      hd, orows, s.out_stride);
       } else {
@@ -291,9 +312,11 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
 }  // namespace
 
 void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
-               const unsigned char* key_mask, float* out) {
+               const unsigned char* key_mask, float* out, bool bf16_products) {
   if (s.nq >= 16) {
-    attention_blocked(s, q, k, v, key_mask, out);
+    const KernelPath& path = active_path();
+    const bool bf16 = bf16_products && !key_mask && path.gemm_bf16 && path.gemm_kn_bf16;
+    attention_blocked(s, q, k, v, key_mask, out, bf16);
   } else {
     attention_rows(s, q, k, v, key_mask, out);
   }

@@ -68,8 +68,10 @@ struct AttentionShape {
   bool causal;
   int q_pos0;
 };
+// bf16_products: Q·Kᵀ and P·V with bf16 inputs and float32 sums (the vision encoder in bf16
+// mode), where the active path has bf16 arithmetic and the rows are many; float32 otherwise.
 void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
-               const unsigned char* key_mask, float* out);
+               const unsigned char* key_mask, float* out, bool bf16_products = false);
 
 // The instruction-set path the kernels run on ("generic", "avx2", "avx512", "neon", ...).
 const char* active_path_name();
@@ -89,6 +91,10 @@ void silu_mul(const float* gate, const float* up, float* out, size_t n);
 void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq);
 void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
                const unsigned char* key_mask, float* out);
+// What attention(..., bf16_products = true) computes: q·scale, K, the softmax numerators and V
+// rounded to bf16 before their products, the sums and the normalisation in float32.
+void attention_bf16(const AttentionShape& s, const float* q, const float* k, const float* v,
+                    float* out);
 }  // namespace ref
 
 }  // namespace smolvlm::kernels

@@ -65,7 +65,7 @@ std::vector<float> VisionEncoder::encode_tile(const float* pixels) const {
     linear(h.data(), N, l.q, q.data(), bf16);
     linear(h.data(), N, l.k, kk.data(), bf16);
     linear(h.data(), N, l.v, v.data(), bf16);
-    k::attention(shape, q.data(), kk.data(), v.data(), nullptr, ctx.data());
+    k::attention(shape, q.data(), kk.data(), v.data(), nullptr, ctx.data(), bf16);
     linear(ctx.data(), N, l.o, h.data(), bf16);
     k::add_inplace(x.data(), h.data(), x.size());
 

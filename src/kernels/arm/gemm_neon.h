@@ -476,8 +476,9 @@ inline void silu_mul(const float* gate, const float* up, float* out, size_t n) {
 constexpr KernelPath make_path(const char* name, decltype(KernelPath::gemm_q8) q8_gemm) {
   // No row_max, weighted_rows, gemm_kn (attention uses the generic fallbacks) and no bf16
   // (the A76 has none).
-  return {name,      gemm_float, q8_gemm, quantize_row_q8, dot,     axpy,    exp_shift_sum,
-          gelu_tanh, silu_mul,   nullptr, nullptr,         nullptr, nullptr, nullptr};
+  return {name,    gemm_float,    q8_gemm,   quantize_row_q8, dot,
+          axpy,    exp_shift_sum, gelu_tanh, silu_mul,        nullptr,
+          nullptr, nullptr,       nullptr,   nullptr,         nullptr};
 }
 
 }  // namespace

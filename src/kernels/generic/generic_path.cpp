@@ -144,7 +144,7 @@ float exp_shift_sum(float* x, int n, float shift) {
 const KernelPath kGeneric = {"generic",     gemm_float, gemm_q8,       quantize_row_q8,
                              dot,           axpy,       exp_shift_sum, ref::gelu_tanh_inplace,
                              ref::silu_mul, nullptr,    nullptr,       nullptr,
-                             nullptr,       nullptr};
+                             nullptr,       nullptr,    nullptr};
 
 }  // namespace
 

@@ -233,4 +233,39 @@ void attention(const AttentionShape& s, const float* q, const float* k, const fl
   }
 }
 
+void attention_bf16(const AttentionShape& s, const float* q, const float* k, const float* v,
+                    float* out) {
+  const auto r = [](float x) { return bf16_to_f32(f32_to_bf16(x)); };
+  const int group = s.heads / s.kv_heads;
+  std::vector<float> scores(static_cast<size_t>(s.nk));
+  for (int i = 0; i < s.nq; ++i) {
+    const int last_key = s.causal ? s.q_pos0 + i : s.nk - 1;
+    for (int h = 0; h < s.heads; ++h) {
+      const float* qh = q + static_cast<size_t>(i) * s.q_stride + h * s.head_dim;
+      const int kvh = h / group;
+      float maxv = -std::numeric_limits<float>::infinity();
+      for (int j = 0; j <= last_key; ++j) {
+        const float* kj = k + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim;
+        float dot = 0.0f;
+        for (int d = 0; d < s.head_dim; ++d) dot += r(qh[d] * s.scale) * r(kj[d]);
+        scores[j] = dot;
+        maxv = std::max(maxv, dot);
+      }
+      float sum = 0.0f;
+      for (int j = 0; j <= last_key; ++j) {
+        scores[j] = std::exp(scores[j] - maxv);
+        sum += scores[j];
+      }
+      float* oh = out + static_cast<size_t>(i) * s.out_stride + h * s.head_dim;
+      for (int d = 0; d < s.head_dim; ++d) oh[d] = 0.0f;
+      for (int j = 0; j <= last_key; ++j) {
+        const float p = r(scores[j]);
+        const float* vj = v + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim;
+        for (int d = 0; d < s.head_dim; ++d) oh[d] += p * r(vj[d]);
+      }
+      for (int d = 0; d < s.head_dim; ++d) oh[d] /= sum;
+    }
+  }
+}
+
 }  // namespace smolvlm::kernels::ref

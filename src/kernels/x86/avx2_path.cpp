@@ -19,6 +19,7 @@ const KernelPath kAvx2 = {"avx2",
                           x86::weighted_rows<x86::Avx2>,
                           x86::gemm_kn<x86::Avx2>,
                           nullptr,
+                          nullptr,
                           nullptr};
 }  // namespace
 const KernelPath* avx2_path() { return &kAvx2; }

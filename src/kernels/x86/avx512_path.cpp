@@ -21,6 +21,7 @@ const KernelPath kAvx512 = {"avx512",
                             x86::weighted_rows<x86::Avx512>,
                             x86::gemm_kn<x86::Avx512>,
                             nullptr,
+                            nullptr,
                             nullptr};
 }  // namespace
 const KernelPath* avx512_path() { return &kAvx512; }

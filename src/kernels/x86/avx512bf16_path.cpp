@@ -24,7 +24,8 @@ const KernelPath kAvx512Bf16 = {"avx512bf16",
                                 x86::weighted_rows<x86::Avx512>,
                                 x86::gemm_kn<x86::Avx512>,
                                 x86::to_bf16,
-                                x86::gemm_bf16};
+                                x86::gemm_bf16,
+                                x86::gemm_kn_bf16};
 }  // namespace
 const KernelPath* avx512bf16_path() { return &kAvx512Bf16; }
 }  // namespace smolvlm::kernels

@@ -172,6 +172,71 @@ void gemm_bf16_typed(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_
   }
 }
 
+// y = x · B with B [K × N] float, K-major (attention's V rows in place), x bf16. Two B rows make
+// one panel row of bf16 pairs: {B[k][c], B[k+1][c]} per column, interleaved with vpermw.
+inline void gemm_kn_bf16(const uint16_t* xb, int n, int ldx, int K, const float* b, size_t ldb,
+                         int N, float* y, int ldy) {
+  constexpr int R = kBf16Rows, P = kBf16Cols;
+  static constexpr auto table = bf16_table(std::make_integer_sequence<int, R>{});
+  const int pairs_total = (K + 1) / 2;
+  thread_local std::vector<uint32_t> panel;
+  thread_local std::vector<float> tile;
+  panel.resize(static_cast<size_t>(kBf16PairsPerChunk) * P);
+  tile.resize(static_cast<size_t>(R) * P);
+  // lanes 2i, 2i+1 of the result ← element i of the first row, element i of the second
+  alignas(64) uint16_t order[32];
+  for (int i = 0; i < 16; ++i) {
+    order[2 * i] = static_cast<uint16_t>(i);
+    order[2 * i + 1] = static_cast<uint16_t>(16 + i);
+  }
+  const __m512i interleave = _mm512_load_si512(order);
+  for (int o0 = 0; o0 < N; o0 += P) {
+    const int cols = std::min(P, N - o0);
+    for (int p0 = 0; p0 < pairs_total; p0 += kBf16PairsPerChunk) {
+      const int pairs = std::min(kBf16PairsPerChunk, pairs_total - p0);
+      for (int p = 0; p < pairs; ++p) {
+        const int k = 2 * (p0 + p);
+        const float* r0 = b + static_cast<size_t>(k) * ldb + o0;
+        const float* r1 = k + 1 < K ? r0 + ldb : nullptr;
+        uint32_t* dst = panel.data() + static_cast<size_t>(p) * P;
+        for (int c = 0; c < P; c += 16) {
+          const int m = std::max(0, std::min(16, cols - c));
+          const __mmask16 mask = static_cast<__mmask16>((1u << m) - 1u);
+          const __m512 a = _mm512_maskz_loadu_ps(mask, r0 + c);
+          const __m512 z = r1 ? _mm512_maskz_loadu_ps(mask, r1 + c) : _mm512_setzero_ps();
+          const __m512bh two = _mm512_cvtne2ps_pbh(z, a);  // a in the low half, z in the high
+          const __m512i pairs16 =
+              _mm512_permutexvar_epi16(interleave, reinterpret_cast<const __m512i&>(two));
+          _mm512_storeu_si512(dst + c, pairs16);
+        }
+      }
+      const bool first = p0 == 0;
+      for (int r0 = 0; r0 < n; r0 += R) {
+        const int rows = std::min(R, n - r0);
+        const uint16_t* xr[R];
+        for (int r = 0; r < rows; ++r) xr[r] = xb + static_cast<size_t>(r0 + r) * ldx;
+        if (cols == P) {
+          table[rows - 1](xr, p0, pairs, panel.data(), y + static_cast<size_t>(r0) * ldy + o0, ldy,
+                          !first);
+        } else {
+          for (int r = 0; r < rows; ++r) {
+            for (int c = 0; c < P; ++c) {
+              tile[static_cast<size_t>(r) * P + c] =
+                  (!first && c < cols) ? y[static_cast<size_t>(r0 + r) * ldy + o0 + c] : 0.0f;
+            }
+          }
+          table[rows - 1](xr, p0, pairs, panel.data(), tile.data(), P, true);
+          for (int r = 0; r < rows; ++r) {
+            std::copy(tile.data() + static_cast<size_t>(r) * P,
+                      tile.data() + static_cast<size_t>(r) * P + cols,
+                      y + static_cast<size_t>(r0 + r) * ldy + o0);
+          }
+        }
+      }
+    }
+  }
+}
+
 inline void gemm_bf16(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_begin, int o_end,
                       const float* bias, float* y, int ldy) {
   switch (w.type) {
