@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kernels/kernel_path.h"
+#include "kernels/x86/gemm_x86.h"
 
 namespace smolvlm::kernels::x86 {
 // Internal linkage, as every path header (see simd_x86.h).
@@ -139,29 +140,10 @@ void gemm_bf16_typed(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_
           for (int p = 0; p < pairs; ++p) panel[static_cast<size_t>(p) * P + c] = 0;
         }
       }
-      const bool first = p0 == 0;
-      for (int r0 = 0; r0 < n; r0 += R) {
-        const int rows = std::min(R, n - r0);
-        const uint16_t* xr[R];
-        for (int r = 0; r < rows; ++r) xr[r] = xb + static_cast<size_t>(r0 + r) * ldx;
-        if (cols == P) {
-          table[rows - 1](xr, p0, pairs, panel.data(), y + static_cast<size_t>(r0) * ldy + o0, ldy,
-                          !first);
-        } else {  // a ragged right edge goes through a tile
-          for (int r = 0; r < rows; ++r) {
-            for (int c = 0; c < P; ++c) {
-              tile[static_cast<size_t>(r) * P + c] =
-                  (!first && c < cols) ? y[static_cast<size_t>(r0 + r) * ldy + o0 + c] : 0.0f;
-            }
-          }
-          table[rows - 1](xr, p0, pairs, panel.data(), tile.data(), P, true);
-          for (int r = 0; r < rows; ++r) {
-            std::copy(tile.data() + static_cast<size_t>(r) * P,
-                      tile.data() + static_cast<size_t>(r) * P + cols,
-                      y + static_cast<size_t>(r0 + r) * ldy + o0);
-          }
-        }
-      }
+      panel_rows<R, P>(xb, static_cast<size_t>(ldx), n, cols, p0 == 0, y + o0, ldy, tile.data(),
+                       [&](int rows, const uint16_t* const* xr, float* out, int ldo, bool acc) {
+                         table[rows - 1](xr, p0, pairs, panel.data(), out, ldo, acc);
+                       });
     }
     if (bias) {
       for (int r = 0; r < n; ++r) {
@@ -210,29 +192,10 @@ inline void gemm_kn_bf16(const uint16_t* xb, int n, int ldx, int K, const float*
           _mm512_storeu_si512(dst + c, pairs16);
         }
       }
-      const bool first = p0 == 0;
-      for (int r0 = 0; r0 < n; r0 += R) {
-        const int rows = std::min(R, n - r0);
-        const uint16_t* xr[R];
-        for (int r = 0; r < rows; ++r) xr[r] = xb + static_cast<size_t>(r0 + r) * ldx;
-        if (cols == P) {
-          table[rows - 1](xr, p0, pairs, panel.data(), y + static_cast<size_t>(r0) * ldy + o0, ldy,
-                          !first);
-        } else {
-          for (int r = 0; r < rows; ++r) {
-            for (int c = 0; c < P; ++c) {
-              tile[static_cast<size_t>(r) * P + c] =
-                  (!first && c < cols) ? y[static_cast<size_t>(r0 + r) * ldy + o0 + c] : 0.0f;
-            }
-          }
-          table[rows - 1](xr, p0, pairs, panel.data(), tile.data(), P, true);
-          for (int r = 0; r < rows; ++r) {
-            std::copy(tile.data() + static_cast<size_t>(r) * P,
-                      tile.data() + static_cast<size_t>(r) * P + cols,
-                      y + static_cast<size_t>(r0 + r) * ldy + o0);
-          }
-        }
-      }
+      panel_rows<R, P>(xb, static_cast<size_t>(ldx), n, cols, p0 == 0, y + o0, ldy, tile.data(),
+                       [&](int rows, const uint16_t* const* xr, float* out, int ldo, bool acc) {
+                         table[rows - 1](xr, p0, pairs, panel.data(), out, ldo, acc);
+                       });
     }
   }
 }

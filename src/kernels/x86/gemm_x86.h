@@ -161,6 +161,33 @@ constexpr std::array<MicroPacked<S>, sizeof...(Rs)> packed_table(
   return {&micro_packed<S, Rs + 1>...};
 }
 
+// The row loop every packed GEMM shares: one packed panel (P columns wide, `cols` of them real)
+// against all n activation rows, R at a time. micro(rows, xr, out, ldo, accumulate) runs the
+// micro-tile; full-width panels write straight into y (already offset to the panel's first
+// column), a ragged right edge goes through `tile` so the micro-tile never writes past it.
+// `first`: the panel's first K chunk (y is overwritten, not accumulated).
+template <int R, int P, class T, class Micro>
+void panel_rows(const T* x, size_t ldx, int n, int cols, bool first, float* y, int ldy, float* tile,
+                Micro&& micro) {
+  for (int r0 = 0; r0 < n; r0 += R) {
+    const int rows = std::min(R, n - r0);
+    const T* xr[R];
+    for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * ldx;
+    float* yr0 = y + static_cast<size_t>(r0) * ldy;
+    if (cols == P) {
+      micro(rows, xr, yr0, ldy, !first);
+      continue;
+    }
+    for (int r = 0; r < rows; ++r) {
+      for (int c = 0; c < P; ++c)
+        tile[r * P + c] = (!first && c < cols) ? yr0[static_cast<size_t>(r) * ldy + c] : 0.0f;
+    }
+    micro(rows, xr, tile, P, true);
+    for (int r = 0; r < rows; ++r)
+      std::copy(tile + r * P, tile + r * P + cols, yr0 + static_cast<size_t>(r) * ldy);
+  }
+}
+
 template <class S, DType WT>
 void gemm_packed_typed(const float* x, int n, const Matrix& w, int o_begin, int o_end,
                        const float* bias, float* y, int ldy) {
@@ -185,29 +212,10 @@ void gemm_packed_typed(const float* x, int n, const Matrix& w, int o_begin, int 
           for (int k = 0; k < kc; ++k) panel[static_cast<size_t>(k) * P + c] = 0.0f;
         }
       }
-      const bool first = k0 == 0;
-      for (int r0 = 0; r0 < n; r0 += R) {
-        const int rows = std::min(R, n - r0);
-        const float* xr[R];
-        for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * K;
-        if (cols == P) {  // straight into y
-          float* yt = y + static_cast<size_t>(r0) * ldy + o0;
-          table[rows - 1](xr, k0, kc, panel.data(), P, yt, ldy, !first);
-        } else {  // a ragged right edge goes through a tile
-          for (int r = 0; r < rows; ++r) {
-            for (int c = 0; c < P; ++c) {
-              tile[static_cast<size_t>(r) * P + c] =
-                  (!first && c < cols) ? y[static_cast<size_t>(r0 + r) * ldy + o0 + c] : 0.0f;
-            }
-          }
-          table[rows - 1](xr, k0, kc, panel.data(), P, tile.data(), P, true);
-          for (int r = 0; r < rows; ++r) {
-            std::copy(tile.data() + static_cast<size_t>(r) * P,
-                      tile.data() + static_cast<size_t>(r) * P + cols,
-                      y + static_cast<size_t>(r0 + r) * ldy + o0);
-          }
-        }
-      }
+      panel_rows<R, P>(x, static_cast<size_t>(K), n, cols, k0 == 0, y + o0, ldy, tile.data(),
+                       [&](int rows, const float* const* xr, float* out, int ldo, bool acc) {
+                         table[rows - 1](xr, k0, kc, panel.data(), P, out, ldo, acc);
+                       });
     }
     if (bias) {
       for (int r = 0; r < n; ++r) {
@@ -245,29 +253,10 @@ void gemm_kn(const float* x, int n, int ldx, int K, const float* b, size_t ldb, 
         pan = panel.data();
         pstride = P;
       }
-      const bool first = k0 == 0;
-      for (int r0 = 0; r0 < n; r0 += R) {
-        const int rows = std::min(R, n - r0);
-        const float* xr[R];
-        for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * ldx;
-        if (cols == P) {
-          table[rows - 1](xr, k0, kc, pan, pstride, y + static_cast<size_t>(r0) * ldy + o0, ldy,
-                          !first);
-        } else {
-          for (int r = 0; r < rows; ++r) {
-            for (int c = 0; c < P; ++c) {
-              tile[static_cast<size_t>(r) * P + c] =
-                  (!first && c < cols) ? y[static_cast<size_t>(r0 + r) * ldy + o0 + c] : 0.0f;
-            }
-          }
-          table[rows - 1](xr, k0, kc, pan, pstride, tile.data(), P, true);
-          for (int r = 0; r < rows; ++r) {
-            std::copy(tile.data() + static_cast<size_t>(r) * P,
-                      tile.data() + static_cast<size_t>(r) * P + cols,
-                      y + static_cast<size_t>(r0 + r) * ldy + o0);
-          }
-        }
-      }
+      panel_rows<R, P>(x, static_cast<size_t>(ldx), n, cols, k0 == 0, y + o0, ldy, tile.data(),
+                       [&](int rows, const float* const* xr, float* out, int ldo, bool acc) {
+                         table[rows - 1](xr, k0, kc, pan, pstride, out, ldo, acc);
+                       });
     }
   }
 }
