@@ -89,55 +89,70 @@ TEST_P(KernelThreads, MatmulMatchesReference) {
   }
 }
 
-// Q8_0 weights (w8a8) through the path's quantiser and integer GEMM: the integer block sums are
-// exact, so only the float sums across blocks may differ from the reference.
+// Q8_0 and Q4_0 weights (w8a8, w4a8) through the path's quantiser and integer kernels: the
+// integer block sums are exact, so only the float sums across blocks may differ from the
+// reference. n = 1 takes the single-row (decode) kernels, odd block counts their half pair.
 TEST_P(KernelThreads, Q8MatmulMatchesReference) {
-  for (auto [n, in, out] : {std::tuple{1, 32, 1},
-                            {1, 576, 37},
-                            {1, 96, 19},  // odd block count: the decode GEMV's half pair
-                            {1, 1536, 45},
-                            {2, 64, 8},
-                            {3, 96, 33},
-                            {5, 160, 17},
-                            {13, 576, 64},
-                            {20, 1536, 23}}) {
-    const auto x = random_vec(static_cast<size_t>(n) * in, 13);
-    const auto wf = random_vec(static_cast<size_t>(out) * in, 14, 0.05f);
-    const auto bytes = store_as(wf, DType::Q8_0);
-    const kernels::Matrix w{DType::Q8_0, bytes.data(), out, in};
-    const auto b = random_vec(static_cast<size_t>(out), 15);
-    for (const float* bias : {static_cast<const float*>(nullptr), b.data()}) {
-      std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
-      kernels::matmul(x.data(), n, w, bias, got.data());
-      kernels::ref::matmul(x.data(), n, w, bias, want.data());
-      expect_close(got, want, 1e-4);
+  for (DType type : {DType::Q8_0, DType::Q4_0}) {
+    for (auto [n, in, out] : {std::tuple{1, 32, 1},
+                              {1, 576, 37},
+                              {1, 96, 19},
+                              {1, 1536, 45},
+                              {2, 64, 8},
+                              {3, 96, 33},
+                              {5, 160, 17},
+                              {13, 576, 64},
+                              {20, 1536, 23}}) {
+      const auto x = random_vec(static_cast<size_t>(n) * in, 13);
+      const auto wf = random_vec(static_cast<size_t>(out) * in, 14, 0.05f);
+      std::vector<uint8_t> bytes;
+      for (int o = 0; o < out; ++o) {  // row by row: store_as quantises one row
+        const std::vector<float> row(wf.begin() + static_cast<std::ptrdiff_t>(o) * in,
+                                     wf.begin() + static_cast<std::ptrdiff_t>(o + 1) * in);
+        const auto r = store_as(row, type);
+        bytes.insert(bytes.end(), r.begin(), r.end());
+      }
+      const kernels::Matrix w{type, bytes.data(), out, in};
+      const auto b = random_vec(static_cast<size_t>(out), 15);
+      for (const float* bias : {static_cast<const float*>(nullptr), b.data()}) {
+        std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
+        kernels::matmul(x.data(), n, w, bias, got.data());
+        kernels::ref::matmul(x.data(), n, w, bias, want.data());
+        expect_close(got, want, 1e-4);
+      }
     }
   }
 }
 
-// A file's Q8_0 quants may hold any int8, −128 included (our quantiser never writes it): the
-// integer tricks (|w|, w ⊕ 0x80) must stay exact over the whole range.
+// A file's Q8_0 quants may hold any int8, −128 included (our quantiser never writes it), and
+// Q4_0 any nibble: the integer tricks (|w|, w ⊕ 0x80, nibble − 8) must stay exact over the
+// whole range.
 TEST_P(KernelThreads, Q8MatmulCoversFullInt8Range) {
   std::mt19937 rng(21);
-  for (auto [n, in, out] : {std::tuple{1, 576, 41}, {1, 96, 9}, {4, 192, 24}}) {
-    const size_t blocks = static_cast<size_t>(in) / kQ8BlockSize;
-    std::vector<uint8_t> bytes(static_cast<size_t>(out) * blocks * kQ8BlockBytes);
-    for (size_t b = 0; b < bytes.size() / kQ8BlockBytes; ++b) {
-      uint8_t* blk = bytes.data() + b * kQ8BlockBytes;
-      const uint16_t scale = f32_to_f16(0.001f * static_cast<float>(1 + rng() % 50));
-      std::memcpy(blk, &scale, 2);
-      for (int i = 0; i < kQ8BlockSize; ++i) {
-        // Extremes often, so that whole blocks of −128 and +127 occur.
-        const uint32_t r = rng() % 8;
-        blk[2 + i] = r == 0 ? 0x80 : r == 1 ? 0x7f : static_cast<uint8_t>(rng());
+  for (DType type : {DType::Q8_0, DType::Q4_0}) {
+    const size_t block_bytes = type == DType::Q8_0 ? kQ8BlockBytes : kQ4BlockBytes;
+    for (auto [n, in, out] : {std::tuple{1, 576, 41}, {1, 96, 9}, {4, 192, 24}}) {
+      const size_t blocks = static_cast<size_t>(in) / kQ8BlockSize;
+      std::vector<uint8_t> bytes(static_cast<size_t>(out) * blocks * block_bytes);
+      for (size_t b = 0; b < bytes.size() / block_bytes; ++b) {
+        uint8_t* blk = bytes.data() + b * block_bytes;
+        const uint16_t scale = f32_to_f16(0.001f * static_cast<float>(1 + rng() % 50));
+        std::memcpy(blk, &scale, 2);
+        for (size_t i = 2; i < block_bytes; ++i) {
+          // Extremes often, so that whole blocks of −128 / +127 (nibbles 0 / 15) occur.
+          const uint32_t r = rng() % 8;
+          const uint8_t lo = type == DType::Q8_0 ? 0x80 : 0x00,
+                        hi = type == DType::Q8_0 ? 0x7f : 0xff;
+          blk[i] = r == 0 ? lo : r == 1 ? hi : static_cast<uint8_t>(rng());
+        }
       }
+      const kernels::Matrix w{type, bytes.data(), out, in};
+      const auto x = random_vec(static_cast<size_t>(n) * in, 22);
+      std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
+      kernels::matmul(x.data(), n, w, nullptr, got.data());
+      kernels::ref::matmul(x.data(), n, w, nullptr, want.data());
+      expect_close(got, want, 1e-4);
     }
-    const kernels::Matrix w{DType::Q8_0, bytes.data(), out, in};
-    const auto x = random_vec(static_cast<size_t>(n) * in, 22);
-    std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
-    kernels::matmul(x.data(), n, w, nullptr, got.data());
-    kernels::ref::matmul(x.data(), n, w, nullptr, want.data());
-    expect_close(got, want, 1e-4);
   }
 }
 

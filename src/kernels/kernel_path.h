@@ -27,6 +27,10 @@ struct KernelPath {
   // Q8_0 weights against activations already quantised per row (cols/32 blocks a row).
   void (*gemm_q8)(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
                   const float* bias, float* y, int ldy);
+  // Q4_0 weights against one quantised activation row (decode), rows [o_begin, o_end) of y
+  // (optional: null widens the nibbles to Q8_0 blocks and runs gemm_q8).
+  void (*gemv_q4)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
+                  float* y);
   // Quantises `cols` floats (a multiple of 32) into cols/32 blocks, round to nearest.
   void (*quantize_row_q8)(const float* x, int cols, ActBlockQ8* out);
   float (*dot)(const float* a, const float* b, int n);

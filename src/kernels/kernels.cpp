@@ -44,6 +44,13 @@ void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y)
       });
       return;
     }
+    if (n == 1 && path.gemv_q4) {  // decode: nibbles straight into the integer products
+      pool.parallel_for(units, [&](size_t b, size_t e) {
+        const auto [ob, oe] = rows_of(b, e);
+        path.gemv_q4(xqp, w, ob, oe, bias, y);
+      });
+      return;
+    }
     // Q4_0: each worker widens a slice of rows into Q8_0 blocks (same scales, nibble − 8
     // as int8), then runs the Q8 kernel on it: w4a8 with exactly the reference's integers.
     pool.parallel_for(units, [&](size_t b, size_t e) {

@@ -474,11 +474,17 @@ inline void silu_mul(const float* gate, const float* up, float* out, size_t n) {
 
 // A path made of these kernels; only the Q8_0 GEMM differs between neon, dotprod and i8mm.
 constexpr KernelPath make_path(const char* name, decltype(KernelPath::gemm_q8) q8_gemm) {
-  // No row_max, weighted_rows, gemm_kn (attention uses the generic fallbacks) and no bf16
-  // (the A76 has none).
-  return {name,    gemm_float,    q8_gemm,   quantize_row_q8, dot,
-          axpy,    exp_shift_sum, gelu_tanh, silu_mul,        nullptr,
-          nullptr, nullptr,       nullptr,   nullptr,         nullptr};
+  // The optional entries are left null: attention uses the generic fallbacks, and there is no
+  // bf16 arithmetic (the A76 has none).
+  return {.name = name,
+          .gemm_float = gemm_float,
+          .gemm_q8 = q8_gemm,
+          .quantize_row_q8 = quantize_row_q8,
+          .dot = dot,
+          .axpy = axpy,
+          .exp_shift_sum = exp_shift_sum,
+          .gelu_tanh = gelu_tanh,
+          .silu_mul = silu_mul};
 }
 
 }  // namespace

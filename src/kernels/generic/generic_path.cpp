@@ -141,10 +141,16 @@ float exp_shift_sum(float* x, int n, float shift) {
   return sum;
 }
 
-const KernelPath kGeneric = {"generic",     gemm_float, gemm_q8,       quantize_row_q8,
-                             dot,           axpy,       exp_shift_sum, ref::gelu_tanh_inplace,
-                             ref::silu_mul, nullptr,    nullptr,       nullptr,
-                             nullptr,       nullptr,    nullptr};
+// Designated: an entry a path leaves out is null (optional entries fall back, see kernel_path.h).
+const KernelPath kGeneric = {.name = "generic",
+                             .gemm_float = gemm_float,
+                             .gemm_q8 = gemm_q8,
+                             .quantize_row_q8 = quantize_row_q8,
+                             .dot = dot,
+                             .axpy = axpy,
+                             .exp_shift_sum = exp_shift_sum,
+                             .gelu_tanh = ref::gelu_tanh_inplace,
+                             .silu_mul = ref::silu_mul};
 
 }  // namespace
 

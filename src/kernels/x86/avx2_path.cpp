@@ -6,21 +6,18 @@
 
 namespace smolvlm::kernels {
 namespace {
-const KernelPath kAvx2 = {"avx2",
-                          x86::gemm_float<x86::Avx2>,
-                          x86::gemm_q8,
-                          x86::quantize_row_q8,
-                          x86::dot<x86::Avx2>,
-                          x86::axpy<x86::Avx2>,
-                          x86::exp_shift_sum<x86::Avx2>,
-                          x86::gelu_tanh<x86::Avx2>,
-                          x86::silu_mul<x86::Avx2>,
-                          x86::row_max<x86::Avx2>,
-                          x86::weighted_rows<x86::Avx2>,
-                          x86::gemm_kn<x86::Avx2>,
-                          nullptr,
-                          nullptr,
-                          nullptr};
+const KernelPath kAvx2 = {.name = "avx2",
+                          .gemm_float = x86::gemm_float<x86::Avx2>,
+                          .gemm_q8 = x86::gemm_q8,
+                          .quantize_row_q8 = x86::quantize_row_q8,
+                          .dot = x86::dot<x86::Avx2>,
+                          .axpy = x86::axpy<x86::Avx2>,
+                          .exp_shift_sum = x86::exp_shift_sum<x86::Avx2>,
+                          .gelu_tanh = x86::gelu_tanh<x86::Avx2>,
+                          .silu_mul = x86::silu_mul<x86::Avx2>,
+                          .row_max = x86::row_max<x86::Avx2>,
+                          .weighted_rows = x86::weighted_rows<x86::Avx2>,
+                          .gemm_kn = x86::gemm_kn<x86::Avx2>};
 }  // namespace
 const KernelPath* avx2_path() { return &kAvx2; }
 }  // namespace smolvlm::kernels

@@ -107,60 +107,87 @@ constexpr auto q8x512_table(std::integer_sequence<int, Rs...>) {
 // vpdpbusd gives Σ(w + 128)·x; starting the accumulator at −128·Σx (per 4-byte lane) leaves
 // Σ w·x. That correction depends only on x, so it is computed once per matmul, not per weight.
 struct GemvPair {
-  __m512i xq;    // two blocks of int8 activations
-  __m512i corr;  // −128 · Σx over each 4-byte lane
-  __m512 xd;     // the two activation scales, 8 lanes each
+  __m512i xq;     // two blocks of int8 activations
+  __m512i corr;   // −128 · Σx over each 4-byte lane (Q8_0: weights offset by 128)
+  __m512i corr4;  // −8 · Σx over each 4-byte lane (Q4_0: nibbles are the weight + 8)
+  __m512 xd;      // the two activation scales, 8 lanes each
 };
 
 inline void prepare_gemv(const ActBlockQ8* x, int blocks, GemvPair* out) {
-  const __m512i offset = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i zero = _mm512_setzero_si512();
   for (int b = 0; b < blocks; b += 2) {
     const bool pair = b + 1 < blocks;
     GemvPair& p = out[b / 2];
     p.xq = load_two(x[b].q, pair ? x[b + 1].q : nullptr);
-    p.corr = _mm512_sub_epi32(_mm512_setzero_si512(),
-                              _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, p.xq));
+    p.corr = _mm512_sub_epi32(
+        zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(static_cast<char>(0x80)), p.xq));
+    p.corr4 = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(8), p.xq));
     p.xd = two_scales(x[b].d, pair ? x[b + 1].d : 0.0f);
   }
 }
 
 // Both f16 block scales of a pair, widened in registers: lanes 0–7 the first, 8–15 the second.
-inline __m512 weight_scales_pair(const uint8_t* b0, bool pair) {
+inline __m512 weight_scales_pair(const uint8_t* b0, bool pair, size_t block_bytes) {
   uint16_t lo, hi = 0;
   std::memcpy(&lo, b0, 2);
-  if (pair) std::memcpy(&hi, b0 + kQ8BlockBytes, 2);
+  if (pair) std::memcpy(&hi, b0 + block_bytes, 2);
   const __m256i h =
       _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(static_cast<short>(lo))),
                               _mm_set1_epi16(static_cast<short>(hi)), 1);
   return _mm512_cvtph_ps(h);
 }
 
-// C weight rows against one prepared activation row: one vpdpbusd per 64 weights.
-template <int C>
+// A pair of Q8_0 blocks as unsigned bytes (w ⊕ 0x80 = w + 128), in activation order.
+inline __m512i q8_pair_unsigned(const uint8_t* b0, bool pair) {
+  return _mm512_xor_si512(
+      load_two(reinterpret_cast<const int8_t*>(b0 + 2),
+               pair ? reinterpret_cast<const int8_t*>(b0 + kQ8BlockBytes + 2) : nullptr),
+      _mm512_set1_epi8(static_cast<char>(0x80)));
+}
+
+// A pair of Q4_0 blocks as unsigned bytes 0..15 (the weight + 8), in activation order: a
+// block's byte j holds value j in its low nibble and value j + 16 in its high one, so the four
+// 128-bit lanes are (low, high) nibbles of the first block, then of the second.
+inline __m512i q4_pair_unsigned(const uint8_t* b0, bool pair) {
+  const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + 2));
+  const __m128i v1 = pair
+                         ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + kQ4BlockBytes + 2))
+                         : _mm_setzero_si128();
+  __m512i t = _mm512_inserti32x4(_mm512_castsi128_si512(v0), v0, 1);
+  t = _mm512_inserti32x4(_mm512_inserti32x4(t, v1, 2), v1, 3);
+  // 64-bit shifts by 4 in lanes 1 and 3 bring each byte's high nibble down; the mask drops what
+  // crossed over from the next byte.
+  const __m512i shifts = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+  return _mm512_and_si512(_mm512_srlv_epi64(t, shifts), _mm512_set1_epi8(0x0F));
+}
+
+// C weight rows against one prepared activation row: one vpdpbusd per 64 weights. kQ4: the
+// rows are Q4_0 (18-byte blocks), else Q8_0 (34-byte blocks).
+template <int C, bool kQ4>
 void micro_gemv_vnni(const GemvPair* x, const uint8_t* const* w, int blocks, float* out) {
+  constexpr size_t kBlockBytes = kQ4 ? kQ4BlockBytes : kQ8BlockBytes;
   __m512 acc[C];
   for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
-  const __m512i offset = _mm512_set1_epi8(static_cast<char>(0x80));
   for (int b = 0; b < blocks; b += 2) {
     const GemvPair& xp = x[b / 2];
     const bool pair = b + 1 < blocks;
     for (int c = 0; c < C; ++c) {
-      const uint8_t* b0 = w[c] + static_cast<size_t>(b) * kQ8BlockBytes;
+      const uint8_t* b0 = w[c] + static_cast<size_t>(b) * kBlockBytes;
       prefetch_stream(b0);
-      const __m512i wq = _mm512_xor_si512(
-          load_two(reinterpret_cast<const int8_t*>(b0 + 2),
-                   pair ? reinterpret_cast<const int8_t*>(b0 + kQ8BlockBytes + 2) : nullptr),
-          offset);
-      const __m512i sum = _mm512_dpbusd_epi32(xp.corr, wq, xp.xq);
-      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
-                               _mm512_mul_ps(weight_scales_pair(b0, pair), xp.xd), acc[c]);
+      const __m512i sum = kQ4 ? _mm512_dpbusd_epi32(xp.corr4, q4_pair_unsigned(b0, pair), xp.xq)
+                              : _mm512_dpbusd_epi32(xp.corr, q8_pair_unsigned(b0, pair), xp.xq);
+      acc[c] =
+          _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
+                          _mm512_mul_ps(weight_scales_pair(b0, pair, kBlockBytes), xp.xd), acc[c]);
     }
   }
   for (int c = 0; c < C; ++c) out[c] = _mm512_reduce_add_ps(acc[c]);
 }
 
-inline void gemv_q8_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                         const float* bias, float* y) {
+// The single-row (decode) product for Q8_0 or Q4_0 weights, rows [o_begin, o_end).
+template <bool kQ4>
+void gemv_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
+               float* y) {
   const int blocks = w.cols / kQ8BlockSize;
   thread_local std::vector<GemvPair> prepared;
   prepared.resize(static_cast<size_t>(blocks + 1) / 2);
@@ -170,15 +197,21 @@ inline void gemv_q8_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int
   for (; o + C <= o_end; o += C) {
     const uint8_t* wr[C];
     for (int c = 0; c < C; ++c) wr[c] = w.row(o + c);
-    micro_gemv_vnni<C>(prepared.data(), wr, blocks, y + o);
+    micro_gemv_vnni<C, kQ4>(prepared.data(), wr, blocks, y + o);
   }
   for (; o < o_end; ++o) {
     const uint8_t* wr[1] = {w.row(o)};
-    micro_gemv_vnni<1>(prepared.data(), wr, blocks, y + o);
+    micro_gemv_vnni<1, kQ4>(prepared.data(), wr, blocks, y + o);
   }
   if (bias) {
     for (int i = o_begin; i < o_end; ++i) y[i] += bias[i];
   }
+}
+
+// KernelPath::gemv_q4 for the VNNI paths.
+inline void gemv_q4_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
+                         const float* bias, float* y) {
+  gemv_vnni<true>(xq, w, o_begin, o_end, bias, y);
 }
 
 template <bool kVnni>
@@ -186,7 +219,7 @@ void gemm_q8_512(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int 
                  const float* bias, float* y, int ldy) {
   if constexpr (kVnni) {
     if (n == 1) {
-      gemv_q8_vnni(xq, w, o_begin, o_end, bias, y);
+      gemv_vnni<false>(xq, w, o_begin, o_end, bias, y);
       return;
     }
   }
