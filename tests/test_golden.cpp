@@ -187,6 +187,29 @@ TEST_P(Golden, LogitsArgmaxAndGreedy) {
   EXPECT_EQ(greedy, want);
 }
 
+// Model::encode_pictures drops the text weights' pages before the vision encoder runs and the
+// vision weights' after it (peak RSS): the features are those of the encoder, and both networks
+// read back intact afterwards (the pages come back from the file).
+TEST(EncodePictures, SameFeaturesAndWeightsIntactAfterDroppingPages) {
+  const Model& model = model_for("f32");
+  const std::vector<float> pixels = golden("image_split.pixel_values");
+  const size_t tile =
+      static_cast<size_t>(3) * model.config.vision.image_size * model.config.vision.image_size;
+  const int n = static_cast<int>(pixels.size() / tile);
+  const std::vector<float> first = model.encode_pictures(pixels.data(), n);
+  EXPECT_EQ(first, model.vision.image_features(pixels.data(), n));
+  EXPECT_EQ(first, model.encode_pictures(pixels.data(), n));
+  EXPECT_TRUE(model.encode_pictures(pixels.data(), 0).empty());
+
+  const std::vector<int32_t> ids =
+      test::parse_int_list(golden_json()["cases"]["text_only"]["input_ids"]);
+  const std::vector<float> x = embed_prompt(model, ids, {});
+  KVCache cache(model.config.text, static_cast<int>(ids.size()));
+  std::vector<float> last(static_cast<size_t>(model.config.text.vocab));
+  model.decoder.forward(x.data(), static_cast<int>(ids.size()), cache, last.data());
+  EXPECT_LE(max_abs_diff(last, golden("text_only.logits_last")), 1e-3);
+}
+
 // --vision-precision bf16 (opt-in): the vision matmuls round their inputs to bf16, as
 // transformers does when it runs SmolVLM2 in bfloat16, so the float32 reference is met only to
 // bf16 precision. Stated bars: cosine ≥ 0.9999 for the image features and for logits_last, the

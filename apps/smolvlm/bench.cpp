@@ -153,12 +153,11 @@ int run_bench(int argc, char** argv) {
       tiles = p.n_tiles;
       prompt_tokens = static_cast<int>(p.ids.size());
       t = Clock::now();
-      const std::vector<float> feats = m.vision.image_features(p.pixels.data(), p.n_tiles);
+      const std::vector<float> feats = m.encode_pictures(p.pixels.data(), p.n_tiles);
       const double vision_ms = ms_since(t);
       st["vision_ms_per_image"].v.push_back(vision_ms);
       st["vision_ms_per_tile"].v.push_back(vision_ms / p.n_tiles);
       std::vector<float>().swap(p.pixels);  // as Engine::ask: not needed for the answer
-      m.release_vision_pages();
       KVCache cache(cfg.text, max_ctx);
       const std::vector<float> x = embed_prompt(m, p.ids, feats);
       t = Clock::now();

@@ -166,8 +166,7 @@ struct Chat::Impl {
     const ProcessedImage pre = preprocess_image(p.pixels, proc);
     Picture::Encoded e{o.split_images,       o.max_tiles, next_uid(),
                        {pre.rows, pre.cols}, pre.n_tiles, {}};
-    e.features = model.vision.image_features(pre.pixels.data(), pre.n_tiles);
-    model.release_vision_pages();  // not needed again until the next picture
+    e.features = model.encode_pictures(pre.pixels.data(), pre.n_tiles);
     vision_ms += ms_since(t);
     p.encoded.push_back(std::move(e));
     return p.encoded.back();

@@ -104,13 +104,9 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
   }
 
   auto t = Clock::now();
-  const std::vector<float> features =
-      model.vision.image_features(prompt.pixels.data(), prompt.n_tiles);
+  const std::vector<float> features = model.encode_pictures(prompt.pixels.data(), prompt.n_tiles);
   result.metrics.vision_ms = ms_since(t);
-  // The answer needs neither the tiles' pixels nor the vision weights: give that memory back
-  // before the KV cache and the text weights come in (peak RSS).
-  std::vector<float>().swap(prompt.pixels);
-  if (prompt.n_tiles > 0) model.release_vision_pages();
+  std::vector<float>().swap(prompt.pixels);  // the answer does not need the tiles (peak RSS)
 
   // The cache holds the prompt and the answer, no more (memory stays small for short chats).
   const int capacity = std::min(impl_->context, n_prompt + std::max(options.max_new_tokens, 1));

@@ -40,17 +40,36 @@ Model::Model(ModelConfig cfg, Tokenizer tok, ModelWeights w, VisionPrecision vis
       decoder(config.text, weights.text),
       eos_id_(tokenizer.token_id("<end_of_utterance>")) {}
 
-void Model::release_vision_pages() const {
-  const VisionWeights& v = weights.vision;
-  const auto drop = [](const Linear& l) {
-    if (l.w.data && l.w.rows > 0)
-      drop_mapped_pages(l.w.data, static_cast<size_t>(l.w.rows) * l.w.row_stride());
-  };
-  drop(v.patch);
-  drop(v.connector);
+namespace {
+
+void drop_pages(const kernels::Matrix& m) {
+  if (m.data && m.rows > 0) drop_mapped_pages(m.data, static_cast<size_t>(m.rows) * m.row_stride());
+}
+
+void drop_vision_pages(const VisionWeights& v) {
+  drop_pages(v.patch.w);
+  drop_pages(v.connector.w);
   for (const VisionLayerWeights& l : v.layers) {
-    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.fc1, &l.fc2}) drop(*p);
+    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.fc1, &l.fc2}) drop_pages(p->w);
   }
+}
+
+void drop_text_pages(const TextWeights& t) {
+  drop_pages(t.embed);
+  drop_pages(t.lm_head.w);  // the same pages again when tied: harmless
+  for (const TextLayerWeights& l : t.layers) {
+    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) drop_pages(p->w);
+  }
+}
+
+}  // namespace
+
+std::vector<float> Model::encode_pictures(const float* pixels, int n_tiles) const {
+  if (n_tiles <= 0) return {};
+  drop_text_pages(weights.text);
+  std::vector<float> features = vision.image_features(pixels, n_tiles);
+  drop_vision_pages(weights.vision);
+  return features;
 }
 
 std::unique_ptr<Model> Model::load_hf(const std::string& dir, VisionPrecision vision_precision) {
