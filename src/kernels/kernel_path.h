@@ -33,7 +33,6 @@ struct KernelPath {
                   float* y);
   // Quantises `cols` floats (a multiple of 32) into cols/32 blocks, round to nearest.
   void (*quantize_row_q8)(const float* x, int cols, ActBlockQ8* out);
-  float (*dot)(const float* a, const float* b, int n);
   // y += a · x
   void (*axpy)(float a, const float* x, float* y, int n);
   // Element-wise transcendental steps. Optional: a null entry falls back to the generic path.

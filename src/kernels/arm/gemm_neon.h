@@ -360,7 +360,7 @@ void gemm_q8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_en
   }
 }
 
-// ---- Activation quantiser, dot, axpy ---------------------------------------------------------
+// ---- Activation quantiser, axpy --------------------------------------------------------------
 
 inline void quantize_row_q8(const float* x, int cols, ActBlockQ8* out) {
   for (int b = 0; b < cols / kQ8BlockSize; ++b) {
@@ -384,22 +384,6 @@ inline void quantize_row_q8(const float* x, int cols, ActBlockQ8* out) {
     vst1q_s8(out[b].q, vcombine_s8(vqmovn_s16(q16[0]), vqmovn_s16(q16[1])));
     vst1q_s8(out[b].q + 16, vcombine_s8(vqmovn_s16(q16[2]), vqmovn_s16(q16[3])));
   }
-}
-
-inline float dot(const float* a, const float* b, int n) {
-  float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
-  int i = 0;
-  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-    s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
-    s1 = vfmaq_f32(s1, vld1q_f32(a + i + kLanes), vld1q_f32(b + i + kLanes));
-  }
-  if (i + kLanes <= n) {
-    s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
-    i += kLanes;
-  }
-  float s = vaddvq_f32(vaddq_f32(s0, s1));
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
 }
 
 inline void axpy(float a, const float* x, float* y, int n) {
@@ -480,7 +464,6 @@ constexpr KernelPath make_path(const char* name, decltype(KernelPath::gemm_q8) q
           .gemm_float = gemm_float,
           .gemm_q8 = q8_gemm,
           .quantize_row_q8 = quantize_row_q8,
-          .dot = dot,
           .axpy = axpy,
           .exp_shift_sum = exp_shift_sum,
           .gelu_tanh = gelu_tanh,

@@ -116,18 +116,6 @@ void quantize_row_q8(const float* x, int cols, ActBlockQ8* out) {
   }
 }
 
-float dot(const float* a, const float* b, int n) {
-  float acc[kLanes] = {};
-  int i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
-  }
-  float s = 0.0f;
-  for (int l = 0; l < kLanes; ++l) s += acc[l];
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
 void axpy(float a, const float* x, float* y, int n) {
   for (int i = 0; i < n; ++i) y[i] += a * x[i];
 }
@@ -146,7 +134,6 @@ const KernelPath kGeneric = {.name = "generic",
                              .gemm_float = gemm_float,
                              .gemm_q8 = gemm_q8,
                              .quantize_row_q8 = quantize_row_q8,
-                             .dot = dot,
                              .axpy = axpy,
                              .exp_shift_sum = exp_shift_sum,
                              .gelu_tanh = ref::gelu_tanh_inplace,

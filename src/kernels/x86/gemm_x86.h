@@ -408,16 +408,6 @@ inline void quantize_row_q8(const float* x, int cols, ActBlockQ8* out) {
 }
 
 template <class S>
-float dot(const float* a, const float* b, int n) {
-  typename S::F acc = S::zero();
-  int i = 0;
-  for (; i + S::kLanes <= n; i += S::kLanes) acc = S::fma(S::load(a + i), S::load(b + i), acc);
-  float s = S::sum(acc);
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-template <class S>
 void axpy(float a, const float* x, float* y, int n) {
   const typename S::F av = S::set1(a);
   int i = 0;
