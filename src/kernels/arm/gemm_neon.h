@@ -393,6 +393,47 @@ inline void axpy(float a, const float* x, float* y, int n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// Attention's weighted sum of V rows for one query: heads of up to 64 floats keep the sum in 16
+// registers, two rows per step so consecutive FMAs into one accumulator do not wait.
+inline void weighted_rows(const float* w, int n, const float* rows, size_t stride, int d,
+                          float* out) {
+  constexpr int kMax = 64 / kLanes;
+  const int nv = d / kLanes;
+  if (d % kLanes != 0 || nv > kMax) {
+    std::fill(out, out + d, 0.0f);
+    for (int j = 0; j < n; ++j) axpy(w[j], rows + j * stride, out, d);
+    return;
+  }
+  float32x4_t a0[kMax], a1[kMax];
+  for (int v = 0; v < nv; ++v) a0[v] = a1[v] = vdupq_n_f32(0.0f);
+  int j = 0;
+  for (; j + 2 <= n; j += 2) {
+    const float* r0 = rows + j * stride;
+    const float* r1 = r0 + stride;
+    for (int v = 0; v < nv; ++v) {
+      a0[v] = vfmaq_n_f32(a0[v], vld1q_f32(r0 + v * kLanes), w[j]);
+      a1[v] = vfmaq_n_f32(a1[v], vld1q_f32(r1 + v * kLanes), w[j + 1]);
+    }
+  }
+  if (j < n) {
+    for (int v = 0; v < nv; ++v)
+      a0[v] = vfmaq_n_f32(a0[v], vld1q_f32(rows + j * stride + v * kLanes), w[j]);
+  }
+  for (int v = 0; v < nv; ++v) vst1q_f32(out + v * kLanes, vaddq_f32(a0[v], a1[v]));
+}
+
+inline float row_max(const float* x, int n) {
+  float m = x[0];
+  int i = 0;
+  if (n >= kLanes) {
+    float32x4_t acc = vld1q_f32(x);
+    for (i = kLanes; i + kLanes <= n; i += kLanes) acc = vmaxq_f32(acc, vld1q_f32(x + i));
+    m = vmaxvq_f32(acc);
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
 // ---- Element-wise steps (softmax numerators, GELU-tanh, SiLU) ------------------------------
 
 // e^x per lane: x = n·ln2 + r, |r| ≤ ln2/2 (ln2 split in two parts so r stays exact), e^r by
@@ -458,8 +499,8 @@ inline void silu_mul(const float* gate, const float* up, float* out, size_t n) {
 
 // A path made of these kernels; only the Q8_0 GEMM differs between neon, dotprod and i8mm.
 constexpr KernelPath make_path(const char* name, decltype(KernelPath::gemm_q8) q8_gemm) {
-  // The optional entries are left null: attention uses the generic fallbacks, and there is no
-  // bf16 arithmetic (the A76 has none).
+  // Left null: gemm_kn (attention transposes V for gemm_float), gemv_q4 (Q4_0 is widened to
+  // Q8_0 blocks) and the bf16 entries (the A76 has no bf16 arithmetic).
   return {.name = name,
           .gemm_float = gemm_float,
           .gemm_q8 = q8_gemm,
@@ -467,7 +508,9 @@ constexpr KernelPath make_path(const char* name, decltype(KernelPath::gemm_q8) q
           .axpy = axpy,
           .exp_shift_sum = exp_shift_sum,
           .gelu_tanh = gelu_tanh,
-          .silu_mul = silu_mul};
+          .silu_mul = silu_mul,
+          .row_max = row_max,
+          .weighted_rows = weighted_rows};
 }
 
 }  // namespace
