@@ -22,9 +22,11 @@ struct Registry {
   std::mutex mu;
   std::vector<std::pair<const uint8_t*, size_t>> ranges;
 };
+// Never destroyed: static objects (a cached model, say) may unmap their files after every
+// function-local static is gone, and must still find it.
 Registry& registry() {
-  static Registry r;
-  return r;
+  static Registry* r = new Registry;
+  return *r;
 }
 void add_range(const uint8_t* p, size_t n) {
   std::lock_guard<std::mutex> lock(registry().mu);
