@@ -188,6 +188,8 @@ TEST(BadInput, BadFlags) {
   expect_one_line_error(r, "unknown option");
   r = run_cli({"ask", "-p", "Hi"});
   expect_one_line_error(r, "-m MODEL_DIR is required");
+  r = run_cli({"ask", "-m", test::tiny_model(), "-p", "Hi", "--vision-precision", "fp8"});
+  expect_one_line_error(r, "vision precision");
   r = run_cli({"frobnicate"});
   EXPECT_EQ(r.status, 2);
 }
