@@ -196,8 +196,14 @@ void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq) {
   }
 }
 
-void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
-               const unsigned char* key_mask, float* out) {
+namespace {
+
+// Both twins in one loop. bf16: q·scale, K, the softmax numerators and V are rounded to bf16
+// before their products, and the sum of the numerators divides the output at the end, as the
+// fast path does; otherwise plain float32, scaled after the dot product.
+void attention_impl(const AttentionShape& s, const float* q, const float* k, const float* v,
+                    const unsigned char* key_mask, float* out, bool bf16) {
+  const auto r = [bf16](float x) { return bf16 ? bf16_to_f32(f32_to_bf16(x)) : x; };
   const int group = s.heads / s.kv_heads;
   std::vector<float> scores(static_cast<size_t>(s.nk));
   for (int i = 0; i < s.nq; ++i) {
@@ -213,8 +219,13 @@ void attention(const AttentionShape& s, const float* q, const float* k, const fl
         }
         const float* kj = k + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim;
         float dot = 0.0f;
-        for (int d = 0; d < s.head_dim; ++d) dot += qh[d] * kj[d];
-        scores[j] = dot * s.scale;
+        if (bf16) {
+          for (int d = 0; d < s.head_dim; ++d) dot += r(qh[d] * s.scale) * r(kj[d]);
+          scores[j] = dot;
+        } else {
+          for (int d = 0; d < s.head_dim; ++d) dot += qh[d] * kj[d];
+          scores[j] = dot * s.scale;
+        }
         maxv = std::max(maxv, scores[j]);
       }
       float sum = 0.0f;
@@ -225,47 +236,27 @@ void attention(const AttentionShape& s, const float* q, const float* k, const fl
       float* oh = out + static_cast<size_t>(i) * s.out_stride + h * s.head_dim;
       for (int d = 0; d < s.head_dim; ++d) oh[d] = 0.0f;
       for (int j = 0; j <= last_key; ++j) {
-        const float p = scores[j] / sum;
+        const float p = bf16 ? r(scores[j]) : scores[j] / sum;
         const float* vj = v + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim;
-        for (int d = 0; d < s.head_dim; ++d) oh[d] += p * vj[d];
+        for (int d = 0; d < s.head_dim; ++d) oh[d] += p * r(vj[d]);
+      }
+      if (bf16) {
+        for (int d = 0; d < s.head_dim; ++d) oh[d] /= sum;
       }
     }
   }
 }
 
+}  // namespace
+
+void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
+               const unsigned char* key_mask, float* out) {
+  attention_impl(s, q, k, v, key_mask, out, false);
+}
+
 void attention_bf16(const AttentionShape& s, const float* q, const float* k, const float* v,
                     float* out) {
-  const auto r = [](float x) { return bf16_to_f32(f32_to_bf16(x)); };
-  const int group = s.heads / s.kv_heads;
-  std::vector<float> scores(static_cast<size_t>(s.nk));
-  for (int i = 0; i < s.nq; ++i) {
-    const int last_key = s.causal ? s.q_pos0 + i : s.nk - 1;
-    for (int h = 0; h < s.heads; ++h) {
-      const float* qh = q + static_cast<size_t>(i) * s.q_stride + h * s.head_dim;
-      const int kvh = h / group;
-      float maxv = -std::numeric_limits<float>::infinity();
-      for (int j = 0; j <= last_key; ++j) {
-        const float* kj = k + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim;
-        float dot = 0.0f;
-        for (int d = 0; d < s.head_dim; ++d) dot += r(qh[d] * s.scale) * r(kj[d]);
-        scores[j] = dot;
-        maxv = std::max(maxv, dot);
-      }
-      float sum = 0.0f;
-      for (int j = 0; j <= last_key; ++j) {
-        scores[j] = std::exp(scores[j] - maxv);
-        sum += scores[j];
-      }
-      float* oh = out + static_cast<size_t>(i) * s.out_stride + h * s.head_dim;
-      for (int d = 0; d < s.head_dim; ++d) oh[d] = 0.0f;
-      for (int j = 0; j <= last_key; ++j) {
-        const float p = r(scores[j]);
-        const float* vj = v + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim;
-        for (int d = 0; d < s.head_dim; ++d) oh[d] += p * r(vj[d]);
-      }
-      for (int d = 0; d < s.head_dim; ++d) oh[d] /= sum;
-    }
-  }
+  attention_impl(s, q, k, v, nullptr, out, true);
 }
 
 }  // namespace smolvlm::kernels::ref

@@ -8,17 +8,11 @@
 
 namespace smolvlm::kernels {
 namespace {
-const KernelPath kAvx512 = {.name = "avx512",
-                            .gemm_float = x86::gemm_float<x86::Avx512>,
-                            .gemm_q8 = x86::gemm_q8_512<false>,
-                            .quantize_row_q8 = x86::quantize_row_q8,
-                            .axpy = x86::axpy<x86::Avx2>,
-                            .exp_shift_sum = x86::exp_shift_sum<x86::Avx512>,
-                            .gelu_tanh = x86::gelu_tanh<x86::Avx512>,
-                            .silu_mul = x86::silu_mul<x86::Avx512>,
-                            .row_max = x86::row_max<x86::Avx512>,
-                            .weighted_rows = x86::weighted_rows<x86::Avx512>,
-                            .gemm_kn = x86::gemm_kn<x86::Avx512>};
+constexpr KernelPath kAvx512 = [] {
+  KernelPath p = x86::avx512_entries("avx512");
+  p.gemm_q8 = x86::gemm_q8_512<false>;
+  return p;
+}();
 }  // namespace
 const KernelPath* avx512_path() { return &kAvx512; }
 }  // namespace smolvlm::kernels

@@ -8,18 +8,12 @@
 
 namespace smolvlm::kernels {
 namespace {
-const KernelPath kAvx512Vnni = {.name = "avx512vnni",
-                                .gemm_float = x86::gemm_float<x86::Avx512>,
-                                .gemm_q8 = x86::gemm_q8_512<true>,
-                                .gemv_q4 = x86::gemv_q4_vnni,
-                                .quantize_row_q8 = x86::quantize_row_q8,
-                                .axpy = x86::axpy<x86::Avx2>,
-                                .exp_shift_sum = x86::exp_shift_sum<x86::Avx512>,
-                                .gelu_tanh = x86::gelu_tanh<x86::Avx512>,
-                                .silu_mul = x86::silu_mul<x86::Avx512>,
-                                .row_max = x86::row_max<x86::Avx512>,
-                                .weighted_rows = x86::weighted_rows<x86::Avx512>,
-                                .gemm_kn = x86::gemm_kn<x86::Avx512>};
+constexpr KernelPath kAvx512Vnni = [] {
+  KernelPath p = x86::avx512_entries("avx512vnni");
+  p.gemm_q8 = x86::gemm_q8_512<true>;
+  p.gemv_q4 = x86::gemv_q4_vnni;
+  return p;
+}();
 }  // namespace
 const KernelPath* avx512vnni_path() { return &kAvx512Vnni; }
 }  // namespace smolvlm::kernels

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/kernel_path.h"
+#include "kernels/x86/gemm_x86.h"
 #include "kernels/x86/simd_x86.h"
 
 namespace smolvlm::kernels::x86 {
@@ -246,6 +247,22 @@ void gemm_q8_512(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int 
       }
     }
   }
+}
+
+// The entries the AVX-512 paths share; each path adds its Q8_0 kernels (and bf16 ones).
+// Internal linkage, like everything here: each path's translation unit builds its own table from
+// code compiled with its own -m flags.
+constexpr KernelPath avx512_entries(const char* name) {
+  return {.name = name,
+          .gemm_float = gemm_float<Avx512>,
+          .quantize_row_q8 = quantize_row_q8,
+          .axpy = axpy<Avx2>,
+          .exp_shift_sum = exp_shift_sum<Avx512>,
+          .gelu_tanh = gelu_tanh<Avx512>,
+          .silu_mul = silu_mul<Avx512>,
+          .row_max = row_max<Avx512>,
+          .weighted_rows = weighted_rows<Avx512>,
+          .gemm_kn = gemm_kn<Avx512>};
 }
 
 }  // namespace
