@@ -19,6 +19,7 @@
 namespace smolvlm {
 namespace {
 
+using test::cosine;
 using test::golden;
 using test::golden_json;
 using test::max_abs_diff;
@@ -88,16 +89,6 @@ std::vector<int32_t> golden_argmax(const std::string& name) {
   std::vector<int32_t> out(static_cast<size_t>(am.numel()));
   std::memcpy(out.data(), am.data, out.size() * 4);
   return out;
-}
-
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    ab += static_cast<double>(a[i]) * b[i];
-    aa += static_cast<double>(a[i]) * a[i];
-    bb += static_cast<double>(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
 }
 
 class GgufGolden : public ::testing::TestWithParam<std::string> {};

@@ -18,6 +18,7 @@
 namespace smolvlm {
 namespace {
 
+using test::cosine;
 using test::golden;
 using test::golden_json;
 using test::max_abs_diff;
@@ -91,16 +92,6 @@ const Model& model_for(const std::string& variant) {
     m = Model::load_hf(dir);
   }
   return *m;
-}
-
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    ab += static_cast<double>(a[i]) * b[i];
-    aa += static_cast<double>(a[i]) * a[i];
-    bb += static_cast<double>(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
 }
 
 class Golden : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {

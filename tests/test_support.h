@@ -52,6 +52,17 @@ inline double max_abs_diff(const float* a, const float* b, size_t n) {
 inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() ? max_abs_diff(a.data(), b.data(), a.size()) : INFINITY;
 }
+// Cosine similarity, summed in double (the reduced-precision paths are checked with it).
+inline double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return 0.0;
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ab += static_cast<double>(a[i]) * b[i];
+    aa += static_cast<double>(a[i]) * a[i];
+    bb += static_cast<double>(b[i]) * b[i];
+  }
+  return ab / std::sqrt(aa * bb);
+}
 
 // A fresh temporary folder, removed when the object dies.
 class TempDir {
