@@ -83,6 +83,22 @@ void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y)
   });
 }
 
+namespace {
+
+// Rows [r_begin, r_end) of x (n floats, ldx apart) rounded to bf16, as rows of bf16_stride(n)
+// values (odd lengths padded with a zero: the bf16 kernels take values in pairs).
+int bf16_stride(int n) { return (n + 1) & ~1; }
+void rows_to_bf16(const KernelPath& path, const float* x, size_t ldx, int n, size_t r_begin,
+                  size_t r_end, uint16_t* out) {
+  const size_t ld = static_cast<size_t>(bf16_stride(n));
+  for (size_t r = r_begin; r < r_end; ++r) {
+    path.to_bf16(x + r * ldx, static_cast<size_t>(n), out + r * ld);
+    if (ld != static_cast<size_t>(n)) out[r * ld + static_cast<size_t>(n)] = 0;
+  }
+}
+
+}  // namespace
+
 bool has_bf16_matmul() { return active_path().gemm_bf16 != nullptr; }
 
 void matmul_bf16(const float* x, int n, const Matrix& w, const float* bias, float* y) {
@@ -90,16 +106,13 @@ void matmul_bf16(const float* x, int n, const Matrix& w, const float* bias, floa
   if (!path.gemm_bf16 || !(w.type == DType::F32 || w.type == DType::F16 || w.type == DType::BF16))
     throw Error(std::string("bf16 matmul is not available on the '") + path.name + "' kernel path");
   ThreadPool& pool = global_pool();
-  // Round x once (rows padded to an even length), shared by the workers like the Q8 case.
-  const int ldx = (w.cols + 1) & ~1;
+  // Round x once, shared by the workers like the Q8 case.
+  const int ldx = bf16_stride(w.cols);
   thread_local std::vector<uint16_t> xb;
   xb.resize(static_cast<size_t>(n) * ldx);
   uint16_t* xbp = xb.data();
   pool.parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
-    for (size_t r = b; r < e; ++r) {
-      path.to_bf16(x + r * w.cols, static_cast<size_t>(w.cols), xbp + r * ldx);
-      if (ldx != w.cols) xbp[r * ldx + w.cols] = 0;
-    }
+    rows_to_bf16(path, x, static_cast<size_t>(w.cols), w.cols, b, e, xbp);
   });
   const size_t units = static_cast<size_t>((w.rows + 15) / 16);
   pool.parallel_for(units, [&](size_t b, size_t e) {
@@ -152,56 +165,72 @@ void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq) {
 
 namespace {
 
+// Softmax numerators of one row of (already scaled) scores in place: exp(s − max) over the keys
+// key_mask lets through (the others become 0). Returns their sum; dividing is left to the
+// caller, who does it on the hd outputs rather than on every score.
+float softmax_numerators(const KernelPath& path, float* s, int n, const unsigned char* key_mask) {
+  if (key_mask) {
+    float maxv = -std::numeric_limits<float>::infinity();
+    for (int j = 0; j < n; ++j) {
+      if (key_mask[j]) maxv = std::max(maxv, s[j]);
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < n; ++j) {
+      s[j] = !key_mask[j] ? 0.0f : std::exp(s[j] - maxv);
+      sum += s[j];
+    }
+    return sum;
+  }
+  float maxv;
+  if (path.row_max) {
+    maxv = path.row_max(s, n);
+  } else {
+    maxv = s[0];
+    for (int j = 1; j < n; ++j) maxv = std::max(maxv, s[j]);
+  }
+  return pick(&KernelPath::exp_shift_sum)(s, n, maxv);
+}
+
+void scale_row(float* x, int n, float a) {
+  for (int i = 0; i < n; ++i) x[i] *= a;
+}
+
 // One query row at a time: for decoding (a single new token), where there is nothing to block.
 // Scores are one GEMV per head against the head's K rows read in place (a strided matrix, so
 // the single-row kernel streams them with prefetch); the weighted sum of V is one call per head.
 void attention_rows(const AttentionShape& s, const float* q, const float* k, const float* v,
                     const unsigned char* key_mask, float* out) {
   const KernelPath& path = active_path();
-  const auto exp_sum = pick(&KernelPath::exp_shift_sum);
-  const int group = s.heads / s.kv_heads;
+  const int hd = s.head_dim, group = s.heads / s.kv_heads;
   const size_t tasks = static_cast<size_t>(s.nq) * s.heads;
   const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
   global_pool().parallel_for(tasks, [&](size_t begin, size_t end) {
-    thread_local std::vector<float> scores;
+    thread_local std::vector<float> scores, qs;
     scores.resize(static_cast<size_t>(s.nk));
+    qs.resize(static_cast<size_t>(hd));
     for (size_t t = begin; t < end; ++t) {
       const int i = static_cast<int>(t / s.heads), h = static_cast<int>(t % s.heads);
-      const int last_key = s.causal ? std::min(s.q_pos0 + i, s.nk - 1) : s.nk - 1;
-      const int keys = last_key + 1;
-      const float* qh = q + static_cast<size_t>(i) * s.q_stride + h * s.head_dim;
+      const int keys = s.causal ? std::min(s.q_pos0 + i, s.nk - 1) + 1 : s.nk;
       const int kvh = h / group;
-      const Matrix km{DType::F32, k + kvh * s.head_dim, keys, s.head_dim, kv_row_bytes};
-      path.gemm_float(qh, 1, km, 0, keys, nullptr, scores.data(), keys);
-      float maxv = -std::numeric_limits<float>::infinity();
-      for (int j = 0; j < keys; ++j) {
-        scores[j] *= s.scale;
-        if (!(key_mask && !key_mask[j])) maxv = std::max(maxv, scores[j]);
-      }
-      float sum;
-      if (key_mask) {
-        sum = 0.0f;
-        for (int j = 0; j < keys; ++j) {
-          scores[j] = !key_mask[j] ? 0.0f : std::exp(scores[j] - maxv);
-          sum += scores[j];
-        }
-      } else {
-        sum = exp_sum(scores.data(), keys, maxv);
-      }
-      const float inv = 1.0f / sum;
-      for (int j = 0; j < keys; ++j) scores[j] *= inv;
-      float* oh = out + static_cast<size_t>(i) * s.out_stride + h * s.head_dim;
-      const float* vh = v + kvh * s.head_dim;
+      // The softmax scale goes on q (hd values) rather than on every score, as in the blocked
+      // path; exact for head_dim 64, where it is 1/8.
+      const float* qh = q + static_cast<size_t>(i) * s.q_stride + h * hd;
+      for (int d = 0; d < hd; ++d) qs[d] = qh[d] * s.scale;
+      const Matrix km{DType::F32, k + kvh * hd, keys, hd, kv_row_bytes};
+      path.gemm_float(qs.data(), 1, km, 0, keys, nullptr, scores.data(), keys);
+      const float sum = softmax_numerators(path, scores.data(), keys, key_mask);
+      float* oh = out + static_cast<size_t>(i) * s.out_stride + h * hd;
+      const float* vh = v + kvh * hd;
       if (path.weighted_rows) {
-        path.weighted_rows(scores.data(), keys, vh, static_cast<size_t>(s.kv_stride), s.head_dim,
-                           oh);
+        path.weighted_rows(scores.data(), keys, vh, static_cast<size_t>(s.kv_stride), hd, oh);
       } else {
-        std::fill(oh, oh + s.head_dim, 0.0f);
+        std::fill(oh, oh + hd, 0.0f);
         for (int j = 0; j < keys; ++j) {
           if (scores[j] == 0.0f) continue;
-          path.axpy(scores[j], vh + static_cast<size_t>(j) * s.kv_stride, oh, s.head_dim);
+          path.axpy(scores[j], vh + static_cast<size_t>(j) * s.kv_stride, oh, hd);
         }
       }
+      scale_row(oh, hd, 1.0f / sum);
     }
   });
 }
@@ -213,7 +242,6 @@ void attention_rows(const AttentionShape& s, const float* q, const float* k, con
 void attention_blocked(const AttentionShape& s, const float* q, const float* k, const float* v,
                        const unsigned char* key_mask, float* out, bool bf16) {
   const KernelPath& path = active_path();
-  const auto exp_sum = pick(&KernelPath::exp_shift_sum);
   const int hd = s.head_dim, nk = s.nk, group = s.heads / s.kv_heads;
   // Bidirectional (vision): big blocks, so each head's K is packed fewer times. Causal: small
   // ones, so fewer hidden keys are computed.
@@ -250,54 +278,27 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
         for (int d = 0; d < hd; ++d) dst[d] = src[d] * s.scale;
       }
       const Matrix km{DType::F32, k + kvh * hd, keys, hd, kv_row_bytes};
-      const int ld16 = (std::max(hd, keys) + 1) & ~1;  // bf16 rows, padded to even
       if (bf16) {
-        qh16.resize(static_cast<size_t>(rows) * ld16);
-        for (int i = 0; i < rows; ++i) {
-          uint16_t* dst = qh16.data() + static_cast<size_t>(i) * ld16;
-          path.to_bf16(qb.data() + static_cast<size_t>(i) * hd, static_cast<size_t>(hd), dst);
-          if (hd % 2) dst[hd] = 0;
-        }
-        path.gemm_bf16(qh16.data(), rows, ld16, km, 0, keys, nullptr, sb.data(), keys);
+        qh16.resize(static_cast<size_t>(rows) * bf16_stride(hd));
+        rows_to_bf16(path, qb.data(), static_cast<size_t>(hd), hd, 0, static_cast<size_t>(rows),
+                     qh16.data());
+        path.gemm_bf16(qh16.data(), rows, bf16_stride(hd), km, 0, keys, nullptr, sb.data(), keys);
       } else {
         path.gemm_float(qb.data(), rows, km, 0, keys, nullptr, sb.data(), keys);
       }
       for (int i = 0; i < rows; ++i) {
         float* sr = sb.data() + static_cast<size_t>(i) * keys;
         const int last = s.causal ? std::min(s.q_pos0 + i0 + i, nk - 1) : nk - 1;
-        float sum;
-        if (key_mask) {
-          float maxv = -std::numeric_limits<float>::infinity();
-          for (int j = 0; j <= last; ++j) {
-            if (key_mask[j]) maxv = std::max(maxv, sr[j]);
-          }
-          sum = 0.0f;
-          for (int j = 0; j <= last; ++j) {
-            sr[j] = !key_mask[j] ? 0.0f : std::exp(sr[j] - maxv);
-            sum += sr[j];
-          }
-        } else {
-          float maxv;
-          if (path.row_max) {
-            maxv = path.row_max(sr, last + 1);
-          } else {
-            maxv = sr[0];
-            for (int j = 1; j <= last; ++j) maxv = std::max(maxv, sr[j]);
-          }
-          sum = exp_sum(sr, last + 1, maxv);
-        }
-        inv_sum[static_cast<size_t>(i)] = 1.0f / sum;  // applied to the output row, not to P
-        std::fill(sr + last + 1, sr + keys, 0.0f);     // causally hidden keys
+        // 1/sum is applied to the output row, not to P
+        inv_sum[static_cast<size_t>(i)] = 1.0f / softmax_numerators(path, sr, last + 1, key_mask);
+        std::fill(sr + last + 1, sr + keys, 0.0f);  // causally hidden keys
       }
       float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
       if (bf16) {
-        p16.resize(static_cast<size_t>(rows) * ld16);
-        for (int i = 0; i < rows; ++i) {
-          uint16_t* dst = p16.data() + static_cast<size_t>(i) * ld16;
-          path.to_bf16(sb.data() + static_cast<size_t>(i) * keys, static_cast<size_t>(keys), dst);
-          if (keys % 2) dst[keys] = 0;
-        }
-        path.gemm_kn_bf16(p16.data(), rows, ld16, keys, v + kvh * hd,
+        p16.resize(static_cast<size_t>(rows) * bf16_stride(keys));
+        rows_to_bf16(path, sb.data(), static_cast<size_t>(keys), keys, 0, static_cast<size_t>(rows),
+                     p16.data());
+        path.gemm_kn_bf16(p16.data(), rows, bf16_stride(keys), keys, v + kvh * hd,
                           static_cast<size_t>(s.kv_stride), hd, orows, s.out_stride);
       } else if (path.gemm_kn) {
         path.gemm_kn(sb.data(), rows, keys, keys, v + kvh * hd, static_cast<size_t>(s.kv_stride),
@@ -307,11 +308,9 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
                         static_cast<size_t>(nk) * sizeof(float)};
         path.gemm_float(sb.data(), rows, vm, 0, hd, nullptr, orows, s.out_stride);
       }
-      for (int i = 0; i < rows; ++i) {
-        float* o = orows + static_cast<size_t>(i) * s.out_stride;
-        const float inv = inv_sum[static_cast<size_t>(i)];
-        for (int d = 0; d < hd; ++d) o[d] *= inv;
-      }
+      for (int i = 0; i < rows; ++i)
+        scale_row(orows + static_cast<size_t>(i) * s.out_stride, hd,
+                  inv_sum[static_cast<size_t>(i)]);
     }
   });
 }
