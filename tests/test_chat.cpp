@@ -38,7 +38,7 @@ long image_tokens(const std::vector<int32_t>& ids) {
 // The ids transformers' processor gives for a conversation: render + expand + tokenise.
 std::vector<int32_t> reference_ids(const std::vector<PromptMessage>& messages,
                                    const std::vector<std::string>& image_files) {
-  std::vector<ImageU8> images;
+  std::vector<Image> images;
   for (const auto& f : image_files) images.push_back(load_image_file(f));
   return prepare_prompt(model(), messages, images, model().config.processor).ids;
 }
@@ -100,12 +100,11 @@ TEST(Chat, LaterTurnsComputeOnlyWhatIsNewAndMatchTheWholeDialogue) {
 
   // The greedy answer equals a fresh run over the whole dialogue.
   Conversation conv = {
-      {"user",
-       {Content::image_file(kImages + "img_b.png"), Content::from_text("Describe the image.")}},
-      {"assistant", {Content::from_text(r1.text)}},
-      {"user", {Content::from_text("What else?")}},
-      {"assistant", {Content::from_text(r2.text)}},
-      {"user", {Content::from_text("And the colours?")}}};
+      {"user", {Content::image_file(kImages + "img_b.png"), Content::text("Describe the image.")}},
+      {"assistant", {Content::text(r1.text)}},
+      {"user", {Content::text("What else?")}},
+      {"assistant", {Content::text(r2.text)}},
+      {"user", {Content::text("And the colours?")}}};
   EXPECT_EQ(engine().generate(conv, greedy(10)).tokens, r3.tokens);
 }
 
@@ -273,7 +272,7 @@ TEST(Chat, EngineGenerateHonoursCancelAndReportsMemory) {
   std::atomic<bool> cancel{true};
   GenerationOptions g = greedy(20);
   g.cancel = &cancel;
-  const Result r = engine().generate({{"user", {Content::from_text("Hi")}}}, g);
+  const Result r = engine().generate({{"user", {Content::text("Hi")}}}, g);
   EXPECT_TRUE(r.cancelled);
   EXPECT_TRUE(r.tokens.empty());
   EXPECT_GT(r.metrics.peak_rss_bytes, 1 << 20);

@@ -261,7 +261,7 @@ class GoldenPrompt : public ::testing::TestWithParam<std::string> {
 
 TEST_P(GoldenPrompt, IdsAndPixels) {
   const Model& model = model_for("bf16-sharded");
-  std::vector<ImageU8> images, frames;
+  std::vector<Image> images, frames;
   VideoSlot video;
   if (kCaseImages.count(name())) {
     for (const auto& img : kCaseImages.at(name())) {

@@ -13,6 +13,7 @@
 #include "smolvlm/error.h"
 #include "test_support.h"
 #include "vision/image.h"
+#include "vision/resize.h"
 
 namespace smolvlm {
 namespace {
@@ -63,8 +64,8 @@ struct Lcg {
   }
 };
 
-ImageU8 make_source(const std::string& kind, int w, int h, int seed) {
-  ImageU8 im;
+Image make_source(const std::string& kind, int w, int h, int seed) {
+  Image im;
   im.width = w;
   im.height = h;
   im.rgb.resize(static_cast<size_t>(w) * h * 3);
@@ -109,8 +110,8 @@ void check_resize_cases(const std::string& filter) {
     const int sw = c["src"][0], sh = c["src"][1], dw = c["dst"][0], dh = c["dst"][1];
     SCOPED_TRACE(filter + " " + c["kind"].get<std::string>() + " " + std::to_string(sw) + "x" +
                  std::to_string(sh) + " -> " + std::to_string(dw) + "x" + std::to_string(dh));
-    const ImageU8 src = make_source(c["kind"], sw, sh, c["seed"]);
-    const ImageU8 out =
+    const Image src = make_source(c["kind"], sw, sh, c["seed"]);
+    const Image out =
         filter == "lanczos" ? resize_lanczos(src, dw, dh) : resize_bicubic(src, dw, dh);
     ASSERT_EQ(out.width, dw);
     ASSERT_EQ(out.height, dh);
@@ -143,8 +144,8 @@ TEST(LanczosResize, MatchesPillowBitExact) { check_resize_cases("lanczos"); }
 TEST(BicubicResize, MatchesPillowBitExact) { check_resize_cases("bicubic"); }
 
 TEST(LanczosResize, SameSizeIsACopy) {
-  const ImageU8 src = make_source("noise", 13, 7, 99);
-  const ImageU8 out = resize_lanczos(src, 13, 7);
+  const Image src = make_source("noise", 13, 7, 99);
+  const Image out = resize_lanczos(src, 13, 7);
   EXPECT_EQ(out.width, 13);
   EXPECT_EQ(out.height, 7);
   EXPECT_EQ(out.rgb, src.rgb);
@@ -152,7 +153,7 @@ TEST(LanczosResize, SameSizeIsACopy) {
 }
 
 TEST(LanczosResize, ConstantImageStaysConstant) {
-  ImageU8 src;
+  Image src;
   src.width = 31;
   src.height = 9;
   src.rgb.assign(31 * 9 * 3, 0);
@@ -162,7 +163,7 @@ TEST(LanczosResize, ConstantImageStaysConstant) {
     src.rgb[i + 2] = 255;
   }
   for (auto [w, h] : {std::pair{64, 3}, std::pair{5, 40}, std::pair{1, 1}, std::pair{200, 100}}) {
-    for (const ImageU8& out : {resize_lanczos(src, w, h), resize_bicubic(src, w, h)}) {
+    for (const Image& out : {resize_lanczos(src, w, h), resize_bicubic(src, w, h)}) {
       for (size_t i = 0; i < out.rgb.size(); i += 3) {
         ASSERT_EQ(out.rgb[i], 200);
         ASSERT_EQ(out.rgb[i + 1], 0);
@@ -173,12 +174,12 @@ TEST(LanczosResize, ConstantImageStaysConstant) {
 }
 
 TEST(LanczosResize, RejectsBadSizes) {
-  const ImageU8 src = make_source("noise", 4, 4, 1);
+  const Image src = make_source("noise", 4, 4, 1);
   EXPECT_THROW(resize_lanczos(src, 0, 4), Error);
   EXPECT_THROW(resize_lanczos(src, 4, -1), Error);
   EXPECT_THROW(resize_bicubic(src, 40000, 4), Error);
-  EXPECT_THROW(resize_lanczos(ImageU8{}, 4, 4), Error);
-  ImageU8 bad = src;
+  EXPECT_THROW(resize_lanczos(Image{}, 4, 4), Error);
+  Image bad = src;
   bad.rgb.pop_back();
   EXPECT_THROW(resize_bicubic(bad, 2, 2), Error);
 }
@@ -192,7 +193,7 @@ TEST(ImageDecode, MatchesPillow) {
     const std::string file = c["file"];
     SCOPED_TRACE(file + " (" + c["note"].get<std::string>() + ", PIL mode " +
                  c["pil_mode"].get<std::string>() + ")");
-    ImageU8 im;
+    Image im;
     ASSERT_NO_THROW(im = load_image_file(images_dir() + "/" + file));
     ASSERT_EQ(im.width, c["w"].get<int>());
     ASSERT_EQ(im.height, c["h"].get<int>());
@@ -219,8 +220,8 @@ TEST(ImageDecode, MatchesPillow) {
 TEST(ImageDecode, FromMemoryEqualsFromFile) {
   const std::string path = images_dir() + "/decode/j420.jpg";
   const std::vector<uint8_t> bytes = read_bytes(path);
-  const ImageU8 a = load_image_file(path);
-  const ImageU8 b = decode_image(bytes.data(), bytes.size(), "mem.jpg");
+  const Image a = load_image_file(path);
+  const Image b = decode_image(bytes.data(), bytes.size(), "mem.jpg");
   EXPECT_EQ(a.width, b.width);
   EXPECT_EQ(a.rgb, b.rgb);
 }
@@ -416,7 +417,7 @@ TEST(ImageErrors, RandomCorruptionNeverCrashes) {
       }
       if (trial % 3 == 2) b.resize(rng() % b.size());
       try {
-        const ImageU8 im = decode_image(b.data(), b.size(), "fuzz");
+        const Image im = decode_image(b.data(), b.size(), "fuzz");
         ASSERT_EQ(im.rgb.size(), static_cast<size_t>(im.width) * im.height * 3);
         ++decoded;
       } catch (const Error& e) {

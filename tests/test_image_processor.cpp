@@ -44,12 +44,12 @@ ImageProcessorConfig real_config() {
   return c;
 }
 
-ImageU8 tiny_image(const std::string& name) {
+Image tiny_image(const std::string& name) {
   return load_image_file(test::tiny_model() + "/images/" + name + ".png");
 }
 
-ImageU8 synthetic(int w, int h) {
-  ImageU8 im;
+Image synthetic(int w, int h) {
+  Image im;
   im.width = w;
   im.height = h;
   im.rgb.resize(static_cast<size_t>(w) * h * 3);
@@ -196,7 +196,7 @@ TEST(ImageProcessorReference, Picture640x480) {
     if (s["w"] == 640 && s["h"] == 480) ref = &s;
   }
   ASSERT_NE(ref, nullptr);
-  const ImageU8 img = load_image_file(test::fixtures() + "/reference/proc_640x480.png");
+  const Image img = load_image_file(test::fixtures() + "/reference/proc_640x480.png");
   const ProcessedImage p = preprocess_image(img, real_config());
   ASSERT_EQ(p.rows, 3);
   ASSERT_EQ(p.cols, 4);
@@ -321,7 +321,7 @@ TEST(ImageProcessorPlan, MaxTilesCap) {
   EXPECT_EQ(p.n_tiles, 1);
 
   // max_tiles = 1 is exactly do_split = false.
-  const ImageU8 img = synthetic(300, 200);
+  const Image img = synthetic(300, 200);
   cfg.max_tiles = 1;
   const ProcessedImage one = preprocess_image(img, cfg);
   ImageProcessorConfig nosplit = real_config();
@@ -344,7 +344,7 @@ TEST(ImageProcessorNormalize, MatchesTransformersForAllLevels) {
   cfg.longest_edge = 16;
   cfg.tile_size = 16;
   cfg.do_split = false;
-  ImageU8 img;
+  Image img;
   img.width = img.height = 16;
   img.rgb.resize(16 * 16 * 3);
   for (int i = 0; i < 256; ++i) {
@@ -378,8 +378,8 @@ TEST(ImageProcessorNormalize, MatchesTransformersForAllLevels) {
 
 TEST(ImageProcessorErrors, BadInputs) {
   const ImageProcessorConfig cfg = tiny_config();
-  EXPECT_THROW(preprocess_image(ImageU8{}, cfg), Error);
-  EXPECT_THROW(preprocess_video_frame(ImageU8{}, cfg), Error);
+  EXPECT_THROW(preprocess_image(Image{}, cfg), Error);
+  EXPECT_THROW(preprocess_video_frame(Image{}, cfg), Error);
   ImageProcessorConfig bad = cfg;
   bad.tile_size = 0;
   EXPECT_THROW(preprocess_image(synthetic(8, 8), bad), Error);

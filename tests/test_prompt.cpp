@@ -52,7 +52,7 @@ TEST(ImageExpansion, MatchesRealProcessorForEverySize) {
   for (const auto& s : cases()["sizes"]) {
     const int w = s["w"].get<int>(), h = s["h"].get<int>();
     SCOPED_TRACE(std::to_string(w) + "x" + std::to_string(h));
-    ImageU8 img{w, h, std::vector<uint8_t>(static_cast<size_t>(w) * h * 3, 128)};
+    Image img{w, h, std::vector<uint8_t>(static_cast<size_t>(w) * h * 3, 128)};
     const ProcessedImage p = preprocess_image(img, real);
     EXPECT_EQ(p.rows, s["default"]["rows"].get<int>());
     EXPECT_EQ(p.cols, s["default"]["cols"].get<int>());

@@ -277,9 +277,9 @@ TEST(Pull, FetchesTheTinyModelWhichThenRuns) {
   g.max_new_tokens = 8;
   auto golden = test::parse_int_list(test::golden_json()["cases"]["text_only"]["greedy_new_ids"]);
   golden.resize(8);
-  EXPECT_EQ(engine->generate({{"user", {Content::from_text("What is the capital of France?")}}}, g)
-                .tokens,
-            golden);
+  EXPECT_EQ(
+      engine->generate({{"user", {Content::text("What is the capital of France?")}}}, g).tokens,
+      golden);
 
   // A second pull finds everything complete and downloads nothing.
   const size_t before = hub.requests().size();

@@ -62,11 +62,11 @@ std::vector<Content> build_user_content(const std::string& prompt,
     content.push_back(Content::image_file(images[next]));
   size_t pos = 0;
   for (size_t p = prompt.find(marker); p != std::string::npos; p = prompt.find(marker, pos)) {
-    if (p > pos) content.push_back(Content::from_text(prompt.substr(pos, p - pos)));
+    if (p > pos) content.push_back(Content::text(prompt.substr(pos, p - pos)));
     content.push_back(Content::image_file(images[next++]));
     pos = p + marker.size();
   }
-  if (pos < prompt.size()) content.push_back(Content::from_text(prompt.substr(pos)));
+  if (pos < prompt.size()) content.push_back(Content::text(prompt.substr(pos)));
   return content;
 }
 
@@ -86,12 +86,12 @@ Conversation read_messages(const std::string& path) {
     Message msg{m["role"].get<std::string>(), {}};
     const auto& content = m["content"];
     if (content.is_string()) {
-      msg.content.push_back(Content::from_text(content.get<std::string>()));
+      msg.content.push_back(Content::text(content.get<std::string>()));
     } else if (content.is_array()) {
       for (const auto& item : content) {
         const std::string type = item.value("type", "");
         if (type == "text" && item.contains("text") && item["text"].is_string()) {
-          msg.content.push_back(Content::from_text(item["text"].get<std::string>()));
+          msg.content.push_back(Content::text(item["text"].get<std::string>()));
         } else if (type == "image") {
           std::string p;
           for (const char* key : {"path", "image", "url"}) {

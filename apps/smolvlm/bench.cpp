@@ -144,7 +144,7 @@ int run_bench(int argc, char** argv) {
   // std::mt19937 is seeded below for the text tests either way.
   int tiles = 0, prompt_tokens = 0;
   if (!image.empty()) {
-    const ImageU8 img = load_image_file(image);
+    const Image img = load_image_file(image);
     const std::vector<PromptMessage> msgs = {
         {"user", {{PromptItem::Kind::Image, {}}, {PromptItem::Kind::Text, "Describe the image."}}}};
     for (int r = 0; r < repeat; ++r) {

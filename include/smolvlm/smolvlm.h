@@ -2,7 +2,7 @@
 //
 //   auto engine = smolvlm::Engine::load("SmolVLM2-256M-Video-Instruct");
 //   smolvlm::Conversation chat = {{"user", {smolvlm::Content::image_file("cat.jpg"),
-//                                           smolvlm::Content::from_text("Describe the image.")}}};
+//                                           smolvlm::Content::text("Describe the image.")}}};
 //   smolvlm::Result r = engine->generate(chat, {}, [](std::string_view piece) {
 //     std::cout << piece << std::flush;
 //     return true;  // false stops the answer
@@ -15,6 +15,8 @@
 #pragma once
 
 #include <smolvlm/error.h>
+#include <smolvlm/image.h>
+#include <smolvlm/vision_precision.h>
 
 #include <atomic>
 #include <cstdint>
@@ -25,17 +27,6 @@
 #include <vector>
 
 namespace smolvlm {
-
-// Arithmetic of the vision encoder's matrix products.
-//  F32 (default): float32 throughout; matches transformers' float32 reference (golden tests).
-//  Bf16: inputs rounded to bf16, sums in float32 — the precision transformers runs SmolVLM2 in
-//        with torch_dtype=bfloat16 — about twice as fast where the CPU has bf16 dot products
-//        (AVX512_BF16: Zen 4, Sapphire Rapids); float32 elsewhere. Answers can differ from the
-//        float32 reference where two tokens are nearly tied.
-enum class VisionPrecision { F32, Bf16 };
-
-// "f32" or "bf16" → the enum; throws smolvlm::Error for anything else.
-VisionPrecision parse_vision_precision(const std::string& name);
 
 struct LoadOptions {
   int threads = 0;  // 0: one per hardware thread
@@ -62,12 +53,30 @@ struct GenerationOptions {
 static_assert(std::atomic<bool>::is_always_lock_free,
               "cancel must be usable from a signal handler");
 
+// One piece of a message: text, a picture (decoded, a file, or encoded bytes) or a video file.
 struct Content {
-  enum class Kind { Text, ImageFile };
+  enum class Kind { Text, Image, ImageFile, ImageBytes, VideoFile };
   Kind kind = Kind::Text;
-  std::string text;  // the text, or the image path
-  static Content from_text(std::string t) { return {Kind::Text, std::move(t)}; }
-  static Content image_file(std::string path) { return {Kind::ImageFile, std::move(path)}; }
+  // Text: the text. ImageFile, VideoFile: the path. ImageBytes: the encoded picture (JPEG/PNG).
+  std::string value;
+  std::shared_ptr<const Image> picture;  // Image: the pixels (shared, so copies are cheap)
+
+  static Content text(std::string t) { return {Kind::Text, std::move(t), nullptr}; }
+  static Content image(Image picture) {
+    return {Kind::Image, {}, std::make_shared<const Image>(std::move(picture))};
+  }
+  static Content image_file(std::string path) {
+    return {Kind::ImageFile, std::move(path), nullptr};
+  }
+  static Content image_bytes(std::string bytes) {
+    return {Kind::ImageBytes, std::move(bytes), nullptr};
+  }
+  static Content video_file(std::string path) {
+    return {Kind::VideoFile, std::move(path), nullptr};
+  }
+  bool is_picture() const {
+    return kind == Kind::Image || kind == Kind::ImageFile || kind == Kind::ImageBytes;
+  }
 };
 
 struct Message {
@@ -85,6 +94,7 @@ struct Metrics {
   int cached_tokens = 0;  // of those, served from the KV cache of earlier turns (not recomputed)
   int generated_tokens = 0;
   int image_tiles = 0;         // tiles in the prompt
+  int image_cache_hits = 0;    // pictures whose features were reused, not encoded again
   int64_t peak_rss_bytes = 0;  // the process's peak resident memory so far
   int prefill_tokens() const { return prompt_tokens - cached_tokens; }
   double prefill_tokens_per_s() const {
@@ -108,19 +118,6 @@ struct Result {
 
 // Receives each new piece of the answer (whole UTF-8 characters); return false to stop.
 using TextCallback = std::function<bool(std::string_view piece)>;
-
-// A decoded picture, 8-bit RGB (3 bytes a pixel, rows without padding).
-struct Image {
-  int width = 0;
-  int height = 0;
-  std::vector<uint8_t> rgb;
-  // JPEG or PNG, decoded as PIL does. Throws smolvlm::Error.
-  static Image from_file(const std::string& path);
-  // Copies pixels in memory; `stride` is the bytes from one row to the next (0: packed). BGR is
-  // the order OpenCV's cv::Mat uses. Throws smolvlm::Error for empty or oversized pictures.
-  static Image from_rgb(int width, int height, const uint8_t* pixels, size_t stride = 0);
-  static Image from_bgr(int width, int height, const uint8_t* pixels, size_t stride = 0);
-};
 
 struct ChatOptions {
   int context = 0;     // tokens the dialogue may fill; 0: the engine's context length

@@ -38,7 +38,7 @@ uint64_t next_uid() {
 
 // A picture of the dialogue with its features for each tile setting it was used with.
 struct Picture {
-  ImageU8 pixels;
+  Image pixels;
   struct Encoded {
     bool split = true;
     int max_tiles = 0;
@@ -361,44 +361,6 @@ Chat Engine::chat(const ChatOptions& options) {
   if (options.system.find(kImageMarker) != std::string::npos)
     throw Error("the system message cannot hold <image>");
   return Chat(std::make_unique<Chat::Impl>(*impl_->model, context, options));
-}
-
-Image Image::from_file(const std::string& path) {
-  ImageU8 im = load_image_file(path);
-  return {im.width, im.height, std::move(im.rgb)};
-}
-
-namespace {
-Image copy_pixels(int width, int height, const uint8_t* pixels, size_t stride, bool bgr) {
-  check_picture_size(width, height);
-  if (pixels == nullptr) throw Error("the picture is empty");
-  const size_t row = static_cast<size_t>(width) * 3;
-  if (stride == 0) stride = row;
-  if (stride < row) throw Error("the picture's row stride is shorter than its rows");
-  Image out{width, height, std::vector<uint8_t>(row * static_cast<size_t>(height))};
-  for (int y = 0; y < height; ++y) {
-    const uint8_t* src = pixels + stride * static_cast<size_t>(y);
-    uint8_t* dst = out.rgb.data() + row * static_cast<size_t>(y);
-    if (!bgr) {
-      std::memcpy(dst, src, row);
-      continue;
-    }
-    for (size_t x = 0; x < row; x += 3) {
-      dst[x] = src[x + 2];
-      dst[x + 1] = src[x + 1];
-      dst[x + 2] = src[x];
-    }
-  }
-  return out;
-}
-}  // namespace
-
-Image Image::from_rgb(int width, int height, const uint8_t* pixels, size_t stride) {
-  return copy_pixels(width, height, pixels, stride, false);
-}
-
-Image Image::from_bgr(int width, int height, const uint8_t* pixels, size_t stride) {
-  return copy_pixels(width, height, pixels, stride, true);
 }
 
 }  // namespace smolvlm

@@ -75,19 +75,32 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
 
   // Conversation → prompt items + decoded pictures.
   std::vector<PromptMessage> messages;
-  std::vector<ImageU8> images;
+  std::vector<Image> images;
   for (const Message& m : conversation) {
     if (m.role != "user" && m.role != "assistant" && m.role != "system") {
       throw Error("unknown role '" + m.role + "' (expected system, user or assistant)");
     }
     PromptMessage pm{m.role, {}};
     for (const Content& c : m.content) {
-      if (c.kind == Content::Kind::Text) {
-        pm.content.push_back({PromptItem::Kind::Text, c.text});
-      } else {
-        images.push_back(load_image_file(c.text));
-        pm.content.push_back({PromptItem::Kind::Image, {}});
+      switch (c.kind) {
+        case Content::Kind::Text:
+          pm.content.push_back({PromptItem::Kind::Text, c.value});
+          continue;
+        case Content::Kind::Image:
+          if (!c.picture) throw Error("an image item holds no picture");
+          images.push_back(*c.picture);
+          break;
+        case Content::Kind::ImageFile:
+          images.push_back(Image::from_file(c.value));
+          break;
+        case Content::Kind::ImageBytes:
+          images.push_back(
+              Image::from_bytes(reinterpret_cast<const uint8_t*>(c.value.data()), c.value.size()));
+          break;
+        case Content::Kind::VideoFile:
+          throw Error("video input is not supported by this build");
       }
+      pm.content.push_back({PromptItem::Kind::Image, {}});
     }
     messages.push_back(std::move(pm));
   }

@@ -15,8 +15,8 @@ void append_tiles(PreparedPrompt& out, const ProcessedImage& p) {
 }  // namespace
 
 PreparedPrompt prepare_prompt(const Model& model, const std::vector<PromptMessage>& messages,
-                              const std::vector<ImageU8>& images, const ImageProcessorConfig& proc,
-                              const std::vector<ImageU8>& video_frames, const VideoSlot& video) {
+                              const std::vector<Image>& images, const ImageProcessorConfig& proc,
+                              const std::vector<Image>& video_frames, const VideoSlot& video) {
   PreparedPrompt out;
   std::vector<ImageSlot> slots;
   std::vector<VideoSlot> videos;

@@ -23,8 +23,8 @@ struct PreparedPrompt {
 // `images` are the pictures for the conversation's image items, in order; `frames` the frames
 // of its (single) video item, if any.
 PreparedPrompt prepare_prompt(const Model& model, const std::vector<PromptMessage>& messages,
-                              const std::vector<ImageU8>& images, const ImageProcessorConfig& proc,
-                              const std::vector<ImageU8>& video_frames = {},
+                              const std::vector<Image>& images, const ImageProcessorConfig& proc,
+                              const std::vector<Image>& video_frames = {},
                               const VideoSlot& video = {});
 
 // Token embeddings with the image features written over the `<image>` rows, in order (§6).

@@ -1,4 +1,4 @@
-// Image decoding (JPEG via libjpeg, PNG via libpng) and Pillow-exact LANCZOS / BICUBIC resizing.
+// Image decoding: JPEG via libjpeg, PNG via libpng, as PIL decodes them.
 //
 // Decoding reproduces the pixels transformers' SmolVLM processor works on for Image.open(path):
 // - RGB images: the decoded pixels as they are. An RGB PNG's tRNS colour key is ignored, because
@@ -17,10 +17,6 @@
 //   key is compared, as Pillow does, with the scaled 8-bit value. Palette indices past the end of
 //   PLTE map to Pillow's default grey ramp (i, i, i). Gamma and ICC chunks are ignored, as in
 //   Pillow. Chunks after the image data are not read (Pillow does not need them either).
-//
-// Resizing follows the algorithm of Pillow's Resample.c as described in the spec (§7.6): separable,
-// horizontal pass first (over the source rows the vertical pass uses), uint8 between the passes, a
-// pass skipped when its dimension is unchanged, 22-bit fixed-point weights.
 #include "vision/image.h"
 
 // clang-format off
@@ -43,19 +39,23 @@
 
 #include "smolvlm/error.h"
 
-// The filter arithmetic must not be contracted into fused multiply-adds (aarch64, -march=native),
-// or the weights differ from Pillow's in the last bit and pixels move by one level.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
-
 namespace smolvlm {
+
+std::string check_image_dims(int64_t w, int64_t h) {
+  constexpr int64_t kMaxSide = 32768, kMaxPixels = int64_t{1} << 28;
+  if (w <= 0 || h <= 0) {
+    return "invalid size " + std::to_string(w) + "x" + std::to_string(h);
+  }
+  if (w > kMaxSide || h > kMaxSide || w * h > kMaxPixels) {
+    return "size " + std::to_string(w) + "x" + std::to_string(h) + " is too large (limit " +
+           std::to_string(kMaxSide) + " pixels a side, " + std::to_string(kMaxPixels) +
+           " pixels in all)";
+  }
+  return {};
+}
+
 namespace {
 
-constexpr int kMaxSide = 32768;
-constexpr int64_t kMaxPixels = int64_t{1} << 28;
 constexpr int64_t kMaxFileBytes = int64_t{1} << 30;
 
 // Keeps error messages on one line whatever the file name holds.
@@ -71,23 +71,10 @@ std::string one_line(const std::string& s) {
   throw Error("cannot decode image '" + one_line(name) + "': " + one_line(why));
 }
 
-// Returns an empty string when the size is acceptable, else the reason.
-std::string check_dims(int64_t w, int64_t h) {
-  if (w <= 0 || h <= 0) {
-    return "invalid size " + std::to_string(w) + "x" + std::to_string(h);
-  }
-  if (w > kMaxSide || h > kMaxSide || w * h > kMaxPixels) {
-    return "size " + std::to_string(w) + "x" + std::to_string(h) + " is too large (limit " +
-           std::to_string(kMaxSide) + " pixels a side, " + std::to_string(kMaxPixels) +
-           " pixels in all)";
-  }
-  return {};
-}
-
 // The functions that call setjmp build no strings themselves (GCC's -Wclobbered fires on inlined
 // std::string internals); they call these instead.
 [[gnu::noinline]] bool dims_ok(std::string& reason, int64_t w, int64_t h) {
-  reason = check_dims(w, h);
+  reason = check_image_dims(w, h);
   return reason.empty();
 }
 [[gnu::noinline]] void set_reason(std::string& reason, const char* what, int number = -1) {
@@ -153,7 +140,7 @@ struct JpegJob {
   size_t size = 0;
   std::string fail_reason;  // set (instead of a longjmp) for our own checks
   std::vector<uint8_t> row;
-  ImageU8 out;
+  Image out;
 
   JpegJob() {
     std::memset(&cinfo, 0, sizeof(cinfo));
@@ -233,7 +220,7 @@ bool run_jpeg(JpegJob& job) {
   return true;
 }
 
-ImageU8 decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
+Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
   auto job = std::make_unique<JpegJob>();
   job->data = data;
   job->size = size;
@@ -269,7 +256,7 @@ struct PngJob {
   std::vector<png_bytep> row_ptrs;  // interlaced only
   std::vector<uint8_t> rgba;        // one converted row
   PngLayout layout;
-  ImageU8 out;
+  Image out;
 
   PngJob() = default;
   ~PngJob() {
@@ -434,7 +421,7 @@ bool run_png(PngJob& job) {
   return true;
 }
 
-ImageU8 decode_png(const uint8_t* data, size_t size, const std::string& name) {
+Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
   // IHDR is the first chunk: check the size before libpng reads further (it would read on to the
   // first IDAT before telling us).
   if (size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
@@ -442,7 +429,7 @@ ImageU8 decode_png(const uint8_t* data, size_t size, const std::string& name) {
       return (uint32_t{data[at]} << 24) | (uint32_t{data[at + 1]} << 16) |
              (uint32_t{data[at + 2]} << 8) | uint32_t{data[at + 3]};
     };
-    const std::string bad = check_dims(be32(16), be32(20));
+    const std::string bad = check_image_dims(be32(16), be32(20));
     if (!bad.empty()) decode_fail(name, bad);
   }
   auto job = std::make_unique<PngJob>();
@@ -473,178 +460,9 @@ std::string sniff_other(const uint8_t* d, size_t n) {
   return "";
 }
 
-// ---------------------------------------------------------------------------------------- resize
-
-constexpr int kPrecisionBits = 22;  // 32 - 8 - 2, as in Pillow's 8-bit path
-
-double sinc(double x) {
-  if (x == 0.0) return 1.0;
-  x = x * std::numbers::pi;
-  return std::sin(x) / x;
-}
-
-double lanczos3(double x) {
-  if (-3.0 <= x && x < 3.0) return sinc(x) * sinc(x / 3.0);
-  return 0.0;
-}
-
-double bicubic(double x) {
-  constexpr double a = -0.5;
-  if (x < 0.0) x = -x;
-  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
-  if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
-  return 0.0;
-}
-
-struct Filter {
-  double (*fn)(double);
-  double support;
-};
-
-// Per output index: the first input index and the number of taps, and `ksize` fixed-point weights.
-struct Coeffs {
-  int ksize = 0;
-  std::vector<int> first;
-  std::vector<int> count;
-  std::vector<int32_t> k;
-  int64_t max_abs_sum = 0;  // the largest Σ|k| of one output, to choose the accumulator width
-};
-
-Coeffs make_coeffs(int in_size, int out_size, const Filter& f) {
-  const double scale = static_cast<double>(in_size) / out_size;
-  const double filterscale = std::max(scale, 1.0);
-  const double support = f.support * filterscale;
-  Coeffs c;
-  c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
-  c.first.resize(out_size);
-  c.count.resize(out_size);
-  c.k.assign(static_cast<size_t>(out_size) * c.ksize, 0);
-  std::vector<double> w(c.ksize);
-  const double inv_fs = 1.0 / filterscale;
-  for (int o = 0; o < out_size; ++o) {
-    const double center = (o + 0.5) * scale;
-    const int lo = std::max(0, static_cast<int>(center - support + 0.5));
-    const int hi = std::min(in_size, static_cast<int>(center + support + 0.5));
-    const int n = std::max(0, std::min(hi - lo, c.ksize));
-    double total = 0.0;
-    for (int j = 0; j < n; ++j) {
-      w[j] = f.fn((j + lo - center + 0.5) * inv_fs);
-      total += w[j];
-    }
-    int64_t abs_sum = 0;
-    int32_t* kk = &c.k[static_cast<size_t>(o) * c.ksize];
-    for (int j = 0; j < n; ++j) {
-      const double v = total != 0.0 ? w[j] / total : w[j];
-      const double fixed = v * (1 << kPrecisionBits);
-      kk[j] = static_cast<int32_t>(v < 0 ? fixed - 0.5 : fixed + 0.5);
-      abs_sum += std::abs(static_cast<int64_t>(kk[j]));
-    }
-    c.first[o] = lo;
-    c.count[o] = n;
-    c.max_abs_sum = std::max(c.max_abs_sum, abs_sum);
-  }
-  return c;
-}
-
-inline uint8_t clip8(int64_t acc) {
-  const int64_t v = acc >> kPrecisionBits;
-  return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
-}
-
-// int32 accumulators (as Pillow) whenever they cannot overflow; int64 otherwise.
-bool fits_int32(const Coeffs& c) {
-  return (int64_t{1} << (kPrecisionBits - 1)) + 255 * c.max_abs_sum < (int64_t{1} << 31) - 1;
-}
-
-// Horizontal pass over source rows [y0, y0 + rows).
-template <typename Acc>
-void horizontal_pass(const ImageU8& src, int y0, int rows, const Coeffs& c, ImageU8& dst) {
-  const int out_w = dst.width;
-  for (int y = 0; y < rows; ++y) {
-    const uint8_t* in = src.pixel(0, y0 + y);
-    uint8_t* out = dst.pixel(0, y);
-    for (int x = 0; x < out_w; ++x) {
-      const int32_t* kk = &c.k[static_cast<size_t>(x) * c.ksize];
-      const uint8_t* p = in + 3 * static_cast<size_t>(c.first[x]);
-      Acc s0 = Acc{1} << (kPrecisionBits - 1), s1 = s0, s2 = s0;
-      for (int j = 0, n = c.count[x]; j < n; ++j) {
-        s0 += p[3 * j] * static_cast<Acc>(kk[j]);
-        s1 += p[3 * j + 1] * static_cast<Acc>(kk[j]);
-        s2 += p[3 * j + 2] * static_cast<Acc>(kk[j]);
-      }
-      out[3 * x] = clip8(s0);
-      out[3 * x + 1] = clip8(s1);
-      out[3 * x + 2] = clip8(s2);
-    }
-  }
-}
-
-template <typename Acc>
-void vertical_pass(const ImageU8& src, int row_shift, const Coeffs& c, ImageU8& dst) {
-  const size_t n = static_cast<size_t>(dst.width) * 3;
-  std::vector<Acc> acc(n);
-  for (int y = 0; y < dst.height; ++y) {
-    std::fill(acc.begin(), acc.end(), Acc{1} << (kPrecisionBits - 1));
-    const int32_t* kk = &c.k[static_cast<size_t>(y) * c.ksize];
-    for (int j = 0, cnt = c.count[y]; j < cnt; ++j) {
-      const uint8_t* in = src.pixel(0, c.first[y] - row_shift + j);
-      const Acc k = kk[j];
-      for (size_t i = 0; i < n; ++i) acc[i] += in[i] * k;
-    }
-    uint8_t* out = dst.pixel(0, y);
-    for (size_t i = 0; i < n; ++i) out[i] = clip8(acc[i]);
-  }
-}
-
-ImageU8 resample(const ImageU8& src, int width, int height, const Filter& f, const char* what) {
-  if (src.width <= 0 || src.height <= 0 ||
-      src.rgb.size() != static_cast<size_t>(src.width) * static_cast<size_t>(src.height) * 3) {
-    throw Error(std::string(what) + ": invalid source image");
-  }
-  const std::string bad = check_dims(width, height);
-  if (!bad.empty()) throw Error(std::string(what) + ": target " + bad);
-  if (width == src.width && height == src.height) return src;
-
-  const bool need_h = width != src.width;
-  const bool need_v = height != src.height;
-  const Coeffs ch = make_coeffs(src.width, width, f);
-  const Coeffs cv = make_coeffs(src.height, height, f);
-
-  // Source rows the vertical pass reads.
-  const int row_first = cv.first[0];
-  const int row_last = cv.first[height - 1] + cv.count[height - 1];
-
-  ImageU8 tmp;
-  const ImageU8* vin = &src;
-  int row_shift = 0;
-  if (need_h) {
-    tmp.width = width;
-    tmp.height = row_last - row_first;
-    tmp.rgb.resize(static_cast<size_t>(tmp.width) * static_cast<size_t>(tmp.height) * 3);
-    if (fits_int32(ch)) {
-      horizontal_pass<int32_t>(src, row_first, tmp.height, ch, tmp);
-    } else {
-      horizontal_pass<int64_t>(src, row_first, tmp.height, ch, tmp);
-    }
-    if (!need_v) return tmp;
-    vin = &tmp;
-    row_shift = row_first;
-  }
-  ImageU8 out;
-  out.width = width;
-  out.height = height;
-  out.rgb.resize(static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
-  if (fits_int32(cv)) {
-    vertical_pass<int32_t>(*vin, row_shift, cv, out);
-  } else {
-    vertical_pass<int64_t>(*vin, row_shift, cv, out);
-  }
-  return out;
-}
-
 }  // namespace
 
-ImageU8 decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors) {
+Image decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors) {
   if (data == nullptr || size == 0) decode_fail(name_for_errors, "the file is empty");
   static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
   if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
@@ -657,7 +475,7 @@ ImageU8 decode_image(const uint8_t* data, size_t size, const std::string& name_f
                   " (only JPEG and PNG are supported)");
 }
 
-ImageU8 load_image_file(const std::string& path) {
+Image load_image_file(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     throw Error("cannot open image '" + one_line(path) + "': " + std::strerror(errno));
@@ -688,12 +506,44 @@ ImageU8 load_image_file(const std::string& path) {
   return decode_image(bytes.data(), bytes.size(), path);
 }
 
-ImageU8 resize_lanczos(const ImageU8& src, int width, int height) {
-  return resample(src, width, height, Filter{lanczos3, 3.0}, "LANCZOS resize");
+Image Image::from_file(const std::string& path) { return load_image_file(path); }
+
+Image Image::from_bytes(const uint8_t* data, size_t size, const std::string& name) {
+  return decode_image(data, size, name);
 }
 
-ImageU8 resize_bicubic(const ImageU8& src, int width, int height) {
-  return resample(src, width, height, Filter{bicubic, 2.0}, "BICUBIC resize");
+namespace {
+Image copy_pixels(int width, int height, const uint8_t* pixels, size_t stride, bool bgr) {
+  const std::string bad = check_image_dims(width, height);
+  if (!bad.empty()) throw Error("the picture's " + bad);
+  if (pixels == nullptr) throw Error("the picture is empty");
+  const size_t row = static_cast<size_t>(width) * 3;
+  if (stride == 0) stride = row;
+  if (stride < row) throw Error("the picture's row stride is shorter than its rows");
+  Image out{width, height, std::vector<uint8_t>(row * static_cast<size_t>(height))};
+  for (int y = 0; y < height; ++y) {
+    const uint8_t* src = pixels + stride * static_cast<size_t>(y);
+    uint8_t* dst = out.rgb.data() + row * static_cast<size_t>(y);
+    if (!bgr) {
+      std::memcpy(dst, src, row);
+      continue;
+    }
+    for (size_t x = 0; x < row; x += 3) {
+      dst[x] = src[x + 2];
+      dst[x + 1] = src[x + 1];
+      dst[x + 2] = src[x];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+Image Image::from_rgb(int width, int height, const uint8_t* pixels, size_t stride) {
+  return copy_pixels(width, height, pixels, stride, false);
+}
+
+Image Image::from_bgr(int width, int height, const uint8_t* pixels, size_t stride) {
+  return copy_pixels(width, height, pixels, stride, true);
 }
 
 }  // namespace smolvlm

@@ -1,22 +1,13 @@
-// Decoded pictures and the PIL-exact resizes the SmolVLM processor uses.
+// Decoding pictures as PIL does (JPEG, PNG); the pixels are smolvlm::Image.
 #pragma once
+
+#include <smolvlm/image.h>
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace smolvlm {
-
-// 8-bit RGB, row-major, 3 bytes a pixel.
-struct ImageU8 {
-  int width = 0;
-  int height = 0;
-  std::vector<uint8_t> rgb;
-  uint8_t* pixel(int x, int y) { return rgb.data() + (static_cast<size_t>(y) * width + x) * 3; }
-  const uint8_t* pixel(int x, int y) const {
-    return rgb.data() + (static_cast<size_t>(y) * width + x) * 3;
-  }
-};
 
 // Decodes a JPEG or PNG file (chosen by magic bytes, not by name) to RGB, exactly as PIL's
 // Image.open(...).convert("RGB") does: grey → RGB, palette → RGB, alpha composited over white.
@@ -25,12 +16,11 @@ struct ImageU8 {
 // any other mode → RGBA → alpha_composite over opaque white → RGB. CMYK JPEGs are converted like
 // Pillow; 16-bit grey PNGs clip at 255 like Pillow's mode "I". See image.cpp. Limits: 32768 pixels
 // a side, 2^28 pixels in all, 1 GiB files.)
-ImageU8 load_image_file(const std::string& path);
-ImageU8 decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors);
+Image load_image_file(const std::string& path);
+Image decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
-// Pillow's Image.resize(..., LANCZOS) / (..., BICUBIC) for 8-bit RGB, bit-exact
-// (separable, horizontal pass first, uint8 between passes, 22-bit fixed-point weights).
-ImageU8 resize_lanczos(const ImageU8& src, int width, int height);
-ImageU8 resize_bicubic(const ImageU8& src, int width, int height);
+// Size limits every picture obeys (decoded or given as pixels): 32768 a side, 2^28 in all.
+// Returns an empty string when the size is acceptable, else the reason.
+std::string check_image_dims(int64_t width, int64_t height);
 
 }  // namespace smolvlm

@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "smolvlm/error.h"
+#include "vision/resize.h"
 
 namespace smolvlm {
 namespace {
@@ -27,7 +28,7 @@ void check_config(const ImageProcessorConfig& cfg) {
   }
 }
 
-void check_image(const ImageU8& image, const char* what) {
+void check_image(const Image& image, const char* what) {
   if (image.width <= 0 || image.height <= 0 ||
       image.rgb.size() !=
           static_cast<size_t>(image.width) * static_cast<size_t>(image.height) * 3) {
@@ -93,7 +94,7 @@ struct NormTable {
 };
 
 // Appends the tile×tile block at (x0, y0) of `img` as CHW floats.
-void append_tile(const ImageU8& img, int x0, int y0, int tile, const NormTable& norm,
+void append_tile(const Image& img, int x0, int y0, int tile, const NormTable& norm,
                  std::vector<float>& out) {
   const size_t plane = static_cast<size_t>(tile) * static_cast<size_t>(tile);
   const size_t base = out.size();
@@ -164,7 +165,7 @@ ImagePlan plan_image(int width, int height, const ImageProcessorConfig& cfg) {
   return plan_single(width, height, cfg.longest_edge);
 }
 
-ProcessedImage preprocess_image(const ImageU8& image, const ImageProcessorConfig& cfg) {
+ProcessedImage preprocess_image(const Image& image, const ImageProcessorConfig& cfg) {
   check_image(image, "image processor");
   const ImagePlan plan = plan_image(image.width, image.height, cfg);
   const int tile = cfg.tile_size;
@@ -177,12 +178,12 @@ ProcessedImage preprocess_image(const ImageU8& image, const ImageProcessorConfig
   out.n_tiles = plan.n_tiles;
   out.pixels.reserve(static_cast<size_t>(plan.n_tiles) * 3 * static_cast<size_t>(tile) * tile);
 
-  const ImageU8 resized = resize_lanczos(image, plan.resized_w, plan.resized_h);
+  const Image resized = resize_lanczos(image, plan.resized_w, plan.resized_h);
   if (!plan.split) {
     append_tile(resize_lanczos(resized, tile, tile), 0, 0, tile, norm, out.pixels);
     return out;
   }
-  const ImageU8 grid = resize_lanczos(resized, plan.grid_w, plan.grid_h);
+  const Image grid = resize_lanczos(resized, plan.grid_w, plan.grid_h);
   for (int r = 0; r < plan.rows; ++r) {
     for (int c = 0; c < plan.cols; ++c)
       append_tile(grid, c * tile, r * tile, tile, norm, out.pixels);
@@ -191,12 +192,12 @@ ProcessedImage preprocess_image(const ImageU8& image, const ImageProcessorConfig
   return out;
 }
 
-ProcessedImage preprocess_video_frame(const ImageU8& frame, const ImageProcessorConfig& cfg) {
+ProcessedImage preprocess_video_frame(const Image& frame, const ImageProcessorConfig& cfg) {
   check_config(cfg);
   check_image(frame, "video frame");
   const int tile = cfg.tile_size;
   const auto [w, h] = fit_longest_edge(frame.width, frame.height, cfg.video_longest_edge);
-  const ImageU8 squashed = resize_bicubic(resize_bicubic(frame, w, h), tile, tile);
+  const Image squashed = resize_bicubic(resize_bicubic(frame, w, h), tile, tile);
   ProcessedImage out;
   out.tile_size = tile;
   out.n_tiles = 1;

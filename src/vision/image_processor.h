@@ -30,7 +30,7 @@ struct ProcessedImage {
   std::vector<float> pixels;  // [n_tiles, 3, tile_size, tile_size], tiles row-major, global last
 };
 
-ProcessedImage preprocess_image(const ImageU8& image, const ImageProcessorConfig& cfg);
+ProcessedImage preprocess_image(const Image& image, const ImageProcessorConfig& cfg);
 
 // The sizes preprocess_image uses for a width×height picture, without touching pixels (for
 // counting image tokens up front). With max_tiles > 0 and a natural grid of more tiles, the working
@@ -53,6 +53,6 @@ ImagePlan plan_image(int width, int height, const ImageProcessorConfig& cfg);
 std::pair<int, int> fit_longest_edge(int width, int height, int longest_edge);
 
 // One video frame → one tile (rows = cols = 0): BICUBIC to video_longest_edge, then to tile×tile.
-ProcessedImage preprocess_video_frame(const ImageU8& frame, const ImageProcessorConfig& cfg);
+ProcessedImage preprocess_video_frame(const Image& frame, const ImageProcessorConfig& cfg);
 
 }  // namespace smolvlm

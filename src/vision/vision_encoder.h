@@ -1,7 +1,7 @@
 // SigLIP vision encoder and the SmolVLM connector (pixel shuffle + projection), spec §3–§4.
 #pragma once
 
-#include <smolvlm/smolvlm.h>
+#include <smolvlm/vision_precision.h>
 
 #include <vector>
 
