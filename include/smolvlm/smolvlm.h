@@ -206,6 +206,7 @@ class Engine {
 
  private:
   Engine();
+  friend class Scheduler;  // serving.h: runs many conversations on this Engine's model
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

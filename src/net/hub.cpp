@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "net/sha256.h"
+#include "util/sha256.h"
 
 namespace smolvlm::net {
 

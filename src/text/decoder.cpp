@@ -115,4 +115,71 @@ void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& 
   }
 }
 
+void Decoder::forward_batch(const k::Compute& cx, const float* input, int n, KVCache* const* caches,
+                            float* logits) const {
+  const int H = cfg_.hidden, hd = cfg_.head_dim, qd = cfg_.heads * hd, kvd = cfg_.kv_heads * hd,
+            F = cfg_.intermediate;
+  for (int i = 0; i < n; ++i) {
+    if (caches[i]->length_ + 1 > caches[i]->capacity_) {
+      throw Error("context overflow: " + std::to_string(caches[i]->length_ + 1) +
+                  " tokens exceed the context of " + std::to_string(caches[i]->capacity_));
+    }
+  }
+  const size_t N = static_cast<size_t>(n);
+  thread_local std::vector<float> x, h, q, kn, vn, attn, gate, up;
+  x.assign(input, input + N * H);
+  h.resize(N * H);
+  q.resize(N * qd);
+  kn.resize(N * kvd);
+  vn.resize(N * kvd);
+  attn.resize(N * qd);
+  gate.resize(N * F);
+  up.resize(N * F);
+
+  for (size_t li = 0; li < w_.layers.size(); ++li) {
+    const TextLayerWeights& l = w_.layers[li];
+    k::rms_norm(x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
+    k::matmul(cx, h.data(), n, l.q.w, nullptr, q.data());
+    k::matmul(cx, h.data(), n, l.k.w, nullptr, kn.data());
+    k::matmul(cx, h.data(), n, l.v.w, nullptr, vn.data());
+    for (int i = 0; i < n; ++i) {
+      KVCache& c = *caches[i];
+      const int pos = c.length_;
+      float* kc = c.k(static_cast<int>(li));
+      float* vc = c.v(static_cast<int>(li));
+      float* qi = q.data() + static_cast<size_t>(i) * qd;
+      float* ki = kc + static_cast<size_t>(pos) * kvd;
+      std::memcpy(ki, kn.data() + static_cast<size_t>(i) * kvd, sizeof(float) * kvd);
+      std::memcpy(vc + static_cast<size_t>(pos) * kvd, vn.data() + static_cast<size_t>(i) * kvd,
+                  sizeof(float) * kvd);
+      k::rope(qi, cfg_.heads, hd, pos, inv_freq_.data());
+      k::rope(ki, cfg_.kv_heads, hd, pos, inv_freq_.data());
+      const k::AttentionShape shape{.nq = 1,
+                                    .nk = pos + 1,
+                                    .heads = cfg_.heads,
+                                    .kv_heads = cfg_.kv_heads,
+                                    .head_dim = hd,
+                                    .q_stride = qd,
+                                    .kv_stride = kvd,
+                                    .out_stride = qd,
+                                    .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
+                                    .causal = true,
+                                    .q_pos0 = pos};
+      k::attention(cx, shape, qi, kc, vc, nullptr, attn.data() + static_cast<size_t>(i) * qd);
+    }
+    k::matmul(cx, attn.data(), n, l.o.w, nullptr, h.data());
+    k::add_inplace(x.data(), h.data(), x.size());
+
+    k::rms_norm(x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
+    k::matmul(cx, h.data(), n, l.gate.w, nullptr, gate.data());
+    k::matmul(cx, h.data(), n, l.up.w, nullptr, up.data());
+    k::silu_mul(cx, gate.data(), up.data(), gate.data(), gate.size());
+    k::matmul(cx, gate.data(), n, l.down.w, nullptr, h.data());
+    k::add_inplace(x.data(), h.data(), x.size());
+  }
+  for (int i = 0; i < n; ++i) ++caches[i]->length_;
+  k::rms_norm(x.data(), n, H, w_.norm.w.data(), cfg_.rms_norm_eps, h.data());
+  k::matmul(cx, h.data(), n, w_.lm_head.w, nullptr, logits);
+}
+
 }  // namespace smolvlm

@@ -44,6 +44,13 @@ class Decoder {
   void forward(const kernels::Compute& cx, const float* x, int n, KVCache& cache,
                float* last_logits, float* all_logits = nullptr) const;
 
+  // One decoding step of n different sequences at once (continuous batching): row i of x
+  // [n, hidden] is the next position of caches[i] (each at its own length); appends each row to
+  // its cache and writes the logits [n, vocab]. The matrix products run once over all n rows,
+  // so the weights are read once a step however many sequences there are.
+  void forward_batch(const kernels::Compute& cx, const float* x, int n, KVCache* const* caches,
+                     float* logits) const;
+
   const TextConfig& config() const { return cfg_; }
 
  private:

@@ -1,4 +1,4 @@
-#include "net/sha256.h"
+#include "util/sha256.h"
 
 #include <smolvlm/error.h>
 
@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-namespace smolvlm::net {
+namespace smolvlm {
 
 namespace {
 
@@ -101,4 +101,4 @@ std::string sha256_file(const std::string& path) {
   return h.hex_digest();
 }
 
-}  // namespace smolvlm::net
+}  // namespace smolvlm
