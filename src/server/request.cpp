@@ -116,8 +116,14 @@ Content image_part(const json& part, const RequestPolicy& policy, const std::str
     if (!policy.allow_remote_images) {
       throw bad(p, "http(s) picture URLs are off (start the server with --allow-remote-images)");
     }
-    std::string bytes = policy.fetch ? policy.fetch(u, policy.max_remote_bytes)
-                                     : fetch_remote(u, policy.max_remote_bytes);
+    std::string bytes;
+    try {
+      bytes = policy.fetch ? policy.fetch(u, policy.max_remote_bytes)
+                           : fetch_remote(u, policy.max_remote_bytes);
+    } catch (const RequestError& e) {
+      if (e.status() != 400) throw;
+      throw bad(p, e.what());
+    }
     check_picture_bytes(bytes, p);
     return Content::image_bytes(std::move(bytes));
   }
