@@ -2,7 +2,8 @@
 # Installs the Debian/Ubuntu packages smolvlm.cpp builds and tests with (needs root or sudo).
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config libjpeg62-turbo-dev libpng-dev nlohmann-json3-dev libgtest-dev
-      libcurl4-openssl-dev  # smolvlm pull
+      libcurl4-openssl-dev  # smolvlm pull, and remote pictures for smolvlm serve
+      libcpp-httplib-dev    # smolvlm serve (HTTP)
       clang                 # scripts/fuzz.sh: libFuzzer targets for the file parsers
       # optional: RK35llm.h's cv::Mat interface and its seed-compatibility test program
       libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev)

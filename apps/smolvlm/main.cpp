@@ -22,6 +22,9 @@ void print_usage(std::FILE* out) {
       "  convert       turn a Hugging Face model folder into llama.cpp's GGUF pair\n"
       "  pull          download a model from Hugging Face\n"
       "  random-model  write a full-size model folder with random weights from a config\n"
+#ifdef SMOLVLM_WITH_SERVER
+      "  serve         an OpenAI-compatible HTTP server (chat completions, streaming)\n"
+#endif
       "\n"
       "run 'smolvlm <command> --help' for the options of a command\n",
       out);
@@ -46,6 +49,9 @@ int main(int argc, char** argv) {
     if (cmd == "convert") return smolvlm::cli::run_convert(argc - 1, argv + 1);
     if (cmd == "pull") return smolvlm::cli::run_pull(argc - 1, argv + 1);
     if (cmd == "random-model") return smolvlm::cli::run_random_model(argc - 1, argv + 1);
+#ifdef SMOLVLM_WITH_SERVER
+    if (cmd == "serve") return smolvlm::cli::run_serve(argc - 1, argv + 1);
+#endif
     std::fprintf(stderr, "smolvlm: unknown command '%s'\n", cmd.c_str());
     print_usage(stderr);
     return 2;

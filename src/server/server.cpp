@@ -1,0 +1,590 @@
+// HttpServer: the routes, auth, limits, SSE streaming and metrics (see server.h).
+#include "server/server.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "server/openai_format.h"
+#include "server/text_stream.h"
+
+namespace smolvlm::server {
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// Equal strings in time that depends on their lengths only, not on where they differ.
+bool same_key(const std::string& given, const std::string& expected) {
+  unsigned diff = given.size() == expected.size() ? 0u : 1u;
+  const size_t n = expected.size();
+  for (size_t i = 0; i < given.size(); ++i) {
+    diff |=
+        static_cast<unsigned char>(given[i]) ^ static_cast<unsigned char>(n ? expected[i % n] : 0);
+  }
+  return diff == 0;
+}
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(dump(body), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message,
+                const std::string& type, const std::string& param = {},
+                const std::string& code = {}) {
+  send_json(res, status, error_body(message, type, param, code));
+}
+
+// What an exception from parsing or from the scheduler means for the client.
+struct Failure {
+  int status = 500;
+  std::string message, type = "server_error", param, code;
+};
+
+Failure classify(std::exception_ptr error, bool stopping) {
+  Failure f;
+  try {
+    std::rethrow_exception(error);
+  } catch (const RequestError& e) {
+    f = {e.status(), e.what(), e.type(), e.param(), e.code()};
+  } catch (const BusyError& e) {
+    if (stopping) {
+      f = {503, e.what(), "unavailable_error", {}, "shutting_down"};
+    } else {
+      f = {429, e.what(), "rate_limit_error", {}, "server_busy"};
+    }
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    f = {400, m, "invalid_request_error", {}, {}};
+    if (m.find("context") != std::string::npos) f.code = "context_length_exceeded";
+  } catch (const std::bad_alloc&) {
+    f = {500, "out of memory", "server_error", {}, {}};
+  } catch (const std::exception& e) {
+    f = {500, std::string("internal error: ") + e.what(), "server_error", {}, {}};
+  }
+  return f;
+}
+
+void send_failure(httplib::Response& res, const Failure& f) {
+  send_error(res, f.status, f.message, f.type, f.param, f.code);
+  if (f.status == 429) res.set_header("Retry-After", "1");
+}
+
+// One streamed answer: the scheduler's thread produces text, the HTTP thread sends it.
+struct StreamJob {
+  ChatRequest request;
+  TempFiles temp_files;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string pending;   // filtered text not yet sent
+  bool started = false;  // the first piece came (the request was accepted)
+  bool done = false;
+  std::exception_ptr error;
+  Result result;
+  bool stopped_by_string = false;
+  std::atomic<bool> cancel{false};  // the client went away
+  std::thread worker;
+  explicit StreamJob() = default;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  ServerOptions options;
+  httplib::Server http;
+  std::thread listener;
+  int port = -1;
+  std::atomic<Engine*> engine{nullptr};
+  std::atomic<Scheduler*> scheduler{nullptr};
+  std::atomic<bool> stopping{false};
+  std::mutex stop_mu;  // one stop() at a time
+  bool stopped = false;
+
+  std::mutex flight_mu;
+  std::condition_variable flight_cv;
+  int in_flight = 0;
+
+  std::mutex metrics_mu;
+  std::map<int, int64_t> responses_by_status;
+  int64_t load_time = 0;
+
+  std::mutex static_mu;
+  std::map<std::string, std::pair<std::string, std::string>> assets;  // path -> body, type
+
+  explicit Impl(ServerOptions o) : options(std::move(o)) {}
+
+  void enter() {
+    std::lock_guard lock(flight_mu);
+    ++in_flight;
+  }
+  void leave() {
+    std::lock_guard lock(flight_mu);
+    --in_flight;
+    flight_cv.notify_all();
+  }
+  bool wait_idle(std::chrono::milliseconds limit) {
+    std::unique_lock lock(flight_mu);
+    return flight_cv.wait_for(lock, limit, [&] { return in_flight == 0; });
+  }
+
+  bool is_public(const std::string& path) const {
+    return path == "/health" || (path.rfind("/v1/", 0) != 0 && path != "/metrics");
+  }
+
+  httplib::Server::HandlerResponse pre_route(const httplib::Request& req, httplib::Response& res) {
+    using HR = httplib::Server::HandlerResponse;
+    if (stopping && req.path != "/health") {
+      send_error(res, 503, "the server is shutting down", "unavailable_error", {}, "shutting_down");
+      return HR::Handled;
+    }
+    if (!options.api_key.empty() && !is_public(req.path)) {
+      const std::string auth = req.get_header_value("Authorization");
+      const std::string prefix = "Bearer ";
+      const bool ok = auth.size() > prefix.size() && auth.compare(0, prefix.size(), prefix) == 0 &&
+                      same_key(auth.substr(prefix.size()), options.api_key);
+      if (!ok) {
+        send_error(res, 401, "missing or wrong API key (Authorization: Bearer KEY)",
+                   "authentication_error", {}, "invalid_api_key");
+        return HR::Handled;
+      }
+    }
+    // Refused by its declared size before a byte of it is read.
+    if (req.has_header("Content-Length")) {
+      const std::string text = req.get_header_value("Content-Length");
+      char* end = nullptr;
+      const unsigned long long length = std::strtoull(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0') {
+        send_error(res, 400, "malformed Content-Length", "invalid_request_error");
+        res.set_header("Connection", "close");
+        return HR::Handled;
+      }
+      if (length > options.max_body_bytes) {
+        send_error(res, 413,
+                   "the body is larger than --max-body (" + std::to_string(options.max_body_bytes) +
+                       " bytes)",
+                   "invalid_request_error", {}, "body_too_large");
+        res.set_header("Connection", "close");
+        return HR::Handled;
+      }
+    }
+    return HR::Unhandled;
+  }
+
+  void health(httplib::Response& res) {
+    if (stopping) {
+      json body = error_body("the server is shutting down", "unavailable_error");
+      body["status"] = "stopping";
+      send_json(res, 503, body);
+    } else if (!scheduler.load()) {
+      json body = error_body("loading the model", "unavailable_error");
+      body["status"] = "loading";
+      send_json(res, 503, body);
+    } else {
+      send_json(res, 200, {{"status", "ok"}});
+    }
+  }
+
+  bool ready(httplib::Response& res) {
+    if (scheduler.load()) return true;
+    send_error(res, 503, "the model is still loading", "unavailable_error", {}, "loading");
+    return false;
+  }
+
+  void models(httplib::Response& res) {
+    if (!ready(res)) return;
+    const ModelInfo info = engine.load()->info();
+    send_json(res, 200,
+              {{"object", "list"},
+               {"data", json::array({{{"id", options.model_name},
+                                      {"object", "model"},
+                                      {"created", load_time},
+                                      {"owned_by", "smolvlm"},
+                                      {"meta",
+                                       {{"parameters", info.parameters},
+                                        {"context", info.context},
+                                        {"vocab", info.vocab},
+                                        {"text_layers", info.text_layers},
+                                        {"tile_size", info.tile_size}}}}})}});
+  }
+
+  void metrics(httplib::Response& res) {
+    std::string out;
+    auto line = [&](const std::string& name, const std::string& help, const std::string& type,
+                    double value) {
+      out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+      char buf[64];
+      std::snprintf(buf, sizeof buf, " %.17g\n", value);
+      out += name + buf;
+    };
+    {
+      std::lock_guard lock(metrics_mu);
+      out += "# HELP smolvlm_http_responses_total HTTP responses by status code\n";
+      out += "# TYPE smolvlm_http_responses_total counter\n";
+      for (const auto& [status, n] : responses_by_status) {
+        out += "smolvlm_http_responses_total{status=\"" + std::to_string(status) + "\"} " +
+               std::to_string(n) + "\n";
+      }
+    }
+    {
+      std::lock_guard lock(flight_mu);
+      line("smolvlm_http_requests_in_flight", "completions being answered now", "gauge", in_flight);
+    }
+    if (Scheduler* s = scheduler.load()) {
+      const SchedulerStats st = s->stats();
+      line("smolvlm_slots", "conversations decoded together", "gauge", st.slots);
+      line("smolvlm_busy_slots", "slots answering now", "gauge", st.busy_slots);
+      line("smolvlm_queue_depth", "requests waiting for a slot", "gauge", st.queued);
+      line("smolvlm_requests_total", "answers completed, failed or cancelled", "counter",
+           static_cast<double>(st.requests));
+      line("smolvlm_prompt_tokens_total", "prompt tokens", "counter",
+           static_cast<double>(st.prompt_tokens));
+      line("smolvlm_cached_prompt_tokens_total", "prompt tokens reused from a KV cache", "counter",
+           static_cast<double>(st.cached_tokens));
+      line("smolvlm_generated_tokens_total", "tokens generated", "counter",
+           static_cast<double>(st.generated_tokens));
+      line("smolvlm_image_cache_hits_total", "pictures whose features were reused", "counter",
+           static_cast<double>(st.image_cache_hits));
+      line("smolvlm_image_cache_misses_total", "pictures encoded", "counter",
+           static_cast<double>(st.image_cache_misses));
+      line("smolvlm_image_cache_bytes", "picture features held", "gauge",
+           static_cast<double>(st.image_cache_bytes));
+      line("smolvlm_decode_tokens_per_second", "generated tokens per second of decoding", "gauge",
+           st.decode_ms > 0 ? st.generated_tokens * 1000.0 / st.decode_ms : 0.0);
+    }
+    res.status = 200;
+    res.set_content(out, "text/plain; version=0.0.4");
+  }
+
+  void complete(const httplib::Request& req, httplib::Response& res,
+                const httplib::ContentReader& reader);
+  void stream(std::shared_ptr<StreamJob> job, httplib::Response& res);
+};
+
+void HttpServer::Impl::complete(const httplib::Request& /*req*/, httplib::Response& res,
+                                const httplib::ContentReader& reader) {
+  if (!ready(res)) return;
+  std::string body;
+  bool too_large = false;
+  const bool read = reader([&](const char* data, size_t length) {
+    if (body.size() + length > options.max_body_bytes) {
+      too_large = true;
+      return false;
+    }
+    body.append(data, length);
+    return true;
+  });
+  if (too_large) {
+    send_error(res, 413, "the body is larger than --max-body", "invalid_request_error", {},
+               "body_too_large");
+    res.set_header("Connection", "close");
+    return;
+  }
+  if (!read) {
+    // The body did not arrive within the read timeout (or the client left).
+    send_error(res, 408, "the request body came too slowly", "invalid_request_error", {},
+               "request_timeout");
+    res.set_header("Connection", "close");
+    return;
+  }
+  auto job = std::make_shared<StreamJob>();
+  try {
+    job->request = parse_chat_request(body, options.policy, job->temp_files);
+  } catch (...) {
+    send_failure(res, classify(std::current_exception(), stopping));
+    return;
+  }
+  if (job->request.model.empty()) job->request.model = options.model_name;
+  body.clear();
+  body.shrink_to_fit();
+  Scheduler& sched = *scheduler.load();
+  if (!job->request.stream) {
+    enter();
+    StopFilter filter(job->request.stop);
+    std::string text;
+    try {
+      const Result r = sched.complete(job->request.conversation, job->request.options,
+                                      [&](std::string_view piece) {
+                                        text += filter.push(piece);
+                                        return !filter.stopped();
+                                      });
+      text += filter.finish();
+      if (r.cancelled && !filter.stopped()) {
+        leave();
+        send_error(res, 503, "the server is shutting down", "unavailable_error", {},
+                   "shutting_down");
+        return;
+      }
+      send_json(res, 200,
+                completion_json(new_completion_id(job->request.model), text, r, filter.stopped()));
+    } catch (...) {
+      send_failure(res, classify(std::current_exception(), stopping));
+    }
+    leave();
+    return;
+  }
+
+  enter();
+  StreamJob* j = job.get();
+  Scheduler* sched_ptr = &sched;
+  j->worker = std::thread([j, sched_ptr] {
+    StopFilter filter(j->request.stop);
+    auto on_text = [&](std::string_view piece) {
+      if (j->cancel) return false;
+      std::string shown = filter.push(piece);
+      std::lock_guard lock(j->mu);
+      j->started = true;
+      j->pending += shown;
+      j->cv.notify_all();
+      return !filter.stopped();
+    };
+    Result r;
+    std::exception_ptr error;
+    try {
+      r = sched_ptr->complete(j->request.conversation, j->request.options, on_text);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::lock_guard lock(j->mu);
+    j->pending += filter.finish();
+    j->stopped_by_string = filter.stopped();
+    j->result = std::move(r);
+    j->error = error;
+    j->done = true;
+    j->cv.notify_all();
+  });
+  {
+    std::unique_lock lock(j->mu);
+    j->cv.wait(lock, [&] { return j->started || j->done; });
+    if (j->done && (j->error || (j->result.cancelled && !j->stopped_by_string))) {
+      // Refused before the first token: an ordinary error response, with its status.
+      const std::exception_ptr error = j->error;
+      lock.unlock();
+      j->worker.join();
+      leave();
+      if (error) {
+        send_failure(res, classify(error, stopping));
+      } else {
+        send_error(res, 503, "the server is shutting down", "unavailable_error", {},
+                   "shutting_down");
+      }
+      return;
+    }
+  }
+  stream(std::move(job), res);
+}
+
+void HttpServer::Impl::stream(std::shared_ptr<StreamJob> job, httplib::Response& res) {
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");  // proxies: do not buffer the stream
+  const CompletionId id = new_completion_id(job->request.model);
+  const bool usage = job->request.include_usage;
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, job, id, usage](size_t /*offset*/, httplib::DataSink& sink) {
+        StreamJob& j = *job;
+        auto send = [&](const std::string& event) {
+          if (sink.write(event.data(), event.size())) return true;
+          j.cancel = true;  // the client is gone: free its slot at the next token
+          return false;
+        };
+        if (!send(sse_event(chunk_json(id, {{"role", "assistant"}, {"content", ""}}, {}, usage)))) {
+          return false;
+        }
+        auto last_write = Clock::now();
+        for (;;) {
+          std::string text;
+          bool done = false;
+          {
+            std::unique_lock lock(j.mu);
+            j.cv.wait_for(lock, std::chrono::milliseconds(100),
+                          [&] { return j.done || !j.pending.empty(); });
+            text.swap(j.pending);
+            done = j.done;
+          }
+          if (!text.empty()) {
+            if (!send(sse_event(chunk_json(id, {{"content", text}}, {}, usage)))) return false;
+            last_write = Clock::now();
+          } else if (!done && Clock::now() - last_write > std::chrono::seconds(1)) {
+            // An SSE comment while nothing comes (a long prefill): finds clients that left.
+            if (!send(": waiting\n\n")) return false;
+            last_write = Clock::now();
+          }
+          if (done) break;
+        }
+        if (j.error || (j.result.cancelled && !j.stopped_by_string)) {
+          const Failure f = j.error ? classify(j.error, stopping)
+                                    : Failure{503,
+                                              "the server is shutting down",
+                                              "unavailable_error",
+                                              {},
+                                              "shutting_down"};
+          send(sse_event(error_body(f.message, f.type, f.param, f.code)));
+        } else {
+          json last =
+              chunk_json(id, json::object(), finish_reason(j.result, j.stopped_by_string), usage);
+          last["timings"] = timings_json(j.result);
+          if (!send(sse_event(last))) return false;
+          if (usage && !send(sse_event(usage_chunk_json(id, j.result)))) return false;
+        }
+        if (!send("data: [DONE]\n\n")) return false;
+        sink.done();
+        return true;
+      },
+      [this, job](bool /*success*/) {
+        job->cancel = true;  // a no-op when the answer is complete
+        if (job->worker.joinable()) job->worker.join();
+        leave();
+      });
+}
+
+HttpServer::HttpServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  Impl& s = *impl_;
+  httplib::Server& h = s.http;
+  const int threads = std::max(4, s.options.http_threads);
+  h.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  h.set_tcp_nodelay(true);
+  h.set_read_timeout(s.options.read_timeout_s, 0);
+  h.set_write_timeout(10, 0);
+  h.set_keep_alive_timeout(s.options.keep_alive_timeout_s);
+  h.set_keep_alive_max_count(1000);
+  h.set_payload_max_length(s.options.max_body_bytes);
+  h.set_pre_routing_handler(
+      [&s](const httplib::Request& req, httplib::Response& res) { return s.pre_route(req, res); });
+  h.set_logger([&s](const httplib::Request&, const httplib::Response& res) {
+    std::lock_guard lock(s.metrics_mu);
+    ++s.responses_by_status[res.status];
+  });
+  h.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    send_error(res, 500, "internal error", "server_error");
+  });
+  h.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        if (res.status == 404) {
+          send_error(res, 404, "no such endpoint: " + req.path, "not_found_error");
+        } else if (res.status == 413) {
+          send_error(res, 413, "the body is larger than --max-body", "invalid_request_error", {},
+                     "body_too_large");
+        } else if (res.status == 408) {
+          send_error(res, 408, "the request came too slowly", "invalid_request_error", {},
+                     "request_timeout");
+        } else {
+          const int status = res.status;
+          send_error(res, status, "the request was refused (HTTP " + std::to_string(status) + ")",
+                     status >= 500 ? "server_error" : "invalid_request_error");
+        }
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+
+  h.Get("/health", [&s](const httplib::Request&, httplib::Response& res) { s.health(res); });
+  h.Get("/v1/models", [&s](const httplib::Request&, httplib::Response& res) { s.models(res); });
+  h.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) { s.metrics(res); });
+  h.Post("/v1/chat/completions",
+         [&s](const httplib::Request& req, httplib::Response& res,
+              const httplib::ContentReader& reader) { s.complete(req, res, reader); });
+  // The other methods on the known paths: 405 with the one allowed.
+  auto refuse = [](const std::string& allowed) {
+    return [allowed](const httplib::Request& req, httplib::Response& res) {
+      send_error(res, 405, req.method + " is not allowed here (use " + allowed + ")",
+                 "invalid_request_error", {}, "method_not_allowed");
+      res.set_header("Allow", allowed);
+    };
+  };
+  for (const char* path : {"/health", "/v1/models", "/metrics"}) {
+    h.Post(path, refuse("GET"));
+    h.Put(path, refuse("GET"));
+    h.Delete(path, refuse("GET"));
+    h.Patch(path, refuse("GET"));
+  }
+  h.Get("/v1/chat/completions", refuse("POST"));
+  h.Put("/v1/chat/completions", refuse("POST"));
+  h.Delete("/v1/chat/completions", refuse("POST"));
+  h.Patch("/v1/chat/completions", refuse("POST"));
+  // Static assets last: any other GET is one of them or 404.
+  h.Get("/.*", [&s](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(s.static_mu);
+    const auto it = s.assets.find(req.path);
+    if (it == s.assets.end()) {
+      send_error(res, 404, "no such endpoint: " + req.path, "not_found_error");
+      return;
+    }
+    res.status = 200;
+    res.set_content(it->second.first, it->second.second.c_str());
+  });
+  if (s.options.webui) {
+    add_static("/",
+               "smolvlm serve: an OpenAI-compatible API is at /v1/chat/completions "
+               "(the web page comes later).\n",
+               "text/plain; charset=utf-8");
+  }
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+int HttpServer::bind() {
+  Impl& s = *impl_;
+  if (s.options.port == 0) {
+    s.port = s.http.bind_to_any_port(s.options.host);
+  } else {
+    s.port = s.http.bind_to_port(s.options.host, s.options.port) ? s.options.port : -1;
+  }
+  if (s.port <= 0) {
+    throw Error("cannot listen on " + s.options.host + ":" + std::to_string(s.options.port) +
+                " (in use, or not an address of this machine)");
+  }
+  return s.port;
+}
+
+void HttpServer::start() {
+  Impl& s = *impl_;
+  if (s.port <= 0) bind();
+  s.listener = std::thread([&s] { s.http.listen_after_bind(); });
+}
+
+void HttpServer::attach(Engine& engine, Scheduler& scheduler) {
+  impl_->engine = &engine;
+  impl_->load_time = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  impl_->scheduler = &scheduler;
+}
+
+void HttpServer::drain() {
+  Impl& s = *impl_;
+  s.stopping = true;
+  if (!s.wait_idle(std::chrono::milliseconds(s.options.shutdown_grace_ms))) {
+    if (Scheduler* sched = s.scheduler.load()) sched->shutdown();
+    s.wait_idle(std::chrono::milliseconds(2000));
+  }
+}
+
+void HttpServer::stop() {
+  Impl& s = *impl_;
+  std::lock_guard lock(s.stop_mu);
+  if (s.stopped) return;
+  s.stopped = true;
+  drain();
+  s.http.stop();
+  if (s.listener.joinable()) s.listener.join();
+}
+
+int HttpServer::port() const { return impl_->port; }
+
+std::string HttpServer::url() const {
+  return "http://" + impl_->options.host + ":" + std::to_string(impl_->port);
+}
+
+void HttpServer::add_static(const std::string& path, std::string body, std::string content_type) {
+  std::lock_guard lock(impl_->static_mu);
+  impl_->assets[path] = {std::move(body), std::move(content_type)};
+}
+
+}  // namespace smolvlm::server

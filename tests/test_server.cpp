@@ -1,0 +1,706 @@
+// The HTTP API of `smolvlm serve`, against HttpServer objects on free ports (in this process) and
+// the CLI as a child process, with httplib's client and raw sockets for the hostile cases.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <smolvlm/serving.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli_runner.h"
+#include "formats/mapped_file.h"
+#include "server/server.h"
+#include "test_support.h"
+
+namespace smolvlm::server {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string base64(const std::string& bytes) {
+  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (const char c : bytes) {
+    acc = (acc << 8) | static_cast<uint8_t>(c);
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += a[(acc >> bits) & 63];
+    }
+  }
+  if (bits > 0) out += a[(acc << (6 - bits)) & 63];
+  while (out.size() % 4 != 0) out += '=';
+  return out;
+}
+
+std::string image_path(const std::string& name) { return test::tiny_model() + "/images/" + name; }
+std::string data_uri(const std::string& name) {
+  return "data:image/png;base64," + base64(read_text_file(image_path(name)));
+}
+
+json image_part(const std::string& url) {
+  return {{"type", "image_url"}, {"image_url", {{"url", url}}}};
+}
+json text_part(const std::string& text) { return {{"type", "text"}, {"text", text}}; }
+
+// A server on a free port over its own engine and scheduler.
+struct Served {
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Scheduler> scheduler;
+  std::unique_ptr<HttpServer> http;
+  int port = 0;
+  Served(ServerOptions options, LoadOptions load = {}, SchedulerOptions sched = {}) {
+    options.port = 0;
+    http = std::make_unique<HttpServer>(options);
+    port = http->bind();
+    http->start();
+    engine = Engine::load(test::tiny_model(), load);
+    scheduler = std::make_unique<Scheduler>(*engine, sched);
+    http->attach(*engine, *scheduler);
+  }
+  ~Served() { http->stop(); }
+  httplib::Client client(const std::string& key = {}) const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(30, 0);
+    if (!key.empty()) c.set_bearer_token_auth(key.c_str());
+    return c;
+  }
+};
+
+ServerOptions main_options() {
+  ServerOptions o;
+  o.model_name = "tiny";
+  o.policy.max_pictures = 3;
+  o.policy.local_media_dir = std::filesystem::canonical(test::tiny_model() + "/images").string();
+  o.policy.allow_remote_images = true;
+  o.keep_alive_timeout_s = 1;
+  o.read_timeout_s = 1;
+  return o;
+}
+
+Served& main_server() {
+  static Served s(main_options());
+  return s;
+}
+
+// The reference: the same conversation through Engine::generate on an engine of its own.
+Result reference(const Conversation& conv, int max_new_tokens) {
+  static std::unique_ptr<Engine> engine = Engine::load(test::tiny_model());
+  GenerationOptions o;
+  o.max_new_tokens = max_new_tokens;
+  return engine->generate(conv, o);
+}
+
+httplib::Result post(httplib::Client& c, const json& body) {
+  return c.Post("/v1/chat/completions", body.dump(), "application/json");
+}
+
+// A streamed answer, parsed: every event's JSON, and whether [DONE] came last.
+struct Stream {
+  int status = 0;
+  std::vector<json> events;
+  bool done = false;
+  std::string text;  // the deltas joined
+  std::string raw;
+};
+
+Stream post_stream(int port, const json& body, const std::string& key = {}) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(30, 0);
+  if (!key.empty()) c.set_bearer_token_auth(key.c_str());
+  Stream s;
+  auto res = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  if (!res) return s;
+  s.status = res->status;
+  s.raw = res->body;
+  size_t pos = 0;
+  while (true) {
+    const size_t end = s.raw.find("\n\n", pos);
+    if (end == std::string::npos) break;
+    const std::string event = s.raw.substr(pos, end - pos);
+    pos = end + 2;
+    if (event.rfind("data: ", 0) != 0) continue;
+    const std::string data = event.substr(6);
+    if (data == "[DONE]") {
+      s.done = true;
+      continue;
+    }
+    EXPECT_FALSE(s.done) << "an event after [DONE]";
+    s.events.push_back(json::parse(data));
+    const json& e = s.events.back();
+    if (e.contains("choices") && !e["choices"].empty() &&
+        e["choices"][0]["delta"].contains("content")) {
+      s.text += e["choices"][0]["delta"]["content"].get<std::string>();
+    }
+  }
+  EXPECT_EQ(pos, s.raw.size()) << "a truncated event";
+  return s;
+}
+
+json chat_body(const json& messages, int max_tokens) {
+  return {{"model", "tiny"}, {"messages", messages}, {"max_tokens", max_tokens}};
+}
+
+// Raw socket helpers for the clients httplib's client will not imitate.
+int connect_to(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+void send_all(int fd, const std::string& text) {
+  ASSERT_EQ(send(fd, text.data(), text.size(), MSG_NOSIGNAL), static_cast<ssize_t>(text.size()));
+}
+std::string read_some(int fd) {
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+    out.append(buf, static_cast<size_t>(n));
+    if (out.find("\r\n\r\n") != std::string::npos) break;
+  }
+  return out;
+}
+
+void expect_error(const httplib::Result& res, int status, const std::string& param = {}) {
+  ASSERT_TRUE(res) << "no response";
+  EXPECT_EQ(res->status, status) << res->body;
+  const json j = json::parse(res->body);
+  ASSERT_TRUE(j.contains("error")) << res->body;
+  for (const char* key : {"message", "type", "param", "code"}) {
+    EXPECT_TRUE(j["error"].contains(key)) << key;
+  }
+  EXPECT_TRUE(j["error"]["message"].is_string());
+  if (!param.empty()) {
+    EXPECT_EQ(j["error"]["param"], param) << res->body;
+  }
+}
+
+void expect_healthy(const Served& s) {
+  auto c = s.client();
+  auto res = post(c, chat_body({{{"role", "user"}, {"content", "Still there?"}}}, 3));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+}
+
+TEST(ServerApi, HealthModelsMetricsAndRoot) {
+  auto c = main_server().client();
+  auto health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(json::parse(health->body)["status"], "ok");
+  auto models = c.Get("/v1/models");
+  ASSERT_TRUE(models);
+  EXPECT_EQ(models->status, 200);
+  const json m = json::parse(models->body);
+  EXPECT_EQ(m["object"], "list");
+  EXPECT_EQ(m["data"][0]["id"], "tiny");
+  EXPECT_EQ(m["data"][0]["meta"]["context"], main_server().engine->context_length());
+  auto root = c.Get("/");
+  ASSERT_TRUE(root);
+  EXPECT_EQ(root->status, 200);
+  EXPECT_NE(root->body.find("/v1/chat/completions"), std::string::npos);
+  expect_error(c.Get("/v1/nothing"), 404);
+  expect_error(c.Post("/v1/nothing", "{}", "application/json"), 404);
+  auto wrong = c.Get("/v1/chat/completions");
+  expect_error(wrong, 405);
+  EXPECT_EQ(wrong->get_header_value("Allow"), "POST");
+  expect_error(c.Post("/v1/models", "", "text/plain"), 405);
+
+  ASSERT_TRUE(post(c, chat_body({{{"role", "user"}, {"content", "Count me"}}}, 2)));
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200);
+  for (const char* name :
+       {"smolvlm_http_responses_total{status=\"200\"}",
+        "smolvlm_http_responses_total{status=\"404\"}",
+        "smolvlm_http_responses_total{status=\"405\"}", "smolvlm_prompt_tokens_total",
+        "smolvlm_generated_tokens_total", "smolvlm_queue_depth", "smolvlm_busy_slots",
+        "smolvlm_image_cache_hits_total", "smolvlm_image_cache_misses_total",
+        "smolvlm_decode_tokens_per_second"}) {
+    EXPECT_NE(metrics->body.find(name), std::string::npos) << name;
+  }
+}
+
+TEST(ServerApi, AnswersEqualEngineGenerateStreamedOrNot) {
+  struct Case {
+    std::string name;
+    json messages;
+    Conversation conv;
+  };
+  const std::vector<Case> cases = {
+      {"text",
+       {{{"role", "user"}, {"content", "Tell me a story."}}},
+       {{"user", {Content::text("Tell me a story.")}}}},
+      {"picture",
+       {{{"role", "user"},
+         {"content", {image_part(data_uri("img_b.png")), text_part("Describe the image.")}}}},
+       {{"user",
+         {Content::image_file(image_path("img_b.png")), Content::text("Describe the image.")}}}},
+      {"two pictures, system, multi-turn",
+       {{{"role", "system"}, {"content", "Be brief."}},
+        {{"role", "user"},
+         {"content",
+          {image_part(data_uri("img_a.png")), text_part("What is this?"),
+           image_part("img_c.png")}}},
+        {{"role", "assistant"}, {"content", "A picture."}},
+        {{"role", "user"}, {"content", {text_part("And the colours?")}}}},
+       {{"system", {Content::text("Be brief.")}},
+        {"user",
+         {Content::image_file(image_path("img_a.png")), Content::text("What is this?"),
+          Content::image_file(image_path("img_c.png"))}},
+        {"assistant", {Content::text("A picture.")}},
+        {"user", {Content::text("And the colours?")}}}},
+  };
+  auto c = main_server().client();
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.name);
+    const Result ref = reference(k.conv, 12);
+    auto res = post(c, chat_body(k.messages, 12));
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    const json j = json::parse(res->body);
+    EXPECT_EQ(j["object"], "chat.completion");
+    EXPECT_EQ(j["model"], "tiny");
+    EXPECT_EQ(j["id"].get<std::string>().rfind("chatcmpl-", 0), 0u);
+    EXPECT_TRUE(j["created"].is_number_integer());
+    EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
+    EXPECT_EQ(j["choices"][0]["message"]["content"], ref.text);
+    EXPECT_EQ(j["choices"][0]["finish_reason"], ref.stopped_by_eos ? "stop" : "length");
+    EXPECT_EQ(j["usage"]["completion_tokens"], static_cast<int>(ref.tokens.size()));
+    EXPECT_EQ(j["usage"]["prompt_tokens"], ref.metrics.prompt_tokens);
+    EXPECT_EQ(j["usage"]["total_tokens"],
+              ref.metrics.prompt_tokens + static_cast<int>(ref.tokens.size()));
+    EXPECT_TRUE(j["usage"]["prompt_tokens_details"]["cached_tokens"].is_number_integer());
+    EXPECT_EQ(j["timings"]["image_tiles"], ref.metrics.image_tiles);
+    for (const char* key :
+         {"vision_ms", "prefill_ms", "decode_ms", "decode_tokens_per_s", "image_cache_hits"}) {
+      EXPECT_TRUE(j["timings"][key].is_number()) << key;
+    }
+
+    json body = chat_body(k.messages, 12);
+    body["stream"] = true;
+    body["stream_options"] = {{"include_usage", true}};
+    const Stream s = post_stream(main_server().port, body);
+    ASSERT_EQ(s.status, 200) << s.raw;
+    EXPECT_TRUE(s.done);
+    EXPECT_EQ(s.text, ref.text);
+    ASSERT_GE(s.events.size(), 3u);
+    EXPECT_EQ(s.events.front()["choices"][0]["delta"]["role"], "assistant");
+    const json& last_choice = s.events[s.events.size() - 2];
+    EXPECT_EQ(last_choice["choices"][0]["finish_reason"], ref.stopped_by_eos ? "stop" : "length");
+    const json& usage = s.events.back();
+    EXPECT_TRUE(usage["choices"].empty());
+    EXPECT_EQ(usage["usage"]["completion_tokens"], static_cast<int>(ref.tokens.size()));
+    for (size_t i = 0; i + 1 < s.events.size(); ++i) {
+      EXPECT_TRUE(s.events[i]["usage"].is_null());
+      EXPECT_EQ(s.events[i]["id"], s.events.front()["id"]);
+      EXPECT_EQ(s.events[i]["object"], "chat.completion.chunk");
+      if (i + 2 < s.events.size()) {
+        EXPECT_TRUE(s.events[i]["choices"][0]["finish_reason"].is_null());
+      }
+      // No chunk carries a broken character (the server would have sent U+FFFD).
+      EXPECT_EQ(s.events[i].dump().find("\\ufffd"), std::string::npos);
+    }
+  }
+}
+
+TEST(ServerApi, StreamsAsTokensAreMadeAndWithoutUsageByDefault) {
+  json body = chat_body({{{"role", "user"}, {"content", "Go on and on."}}}, 20);
+  body["stream"] = true;
+  const Stream s = post_stream(main_server().port, body);
+  ASSERT_EQ(s.status, 200);
+  // role chunk + one chunk per token group + the finish chunk; no usage chunk.
+  EXPECT_GE(s.events.size(), 6u);
+  EXPECT_FALSE(s.events.back()["choices"].empty());
+  EXPECT_FALSE(s.events.back().contains("usage"));
+  EXPECT_EQ(s.text, reference({{"user", {Content::text("Go on and on.")}}}, 20).text);
+}
+
+TEST(ServerApi, StopStringsCutTheAnswer) {
+  const Conversation conv = {{"user", {Content::text("Tell me a story.")}}};
+  const std::string full = reference(conv, 24).text;
+  ASSERT_GT(full.size(), 12u);
+  // A stop string from the middle of the greedy answer: the text ends right before it.
+  const std::string stop = full.substr(full.size() / 2, 4);
+  const std::string expected = full.substr(0, full.find(stop));
+  json body = chat_body({{{"role", "user"}, {"content", "Tell me a story."}}}, 24);
+  body["stop"] = {"NEVER-SEEN", stop};
+  auto c = main_server().client();
+  auto res = post(c, body);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json j = json::parse(res->body);
+  EXPECT_EQ(j["choices"][0]["message"]["content"], expected);
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
+  body["stream"] = true;
+  const Stream s = post_stream(main_server().port, body);
+  EXPECT_EQ(s.text, expected);
+  EXPECT_EQ(s.events.back()["choices"][0]["finish_reason"], "stop");
+}
+
+TEST(ServerApi, PicturesFromUrlsAndAllowedFiles) {
+  const Conversation conv = {
+      {"user", {Content::image_file(image_path("img_d.png")), Content::text("What is it?")}}};
+  const std::string expected = reference(conv, 8).text;
+  // A local web server holding the picture, for the remote URL.
+  httplib::Server pics;
+  const std::string png = read_text_file(image_path("img_d.png"));
+  pics.Get("/d.png", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(png, "image/png");
+  });
+  pics.Get("/big.png", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(std::string(30 << 20, 'x'), "image/png");
+  });
+  const int pics_port = pics.bind_to_any_port("127.0.0.1");
+  std::thread pics_thread([&] { pics.listen_after_bind(); });
+  auto c = main_server().client();
+  const std::string base = "http://127.0.0.1:" + std::to_string(pics_port);
+  for (const std::string& url :
+       {base + "/d.png", std::string("img_d.png"), "file://" + image_path("img_d.png")}) {
+    SCOPED_TRACE(url);
+    auto res = post(
+        c, chat_body({{{"role", "user"}, {"content", {image_part(url), text_part("What is it?")}}}},
+                     8));
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    EXPECT_EQ(json::parse(res->body)["choices"][0]["message"]["content"], expected);
+  }
+  const std::string param = "messages[0].content[0].image_url.url";
+  for (const std::string& url :
+       {base + "/missing.png", base + "/big.png", std::string("../config.json"),
+        test::tiny_model() + "/config.json", std::string("ftp://127.0.0.1/d.png")}) {
+    SCOPED_TRACE(url);
+    expect_error(post(c, chat_body({{{"role", "user"}, {"content", {image_part(url)}}}}, 4)), 400,
+                 param);
+  }
+  pics.stop();
+  pics_thread.join();
+}
+
+TEST(ServerApi, BadRequestsGet400) {
+  auto c = main_server().client();
+  auto raw = [&](const std::string& body) {
+    return c.Post("/v1/chat/completions", body, "application/json");
+  };
+  expect_error(raw("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}"), 400);  // truncated
+  expect_error(raw("not json"), 400);
+  expect_error(raw(""), 400);
+  expect_error(raw(std::string(100000, '[') + std::string(100000, ']')), 400);
+  expect_error(raw("{\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\x28\"}]}"), 400);
+  expect_error(raw(R"({"messages":"hello"})"), 400, "messages");
+  expect_error(raw(R"({"messages":[{"role":"user","content":"x"}],"max_tokens":"9"})"), 400,
+               "max_tokens");
+  expect_error(raw(R"({"messages":[{"role":"user","content":"x"}],"n":3})"), 400, "n");
+  const std::string param = "messages[0].content[0].image_url.url";
+  expect_error(
+      post(c,
+           chat_body({{{"role", "user"}, {"content", {image_part("data:image/png;base64,@@@@")}}}},
+                     4)),
+      400, param);
+  expect_error(
+      post(c,
+           chat_body({{{"role", "user"},
+                       {"content",
+                        {image_part("data:image/png;base64," + base64("GIF89a not supported"))}}}},
+                     4)),
+      400, param);
+  // PNG's signature on bytes that are not a PNG: refused by the decoder (400, not a crash).
+  std::string broken = read_text_file(image_path("img_d.png")).substr(0, 60);
+  expect_error(
+      post(c,
+           chat_body({{{"role", "user"},
+                       {"content",
+                        {image_part("data:image/png;base64," + base64(broken)), text_part("x")}}}},
+                     4)),
+      400);
+  const json img = image_part(data_uri("img_d.png"));
+  expect_error(post(c, chat_body({{{"role", "user"}, {"content", {img, img, img, img}}}}, 4)), 400,
+               "messages[0].content[3]");
+  // A prompt longer than the context.
+  std::string huge;
+  for (int i = 0; i < 12000; ++i) huge += "word ";
+  auto long_prompt = post(c, chat_body({{{"role", "user"}, {"content", huge}}}, 4));
+  expect_error(long_prompt, 400);
+  EXPECT_EQ(json::parse(long_prompt->body)["error"]["code"], "context_length_exceeded");
+  // The same errors when streaming: a status, not a broken stream.
+  json stream_body = chat_body({{{"role", "user"}, {"content", huge}}}, 4);
+  stream_body["stream"] = true;
+  expect_error(post(c, stream_body), 400);
+  expect_healthy(main_server());
+}
+
+TEST(ServerApi, HostileClients) {
+  Served& s = main_server();
+  // 1 GB declared: refused by size before the body is read.
+  {
+    const int fd = connect_to(s.port);
+    ASSERT_GE(fd, 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    send_all(fd,
+             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: 1000000000\r\n\r\n{\"messages\":");
+    const std::string reply = read_some(fd);
+    EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+    close(fd);
+  }
+  // Slowloris: a body that stops coming gets 408 after the read timeout (1 s here).
+  {
+    const int fd = connect_to(s.port);
+    ASSERT_GE(fd, 0);
+    send_all(fd,
+             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: 100\r\n\r\n{\"messa");
+    const std::string reply = read_some(fd);
+    EXPECT_EQ(reply.rfind("HTTP/1.1 408", 0), 0u) << reply;
+    close(fd);
+  }
+  // Headers trickled byte by byte and then abandoned: the connection is dropped, nothing hangs.
+  {
+    const int fd = connect_to(s.port);
+    ASSERT_GE(fd, 0);
+    send_all(fd, "POST /v1/chat/comp");
+    const auto t0 = std::chrono::steady_clock::now();
+    read_some(fd);  // returns at the server's close (or our own 5 s receive timeout)
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
+    close(fd);
+  }
+  // A huge string inside the JSON, over --max-body (sent chunked: no Content-Length to check).
+  {
+    ServerOptions o = main_options();
+    o.max_body_bytes = 1 << 20;
+    Served small(o);
+    auto c = small.client();
+    const std::string body =
+        json{{"messages", {{{"role", "user"}, {"content", std::string(3 << 20, 'a')}}}}}.dump();
+    httplib::Headers headers;
+    auto res = c.Post(
+        "/v1/chat/completions", headers,
+        [&](size_t offset, httplib::DataSink& sink) {
+          const size_t n = std::min<size_t>(65536, body.size() - offset);
+          sink.write(body.data() + offset, n);
+          if (offset + n == body.size()) sink.done();
+          return true;
+        },
+        "application/json");
+    if (res) {  // else the server closed the connection mid-upload, as it may
+      EXPECT_EQ(res->status, 413) << res->body;
+    }
+    auto plain = c.Post("/v1/chat/completions", body, "application/json");
+    expect_error(plain, 413);
+    expect_healthy(small);
+  }
+  // 200 idle connections do not starve a real request.
+  {
+    std::vector<int> idle;
+    for (int i = 0; i < 200; ++i) {
+      const int fd = connect_to(s.port);
+      ASSERT_GE(fd, 0);
+      idle.push_back(fd);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    expect_healthy(s);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+    for (int fd : idle) close(fd);
+  }
+  expect_healthy(s);
+}
+
+TEST(ServerApi, ApiKey) {
+  ServerOptions o = main_options();
+  o.api_key = "sesame-0123";
+  Served s(o);
+  auto anonymous = s.client();
+  expect_error(post(anonymous, chat_body({{{"role", "user"}, {"content", "x"}}}, 2)), 401);
+  expect_error(anonymous.Get("/v1/models"), 401);
+  expect_error(anonymous.Get("/metrics"), 401);
+  auto health = anonymous.Get("/health");  // public
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  auto wrong = s.client("sesame-0124");
+  expect_error(post(wrong, chat_body({{{"role", "user"}, {"content", "x"}}}, 2)), 401);
+  auto shorter = s.client("sesame");
+  expect_error(shorter.Get("/v1/models"), 401);
+  auto right = s.client("sesame-0123");
+  auto res = post(right, chat_body({{{"role", "user"}, {"content", "x"}}}, 2));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  json body = chat_body({{{"role", "user"}, {"content", "x"}}}, 2);
+  body["stream"] = true;
+  EXPECT_EQ(post_stream(s.port, body, "sesame-0123").status, 200);
+}
+
+TEST(ServerApi, BusyGets429AndAHangUpFreesTheSlot) {
+  SchedulerOptions one;
+  one.slots = 1;
+  one.queue = 0;
+  Served s(main_options(), {}, one);
+  // A long streamed answer holds the only slot until its client hangs up.
+  std::promise<void> first_token, hang_up;
+  auto hang_up_now = hang_up.get_future().share();
+  std::thread holder([&] {
+    httplib::Client c("127.0.0.1", s.port);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/chat/completions";
+    req.set_header("Content-Type", "application/json");
+    json body = chat_body({{{"role", "user"}, {"content", "Talk forever."}}}, 8000);
+    body["stream"] = true;
+    req.body = body.dump();
+    bool told = false;
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+      if (!told) {
+        told = true;
+        first_token.set_value();
+        hang_up_now.wait();
+      }
+      return false;  // closes the connection
+    };
+    httplib::Response res;
+    httplib::Error error;
+    c.send(req, res, error);
+  });
+  first_token.get_future().wait();
+  auto c = s.client();
+  auto busy = post(c, chat_body({{{"role", "user"}, {"content", "Me too"}}}, 2));
+  expect_error(busy, 429);
+  EXPECT_EQ(busy->get_header_value("Retry-After"), "1");
+  EXPECT_EQ(s.scheduler->stats().busy_slots, 1);
+  hang_up.set_value();
+  holder.join();
+  // Cancelled within a decode step: the slot is free again long before 8000 tokens.
+  const auto t0 = std::chrono::steady_clock::now();
+  while (s.scheduler->stats().busy_slots != 0 && std::chrono::steady_clock::now() - t0 < 5s) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(s.scheduler->stats().busy_slots, 0);
+  EXPECT_LT(s.scheduler->stats().generated_tokens, 4000);
+  expect_healthy(s);
+}
+
+TEST(ServerApi, LoadingAndStopping) {
+  ServerOptions o = main_options();
+  o.port = 0;
+  HttpServer http(o);
+  const int port = http.bind();
+  http.start();
+  httplib::Client c("127.0.0.1", port);
+  auto loading = c.Get("/health");
+  ASSERT_TRUE(loading);
+  EXPECT_EQ(loading->status, 503);
+  EXPECT_EQ(json::parse(loading->body)["status"], "loading");
+  expect_error(post(c, chat_body({{{"role", "user"}, {"content", "x"}}}, 2)), 503);
+  auto engine = Engine::load(test::tiny_model());
+  Scheduler scheduler(*engine);
+  http.attach(*engine, scheduler);
+  auto ready = c.Get("/health");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  // A stream in flight when the server stops ends within the grace period, and then the server
+  // refuses new requests with 503.
+  std::promise<void> started;
+  std::thread streamer([&] {
+    httplib::Client sc("127.0.0.1", port);
+    sc.set_read_timeout(10, 0);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/chat/completions";
+    json body = chat_body({{{"role", "user"}, {"content", "Talk forever."}}}, 8000);
+    body["stream"] = true;
+    req.body = body.dump();
+    bool told = false;
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+      if (!told) started.set_value();
+      told = true;
+      return true;
+    };
+    httplib::Response res;
+    httplib::Error error;
+    sc.send(req, res, error);
+  });
+  started.get_future().wait();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::thread drainer([&] { http.drain(); });
+  std::this_thread::sleep_for(100ms);
+  auto refused = c.Get("/health");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+  httplib::Client c2("127.0.0.1", port);
+  expect_error(post(c2, chat_body({{{"role", "user"}, {"content", "x"}}}, 2)), 503);
+  drainer.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
+  streamer.join();
+  http.stop();
+}
+
+TEST(ServeCli, ServesAndStopsOnSignal) {
+  test::CliProcess p({"serve", "-m", test::tiny_model(), "--port", "0", "-t", "1"},
+                     {"SMOLVLM_API_KEY=k3y"});
+  ASSERT_TRUE(p.wait_for("ready on http://127.0.0.1:", 20s)) << p.err();
+  const std::string& out = p.out();
+  const size_t at = out.find("ready on http://127.0.0.1:") + 26;
+  const int port = std::stoi(out.substr(at));
+  httplib::Client c("127.0.0.1", port);
+  auto health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  expect_error(c.Get("/v1/models"), 401);  // the key from SMOLVLM_API_KEY
+  c.set_bearer_token_auth("k3y");
+  // The CLI's answer equals `smolvlm ask --json`'s for the same picture and question.
+  const test::CliResult ask =
+      test::run_cli({"ask", "-m", test::tiny_model(), "-i", image_path("img_c.png"), "-p",
+                     "Describe the image.", "-n", "10", "--json"});
+  ASSERT_EQ(ask.status, 0) << ask.err;
+  auto res = post(
+      c, chat_body(
+             {{{"role", "user"},
+               {"content", {image_part(data_uri("img_c.png")), text_part("Describe the image.")}}}},
+             10));
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(json::parse(res->body)["choices"][0]["message"]["content"],
+            json::parse(ask.out)["text"]);
+  auto idle = connect_to(port);  // an idle keep-alive connection must not delay the exit
+  const auto t0 = std::chrono::steady_clock::now();
+  p.signal(SIGTERM);
+  const test::CliResult r = p.finish(10s);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
+  EXPECT_NE(r.out.find("stopping"), std::string::npos);
+  close(idle);
+}
+
+TEST(ServeCli, BadFlags) {
+  EXPECT_EQ(test::run_cli({"serve"}).status, 2);
+  EXPECT_EQ(test::run_cli({"serve", "-m", test::tiny_model(), "--port", "70000"}).status, 2);
+  EXPECT_EQ(test::run_cli({"serve", "-m", test::tiny_model(), "--bogus"}).status, 2);
+  const test::CliResult missing =
+      test::run_cli({"serve", "-m", test::tiny_model(), "--allow-local-images", "/nonexistent"});
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_NE(missing.err.find("--allow-local-images"), std::string::npos);
+  const test::CliResult help = test::run_cli({"serve", "--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("--parallel"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace smolvlm::server
