@@ -19,14 +19,13 @@ for cfg in release asan; do
     ctest --test-dir "build-$cfg" --output-on-failure -j "$jobs"
 done
 # The suites that run things at once (two Engines, Chats on two threads, the Scheduler's slots)
-# under ThreadSanitizer: only the test binary is built, only those suites run.
+# under ThreadSanitizer: only their own test program is built.
 echo "== build (tsan)"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
   -DSMOLVLM_SANITIZE_THREAD=ON >/dev/null
-cmake --build build-tsan -j "$jobs" --target smolvlm_tests
+cmake --build build-tsan -j "$jobs" --target smolvlm_concurrency_tests
 echo "== test (tsan)"
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-  ./build-tsan/smolvlm_tests --gtest_filter='ComputeContext.*:Scheduler.*'
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ./build-tsan/smolvlm_concurrency_tests
 # The GGUF and safetensors parsers under libFuzzer, briefly (SMOLVLM_FUZZ_SECONDS each, 0 skips).
 fuzz_secs=${SMOLVLM_FUZZ_SECONDS:-30}
 if [ "$fuzz_secs" -gt 0 ]; then
