@@ -1,6 +1,7 @@
 #include "formats/gguf.h"
 
 #include <smolvlm/error.h>
+#include <unistd.h>
 
 #include <cinttypes>
 #include <cstdio>
@@ -513,12 +514,10 @@ GgufContents parse_gguf(const uint8_t* data, size_t size, const std::string& fil
 }
 
 bool is_gguf_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return false;
+  // Through InputFile: a FIFO or a device named as a model is refused, not waited on.
+  const InputFile f(path, "model file", InputFile::kNoLimit);
   char magic[4] = {};
-  const bool ok = std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
-  std::fclose(f);
-  return ok;
+  return f.size() >= 4 && ::pread(f.fd(), magic, 4, 0) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
 GgufFile::GgufFile(const std::string& path) : file_(path) {
