@@ -28,11 +28,11 @@ Conversation parse_messages(const std::string& text, const std::string& file) {
     } else if (content.is_array()) {
       for (const auto& item : content) {
         if (!item.is_object()) {
-          throw Error("'" + path + "': a content item is " + item.type_name() +
-                      ", not an object");
+          throw Error("'" + path + "': a content item is " + item.type_name() + ", not an object");
         }
-        const std::string type =
-            item.contains("type") && item["type"].is_string() ? item["type"].get<std::string>() : "";
+        const std::string type = item.contains("type") && item["type"].is_string()
+                                     ? item["type"].get<std::string>()
+                                     : "";
         if (type == "text" && item.contains("text") && item["text"].is_string()) {
           msg.content.push_back(Content::text(item["text"].get<std::string>()));
         } else if (type == "image") {

@@ -196,7 +196,7 @@ constexpr GgmlTypeInfo kGgmlTypes[] = {
 };
 
 constexpr std::pair<uint32_t, DType> kSupported[] = {
-    {0, DType::F32},  {1, DType::F16},  {2, DType::Q4_0}, {8, DType::Q8_0}, {24, DType::I8},
+    {0, DType::F32},  {1, DType::F16},  {2, DType::Q4_0}, {8, DType::Q8_0},  {24, DType::I8},
     {26, DType::I32}, {27, DType::I64}, {28, DType::F64}, {30, DType::BF16},
 };
 

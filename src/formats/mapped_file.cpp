@@ -122,7 +122,8 @@ std::string InputFile::read_all() const {
       throw Error("cannot read " + kind_ + " '" + one_line(path_) + "': " + std::strerror(errno));
     }
     if (n == 0) {
-      throw Error("cannot read " + kind_ + " '" + one_line(path_) + "': it shrank while being read");
+      throw Error("cannot read " + kind_ + " '" + one_line(path_) +
+                  "': it shrank while being read");
     }
     got += static_cast<size_t>(n);
   }

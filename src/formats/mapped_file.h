@@ -34,9 +34,9 @@ class InputFile {
 
 // What outside files may hold at most. Generous for every legitimate file, small enough that
 // reading one cannot exhaust memory.
-inline constexpr uint64_t kMaxImageFileBytes = uint64_t{256} << 20;      // a 2^28-pixel PNG fits
-inline constexpr uint64_t kMaxJsonFileBytes = uint64_t{8} << 20;         // configs, conversations
-inline constexpr uint64_t kMaxTokenizerFileBytes = uint64_t{64} << 20;   // the real one is 3.5 MB
+inline constexpr uint64_t kMaxImageFileBytes = uint64_t{256} << 20;     // a 2^28-pixel PNG fits
+inline constexpr uint64_t kMaxJsonFileBytes = uint64_t{8} << 20;        // configs, conversations
+inline constexpr uint64_t kMaxTokenizerFileBytes = uint64_t{64} << 20;  // the real one is 3.5 MB
 
 // "256 MiB", "8 MiB", "1.5 KiB": sizes in messages.
 std::string format_bytes(uint64_t bytes);

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <limits>
-#include <type_traits>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "formats/mapped_file.h"
 
@@ -54,7 +54,7 @@ struct Section {
     out = static_cast<int>(v.get<int64_t>());
   }
   template <typename Real>
-    requires std::is_floating_point_v<Real>
+  requires std::is_floating_point_v<Real>
   void get(const char* key, Real& out) const {
     if (!has(key)) return;
     const json& v = j[key];

@@ -176,9 +176,9 @@ Tokenizer Tokenizer::from_hf_json(const std::string& text, const std::string& pa
     const json& vocab = model.at("vocab");
     if (!vocab.is_object()) throw Error("model.vocab is not an object");
     const json no_added = json::array();
-    const json& added_json =
-        root.contains("added_tokens") && !root["added_tokens"].is_null() ? root["added_tokens"]
-                                                                        : no_added;
+    const json& added_json = root.contains("added_tokens") && !root["added_tokens"].is_null()
+                                 ? root["added_tokens"]
+                                 : no_added;
     if (!added_json.is_array()) throw Error("added_tokens is not a list");
     const int64_t vocab_size = static_cast<int64_t>(vocab.size() + added_json.size());
     if (vocab_size >= (int64_t{1} << 24)) throw Error("too many tokens");
@@ -193,8 +193,8 @@ Tokenizer Tokenizer::from_hf_json(const std::string& text, const std::string& pa
     }
     int64_t max_id = -1;
     for (const auto& [token, id_json] : vocab.items()) {
-      max_id =
-          std::max<int64_t>(max_id, token_id_in(id_json, "vocab token '" + token + "'", vocab_size));
+      max_id = std::max<int64_t>(max_id,
+                                 token_id_in(id_json, "vocab token '" + token + "'", vocab_size));
     }
     for (const AddedToken& a : added) max_id = std::max<int64_t>(max_id, a.id);
     std::vector<std::string> tokens(static_cast<size_t>(max_id + 1));
