@@ -1,12 +1,16 @@
 #include "net/sha256.h"
 
 #include <smolvlm/error.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <vector>
+
+#include "formats/mapped_file.h"
 
 namespace smolvlm::net {
 
@@ -92,12 +96,17 @@ std::string Sha256::hex_digest() {
 }
 
 std::string sha256_file(const std::string& path) {
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) throw Error("cannot read '" + path + "'");
+  // Through InputFile: a FIFO or a device where a download should be is refused, not waited on.
+  const InputFile f(path, "file", InputFile::kNoLimit);
   Sha256 h;
   std::vector<char> buf(1 << 20);
-  for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0;) h.update(buf.data(), n);
-  if (std::ferror(f.get())) throw Error("cannot read '" + path + "'");
+  for (;;) {
+    const ssize_t n = ::read(f.fd(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error("cannot read '" + path + "': " + std::strerror(errno));
+    if (n == 0) break;
+    h.update(buf.data(), static_cast<size_t>(n));
+  }
   return h.hex_digest();
 }
 

@@ -134,10 +134,12 @@ void jpeg_on_error(j_common_ptr cinfo) {
   std::longjmp(err->jump, 1);
 }
 
-// Fewer than one bit for each 8x8 block: less than any Huffman-coded picture needs (below).
+// Fewer than one bit for each 8x8 block of an arithmetic-coded picture: possible for a flat
+// picture, implausible for one with damage reported. (Huffman-coded files that short were refused
+// before decoding: see jpeg_min_bytes.)
 bool implausibly_small(j_common_ptr cinfo, size_t file_size) {
   const auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
-  return cinfo->is_decompressor &&
+  return cinfo->is_decompressor && d->arith_code &&
          uint64_t{d->image_width} * d->image_height > uint64_t{512} * file_size;
 }
 
