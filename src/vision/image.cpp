@@ -318,7 +318,9 @@ struct PngJob {
   size_t pos = 0;
   std::string message;
   std::string fail_reason;
-  std::vector<uint8_t> raw;         // one row, or the whole picture when interlaced
+  // One row, or the whole picture when interlaced: left uninitialised (libpng writes every byte
+  // before it is read), so a file found corrupt in an early pass has not touched the rest.
+  std::unique_ptr<uint8_t[]> raw;
   std::vector<png_bytep> row_ptrs;  // interlaced only
   std::vector<uint8_t> rgba;        // one converted row
   PngLayout layout;
@@ -488,15 +490,15 @@ bool run_png(PngJob& job) {
     for (int x = 0; x < w; ++x) over_white(&job.rgba[4 * static_cast<size_t>(x)], dst + 3 * x);
   };
   if (passes <= 1) {
-    job.raw.resize(rowbytes);
+    job.raw.reset(new uint8_t[rowbytes]);
     for (int y = 0; y < h; ++y) {
-      png_read_row(png, job.raw.data(), nullptr);
-      emit_row(job.raw.data(), y);
+      png_read_row(png, job.raw.get(), nullptr);
+      emit_row(job.raw.get(), y);
     }
   } else {
-    job.raw.resize(rowbytes * static_cast<size_t>(h));
+    job.raw.reset(new uint8_t[rowbytes * static_cast<size_t>(h)]);
     job.row_ptrs.resize(static_cast<size_t>(h));
-    for (int y = 0; y < h; ++y) job.row_ptrs[y] = job.raw.data() + rowbytes * y;
+    for (int y = 0; y < h; ++y) job.row_ptrs[y] = job.raw.get() + rowbytes * y;
     png_read_image(png, job.row_ptrs.data());
     for (int y = 0; y < h; ++y) emit_row(job.row_ptrs[y], y);
   }
