@@ -23,7 +23,4 @@ class Sha256 {
   uint64_t total_ = 0;
 };
 
-// Hex SHA-256 of a file's bytes. Throws smolvlm::Error when it cannot be read.
-std::string sha256_file(const std::string& path);
-
 }  // namespace smolvlm
