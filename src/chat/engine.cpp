@@ -8,6 +8,7 @@
 #include "chat/pipeline.h"
 #include "kernels/kernels.h"
 #include "util/thread_pool.h"
+#include "video/video.h"
 
 namespace smolvlm {
 
@@ -76,6 +77,7 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
   // Conversation → prompt items + decoded pictures.
   std::vector<PromptMessage> messages;
   std::vector<Image> images;
+  VideoClip video;  // the conversation's one video, if any (prepare_prompt takes one)
   for (const Message& m : conversation) {
     if (m.role != "user" && m.role != "assistant" && m.role != "system") {
       throw Error("unknown role '" + m.role + "' (expected system, user or assistant)");
@@ -97,8 +99,20 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
           images.push_back(
               Image::from_bytes(reinterpret_cast<const uint8_t*>(c.value.data()), c.value.size()));
           break;
-        case Content::Kind::VideoFile:
-          throw Error("video input is not supported by this build");
+        case Content::Kind::VideoFile: {
+          if (!video.frames.empty()) throw Error("only one video per conversation is supported");
+          if (options.video_max_frames < 0 || options.video_fps < 0) {
+            throw Error("video max frames and fps must not be negative");
+          }
+          const ImageProcessorConfig& pc = model.config.processor;
+          VideoSampling sampling;
+          sampling.fps = options.video_fps > 0 ? options.video_fps : pc.video_fps;
+          sampling.max_frames =
+              options.video_max_frames > 0 ? options.video_max_frames : pc.video_max_frames;
+          video = read_video(c.value, sampling, options.on_video_progress);
+          pm.content.push_back({PromptItem::Kind::Video, {}});
+          continue;
+        }
       }
       pm.content.push_back({PromptItem::Kind::Image, {}});
     }
@@ -107,7 +121,9 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
   ImageProcessorConfig proc = model.config.processor;
   proc.do_split = proc.do_split && options.split_images;
   proc.max_tiles = options.max_tiles;
-  PreparedPrompt prompt = prepare_prompt(model, messages, images, proc);
+  const VideoSlot video_slot{video.timestamps_s, video.info.duration_s};
+  PreparedPrompt prompt = prepare_prompt(model, messages, images, proc, video.frames, video_slot);
+  std::vector<Image>().swap(video.frames);  // the tiles hold them now
   const int n_prompt = static_cast<int>(prompt.ids.size());
   result.metrics.prompt_tokens = n_prompt;
   result.metrics.image_tiles = prompt.n_tiles;

@@ -143,6 +143,15 @@ ModelConfig load_hf_config(const std::string& dir) {
       throw Error(pw + ": only LANCZOS (resample 1) is supported");
     }
     p.video_longest_edge = p.longest_edge;  // the video processor overrides video_size with size
+    if (pj.contains("video_sampling")) {
+      const json& vs = pj["video_sampling"];
+      if (!vs.is_object()) throw Error(pw + ": video_sampling is not an object");
+      get_num(vs, "fps", p.video_fps, pw + " video_sampling");
+      get_num(vs, "max_frames", p.video_max_frames, pw + " video_sampling");
+      if (!(p.video_fps > 0) || p.video_max_frames < 1) {
+        throw Error(pw + ": video_sampling fps and max_frames must be positive");
+      }
+    }
   }
   c.image_seq_len = 0;
   const fs::path proc_path = fs::path(dir) / "processor_config.json";
