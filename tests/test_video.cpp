@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "cli_runner.h"
 #include "test_support.h"
@@ -513,6 +514,108 @@ TEST(VideoEndToEnd, AskCliBadVideoIsOneLineAndStatus1) {
   const test::CliResult two = test::run_cli(
       {"ask", "-m", test::tiny_model(), "--video", text, "-p", "<video> and <video>"});
   EXPECT_EQ(two.status, 2) << two.err;
+}
+
+// --- smolvlm watch --------------------------------------------------------------------------
+
+// 1 s at 10 fps: frames 0-4 red, 5-9 blue.
+Image red_or_blue(int k) {
+  Image img = painted(64, 48, 0);
+  for (size_t i = 0; i < img.rgb.size(); i += 3) {
+    img.rgb[i] = k < 5 ? 220 : 20;
+    img.rgb[i + 1] = 20;
+    img.rgb[i + 2] = k < 5 ? 20 : 220;
+  }
+  return img;
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> v;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) v.push_back(nlohmann::json::parse(line));
+  return v;
+}
+
+// Consecutive answers are about frames that differ (the unchanged ones are skipped), and the same
+// picture gives the same greedy answer.
+void expect_alternating_answers(const std::vector<nlohmann::json>& lines, double split_s) {
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_FALSE(lines[i]["tokens"].empty());
+    EXPECT_TRUE(lines[i]["time"].is_string());
+    if (i == 0) continue;
+    const bool red_before = lines[i - 1]["source_time_s"].get<double>() < split_s;
+    const bool red_now = lines[i]["source_time_s"].get<double>() < split_s;
+    EXPECT_NE(red_before, red_now) << lines[i - 1].dump() << " then " << lines[i].dump();
+    if (i >= 2) {
+      EXPECT_EQ(lines[i]["tokens"], lines[i - 2]["tokens"]);
+    }
+  }
+}
+
+TEST(VideoWatch, LoopedFileAsFakeCamera) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/door.mkv";
+  VideoSpec s;
+  s.encoder = "mpeg4";
+  s.fps = {10, 1};
+  s.frames = 10;
+  s.gop = 5;
+  ASSERT_TRUE(write_video(path, s, red_or_blue));
+  const auto t0 = std::chrono::steady_clock::now();
+  const test::CliResult r = test::run_cli(
+      {"watch", "-m", test::tiny_model(), "--camera", path, "-p", "Is anyone at the door?",
+       "--every", "100ms", "--max-answers", "4", "--duration", "30s", "-n", "3", "--json"});
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::vector<nlohmann::json> lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 4u) << r.out;
+  expect_alternating_answers(lines, 0.45);
+  int skipped = 0;
+  for (const auto& l : lines) skipped += l["skipped_since_last"].get<int>();
+  EXPECT_GT(skipped, 0) << "the unchanged frames between colour changes were not skipped";
+  EXPECT_GE(lines.back()["reconnects"].get<int>(), 1) << "the file did not loop";
+  std::printf("4 answers in %.2f s, %d unchanged frames skipped\n", secs, skipped);
+}
+
+TEST(VideoWatch, StreamThroughANamedPipe) {
+  // A live stream without a network: MPEG-TS written into a FIFO in real time by another thread.
+  test::TempDir dir;
+  const std::string fifo = dir.path() + "/camera.ts";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::thread writer([&] {
+    VideoSpec s;
+    s.encoder = "mpeg4";
+    s.fps = {10, 1};
+    s.frames = 20;  // 2 s, changing colour every 0.5 s
+    s.gop = 5;
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      write_video(fifo, s, [&](int k) {
+        std::this_thread::sleep_until(start + std::chrono::milliseconds(100 * k));
+        return red_or_blue(k % 10);
+      });
+    } catch (const std::exception&) {
+      // the reader went away first (it had its answers): nothing left to prove here
+    }
+  });
+  const test::CliResult r = test::run_cli(
+      {"watch", "-m", test::tiny_model(), "--camera", fifo, "-p", "Is anyone at the door?",
+       "--every", "150ms", "--max-answers", "2", "--duration", "20s", "-n", "3", "--json"});
+  writer.join();
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::vector<nlohmann::json> lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out << r.err;
+}
+
+TEST(VideoWatch, MissingCameraIsOneLineAndStatus1) {
+  const test::CliResult r = test::run_cli(
+      {"watch", "-m", test::tiny_model(), "--camera", "/nonexistent/video9", "-p", "Anyone?"});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("/nonexistent/video9"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  const test::CliResult bad = test::run_cli(
+      {"watch", "-m", test::tiny_model(), "--camera", "x.mp4", "-p", "Anyone?", "--every", "soon"});
+  EXPECT_EQ(bad.status, 2) << bad.err;
 }
 
 #else

@@ -11,6 +11,7 @@ extern "C" {
 
 #include <smolvlm/image.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 
@@ -43,7 +44,7 @@ struct SwsFreer {
 struct Deadline {
   using Clock = std::chrono::steady_clock;
   Clock::time_point at = Clock::time_point::max();
-  const volatile bool* stop = nullptr;  // optional: a caller's request to give up now
+  const std::atomic<bool>* stop = nullptr;  // optional: a caller's request to give up now
   void arm(std::chrono::milliseconds ms) { at = Clock::now() + ms; }
   bool passed() const { return (stop != nullptr && *stop) || Clock::now() > at; }
   static int callback(void* self) { return static_cast<const Deadline*>(self)->passed() ? 1 : 0; }

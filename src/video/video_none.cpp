@@ -1,6 +1,7 @@
 // A build without FFmpeg's libraries (SMOLVLM_VIDEO off): video input says so, once, clearly.
 #include <smolvlm/error.h>
 
+#include "video/live_source.h"
 #include "video/video.h"
 
 namespace smolvlm {
@@ -27,5 +28,12 @@ VideoClip read_video(const std::string& path, const VideoSampling&, const VideoP
 }
 
 bool video_supported() { return false; }
+
+struct LiveSource::Impl {};
+LiveSource::LiveSource(const std::string& url, const LiveSourceOptions&) { no_video(url); }
+LiveSource::~LiveSource() = default;
+std::optional<LiveFrame> LiveSource::newest(uint64_t, std::chrono::milliseconds) { return {}; }
+int LiveSource::reconnects() const { return 0; }
+std::string LiveSource::last_error() const { return {}; }
 
 }  // namespace smolvlm
