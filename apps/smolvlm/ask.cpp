@@ -249,6 +249,7 @@ int run_ask(int argc, char** argv) {
                           {"stopped_by_eos", r.stopped_by_eos},
                           {"timings",
                            {{"load_ms", m.load_ms},
+                            {"video_decode_ms", m.video_decode_ms},
                             {"vision_ms", m.vision_ms},
                             {"prefill_ms", m.prefill_ms},
                             {"decode_ms", m.decode_ms},

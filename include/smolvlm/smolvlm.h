@@ -93,6 +93,7 @@ using Conversation = std::vector<Message>;
 
 struct Metrics {
   double load_ms = 0;
+  double video_decode_ms = 0;  // opening the video and decoding its sampled frames
   double vision_ms = 0;
   double prefill_ms = 0;
   double decode_ms = 0;

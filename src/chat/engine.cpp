@@ -109,7 +109,9 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
           sampling.fps = options.video_fps > 0 ? options.video_fps : pc.video_fps;
           sampling.max_frames =
               options.video_max_frames > 0 ? options.video_max_frames : pc.video_max_frames;
+          const auto t_video = Clock::now();
           video = read_video(c.value, sampling, options.on_video_progress);
+          result.metrics.video_decode_ms = ms_since(t_video);
           pm.content.push_back({PromptItem::Kind::Video, {}});
           continue;
         }
