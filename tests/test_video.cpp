@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli_runner.h"
+#include "model/config.h"
 #include "test_support.h"
 #include "video/video.h"
 #include "vision/image.h"
@@ -89,6 +90,39 @@ TEST(VideoSampling, RejectsBadInput) {
   VideoSampling bad;
   bad.max_frames = 0;
   EXPECT_THROW(sample_frame_indices(10, 30, bad), Error);
+}
+
+// A copy of the tiny model's JSON files with preprocessor_config.json's video_sampling replaced.
+std::string model_config_with(const test::TempDir& dir, const nlohmann::json& video_sampling) {
+  for (const auto& e : fs::directory_iterator(test::tiny_model())) {
+    if (e.path().extension() == ".json") fs::copy_file(e.path(), dir.path() / e.path().filename());
+  }
+  const std::string pre = dir.path() + "/preprocessor_config.json";
+  nlohmann::json j = nlohmann::json::parse(read_text_file(pre));
+  j["video_sampling"] = video_sampling;
+  std::ofstream(pre) << j.dump();
+  return dir.path();
+}
+
+TEST(VideoSampling, DefaultsFromPreprocessorConfig) {
+  EXPECT_EQ(load_hf_config(test::tiny_model()).processor.video_fps, 1.0);
+  EXPECT_EQ(load_hf_config(test::tiny_model()).processor.video_max_frames, 64);
+  test::TempDir dir;
+  const ModelConfig c = load_hf_config(model_config_with(dir, {{"fps", 2.5}, {"max_frames", 8}}));
+  EXPECT_EQ(c.processor.video_fps, 2.5);
+  EXPECT_EQ(c.processor.video_max_frames, 8);
+  for (const nlohmann::json& bad :
+       {nlohmann::json{{"fps", 1}, {"max_frames", 0}}, nlohmann::json{{"fps", -1}},
+        nlohmann::json{{"fps", "fast"}}, nlohmann::json("every frame")}) {
+    test::TempDir d;
+    try {
+      load_hf_config(model_config_with(d, bad));
+      ADD_FAILURE() << "no error for video_sampling " << bad.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("preprocessor_config.json"), std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 // Runs a tool under tools/ with /usr/bin/python3; false when python3 or its module is missing.
@@ -464,6 +498,14 @@ TEST(VideoEndToEnd, GoldenFramesFileGivesHfGreedyIds) {
             static_cast<int>(test::parse_int_list(gcase["input_ids"]).size()));
   EXPECT_EQ(last_done, 8);
   EXPECT_EQ(last_total, 8);
+
+  // The model's own sampling (1 fps): a 4 s video gives 4 frames.
+  const Result one_fps = engine->generate(conv, {});
+  EXPECT_EQ(one_fps.metrics.image_tiles, 4);
+  EXPECT_GT(one_fps.metrics.video_decode_ms, 0.0);
+  // Two videos in one conversation are refused with a clear message.
+  conv[0].content.push_back(Content::video_file(path));
+  EXPECT_THROW(engine->generate(conv, opt), Error);
 }
 
 TEST(VideoEndToEnd, AskCliWithVideo) {
