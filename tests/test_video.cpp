@@ -628,11 +628,14 @@ TEST(VideoWatch, StreamThroughANamedPipe) {
     VideoSpec s;
     s.encoder = "mpeg4";
     s.fps = {10, 1};
-    s.frames = 20;  // 2 s, changing colour every 0.5 s
+    s.frames = 30;  // 3 s, changing colour every 0.5 s
     s.gop = 5;
-    const auto start = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point start;
     try {
       write_video(fifo, s, [&](int k) {
+        // The clock starts with the first frame: opening the FIFO waits for the reader, which
+        // loads the model first.
+        if (k == 0) start = std::chrono::steady_clock::now();
         std::this_thread::sleep_until(start + std::chrono::milliseconds(100 * k));
         return red_or_blue(k % 10);
       });
@@ -642,7 +645,7 @@ TEST(VideoWatch, StreamThroughANamedPipe) {
   });
   const test::CliResult r = test::run_cli(
       {"watch", "-m", test::tiny_model(), "--camera", fifo, "-p", "Is anyone at the door?",
-       "--every", "150ms", "--max-answers", "2", "--duration", "20s", "-n", "3", "--json"});
+       "--every", "100ms", "--max-answers", "2", "--duration", "20s", "-n", "3", "--json"});
   writer.join();
   ASSERT_EQ(r.status, 0) << r.err;
   const std::vector<nlohmann::json> lines = json_lines(r.out);
