@@ -311,6 +311,8 @@ struct FileCase {
   bool expect_seek;  // the index map should be exact
 };
 
+void PrintTo(const FileCase& c, std::ostream* os) { *os << c.name; }  // ctest's test names
+
 class VideoFile : public ::testing::TestWithParam<FileCase> {};
 
 TEST_P(VideoFile, SampledFramesAreTheRightOnesAndMetadataMatchesPyAv) {
