@@ -417,7 +417,6 @@ TEST(VideoFileErrors, OneLineMessagesNamingTheFile) {
   std::ofstream{empty};
   const std::string fifo = dir.path() + "/pipe.mp4";
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
-  const std::string png = test::tiny_model() + "/images/frame_0.png";  // a picture, no stream
   const std::string truncated = dir.path() + "/truncated.mp4";
   {
     VideoSpec s;
@@ -439,8 +438,6 @@ TEST(VideoFileErrors, OneLineMessagesNamingTheFile) {
       std::printf("%s\n", m.c_str());
     }
   }
-  // A PNG is one still frame to FFmpeg's image demuxer: that decodes, as a one-frame video.
-  (void)png;
 }
 
 // --- The whole path: a video file → HF's greedy ids -------------------------------------------
