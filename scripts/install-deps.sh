@@ -4,6 +4,10 @@ set -euo pipefail
 pkgs=(cmake g++ make pkg-config libjpeg62-turbo-dev libpng-dev nlohmann-json3-dev libgtest-dev
       libcurl4-openssl-dev  # smolvlm pull, and remote pictures for smolvlm serve
       libcpp-httplib-dev    # smolvlm serve (HTTP)
+      libcurl4-openssl-dev  # smolvlm pull
+      # video input (src/video) and smolvlm watch's cameras (libavdevice)
+      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libavdevice-dev
+      python3-av python3-numpy  # tests: what HF's PyAV backend reads, HF's sampling formula
       clang                 # scripts/fuzz.sh: libFuzzer targets for the file parsers
       # optional: RK35llm.h's cv::Mat interface and its seed-compatibility test program
       libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev)

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "messages.h"
+#include "progress.h"
 
 namespace smolvlm::cli {
 
@@ -29,8 +30,14 @@ const char kAskHelp[] =
     "  -i, --image FILE        a JPEG or PNG picture; repeat for several\n"
     "  -p, --prompt TEXT       the question; each <image> marks where the next picture goes,\n"
     "                          pictures without a marker go before the text\n"
+    "      --video FILE        a video (MP4, MKV, WebM, AVI, ...: what FFmpeg decodes); frames\n"
+    "                          are sampled as HF does (<video> in -p places it, else it goes "
+    "first)\n"
+    "      --max-frames N      sample at most N frames (default: the model's, 64)\n"
+    "      --fps F             sample F frames per second (default: the model's, 1)\n"
     "      --messages FILE     a whole conversation in the HF chat format (JSON list of\n"
-    "                          {role, content:[{type:text,text}|{type:image,path}]})\n"
+    "                          {role, content:[{type:text,text}|{type:image,path}|\n"
+    "                          {type:video,path}]})\n"
     "  -n, --max-new-tokens N  answer length cap (default 256)\n"
     "      --temp T            sampling temperature (default 0 = greedy)\n"
     "      --top-k K           keep the K most likely tokens (default 0 = off)\n"
@@ -44,27 +51,44 @@ const char kAskHelp[] =
     "      --json              print one JSON object (text, tokens, timings) instead of "
     "streaming\n";
 
-// Splits a -p prompt at its <image> markers into content items, placing the pictures.
+// Splits a -p prompt at its <image> and <video> markers into content items, placing the pictures
+// and the video; those without a marker go before the text, as the HF chat template puts media
+// items first (the video before the pictures).
 std::vector<Content> build_user_content(const std::string& prompt,
-                                        const std::vector<std::string>& images) {
-  const std::string marker = "<image>";
-  size_t markers = 0;
-  for (size_t p = prompt.find(marker); p != std::string::npos; p = prompt.find(marker, p + 1))
-    ++markers;
-  if (markers > images.size()) {
-    throw Error("the prompt has " + std::to_string(markers) + " <image> markers but " +
+                                        const std::vector<std::string>& images,
+                                        const std::string& video) {
+  auto count = [&](const std::string& marker) {
+    size_t n = 0;
+    for (size_t p = prompt.find(marker); p != std::string::npos; p = prompt.find(marker, p + 1))
+      ++n;
+    return n;
+  };
+  const size_t image_markers = count("<image>"), video_markers = count("<video>");
+  if (image_markers > images.size()) {
+    throw Error("the prompt has " + std::to_string(image_markers) + " <image> markers but " +
                 std::to_string(images.size()) + " images were given");
   }
+  if (video_markers > (video.empty() ? 0u : 1u)) {
+    throw UsageError("the prompt has " + std::to_string(video_markers) +
+                     " <video> markers; give one with one --video FILE");
+  }
   std::vector<Content> content;
+  if (!video.empty() && video_markers == 0) content.push_back(Content::video_file(video));
   size_t next = 0;
-  // Pictures without a marker come first, as the HF chat template puts image items first.
-  for (; next < images.size() - markers; ++next)
+  for (; next < images.size() - image_markers; ++next)
     content.push_back(Content::image_file(images[next]));
   size_t pos = 0;
-  for (size_t p = prompt.find(marker); p != std::string::npos; p = prompt.find(marker, pos)) {
+  for (;;) {
+    const size_t pi = prompt.find("<image>", pos), pv = prompt.find("<video>", pos);
+    const size_t p = std::min(pi, pv);
+    if (p == std::string::npos) break;
     if (p > pos) content.push_back(Content::text(prompt.substr(pos, p - pos)));
-    content.push_back(Content::image_file(images[next++]));
-    pos = p + marker.size();
+    if (p == pi) {
+      content.push_back(Content::image_file(images[next++]));
+    } else {
+      content.push_back(Content::video_file(video));
+    }
+    pos = p + 7;  // both markers are 7 characters
   }
   if (pos < prompt.size()) content.push_back(Content::text(prompt.substr(pos)));
   return content;
@@ -95,7 +119,7 @@ double parse_double(const std::string& flag, const std::string& text, double lo,
 }
 
 int run_ask(int argc, char** argv) {
-  std::string model_dir, prompt, messages_path;
+  std::string model_dir, prompt, messages_path, video;
   bool have_prompt = false, json = false;
   std::vector<std::string> images;
   GenerationOptions gen;
@@ -113,6 +137,13 @@ int run_ask(int argc, char** argv) {
       load.vision_precision = parse_vision_precision(flag_value(argc, argv, i));
     } else if (a == "-i" || a == "--image") {
       images.push_back(flag_value(argc, argv, i));
+    } else if (a == "--video") {
+      if (!video.empty()) throw UsageError("one --video per question");
+      video = flag_value(argc, argv, i);
+    } else if (a == "--max-frames") {
+      gen.video_max_frames = parse_int(a, flag_value(argc, argv, i), 1, 4096);
+    } else if (a == "--fps") {
+      gen.video_fps = parse_double(a, flag_value(argc, argv, i), 0.001, 1000);
     } else if (a == "-p" || a == "--prompt") {
       prompt = flag_value(argc, argv, i);
       have_prompt = true;
@@ -135,18 +166,20 @@ int run_ask(int argc, char** argv) {
   if (model_dir.empty()) throw UsageError("-m MODEL_DIR is required");
   if (have_prompt == !messages_path.empty())
     throw UsageError("give either -p PROMPT or --messages FILE");
-  if (!messages_path.empty() && !images.empty())
-    throw UsageError("--messages names its own images; drop -i");
+  if (!messages_path.empty() && (!images.empty() || !video.empty()))
+    throw UsageError("--messages names its own images and videos; drop -i and --video");
 
   // Built step by step: GCC 12 mis-destroys temporaries of a braced list whose element throws.
   Conversation conv;
   if (messages_path.empty()) {
-    std::vector<Content> content = build_user_content(prompt, images);
+    std::vector<Content> content = build_user_content(prompt, images, video);
     conv.push_back(Message{"user", std::move(content)});
   } else {
     conv = read_messages(messages_path);
   }
   auto engine = Engine::load(model_dir, load);
+  FrameProgress frame_progress;
+  gen.on_video_progress = [&](int done, int total) { frame_progress.update(done, total); };
   TextCallback stream;
   if (!json) {
     stream = [](std::string_view piece) {
@@ -165,6 +198,7 @@ int run_ask(int argc, char** argv) {
                           {"stopped_by_eos", r.stopped_by_eos},
                           {"timings",
                            {{"load_ms", m.load_ms},
+                            {"video_decode_ms", m.video_decode_ms},
                             {"vision_ms", m.vision_ms},
                             {"prefill_ms", m.prefill_ms},
                             {"decode_ms", m.decode_ms},

@@ -21,6 +21,7 @@ int run_chat(int argc, char** argv);
 int run_pull(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_serve(int argc, char** argv);  // only in builds with cpp-httplib (SMOLVLM_WITH_SERVER)
+int run_watch(int argc, char** argv);
 
 // The value after the flag at argv[i] (advancing i), or a UsageError naming the flag.
 inline std::string flag_value(int argc, char** argv, int& i) {

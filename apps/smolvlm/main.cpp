@@ -16,7 +16,7 @@ void print_usage(std::FILE* out) {
       "usage: smolvlm <command> [options]\n"
       "\n"
       "commands:\n"
-      "  ask           answer one question about pictures (or text only)\n"
+      "  ask           answer one question about pictures, a video (or text only)\n"
       "  bench         measure load, vision, prefill and decode speed and peak memory\n"
       "  chat          talk about a picture (or without one), turn after turn\n"
       "  convert       turn a Hugging Face model folder into llama.cpp's GGUF pair\n"
@@ -25,6 +25,7 @@ void print_usage(std::FILE* out) {
 #ifdef SMOLVLM_WITH_SERVER
       "  serve         an OpenAI-compatible HTTP server (chat completions, streaming)\n"
 #endif
+      "  watch         ask about a camera's (or stream's) newest frame at an interval\n"
       "\n"
       "run 'smolvlm <command> --help' for the options of a command\n",
       out);
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     if (cmd == "chat") return smolvlm::cli::run_chat(argc - 1, argv + 1);
     if (cmd == "convert") return smolvlm::cli::run_convert(argc - 1, argv + 1);
     if (cmd == "pull") return smolvlm::cli::run_pull(argc - 1, argv + 1);
+    if (cmd == "watch") return smolvlm::cli::run_watch(argc - 1, argv + 1);
     if (cmd == "random-model") return smolvlm::cli::run_random_model(argc - 1, argv + 1);
 #ifdef SMOLVLM_WITH_SERVER
     if (cmd == "serve") return smolvlm::cli::run_serve(argc - 1, argv + 1);

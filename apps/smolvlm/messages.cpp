@@ -42,10 +42,18 @@ Conversation parse_messages(const std::string& text, const std::string& file) {
           }
           if (p.empty()) throw Error("'" + path + "': an image item needs a \"path\"");
           msg.content.push_back(Content::image_file(p));
+        } else if (type == "video") {
+          std::string p;
+          for (const char* key : {"path", "video", "url"}) {
+            if (item.contains(key) && item[key].is_string()) p = item[key].get<std::string>();
+          }
+          if (p.empty()) throw Error("'" + path + "': a video item needs a \"path\"");
+          msg.content.push_back(Content::video_file(p));
         } else {
           // The type only, shortened: the item itself may be large or deeply nested.
           throw Error("'" + path + "': unsupported content item (type '" +
-                      one_line(type.substr(0, 40)) + "'; want text with a \"text\" or image)");
+                      one_line(type.substr(0, 40)) +
+                      "'; want text with a \"text\", image or video)");
         }
       }
     } else {

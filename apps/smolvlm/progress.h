@@ -49,4 +49,22 @@ class ProgressBar {
   Clock::time_point start_;
 };
 
+// "video frames [#####     ] 5/10" on stderr while a video's sampled frames decode; drawn only
+// when stderr is a terminal (scripts and logs get nothing), cleared when done.
+class FrameProgress {
+ public:
+  FrameProgress() : tty_(isatty(2) != 0) {}
+  void update(int done, int total) {
+    if (!tty_ || total <= 0) return;
+    const int width = 30, filled = done * width / total;
+    std::fprintf(stderr, "\rvideo frames [%s%s] %d/%d", std::string(filled, '#').c_str(),
+                 std::string(width - filled, ' ').c_str(), done, total);
+    if (done == total) std::fputs("\r\033[K", stderr);
+    std::fflush(stderr);
+  }
+
+ private:
+  bool tty_;
+};
+
 }  // namespace smolvlm::cli

@@ -49,6 +49,12 @@ struct GenerationOptions {
   uint64_t seed = 0;
   bool split_images = true;  // false: each picture is one tile (faster, less detail)
   int max_tiles = 0;         // >0: cap the tile grid of each picture (speed over detail)
+  // Video sampling (Content::video_file): at most video_max_frames frames, video_fps per second;
+  // 0 takes the model's preprocessor_config.json video_sampling (SmolVLM2: 64 frames, 1 fps).
+  int video_max_frames = 0;
+  double video_fps = 0;
+  // Called as the video's sampled frames decode: (frames done, frames to decode).
+  std::function<void(int done, int total)> on_video_progress;
   // Set to true (from any thread, or a signal handler: the store is lock-free) to stop the answer
   // after the current token; the result then has `cancelled` set. Owned by the caller.
   const std::atomic<bool>* cancel = nullptr;
@@ -90,6 +96,7 @@ using Conversation = std::vector<Message>;
 
 struct Metrics {
   double load_ms = 0;
+  double video_decode_ms = 0;  // opening the video and decoding its sampled frames
   double vision_ms = 0;
   double prefill_ms = 0;
   double decode_ms = 0;

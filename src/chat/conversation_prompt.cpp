@@ -5,7 +5,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "video/video.h"
 
 namespace smolvlm {
 
@@ -98,6 +105,101 @@ MediaPtr encode_video(const Model& model, const kernels::Compute& cx,
   }
   if (vision_ms) *vision_ms += ms_since(t);
   return m;
+}
+
+MediaPtr encode_video_file(const Model& model, const kernels::Compute& cx, const std::string& path,
+                           const GenerationOptions& options, const ImageProcessorConfig& proc,
+                           Metrics& m) {
+  if (options.video_max_frames < 0 || options.video_fps < 0)
+    throw Error("video max frames and fps must not be negative");
+  auto t = std::chrono::steady_clock::now();
+  VideoReader reader(path);
+  const VideoInfo info = reader.info();
+  VideoSampling sampling;
+  sampling.fps = options.video_fps > 0 ? options.video_fps : proc.video_fps;
+  sampling.max_frames =
+      options.video_max_frames > 0 ? options.video_max_frames : proc.video_max_frames;
+  const std::vector<int> indices =
+      sample_frame_indices(info.total_frames, info.native_fps, sampling);
+  double decode_ms = ms_since(t);
+
+  // The decoder thread hands frames over through a queue of at most two, so it decodes frame
+  // k+1 while frame k is encoded and never holds more than a few frames.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Image> ready;
+  bool finished = false, stop = false;
+  std::exception_ptr decode_error;
+  double blocked_ms = 0, producer_ms = 0;
+  std::thread decoder([&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    int done = 0;
+    try {
+      reader.read_frames(indices, [&](int, Image&& frame) {
+        const auto wait0 = std::chrono::steady_clock::now();
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return ready.size() < 2 || stop; });
+        blocked_ms += ms_since(wait0);
+        if (stop) throw Error("video decoding stopped");
+        ready.push_back(std::move(frame));
+        cv.notify_all();
+        lock.unlock();
+        if (options.on_video_progress)
+          options.on_video_progress(++done, static_cast<int>(indices.size()));
+      });
+    } catch (...) {
+      std::lock_guard lock(mu);
+      if (!stop) decode_error = std::current_exception();
+    }
+    std::lock_guard lock(mu);
+    producer_ms = ms_since(t0);
+    finished = true;
+    cv.notify_all();
+  });
+
+  auto media = std::make_shared<EncodedMedia>();
+  media->uid = next_uid();
+  media->is_video = true;
+  media->video.duration_s = info.duration_s;
+  double encode_ms = 0;
+  try {
+    model.with_vision_resident([&] {
+      for (size_t k = 0;; ++k) {
+        Image frame;
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return !ready.empty() || finished; });
+          if (ready.empty()) break;
+          frame = std::move(ready.front());
+          ready.pop_front();
+          cv.notify_all();
+        }
+        const auto te = std::chrono::steady_clock::now();
+        const ProcessedImage pre = preprocess_video_frame(frame, proc);
+        const std::vector<float> rows =
+            model.vision.image_features(cx, pre.pixels.data(), pre.n_tiles);
+        media->features.insert(media->features.end(), rows.begin(), rows.end());
+        media->video.timestamps_s.push_back(indices[k] / info.native_fps);
+        encode_ms += ms_since(te);
+      }
+    });
+  } catch (...) {
+    {
+      std::lock_guard lock(mu);
+      stop = true;
+      cv.notify_all();
+    }
+    decoder.join();
+    throw;
+  }
+  decoder.join();
+  if (decode_error) std::rethrow_exception(decode_error);
+  media->n_tiles = static_cast<int>(media->video.timestamps_s.size());
+  if (media->n_tiles == 0) throw Error("cannot decode video '" + path + "': no frames decoded");
+  decode_ms += producer_ms - blocked_ms;
+  m.video_decode_ms += decode_ms;
+  m.vision_ms += encode_ms;
+  return media;
 }
 
 RenderedPrompt render_prompt(const Model& model, const std::vector<PromptMessage>& messages,

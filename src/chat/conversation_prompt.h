@@ -53,6 +53,14 @@ MediaPtr encode_video(const Model& model, const kernels::Compute& cx,
                       const std::vector<Image>& frames, const VideoSlot& video,
                       const ImageProcessorConfig& proc, double* vision_ms = nullptr);
 
+// Opens a video file, samples its frames as HF does (options.video_fps / video_max_frames, else
+// the model's video_sampling) and encodes them, one unsplit tile a frame. Pipelined: the decoder
+// runs one frame ahead on its own thread while the encoder works. Adds to m.video_decode_ms
+// (decoding alone) and m.vision_ms.
+MediaPtr encode_video_file(const Model& model, const kernels::Compute& cx, const std::string& path,
+                           const GenerationOptions& options, const ImageProcessorConfig& proc,
+                           Metrics& m);
+
 // What a prompt position carries: text, or row `row` of media `uid`'s features. Two prompts'
 // positions are interchangeable in a KV cache when their ids and their sources are equal.
 constexpr int64_t kTextSource = -1;

@@ -75,11 +75,14 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
 
   const ImageProcessorConfig proc = processor_for(model, options);
   std::vector<MediaPtr> media;
+  int videos = 0;
   const std::vector<PromptMessage> messages = prompt_messages(
       conversation,
       [&](const Content& c) {
-        if (c.kind == Content::Kind::VideoFile)
-          throw Error("video input is not supported by this build");
+        if (c.kind == Content::Kind::VideoFile) {
+          if (++videos > 1) throw Error("only one video per conversation is supported");
+          return encode_video_file(model, cx, c.value, options, proc, result.metrics);
+        }
         return encode_picture(model, cx, content_picture(c), proc, &result.metrics.vision_ms);
       },
       media);

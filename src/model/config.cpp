@@ -193,6 +193,16 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
       throw Error(pw + ": only LANCZOS (resample 1) is supported");
     }
     p.video_longest_edge = p.longest_edge;  // the video processor overrides video_size with size
+    if (pj.contains("video_sampling")) {
+      const json& vs = pj["video_sampling"];
+      if (!vs.is_object()) throw Error(pw + ": video_sampling is not an object");
+      const Section vss{vs, pw, "video_sampling."};
+      vss.get("fps", p.video_fps);
+      vss.get("max_frames", p.video_max_frames);
+      if (!(p.video_fps > 0) || p.video_max_frames < 1) {
+        throw Error(pw + ": video_sampling fps and max_frames must be positive");
+      }
+    }
   }
   c.image_seq_len = 0;
   if (processor_json) {

@@ -67,10 +67,15 @@ void drop_text_pages(const TextWeights& t) {
 std::vector<float> Model::encode_pictures(const kernels::Compute& cx, const float* pixels,
                                           int n_tiles) const {
   if (n_tiles <= 0) return {};
-  drop_text_pages(weights.text);
-  std::vector<float> features = vision.image_features(cx, pixels, n_tiles);
-  drop_vision_pages(weights.vision);
+  std::vector<float> features;
+  with_vision_resident([&] { features = vision.image_features(cx, pixels, n_tiles); });
   return features;
+}
+
+void Model::with_vision_resident(const std::function<void()>& encode) const {
+  drop_text_pages(weights.text);
+  encode();
+  drop_vision_pages(weights.vision);
 }
 
 std::unique_ptr<Model> Model::load_hf(const std::string& dir, VisionPrecision vision_precision) {

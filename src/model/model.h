@@ -1,6 +1,7 @@
 // A loaded SmolVLM2: config, tokenizer, weights and the two networks, ready to run.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -46,6 +47,9 @@ class Model {
   // load time) stay as they are.
   std::vector<float> encode_pictures(const kernels::Compute& cx, const float* pixels,
                                      int n_tiles) const;
+  // The same residency for work that encodes piece by piece (a video, frame by frame as it
+  // decodes): `encode` runs between dropping the text pages and dropping the vision pages.
+  void with_vision_resident(const std::function<void()>& encode) const;
 
  private:
   Model(ModelConfig cfg, Tokenizer tok, ModelWeights w, VisionPrecision vision_precision);

@@ -20,6 +20,8 @@ struct ImageProcessorConfig {
   std::array<float, 3> std{0.5f, 0.5f, 0.5f};
   double rescale = 1.0 / 255.0;
   int video_longest_edge = 2048;  // first resize of video frames (see spec §10)
+  double video_fps = 1;           // video_sampling.fps: frames sampled per second
+  int video_max_frames = 64;      // video_sampling.max_frames
 };
 
 struct ProcessedImage {

@@ -1,0 +1,190 @@
+// smolvlm watch: asks the same question about a live source's newest frame at an interval.
+#include <smolvlm/smolvlm.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "cli.h"
+#include "video/live_source.h"
+
+namespace smolvlm::cli {
+
+namespace {
+
+const char kWatchHelp[] =
+    "usage: smolvlm watch -m MODEL_DIR --camera SOURCE -p PROMPT [options]\n"
+    "\n"
+    "Every interval, takes the newest frame of SOURCE (older ones are dropped), and unless it\n"
+    "looks the same as the last one answered, asks PROMPT about it and prints the answer with\n"
+    "the time. Reconnects when the source fails; Ctrl-C stops.\n"
+    "\n"
+    "  -m, --model DIR         the model (as for ask)\n"
+    "      --camera SOURCE     /dev/video0, rtsp://... (over TCP), http://..., a named pipe,\n"
+    "                          or a video file (played at its frame rate and looped: a fake\n"
+    "                          camera)\n"
+    "  -p, --prompt TEXT       the question asked about each frame\n"
+    "      --every D           the interval, e.g. 5s, 500ms, 1m (default 5s)\n"
+    "      --change T          skip a frame whose 16x16 grey thumbnail differs from the last\n"
+    "                          answered one by less than T on average (0-255; default 3)\n"
+    "      --max-answers N     stop after N answers\n"
+    "      --duration D        stop after D\n"
+    "      --io-timeout D      a source read that stalls longer fails (default 5s)\n"
+    "  -n, --max-new-tokens N  answer length cap (default 64)\n"
+    "      --json              one JSON object a line: time, frame, source_time_s, answer, ...\n"
+    "  -t, --threads N         worker threads (default: all cores)\n";
+
+std::atomic<bool> g_stop{false};
+extern "C" void watch_on_sigint(int) { g_stop.store(true); }
+
+std::chrono::milliseconds parse_duration(const std::string& flag, const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() &&
+         (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.'))
+    ++digits;
+  const std::string unit = text.substr(digits);
+  double scale = 1000;  // plain numbers are seconds
+  if (unit == "ms") {
+    scale = 1;
+  } else if (unit == "m") {
+    scale = 60000;
+  } else if (unit != "s" && !unit.empty()) {
+    throw UsageError(flag + " expects a duration such as 5s, 500ms or 1m, got '" + text + "'");
+  }
+  const double v = parse_double(flag, text.substr(0, digits), 0.001, 1e7);
+  return std::chrono::milliseconds(static_cast<int64_t>(v * scale + 0.5));
+}
+
+std::string local_time(std::chrono::system_clock::time_point t, bool iso) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  if (iso) {
+    gmtime_r(&secs, &tm);
+  } else {
+    localtime_r(&secs, &tm);
+  }
+  char buf[40];
+  std::strftime(buf, sizeof buf, iso ? "%Y-%m-%dT%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &tm);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
+  char out[64];
+  std::snprintf(out, sizeof out, iso ? "%s.%03lldZ" : "%s.%03lld", buf, static_cast<long long>(ms));
+  return out;
+}
+
+}  // namespace
+
+int run_watch(int argc, char** argv) {
+  std::string model_dir, camera, prompt;
+  bool json = false;
+  auto every = std::chrono::milliseconds(5000), io_timeout = std::chrono::milliseconds(5000);
+  std::chrono::milliseconds duration{0};
+  int max_answers = 0;
+  double change = 3;
+  GenerationOptions gen;
+  gen.max_new_tokens = 64;
+  LoadOptions load;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      std::fputs(kWatchHelp, stdout);
+      return 0;
+    } else if (a == "-m" || a == "--model") {
+      model_dir = flag_value(argc, argv, i);
+    } else if (a == "--camera") {
+      camera = flag_value(argc, argv, i);
+    } else if (a == "-p" || a == "--prompt") {
+      prompt = flag_value(argc, argv, i);
+    } else if (a == "--every") {
+      every = parse_duration(a, flag_value(argc, argv, i));
+    } else if (a == "--duration") {
+      duration = parse_duration(a, flag_value(argc, argv, i));
+    } else if (a == "--io-timeout") {
+      io_timeout = parse_duration(a, flag_value(argc, argv, i));
+    } else if (a == "--max-answers") {
+      max_answers = parse_int(a, flag_value(argc, argv, i), 1, 1 << 30);
+    } else if (a == "--change") {
+      change = parse_double(a, flag_value(argc, argv, i), 0, 255);
+    } else if (a == "-n" || a == "--max-new-tokens") {
+      gen.max_new_tokens = parse_int(a, flag_value(argc, argv, i), 1, 1 << 20);
+    } else if (a == "-t" || a == "--threads") {
+      load.threads = parse_int(a, flag_value(argc, argv, i), 1, 256);
+    } else if (a == "--json") {
+      json = true;
+    } else if (parse_generation_flag(argc, argv, i, gen)) {
+    } else {
+      throw UsageError("unknown option '" + a + "'");
+    }
+  }
+  if (model_dir.empty()) throw UsageError("-m MODEL_DIR is required");
+  if (camera.empty()) throw UsageError("--camera SOURCE is required");
+  if (prompt.empty()) throw UsageError("-p PROMPT is required");
+
+  auto engine = Engine::load(model_dir, load);
+  LiveSourceOptions source_options;
+  source_options.io_timeout = io_timeout;
+  LiveSource source(camera, source_options);
+  std::signal(SIGINT, watch_on_sigint);
+  gen.cancel = &g_stop;
+
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  auto out_of_time = [&] { return duration.count() > 0 && Clock::now() - start >= duration; };
+  Clock::time_point next = start;
+  uint64_t last_sequence = 0;
+  Image last_answered;
+  int answers = 0, skipped = 0;
+  std::string reported_error;
+  while (!g_stop && !out_of_time() && (max_answers == 0 || answers < max_answers)) {
+    while (!g_stop && Clock::now() < next && !out_of_time())
+      std::this_thread::sleep_for(
+          std::min<Clock::duration>(next - Clock::now(), std::chrono::milliseconds(50)));
+    if (g_stop || out_of_time()) break;
+    next += every;
+    if (next < Clock::now()) next = Clock::now() + every;  // an answer took longer: no backlog
+    std::optional<LiveFrame> frame = source.newest(last_sequence, std::min(every, io_timeout));
+    if (!frame) {
+      const std::string e = source.last_error();
+      if (!e.empty() && e != reported_error) {
+        std::fprintf(stderr, "smolvlm watch: '%s': %s (reconnecting)\n", camera.c_str(), e.c_str());
+        reported_error = e;
+      }
+      continue;
+    }
+    last_sequence = frame->sequence;
+    if (!last_answered.rgb.empty() && picture_change(last_answered, frame->image) < change) {
+      ++skipped;
+      continue;
+    }
+    last_answered = frame->image;
+    const Conversation conv = {
+        {"user", {Content::image(std::move(frame->image)), Content::text(prompt)}}};
+    const Result r = engine->generate(conv, gen);
+    if (r.cancelled && g_stop) break;
+    ++answers;
+    if (json) {
+      const nlohmann::json line = {
+          {"time", local_time(frame->received, true)},
+          {"frame", frame->sequence},
+          {"source_time_s", frame->source_time_s},
+          {"skipped_since_last", skipped},
+          {"reconnects", source.reconnects()},
+          {"answer", r.text},
+          {"tokens", r.tokens},
+          {"ms", r.metrics.vision_ms + r.metrics.prefill_ms + r.metrics.decode_ms}};
+      std::puts(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    } else {
+      std::printf("[%s] %s\n", local_time(frame->received, false).c_str(), r.text.c_str());
+    }
+    std::fflush(stdout);
+    skipped = 0;
+  }
+  return 0;
+}
+
+}  // namespace smolvlm::cli

@@ -1,0 +1,71 @@
+// Small RAII and error helpers over FFmpeg's C libraries, shared by the file reader and the live
+// source. Only included where SMOLVLM_VIDEO is on.
+#pragma once
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/imgutils.h>
+#include <libswscale/swscale.h>
+}
+
+#include <smolvlm/image.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+
+namespace smolvlm::av {
+
+inline std::string error_text(int err) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
+  av_strerror(err, buf, sizeof buf);
+  return buf;
+}
+
+struct FormatCloser {
+  void operator()(AVFormatContext* f) const { avformat_close_input(&f); }
+};
+struct CodecFreer {
+  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
+};
+struct PacketFreer {
+  void operator()(AVPacket* p) const { av_packet_free(&p); }
+};
+struct FrameFreer {
+  void operator()(AVFrame* f) const { av_frame_free(&f); }
+};
+struct SwsFreer {
+  void operator()(SwsContext* s) const { sws_freeContext(s); }
+};
+
+// A deadline the demuxer polls through AVFormatContext.interrupt_callback, so no read can block
+// longer than the caller allows (network sources, stalled devices).
+struct Deadline {
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point at = Clock::time_point::max();
+  const std::atomic<bool>* stop = nullptr;  // optional: a caller's request to give up now
+  void arm(std::chrono::milliseconds ms) { at = Clock::now() + ms; }
+  bool passed() const { return (stop != nullptr && *stop) || Clock::now() > at; }
+  static int callback(void* self) { return static_cast<const Deadline*>(self)->passed() ? 1 : 0; }
+};
+
+// Converts a decoded frame to packed RGB24 at its own size (the image processor resizes later),
+// with the flags PyAV's to_ndarray("rgb24") uses (SWS_BILINEAR; the size does not change, so only
+// the chroma upsampling and the colour matrix act).
+inline Image frame_to_rgb(const AVFrame* frame, SwsContext*& sws) {
+  sws = sws_getCachedContext(sws, frame->width, frame->height,
+                             static_cast<AVPixelFormat>(frame->format), frame->width, frame->height,
+                             AV_PIX_FMT_RGB24, SWS_BILINEAR, nullptr, nullptr, nullptr);
+  if (sws == nullptr) return {};
+  Image img;
+  img.width = frame->width;
+  img.height = frame->height;
+  img.rgb.resize(static_cast<size_t>(img.width) * static_cast<size_t>(img.height) * 3);
+  uint8_t* dst[4] = {img.rgb.data(), nullptr, nullptr, nullptr};
+  int dst_stride[4] = {img.width * 3, 0, 0, 0};
+  sws_scale(sws, frame->data, frame->linesize, 0, frame->height, dst, dst_stride);
+  return img;
+}
+
+}  // namespace smolvlm::av

@@ -1,0 +1,234 @@
+// LiveSource: a decoding thread that keeps the newest frame (anchors §E, RTSP/live).
+#include "video/live_source.h"
+
+#include <fcntl.h>
+#include <smolvlm/error.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "video/libav.h"
+
+#if SMOLVLM_HAVE_AVDEVICE
+extern "C" {
+#include <libavdevice/avdevice.h>
+}
+#endif
+
+namespace smolvlm {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+}  // namespace
+
+struct LiveSource::Impl {
+  std::string url;
+  LiveSourceOptions options;
+  bool paced_file = false;  // a regular file: played at its frame rate and looped
+  std::atomic<bool> stop{false};
+  int fifo_fd = -1;  // a named pipe, opened non-blocking so no read can hang
+  av::Deadline deadline;
+
+  std::unique_ptr<AVFormatContext, av::FormatCloser> fmt;
+  std::unique_ptr<AVCodecContext, av::CodecFreer> dec;
+  int stream = -1;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::unique_ptr<AVFrame, av::FrameFreer> newest{av_frame_alloc()};  // guarded by mu
+  uint64_t sequence = 0;                                              // guarded by mu
+  double newest_time_s = 0;                                           // guarded by mu
+  std::chrono::system_clock::time_point newest_received;              // guarded by mu
+  std::string error;                                                  // guarded by mu
+  std::atomic<int> reconnects{0};
+  SwsContext* sws = nullptr;  // used by the consumer only
+  std::thread worker;
+
+  ~Impl() {
+    dec.reset();
+    fmt.reset();
+    if (fifo_fd >= 0) ::close(fifo_fd);
+    sws_freeContext(sws);
+  }
+
+  void set_error(const std::string& e) {
+    std::lock_guard<std::mutex> lock(mu);
+    error = e;
+  }
+
+  // Opens the source and its decoder; returns the error text, empty on success.
+  std::string open() {
+    dec.reset();
+    fmt.reset();
+    std::string target = url;
+    struct stat sb {};
+    if (url.find("://") == std::string::npos && ::stat(url.c_str(), &sb) == 0 &&
+        S_ISFIFO(sb.st_mode)) {
+      // A FIFO through the pipe protocol on a non-blocking descriptor: libav then waits for data
+      // in its retry loop, which polls the interrupt callback, instead of inside read(2).
+      if (fifo_fd >= 0) ::close(fifo_fd);
+      fifo_fd = ::open(url.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+      if (fifo_fd < 0) return "cannot open the pipe";
+      target = "pipe:" + std::to_string(fifo_fd);
+    }
+    AVFormatContext* f = avformat_alloc_context();
+    if (f == nullptr) return "out of memory";
+    f->interrupt_callback = {&av::Deadline::callback, &deadline};
+    AVDictionary* opts = nullptr;
+    const AVInputFormat* input = nullptr;
+    const std::string timeout_us = std::to_string(options.io_timeout.count() * 1000);
+    if (starts_with(url, "rtsp://") || starts_with(url, "rtsps://")) {
+      av_dict_set(&opts, "rtsp_transport", "tcp", 0);        // no lost UDP packets, one socket
+      av_dict_set(&opts, "timeout", timeout_us.c_str(), 0);  // socket I/O timeout (µs)
+    } else if (url.find("://") != std::string::npos || starts_with(target, "pipe:")) {
+      av_dict_set(&opts, "rw_timeout", timeout_us.c_str(), 0);
+      av_dict_set(&opts, "reconnect", "1", 0);
+    } else if (starts_with(url, "/dev/video")) {
+#if SMOLVLM_HAVE_AVDEVICE
+      input = av_find_input_format("video4linux2");
+#endif
+      if (input == nullptr) {
+        avformat_free_context(f);
+        return "this build has no camera support (libavdevice)";
+      }
+    }
+    av_dict_set(&opts, "fflags", "nobuffer", 0);
+    deadline.arm(options.io_timeout);
+    const int err = avformat_open_input(&f, target.c_str(), input, &opts);
+    av_dict_free(&opts);
+    if (err < 0) return "cannot open: " + av::error_text(err);
+    fmt.reset(f);
+    deadline.arm(options.io_timeout);
+    if (avformat_find_stream_info(f, nullptr) < 0) return "cannot read the stream parameters";
+    stream = av_find_best_stream(f, AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+    if (stream < 0) return "no video stream";
+    const AVCodecParameters* par = f->streams[stream]->codecpar;
+    const AVCodec* codec = avcodec_find_decoder(par->codec_id);
+    if (codec == nullptr) return std::string("no decoder for ") + avcodec_get_name(par->codec_id);
+    dec.reset(avcodec_alloc_context3(codec));
+    if (!dec || avcodec_parameters_to_context(dec.get(), par) < 0)
+      return "cannot set up the decoder";
+    dec->thread_count = 2;
+    dec->flags |= AV_CODEC_FLAG_LOW_DELAY;
+    if (avcodec_open2(dec.get(), codec, nullptr) < 0) return "cannot open the decoder";
+    return {};
+  }
+
+  // Decodes until the end, an error or stop; returns why it ended.
+  std::string run_once() {
+    std::unique_ptr<AVPacket, av::PacketFreer> packet{av_packet_alloc()};
+    std::unique_ptr<AVFrame, av::FrameFreer> frame{av_frame_alloc()};
+    const AVStream* st = fmt->streams[stream];
+    const double tb = av_q2d(st->time_base);
+    const int64_t start = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
+    const Clock::time_point wall0 = Clock::now();
+    while (!stop) {
+      deadline.arm(options.io_timeout);
+      const int err = av_read_frame(fmt.get(), packet.get());
+      if (err == AVERROR_EOF) return "end of stream";
+      if (err < 0) return stop ? "" : "cannot read: " + av::error_text(err);
+      if (packet->stream_index == stream && avcodec_send_packet(dec.get(), packet.get()) >= 0) {
+        while (avcodec_receive_frame(dec.get(), frame.get()) == 0) {
+          const int64_t pts = frame->best_effort_timestamp;
+          const double t = pts != AV_NOPTS_VALUE ? static_cast<double>(pts - start) * tb : 0.0;
+          if (paced_file) {  // a fake camera: a frame appears when its time has come
+            const auto due = wall0 + std::chrono::duration_cast<Clock::duration>(
+                                         std::chrono::duration<double>(t));
+            while (!stop && Clock::now() < due)
+              std::this_thread::sleep_for(
+                  std::min<Clock::duration>(due - Clock::now(), std::chrono::milliseconds(20)));
+          }
+          std::lock_guard<std::mutex> lock(mu);
+          av_frame_unref(newest.get());
+          av_frame_move_ref(newest.get(), frame.get());  // the one before is dropped: stale
+          ++sequence;
+          newest_time_s = t;
+          newest_received = std::chrono::system_clock::now();
+          cv.notify_all();
+        }
+      }
+      av_packet_unref(packet.get());
+    }
+    return "";
+  }
+
+  void loop() {
+    for (;;) {
+      const std::string why = run_once();
+      if (stop) return;
+      if (!why.empty() && why != "end of stream") set_error(why);
+      for (;;) {  // reconnect: a file restarts (the loop of a fake camera), a stream reopens
+        if (!paced_file) {
+          const Clock::time_point until = Clock::now() + options.reconnect_delay;
+          while (!stop && Clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        if (stop) return;
+        ++reconnects;
+        const std::string e = open();
+        if (e.empty()) break;
+        set_error(e);
+        if (paced_file) std::this_thread::sleep_for(options.reconnect_delay);
+      }
+    }
+  }
+};
+
+LiveSource::LiveSource(const std::string& url, const LiveSourceOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.url = url;
+  m.options = options;
+  m.deadline.stop = &m.stop;
+  struct stat sb {};
+  m.paced_file = ::stat(url.c_str(), &sb) == 0 && S_ISREG(sb.st_mode);
+  if (url.find("://") == std::string::npos && ::stat(url.c_str(), &sb) != 0) {
+    throw Error("camera '" + url + "': no such file or device");
+  }
+#if SMOLVLM_HAVE_AVDEVICE
+  avdevice_register_all();
+#endif
+  av_log_set_level(AV_LOG_FATAL);
+  if (!m.newest) throw Error("camera '" + url + "': out of memory");
+  const std::string e = m.open();
+  if (!e.empty()) throw Error("camera '" + url + "': " + e);
+  m.worker = std::thread([&m] { m.loop(); });
+}
+
+LiveSource::~LiveSource() {
+  impl_->stop = true;
+  if (impl_->worker.joinable()) impl_->worker.join();
+}
+
+std::optional<LiveFrame> LiveSource::newest(uint64_t after_sequence,
+                                            std::chrono::milliseconds wait) {
+  Impl& m = *impl_;
+  std::unique_ptr<AVFrame, av::FrameFreer> copy{av_frame_alloc()};
+  LiveFrame out;
+  {
+    std::unique_lock<std::mutex> lock(m.mu);
+    if (!m.cv.wait_for(lock, wait, [&] { return m.sequence > after_sequence; })) return {};
+    if (av_frame_ref(copy.get(), m.newest.get()) < 0) return {};
+    out.sequence = m.sequence;
+    out.source_time_s = m.newest_time_s;
+    out.received = m.newest_received;
+  }
+  out.image = av::frame_to_rgb(copy.get(), m.sws);  // outside the lock: decoding goes on
+  if (out.image.rgb.empty()) return {};
+  return out;
+}
+
+int LiveSource::reconnects() const { return impl_->reconnects.load(); }
+
+std::string LiveSource::last_error() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->error;
+}
+
+}  // namespace smolvlm
