@@ -91,7 +91,9 @@ TEST_P(KernelThreads, MatmulMatchesReference) {
 
 // Q8_0 and Q4_0 weights (w8a8, w4a8) through the path's quantiser and integer kernels: the
 // integer block sums are exact, so only the float sums across blocks may differ from the
-// reference. n = 1 takes the single-row (decode) kernels, odd block counts their half pair.
+// reference. n = 1 takes the single-row (decode) kernels, odd block counts their half pair;
+// n ≥ 8 the packed-panel GEMM on the VNNI paths (16-column panels in pairs, tiles of 4 rows, K
+// in slices of 12 blocks): partial panels, row tails and several K slices below.
 TEST_P(KernelThreads, Q8MatmulMatchesReference) {
   for (DType type : {DType::Q8_0, DType::Q4_0}) {
     for (auto [n, in, out] : {std::tuple{1, 32, 1},
@@ -102,7 +104,12 @@ TEST_P(KernelThreads, Q8MatmulMatchesReference) {
                               {3, 96, 33},
                               {5, 160, 17},
                               {13, 576, 64},
-                              {20, 1536, 23}}) {
+                              {20, 1536, 23},
+                              {8, 32, 16},
+                              {9, 96, 47},
+                              {11, 416, 33},
+                              {34, 800, 100},
+                              {64, 1536, 70}}) {
       const auto x = random_vec(static_cast<size_t>(n) * in, 13);
       const auto wf = random_vec(static_cast<size_t>(out) * in, 14, 0.05f);
       std::vector<uint8_t> bytes;
@@ -131,7 +138,7 @@ TEST_P(KernelThreads, Q8MatmulCoversFullInt8Range) {
   std::mt19937 rng(21);
   for (DType type : {DType::Q8_0, DType::Q4_0}) {
     const size_t block_bytes = type == DType::Q8_0 ? kQ8BlockBytes : kQ4BlockBytes;
-    for (auto [n, in, out] : {std::tuple{1, 576, 41}, {1, 96, 9}, {4, 192, 24}}) {
+    for (auto [n, in, out] : {std::tuple{1, 576, 41}, {1, 96, 9}, {4, 192, 24}, {10, 448, 40}}) {
       const size_t blocks = static_cast<size_t>(in) / kQ8BlockSize;
       std::vector<uint8_t> bytes(static_cast<size_t>(out) * blocks * block_bytes);
       for (size_t b = 0; b < bytes.size() / block_bytes; ++b) {
