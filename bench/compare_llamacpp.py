@@ -111,6 +111,7 @@ def main():
     run([llama_bench, "--help"], env=env)  # the binaries run here (libraries, CPU variant)
     pairs = ensure_models(smolvlm, args.models)
     t = str(args.threads)
+    load_before = os.getloadavg()  # other work on the machine skews every figure: say how much
 
     ours = {k: [] for k in ("decode_tok_s", "prefill_tok_s", "vision_s_per_tile", "q4_decode_tok_s",
                             "request_wall_s", "request_peak_rss_mb")}
@@ -153,7 +154,9 @@ def main():
         ours["request_wall_s"].append(wall)
         ours["request_peak_rss_mb"].append(rss)
 
-    result = {"threads": args.threads, "runs": args.runs, "smolvlm": {}, "llama.cpp": {}, **info}
+    load_after = os.getloadavg()
+    result = {"threads": args.threads, "runs": args.runs, "load_average_before": load_before,
+              "load_average_after": load_after, "smolvlm": {}, "llama.cpp": {}, **info}
     for name, figures in (("smolvlm", ours), ("llama.cpp", theirs)):
         for k, v in figures.items():
             if v:
@@ -170,7 +173,8 @@ def main():
         return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
 
     print(f"{args.threads} threads, medians of {args.runs} runs (min–max); smolvlm kernels "
-          f"{info.get('kernels')}, vision {info.get('vision_precision')}\n")
+          f"{info.get('kernels')}, vision {info.get('vision_precision')}; load average "
+          f"{load_before[0]:.1f} before, {load_after[0]:.1f} after\n")
     print("| figure | llama.cpp | smolvlm.cpp | smolvlm / llama.cpp | target | met |")
     print("|---|---|---|---|---|---|")
     for k, label in LABELS.items():
