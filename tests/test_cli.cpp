@@ -1,6 +1,7 @@
 // `smolvlm ask` end to end, as a user runs it: the generated ids must be transformers' greedy ids.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "cli_runner.h"
@@ -103,6 +104,20 @@ TEST(CliAsk, VisionPrecisionBf16KeepsTheFirstToken) {
   const auto ids = j["tokens"].get<std::vector<int32_t>>();
   ASSERT_FALSE(ids.empty());
   EXPECT_EQ(ids[0], golden_greedy("image_split", 1)[0]);
+}
+
+// auto (the default) is accepted by name; anything else is a one-line error and exit status 1.
+TEST(CliAsk, VisionPrecisionAutoAndUnknownValue) {
+  const auto j = ask_json(
+      {"--vision-precision", "auto", "-i", kImages + "img_b.png", "-p", "Describe the image."});
+  ASSERT_FALSE(j["tokens"].empty());
+  EXPECT_EQ(j["tokens"][0].get<int32_t>(), golden_greedy("image_split", 1)[0]);
+  const auto r = run_cli({"ask", "-m", test::tiny_model(), "--vision-precision", "fp8", "-i",
+                          kImages + "img_b.png", "-p", "Hi"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("unknown vision precision 'fp8' (auto, f32 or bf16)"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
 TEST(CliAsk, HelpExitsZero) {

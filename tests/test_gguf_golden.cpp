@@ -29,7 +29,9 @@ const std::vector<std::string>& kCases = test::kGoldenCases;
 const Model& gguf_model(const std::string& text, const std::string& mmproj) {
   static std::map<std::string, std::unique_ptr<Model>> models;
   auto& m = models[text + "|" + mmproj];
-  if (!m) m = Model::load_gguf(text, mmproj);
+  // Float32 vision asked for explicitly: these tests measure the text weights' error (and the F32
+  // mmproj's float32 tolerances); bf16 vision has its bars in GoldenBf16Vision.
+  if (!m) m = Model::load_gguf(text, mmproj, VisionPrecision::F32);
   return *m;
 }
 
@@ -167,7 +169,8 @@ TEST(GgufQ4Golden, ConvertedQ4TextStaysClose) {
   opt.vision_type = DType::F16;
   const ConvertResult files = convert_hf_to_gguf(test::tiny_model(), dir.path(), opt);
   EXPECT_NE(files.text_path.find("Q4_0"), std::string::npos) << files.text_path;
-  const std::unique_ptr<Model> model = Model::load_gguf(files.text_path, files.mmproj_path);
+  const std::unique_ptr<Model> model =
+      Model::load_gguf(files.text_path, files.mmproj_path, VisionPrecision::F32);
   EXPECT_EQ(model->weights.text.layers[0].gate.w.type, DType::Q4_0);
   std::printf("\nQ4_0 text + F16 mmproj: logits_last against transformers (float32)\n");
   double worst = 1;
@@ -190,7 +193,8 @@ TEST(GgufConvertedPair, SameOutputsAsLlamaCppPair) {
   opt.text_type = DType::Q8_0;
   opt.vision_type = DType::F16;
   const ConvertResult c = convert_hf_to_gguf(test::tiny_model(), dir.path(), opt);
-  const std::unique_ptr<Model> ours_model = Model::load_gguf(c.text_path, c.mmproj_path);
+  const std::unique_ptr<Model> ours_model =
+      Model::load_gguf(c.text_path, c.mmproj_path, VisionPrecision::F32);
   const Model& ours = *ours_model;
   const Model& theirs = gguf_model(test::text_q8(), test::mmproj_f16());
   for (const std::string& name :

@@ -3,15 +3,20 @@
 // Tolerances are the issue's: pixel_values ≤ 0.01, vision_last_hidden / image_features ≤ 1e-3,
 // logits_last ≤ 1e-3, input_ids, argmax_all and 24 greedy ids exact. Real figures are printed.
 #include <gtest/gtest.h>
+#include <smolvlm/error.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <tuple>
 
 #include "chat/pipeline.h"
+#include "gguf_test_support.h"
+#include "kernels/kernels.h"
 #include "test_support.h"
 #include "text/sampler.h"
 
@@ -89,7 +94,9 @@ const Model& model_for(const std::string& variant) {
     const std::string dir = variant == "bf16-sharded" ? test::tiny_model()
                             : variant == "f32"        ? model_copy(DType::F32)
                                                       : model_copy(DType::F16);
-    m = Model::load_hf(dir);
+    // Float32 arithmetic asked for explicitly: these cases assert float32 tolerances, and Auto
+    // would run the 16-bit checkpoints' vision in bf16 (GoldenBf16Vision holds its own bars).
+    m = Model::load_hf(dir, VisionPrecision::F32);
   }
   return *m;
 }
@@ -204,17 +211,33 @@ TEST(EncodePictures, SameFeaturesAndWeightsIntactAfterDroppingPages) {
   EXPECT_LE(max_abs_diff(last, golden("text_only.logits_last")), 1e-3);
 }
 
-// --vision-precision bf16 (opt-in): the vision matmuls round their inputs to bf16, as
-// transformers does when it runs SmolVLM2 in bfloat16, so the float32 reference is met only to
-// bf16 precision. Stated bars: cosine ≥ 0.9999 for the image features and for logits_last, the
-// first generated token the reference's; the greedy prefix is printed (a near-tie may flip).
-class GoldenBf16Vision : public ::testing::TestWithParam<std::string> {};
+// bf16 vision (--vision-precision bf16, and what Auto picks for a 16-bit file): the vision
+// matmuls round their inputs to bf16, as transformers does when it runs SmolVLM2 in bfloat16, so
+// the float32 reference is met only to bf16 precision. Stated bars: cosine ≥ 0.9999 for the
+// image features and for logits_last, the first generated token the reference's; the greedy
+// prefix is printed (a near-tie may flip). Loads: bf16 asked for on the BF16 checkpoint, Auto on
+// it, and Auto on the GGUF pair with the F16 mmproj (the default for llama.cpp's files).
+const std::vector<std::string> kBf16Loads = {"hf-bf16", "hf-auto", "gguf-f16-auto"};
+
+const Model& bf16_model_for(const std::string& load) {
+  static std::map<std::string, std::unique_ptr<Model>> models;
+  auto& m = models[load];
+  if (!m) {
+    m = load == "hf-bf16" ? Model::load_hf(test::tiny_model(), VisionPrecision::Bf16)
+        : load == "hf-auto"
+            ? Model::load_hf(test::tiny_model())
+            : Model::load_gguf(test::text_bf16(), test::mmproj_f16(), VisionPrecision::Auto);
+  }
+  return *m;
+}
+
+class GoldenBf16Vision : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(GoldenBf16Vision, FeaturesAndLogitsWithinBf16Precision) {
-  const std::string& name = GetParam();
+  const std::string& name = std::get<1>(GetParam());
   if (name == "text_only") GTEST_SKIP() << "no image";
-  static const std::unique_ptr<Model> model =
-      Model::load_hf(test::tiny_model(), VisionPrecision::Bf16);
+  const Model* model = &bf16_model_for(std::get<0>(GetParam()));
+  EXPECT_EQ(model->vision.precision(), VisionPrecision::Bf16);  // Auto follows the 16-bit file
   if (!model->vision.uses_bf16(test::test_compute()))
     GTEST_SKIP() << "no bf16 arithmetic on this CPU";
   const nlohmann::json& gcase = golden_json()["cases"][name];
@@ -245,15 +268,49 @@ TEST_P(GoldenBf16Vision, FeaturesAndLogitsWithinBf16Precision) {
   int same = 0;
   while (same < 24 && greedy[static_cast<size_t>(same)] == want[static_cast<size_t>(same)]) ++same;
   std::printf(
-      "[bf16 vision/%s] image_features cosine %.6f max abs %.3g, logits_last cosine %.6f, "
+      "[bf16 vision %s/%s] image_features cosine %.6f max abs %.3g, logits_last cosine %.6f, "
       "greedy ids matching %d/24\n",
-      name.c_str(), cf, df, cl, same);
+      std::get<0>(GetParam()).c_str(), name.c_str(), cf, df, cl, same);
   EXPECT_GE(cf, 0.9999);
   EXPECT_GE(cl, 0.9999);
   EXPECT_EQ(greedy[0], want[0]);
 }
 
-INSTANTIATE_TEST_SUITE_P(TinyModel, GoldenBf16Vision, ::testing::ValuesIn(kCases));
+std::string bf16_case_name(const ::testing::TestParamInfo<GoldenBf16Vision::ParamType>& info) {
+  std::string v = std::get<0>(info.param);
+  for (char& c : v) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return v + "_" + std::get<1>(info.param);
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyModel, GoldenBf16Vision,
+                         ::testing::Combine(::testing::ValuesIn(kBf16Loads),
+                                            ::testing::ValuesIn(kCases)),
+                         bf16_case_name);
+
+// Auto follows the stored type of the vision matrices; an explicit choice always wins.
+TEST(VisionPrecisionAuto, FollowsTheMmprojType) {
+  EXPECT_EQ(parse_vision_precision("auto"), VisionPrecision::Auto);
+  EXPECT_EQ(parse_vision_precision("f32"), VisionPrecision::F32);
+  EXPECT_EQ(parse_vision_precision("bf16"), VisionPrecision::Bf16);
+  EXPECT_THROW(parse_vision_precision("fp16"), Error);
+  const struct {
+    std::string mmproj;
+    VisionPrecision asked, want;
+  } cases[] = {{test::mmproj_f32(), VisionPrecision::Auto, VisionPrecision::F32},
+               {test::mmproj_f16(), VisionPrecision::Auto, VisionPrecision::Bf16},
+               {test::mmproj_q8(), VisionPrecision::Auto, VisionPrecision::F32},
+               {test::mmproj_f16(), VisionPrecision::F32, VisionPrecision::F32},
+               {test::mmproj_f32(), VisionPrecision::Bf16, VisionPrecision::Bf16}};
+  for (const auto& c : cases) {
+    const auto m = Model::load_gguf(test::text_q8(), c.mmproj, c.asked);
+    EXPECT_EQ(m->vision.precision(), c.want) << c.mmproj;
+    EXPECT_EQ(m->vision.uses_bf16(test::test_compute()),
+              c.want == VisionPrecision::Bf16 && kernels::has_bf16_matmul(test::test_compute()))
+        << c.mmproj;
+  }
+}
 
 // Prompt and pixels do not depend on the weights' dtype: checked once per case.
 class GoldenPrompt : public ::testing::TestWithParam<std::string> {

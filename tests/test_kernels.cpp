@@ -91,7 +91,9 @@ TEST_P(KernelThreads, MatmulMatchesReference) {
 
 // Q8_0 and Q4_0 weights (w8a8, w4a8) through the path's quantiser and integer kernels: the
 // integer block sums are exact, so only the float sums across blocks may differ from the
-// reference. n = 1 takes the single-row (decode) kernels, odd block counts their half pair.
+// reference. n = 1 takes the single-row (decode) kernels, odd block counts their half pair;
+// n ≥ 8 the packed-panel GEMM on the VNNI paths (16-column panels in pairs, tiles of 4 rows, K
+// in slices of 12 blocks): partial panels, row tails and several K slices below.
 TEST_P(KernelThreads, Q8MatmulMatchesReference) {
   for (DType type : {DType::Q8_0, DType::Q4_0}) {
     for (auto [n, in, out] : {std::tuple{1, 32, 1},
@@ -102,7 +104,12 @@ TEST_P(KernelThreads, Q8MatmulMatchesReference) {
                               {3, 96, 33},
                               {5, 160, 17},
                               {13, 576, 64},
-                              {20, 1536, 23}}) {
+                              {20, 1536, 23},
+                              {8, 32, 16},
+                              {9, 96, 47},
+                              {11, 416, 33},
+                              {34, 800, 100},
+                              {64, 1536, 70}}) {
       const auto x = random_vec(static_cast<size_t>(n) * in, 13);
       const auto wf = random_vec(static_cast<size_t>(out) * in, 14, 0.05f);
       std::vector<uint8_t> bytes;
@@ -124,6 +131,62 @@ TEST_P(KernelThreads, Q8MatmulMatchesReference) {
   }
 }
 
+// The decoder's fused calls against their plain twins: q/k/v of one input (rows of different
+// counts, so that a worker's share spans two matrices) and gate/up with the silu. n = 1 with
+// quantised weights takes the fused loops; n = 3 and float weights the plain calls.
+TEST_P(KernelThreads, FusedProductsMatchReference) {
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::F32}) {
+    for (int n : {1, 3}) {
+      const int in = 192;
+      const int rows[3] = {96, 37, 40};
+      std::vector<std::vector<uint8_t>> bytes;
+      std::vector<kernels::Matrix> ws;
+      for (int i = 0; i < 3; ++i) {
+        const auto wf = random_vec(static_cast<size_t>(rows[i]) * in, 30 + i, 0.05f);
+        std::vector<uint8_t> b;
+        for (int o = 0; o < rows[i]; ++o) {
+          const std::vector<float> row(wf.begin() + static_cast<std::ptrdiff_t>(o) * in,
+                                       wf.begin() + static_cast<std::ptrdiff_t>(o + 1) * in);
+          const auto r = store_as(row, type);
+          b.insert(b.end(), r.begin(), r.end());
+        }
+        bytes.push_back(std::move(b));
+      }
+      for (int i = 0; i < 3; ++i)
+        ws.push_back({type, bytes[static_cast<size_t>(i)].data(), rows[i], in});
+      const auto x = random_vec(static_cast<size_t>(n) * in, 33);
+      std::vector<std::vector<float>> got(3), want(3);
+      kernels::MatmulTarget targets[3];
+      for (int i = 0; i < 3; ++i) {
+        got[i].assign(static_cast<size_t>(n) * rows[i], -1.0f);
+        want[i].resize(got[i].size());
+        targets[i] = {&ws[static_cast<size_t>(i)], got[i].data()};
+        kernels::ref::matmul(x.data(), n, ws[static_cast<size_t>(i)], nullptr, want[i].data());
+      }
+      kernels::matmul_same_input(cx(), x.data(), n, targets, 3);
+      for (int i = 0; i < 3; ++i) expect_close(got[i], want[i], 1e-4);
+
+      // gate = matrix 0, up = matrix 0's rows again from another seed: same shape.
+      const auto upf = random_vec(static_cast<size_t>(rows[0]) * in, 34, 0.05f);
+      std::vector<uint8_t> up_bytes;
+      for (int o = 0; o < rows[0]; ++o) {
+        const std::vector<float> row(upf.begin() + static_cast<std::ptrdiff_t>(o) * in,
+                                     upf.begin() + static_cast<std::ptrdiff_t>(o + 1) * in);
+        const auto r = store_as(row, type);
+        up_bytes.insert(up_bytes.end(), r.begin(), r.end());
+      }
+      const kernels::Matrix up{type, up_bytes.data(), rows[0], in};
+      const size_t m = static_cast<size_t>(n) * rows[0];
+      std::vector<float> out(m), scratch(m), ref_gate(m), ref_up(m), ref_out(m);
+      kernels::matmul_gate_up_silu(cx(), x.data(), n, ws[0], up, out.data(), scratch.data());
+      kernels::ref::matmul(x.data(), n, ws[0], nullptr, ref_gate.data());
+      kernels::ref::matmul(x.data(), n, up, nullptr, ref_up.data());
+      kernels::ref::silu_mul(ref_gate.data(), ref_up.data(), ref_out.data(), m);
+      expect_close(out, ref_out, 1e-4);
+    }
+  }
+}
+
 // A file's Q8_0 quants may hold any int8, −128 included (our quantiser never writes it), and
 // Q4_0 any nibble: the integer tricks (|w|, w ⊕ 0x80, nibble − 8) must stay exact over the
 // whole range.
@@ -131,7 +194,7 @@ TEST_P(KernelThreads, Q8MatmulCoversFullInt8Range) {
   std::mt19937 rng(21);
   for (DType type : {DType::Q8_0, DType::Q4_0}) {
     const size_t block_bytes = type == DType::Q8_0 ? kQ8BlockBytes : kQ4BlockBytes;
-    for (auto [n, in, out] : {std::tuple{1, 576, 41}, {1, 96, 9}, {4, 192, 24}}) {
+    for (auto [n, in, out] : {std::tuple{1, 576, 41}, {1, 96, 9}, {4, 192, 24}, {10, 448, 40}}) {
       const size_t blocks = static_cast<size_t>(in) / kQ8BlockSize;
       std::vector<uint8_t> bytes(static_cast<size_t>(out) * blocks * block_bytes);
       for (size_t b = 0; b < bytes.size() / block_bytes; ++b) {

@@ -29,7 +29,7 @@ const char kHelp[] =
     "\n"
     "  -m, --model PATH    HF model folder, text GGUF, or a folder with a GGUF pair\n"
     "      --mmproj FILE   the vision GGUF for a text GGUF (default: found beside it)\n"
-    "      --vision-precision P  f32 (default) or bf16 (where the CPU has AVX512_BF16)\n"
+    "      --vision-precision P  auto (default: bf16 for an F16/BF16 mmproj), f32 or bf16\n"
     "      --image FILE    also time the whole picture request (\"Describe the image.\")\n"
     "  -p N                prompt tokens for the text prefill test (default 512)\n"
     "  -n N                tokens to decode (default 128)\n"
@@ -82,7 +82,7 @@ int run_bench(int argc, char** argv) {
   int n_prompt = 512, n_gen = 128, threads = 0, repeat = 3, context = 4096;
   bool json = false;
   std::string quantize;
-  VisionPrecision vision_precision = VisionPrecision::F32;
+  VisionPrecision vision_precision = VisionPrecision::Auto;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {

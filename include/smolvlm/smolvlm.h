@@ -34,7 +34,7 @@ struct LoadOptions {
   // The vision projector GGUF when the model is a llama.cpp text GGUF (empty: the *mmproj*.gguf
   // beside it, if there is exactly one). Must stay empty for a Hugging Face folder.
   std::string mmproj;
-  VisionPrecision vision_precision = VisionPrecision::F32;
+  VisionPrecision vision_precision = VisionPrecision::Auto;
   // The instruction-set path of this Engine's kernels ("generic", "avx2", "avx512", "avx512vnni",
   // "neon", "dotprod", ...); empty: $SMOLVLM_KERNELS, else the best the CPU has.
   std::string kernels;

@@ -5,14 +5,16 @@
 
 namespace smolvlm {
 
-//  F32 (default): float32 throughout; matches transformers' float32 reference (golden tests).
+//  Auto (default): follows the file — Bf16 when the vision matrices are stored in 16 bits (F16 or
+//        BF16: the weights already carry bf16-sized errors), F32 when they are float32 (or Q8_0).
+//  F32: float32 throughout; matches transformers' float32 reference (golden tests).
 //  Bf16: inputs rounded to bf16, sums in float32 — the precision transformers runs SmolVLM2 in
 //        with torch_dtype=bfloat16 — about twice as fast where the CPU has bf16 dot products
 //        (AVX512_BF16: Zen 4, Sapphire Rapids); float32 elsewhere. Answers can differ from the
 //        float32 reference where two tokens are nearly tied.
-enum class VisionPrecision { F32, Bf16 };
+enum class VisionPrecision { Auto, F32, Bf16 };
 
-// "f32" or "bf16" → the enum; throws smolvlm::Error for anything else.
+// "auto", "f32" or "bf16" → the enum; throws smolvlm::Error for anything else.
 VisionPrecision parse_vision_precision(const std::string& name);
 
 }  // namespace smolvlm

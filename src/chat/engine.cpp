@@ -21,9 +21,10 @@ Engine::Engine() : impl_(std::make_unique<Impl>()) {}
 Engine::~Engine() = default;
 
 VisionPrecision parse_vision_precision(const std::string& name) {
+  if (name == "auto") return VisionPrecision::Auto;
   if (name == "f32") return VisionPrecision::F32;
   if (name == "bf16") return VisionPrecision::Bf16;
-  throw Error("unknown vision precision '" + name + "' (f32 or bf16)");
+  throw Error("unknown vision precision '" + name + "' (auto, f32 or bf16)");
 }
 
 std::unique_ptr<Engine> Engine::load(const std::string& model_dir, const LoadOptions& options) {

@@ -84,6 +84,87 @@ void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const flo
 }
 
 namespace {
+// The path's element-wise entry, or the generic one where a path has none.
+template <typename Fn>
+Fn pick(const KernelPath& path, Fn KernelPath::*entry) {
+  const Fn f = path.*entry;
+  return f ? f : generic_path().*entry;
+}
+
+// Decode (one activation row) on quantised weights: rows [ob, oe) of y = xq · Wᵀ. False when
+// the path has no single-row kernel for W's type (Q4_0 without gemv_q4, float weights).
+bool decode_rows_supported(const KernelPath& path, const Matrix& w) {
+  return w.type == DType::Q8_0 || (w.type == DType::Q4_0 && path.gemv_q4);
+}
+void decode_rows(const KernelPath& path, const ActBlockQ8* xq, const Matrix& w, int ob, int oe,
+                 float* y) {
+  if (w.type == DType::Q8_0) {
+    path.gemm_q8(xq, 1, w, ob, oe, nullptr, y, w.rows);
+  } else {
+    path.gemv_q4(xq, w, ob, oe, nullptr, y);
+  }
+}
+const ActBlockQ8* quantize_one_row(const KernelPath& path, const float* x, int cols) {
+  thread_local std::vector<ActBlockQ8> xq;
+  xq.resize(static_cast<size_t>(cols / kQ8BlockSize));
+  path.quantize_row_q8(x, cols, xq.data());
+  return xq.data();
+}
+
+}  // namespace
+
+void matmul_same_input(const Compute& cx, const float* x, int n, const MatmulTarget* targets,
+                       int count) {
+  const KernelPath& path = cx.path();
+  bool fused = n == 1 && count > 0;
+  for (int i = 0; i < count && fused; ++i) {
+    fused = decode_rows_supported(path, *targets[i].w) && targets[i].w->cols == targets[0].w->cols;
+  }
+  if (!fused) {
+    for (int i = 0; i < count; ++i) matmul(cx, x, n, *targets[i].w, nullptr, targets[i].y);
+    return;
+  }
+  const ActBlockQ8* xq = quantize_one_row(path, x, targets[0].w->cols);
+  // Units of 16 rows, target after target; a worker's share may span two targets.
+  thread_local std::vector<size_t> units;
+  units.assign(static_cast<size_t>(count) + 1, 0);
+  for (int i = 0; i < count; ++i)
+    units[i + 1] = units[i] + static_cast<size_t>((targets[i].w->rows + 15) / 16);
+  // The buffer is the caller's thread_local: workers must use this pointer, not their own.
+  const size_t* first_unit = units.data();
+  cx.pool().parallel_for(units.back(), [&](size_t b, size_t e) {
+    for (int i = 0; i < count; ++i) {
+      const size_t lo = std::max(b, first_unit[i]), hi = std::min(e, first_unit[i + 1]);
+      if (lo >= hi) continue;
+      const Matrix& w = *targets[i].w;
+      const int ob = static_cast<int>((lo - first_unit[i]) * 16);
+      const int oe = std::min(w.rows, static_cast<int>((hi - first_unit[i]) * 16));
+      decode_rows(path, xq, w, ob, oe, targets[i].y);
+    }
+  });
+}
+
+void matmul_gate_up_silu(const Compute& cx, const float* x, int n, const Matrix& gate,
+                         const Matrix& up, float* out, float* up_scratch) {
+  const KernelPath& path = cx.path();
+  if (n != 1 || gate.rows != up.rows || gate.cols != up.cols ||
+      !decode_rows_supported(path, gate) || !decode_rows_supported(path, up)) {
+    matmul(cx, x, n, gate, nullptr, out);
+    matmul(cx, x, n, up, nullptr, up_scratch);
+    silu_mul(cx, out, up_scratch, out, static_cast<size_t>(n) * gate.rows);
+    return;
+  }
+  const ActBlockQ8* xq = quantize_one_row(path, x, gate.cols);
+  const auto silu = pick(cx.path(), &KernelPath::silu_mul);
+  cx.pool().parallel_for(static_cast<size_t>((gate.rows + 15) / 16), [&](size_t b, size_t e) {
+    const int ob = static_cast<int>(b * 16), oe = std::min(gate.rows, static_cast<int>(e * 16));
+    decode_rows(path, xq, gate, ob, oe, out);
+    decode_rows(path, xq, up, ob, oe, up_scratch);
+    silu(out + ob, up_scratch + ob, out + ob, static_cast<size_t>(oe - ob));
+  });
+}
+
+namespace {
 
 // Rows [r_begin, r_end) of x (n floats, ldx apart) rounded to bf16, as rows of bf16_stride(n)
 // values (odd lengths padded with a zero: the bf16 kernels take values in pairs).
@@ -132,15 +213,6 @@ void layer_norm(const Compute& cx, const float* x, int n, int d, const float* we
 void rms_norm(const float* x, int n, int d, const float* weight, float eps, float* y) {
   ref::rms_norm(x, n, d, weight, eps, y);
 }
-
-namespace {
-// The active path's element-wise entry, or the generic one where a path has none.
-template <typename Fn>
-Fn pick(const KernelPath& path, Fn KernelPath::*entry) {
-  const Fn f = path.*entry;
-  return f ? f : generic_path().*entry;
-}
-}  // namespace
 
 void gelu_tanh_inplace(const Compute& cx, float* x, size_t n) {
   const auto gelu = pick(cx.path(), &KernelPath::gelu_tanh);

@@ -37,6 +37,21 @@ inline Matrix f32_matrix(const float* data, int rows, int cols) {
 // max|x|/127, round to nearest), blocks are dotted in integers, scales applied in float.
 // Q4_0 weights run the same way (w4a8), their nibbles widened to int8 a slice at a time.
 void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const float* bias, float* y);
+// Several products of one input, no bias: targets[i].y = x · targets[i].wᵀ. Decoding (n = 1)
+// with quantised weights of one width quantises x once and splits all the rows over the threads
+// in one parallel loop (the q, k, v projections: one hand-off to the workers instead of three);
+// anything else runs matmul per target.
+struct MatmulTarget {
+  const Matrix* w;
+  float* y;
+};
+void matmul_same_input(const Compute& cx, const float* x, int n, const MatmulTarget* targets,
+                       int count);
+// out = silu(x · gateᵀ) ⊙ (x · upᵀ), the MLP's first half; up_scratch holds x · upᵀ (n · up.rows
+// floats). Decoding with quantised weights runs both products and the silu in one parallel loop,
+// each worker on the same rows of both; otherwise matmul, matmul, silu_mul.
+void matmul_gate_up_silu(const Compute& cx, const float* x, int n, const Matrix& gate,
+                         const Matrix& up, float* out, float* up_scratch);
 // y = bf16(x) · bf16(W)ᵀ (+ bias), products summed in float32: the arithmetic Hugging Face
 // runs SmolVLM2 in (torch_dtype=bfloat16), at twice the multiply rate of float32 where the CPU
 // has bf16 dot products. Float weights only. Call only when has_bf16_matmul().

@@ -18,17 +18,17 @@ class Model {
   // A Hugging Face model folder. Throws smolvlm::Error.
   // vision_precision: see smolvlm.h.
   static std::unique_ptr<Model> load_hf(const std::string& dir,
-                                        VisionPrecision vision_precision = VisionPrecision::F32);
+                                        VisionPrecision vision_precision = VisionPrecision::Auto);
   // llama.cpp's pair: a text GGUF (tokenizer in its metadata) and its vision projector (mmproj).
   static std::unique_ptr<Model> load_gguf(const std::string& text_path,
                                           const std::string& mmproj_path,
-                                          VisionPrecision vision_precision = VisionPrecision::F32);
+                                          VisionPrecision vision_precision = VisionPrecision::Auto);
   // Either kind: a HF folder (mmproj_path must be empty), a text GGUF with its mmproj (when
   // mmproj_path is empty: the one .gguf beside it with "mmproj" in its name), or a folder holding
   // one text GGUF and one *mmproj*.gguf (what `smolvlm convert` writes).
   static std::unique_ptr<Model> load(const std::string& model_path,
                                      const std::string& mmproj_path = "",
-                                     VisionPrecision vision_precision = VisionPrecision::F32);
+                                     VisionPrecision vision_precision = VisionPrecision::Auto);
 
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

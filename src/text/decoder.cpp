@@ -84,9 +84,9 @@ void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& 
     float* v_new = vc + static_cast<size_t>(pos0) * kvd;
 
     k::rms_norm(x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
-    k::matmul(cx, h.data(), n, l.q.w, nullptr, q.data());
-    k::matmul(cx, h.data(), n, l.k.w, nullptr, k_new);  // straight into the cache
-    k::matmul(cx, h.data(), n, l.v.w, nullptr, v_new);
+    // k and v go straight into the cache
+    const k::MatmulTarget qkv[] = {{&l.q.w, q.data()}, {&l.k.w, k_new}, {&l.v.w, v_new}};
+    k::matmul_same_input(cx, h.data(), n, qkv, 3);
     for (int i = 0; i < n; ++i) {
       k::rope(q.data() + static_cast<size_t>(i) * qd, cfg_.heads, hd, pos0 + i, inv_freq_.data());
       k::rope(k_new + static_cast<size_t>(i) * kvd, cfg_.kv_heads, hd, pos0 + i, inv_freq_.data());
@@ -96,9 +96,7 @@ void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& 
     k::add_inplace(x.data(), h.data(), x.size());
 
     k::rms_norm(x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
-    k::matmul(cx, h.data(), n, l.gate.w, nullptr, gate.data());
-    k::matmul(cx, h.data(), n, l.up.w, nullptr, up.data());
-    k::silu_mul(cx, gate.data(), up.data(), gate.data(), gate.size());
+    k::matmul_gate_up_silu(cx, h.data(), n, l.gate.w, l.up.w, gate.data(), up.data());
     k::matmul(cx, gate.data(), n, l.down.w, nullptr, h.data());
     k::add_inplace(x.data(), h.data(), x.size());
   }

@@ -9,6 +9,22 @@ namespace smolvlm {
 
 namespace k = kernels;
 
+namespace {
+// Auto: a 16-bit file already rounds every weight to ~3 significant digits, so rounding the
+// activations to bf16 too costs little more (README, "Vision precision"); float32 files keep
+// float32 arithmetic, Q8_0 files their integer products.
+VisionPrecision resolve(VisionPrecision asked, const VisionWeights& w) {
+  if (asked != VisionPrecision::Auto) return asked;
+  if (w.layers.empty()) return VisionPrecision::F32;
+  const DType t = w.layers.front().fc1.w.type;
+  return t == DType::F16 || t == DType::BF16 ? VisionPrecision::Bf16 : VisionPrecision::F32;
+}
+}  // namespace
+
+VisionEncoder::VisionEncoder(const ModelConfig& cfg, const VisionWeights& w,
+                             VisionPrecision precision)
+    : cfg_(cfg), w_(w), precision_(resolve(precision, w)) {}
+
 bool VisionEncoder::uses_bf16(const k::Compute& cx) const {
   return precision_ == VisionPrecision::Bf16 && k::has_bf16_matmul(cx);
 }

@@ -13,12 +13,15 @@ namespace smolvlm {
 
 class VisionEncoder {
  public:
+  // Auto resolves here, from the stored type of the vision matrices (see VisionPrecision).
   VisionEncoder(const ModelConfig& cfg, const VisionWeights& w,
-                VisionPrecision precision = VisionPrecision::F32)
-      : cfg_(cfg), w_(w), precision_(precision) {}
+                VisionPrecision precision = VisionPrecision::Auto);
 
-  // Whether the matmuls run in bf16 on `cx`: requested, and its kernel path has bf16 arithmetic.
+  // Whether the matmuls run in bf16 on `cx`: requested (or chosen by Auto), and its kernel path
+  // has bf16 arithmetic.
   bool uses_bf16(const kernels::Compute& cx) const;
+  // F32 or Bf16: what was asked for, or what Auto chose for these weights.
+  VisionPrecision precision() const { return precision_; }
 
   // One tile [channels, S, S] → last hidden state after post_layernorm [num_patches, hidden].
   std::vector<float> encode_tile(const kernels::Compute& cx, const float* pixels) const;

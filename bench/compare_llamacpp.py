@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""smolvlm.cpp beside llama.cpp on the same GGUF files, same machine, same threads, one run.
+
+Makes the full-size random SmolVLM2-256M GGUF pairs if they are missing (`smolvlm random-model`
++ `convert`, text Q8_0 and Q4_0, mmproj F16), then measures, alternating the two programs:
+  - text decode (tg128) and prefill (pp512): `llama-bench` and `smolvlm bench` (no picture);
+  - vision per 512x512 tile: `smolvlm bench` (a random tile) and llama-mtmd-cli's own
+    "batch encoding done in N ms" per tile of the picture request;
+  - the 640x480 request (64 new tokens): `llama-mtmd-cli` and `smolvlm ask`, wall and peak RSS
+    from /usr/bin/time -v;
+  - Q4_0 decode of both, and its ratio to Q8_0 decode.
+Every figure is the median of --runs runs (min-max beside it). Prints a markdown table and then
+the same figures as JSON (also written to --json-out).
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROMPT = "Describe the image."
+
+# Issue 16's targets: (figure key, how it compares, value or None for "report").
+TARGETS = {
+    "decode_tok_s": (">=", 270),
+    "prefill_tok_s": (">=", 1060),
+    "vision_s_per_tile": ("<=", 0.55),
+    "request_wall_s": ("<=", 8.0),
+    "request_peak_rss_mb": ("<=", 330),
+    "q4_decode_over_q8": (">=", 1.6),
+}
+LABELS = {
+    "decode_tok_s": "decode tg128, Q8_0 (tok/s)",
+    "prefill_tok_s": "prefill pp512, Q8_0 (tok/s)",
+    "vision_s_per_tile": "vision per 512x512 tile, default precision (s)",
+    "request_wall_s": "640x480 request, 64 new tokens, wall (s)",
+    "request_peak_rss_mb": "peak RSS of that request (MB)",
+    "q4_decode_tok_s": "decode tg128, Q4_0 (tok/s)",
+    "q4_decode_over_q8": "Q4_0 decode / Q8_0 decode",
+}
+
+
+def run(cmd, env=None, timed=False):
+    """Runs cmd; returns (stdout, stderr). timed: under /usr/bin/time -v."""
+    if timed:
+        cmd = ["/usr/bin/time", "-v"] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr[-2000:]}")
+    return p.stdout, p.stderr
+
+
+def time_v(stderr):
+    """(wall seconds, peak RSS MB) from /usr/bin/time -v output."""
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", stderr)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
+    h = int(wall.group(1) or 0)
+    secs = h * 3600 + int(wall.group(2)) * 60 + float(wall.group(3))
+    return secs, int(rss.group(1)) / 1024.0
+
+
+def gguf_pair(folder):
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".gguf"))
+    mmproj = [f for f in files if f.startswith("mmproj")]
+    text = [f for f in files if not f.startswith("mmproj")]
+    if len(mmproj) != 1 or len(text) != 1:
+        sys.exit(f"{folder}: expected one text GGUF and one mmproj GGUF, found {files}")
+    return os.path.join(folder, text[0]), os.path.join(folder, mmproj[0])
+
+
+def ensure_models(smolvlm, models):
+    src = os.path.join(models, "rand-256m")
+    config = os.path.join(ROOT, "tests/fixtures/models/SmolVLM2-256M-Video-Instruct")
+    pairs = {}
+    for qtype in ("q8_0", "q4_0"):
+        out = os.path.join(models, f"rand-256m-{qtype}")
+        if not os.path.isdir(out):
+            if not os.path.isdir(src):
+                run([smolvlm, "random-model", "--config", config, "-o", src])
+            run([smolvlm, "convert", src, "-o", out, "--type", qtype, "--vision-type", "f16"])
+        pairs[qtype] = out
+    return pairs
+
+
+def stat(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "runs": values}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="smolvlm build folder")
+    ap.add_argument("--llama", default="/work/shared/tools/llama.cpp", help="llama.cpp binaries")
+    ap.add_argument("--models", default="/tmp/smolvlm-bench-models", help="GGUF pairs (made if missing)")
+    ap.add_argument("--image", default=os.path.join(ROOT, "tests/fixtures/reference/proc_640x480.png"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--json-out", default="")
+    ap.add_argument("--skip-request", action="store_true", help="no picture requests (quick)")
+    args = ap.parse_args()
+
+    smolvlm = os.path.join(args.build, "smolvlm")
+    llama_bench = os.path.join(args.llama, "llama-bench")
+    mtmd = os.path.join(args.llama, "llama-mtmd-cli")
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = args.llama + (":" + env["LD_LIBRARY_PATH"] if "LD_LIBRARY_PATH" in env else "")
+    run([llama_bench, "--help"], env=env)  # the binaries run here (libraries, CPU variant)
+    pairs = ensure_models(smolvlm, args.models)
+    t = str(args.threads)
+    load_before = os.getloadavg()  # other work on the machine skews every figure: say how much
+
+    ours = {k: [] for k in ("decode_tok_s", "prefill_tok_s", "vision_s_per_tile", "q4_decode_tok_s",
+                            "request_wall_s", "request_peak_rss_mb")}
+    theirs = {k: [] for k in ours}
+    info = {}
+    for rep in range(args.runs):
+        for qtype, key_dec in (("q8_0", "decode_tok_s"), ("q4_0", "q4_decode_tok_s")):
+            text, _ = gguf_pair(pairs[qtype])
+            # llama.cpp: one repetition per call, so that its runs interleave with ours.
+            out, _ = run([llama_bench, "-m", text, "-p", "512", "-n", "128", "-t", t, "-r", "1",
+                          "-o", "json"], env=env)
+            for test in json.loads(out):
+                if test["n_gen"] == 128:
+                    theirs[key_dec].append(test["avg_ts"])
+                elif test["n_prompt"] == 512 and qtype == "q8_0":
+                    theirs["prefill_tok_s"].append(test["avg_ts"])
+            # smolvlm: text figures and one random vision tile (default precision).
+            out, _ = run([smolvlm, "bench", "-m", pairs[qtype], "-p", "512", "-n", "128", "-t", t,
+                          "-r", "1", "--json"])
+            b = json.loads(out)
+            ours[key_dec].append(b["decode_tok_s"])
+            if qtype == "q8_0":
+                ours["prefill_tok_s"].append(b["prefill_tok_s"])
+                ours["vision_s_per_tile"].append(b["vision_ms_per_tile"] / 1000.0)
+                info = {"kernels": b["kernels"], "vision_precision": b["vision_precision"]}
+        if args.skip_request:
+            continue
+        text, mmproj = gguf_pair(pairs["q8_0"])
+        _, err = run([mtmd, "-m", text, "--mmproj", mmproj, "--image", args.image, "-p", PROMPT,
+                      "-n", "64", "-t", t, "--temp", "0"], env=env, timed=True)
+        wall, rss = time_v(err)
+        theirs["request_wall_s"].append(wall)
+        theirs["request_peak_rss_mb"].append(rss)
+        tiles = [float(ms) for ms in re.findall(r"batch encoding done in (\d+) ms", err)]
+        if tiles:
+            theirs["vision_s_per_tile"].append(statistics.median(tiles) / 1000.0)
+        _, err = run([smolvlm, "ask", "-m", pairs["q8_0"], "-i", args.image, "-p", PROMPT, "-n",
+                      "64", "-c", "4096", "-t", t], timed=True)
+        wall, rss = time_v(err)
+        ours["request_wall_s"].append(wall)
+        ours["request_peak_rss_mb"].append(rss)
+
+    load_after = os.getloadavg()
+    result = {"threads": args.threads, "runs": args.runs, "load_average_before": load_before,
+              "load_average_after": load_after, "smolvlm": {}, "llama.cpp": {}, **info}
+    for name, figures in (("smolvlm", ours), ("llama.cpp", theirs)):
+        for k, v in figures.items():
+            if v:
+                result[name][k] = stat(v)
+        dec, q4 = figures["decode_tok_s"], figures["q4_decode_tok_s"]
+        if dec and q4:
+            result[name]["q4_decode_over_q8"] = stat([a / b for a, b in zip(q4, dec)])
+
+    def cell(name, k):
+        s = result[name].get(k)
+        if not s:
+            return "—"
+        fmt = "{:.2f}" if s["median"] < 20 else "{:.0f}"
+        return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
+
+    print(f"{args.threads} threads, medians of {args.runs} runs (min–max); smolvlm kernels "
+          f"{info.get('kernels')}, vision {info.get('vision_precision')}; load average "
+          f"{load_before[0]:.1f} before, {load_after[0]:.1f} after\n")
+    print("| figure | llama.cpp | smolvlm.cpp | smolvlm / llama.cpp | target | met |")
+    print("|---|---|---|---|---|---|")
+    for k, label in LABELS.items():
+        a, b = result["llama.cpp"].get(k), result["smolvlm"].get(k)
+        ratio = f"{b['median'] / a['median']:.2f}×" if a and b else "—"
+        target, met = "", ""
+        if k in TARGETS and b:
+            op, v = TARGETS[k]
+            target = f"{op} {v}"
+            met = "yes" if (b["median"] >= v if op == ">=" else b["median"] <= v) else "no"
+        print(f"| {label} | {cell('llama.cpp', k)} | {cell('smolvlm', k)} | {ratio} | {target} | {met} |")
+    print()
+    print(json.dumps(result, indent=2))
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
