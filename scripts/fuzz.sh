@@ -19,7 +19,7 @@ rm -f "$out"/crash-*
 flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -Iinclude -Isrc)
 common=(src/formats/tensor.cpp src/formats/mapped_file.cpp)
-"$cxx" "${flags[@]}" fuzz/fuzz_gguf.cpp src/formats/gguf.cpp "${common[@]}" -o "$out/fuzz_gguf"
+"$cxx" "${flags[@]}" fuzz/fuzz_gguf.cpp src/formats/gguf_read.cpp "${common[@]}" -o "$out/fuzz_gguf"
 "$cxx" "${flags[@]}" fuzz/fuzz_safetensors.cpp src/formats/safetensors.cpp "${common[@]}" \
   -o "$out/fuzz_safetensors"
 for target in gguf safetensors; do
