@@ -4,12 +4,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli.h"
-#include "formats/mapped_file.h"
 
 namespace smolvlm::cli {
 
@@ -41,6 +43,7 @@ const char kAskHelp[] =
     "      --max-tiles N       cap the tile grid per picture (speed over detail)\n"
     "  -c, --context N         context length in tokens (default: the model's)\n"
     "  -t, --threads N         worker threads (default: all cores)\n"
+    "      --kernels PATH      kernel path (generic, avx2, avx512, neon, ...; default: the best)\n"
     "      --json              print one JSON object (text, tokens, timings) instead of "
     "streaming\n";
 
@@ -68,6 +71,15 @@ std::vector<Content> build_user_content(const std::string& prompt,
   }
   if (pos < prompt.size()) content.push_back(Content::text(prompt.substr(pos)));
   return content;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open '" + path + "': " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw Error("cannot read '" + path + "'");
+  return ss.str();
 }
 
 Conversation read_messages(const std::string& path) {
@@ -116,45 +128,19 @@ Conversation read_messages(const std::string& path) {
 
 }  // namespace
 
-int parse_int(const std::string& flag, const std::string& text, int lo, int hi) {
-  errno = 0;
-  char* end = nullptr;
-  const long v = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno != 0 || v < lo || v > hi) {
-    throw UsageError(flag + " expects a whole number from " + std::to_string(lo) + " to " +
-                     std::to_string(hi) + ", got '" + text + "'");
-  }
-  return static_cast<int>(v);
-}
-
-double parse_double(const std::string& flag, const std::string& text, double lo, double hi) {
-  errno = 0;
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno != 0 || !(v >= lo && v <= hi)) {
-    throw UsageError(flag + " expects a number from " + std::to_string(lo) + " to " +
-                     std::to_string(hi) + ", got '" + text + "'");
-  }
-  return v;
-}
-
 int run_ask(int argc, char** argv) {
-  std::string model_dir, prompt, messages_path;
+  std::string prompt, messages_path;
   bool have_prompt = false, json = false;
   std::vector<std::string> images;
   GenerationOptions gen;
-  LoadOptions load;
+  LoadFlags load;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       std::fputs(kAskHelp, stdout);
       return 0;
-    } else if (a == "-m" || a == "--model") {
-      model_dir = flag_value(argc, argv, i);
-    } else if (a == "--mmproj") {
-      load.mmproj = flag_value(argc, argv, i);
-    } else if (a == "--vision-precision") {
-      load.vision_precision = parse_vision_precision(flag_value(argc, argv, i));
+    } else if (parse_load_flag(argc, argv, i, load)) {
+      // -m, --mmproj, -t, -c, --vision-precision, --kernels
     } else if (a == "-i" || a == "--image") {
       images.push_back(flag_value(argc, argv, i));
     } else if (a == "-p" || a == "--prompt") {
@@ -166,17 +152,13 @@ int run_ask(int argc, char** argv) {
       gen.max_new_tokens = parse_int(a, flag_value(argc, argv, i), 0, 1 << 20);
     } else if (parse_generation_flag(argc, argv, i, gen)) {
       // --temp, --top-k, --top-p, --repeat-penalty, --seed, --no-split, --max-tiles
-    } else if (a == "-c" || a == "--context") {
-      load.context = parse_int(a, flag_value(argc, argv, i), 16, 1 << 20);
-    } else if (a == "-t" || a == "--threads") {
-      load.threads = parse_int(a, flag_value(argc, argv, i), 1, 256);
     } else if (a == "--json") {
       json = true;
     } else {
       throw UsageError("unknown option '" + a + "'");
     }
   }
-  if (model_dir.empty()) throw UsageError("-m MODEL_DIR is required");
+  if (load.model.empty()) throw UsageError("-m MODEL_DIR is required");
   if (have_prompt == !messages_path.empty())
     throw UsageError("give either -p PROMPT or --messages FILE");
   if (!messages_path.empty() && !images.empty())
@@ -190,7 +172,7 @@ int run_ask(int argc, char** argv) {
   } else {
     conv = read_messages(messages_path);
   }
-  auto engine = Engine::load(model_dir, load);
+  auto engine = Engine::load(load.model, load.options);
   TextCallback stream;
   if (!json) {
     stream = [](std::string_view piece) {
