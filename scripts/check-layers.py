@@ -2,9 +2,9 @@
 """Prints the folder graph of src/ and apps/ (from their #include "..." lines) and fails on an
 arrow that runs the wrong way.
 
-Each folder stands on a floor (FLOORS, bottom first, as README.md "Layout" shows them). A file may
-include files of its own folder and of folders on lower floors; an include of a higher floor, or of
-another folder on the same floor, is a back-edge. Apps include only the public headers
+Each folder stands on a floor (FLOORS, bottom first; README.md "Layout" lists the same folders
+top first). A file may include files of its own folder and of folders on lower floors; an include
+of a higher floor, or of another folder on the same floor, is a back-edge. Apps include only the public headers
 (include/smolvlm/) and their own folder, except the internal interfaces DECLARED_FOR_APPS, each of
 which says in its header that it is one. A folder missing from FLOORS is an error too: give a new
 folder its floor here and in the README.
