@@ -28,7 +28,7 @@ build() {  # build NAME SOURCES... [-lLIB...]
   echo "== build fuzz_$name"
   "$cxx" "${flags[@]}" "$@" -o "$out/fuzz_$name"
 }
-build gguf fuzz/fuzz_gguf.cpp src/formats/gguf.cpp src/formats/tensor.cpp "${common[@]}"
+build gguf fuzz/fuzz_gguf.cpp src/formats/gguf_read.cpp src/formats/tensor.cpp "${common[@]}"
 build safetensors fuzz/fuzz_safetensors.cpp src/formats/safetensors.cpp src/formats/tensor.cpp \
   "${common[@]}"
 build config fuzz/fuzz_config.cpp src/model/config.cpp "${common[@]}"

@@ -9,7 +9,7 @@
 
 #include "cli_runner.h"
 #include "formats/safetensors.h"
-#include "model/model.h"
+#include "loader/model.h"
 #include "test_support.h"
 
 namespace smolvlm {

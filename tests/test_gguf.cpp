@@ -7,8 +7,8 @@
 
 #include "formats/quantize.h"
 #include "gguf_test_support.h"
+#include "loader/gguf_model.h"
 #include "model/config.h"
-#include "model/gguf_model.h"
 #include "text/tokenizer.h"
 
 namespace smolvlm {

@@ -13,7 +13,7 @@
 
 #include "chat/pipeline.h"
 #include "gguf_test_support.h"
-#include "model/gguf_model.h"
+#include "loader/gguf_model.h"
 #include "text/sampler.h"
 
 namespace smolvlm {

@@ -44,7 +44,7 @@ const std::string kImage = kModel + "/images/img_a.png";
 std::string decode_dir() { return test::fixtures() + "/images/decode"; }
 
 // The anonymous memory this process holds: a child's peak counts it (fork copies it).
-long own_anon_rss_kb() {
+[[maybe_unused]] long own_anon_rss_kb() {  // unused in sanitizer builds
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {

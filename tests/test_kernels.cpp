@@ -296,8 +296,17 @@ TEST_P(KernelThreads, AttentionMatchesReference) {
     const auto q = random_vec(static_cast<size_t>(c.nq) * qw, 4);
     const auto k = random_vec(static_cast<size_t>(c.nk) * kvw, 5);
     const auto v = random_vec(static_cast<size_t>(c.nk) * kvw, 6);
-    const kernels::AttentionShape s{c.nq, c.nk, c.heads, c.kv_heads, c.hd,       qw,
-                                    kvw,  qw,   0.125f,  c.causal,   c.nk - c.nq};
+    const kernels::AttentionShape s{.nq = c.nq,
+                                    .nk = c.nk,
+                                    .heads = c.heads,
+                                    .kv_heads = c.kv_heads,
+                                    .head_dim = c.hd,
+                                    .q_stride = qw,
+                                    .kv_stride = kvw,
+                                    .out_stride = qw,
+                                    .scale = 0.125f,
+                                    .causal = c.causal,
+                                    .q_pos0 = c.nk - c.nq};
     std::vector<float> got(static_cast<size_t>(c.nq) * qw), want(got.size());
     kernels::attention(cx(), s, q.data(), k.data(), v.data(), nullptr, got.data());
     kernels::ref::attention(s, q.data(), k.data(), v.data(), nullptr, want.data());
@@ -319,8 +328,17 @@ TEST_P(KernelThreads, AttentionBf16MatchesReference) {
     const auto q = random_vec(static_cast<size_t>(c.nq) * qw, 41);
     const auto k = random_vec(static_cast<size_t>(c.nk) * kvw, 42);
     const auto v = random_vec(static_cast<size_t>(c.nk) * kvw, 43);
-    const kernels::AttentionShape s{c.nq, c.nk, c.heads, c.kv_heads, c.hd,       qw,
-                                    kvw,  qw,   0.125f,  c.causal,   c.nk - c.nq};
+    const kernels::AttentionShape s{.nq = c.nq,
+                                    .nk = c.nk,
+                                    .heads = c.heads,
+                                    .kv_heads = c.kv_heads,
+                                    .head_dim = c.hd,
+                                    .q_stride = qw,
+                                    .kv_stride = kvw,
+                                    .out_stride = qw,
+                                    .scale = 0.125f,
+                                    .causal = c.causal,
+                                    .q_pos0 = c.nk - c.nq};
     std::vector<float> got(static_cast<size_t>(c.nq) * qw), want(got.size()), f32(got.size());
     kernels::attention(cx(), s, q.data(), k.data(), v.data(), nullptr, got.data(), true);
     kernels::ref::attention_bf16(s, q.data(), k.data(), v.data(), want.data());
@@ -463,7 +481,17 @@ TEST(ReferenceKernels, KnownValues) {
 TEST(ReferenceKernels, CausalFirstPositionCopiesValue) {
   const float q[2] = {3, -1}, k[4] = {1, 2, 5, 5}, v[4] = {7, 8, 9, 10};
   float out[2];
-  const kernels::AttentionShape s{1, 2, 1, 1, 2, 2, 2, 2, 1.0f, true, 0};
+  const kernels::AttentionShape s{.nq = 1,
+                                  .nk = 2,
+                                  .heads = 1,
+                                  .kv_heads = 1,
+                                  .head_dim = 2,
+                                  .q_stride = 2,
+                                  .kv_stride = 2,
+                                  .out_stride = 2,
+                                  .scale = 1.0f,
+                                  .causal = true,
+                                  .q_pos0 = 0};
   kernels::ref::attention(s, q, k, v, nullptr, out);
   EXPECT_FLOAT_EQ(out[0], 7);
   EXPECT_FLOAT_EQ(out[1], 8);

@@ -4,7 +4,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -49,6 +52,7 @@ const char kAskHelp[] =
     "      --max-tiles N       cap the tile grid per picture (speed over detail)\n"
     "  -c, --context N         context length in tokens (default: the model's)\n"
     "  -t, --threads N         worker threads (default: all cores)\n"
+    "      --kernels PATH      kernel path (generic, avx2, avx512, neon, ...; default: the best)\n"
     "      --json              print one JSON object (text, tokens, timings) instead of "
     "streaming\n";
 
@@ -97,45 +101,19 @@ std::vector<Content> build_user_content(const std::string& prompt,
 
 }  // namespace
 
-int parse_int(const std::string& flag, const std::string& text, int lo, int hi) {
-  errno = 0;
-  char* end = nullptr;
-  const long v = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno != 0 || v < lo || v > hi) {
-    throw UsageError(flag + " expects a whole number from " + std::to_string(lo) + " to " +
-                     std::to_string(hi) + ", got '" + text + "'");
-  }
-  return static_cast<int>(v);
-}
-
-double parse_double(const std::string& flag, const std::string& text, double lo, double hi) {
-  errno = 0;
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno != 0 || !(v >= lo && v <= hi)) {
-    throw UsageError(flag + " expects a number from " + std::to_string(lo) + " to " +
-                     std::to_string(hi) + ", got '" + text + "'");
-  }
-  return v;
-}
-
 int run_ask(int argc, char** argv) {
-  std::string model_dir, prompt, messages_path, video;
+  std::string prompt, messages_path, video;
   bool have_prompt = false, json = false;
   std::vector<std::string> images;
   GenerationOptions gen;
-  LoadOptions load;
+  LoadFlags load;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       std::fputs(kAskHelp, stdout);
       return 0;
-    } else if (a == "-m" || a == "--model") {
-      model_dir = flag_value(argc, argv, i);
-    } else if (a == "--mmproj") {
-      load.mmproj = flag_value(argc, argv, i);
-    } else if (a == "--vision-precision") {
-      load.vision_precision = parse_vision_precision(flag_value(argc, argv, i));
+    } else if (parse_load_flag(argc, argv, i, load)) {
+      // -m, --mmproj, -t, -c, --vision-precision, --kernels
     } else if (a == "-i" || a == "--image") {
       images.push_back(flag_value(argc, argv, i));
     } else if (a == "--video") {
@@ -154,17 +132,13 @@ int run_ask(int argc, char** argv) {
       gen.max_new_tokens = parse_int(a, flag_value(argc, argv, i), 0, 1 << 20);
     } else if (parse_generation_flag(argc, argv, i, gen)) {
       // --temp, --top-k, --top-p, --repeat-penalty, --seed, --no-split, --max-tiles
-    } else if (a == "-c" || a == "--context") {
-      load.context = parse_int(a, flag_value(argc, argv, i), 16, 1 << 20);
-    } else if (a == "-t" || a == "--threads") {
-      load.threads = parse_int(a, flag_value(argc, argv, i), 1, 256);
     } else if (a == "--json") {
       json = true;
     } else {
       throw UsageError("unknown option '" + a + "'");
     }
   }
-  if (model_dir.empty()) throw UsageError("-m MODEL_DIR is required");
+  if (load.model.empty()) throw UsageError("-m MODEL_DIR is required");
   if (have_prompt == !messages_path.empty())
     throw UsageError("give either -p PROMPT or --messages FILE");
   if (!messages_path.empty() && (!images.empty() || !video.empty()))
@@ -178,7 +152,7 @@ int run_ask(int argc, char** argv) {
   } else {
     conv = read_messages(messages_path);
   }
-  auto engine = Engine::load(model_dir, load);
+  auto engine = Engine::load(load.model, load.options);
   FrameProgress frame_progress;
   gen.on_video_progress = [&](int done, int total) { frame_progress.update(done, total); };
   TextCallback stream;

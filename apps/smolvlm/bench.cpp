@@ -12,12 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "chat/pipeline.h"
+#include "chat/bench_interface.h"
 #include "cli.h"
-#include "kernels/compute.h"
-#include "kernels/kernels.h"
-#include "model/model.h"
-#include "text/sampler.h"
 
 namespace smolvlm::cli {
 
@@ -34,6 +30,7 @@ const char kHelp[] =
     "  -p N                prompt tokens for the text prefill test (default 512)\n"
     "  -n N                tokens to decode (default 128)\n"
     "  -t, --threads N     worker threads (default: all cores)\n"
+    "      --kernels PATH  kernel path (generic, avx2, avx512, neon, ...; default: the best)\n"
     "  -r, --repeat N      runs per figure; medians are reported (default 3)\n"
     "  -c, --context N     KV-cache size for the picture request (default 4096)\n"
     "      --quantize T    run the text model's matrices as T (q8_0, f16) after loading\n"
@@ -78,34 +75,27 @@ double decode(const Model& m, const kernels::Compute& cx, KVCache& cache,
 }  // namespace
 
 int run_bench(int argc, char** argv) {
-  std::string model_dir, image, mmproj;
-  int n_prompt = 512, n_gen = 128, threads = 0, repeat = 3, context = 4096;
+  std::string image;
+  int n_prompt = 512, n_gen = 128, repeat = 3;
   bool json = false;
   std::string quantize;
-  VisionPrecision vision_precision = VisionPrecision::Auto;
+  LoadFlags load;
+  load.options.context = 4096;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       std::fputs(kHelp, stdout);
       return 0;
-    } else if (a == "-m" || a == "--model") {
-      model_dir = flag_value(argc, argv, i);
-    } else if (a == "--mmproj") {
-      mmproj = flag_value(argc, argv, i);
-    } else if (a == "--vision-precision") {
-      vision_precision = parse_vision_precision(flag_value(argc, argv, i));
+    } else if (parse_load_flag(argc, argv, i, load)) {
+      // -m, --mmproj, -t, -c, --vision-precision, --kernels
     } else if (a == "--image") {
       image = flag_value(argc, argv, i);
     } else if (a == "-p") {
       n_prompt = parse_int(a, flag_value(argc, argv, i), 1, 1 << 16);
     } else if (a == "-n") {
       n_gen = parse_int(a, flag_value(argc, argv, i), 1, 1 << 16);
-    } else if (a == "-t" || a == "--threads") {
-      threads = parse_int(a, flag_value(argc, argv, i), 1, 256);
     } else if (a == "-r" || a == "--repeat") {
       repeat = parse_int(a, flag_value(argc, argv, i), 1, 100);
-    } else if (a == "-c" || a == "--context") {
-      context = parse_int(a, flag_value(argc, argv, i), 64, 1 << 20);
     } else if (a == "--json") {
       json = true;
     } else if (a == "--quantize") {
@@ -115,8 +105,13 @@ int run_bench(int argc, char** argv) {
       throw UsageError("unknown option '" + a + "'");
     }
   }
-  if (model_dir.empty()) throw UsageError("-m MODEL is required");
-  const kernels::Compute cx(threads);  // this run's threads and kernel path
+  if (load.model.empty()) throw UsageError("-m MODEL is required");
+  const std::string& model_dir = load.model;
+  const std::string& mmproj = load.options.mmproj;
+  const VisionPrecision vision_precision = load.options.vision_precision;
+  const int context = load.options.context;
+  // This run's threads and kernel path.
+  const kernels::Compute cx(load.options.threads, load.options.kernels);
   std::map<std::string, Stat> st;
 
   auto t = Clock::now();

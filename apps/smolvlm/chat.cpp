@@ -32,6 +32,7 @@ const char kChatHelp[] =
     "      --no-split          one tile per picture (faster, less detail)\n"
     "      --max-tiles N       cap the tile grid per picture\n"
     "  -t, --threads N         worker threads (default: all cores)\n"
+    "      --kernels PATH      kernel path (generic, avx2, avx512, neon, ...; default: the best)\n"
     "      --verbose           the model's facts once, and after each answer: tokens in and out,\n"
     "                          image encode time, prefill and decode speed, peak RAM\n"
     "\n"
@@ -101,36 +102,13 @@ std::string trim(const std::string& s) {
 
 }  // namespace
 
-bool parse_generation_flag(int argc, char** argv, int& i, GenerationOptions& gen) {
-  const std::string a = argv[i];
-  auto value = [&] { return flag_value(argc, argv, i); };
-  if (a == "--temp") {
-    gen.temperature = static_cast<float>(parse_double(a, value(), 0.0, 100.0));
-  } else if (a == "--top-k") {
-    gen.top_k = parse_int(a, value(), 0, 1 << 20);
-  } else if (a == "--top-p") {
-    gen.top_p = static_cast<float>(parse_double(a, value(), 0.0, 1.0));
-  } else if (a == "--repeat-penalty") {
-    gen.repeat_penalty = static_cast<float>(parse_double(a, value(), 0.01, 100.0));
-  } else if (a == "--seed") {
-    gen.seed = static_cast<uint64_t>(parse_int(a, value(), 0, 2147483647));
-  } else if (a == "--no-split") {
-    gen.split_images = false;
-  } else if (a == "--max-tiles") {
-    gen.max_tiles = parse_int(a, value(), 1, 1024);
-  } else {
-    return false;
-  }
-  return true;
-}
-
 int run_chat(int argc, char** argv) {
-  std::string model_dir, image_path;
+  std::string image_path;
   bool verbose = false;
   GenerationOptions gen;
   gen.max_new_tokens = 2048;
-  LoadOptions load;
-  load.context = 4096;
+  LoadFlags load;
+  load.options.context = 4096;
   ChatOptions chat_options;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -138,20 +116,12 @@ int run_chat(int argc, char** argv) {
     if (a == "-h" || a == "--help") {
       std::fputs(kChatHelp, stdout);
       return 0;
-    } else if (a == "-m" || a == "--model") {
-      model_dir = value();
+    } else if (parse_load_flag(argc, argv, i, load)) {
+      // -m, --mmproj, -t, -c, --vision-precision, --kernels
     } else if (a == "-i" || a == "--image") {
       image_path = value();
     } else if (a == "-n" || a == "--max-new-tokens") {
       gen.max_new_tokens = parse_int(a, value(), 1, 1 << 20);
-    } else if (a == "-c" || a == "--context") {
-      load.context = parse_int(a, value(), 16, 1 << 20);
-    } else if (a == "-t" || a == "--threads") {
-      load.threads = parse_int(a, value(), 1, 256);
-    } else if (a == "--mmproj") {
-      load.mmproj = value();
-    } else if (a == "--vision-precision") {
-      load.vision_precision = parse_vision_precision(value());
     } else if (a == "--system") {
       chat_options.system = value();
     } else if (a == "--verbose") {
@@ -160,12 +130,12 @@ int run_chat(int argc, char** argv) {
       throw UsageError("unknown option '" + a + "'");
     }
   }
-  if (model_dir.empty()) throw UsageError("-m MODEL_DIR is required");
+  if (load.model.empty()) throw UsageError("-m MODEL_DIR is required");
 
   // The picture first: a bad one fails before the (slower) model load.
   Image picture;
   if (!image_path.empty()) picture = Image::from_file(image_path);
-  auto engine = Engine::load(model_dir, load);
+  auto engine = Engine::load(load.model, load.options);
   Chat chat = engine->chat(chat_options);
   if (!image_path.empty()) chat.set_image(std::move(picture));
   if (verbose) std::fprintf(stderr, "[%s]\n", engine->info().summary().c_str());

@@ -33,10 +33,19 @@ inline std::string flag_value(int argc, char** argv, int& i) {
 int parse_int(const std::string& flag, const std::string& text, int lo, int hi);
 double parse_double(const std::string& flag, const std::string& text, double lo, double hi);
 
-// The sampling and tiling flags shared by ask and chat (--temp, --top-k, --top-p,
-// --repeat-penalty, --seed, --no-split, --max-tiles): true when `flag` was one of them.
-// Sampling and tiling flags shared by ask and chat; argv[i] is the flag (i advances past its
-// value). Returns false when argv[i] is not one of them.
+// Sampling and tiling flags shared by ask and chat (--temp, --top-k, --top-p, --repeat-penalty,
+// --seed, --no-split, --max-tiles); argv[i] is the flag (i advances past its value). Returns
+// false when argv[i] is not one of them.
 bool parse_generation_flag(int argc, char** argv, int& i, GenerationOptions& gen);
+
+// The load flags of every subcommand that loads a model: -m/--model, --mmproj, -t/--threads,
+// -c/--context, --vision-precision, --kernels. Set defaults (a subcommand's own context, say)
+// before parsing.
+struct LoadFlags {
+  std::string model;    // -m/--model; the subcommand says whether it is required
+  LoadOptions options;  // the others
+};
+// Consumes argv[i] (and its value, advancing i) when it is a load flag; false otherwise.
+bool parse_load_flag(int argc, char** argv, int& i, LoadFlags& flags);
 
 }  // namespace smolvlm::cli

@@ -3,7 +3,7 @@
 #include <string>
 
 #include "cli.h"
-#include "model/gguf_model.h"
+#include "loader/tools_interface.h"
 #include "progress.h"
 
 namespace smolvlm::cli {

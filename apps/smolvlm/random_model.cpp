@@ -10,9 +10,7 @@
 #include <vector>
 
 #include "cli.h"
-#include "formats/safetensors.h"
-#include "model/config.h"
-#include "model/weights.h"
+#include "loader/tools_interface.h"
 #include "progress.h"
 
 namespace smolvlm::cli {

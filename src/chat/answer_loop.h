@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "kernels/compute.h"
-#include "model/model.h"
+#include "loader/model.h"
 #include "text/decoder.h"
 #include "text/sampler.h"
 #include "text/tokenizer.h"

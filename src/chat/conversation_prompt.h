@@ -14,7 +14,7 @@
 
 #include "chat/prompt.h"
 #include "kernels/compute.h"
-#include "model/model.h"
+#include "loader/model.h"
 #include "text/decoder.h"
 #include "vision/image_processor.h"
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "kernels/compute.h"
-#include "model/model.h"
+#include "loader/model.h"
 
 namespace smolvlm {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "chat/prompt.h"
-#include "model/model.h"
+#include "loader/model.h"
 #include "vision/image.h"
 #include "vision/image_processor.h"
 

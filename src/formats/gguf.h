@@ -43,6 +43,8 @@ enum class GgufType : uint32_t {
 };
 const char* gguf_type_name(GgufType t);
 
+constexpr uint32_t kGgufMaxDims = 4;  // GGML_MAX_DIMS: dimensions of a tensor, at most
+
 // One metadata value. Scalars live in the member their type family uses; an array keeps its
 // element type and its elements (nested arrays are not supported: no model uses them).
 struct GgufValue {

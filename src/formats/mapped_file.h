@@ -1,4 +1,6 @@
-// A read-only memory map of a whole file. Model weights are used in place from it.
+// A read-only memory map of a whole file (model weights are used in place from it), and InputFile,
+// the one way outside files are opened. A declared internal interface for apps too: `smolvlm ask`
+// reads --messages through it (scripts/check-layers.py).
 #pragma once
 
 #include <cstddef>

@@ -3,9 +3,8 @@
 // elsewhere: 256M, 500M and 2.2B all run from these values.
 #pragma once
 
+#include <array>
 #include <string>
-
-#include "vision/image_processor.h"
 
 namespace smolvlm {
 
@@ -35,6 +34,21 @@ struct TextConfig {
   float rope_theta = 100000.0f;
   int max_positions = 8192;
   bool tie_word_embeddings = false;
+};
+
+// The image processor's settings (preprocessor_config.json; used by vision/image_processor.h),
+// here so that ModelConfig carries them without the config reaching up into vision/.
+struct ImageProcessorConfig {
+  int longest_edge = 2048;  // preprocessor_config size.longest_edge
+  int tile_size = 512;      // max_image_size.longest_edge (== vision image_size)
+  bool do_split = true;     // do_image_splitting
+  int max_tiles = 0;        // 0 = no cap; else cap rows*cols of the split grid (speed option)
+  std::array<float, 3> mean{0.5f, 0.5f, 0.5f};
+  std::array<float, 3> std{0.5f, 0.5f, 0.5f};
+  double rescale = 1.0 / 255.0;
+  int video_longest_edge = 2048;  // first resize of video frames (see spec §10)
+  double video_fps = 1;           // video_sampling.fps: frames sampled per second
+  int video_max_frames = 64;      // video_sampling.max_frames
 };
 
 struct ModelConfig {

@@ -3,6 +3,8 @@
 //   GET {endpoint}/api/models/{repo}/tree/{revision}      the files: path, size, lfs.oid (sha256)
 //   GET {endpoint}/{repo}/resolve/{revision}/{path}      a file (redirects followed; Range
 //   honoured)
+// The interface of the smolvlm_net library (its own target, the only one that links libcurl),
+// declared for `smolvlm pull`; the engine library knows nothing of the network.
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,7 @@
 // http://...), a pipe, or a file played as a fake camera (paced at its frame rate, looped).
 // A thread decodes all the time and keeps only the newest frame, so a slow consumer always gets
 // the present, not a backlog; it reconnects after an error, and every read has an I/O deadline.
+// A declared internal interface for apps/smolvlm/watch.cpp (scripts/check-layers.py).
 #pragma once
 
 #include <smolvlm/image.h>

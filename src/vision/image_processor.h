@@ -7,22 +7,10 @@
 #include <utility>
 #include <vector>
 
+#include "model/config.h"
 #include "vision/image.h"
 
 namespace smolvlm {
-
-struct ImageProcessorConfig {
-  int longest_edge = 2048;  // preprocessor_config size.longest_edge
-  int tile_size = 512;      // max_image_size.longest_edge (== vision image_size)
-  bool do_split = true;     // do_image_splitting
-  int max_tiles = 0;        // 0 = no cap; else cap rows*cols of the split grid (speed option)
-  std::array<float, 3> mean{0.5f, 0.5f, 0.5f};
-  std::array<float, 3> std{0.5f, 0.5f, 0.5f};
-  double rescale = 1.0 / 255.0;
-  int video_longest_edge = 2048;  // first resize of video frames (see spec §10)
-  double video_fps = 1;           // video_sampling.fps: frames sampled per second
-  int video_max_frames = 64;      // video_sampling.max_frames
-};
 
 struct ProcessedImage {
   int rows = 0;  // 0 when not split (single tile)

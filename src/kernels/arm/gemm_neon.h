@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/gemm_driver.h"
 #include "kernels/kernel_path.h"
 
 namespace smolvlm::kernels::arm {
@@ -116,26 +117,7 @@ void gemm_float_tiles(const float* x, int n, const Matrix& w, int o_begin, int o
   constexpr int R = kFloatRows, C = kFloatCols;
   static constexpr auto table = float_table<WT>(std::make_integer_sequence<int, R>{});
   constexpr int kColBlock = 8 * C;  // weight rows kept in cache while every activation row passes
-  const int K = w.cols;
-  float tile[R * C];
-  for (int ob = o_begin; ob < o_end; ob += kColBlock) {
-    const int oe = std::min(o_end, ob + kColBlock);
-    for (int r0 = 0; r0 < n; r0 += R) {
-      const int rows = std::min(R, n - r0);
-      const float* xr[R];
-      for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * K;
-      for (int o = ob; o < oe; o += C) {
-        const int cols = std::min(C, oe - o);
-        const uint8_t* wr[C];
-        for (int c = 0; c < cols; ++c) wr[c] = w.row(o + c);
-        table[rows - 1][cols - 1](xr, wr, K, tile, C);
-        for (int r = 0; r < rows; ++r) {
-          float* yr = y + static_cast<size_t>(r0 + r) * ldy + o;
-          for (int c = 0; c < cols; ++c) yr[c] = tile[r * C + c] + (bias ? bias[o + c] : 0.0f);
-        }
-      }
-    }
-  }
+  gemm_tiles<R, C, kColBlock>(table, x, n, w.cols, w, o_begin, o_end, bias, y, ldy);
 }
 
 // ---- Float GEMM, packed panels (many rows) --------------------------------------------------
@@ -337,27 +319,8 @@ void gemm_q8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_en
              const float* bias, float* y, int ldy) {
   constexpr int R = D::kRows, C = D::kCols;
   static constexpr auto table = q8_table<D>(std::make_integer_sequence<int, R>{});
-  const int blocks = w.cols / kQ8BlockSize;
   constexpr int kColBlock = 64;
-  float tile[R * C];
-  for (int ob = o_begin; ob < o_end; ob += kColBlock) {
-    const int oe = std::min(o_end, ob + kColBlock);
-    for (int r0 = 0; r0 < n; r0 += R) {
-      const int rows = std::min(R, n - r0);
-      const ActBlockQ8* xr[R];
-      for (int r = 0; r < rows; ++r) xr[r] = xq + static_cast<size_t>(r0 + r) * blocks;
-      for (int o = ob; o < oe; o += C) {
-        const int cols = std::min(C, oe - o);
-        const uint8_t* wr[C];
-        for (int c = 0; c < cols; ++c) wr[c] = w.row(o + c);
-        table[rows - 1][cols - 1](xr, wr, blocks, tile, C);
-        for (int r = 0; r < rows; ++r) {
-          float* yr = y + static_cast<size_t>(r0 + r) * ldy + o;
-          for (int c = 0; c < cols; ++c) yr[c] = tile[r * C + c] + (bias ? bias[o + c] : 0.0f);
-        }
-      }
-    }
-  }
+  gemm_tiles<R, C, kColBlock>(table, xq, n, w.cols / kQ8BlockSize, w, o_begin, o_end, bias, y, ldy);
 }
 
 // ---- Activation quantiser, axpy --------------------------------------------------------------

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/gemm_driver.h"
 #include "kernels/kernel_path.h"
 #include "kernels/x86/simd_x86.h"
 
@@ -101,26 +102,7 @@ void gemm_float_typed(const float* x, int n, const Matrix& w, int o_begin, int o
   constexpr int R = S::kRows, C = S::kCols;
   static constexpr auto table = float_table<S, WT>(std::make_integer_sequence<int, R>{});
   constexpr int kColBlock = 8 * C;  // weight rows kept in L1/L2 while every activation row passes
-  const int K = w.cols;
-  float tile[R * C];
-  for (int ob = o_begin; ob < o_end; ob += kColBlock) {
-    const int oe = std::min(o_end, ob + kColBlock);
-    for (int r0 = 0; r0 < n; r0 += R) {
-      const int rows = std::min(R, n - r0);
-      const float* xr[R];
-      for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * K;
-      for (int o = ob; o < oe; o += C) {
-        const int cols = std::min(C, oe - o);
-        const uint8_t* wr[C];
-        for (int c = 0; c < cols; ++c) wr[c] = w.row(o + c);
-        table[rows - 1][cols - 1](xr, wr, K, tile, C);
-        for (int r = 0; r < rows; ++r) {
-          float* yr = y + static_cast<size_t>(r0 + r) * ldy + o;
-          for (int c = 0; c < cols; ++c) yr[c] = tile[r * C + c] + (bias ? bias[o + c] : 0.0f);
-        }
-      }
-    }
-  }
+  gemm_tiles<R, C, kColBlock>(table, x, n, w.cols, w, o_begin, o_end, bias, y, ldy);
 }
 
 // ---- Packed float GEMM, for many activation rows (prefill, vision) --------------------------
@@ -351,28 +333,9 @@ constexpr auto q8_table(std::integer_sequence<int, Rs...>) {
 inline void gemm_q8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
                     const float* bias, float* y, int ldy) {
   static constexpr auto table = q8_table(std::make_integer_sequence<int, kQ8Rows>{});
-  const int blocks = w.cols / kQ8BlockSize;
   constexpr int kColBlock = 64;
-  float tile[kQ8Rows * kQ8Cols];
-  for (int ob = o_begin; ob < o_end; ob += kColBlock) {
-    const int oe = std::min(o_end, ob + kColBlock);
-    for (int r0 = 0; r0 < n; r0 += kQ8Rows) {
-      const int rows = std::min(kQ8Rows, n - r0);
-      const ActBlockQ8* xr[kQ8Rows];
-      for (int r = 0; r < rows; ++r) xr[r] = xq + static_cast<size_t>(r0 + r) * blocks;
-      for (int o = ob; o < oe; o += kQ8Cols) {
-        const int cols = std::min(kQ8Cols, oe - o);
-        const uint8_t* wr[kQ8Cols];
-        for (int c = 0; c < cols; ++c) wr[c] = w.row(o + c);
-        table[rows - 1][cols - 1](xr, wr, blocks, tile, kQ8Cols);
-        for (int r = 0; r < rows; ++r) {
-          float* yr = y + static_cast<size_t>(r0 + r) * ldy + o;
-          for (int c = 0; c < cols; ++c)
-            yr[c] = tile[r * kQ8Cols + c] + (bias ? bias[o + c] : 0.0f);
-        }
-      }
-    }
-  }
+  gemm_tiles<kQ8Rows, kQ8Cols, kColBlock>(table, xq, n, w.cols / kQ8BlockSize, w, o_begin, o_end,
+                                          bias, y, ldy);
 }
 
 inline void quantize_row_q8(const float* x, int cols, ActBlockQ8* out) {

@@ -1,4 +1,4 @@
-#include "model/gguf_model.h"
+#include "loader/gguf_model.h"
 
 #include <smolvlm/error.h>
 

@@ -1,4 +1,4 @@
-#include "model/model.h"
+#include "loader/model.h"
 
 #include <smolvlm/error.h>
 
@@ -8,7 +8,7 @@
 #include "formats/gguf.h"
 #include "formats/mapped_file.h"
 #include "formats/safetensors.h"
-#include "model/gguf_model.h"
+#include "loader/gguf_model.h"
 
 namespace smolvlm {
 

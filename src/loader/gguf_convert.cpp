@@ -17,8 +17,8 @@
 #include "formats/gguf.h"
 #include "formats/quantize.h"
 #include "formats/safetensors.h"
+#include "loader/gguf_model.h"
 #include "model/config.h"
-#include "model/gguf_model.h"
 #include "text/tokenizer.h"
 
 namespace smolvlm {

@@ -1,0 +1,11 @@
+// Declared internal interface for `smolvlm bench` (apps/smolvlm/bench.cpp), the one app that
+// times the stages of an answer one by one (load, vision, prefill, decode) and so needs more than
+// the public API gives: the loaded Model, a compute context, the KV cache and the prompt steps.
+// Not a public API: it changes with the engine, and other apps use include/smolvlm/ only.
+#pragma once
+
+#include "chat/pipeline.h"
+#include "kernels/compute.h"
+#include "kernels/kernels.h"
+#include "loader/model.h"
+#include "text/sampler.h"
