@@ -704,3 +704,21 @@ TEST(ServeCli, BadFlags) {
 
 }  // namespace
 }  // namespace smolvlm::server
+
+namespace smolvlm::server {
+namespace {
+
+// tools/server_load.cpp, small: every answer equals its reference, none lost, RSS flat.
+TEST(ServerLoad, ConcurrentClientsGetTheirOwnAnswers) {
+  const test::CliResult r =
+      test::run_cli({"--smolvlm", SMOLVLM_CLI_PATH, "-m", test::tiny_model(), "--clients", "8",
+                     "--requests", "8", "--warmup", "24", "--max-tokens", "8", "-t", "1"},
+                    "", {}, test::CliProcess::Ms(240000), SMOLVLM_SERVER_LOAD_PATH);
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("64 requests"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("p99"), std::string::npos);
+  EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace smolvlm::server
