@@ -21,12 +21,12 @@ wait_ready() {  # url
 }
 
 echo "== smolvlm serve ($text + $mmproj, $threads threads)"
-./build/smolvlm serve -m "$model" --port "$port_ours" --parallel 4 -t "$threads" -c 4096 >/tmp/smolvlm-serve.log 2>&1 &
+./build/smolvlm serve -m "$text" --mmproj "$mmproj" --port "$port_ours" --parallel 4 -t "$threads" -c 4096 >/tmp/smolvlm-serve.log 2>&1 &
 ours=$!
 trap 'kill $ours 2>/dev/null || true' EXIT
 wait_ready "http://127.0.0.1:$port_ours"
 ./build/smolvlm_server_bench --url "http://127.0.0.1:$port_ours" --image "$picture" -n "$tokens" \
-  --ask "./build/smolvlm ask -m $model -t $threads -c 4096"
+  --ask "./build/smolvlm ask -m $text --mmproj $mmproj -t $threads -c 4096"
 kill -INT $ours; wait $ours || true
 
 if [ -x "$llama/llama-server" ]; then

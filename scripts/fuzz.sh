@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets for the GGUF and safetensors parsers (clang with
-# -fsanitize=fuzzer,address,undefined) and runs each for a while from the seed corpus in
-# fuzz/corpus/. A crash leaves its input in build-fuzz/ and fails the script: fix the parser, then
-# copy the input into fuzz/regressions/<target>/ so the test suite replays it from then on.
+# Builds the libFuzzer targets for the GGUF and safetensors parsers and the server's request
+# parser (clang with -fsanitize=fuzzer,address,undefined) and runs each for a while from the
+# seed corpus in fuzz/corpus/. A crash leaves its input in build-fuzz/ and fails the script: fix
+# the parser, then copy the input into fuzz/regressions/<target>/ so the test suite replays it.
 #
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 30)
 set -euo pipefail
@@ -22,7 +22,14 @@ common=(src/formats/tensor.cpp src/formats/mapped_file.cpp)
 "$cxx" "${flags[@]}" fuzz/fuzz_gguf.cpp src/formats/gguf.cpp "${common[@]}" -o "$out/fuzz_gguf"
 "$cxx" "${flags[@]}" fuzz/fuzz_safetensors.cpp src/formats/safetensors.cpp "${common[@]}" \
   -o "$out/fuzz_safetensors"
-for target in gguf safetensors; do
+targets=(gguf safetensors)
+# The server's request parser, where cpp-httplib (and so the server) is built.
+if [ -f /usr/include/httplib.h ]; then
+  "$cxx" "${flags[@]}" fuzz/fuzz_chat_request.cpp src/server/request.cpp src/server/remote_fetch.cpp \
+    src/server/text_stream.cpp -lcurl -o "$out/fuzz_chat_request"
+  targets+=(chat_request)
+fi
+for target in "${targets[@]}"; do
   # A scratch corpus: what the fuzzer finds stays out of the source tree.
   work="$out/corpus-$target"
   mkdir -p "$work"
