@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "formats/quantize.h"
+#include "kernels/compute.h"
 #include "kernels/kernel_path.h"
 #include "kernels/kernels.h"
-#include "util/thread_pool.h"
 
 using namespace smolvlm;
 
@@ -67,7 +67,6 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  set_num_threads(threads);
   const Shape shapes[] = {
       {"vision qkv/o (1 tile)", 1024, 768, 768}, {"vision fc1", 1024, 768, 3072},
       {"vision fc2", 1024, 3072, 768},           {"prefill gate/up", 512, 576, 1536},
@@ -78,11 +77,11 @@ int main(int argc, char** argv) {
   if (!json) std::printf("%-10s %-9s %-24s %10s %10s\n", "path", "type", "shape", "ms", "GFLOP/s");
   for (const auto* path : kernels::available_paths()) {
     if (!only_path.empty() && only_path != path->name) continue;
-    kernels::select_path(path->name);
+    const kernels::Compute cx(threads, path->name);
     // The last pass: F16 weights with bf16 arithmetic, where the path has it (vision shapes).
     for (int variant = 0; variant < 4; ++variant) {
       const bool bf16_math = variant == 3;
-      if (bf16_math && !kernels::has_bf16_matmul()) continue;
+      if (bf16_math && !kernels::has_bf16_matmul(cx)) continue;
       const DType t = variant == 0 ? DType::F32 : variant == 2 ? DType::Q8_0 : DType::F16;
       const char* type_name = bf16_math ? "F16·bf16" : dtype_name(t);
       for (const Shape& s : shapes) {
@@ -97,9 +96,9 @@ int main(int argc, char** argv) {
         for (int r = 0; r < repeat + 1; ++r) {
           const auto t0 = std::chrono::steady_clock::now();
           if (bf16_math) {
-            kernels::matmul_bf16(x.data(), s.n, w, nullptr, y.data());
+            kernels::matmul_bf16(cx, x.data(), s.n, w, nullptr, y.data());
           } else {
-            kernels::matmul(x.data(), s.n, w, nullptr, y.data());
+            kernels::matmul(cx, x.data(), s.n, w, nullptr, y.data());
           }
           const double e =
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
@@ -129,7 +128,7 @@ int main(int argc, char** argv) {
   };
   for (const auto* path : kernels::available_paths()) {
     if (!only_path.empty() && only_path != path->name) continue;
-    kernels::select_path(path->name);
+    const kernels::Compute cx(threads, path->name);
     for (const AttnCase& c : {AttnCase{"attention vision layer", 1024, 1024, 12, 12, false},
                               AttnCase{"attention vision layer", 1024, 1024, 12, 12, false, true},
                               AttnCase{"attention decode 1/1024", 1, 1024, 9, 3, true}}) {
@@ -139,12 +138,21 @@ int main(int argc, char** argv) {
           v(k.size()), o(q.size());
       for (auto* vec : {&q, &k, &v})
         for (auto& x : *vec) x = nd(rng);
-      const kernels::AttentionShape shape{c.nq, c.nk, c.heads, c.kv_heads, hd,         qw,
-                                          kvw,  qw,   0.125f,  c.causal,   c.nk - c.nq};
+      const kernels::AttentionShape shape{.nq = c.nq,
+                                          .nk = c.nk,
+                                          .heads = c.heads,
+                                          .kv_heads = c.kv_heads,
+                                          .head_dim = hd,
+                                          .q_stride = qw,
+                                          .kv_stride = kvw,
+                                          .out_stride = qw,
+                                          .scale = 0.125f,
+                                          .causal = c.causal,
+                                          .q_pos0 = c.nk - c.nq};
       std::vector<double> ms;
       for (int r = 0; r < repeat + 1; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
-        kernels::attention(shape, q.data(), k.data(), v.data(), nullptr, o.data(), c.bf16);
+        kernels::attention(cx, shape, q.data(), k.data(), v.data(), nullptr, o.data(), c.bf16);
         const double e =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                 .count();

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets for the GGUF and safetensors parsers and the server's request
-# parser (clang with -fsanitize=fuzzer,address,undefined) and runs each for a while from the
-# seed corpus in fuzz/corpus/. A crash leaves its input in build-fuzz/ and fails the script: fix
-# the parser, then copy the input into fuzz/regressions/<target>/ so the test suite replays it.
+# Builds the libFuzzer targets (clang with -fsanitize=fuzzer,address,undefined) and runs each for
+# a while from its seed corpus in fuzz/corpus/<target>/. A crash leaves its input in build-fuzz/
+# and fails the script: fix the code, then copy the input into fuzz/regressions/<target>/ so the
+# test suite replays it from then on (see fuzz/README.md).
 #
-#   bash scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 30)
+#   bash scripts/fuzz.sh [SECONDS_PER_TARGET]
+#
+# Without SECONDS, the model-file parsers (gguf, safetensors) run 30 s each and the other targets
+# (config, tokenizer, messages, jpeg, png, chat_request) 20 s each; with it, every target runs that long.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-30}
+secs=${1:-}
 cxx=${CXX_FUZZ:-clang++}
 if ! command -v "$cxx" >/dev/null; then
   echo "fuzz.sh: $cxx not found (Debian/Ubuntu: apt-get install clang)" >&2
@@ -17,31 +20,46 @@ out=build-fuzz
 mkdir -p "$out"
 rm -f "$out"/crash-*
 flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -Iinclude -Isrc)
-common=(src/formats/tensor.cpp src/formats/mapped_file.cpp)
-"$cxx" "${flags[@]}" fuzz/fuzz_gguf.cpp src/formats/gguf.cpp "${common[@]}" -o "$out/fuzz_gguf"
-"$cxx" "${flags[@]}" fuzz/fuzz_safetensors.cpp src/formats/safetensors.cpp "${common[@]}" \
-  -o "$out/fuzz_safetensors"
-targets=(gguf safetensors)
-# The server's request parser, where cpp-httplib (and so the server) is built.
+       -Iinclude -Isrc -Iapps/smolvlm)
+common=(src/formats/mapped_file.cpp)
+build() {  # build NAME SOURCES... [-lLIB...]
+  local name=$1
+  shift
+  echo "== build fuzz_$name"
+  "$cxx" "${flags[@]}" "$@" -o "$out/fuzz_$name"
+}
+build gguf fuzz/fuzz_gguf.cpp src/formats/gguf.cpp src/formats/tensor.cpp "${common[@]}"
+build safetensors fuzz/fuzz_safetensors.cpp src/formats/safetensors.cpp src/formats/tensor.cpp \
+  "${common[@]}"
+build config fuzz/fuzz_config.cpp src/model/config.cpp "${common[@]}"
+build tokenizer fuzz/fuzz_tokenizer.cpp src/text/tokenizer.cpp src/text/unicode.cpp "${common[@]}"
+build messages fuzz/fuzz_messages.cpp apps/smolvlm/messages.cpp "${common[@]}"
+build image fuzz/fuzz_image.cpp src/vision/image.cpp "${common[@]}" -ljpeg -lpng
+specs=(gguf:gguf:30 safetensors:safetensors:30 config:config:20 tokenizer:tokenizer:20
+       messages:messages:20 jpeg:image:20 png:image:20)
+# The server's request parser and stop filter, where cpp-httplib (and so the server) is built.
 if [ -f /usr/include/httplib.h ]; then
-  "$cxx" "${flags[@]}" fuzz/fuzz_chat_request.cpp src/server/request.cpp src/server/remote_fetch.cpp \
-    src/server/text_stream.cpp -lcurl -o "$out/fuzz_chat_request"
-  targets+=(chat_request)
+  build chat_request fuzz/fuzz_chat_request.cpp src/server/request.cpp src/server/remote_fetch.cpp \
+    src/server/text_stream.cpp -lcurl
+  specs+=(chat_request:chat_request:20)
 fi
-for target in "${targets[@]}"; do
+
+# target:binary:default seconds. jpeg and png are one decoder binary fed from two corpora.
+for spec in "${specs[@]}"; do
+  IFS=: read -r target binary default_secs <<<"$spec"
+  run_secs=${secs:-$default_secs}
   # A scratch corpus: what the fuzzer finds stays out of the source tree.
   work="$out/corpus-$target"
   mkdir -p "$work"
   cp -n fuzz/corpus/"$target"/* "$work"/ 2>/dev/null || true
   if [ -d fuzz/regressions/"$target" ]; then cp -n fuzz/regressions/"$target"/* "$work"/ 2>/dev/null || true; fi
-  echo "== fuzz $target for ${secs}s"
+  echo "== fuzz $target for ${run_secs}s"
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
-    "$out/fuzz_$target" "$work" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
+    "$out/fuzz_$binary" "$work" -max_total_time="$run_secs" -max_len=65536 -rss_limit_mb=2048 \
     -malloc_limit_mb=1024 -timeout=10 -artifact_prefix="$out/crash-$target-" -print_final_stats=1 \
     2>&1 | grep -E "^(#[0-9]+ +DONE|Done|==[0-9]+==ERROR|SUMMARY|stat::number_of_executed_units|INFO: Seed)" || true
   if ls "$out"/crash-"$target"-* >/dev/null 2>&1; then
-    echo "fuzz.sh: the $target parser failed on $(ls "$out"/crash-"$target"-* | head -1)" >&2
+    echo "fuzz.sh: the $target target failed on $(ls "$out"/crash-"$target"-* | head -1)" >&2
     exit 1
   fi
 done

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +27,10 @@ struct CliResult {
   int status =
       -1;  // exit status; 128 + signal when killed; -1 when it had to be killed at the deadline
   std::string out, err;
+  // The child's peak resident set (wait4's ru_maxrss), -1 when unknown. It includes the
+  // anonymous pages the child inherited from this process at fork, so it bounds the CLI's own
+  // peak from above.
+  long peak_rss_kb = -1;
 };
 
 class CliProcess {
@@ -106,7 +111,8 @@ class CliProcess {
     while ((out_ >= 0 || err_ >= 0) && std::chrono::steady_clock::now() < deadline) pump(Ms(100));
     CliResult r;
     int raw = 0;
-    while (waitpid(pid_, &raw, WNOHANG) == 0) {
+    struct rusage usage {};
+    while (wait4(pid_, &raw, WNOHANG, &usage) == 0) {
       if (std::chrono::steady_clock::now() >= deadline) {
         kill(pid_, SIGKILL);
         waitpid(pid_, &raw, 0);
@@ -120,6 +126,7 @@ class CliProcess {
     }
     reaped_ = true;
     r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+    r.peak_rss_kb = usage.ru_maxrss;
     r.out = out_text_;
     r.err = err_text_;
     return r;

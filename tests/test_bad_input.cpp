@@ -233,6 +233,33 @@ TEST(Safetensors, RejectsMalformedBuffers) {
   EXPECT_EQ(ok.at("a").dtype, DType::BF16);
 }
 
+TEST(Safetensors, RepeatedKeysAreRefused) {
+  auto error_of = [](const std::string& json) -> std::string {
+    std::string bytes(8, '\0');
+    for (int i = 0; i < 8; ++i)
+      bytes[static_cast<size_t>(i)] = static_cast<char>((json.size() >> (8 * i)) & 0xff);
+    bytes += json + std::string(8, '\0');
+    try {
+      parse_safetensors(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "dup");
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::string a = R"("a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]})";
+  const std::string b = R"("b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]})";
+  EXPECT_EQ(error_of("{" + a + "," + b + "}"), "");
+  // The last "a" used to win silently.
+  EXPECT_EQ(error_of("{" + a + "," + b + "," + a + "}"),
+            "safetensors file 'dup' has a JSON header with the key 'a' twice in one object "
+            "(ambiguous)");
+  EXPECT_NE(error_of(R"({"a":{"dtype":"U8","dtype":"F32","shape":[4],"data_offsets":[0,4]}})")
+                .find("the key 'dtype' twice"),
+            std::string::npos);
+  // The same key in different objects is no repeat.
+  EXPECT_EQ(error_of(R"({"__metadata__":{"a":"x"},)" + a + "}"), "");
+}
+
 TEST(Safetensors, WriteReadRoundTrip) {
   TempDir d;
   TensorData t{"w", DType::F16, {3}, {}};

@@ -1,6 +1,11 @@
 // config.json parsing for the real model families, with transformers' defaults for omitted keys.
 #include <gtest/gtest.h>
+#include <smolvlm/error.h>
 
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "formats/mapped_file.h"
 #include "model/config.h"
 #include "test_support.h"
 
@@ -51,6 +56,72 @@ TEST(Config, TinyFixtureUsesRopeParameters) {
   EXPECT_EQ(c.image_seq_len, 4);
   EXPECT_EQ(c.processor.longest_edge, 256);
   EXPECT_EQ(c.processor.tile_size, 64);
+}
+
+// parse_hf_config on the tiny model's config.json after `edit`; returns the error, "" if none.
+template <typename Edit>
+std::string config_error(Edit edit) {
+  nlohmann::json j = nlohmann::json::parse(read_text_file(test::tiny_model() + "/config.json"));
+  edit(j);
+  try {
+    (void)parse_hf_config({"dir/config.json", j.dump()}, nullptr, nullptr, "dir");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, IntegersMustBeIntegersInRange) {
+  EXPECT_EQ(config_error([](nlohmann::json&) {}), "");
+  EXPECT_EQ(config_error([](nlohmann::json& j) { j["text_config"]["num_hidden_layers"] = 2.5; }),
+            "dir/config.json: 'text_config.num_hidden_layers' must be an integer, got 2.5");
+  EXPECT_EQ(config_error([](nlohmann::json& j) { j["text_config"]["num_hidden_layers"] = 2.0; }),
+            "dir/config.json: 'text_config.num_hidden_layers' must be an integer, got 2.0");
+  EXPECT_EQ(config_error([](nlohmann::json& j) { j["text_config"]["vocab_size"] = 1e12; }),
+            "dir/config.json: 'text_config.vocab_size' must be an integer, got 1000000000000.0");
+  EXPECT_EQ(config_error([](nlohmann::json& j) { j["vocab_size"] = 1e12; }),
+            "dir/config.json: 'vocab_size' must be an integer, got 1000000000000.0");
+  EXPECT_EQ(
+      config_error([](nlohmann::json& j) { j["text_config"]["num_hidden_layers"] = 1LL << 40; }),
+      "dir/config.json: 'text_config.num_hidden_layers' is 1099511627776, out of range "
+      "(-2147483648 to 2147483647)");
+  EXPECT_EQ(
+      config_error([](nlohmann::json& j) { j["vision_config"]["patch_size"] = -(1LL << 40); }),
+      "dir/config.json: 'vision_config.patch_size' is -1099511627776, out of range "
+      "(-2147483648 to 2147483647)");
+  EXPECT_EQ(config_error([](nlohmann::json& j) { j["image_token_id"] = "49190"; }),
+            "dir/config.json: 'image_token_id' is not a number: \"49190\"");
+  EXPECT_EQ(config_error([](nlohmann::json& j) { j["text_config"]["rms_norm_eps"] = 1e300; }),
+            "dir/config.json: 'text_config.rms_norm_eps' is 1e+300, out of range");
+  // In range for an int but not a size: validate() still speaks.
+  EXPECT_EQ(config_error([](nlohmann::json& j) { j["text_config"]["num_hidden_layers"] = -3; }),
+            "invalid model config: text sizes must be positive");
+}
+
+TEST(Config, ProcessorIntegersAreCheckedToo) {
+  const std::string config = read_text_file(test::tiny_model() + "/config.json");
+  const std::string pre =
+      R"({"size": {"longest_edge": 1e9}, "max_image_size": {"longest_edge": 64}})";
+  try {
+    (void)parse_hf_config({"d/config.json", config}, &pre, nullptr, "d");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "d/preprocessor_config.json: 'size.longest_edge' must be an integer, got "
+              "1000000000.0");
+  }
+}
+
+TEST(Config, DirectoryOrFifoAsConfigSaysWhatItIs) {
+  test::TempDir dir;
+  std::filesystem::create_directory(dir / "config.json");
+  try {
+    (void)load_hf_config(dir.path());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "cannot open config file '" + (dir / "config.json") + "': is a directory");
+  }
 }
 
 }  // namespace

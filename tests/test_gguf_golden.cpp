@@ -55,21 +55,22 @@ CaseRun run_case(const Model& model, const std::string& name) {
     const int n_tiles = static_cast<int>(pixels.size() / tile);
     const size_t hid = want_hidden.size() / n_tiles, feat = want_feat.size() / n_tiles;
     for (int t = 0; t < n_tiles; ++t) {
-      const std::vector<float> h = model.vision.encode_tile(pixels.data() + tile * t);
+      const std::vector<float> h =
+          model.vision.encode_tile(test::test_compute(), pixels.data() + tile * t);
       r.vision_hidden_diff =
           std::max(r.vision_hidden_diff, max_abs_diff(h.data(), want_hidden.data() + hid * t, hid));
-      const std::vector<float> f = model.vision.connect(h);
+      const std::vector<float> f = model.vision.connect(test::test_compute(), h);
       r.features_diff =
           std::max(r.features_diff, max_abs_diff(f.data(), want_feat.data() + feat * t, feat));
     }
-    features = model.vision.image_features(pixels.data(), n_tiles);
+    features = model.vision.image_features(test::test_compute(), pixels.data(), n_tiles);
   }
   const std::vector<float> x = embed_prompt(model, ids, features);
   const int n = static_cast<int>(ids.size()), V = model.config.text.vocab;
   KVCache cache(model.config.text, n + 24);
   std::vector<float> all(static_cast<size_t>(n) * V);
   r.logits_last.resize(static_cast<size_t>(V));
-  model.decoder.forward(x.data(), n, cache, r.logits_last.data(), all.data());
+  model.decoder.forward(test::test_compute(), x.data(), n, cache, r.logits_last.data(), all.data());
   for (int i = 0; i < n; ++i) {
     r.argmax_all.push_back(
         argmax(std::span<const float>(all.data() + static_cast<size_t>(i) * V, V)));
@@ -79,7 +80,7 @@ CaseRun run_case(const Model& model, const std::string& name) {
     const int32_t id = argmax(last);
     r.greedy.push_back(id);
     model.decoder.embed(&id, 1, emb.data());
-    model.decoder.forward(emb.data(), 1, cache, last.data());
+    model.decoder.forward(test::test_compute(), emb.data(), 1, cache, last.data());
   }
   return r;
 }

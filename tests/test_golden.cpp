@@ -114,10 +114,11 @@ TEST_P(Golden, VisionAndConnector) {
   const size_t hid = want_hidden.size() / n_tiles, feat = want_feat.size() / n_tiles;
   double dh = 0, df = 0;
   for (int t = 0; t < n_tiles; ++t) {
-    const std::vector<float> h = model.vision.encode_tile(pixels.data() + tile * t);
+    const std::vector<float> h =
+        model.vision.encode_tile(test::test_compute(), pixels.data() + tile * t);
     ASSERT_EQ(h.size(), hid);
     dh = std::max(dh, max_abs_diff(h.data(), want_hidden.data() + hid * t, hid));
-    const std::vector<float> f = model.vision.connect(h);
+    const std::vector<float> f = model.vision.connect(test::test_compute(), h);
     ASSERT_EQ(f.size(), feat);
     df = std::max(df, max_abs_diff(f.data(), want_feat.data() + feat * t, feat));
   }
@@ -135,13 +136,14 @@ TEST_P(Golden, LogitsArgmaxAndGreedy) {
     const std::vector<float> pixels = golden(name() + ".pixel_values");
     const size_t tile =
         static_cast<size_t>(3) * model.config.vision.image_size * model.config.vision.image_size;
-    features = model.vision.image_features(pixels.data(), static_cast<int>(pixels.size() / tile));
+    features = model.vision.image_features(test::test_compute(), pixels.data(),
+                                           static_cast<int>(pixels.size() / tile));
   }
   const std::vector<float> x = embed_prompt(model, ids, features);
   const int n = static_cast<int>(ids.size()), V = model.config.text.vocab;
   KVCache cache(model.config.text, n + 24);
   std::vector<float> all(static_cast<size_t>(n) * V), last(static_cast<size_t>(V));
-  model.decoder.forward(x.data(), n, cache, last.data(), all.data());
+  model.decoder.forward(test::test_compute(), x.data(), n, cache, last.data(), all.data());
 
   const double dl = max_abs_diff(last, golden(name() + ".logits_last"));
   EXPECT_LE(dl, 1e-3);
@@ -168,7 +170,7 @@ TEST_P(Golden, LogitsArgmaxAndGreedy) {
     const int32_t id = argmax(last);
     greedy.push_back(id);
     model.decoder.embed(&id, 1, emb.data());
-    model.decoder.forward(emb.data(), 1, cache, last.data());
+    model.decoder.forward(test::test_compute(), emb.data(), 1, cache, last.data());
   }
   const std::vector<int32_t> want = test::parse_int_list(gcase()["greedy_new_ids"]);
   int same = 0;
@@ -187,17 +189,18 @@ TEST(EncodePictures, SameFeaturesAndWeightsIntactAfterDroppingPages) {
   const size_t tile =
       static_cast<size_t>(3) * model.config.vision.image_size * model.config.vision.image_size;
   const int n = static_cast<int>(pixels.size() / tile);
-  const std::vector<float> first = model.encode_pictures(pixels.data(), n);
-  EXPECT_EQ(first, model.vision.image_features(pixels.data(), n));
-  EXPECT_EQ(first, model.encode_pictures(pixels.data(), n));
-  EXPECT_TRUE(model.encode_pictures(pixels.data(), 0).empty());
+  const std::vector<float> first = model.encode_pictures(test::test_compute(), pixels.data(), n);
+  EXPECT_EQ(first, model.vision.image_features(test::test_compute(), pixels.data(), n));
+  EXPECT_EQ(first, model.encode_pictures(test::test_compute(), pixels.data(), n));
+  EXPECT_TRUE(model.encode_pictures(test::test_compute(), pixels.data(), 0).empty());
 
   const std::vector<int32_t> ids =
       test::parse_int_list(golden_json()["cases"]["text_only"]["input_ids"]);
   const std::vector<float> x = embed_prompt(model, ids, {});
   KVCache cache(model.config.text, static_cast<int>(ids.size()));
   std::vector<float> last(static_cast<size_t>(model.config.text.vocab));
-  model.decoder.forward(x.data(), static_cast<int>(ids.size()), cache, last.data());
+  model.decoder.forward(test::test_compute(), x.data(), static_cast<int>(ids.size()), cache,
+                        last.data());
   EXPECT_LE(max_abs_diff(last, golden("text_only.logits_last")), 1e-3);
 }
 
@@ -212,13 +215,14 @@ TEST_P(GoldenBf16Vision, FeaturesAndLogitsWithinBf16Precision) {
   if (name == "text_only") GTEST_SKIP() << "no image";
   static const std::unique_ptr<Model> model =
       Model::load_hf(test::tiny_model(), VisionPrecision::Bf16);
-  if (!model->vision.uses_bf16()) GTEST_SKIP() << "no bf16 arithmetic on this CPU";
+  if (!model->vision.uses_bf16(test::test_compute()))
+    GTEST_SKIP() << "no bf16 arithmetic on this CPU";
   const nlohmann::json& gcase = golden_json()["cases"][name];
   const std::vector<float> pixels = golden(name + ".pixel_values");
   const size_t tile =
       static_cast<size_t>(3) * model->config.vision.image_size * model->config.vision.image_size;
-  const std::vector<float> features =
-      model->vision.image_features(pixels.data(), static_cast<int>(pixels.size() / tile));
+  const std::vector<float> features = model->vision.image_features(
+      test::test_compute(), pixels.data(), static_cast<int>(pixels.size() / tile));
   const std::vector<float> want_feat = golden(name + ".image_features");
   const double cf = cosine(features, want_feat), df = max_abs_diff(features, want_feat);
 
@@ -227,7 +231,7 @@ TEST_P(GoldenBf16Vision, FeaturesAndLogitsWithinBf16Precision) {
   const int n = static_cast<int>(ids.size());
   KVCache cache(model->config.text, n + 24);
   std::vector<float> last(static_cast<size_t>(model->config.text.vocab));
-  model->decoder.forward(x.data(), n, cache, last.data());
+  model->decoder.forward(test::test_compute(), x.data(), n, cache, last.data());
   const double cl = cosine(last, golden(name + ".logits_last"));
   std::vector<int32_t> greedy;
   std::vector<float> emb(static_cast<size_t>(model->config.text.hidden));
@@ -235,7 +239,7 @@ TEST_P(GoldenBf16Vision, FeaturesAndLogitsWithinBf16Precision) {
     const int32_t id = argmax(last);
     greedy.push_back(id);
     model->decoder.embed(&id, 1, emb.data());
-    model->decoder.forward(emb.data(), 1, cache, last.data());
+    model->decoder.forward(test::test_compute(), emb.data(), 1, cache, last.data());
   }
   const std::vector<int32_t> want = test::parse_int_list(gcase["greedy_new_ids"]);
   int same = 0;

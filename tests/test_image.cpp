@@ -1,14 +1,23 @@
 // Image decoding and Pillow-exact resizing, against vectors made with Pillow 9.4 by
 // tools/make_image_vectors.py (tests/fixtures/images/).
 #include <gtest/gtest.h>
+#include <png.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
+
+// clang-format off
+#include <cstdio>  // jpeglib.h needs FILE and size_t declared before it
+#include <jpeglib.h>
+// clang-format on
 
 #include "smolvlm/error.h"
 #include "test_support.h"
@@ -428,6 +437,181 @@ TEST(ImageErrors, RandomCorruptionNeverCrashes) {
   }
   std::printf("  corrupted files: %d decoded anyway, %d rejected\n", decoded, thrown);
   EXPECT_GT(thrown, 0);
+}
+
+// ------------------------------------------------- pictures whose headers claim more than the file
+
+// A flat black picture encoded by libjpeg (baseline or progressive, grey or YCbCr 4:2:0): flat
+// pictures are what compresses best, so they are the test of the "too short" bound.
+std::vector<uint8_t> black_jpeg(int w, int h, int components, bool progressive) {
+  jpeg_compress_struct c{};
+  jpeg_error_mgr err{};
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char* out = nullptr;
+  unsigned long out_size = 0;
+  jpeg_mem_dest(&c, &out, &out_size);
+  c.image_width = static_cast<JDIMENSION>(w);
+  c.image_height = static_cast<JDIMENSION>(h);
+  c.input_components = components;
+  c.in_color_space = components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_set_defaults(&c);
+  jpeg_set_quality(&c, 75, TRUE);
+  c.optimize_coding = TRUE;  // the shortest Huffman codes libjpeg can make
+  if (progressive) jpeg_simple_progression(&c);
+  jpeg_start_compress(&c, TRUE);
+  std::vector<uint8_t> row(static_cast<size_t>(w) * static_cast<size_t>(components), 0);
+  while (c.next_scanline < c.image_height) {
+    JSAMPROW rows[1] = {row.data()};
+    jpeg_write_scanlines(&c, rows, 1);
+  }
+  jpeg_finish_compress(&c);
+  std::vector<uint8_t> bytes(out, out + out_size);
+  jpeg_destroy_compress(&c);
+  std::free(out);
+  return bytes;
+}
+
+// A flat black RGB PNG at zlib's best compression (about 1029:1 for zeros; deflate's limit is
+// 1032:1).
+std::vector<uint8_t> black_png(int w, int h) {
+  std::vector<uint8_t> bytes;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  png_set_write_fn(
+      png, &bytes,
+      [](png_structp p, png_bytep data, size_t n) {
+        auto* b = static_cast<std::vector<uint8_t>*>(png_get_io_ptr(p));
+        b->insert(b->end(), data, data + n);
+      },
+      nullptr);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(w), static_cast<png_uint_32>(h), 8,
+               PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  png_set_compression_level(png, 9);
+  png_set_filter(png, 0, PNG_FILTER_NONE);
+  png_write_info(png, info);
+  std::vector<uint8_t> row(static_cast<size_t>(w) * 3, 0);
+  for (int y = 0; y < h; ++y) png_write_row(png, row.data());
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  return bytes;
+}
+
+TEST(ImageHostile, FlatPicturesThatCompressBestStillDecode) {
+  // The refusal of files too short for their claimed size must never catch a real picture: the
+  // flattest ones, which compress best, decode in full.
+  const int w = 2048, h = 2048;  // the bounds scale with the size: no need for 16000x16000
+  const std::vector<uint8_t> png = black_png(w, h);
+  const Image from_png = decode_image(png.data(), png.size(), "black.png");
+  EXPECT_EQ(from_png.width, w);
+  EXPECT_EQ(from_png.height, h);
+  EXPECT_EQ(from_png.rgb, std::vector<uint8_t>(static_cast<size_t>(w) * h * 3, 0));
+  std::printf("  black %dx%d PNG: %zu bytes, %.0f:1\n", w, h, png.size(),
+              3.0 * w * h / static_cast<double>(png.size()));
+  for (int components : {1, 3}) {
+    for (bool progressive : {false, true}) {
+      const std::vector<uint8_t> jpg = black_jpeg(w, h, components, progressive);
+      SCOPED_TRACE(std::to_string(components) + " components, progressive " +
+                   std::to_string(progressive) + ", " + std::to_string(jpg.size()) + " bytes");
+      const Image im = decode_image(jpg.data(), jpg.size(), "black.jpg");
+      EXPECT_EQ(im.width, w);
+      EXPECT_EQ(im.height, h);
+      EXPECT_EQ(im.rgb.size(), static_cast<size_t>(w) * h * 3);
+      EXPECT_LE(*std::max_element(im.rgb.begin(), im.rgb.end()), 1);  // black, give or take IDCT
+      // The bound (a bit per 8x8 block of the largest component) is below what libjpeg needed.
+      EXPECT_GT(jpg.size(), static_cast<size_t>(w / 8) * (h / 8) / 8);
+    }
+  }
+}
+
+// `good` with the size in its SOF replaced.
+std::vector<uint8_t> with_sof_size(std::vector<uint8_t> b, int w, int h) {
+  for (size_t i = 2; i + 9 < b.size();) {
+    if (b[i + 1] == 0xc0 || b[i + 1] == 0xc2) {
+      b[i + 5] = static_cast<uint8_t>(h >> 8);
+      b[i + 6] = static_cast<uint8_t>(h);
+      b[i + 7] = static_cast<uint8_t>(w >> 8);
+      b[i + 8] = static_cast<uint8_t>(w);
+      return b;
+    }
+    i += 2 + (size_t{b[i + 2]} << 8 | b[i + 3]);
+  }
+  ADD_FAILURE() << "no SOF marker";
+  return b;
+}
+
+TEST(ImageHostile, JpegTooShortForItsClaimedSize) {
+  for (const char* file : {"j420_big.jpg", "j420_big_prog.jpg", "jgrey.jpg", "jcmyk.jpg"}) {
+    SCOPED_TRACE(file);
+    const std::vector<uint8_t> b =
+        with_sof_size(read_bytes(images_dir() + "/decode/" + file), 16000, 16000);
+    const std::string m = expect_error([&] { decode_image(b.data(), b.size(), "big.jpg"); },
+                                       "cannot hold the 16000x16000 JPEG picture");
+    EXPECT_NE(m.find("big.jpg"), std::string::npos) << m;
+  }
+}
+
+TEST(ImageHostile, JpegCorruptDataIsAnError) {
+  // Twice its real height: the entropy-coded data ends half-way, which libjpeg reports as a
+  // warning ("premature end of data segment") before filling the rest with grey.
+  for (const char* file : {"j420_big.jpg", "j420_big_prog.jpg"}) {
+    SCOPED_TRACE(file);
+    const std::vector<uint8_t> b =
+        with_sof_size(read_bytes(images_dir() + "/decode/" + file), 333, 502);
+    expect_error([&] { decode_image(b.data(), b.size(), "tall.jpg"); },
+                 "premature end of data segment");
+  }
+}
+
+TEST(ImageHostile, PngTooShortForItsClaimedSize) {
+  // 16000x16000 RGB with an IDAT of a few bytes: libpng would fail only after the first row.
+  std::vector<uint8_t> b = png_header(16000, 16000);
+  const std::vector<uint8_t> idat = {0,    0,    0, 9, 'I', 'D', 'A', 'T', 0x78,
+                                     0x9c, 0x63, 0, 0, 0,   1,   0,   1};
+  b.insert(b.end(), idat.begin(), idat.end());
+  const uint32_t crc = crc32(idat.data() + 4, idat.size() - 4);
+  for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(crc >> s));
+  const std::string m = expect_error([&] { decode_image(b.data(), b.size(), "big.png"); },
+                                     "cannot hold the 16000x16000 PNG picture");
+  std::printf("  %s\n", m.c_str());
+}
+
+TEST(ImageHostile, PngChunksAreSkippedOrCapped) {
+  // A tEXt chunk claiming 2^31 - 1 bytes in a 93-byte file: refused without allocating it.
+  std::vector<uint8_t> b = png_header(1, 1);
+  for (const char v : std::string("\x7f\xff\xff\xfftEXt", 8)) b.push_back(static_cast<uint8_t>(v));
+  b.resize(b.size() + 48, 'x');
+  expect_error([&] { decode_image(b.data(), b.size(), "text.png"); }, "text.png");
+  // A picture with a large (1 MiB) zTXt chunk before its pixels still decodes: unused chunks are
+  // skipped.
+  const std::vector<uint8_t> good = read_bytes(images_dir() + "/decode/rgb8.png");
+  std::vector<uint8_t> with_text(good.begin(), good.begin() + 33);  // signature + IHDR
+  const uint32_t len = 1 << 20;
+  std::vector<uint8_t> chunk = {static_cast<uint8_t>(len >> 24),
+                                static_cast<uint8_t>(len >> 16),
+                                static_cast<uint8_t>(len >> 8),
+                                static_cast<uint8_t>(len),
+                                'z',
+                                'T',
+                                'X',
+                                't'};
+  chunk.resize(chunk.size() + len, 'q');
+  const uint32_t crc = crc32(chunk.data() + 4, chunk.size() - 4);
+  for (int s = 24; s >= 0; s -= 8) chunk.push_back(static_cast<uint8_t>(crc >> s));
+  with_text.insert(with_text.end(), chunk.begin(), chunk.end());
+  with_text.insert(with_text.end(), good.begin() + 33, good.end());
+  const Image a = decode_image(good.data(), good.size(), "rgb8.png");
+  const Image t = decode_image(with_text.data(), with_text.size(), "rgb8_text.png");
+  EXPECT_EQ(a.rgb, t.rgb);
+}
+
+TEST(ImageHostile, OnlyRegularFilesAreRead) {
+  test::TempDir dir;
+  ASSERT_EQ(::mkfifo((dir / "pipe.png").c_str(), 0600), 0);
+  expect_error([&] { load_image_file(dir / "pipe.png"); }, "is a FIFO, not a regular file");
+  expect_error([&] { load_image_file("/dev/zero"); }, "is a character device");
+  expect_error([&] { load_image_file(dir.path()); }, "is a directory");
 }
 
 }  // namespace

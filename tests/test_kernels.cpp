@@ -15,7 +15,6 @@
 #include "kernels/kernel_path.h"
 #include "kernels/kernels.h"
 #include "test_support.h"
-#include "util/thread_pool.h"
 
 namespace smolvlm {
 namespace {
@@ -42,10 +41,11 @@ class KernelThreads : public ::testing::TestWithParam<std::tuple<std::string, in
     bool have = false;
     for (const auto* p : kernels::available_paths()) have |= path == p->name;
     if (!have) GTEST_SKIP() << "kernel path " << path << " not supported by this CPU";
-    kernels::select_path(path);
-    set_num_threads(std::get<1>(GetParam()));
+    cx_ = std::make_unique<kernels::Compute>(std::get<1>(GetParam()), path);
   }
-  void TearDown() override { kernels::select_path(kernels::available_paths().back()->name); }
+  // The context of this case: its path, its threads.
+  const kernels::Compute& cx() const { return *cx_; }
+  std::unique_ptr<kernels::Compute> cx_;
 };
 
 // Weights stored in `type` (from float32 values); returns the bytes.
@@ -81,7 +81,7 @@ TEST_P(KernelThreads, MatmulMatchesReference) {
       const auto b = random_vec(static_cast<size_t>(out), 3);
       for (const float* bias : {static_cast<const float*>(nullptr), b.data()}) {
         std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
-        kernels::matmul(x.data(), n, w, bias, got.data());
+        kernels::matmul(cx(), x.data(), n, w, bias, got.data());
         kernels::ref::matmul(x.data(), n, w, bias, want.data());
         expect_close(got, want, 1e-4);
       }
@@ -116,7 +116,7 @@ TEST_P(KernelThreads, Q8MatmulMatchesReference) {
       const auto b = random_vec(static_cast<size_t>(out), 15);
       for (const float* bias : {static_cast<const float*>(nullptr), b.data()}) {
         std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
-        kernels::matmul(x.data(), n, w, bias, got.data());
+        kernels::matmul(cx(), x.data(), n, w, bias, got.data());
         kernels::ref::matmul(x.data(), n, w, bias, want.data());
         expect_close(got, want, 1e-4);
       }
@@ -149,7 +149,7 @@ TEST_P(KernelThreads, Q8MatmulCoversFullInt8Range) {
       const kernels::Matrix w{type, bytes.data(), out, in};
       const auto x = random_vec(static_cast<size_t>(n) * in, 22);
       std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
-      kernels::matmul(x.data(), n, w, nullptr, got.data());
+      kernels::matmul(cx(), x.data(), n, w, nullptr, got.data());
       kernels::ref::matmul(x.data(), n, w, nullptr, want.data());
       expect_close(got, want, 1e-4);
     }
@@ -159,7 +159,7 @@ TEST_P(KernelThreads, Q8MatmulCoversFullInt8Range) {
 // bf16 arithmetic (paths that have it): x and W rounded to bf16 exactly as the reference twin
 // rounds them, so only the float summation order differs.
 TEST_P(KernelThreads, Bf16MatmulMatchesReference) {
-  if (!kernels::has_bf16_matmul()) GTEST_SKIP() << "no bf16 arithmetic on this path";
+  if (!kernels::has_bf16_matmul(cx())) GTEST_SKIP() << "no bf16 arithmetic on this path";
   for (auto [n, in, out] : {std::tuple{1, 32, 16},
                             {5, 33, 70},    // odd K: the last pair is padded
                             {13, 600, 64},  // K past one 256-wide chunk
@@ -173,7 +173,7 @@ TEST_P(KernelThreads, Bf16MatmulMatchesReference) {
       const auto b = random_vec(static_cast<size_t>(out), 33);
       for (const float* bias : {static_cast<const float*>(nullptr), b.data()}) {
         std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
-        kernels::matmul_bf16(x.data(), n, w, bias, got.data());
+        kernels::matmul_bf16(cx(), x.data(), n, w, bias, got.data());
         kernels::ref::matmul_bf16(x.data(), n, w, bias, want.data());
         expect_close(got, want, 1e-4);
       }
@@ -182,7 +182,7 @@ TEST_P(KernelThreads, Bf16MatmulMatchesReference) {
 }
 
 TEST_P(KernelThreads, ToBf16RoundsAsReference) {
-  const kernels::KernelPath& path = kernels::active_path();
+  const kernels::KernelPath& path = cx().path();
   if (!path.to_bf16) GTEST_SKIP() << "no bf16 arithmetic on this path";
   std::vector<float> x = random_vec(71, 34, 3.0f);
   x[0] = 1.00390625f;  // exactly halfway between two bf16 values: ties to even (down)
@@ -201,7 +201,7 @@ TEST_P(KernelThreads, QuantizeRowMatchesGenericExactly) {
     x[i] = (i % 2 ? 0.5f : -0.5f) * static_cast<float>(2 * i - 1);
   std::fill(x.begin() + kQ8BlockSize, x.begin() + 2 * kQ8BlockSize, 0.0f);  // block 1: all zero
   std::vector<kernels::ActBlockQ8> got(3), want(3);
-  kernels::active_path().quantize_row_q8(x.data(), 3 * kQ8BlockSize, got.data());
+  cx().path().quantize_row_q8(x.data(), 3 * kQ8BlockSize, got.data());
   kernels::generic_path().quantize_row_q8(x.data(), 3 * kQ8BlockSize, want.data());
   for (int b = 0; b < 3; ++b) {
     EXPECT_EQ(got[b].d, want[b].d) << "block " << b;
@@ -236,7 +236,7 @@ TEST_P(KernelThreads, AttentionMatchesReference) {
     const kernels::AttentionShape s{c.nq, c.nk, c.heads, c.kv_heads, c.hd,       qw,
                                     kvw,  qw,   0.125f,  c.causal,   c.nk - c.nq};
     std::vector<float> got(static_cast<size_t>(c.nq) * qw), want(got.size());
-    kernels::attention(s, q.data(), k.data(), v.data(), nullptr, got.data());
+    kernels::attention(cx(), s, q.data(), k.data(), v.data(), nullptr, got.data());
     kernels::ref::attention(s, q.data(), k.data(), v.data(), nullptr, want.data());
     expect_close(got, want, 1e-5);
   }
@@ -245,7 +245,7 @@ TEST_P(KernelThreads, AttentionMatchesReference) {
 // The vision encoder's bf16 mode: Q·Kᵀ and P·V with bf16 inputs, against the twin that rounds
 // the same values (many query rows: the blocked path; odd key counts pad a bf16 pair).
 TEST_P(KernelThreads, AttentionBf16MatchesReference) {
-  if (!kernels::active_path().gemm_kn_bf16) GTEST_SKIP() << "no bf16 arithmetic on this path";
+  if (!cx().path().gemm_kn_bf16) GTEST_SKIP() << "no bf16 arithmetic on this path";
   struct Case {
     int nq, nk, heads, kv_heads, hd;
     bool causal;
@@ -259,11 +259,11 @@ TEST_P(KernelThreads, AttentionBf16MatchesReference) {
     const kernels::AttentionShape s{c.nq, c.nk, c.heads, c.kv_heads, c.hd,       qw,
                                     kvw,  qw,   0.125f,  c.causal,   c.nk - c.nq};
     std::vector<float> got(static_cast<size_t>(c.nq) * qw), want(got.size()), f32(got.size());
-    kernels::attention(s, q.data(), k.data(), v.data(), nullptr, got.data(), true);
+    kernels::attention(cx(), s, q.data(), k.data(), v.data(), nullptr, got.data(), true);
     kernels::ref::attention_bf16(s, q.data(), k.data(), v.data(), want.data());
     expect_close(got, want, 1e-5);
     // and it is really the bf16 arithmetic: the float32 result differs
-    kernels::attention(s, q.data(), k.data(), v.data(), nullptr, f32.data());
+    kernels::attention(cx(), s, q.data(), k.data(), v.data(), nullptr, f32.data());
     EXPECT_GT(test::max_abs_diff(f32, want), 1e-4);
   }
 }
@@ -274,7 +274,7 @@ TEST_P(KernelThreads, NormsAndActivationsMatchReference) {
   const auto w = random_vec(static_cast<size_t>(d), 8);
   const auto b = random_vec(static_cast<size_t>(d), 9);
   std::vector<float> got(x.size()), want(x.size());
-  kernels::layer_norm(x.data(), n, d, w.data(), b.data(), 1e-6f, got.data());
+  kernels::layer_norm(cx(), x.data(), n, d, w.data(), b.data(), 1e-6f, got.data());
   kernels::ref::layer_norm(x.data(), n, d, w.data(), b.data(), 1e-6f, want.data());
   expect_close(got, want, 1e-6);
   kernels::rms_norm(x.data(), n, d, w.data(), 1e-5f, got.data());
@@ -283,21 +283,21 @@ TEST_P(KernelThreads, NormsAndActivationsMatchReference) {
   // Element-wise steps: the SIMD paths use polynomial exp (about 1 ulp), so a small tolerance.
   got = x;
   want = x;
-  kernels::gelu_tanh_inplace(got.data(), got.size());
+  kernels::gelu_tanh_inplace(cx(), got.data(), got.size());
   kernels::ref::gelu_tanh_inplace(want.data(), want.size());
   expect_close(got, want, 2e-6);
-  kernels::silu_mul(x.data(), w.data(), got.data(), static_cast<size_t>(d));
+  kernels::silu_mul(cx(), x.data(), w.data(), got.data(), static_cast<size_t>(d));
   kernels::ref::silu_mul(x.data(), w.data(), want.data(), static_cast<size_t>(d));
   expect_close(got, want, 2e-6);
   // Extremes must not overflow into inf/NaN.
   std::vector<float> ext = {-200.0f, -90.0f, -10.0f, 0.0f, 10.0f, 90.0f, 200.0f, 1e-30f, -1e-30f};
   ext.resize(32, 3.0f);
   std::vector<float> g = ext, g_ref = ext;
-  kernels::gelu_tanh_inplace(g.data(), g.size());
+  kernels::gelu_tanh_inplace(cx(), g.data(), g.size());
   kernels::ref::gelu_tanh_inplace(g_ref.data(), g_ref.size());
   expect_close(g, g_ref, 1e-5);
   std::vector<float> sm(ext.size()), sm_ref(ext.size());
-  kernels::silu_mul(ext.data(), ext.data(), sm.data(), ext.size());
+  kernels::silu_mul(cx(), ext.data(), ext.data(), sm.data(), ext.size());
   kernels::ref::silu_mul(ext.data(), ext.data(), sm_ref.data(), ext.size());
   for (size_t i = 0; i < sm.size(); ++i)
     EXPECT_NEAR(sm[i], sm_ref[i], 1e-4 * std::max(1.0f, std::fabs(sm_ref[i]))) << ext[i];
@@ -352,22 +352,21 @@ TEST(KernelPaths, GenericIsAlwaysThereAndSelectable) {
   const auto paths = kernels::available_paths();
   ASSERT_FALSE(paths.empty());
   EXPECT_STREQ(paths.front()->name, "generic");
-  kernels::select_path("generic");
-  EXPECT_STREQ(kernels::active_path_name(), "generic");
-  EXPECT_THROW(kernels::select_path("no-such-path"), Error);
-  kernels::select_path(paths.back()->name);
+  EXPECT_STREQ(kernels::Compute(1, "generic").path_name(), "generic");
+  EXPECT_THROW(kernels::Compute(1, "no-such-path"), Error);
+  EXPECT_EQ(kernels::Compute(3).threads(), 3);
 }
 
-// Names the paths this CPU offers and the one the other tests run on (the qemu runs in CI
+// Names the paths this CPU offers and the one a default context picks (the qemu runs in CI
 // print this to show which kernels were proven).
-TEST(KernelPaths, ReportsTheActivePath) {
+TEST(KernelPaths, ReportsTheDefaultPath) {
   std::string names;
   for (const auto* p : kernels::available_paths())
     names += std::string(names.empty() ? "" : ", ") + p->name;
-  std::printf("[ kernels  ] available: %s; active: %s\n", names.c_str(),
-              kernels::active_path_name());
+  const kernels::Compute cx(1);
+  std::printf("[ kernels  ] available: %s; active: %s\n", names.c_str(), cx.path_name());
   const char* forced = std::getenv("SMOLVLM_KERNELS");
-  EXPECT_STREQ(kernels::active_path_name(),
+  EXPECT_STREQ(cx.path_name(),
                forced && *forced ? forced : kernels::available_paths().back()->name);
 }
 

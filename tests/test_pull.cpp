@@ -18,7 +18,8 @@
 
 #include "cli_runner.h"
 #include "net/hub.h"
-#include "net/sha256.h"
+#include "net/file_hash.h"
+#include "util/sha256.h"
 
 namespace smolvlm {
 namespace {
@@ -134,9 +135,8 @@ class HubServer {
       }
       nlohmann::json f = {{"type", "file"}, {"oid", "0"}, {"size", e.file_size()}, {"path", name}};
       if (e.path().extension() == ".safetensors") {  // LFS files, as the hub stores them
-        f["lfs"] = {{"oid", net::sha256_file(e.path().string())},
-                    {"size", e.file_size()},
-                    {"pointerSize", 134}};
+        f["lfs"] = {
+            {"oid", net::sha256_file(e.path().string())}, {"size", e.file_size()}, {"pointerSize", 134}};
       }
       list.push_back(f);
     }
@@ -237,7 +237,7 @@ void expect_same_files(const std::string& got, const std::string& want) {
 
 TEST(PullSha256, KnownVectors) {
   auto hex = [](const std::string& s) {
-    net::Sha256 h;
+    Sha256 h;
     h.update(s.data(), s.size());
     return h.hex_digest();
   };
@@ -246,7 +246,7 @@ TEST(PullSha256, KnownVectors) {
   EXPECT_EQ(hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
   // One million 'a', fed in uneven pieces.
-  net::Sha256 h;
+  Sha256 h;
   const std::string chunk(997, 'a');
   size_t left = 1000000;
   while (left > 0) {

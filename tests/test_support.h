@@ -12,10 +12,16 @@
 
 #include "formats/mapped_file.h"
 #include "formats/safetensors.h"
+#include "kernels/compute.h"
 
 namespace smolvlm::test {
 
 inline std::string fixtures() { return SMOLVLM_FIXTURES_DIR; }
+// The compute context the golden suites run the networks on (default threads and kernel path).
+inline const kernels::Compute& test_compute() {
+  static const kernels::Compute cx;
+  return cx;
+}
 inline std::string tiny_model() { return fixtures() + "/tiny-smolvlm2"; }
 
 // The eight cases of tiny-smolvlm2/golden.json.

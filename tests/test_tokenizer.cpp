@@ -425,5 +425,39 @@ TEST(StreamDecoder, RandomIdsMatchLossyDecode) {
   }
 }
 
+TEST(Tokenizer, IdsMustLieInTheVocabulary) {
+  const std::string head = R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []},
+    "pre_tokenizer": {"type": "ByteLevel"}, "added_tokens": [{"content": "<x>", "id": )";
+  auto error_for = [&](const std::string& id) -> std::string {
+    try {
+      (void)Tokenizer::from_hf_json(head + id + "}]}", "t.json");
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(error_for("2"), "");
+  // 2^40 used to wrap to 0 and load.
+  EXPECT_EQ(error_for("1099511627776"),
+            "invalid tokenizer file 't.json': added token '<x>' has id 1099511627776, outside the "
+            "vocabulary (ids 0 to 2: the vocab and the added tokens)");
+  EXPECT_NE(error_for("3").find("has id 3, outside the vocabulary"), std::string::npos);
+  EXPECT_NE(error_for("-1").find("has id -1, outside the vocabulary"), std::string::npos);
+  EXPECT_NE(error_for("1.5").find("added token '<x>' has id 1.5, not an integer"),
+            std::string::npos);
+  // The dense-table size is checked before the table is made: 2^24 - 1 is refused, not allocated.
+  EXPECT_NE(error_for("16777215").find("outside the vocabulary"), std::string::npos);
+  const std::string vocab_float = R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1.0},
+    "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}})";
+  try {
+    (void)Tokenizer::from_hf_json(vocab_float, "v.json");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("vocab token 'b' has id 1.0, not an integer"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace smolvlm

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cli.h"
-#include "formats/mapped_file.h"
+#include "messages.h"
 
 namespace smolvlm::cli {
 
@@ -68,50 +68,6 @@ std::vector<Content> build_user_content(const std::string& prompt,
   }
   if (pos < prompt.size()) content.push_back(Content::text(prompt.substr(pos)));
   return content;
-}
-
-Conversation read_messages(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(path));
-  } catch (const nlohmann::json::exception&) {
-    throw Error("'" + path + "' is not valid JSON");
-  }
-  if (!j.is_array()) throw Error("'" + path + "' must hold a JSON list of messages");
-  Conversation conv;
-  for (const auto& m : j) {
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content")) {
-      throw Error("'" + path + "': each message needs a role and a content");
-    }
-    Message msg{m["role"].get<std::string>(), {}};
-    const auto& content = m["content"];
-    if (content.is_string()) {
-      msg.content.push_back(Content::text(content.get<std::string>()));
-    } else if (content.is_array()) {
-      for (const auto& item : content) {
-        const std::string type = item.value("type", "");
-        if (type == "text" && item.contains("text") && item["text"].is_string()) {
-          msg.content.push_back(Content::text(item["text"].get<std::string>()));
-        } else if (type == "image") {
-          std::string p;
-          for (const char* key : {"path", "image", "url"}) {
-            if (item.contains(key) && item[key].is_string()) p = item[key].get<std::string>();
-          }
-          if (p.empty()) throw Error("'" + path + "': an image item needs a \"path\"");
-          msg.content.push_back(Content::image_file(p));
-        } else {
-          throw Error("'" + path + "': unsupported content item " + item.dump());
-        }
-      }
-    } else {
-      throw Error("'" + path + "': content must be a string or a list");
-    }
-    conv.push_back(std::move(msg));
-  }
-  if (conv.empty() || conv.back().role != "user") {
-    throw Error("'" + path + "': the conversation must end with a user turn");
-  }
-  return conv;
 }
 
 }  // namespace

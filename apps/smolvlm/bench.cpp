@@ -14,10 +14,10 @@
 
 #include "chat/pipeline.h"
 #include "cli.h"
+#include "kernels/compute.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "text/sampler.h"
-#include "util/thread_pool.h"
 
 namespace smolvlm::cli {
 
@@ -63,13 +63,14 @@ struct Stat {
 };
 
 // Decodes n tokens greedily after whatever is in the cache; returns the ms spent.
-double decode(const Model& m, KVCache& cache, std::vector<float>& logits, int n) {
+double decode(const Model& m, const kernels::Compute& cx, KVCache& cache,
+              std::vector<float>& logits, int n) {
   std::vector<float> emb(static_cast<size_t>(m.config.text.hidden));
   const auto t = Clock::now();
   for (int i = 0; i < n; ++i) {
     const int32_t id = argmax(logits);
     m.decoder.embed(&id, 1, emb.data());
-    m.decoder.forward(emb.data(), 1, cache, logits.data());
+    m.decoder.forward(cx, emb.data(), 1, cache, logits.data());
   }
   return ms_since(t);
 }
@@ -115,7 +116,7 @@ int run_bench(int argc, char** argv) {
     }
   }
   if (model_dir.empty()) throw UsageError("-m MODEL is required");
-  set_num_threads(threads);
+  const kernels::Compute cx(threads);  // this run's threads and kernel path
   std::map<std::string, Stat> st;
 
   auto t = Clock::now();
@@ -153,7 +154,7 @@ int run_bench(int argc, char** argv) {
       tiles = p.n_tiles;
       prompt_tokens = static_cast<int>(p.ids.size());
       t = Clock::now();
-      const std::vector<float> feats = m.encode_pictures(p.pixels.data(), p.n_tiles);
+      const std::vector<float> feats = m.encode_pictures(cx, p.pixels.data(), p.n_tiles);
       const double vision_ms = ms_since(t);
       st["vision_ms_per_image"].v.push_back(vision_ms);
       st["vision_ms_per_tile"].v.push_back(vision_ms / p.n_tiles);
@@ -161,10 +162,10 @@ int run_bench(int argc, char** argv) {
       KVCache cache(cfg.text, max_ctx);
       const std::vector<float> x = embed_prompt(m, p.ids, feats);
       t = Clock::now();
-      m.decoder.forward(x.data(), prompt_tokens, cache, logits.data());
+      m.decoder.forward(cx, x.data(), prompt_tokens, cache, logits.data());
       st["image_prefill_tok_s"].v.push_back(prompt_tokens * 1000.0 / ms_since(t));
       st["ttft_ms"].v.push_back(ms_since(t0));
-      st["image_decode_tok_s"].v.push_back(n_gen * 1000.0 / decode(m, cache, logits, n_gen));
+      st["image_decode_tok_s"].v.push_back(n_gen * 1000.0 / decode(m, cx, cache, logits, n_gen));
       st["image_request_ms"].v.push_back(ms_since(t0));
     }
   } else {  // vision speed on one random tile
@@ -174,7 +175,7 @@ int run_bench(int argc, char** argv) {
     for (auto& v : px) v = u(rng);
     for (int r = 0; r < repeat; ++r) {
       t = Clock::now();
-      (void)m.vision.image_features(px.data(), 1);
+      (void)m.vision.image_features(cx, px.data(), 1);
       st["vision_ms_per_tile"].v.push_back(ms_since(t));
     }
   }
@@ -189,22 +190,22 @@ int run_bench(int argc, char** argv) {
     KVCache cache(cfg.text, n_prompt + n_gen);
     const std::vector<float> x = embed_prompt(m, ids, {});
     t = Clock::now();
-    m.decoder.forward(x.data(), n_prompt, cache, logits.data());
+    m.decoder.forward(cx, x.data(), n_prompt, cache, logits.data());
     st["prefill_tok_s"].v.push_back(n_prompt * 1000.0 / ms_since(t));
     KVCache fresh(cfg.text, n_gen + 1);  // text-only decode from an empty context (tg-style)
     const int32_t first = 1;
     std::vector<float> emb(static_cast<size_t>(cfg.text.hidden));
     m.decoder.embed(&first, 1, emb.data());
-    m.decoder.forward(emb.data(), 1, fresh, logits.data());
-    st["decode_tok_s"].v.push_back(n_gen * 1000.0 / decode(m, fresh, logits, n_gen));
+    m.decoder.forward(cx, emb.data(), 1, fresh, logits.data());
+    st["decode_tok_s"].v.push_back(n_gen * 1000.0 / decode(m, cx, fresh, logits, n_gen));
   }
 
   const double rss = peak_rss_mb();
 
   nlohmann::json out = {{"model", model_dir},
-                        {"threads", global_pool().size()},
-                        {"kernels", kernels::active_path_name()},
-                        {"vision_precision", m.vision.uses_bf16() ? "bf16" : "f32"},
+                        {"threads", cx.threads()},
+                        {"kernels", cx.path_name()},
+                        {"vision_precision", m.vision.uses_bf16(cx) ? "bf16" : "f32"},
                         {"text_weights", quantize.empty() ? "as stored" : quantize},
                         {"repeat", repeat},
                         {"n_prompt", n_prompt},
@@ -222,8 +223,8 @@ int run_bench(int argc, char** argv) {
     return 0;
   }
   std::printf("model %s, %d threads, kernels %s, vision %s, %d runs (median, min-max)\n",
-              model_dir.c_str(), global_pool().size(), kernels::active_path_name(),
-              m.vision.uses_bf16() ? "bf16" : "f32", repeat);
+              model_dir.c_str(), cx.threads(), cx.path_name(),
+              m.vision.uses_bf16(cx) ? "bf16" : "f32", repeat);
   std::printf("%-22s %12s %22s\n", "figure", "median", "range");
   for (const auto& [k, s] : st) {
     std::printf("%-22s %12.2f %10.2f - %-10.2f\n", k.c_str(), s.median(), s.min(), s.max());

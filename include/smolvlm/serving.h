@@ -32,6 +32,7 @@ struct SchedulerStats {
   int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;
   int64_t image_cache_hits = 0, image_cache_misses = 0, image_cache_bytes = 0;
   double decode_ms = 0;  // time spent in decode steps (tokens/s = generated_tokens / decode_ms)
+  int64_t decode_steps = 0, decode_rows = 0;  // batched steps, and the sequences they carried
 };
 
 // Runs the requests of many clients on one Engine: continuous batching (the active slots decode

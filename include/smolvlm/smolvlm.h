@@ -35,6 +35,9 @@ struct LoadOptions {
   // beside it, if there is exactly one). Must stay empty for a Hugging Face folder.
   std::string mmproj;
   VisionPrecision vision_precision = VisionPrecision::F32;
+  // The instruction-set path of this Engine's kernels ("generic", "avx2", "avx512", "avx512vnni",
+  // "neon", "dotprod", ...); empty: $SMOLVLM_KERNELS, else the best the CPU has.
+  std::string kernels;
 };
 
 struct GenerationOptions {
@@ -131,7 +134,8 @@ class Engine;
 
 // One dialogue with its own KV cache: each turn computes only the tokens that are new, earlier
 // turns stay in the cache. Pictures are encoded once and reused. Create with Engine::chat(); the
-// Engine must outlive it. One call at a time per Engine.
+// Engine must outlive it. One call at a time per Chat; Chats of one Engine may run on different
+// threads (they share the Engine's threads, taking turns per kernel).
 class Chat {
  public:
   ~Chat();
@@ -176,6 +180,7 @@ struct ModelInfo {
   int vision_layers = 0, vision_hidden = 0, tile_size = 0, tokens_per_tile = 0;
   int context = 0;  // the engine's context length
   int threads = 0;
+  std::string kernels;          // the kernel path
   std::string summary() const;  // one line
 };
 
@@ -201,6 +206,7 @@ class Engine {
 
  private:
   Engine();
+  friend class Scheduler;  // serving.h: runs many conversations on this Engine's model
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -2,50 +2,76 @@
 
 #include <sys/resource.h>
 
-#include <chrono>
-
-#include "text/sampler.h"
-
 namespace smolvlm {
 
-void generate_answer(const Model& model, KVCache& cache, std::vector<float>& logits,
-                     std::vector<int32_t> history, const GenerationOptions& options,
-                     const TextCallback& on_text, Result& result, std::vector<int32_t>* fed) {
-  using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
-  Sampler sampler(
-      {options.temperature, options.top_k, options.top_p, options.repeat_penalty, options.seed});
-  StreamDecoder stream(model.tokenizer, /*skip_special=*/true);
-  std::vector<float> emb(static_cast<size_t>(model.config.text.hidden));
-  auto cancelled = [&] {
-    return options.cancel != nullptr && options.cancel->load(std::memory_order_relaxed);
-  };
-  bool go_on = !cancelled();
-  result.cancelled = !go_on;
-  for (int i = 0; i < options.max_new_tokens && go_on; ++i) {
-    const int32_t id = sampler.sample(logits, history);
-    if (id == model.eos_id()) {
-      result.stopped_by_eos = true;
-      break;
-    }
-    result.tokens.push_back(id);
-    history.push_back(id);
-    const std::string piece = stream.push(id);
-    result.text += piece;
-    if (on_text && !piece.empty()) go_on = on_text(piece);
-    if (go_on && cancelled()) go_on = false;
-    if (!go_on) result.cancelled = true;
-    if (!go_on || i + 1 == options.max_new_tokens || cache.length() >= cache.capacity()) break;
-    model.decoder.embed(&id, 1, emb.data());
-    model.decoder.forward(emb.data(), 1, cache, logits.data());
-    if (fed) fed->push_back(id);
+AnswerStream::AnswerStream(const Model& model, std::vector<int32_t> history,
+                           const GenerationOptions& options, const TextCallback& on_text,
+                           Result& result)
+    : model_(model),
+      history_(std::move(history)),
+      options_(options),
+      on_text_(on_text),
+      result_(result),
+      sampler_({options.temperature, options.top_k, options.top_p, options.repeat_penalty,
+                options.seed}),
+      stream_(model.tokenizer, /*skip_special=*/true),
+      start_(std::chrono::steady_clock::now()) {
+  if (cancel_requested()) result_.cancelled = true;
+}
+
+bool AnswerStream::cancel_requested() const {
+  return options_.cancel != nullptr && options_.cancel->load(std::memory_order_relaxed);
+}
+
+std::optional<int32_t> AnswerStream::next(float* logits, bool room) {
+  if (result_.cancelled || result_.stopped_by_eos || produced_ >= options_.max_new_tokens)
+    return std::nullopt;
+  if (cancel_requested()) {
+    result_.cancelled = true;
+    return std::nullopt;
   }
-  const std::string rest = stream.flush();
-  result.text += rest;
-  if (on_text && !rest.empty()) on_text(rest);
-  result.metrics.decode_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  result.metrics.generated_tokens = static_cast<int>(result.tokens.size());
-  result.metrics.peak_rss_bytes = peak_rss_bytes();
+  const int32_t id = sampler_.sample(
+      std::span<float>(logits, static_cast<size_t>(model_.config.text.vocab)), history_);
+  if (id == model_.eos_id()) {
+    result_.stopped_by_eos = true;
+    return std::nullopt;
+  }
+  ++produced_;
+  result_.tokens.push_back(id);
+  history_.push_back(id);
+  const std::string piece = stream_.push(id);
+  result_.text += piece;
+  bool go_on = true;
+  if (on_text_ && !piece.empty()) go_on = on_text_(piece);
+  if (go_on && cancel_requested()) go_on = false;
+  if (!go_on) result_.cancelled = true;
+  if (!go_on || produced_ == options_.max_new_tokens || !room) return std::nullopt;
+  return id;
+}
+
+void AnswerStream::finish() {
+  const std::string rest = stream_.flush();
+  result_.text += rest;
+  if (on_text_ && !rest.empty()) on_text_(rest);
+  result_.metrics.decode_ms +=
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
+  result_.metrics.generated_tokens = static_cast<int>(result_.tokens.size());
+  result_.metrics.peak_rss_bytes = peak_rss_bytes();
+}
+
+void generate_answer(const Model& model, const kernels::Compute& cx, KVCache& cache,
+                     std::vector<float>& logits, std::vector<int32_t> history,
+                     const GenerationOptions& options, const TextCallback& on_text, Result& result,
+                     std::vector<int32_t>* fed) {
+  AnswerStream answer(model, std::move(history), options, on_text, result);
+  std::vector<float> emb(static_cast<size_t>(model.config.text.hidden));
+  while (const std::optional<int32_t> id =
+             answer.next(logits.data(), cache.length() < cache.capacity())) {
+    model.decoder.embed(&*id, 1, emb.data());
+    model.decoder.forward(cx, emb.data(), 1, cache, logits.data());
+    if (fed) fed->push_back(*id);
+  }
+  answer.finish();
 }
 
 int64_t peak_rss_bytes() {

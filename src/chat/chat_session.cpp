@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "chat/answer_loop.h"
+#include "chat/conversation_prompt.h"
 #include "chat/engine_impl.h"
 #include "chat/prompt.h"
 #include "vision/image.h"
@@ -29,12 +30,6 @@ double ms_since(Clock::time_point t) {
 }
 
 const std::string kImageMarker = "<image>";
-constexpr int64_t kTextSource = -1;
-
-uint64_t next_uid() {
-  static std::atomic<uint64_t> uid{1};
-  return uid.fetch_add(1);
-}
 
 // A picture of the dialogue with its features for each tile setting it was used with.
 struct Picture {
@@ -42,10 +37,7 @@ struct Picture {
   struct Encoded {
     bool split = true;
     int max_tiles = 0;
-    uint64_t uid = 0;  // names these features in the cache's bookkeeping
-    ImageSlot slot;
-    int n_tiles = 0;
-    std::vector<float> features;  // [n_tiles · image_seq_len, text hidden]
+    MediaPtr media;
   };
   std::vector<Encoded> encoded;
 };
@@ -77,28 +69,11 @@ std::string without_placeholders(std::string s) {
   return s;
 }
 
-void check_picture_size(int width, int height) {
-  if (width <= 0 || height <= 0) throw Error("the picture is empty");
-  if (width > 32768 || height > 32768 ||
-      static_cast<int64_t>(width) * height > (int64_t{1} << 28)) {
-    throw Error("the picture is too large (" + std::to_string(width) + "x" +
-                std::to_string(height) + ")");
-  }
-}
-
-// A rendered dialogue: ids and, per position, what it carries (kTextSource, or the encoding's uid
-// in the high bits and the feature row in the low ones) and the feature row for image tokens.
-struct Target {
-  std::vector<int32_t> ids;
-  std::vector<int64_t> source;
-  std::vector<const float*> rows;
-  int n_tiles = 0;
-};
-
 }  // namespace
 
 struct Chat::Impl {
   const Model& model;
+  const kernels::Compute& cx;
   int context;
   ChatOptions options;
   std::unique_ptr<KVCache> cache;  // created at the first turn
@@ -109,7 +84,8 @@ struct Chat::Impl {
   PicturePtr current;
   bool current_is_new = false;  // goes before the next turn's text (ChatOptions::image_first)
 
-  Impl(const Model& m, int ctx, ChatOptions o) : model(m), context(ctx), options(std::move(o)) {}
+  Impl(const Model& m, const kernels::Compute& c, int ctx, ChatOptions o)
+      : model(m), cx(c), context(ctx), options(std::move(o)) {}
 
   std::vector<Part> user_parts(const std::string& text, bool place_new_picture) const {
     std::vector<Part> parts;
@@ -155,65 +131,26 @@ struct Chat::Impl {
   }
 
   // The features of `p` for the call's tile setting, encoding them on first use.
-  const Picture::Encoded& encoded(Picture& p, const GenerationOptions& o, double& vision_ms) const {
+  MediaPtr encoded(Picture& p, const GenerationOptions& o, double& vision_ms) const {
     for (const auto& e : p.encoded) {
-      if (e.split == o.split_images && e.max_tiles == o.max_tiles) return e;
+      if (e.split == o.split_images && e.max_tiles == o.max_tiles) return e.media;
     }
-    ImageProcessorConfig proc = model.config.processor;
-    proc.do_split = proc.do_split && o.split_images;
-    proc.max_tiles = o.max_tiles;
-    const auto t = Clock::now();
-    const ProcessedImage pre = preprocess_image(p.pixels, proc);
-    Picture::Encoded e{o.split_images,       o.max_tiles, next_uid(),
-                       {pre.rows, pre.cols}, pre.n_tiles, {}};
-    e.features = model.encode_pictures(pre.pixels.data(), pre.n_tiles);
-    vision_ms += ms_since(t);
-    p.encoded.push_back(std::move(e));
-    return p.encoded.back();
+    MediaPtr m = encode_picture(model, cx, p.pixels, processor_for(model, o), &vision_ms);
+    p.encoded.push_back({o.split_images, o.max_tiles, m});
+    return m;
   }
 
-  Target render(const std::vector<Exchange>& ex, const std::vector<Part>& next,
-                const GenerationOptions& o, double& vision_ms) const {
-    std::vector<const Picture::Encoded*> images;  // in placement order
+  RenderedPrompt render(const std::vector<Exchange>& ex, const std::vector<Part>& next,
+                        const GenerationOptions& o, double& vision_ms) const {
+    std::vector<MediaPtr> media;  // in placement order
     auto collect = [&](const std::vector<Part>& parts) {
       for (const Part& p : parts) {
-        if (p.picture) images.push_back(&encoded(*p.picture, o, vision_ms));
+        if (p.picture) media.push_back(encoded(*p.picture, o, vision_ms));
       }
     };
     for (const Exchange& e : ex) collect(e.user);
     collect(next);
-    std::vector<ImageSlot> slots;
-    Target t;
-    for (const auto* e : images) {
-      slots.push_back(e->slot);
-      t.n_tiles += e->n_tiles;
-    }
-    const int seq = model.config.image_seq_len;
-    t.ids = model.tokenizer.encode(
-        expand_prompt(render_chat(messages(ex, &next), true), slots, {}, seq));
-    t.source.assign(t.ids.size(), kTextSource);
-    t.rows.assign(t.ids.size(), nullptr);
-    const size_t hidden = static_cast<size_t>(model.config.text.hidden);
-    auto rows_of = [&](size_t k) {
-      return static_cast<size_t>(images[k]->n_tiles) * static_cast<size_t>(seq);
-    };
-    size_t image = 0, row = 0;  // the next feature row to place
-    for (size_t i = 0; i < t.ids.size(); ++i) {
-      if (t.ids[i] != model.config.image_token_id) continue;
-      while (image < images.size() && row == rows_of(image)) {
-        ++image;
-        row = 0;
-      }
-      if (image == images.size())
-        throw Error("the dialogue holds more image tokens than its pictures give");
-      t.source[i] = static_cast<int64_t>(images[image]->uid << 32 | row);
-      t.rows[i] = images[image]->features.data() + row * hidden;
-      ++row;
-    }
-    if (!images.empty() && (image + 1 != images.size() || row != rows_of(image))) {
-      throw Error("the dialogue holds fewer image tokens than its pictures give");
-    }
-    return t;
+    return render_prompt(model, messages(ex, &next), media);
   }
 
   void reset_cache() {
@@ -230,7 +167,7 @@ struct Chat::Impl {
 
     // Fit the dialogue: drop the oldest exchanges until prompt + answer cap fit the context.
     std::vector<Exchange> kept = exchanges;
-    Target target;
+    RenderedPrompt target;
     for (;;) {
       target = render(kept, next, o, result.metrics.vision_ms);
       if (target.ids.size() + reserve <= static_cast<size_t>(context)) break;
@@ -259,11 +196,7 @@ struct Chat::Impl {
       logits.resize(static_cast<size_t>(model.config.text.vocab));
     }
     // Reuse the longest cached prefix; at least the last prompt position is run for its logits.
-    size_t p = 0;
-    while (p < cached_ids.size() && p + 1 < target.ids.size() && cached_ids[p] == target.ids[p] &&
-           cached_source[p] == target.source[p]) {
-      ++p;
-    }
+    const size_t p = reusable_prefix(cached_ids, cached_source, target);
     try {
       cache->truncate(static_cast<int>(p));
       cached_ids.resize(p);
@@ -271,23 +204,13 @@ struct Chat::Impl {
       result.metrics.cached_tokens = static_cast<int>(p);
 
       const auto t = Clock::now();
-      const size_t n = target.ids.size() - p,
-                   hidden = static_cast<size_t>(model.config.text.hidden);
-      std::vector<float> x(n * hidden);
-      model.decoder.embed(target.ids.data() + p, static_cast<int>(n), x.data());
-      for (size_t i = 0; i < n; ++i) {
-        if (target.rows[p + i])
-          std::memcpy(x.data() + i * hidden, target.rows[p + i], sizeof(float) * hidden);
-      }
-      model.decoder.forward(x.data(), static_cast<int>(n), *cache, logits.data());
-      cached_ids.insert(cached_ids.end(), target.ids.begin() + static_cast<long>(p),
-                        target.ids.end());
-      cached_source.insert(cached_source.end(), target.source.begin() + static_cast<long>(p),
-                           target.source.end());
+      prefill(model, cx, target, *cache, logits.data());
+      cached_ids = target.ids;
+      cached_source = target.source;
       result.metrics.prefill_ms = ms_since(t);
 
       std::vector<int32_t> fed;
-      generate_answer(model, *cache, logits, target.ids, o, on_text, result, &fed);
+      generate_answer(model, cx, *cache, logits, target.ids, o, on_text, result, &fed);
       cached_ids.insert(cached_ids.end(), fed.begin(), fed.end());
       cached_source.resize(cached_ids.size(), kTextSource);
     } catch (...) {
@@ -307,7 +230,8 @@ Chat::Chat(Chat&&) noexcept = default;
 Chat& Chat::operator=(Chat&&) noexcept = default;
 
 void Chat::set_image(Image image) {
-  check_picture_size(image.width, image.height);
+  const std::string bad = check_image_dims(image.width, image.height);
+  if (!bad.empty()) throw Error("the picture's " + bad);
   if (image.rgb.size() !=
       static_cast<size_t>(image.width) * static_cast<size_t>(image.height) * 3) {
     throw Error("the picture's pixel buffer does not match its size");
@@ -360,7 +284,7 @@ Chat Engine::chat(const ChatOptions& options) {
       options.context > 0 ? std::min(options.context, impl_->context) : impl_->context;
   if (options.system.find(kImageMarker) != std::string::npos)
     throw Error("the system message cannot hold <image>");
-  return Chat(std::make_unique<Chat::Impl>(*impl_->model, context, options));
+  return Chat(std::make_unique<Chat::Impl>(*impl_->model, *impl_->compute, context, options));
 }
 
 }  // namespace smolvlm

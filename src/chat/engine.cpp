@@ -4,10 +4,9 @@
 #include <chrono>
 
 #include "chat/answer_loop.h"
+#include "chat/conversation_prompt.h"
 #include "chat/engine_impl.h"
-#include "chat/pipeline.h"
 #include "kernels/kernels.h"
-#include "util/thread_pool.h"
 
 namespace smolvlm {
 
@@ -30,8 +29,8 @@ VisionPrecision parse_vision_precision(const std::string& name) {
 std::unique_ptr<Engine> Engine::load(const std::string& model_dir, const LoadOptions& options) {
   const auto t0 = Clock::now();
   if (options.threads < 0) throw Error("--threads must be positive");
-  set_num_threads(options.threads);
   std::unique_ptr<Engine> e(new Engine());
+  e->impl_->compute = std::make_unique<kernels::Compute>(options.threads, options.kernels);
   e->impl_->model = Model::load(model_dir, options.mmproj, options.vision_precision);
   e->impl_->path = model_dir;
   const int max_pos = e->impl_->model->config.text.max_positions;
@@ -60,7 +59,8 @@ ModelInfo Engine::info() const {
   i.tile_size = c.vision.image_size;
   i.tokens_per_tile = c.image_seq_len;
   i.context = impl_->context;
-  i.threads = global_pool().size();
+  i.threads = impl_->compute->threads();
+  i.kernels = impl_->compute->path_name();
   return i;
 }
 double Engine::load_ms() const { return impl_->load_ms; }
@@ -68,47 +68,23 @@ double Engine::load_ms() const { return impl_->load_ms; }
 Result Engine::generate(const Conversation& conversation, const GenerationOptions& options,
                         const TextCallback& on_text) {
   const Model& model = *impl_->model;
+  const kernels::Compute& cx = *impl_->compute;
   if (options.max_new_tokens < 0) throw Error("max new tokens must not be negative");
-  if (conversation.empty()) throw Error("the conversation is empty");
   Result result;
   result.metrics.load_ms = impl_->load_ms;
 
-  // Conversation → prompt items + decoded pictures.
-  std::vector<PromptMessage> messages;
-  std::vector<Image> images;
-  for (const Message& m : conversation) {
-    if (m.role != "user" && m.role != "assistant" && m.role != "system") {
-      throw Error("unknown role '" + m.role + "' (expected system, user or assistant)");
-    }
-    PromptMessage pm{m.role, {}};
-    for (const Content& c : m.content) {
-      switch (c.kind) {
-        case Content::Kind::Text:
-          pm.content.push_back({PromptItem::Kind::Text, c.value});
-          continue;
-        case Content::Kind::Image:
-          if (!c.picture) throw Error("an image item holds no picture");
-          images.push_back(*c.picture);
-          break;
-        case Content::Kind::ImageFile:
-          images.push_back(Image::from_file(c.value));
-          break;
-        case Content::Kind::ImageBytes:
-          images.push_back(
-              Image::from_bytes(reinterpret_cast<const uint8_t*>(c.value.data()), c.value.size()));
-          break;
-        case Content::Kind::VideoFile:
+  const ImageProcessorConfig proc = processor_for(model, options);
+  std::vector<MediaPtr> media;
+  const std::vector<PromptMessage> messages = prompt_messages(
+      conversation,
+      [&](const Content& c) {
+        if (c.kind == Content::Kind::VideoFile)
           throw Error("video input is not supported by this build");
-      }
-      pm.content.push_back({PromptItem::Kind::Image, {}});
-    }
-    messages.push_back(std::move(pm));
-  }
-  ImageProcessorConfig proc = model.config.processor;
-  proc.do_split = proc.do_split && options.split_images;
-  proc.max_tiles = options.max_tiles;
-  PreparedPrompt prompt = prepare_prompt(model, messages, images, proc);
-  const int n_prompt = static_cast<int>(prompt.ids.size());
+        return encode_picture(model, cx, content_picture(c), proc, &result.metrics.vision_ms);
+      },
+      media);
+  const RenderedPrompt prompt = render_prompt(model, messages, media);
+  const int n_prompt = static_cast<int>(prompt.size());
   result.metrics.prompt_tokens = n_prompt;
   result.metrics.image_tiles = prompt.n_tiles;
   if (n_prompt >= impl_->context) {
@@ -116,21 +92,15 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
                 " tokens, more than the context of " + std::to_string(impl_->context) + " allows");
   }
 
-  auto t = Clock::now();
-  const std::vector<float> features = model.encode_pictures(prompt.pixels.data(), prompt.n_tiles);
-  result.metrics.vision_ms = ms_since(t);
-  std::vector<float>().swap(prompt.pixels);  // the answer does not need the tiles (peak RSS)
-
   // The cache holds the prompt and the answer, no more (memory stays small for short chats).
   const int capacity = std::min(impl_->context, n_prompt + std::max(options.max_new_tokens, 1));
   KVCache cache(model.config.text, capacity);
   std::vector<float> logits(static_cast<size_t>(model.config.text.vocab));
-  t = Clock::now();
-  const std::vector<float> x = embed_prompt(model, prompt.ids, features);
-  model.decoder.forward(x.data(), n_prompt, cache, logits.data());
+  const auto t = Clock::now();
+  prefill(model, cx, prompt, cache, logits.data());
   result.metrics.prefill_ms = ms_since(t);
 
-  generate_answer(model, cache, logits, prompt.ids, options, on_text, result);
+  generate_answer(model, cx, cache, logits, prompt.ids, options, on_text, result);
   return result;
 }
 

@@ -1,5 +1,6 @@
-// The steps from a conversation to the decoder's input, each a plain function so tests can check
-// every stage against the references: render → preprocess images → expand → tokenise → embed.
+// The stages from a conversation to the decoder's input as plain functions, so tests and the
+// benchmark can check and time each against the references: preprocess pictures → render and
+// tokenise → encode → embed. Built on the one prompt route (chat/conversation_prompt.h).
 #pragma once
 
 #include <cstdint>

@@ -28,9 +28,9 @@ std::string ModelInfo::summary() const {
   std::snprintf(
       line, sizeof line,
       "%.0fM parameters; text %d layers x %d, vocab %d; vision %d layers x %d, %d px tiles "
-      "of %d tokens; context %d; %d threads",
+      "of %d tokens; context %d; %d threads, %s kernels",
       static_cast<double>(parameters) / 1e6, text_layers, text_hidden, vocab, vision_layers,
-      vision_hidden, tile_size, tokens_per_tile, context, threads);
+      vision_hidden, tile_size, tokens_per_tile, context, threads, kernels.c_str());
   return "model " + path + ": " + line;
 }
 

@@ -1,6 +1,7 @@
 #include "formats/gguf.h"
 
 #include <smolvlm/error.h>
+#include <unistd.h>
 
 #include <cinttypes>
 #include <cstdio>
@@ -195,7 +196,7 @@ constexpr GgmlTypeInfo kGgmlTypes[] = {
 };
 
 constexpr std::pair<uint32_t, DType> kSupported[] = {
-    {0, DType::F32},  {1, DType::F16},  {2, DType::Q4_0}, {8, DType::Q8_0}, {24, DType::I8},
+    {0, DType::F32},  {1, DType::F16},  {2, DType::Q4_0}, {8, DType::Q8_0},  {24, DType::I8},
     {26, DType::I32}, {27, DType::I64}, {28, DType::F64}, {30, DType::BF16},
 };
 
@@ -513,12 +514,10 @@ GgufContents parse_gguf(const uint8_t* data, size_t size, const std::string& fil
 }
 
 bool is_gguf_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return false;
+  // Through InputFile: a FIFO or a device named as a model is refused, not waited on.
+  const InputFile f(path, "model file", InputFile::kNoLimit);
   char magic[4] = {};
-  const bool ok = std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
-  std::fclose(f);
-  return ok;
+  return f.size() >= 4 && ::pread(f.fd(), magic, 4, 0) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
 GgufFile::GgufFile(const std::string& path) : file_(path) {

@@ -93,7 +93,8 @@ struct GgufContents {
 // `data` must outlive the views. Throws smolvlm::Error naming `name_for_errors`.
 GgufContents parse_gguf(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
-// True when the file starts with the GGUF magic (a cheap check; throws only if it cannot open).
+// True when the file starts with the GGUF magic (a cheap check). Throws smolvlm::Error when it
+// cannot be opened or is not a regular file (see InputFile).
 bool is_gguf_file(const std::string& path);
 
 class GgufFile {

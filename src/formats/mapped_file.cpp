@@ -7,10 +7,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <limits>
 #include <mutex>
-#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -44,6 +45,91 @@ void remove_range(const uint8_t* p) {
 }
 }  // namespace
 
+std::string one_line(const std::string& s) {
+  std::string r = s;
+  for (char& c : r) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return r;
+}
+
+std::string format_bytes(uint64_t bytes) {
+  static const char* const kUnits[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  if (bytes < 1024) return std::to_string(bytes) + " bytes";
+  double v = static_cast<double>(bytes);
+  int unit = 0;
+  while (v >= 1024 && unit < 6) {
+    v /= 1024;
+    ++unit;
+  }
+  char text[32];
+  // One decimal below 10 ("1.5 GiB"), none where it says nothing ("256 MiB", "32 KiB").
+  const bool decimal = v < 10 && v != std::floor(v);
+  std::snprintf(text, sizeof text, decimal ? "%.1f %s" : "%.0f %s", v, kUnits[unit]);
+  return text;
+}
+
+namespace {
+const char* file_type_name(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a plain file";
+}
+}  // namespace
+
+InputFile::InputFile(const std::string& path, const std::string& kind, uint64_t max_bytes)
+    : path_(path), kind_(kind) {
+  const std::string what = "cannot open " + kind + " '" + one_line(path) + "': ";
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer; it does nothing to regular
+  // files, the only kind read on.
+  fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd_ < 0) throw Error(what + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) {
+    const int e = errno;
+    ::close(fd_);
+    throw Error(what + std::strerror(e));
+  }
+  std::string refusal;
+  if (S_ISDIR(st.st_mode)) {
+    refusal = "is a directory";
+  } else if (!S_ISREG(st.st_mode)) {
+    refusal = std::string("is ") + file_type_name(st.st_mode) + ", not a regular file";
+  } else if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    refusal = "the file is " + format_bytes(static_cast<uint64_t>(st.st_size)) + ", over the " +
+              format_bytes(max_bytes) + " limit for " + kind + "s";
+  } else if (static_cast<uint64_t>(st.st_size) > std::numeric_limits<size_t>::max()) {
+    refusal = "the file is too large to address";
+  }
+  if (!refusal.empty()) {
+    ::close(fd_);
+    throw Error(what + refusal);
+  }
+  size_ = static_cast<size_t>(st.st_size);
+}
+
+InputFile::~InputFile() { ::close(fd_); }
+
+std::string InputFile::read_all() const {
+  std::string bytes(size_, '\0');
+  size_t got = 0;
+  while (got < size_) {
+    const ssize_t n = ::pread(fd_, bytes.data() + got, size_ - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      throw Error("cannot read " + kind_ + " '" + one_line(path_) + "': " + std::strerror(errno));
+    }
+    if (n == 0) {
+      throw Error("cannot read " + kind_ + " '" + one_line(path_) +
+                  "': it shrank while being read");
+    }
+    got += static_cast<size_t>(n);
+  }
+  return bytes;
+}
+
 bool drop_mapped_pages(const void* p, size_t bytes) {
   const auto* b = static_cast<const uint8_t*>(p);
   std::lock_guard<std::mutex> lock(registry().mu);
@@ -58,26 +144,18 @@ bool drop_mapped_pages(const void* p, size_t bytes) {
   return false;
 }
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot open '" + path + "': " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error("'" + path + "' is not a regular file");
-  }
-  size_ = static_cast<size_t>(st.st_size);
+MappedFile::MappedFile(const std::string& path, const std::string& kind) : path_(path) {
+  const InputFile file(path, kind, InputFile::kNoLimit);
+  size_ = file.size();
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd(), 0);
     if (p == MAP_FAILED) {
-      int e = errno;
-      ::close(fd);
-      throw Error("cannot map '" + path + "': " + std::strerror(e));
+      throw Error("cannot map " + kind + " '" + one_line(path) + "': " + std::strerror(errno));
     }
     data_ = static_cast<const uint8_t*>(p);
     add_range(data_, size_);
   }
-  ::close(fd);  // the mapping keeps the file alive
+  // The mapping keeps the file alive once `file` closes it.
 }
 
 MappedFile::~MappedFile() {
@@ -105,13 +183,8 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   return *this;
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open '" + path + "': " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error("cannot read '" + path + "'");
-  return ss.str();
+std::string read_file(const std::string& path, const std::string& kind, uint64_t max_bytes) {
+  return InputFile(path, kind, max_bytes).read_all();
 }
 
 }  // namespace smolvlm

@@ -7,10 +7,49 @@
 
 namespace smolvlm {
 
+// Every file that comes from outside (pictures, conversations, configs, tokenizers, weights) is
+// opened through InputFile: without blocking (opening a FIFO waits for a writer forever) and only
+// when it is a regular file no larger than the caller's limit, so a named pipe, a device such as
+// /dev/zero or a directory gets a one-line refusal instead of a hang or an unbounded read. `kind`
+// names the file in messages ("image", "config file", ...): "cannot open image 'p': is a FIFO,
+// not a regular file".
+class InputFile {
+ public:
+  static constexpr uint64_t kNoLimit = ~uint64_t{0};
+  InputFile(const std::string& path, const std::string& kind, uint64_t max_bytes);
+  ~InputFile();
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+
+  int fd() const { return fd_; }
+  size_t size() const { return size_; }
+  // The whole file: exactly size() bytes (a file that shrinks meanwhile is an error).
+  std::string read_all() const;
+
+ private:
+  int fd_ = -1;
+  size_t size_ = 0;
+  std::string path_, kind_;
+};
+
+// What outside files may hold at most. Generous for every legitimate file, small enough that
+// reading one cannot exhaust memory.
+inline constexpr uint64_t kMaxImageFileBytes = uint64_t{256} << 20;     // a 2^28-pixel PNG fits
+inline constexpr uint64_t kMaxJsonFileBytes = uint64_t{8} << 20;        // configs, conversations
+inline constexpr uint64_t kMaxTokenizerFileBytes = uint64_t{64} << 20;  // the real one is 3.5 MB
+
+// "256 MiB", "8 MiB", "1.5 KiB": sizes in messages.
+std::string format_bytes(uint64_t bytes);
+
+// `s` with control characters (a newline in a file name, say) replaced by '?': messages stay on
+// one line.
+std::string one_line(const std::string& s);
+
 class MappedFile {
  public:
   MappedFile() = default;
-  explicit MappedFile(const std::string& path);  // throws smolvlm::Error
+  // Maps a regular file (see InputFile; weights have no size limit); throws smolvlm::Error.
+  explicit MappedFile(const std::string& path, const std::string& kind = "model file");
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -33,7 +72,13 @@ class MappedFile {
 // file (e.g. weights converted at load time), where dropping would lose the data.
 bool drop_mapped_pages(const void* p, size_t bytes);
 
-// Whole file into memory; throws smolvlm::Error naming the file.
-std::string read_text_file(const std::string& path);
+// A whole outside file of at most max_bytes into memory (see InputFile); throws smolvlm::Error
+// naming the file.
+std::string read_file(const std::string& path, const std::string& kind, uint64_t max_bytes);
+
+// read_file without a size limit, for files the program made or was shipped with (tests, tools).
+inline std::string read_text_file(const std::string& path) {
+  return read_file(path, "file", InputFile::kNoLimit);
+}
 
 }  // namespace smolvlm

@@ -32,6 +32,26 @@ bool mul_ok(uint64_t a, uint64_t b, uint64_t& out) {
   return true;
 }
 
+// nlohmann::json keeps the last of repeated keys; a header that names a tensor (or its dtype,
+// shape, offsets) twice is ambiguous, so the parse notes the first repeat in `duplicate`.
+nlohmann::json parse_without_duplicates(const uint8_t* begin, const uint8_t* end,
+                                        std::string& duplicate) {
+  using json = nlohmann::json;
+  std::vector<std::set<std::string>> open_objects;  // the keys seen so far, innermost last
+  const json::parser_callback_t note = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (event == json::parse_event_t::key && !open_objects.empty() && duplicate.empty()) {
+      const std::string& key = parsed.get_ref<const std::string&>();
+      if (!open_objects.back().insert(key).second) duplicate = key;
+    }
+    return true;
+  };
+  return json::parse(begin, end, note);
+}
+
 }  // namespace
 
 std::map<std::string, TensorView> parse_safetensors(const uint8_t* data, size_t size,
@@ -45,10 +65,15 @@ std::map<std::string, TensorView> parse_safetensors(const uint8_t* data, size_t 
                 " bytes does not fit in " + std::to_string(size) + " bytes");
   }
   nlohmann::json header;
+  std::string duplicate;
   try {
-    header = nlohmann::json::parse(data + 8, data + 8 + header_len);
+    header = parse_without_duplicates(data + 8, data + 8 + header_len, duplicate);
   } catch (const std::exception&) {
     throw Error(where + " has a corrupt JSON header");
+  }
+  if (!duplicate.empty()) {
+    throw Error(where + " has a JSON header with the key '" + one_line(duplicate) +
+                "' twice in one object (ambiguous)");
   }
   if (!header.is_object()) throw Error(where + " header is not a JSON object");
   const uint8_t* base = data + 8 + header_len;
@@ -122,7 +147,7 @@ TensorStore TensorStore::open_hf_folder(const std::string& dir) {
   if (fs::exists(index, ec)) {
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(read_text_file(index.string()));
+      j = nlohmann::json::parse(read_file(index.string(), "index file", kMaxJsonFileBytes));
     } catch (const nlohmann::json::exception&) {
       throw Error("'" + index.string() + "' is not valid JSON");
     }

@@ -1,8 +1,9 @@
-// Picks the best kernel path the CPU supports, once; SMOLVLM_KERNELS=name forces one.
+// The kernel paths this CPU supports, and the compute context that holds one of them.
 #include <smolvlm/error.h>
 
 #include <cstdlib>
 
+#include "kernels/compute.h"
 #include "kernels/kernel_path.h"
 
 #if defined(__aarch64__)
@@ -50,11 +51,6 @@ bool cpu_has(const char* feature) {
 #endif
 }
 
-const KernelPath*& active_slot() {
-  static const KernelPath* active = nullptr;
-  return active;
-}
-
 }  // namespace
 
 std::vector<const KernelPath*> available_paths() {
@@ -73,32 +69,26 @@ std::vector<const KernelPath*> available_paths() {
   return out;
 }
 
-void select_path(const std::string& name) {
-  for (const KernelPath* p : available_paths()) {
-    if (name == p->name) {
-      active_slot() = p;
-      return;
-    }
+const KernelPath& find_path(const std::string& name) {
+  const std::vector<const KernelPath*> paths = available_paths();
+  for (const KernelPath* p : paths) {
+    if (name == p->name) return *p;
   }
   std::string have;
-  for (const KernelPath* p : available_paths())
-    have += std::string(have.empty() ? "" : ", ") + p->name;
+  for (const KernelPath* p : paths) have += std::string(have.empty() ? "" : ", ") + p->name;
   throw Error("kernel path '" + name + "' is not available on this CPU (available: " + have + ")");
 }
 
-const KernelPath& active_path() {
-  const KernelPath*& p = active_slot();
-  if (!p) {
-    const char* env = std::getenv("SMOLVLM_KERNELS");
-    if (env && *env) {
-      select_path(env);
-    } else {
-      p = available_paths().back();
-    }
-  }
-  return *p;
+const KernelPath& default_path() {
+  const char* env = std::getenv("SMOLVLM_KERNELS");
+  if (env && *env) return find_path(env);
+  return *available_paths().back();
 }
 
-const char* active_path_name() { return active_path().name; }
+Compute::Compute(int threads, const std::string& path)
+    : pool_(std::make_unique<ThreadPool>(threads)),
+      path_(path.empty() ? &default_path() : &find_path(path)) {}
+
+const char* Compute::path_name() const { return path_->name; }
 
 }  // namespace smolvlm::kernels

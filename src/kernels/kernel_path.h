@@ -62,10 +62,10 @@ struct KernelPath {
 
 // The paths compiled into this binary that the running CPU supports, best last.
 std::vector<const KernelPath*> available_paths();
-const KernelPath& active_path();
-// Forces a path by name ("generic", "avx2", "avx512", "neon", "dotprod", "i8mm", ...); throws
-// smolvlm::Error when it is unknown or the CPU lacks it. Not thread-safe with running kernels.
-void select_path(const std::string& name);
+// The path of that name; throws smolvlm::Error when it is unknown or the CPU lacks it.
+const KernelPath& find_path(const std::string& name);
+// $SMOLVLM_KERNELS when set (find_path), else the best available path.
+const KernelPath& default_path();
 
 const KernelPath& generic_path();
 #if defined(__x86_64__)

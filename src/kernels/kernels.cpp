@@ -11,15 +11,15 @@
 #include <vector>
 
 #include "kernels/kernel_path.h"
-#include "util/thread_pool.h"
 
 namespace smolvlm::kernels {
 
 void dequantize_row(const Matrix& w, int r, float* out) { ref::dequantize_row(w, r, out); }
 
-void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y) {
-  const KernelPath& path = active_path();
-  ThreadPool& pool = global_pool();
+void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const float* bias,
+            float* y) {
+  const KernelPath& path = cx.path();
+  ThreadPool& pool = cx.pool();
   // Threads split the output features, so each streams only its slice of W (decode is bound
   // by reading W); slices are whole multiples of 16 rows for the SIMD paths.
   const size_t units = static_cast<size_t>((w.rows + 15) / 16);
@@ -99,13 +99,14 @@ void rows_to_bf16(const KernelPath& path, const float* x, size_t ldx, int n, siz
 
 }  // namespace
 
-bool has_bf16_matmul() { return active_path().gemm_bf16 != nullptr; }
+bool has_bf16_matmul(const Compute& cx) { return cx.path().gemm_bf16 != nullptr; }
 
-void matmul_bf16(const float* x, int n, const Matrix& w, const float* bias, float* y) {
-  const KernelPath& path = active_path();
+void matmul_bf16(const Compute& cx, const float* x, int n, const Matrix& w, const float* bias,
+                 float* y) {
+  const KernelPath& path = cx.path();
   if (!path.gemm_bf16 || !(w.type == DType::F32 || w.type == DType::F16 || w.type == DType::BF16))
     throw Error(std::string("bf16 matmul is not available on the '") + path.name + "' kernel path");
-  ThreadPool& pool = global_pool();
+  ThreadPool& pool = cx.pool();
   // Round x once, shared by the workers like the Q8 case.
   const int ldx = bf16_stride(w.cols);
   thread_local std::vector<uint16_t> xb;
@@ -121,9 +122,9 @@ void matmul_bf16(const float* x, int n, const Matrix& w, const float* bias, floa
   });
 }
 
-void layer_norm(const float* x, int n, int d, const float* weight, const float* bias, float eps,
-                float* y) {
-  global_pool().parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
+void layer_norm(const Compute& cx, const float* x, int n, int d, const float* weight,
+                const float* bias, float eps, float* y) {
+  cx.pool().parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
     ref::layer_norm(x + b * d, static_cast<int>(e - b), d, weight, bias, eps, y + b * d);
   });
 }
@@ -135,22 +136,22 @@ void rms_norm(const float* x, int n, int d, const float* weight, float eps, floa
 namespace {
 // The active path's element-wise entry, or the generic one where a path has none.
 template <typename Fn>
-Fn pick(Fn KernelPath::*entry) {
-  const Fn f = active_path().*entry;
+Fn pick(const KernelPath& path, Fn KernelPath::*entry) {
+  const Fn f = path.*entry;
   return f ? f : generic_path().*entry;
 }
 }  // namespace
 
-void gelu_tanh_inplace(float* x, size_t n) {
-  const auto gelu = pick(&KernelPath::gelu_tanh);
-  global_pool().parallel_for((n + 255) / 256, [&](size_t b, size_t e) {
+void gelu_tanh_inplace(const Compute& cx, float* x, size_t n) {
+  const auto gelu = pick(cx.path(), &KernelPath::gelu_tanh);
+  cx.pool().parallel_for((n + 255) / 256, [&](size_t b, size_t e) {
     gelu(x + b * 256, std::min(n, e * 256) - b * 256);
   });
 }
 
-void silu_mul(const float* gate, const float* up, float* out, size_t n) {
-  const auto silu = pick(&KernelPath::silu_mul);
-  global_pool().parallel_for((n + 255) / 256, [&](size_t b, size_t e) {
+void silu_mul(const Compute& cx, const float* gate, const float* up, float* out, size_t n) {
+  const auto silu = pick(cx.path(), &KernelPath::silu_mul);
+  cx.pool().parallel_for((n + 255) / 256, [&](size_t b, size_t e) {
     silu(gate + b * 256, up + b * 256, out + b * 256, std::min(n, e * 256) - b * 256);
   });
 }
@@ -188,7 +189,7 @@ float softmax_numerators(const KernelPath& path, float* s, int n, const unsigned
     maxv = s[0];
     for (int j = 1; j < n; ++j) maxv = std::max(maxv, s[j]);
   }
-  return pick(&KernelPath::exp_shift_sum)(s, n, maxv);
+  return pick(path, &KernelPath::exp_shift_sum)(s, n, maxv);
 }
 
 void scale_row(float* x, int n, float a) {
@@ -198,13 +199,13 @@ void scale_row(float* x, int n, float a) {
 // One query row at a time: for decoding (a single new token), where there is nothing to block.
 // Scores are one GEMV per head against the head's K rows read in place (a strided matrix, so
 // the single-row kernel streams them with prefetch); the weighted sum of V is one call per head.
-void attention_rows(const AttentionShape& s, const float* q, const float* k, const float* v,
-                    const unsigned char* key_mask, float* out) {
-  const KernelPath& path = active_path();
+void attention_rows(const Compute& cx, const AttentionShape& s, const float* q, const float* k,
+                    const float* v, const unsigned char* key_mask, float* out) {
+  const KernelPath& path = cx.path();
   const int hd = s.head_dim, group = s.heads / s.kv_heads;
   const size_t tasks = static_cast<size_t>(s.nq) * s.heads;
   const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
-  global_pool().parallel_for(tasks, [&](size_t begin, size_t end) {
+  cx.pool().parallel_for(tasks, [&](size_t begin, size_t end) {
     thread_local std::vector<float> scores, qs;
     scores.resize(static_cast<size_t>(s.nk));
     qs.resize(static_cast<size_t>(hd));
@@ -239,9 +240,9 @@ void attention_rows(const AttentionShape& s, const float* q, const float* k, con
 // Only a [block × keys] slice of scores exists at a time, per worker (never heads × nq × nk).
 // K is read in place (a strided matrix); V too where the path multiplies by K-major B
 // (gemm_kn), otherwise each KV head's V is transposed once for gemm_float.
-void attention_blocked(const AttentionShape& s, const float* q, const float* k, const float* v,
-                       const unsigned char* key_mask, float* out, bool bf16) {
-  const KernelPath& path = active_path();
+void attention_blocked(const Compute& cx, const AttentionShape& s, const float* q, const float* k,
+                       const float* v, const unsigned char* key_mask, float* out, bool bf16) {
+  const KernelPath& path = cx.path();
   const int hd = s.head_dim, nk = s.nk, group = s.heads / s.kv_heads;
   // Bidirectional (vision): big blocks, so each head's K is packed fewer times. Causal: small
   // ones, so fewer hidden keys are computed.
@@ -250,7 +251,7 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
   std::vector<float> vt;
   if (!bf16 && !path.gemm_kn) {
     vt.resize(static_cast<size_t>(s.kv_heads) * nk * hd);
-    global_pool().parallel_for(static_cast<size_t>(s.kv_heads), [&](size_t b, size_t e) {
+    cx.pool().parallel_for(static_cast<size_t>(s.kv_heads), [&](size_t b, size_t e) {
       for (size_t h = b; h < e; ++h) {
         for (int j = 0; j < nk; ++j) {
           const float* vj = v + static_cast<size_t>(j) * s.kv_stride + h * hd;
@@ -260,7 +261,7 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
     });
   }
   const int blocks = (s.nq + kBlock - 1) / kBlock;
-  global_pool().parallel_for(static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end) {
+  cx.pool().parallel_for(static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end) {
     thread_local std::vector<float> sb, qb, inv_sum;
     thread_local std::vector<uint16_t> qh16, p16;
     for (size_t t = begin; t < end; ++t) {
@@ -317,14 +318,14 @@ void attention_blocked(const AttentionShape& s, const float* q, const float* k, 
 
 }  // namespace
 
-void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
-               const unsigned char* key_mask, float* out, bool bf16_products) {
+void attention(const Compute& cx, const AttentionShape& s, const float* q, const float* k,
+               const float* v, const unsigned char* key_mask, float* out, bool bf16_products) {
   if (s.nq >= 16) {
-    const KernelPath& path = active_path();
+    const KernelPath& path = cx.path();
     const bool bf16 = bf16_products && !key_mask && path.gemm_bf16 && path.gemm_kn_bf16;
-    attention_blocked(s, q, k, v, key_mask, out, bf16);
+    attention_blocked(cx, s, q, k, v, key_mask, out, bf16);
   } else {
-    attention_rows(s, q, k, v, key_mask, out);
+    attention_rows(cx, s, q, k, v, key_mask, out);
   }
 }
 

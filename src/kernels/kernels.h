@@ -1,4 +1,6 @@
 // The compute layer. The model code calls only these functions; it never sees SIMD or threads.
+// The functions that split work over threads or pick an instruction set take the caller's
+// compute context (kernels/compute.h) first.
 // Every function has a plain twin in kernels::ref (src/kernels/ref/) that is the truth the
 // tests compare the fast versions against.
 //
@@ -9,6 +11,7 @@
 #include <cstddef>
 
 #include "formats/tensor.h"
+#include "kernels/compute.h"
 
 namespace smolvlm::kernels {
 
@@ -33,24 +36,25 @@ inline Matrix f32_matrix(const float* data, int rows, int cols) {
 // Q8_0 weights run as w8a8: each activation row is quantised to int8 per block of 32 (scale =
 // max|x|/127, round to nearest), blocks are dotted in integers, scales applied in float.
 // Q4_0 weights run the same way (w4a8), their nibbles widened to int8 a slice at a time.
-void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y);
+void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const float* bias, float* y);
 // y = bf16(x) · bf16(W)ᵀ (+ bias), products summed in float32: the arithmetic Hugging Face
 // runs SmolVLM2 in (torch_dtype=bfloat16), at twice the multiply rate of float32 where the CPU
 // has bf16 dot products. Float weights only. Call only when has_bf16_matmul().
-void matmul_bf16(const float* x, int n, const Matrix& w, const float* bias, float* y);
-bool has_bf16_matmul();  // the active path has bf16 arithmetic
+void matmul_bf16(const Compute& cx, const float* x, int n, const Matrix& w, const float* bias,
+                 float* y);
+bool has_bf16_matmul(const Compute& cx);  // the context's path has bf16 arithmetic
 // Row r of W as float32 (embedding lookups).
 void dequantize_row(const Matrix& w, int r, float* out);
 
 // LayerNorm over the last dim d (biased variance), per row.
-void layer_norm(const float* x, int n, int d, const float* weight, const float* bias, float eps,
-                float* y);
+void layer_norm(const Compute& cx, const float* x, int n, int d, const float* weight,
+                const float* bias, float eps, float* y);
 // RMSNorm: x / sqrt(mean(x²) + eps) · weight.
 void rms_norm(const float* x, int n, int d, const float* weight, float eps, float* y);
 
-void gelu_tanh_inplace(float* x, size_t n);
+void gelu_tanh_inplace(const Compute& cx, float* x, size_t n);
 // out[i] = silu(gate[i]) · up[i]
-void silu_mul(const float* gate, const float* up, float* out, size_t n);
+void silu_mul(const Compute& cx, const float* gate, const float* up, float* out, size_t n);
 void add_inplace(float* x, const float* y, size_t n);
 
 // Rotate-half RoPE on `heads` vectors of head_dim at x + h·head_dim, angle = pos·inv_freq[i].
@@ -70,11 +74,9 @@ struct AttentionShape {
 };
 // bf16_products: Q·Kᵀ and P·V with bf16 inputs and float32 sums (the vision encoder in bf16
 // mode), where the active path has bf16 arithmetic and the rows are many; float32 otherwise.
-void attention(const AttentionShape& s, const float* q, const float* k, const float* v,
-               const unsigned char* key_mask, float* out, bool bf16_products = false);
-
-// The instruction-set path the kernels run on ("generic", "avx2", "avx512", "neon", ...).
-const char* active_path_name();
+void attention(const Compute& cx, const AttentionShape& s, const float* q, const float* k,
+               const float* v, const unsigned char* key_mask, float* out,
+               bool bf16_products = false);
 
 namespace ref {
 void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y);

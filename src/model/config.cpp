@@ -2,8 +2,12 @@
 
 #include <smolvlm/error.h>
 
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "formats/mapped_file.h"
 
@@ -13,27 +17,64 @@ namespace {
 
 using nlohmann::json;
 
-json read_json(const std::filesystem::path& p) {
+json parse_json(const std::string& text, const std::string& where) {
   try {
-    return json::parse(read_text_file(p.string()));
+    return json::parse(text);
   } catch (const json::exception&) {
-    throw Error("'" + p.string() + "' is not valid JSON");
+    throw Error("'" + where + "' is not valid JSON");
   }
 }
 
-// Reads an int key if present (and numeric), else keeps the default.
-template <typename T>
-void get_num(const json& j, const char* key, T& out, const std::string& where) {
-  if (!j.contains(key) || j[key].is_null()) return;
-  if (!j[key].is_number()) throw Error(where + ": '" + key + "' is not a number");
-  out = j[key].get<T>();
-}
+// One JSON object of a config file, with the dotted path of its keys for messages
+// ("text_config.num_hidden_layers"). Values must have the type and range of what they set: an
+// integer key holding 2.5, 1e12 or 2^40 is an error naming the key and the value, not a
+// truncation.
+struct Section {
+  const json& j;
+  const std::string& file;
+  std::string prefix;  // "" or "text_config."
 
-int longest_edge(const json& j, const char* key, int fallback) {
-  if (j.contains(key) && j[key].is_object() && j[key].contains("longest_edge") &&
-      j[key]["longest_edge"].is_number_integer()) {
-    return j[key]["longest_edge"].get<int>();
+  bool has(const char* key) const { return j.contains(key) && !j[key].is_null(); }
+  [[noreturn]] void fail(const char* key, const std::string& why) const {
+    throw Error(file + ": '" + prefix + key + "' " + why);
   }
+  // Reads a number key if present (and not null), else keeps the default.
+  void get(const char* key, int& out) const {
+    if (!has(key)) return;
+    const json& v = j[key];
+    if (!v.is_number()) fail(key, "is not a number: " + v.dump());
+    if (!v.is_number_integer()) fail(key, "must be an integer, got " + v.dump());
+    const bool in_range = v.is_number_unsigned()
+                              ? v.get<uint64_t>() <= uint64_t{INT32_MAX}
+                              : v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX;
+    if (!in_range) {
+      fail(key, "is " + v.dump() + ", out of range (" + std::to_string(INT32_MIN) + " to " +
+                    std::to_string(INT32_MAX) + ")");
+    }
+    out = static_cast<int>(v.get<int64_t>());
+  }
+  template <typename Real>
+  requires std::is_floating_point_v<Real>
+  void get(const char* key, Real& out) const {
+    if (!has(key)) return;
+    const json& v = j[key];
+    if (!v.is_number()) fail(key, "is not a number: " + v.dump());
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<Real>::max()) {
+      fail(key, "is " + v.dump() + ", out of range");
+    }
+    out = static_cast<Real>(d);
+  }
+  void get(const char* key, bool& out) const {
+    if (has(key) && j[key].is_boolean()) out = j[key].get<bool>();
+  }
+  Section sub(const char* key) const { return {j[key], file, prefix + key + "."}; }
+  bool has_object(const char* key) const { return j.contains(key) && j[key].is_object(); }
+};
+
+// size.longest_edge and max_image_size.longest_edge of preprocessor_config.json.
+int longest_edge(const Section& s, const char* key, int fallback) {
+  if (s.has_object(key)) s.sub(key).get("longest_edge", fallback);
   return fallback;
 }
 
@@ -45,109 +86,121 @@ ModelConfig load_hf_config(const std::string& dir) {
   if (!fs::is_directory(dir, ec)) throw Error("model folder '" + dir + "' does not exist");
   const fs::path cfg_path = fs::path(dir) / "config.json";
   if (!fs::exists(cfg_path, ec)) throw Error("model folder '" + dir + "' has no config.json");
-  const json j = read_json(cfg_path);
-  const std::string where = cfg_path.string();
+  const std::string config = read_file(cfg_path.string(), "config file", kMaxJsonFileBytes);
+  std::string pre, proc;
+  const fs::path pre_path = fs::path(dir) / "preprocessor_config.json";
+  const bool have_pre = fs::exists(pre_path, ec);
+  if (have_pre) pre = read_file(pre_path.string(), "config file", kMaxJsonFileBytes);
+  const fs::path proc_path = fs::path(dir) / "processor_config.json";
+  const bool have_proc = fs::exists(proc_path, ec);
+  if (have_proc) proc = read_file(proc_path.string(), "config file", kMaxJsonFileBytes);
+  return parse_hf_config({cfg_path.string(), config}, have_pre ? &pre : nullptr,
+                         have_proc ? &proc : nullptr, dir);
+}
+
+ModelConfig parse_hf_config(const NamedText& config, const std::string* preprocessor_json,
+                            const std::string* processor_json, const std::string& dir) {
+  namespace fs = std::filesystem;
+  const std::string& where = config.name;
+  const json j = parse_json(config.text, where);
   if (!j.is_object()) throw Error(where + ": not a JSON object");
+  const Section top{j, where, ""};
 
   ModelConfig c;
-  get_num(j, "scale_factor", c.scale_factor, where);
-  get_num(j, "image_token_id", c.image_token_id, where);
-  if (j.contains("tie_word_embeddings") && j["tie_word_embeddings"].is_boolean()) {
-    c.text.tie_word_embeddings = j["tie_word_embeddings"].get<bool>();
-  }
+  top.get("scale_factor", c.scale_factor);
+  top.get("image_token_id", c.image_token_id);
+  top.get("tie_word_embeddings", c.text.tie_word_embeddings);
 
   // Vision: SmolVLMVisionConfig defaults for layers/MLP/eps (spec §12); the class defaults for
   // hidden/heads/patch/image are not SmolVLM2 values, so those keys must be present.
-  if (!j.contains("vision_config") || !j["vision_config"].is_object()) {
-    throw Error(where + ": missing vision_config");
-  }
-  const json& v = j["vision_config"];
+  if (!top.has_object("vision_config")) throw Error(where + ": missing vision_config");
+  const Section v = top.sub("vision_config");
   for (const char* key : {"hidden_size", "image_size", "patch_size", "num_attention_heads"}) {
-    if (!v.contains(key)) throw Error(where + ": vision_config lacks '" + key + "'");
+    if (!v.j.contains(key)) throw Error(where + ": vision_config lacks '" + key + "'");
   }
-  get_num(v, "hidden_size", c.vision.hidden, where);
-  get_num(v, "num_hidden_layers", c.vision.layers, where);
-  get_num(v, "num_attention_heads", c.vision.heads, where);
-  get_num(v, "intermediate_size", c.vision.intermediate, where);
-  get_num(v, "patch_size", c.vision.patch, where);
-  get_num(v, "image_size", c.vision.image_size, where);
-  get_num(v, "num_channels", c.vision.channels, where);
-  get_num(v, "layer_norm_eps", c.vision.layer_norm_eps, where);
-  if (v.contains("hidden_act") && v["hidden_act"] != "gelu_pytorch_tanh") {
-    throw Error(where + ": unsupported vision hidden_act " + v["hidden_act"].dump());
+  v.get("hidden_size", c.vision.hidden);
+  v.get("num_hidden_layers", c.vision.layers);
+  v.get("num_attention_heads", c.vision.heads);
+  v.get("intermediate_size", c.vision.intermediate);
+  v.get("patch_size", c.vision.patch);
+  v.get("image_size", c.vision.image_size);
+  v.get("num_channels", c.vision.channels);
+  v.get("layer_norm_eps", c.vision.layer_norm_eps);
+  if (v.j.contains("hidden_act") && v.j["hidden_act"] != "gelu_pytorch_tanh") {
+    throw Error(where + ": unsupported vision hidden_act " + v.j["hidden_act"].dump());
   }
 
-  if (!j.contains("text_config") || !j["text_config"].is_object()) {
-    throw Error(where + ": missing text_config");
-  }
-  const json& t = j["text_config"];
-  get_num(t, "hidden_size", c.text.hidden, where);
-  get_num(t, "num_hidden_layers", c.text.layers, where);
-  get_num(t, "num_attention_heads", c.text.heads, where);
+  if (!top.has_object("text_config")) throw Error(where + ": missing text_config");
+  const Section t = top.sub("text_config");
+  t.get("hidden_size", c.text.hidden);
+  t.get("num_hidden_layers", c.text.layers);
+  t.get("num_attention_heads", c.text.heads);
   c.text.kv_heads = c.text.heads;  // LlamaConfig: num_key_value_heads defaults to the head count
-  get_num(t, "num_key_value_heads", c.text.kv_heads, where);
-  get_num(t, "intermediate_size", c.text.intermediate, where);
-  get_num(t, "vocab_size", c.text.vocab, where);
-  get_num(j, "vocab_size", c.text.vocab, where);
-  get_num(t, "rms_norm_eps", c.text.rms_norm_eps, where);
-  get_num(t, "max_position_embeddings", c.text.max_positions, where);
+  t.get("num_key_value_heads", c.text.kv_heads);
+  t.get("intermediate_size", c.text.intermediate);
+  t.get("vocab_size", c.text.vocab);
+  top.get("vocab_size", c.text.vocab);
+  t.get("rms_norm_eps", c.text.rms_norm_eps);
+  t.get("max_position_embeddings", c.text.max_positions);
   c.text.head_dim = c.text.heads > 0 ? c.text.hidden / c.text.heads : 0;
-  get_num(t, "head_dim", c.text.head_dim, where);
+  t.get("head_dim", c.text.head_dim);
   // rope_theta: transformers < 5 writes text_config.rope_theta, >= 5 rope_parameters.rope_theta.
   bool have_theta = false;
-  if (t.contains("rope_parameters") && t["rope_parameters"].is_object()) {
-    const json& rp = t["rope_parameters"];
-    if (rp.contains("rope_type") && rp["rope_type"] != "default") {
-      throw Error(where + ": unsupported rope_type " + rp["rope_type"].dump());
+  if (t.has_object("rope_parameters")) {
+    const Section rp = t.sub("rope_parameters");
+    if (rp.j.contains("rope_type") && rp.j["rope_type"] != "default") {
+      throw Error(where + ": unsupported rope_type " + rp.j["rope_type"].dump());
     }
-    if (rp.contains("rope_theta")) {
-      get_num(rp, "rope_theta", c.text.rope_theta, where);
+    if (rp.j.contains("rope_theta")) {
+      rp.get("rope_theta", c.text.rope_theta);
       have_theta = true;
     }
   }
-  if (t.contains("rope_theta")) {
-    get_num(t, "rope_theta", c.text.rope_theta, where);
+  if (t.j.contains("rope_theta")) {
+    t.get("rope_theta", c.text.rope_theta);
     have_theta = true;
   }
   if (!have_theta) throw Error(where + ": text_config has no rope_theta");
-  if (t.contains("rope_scaling") && !t["rope_scaling"].is_null()) {
-    throw Error(where + ": rope_scaling is not supported");
-  }
-  if (t.contains("tie_word_embeddings") && t["tie_word_embeddings"].is_boolean() &&
-      !j.contains("tie_word_embeddings")) {
-    c.text.tie_word_embeddings = t["tie_word_embeddings"].get<bool>();
-  }
+  if (t.has("rope_scaling")) throw Error(where + ": rope_scaling is not supported");
+  if (!j.contains("tie_word_embeddings")) t.get("tie_word_embeddings", c.text.tie_word_embeddings);
 
   // Processor: preprocessor_config.json / processor_config.json, spec §12 values when absent.
   ImageProcessorConfig& p = c.processor;
   p.tile_size = c.vision.image_size;
-  const fs::path pre_path = fs::path(dir) / "preprocessor_config.json";
-  if (fs::exists(pre_path, ec)) {
-    const json pj = read_json(pre_path);
-    const std::string pw = pre_path.string();
-    p.longest_edge = longest_edge(pj, "size", p.longest_edge);
-    p.tile_size = longest_edge(pj, "max_image_size", p.tile_size);
-    if (pj.contains("do_image_splitting") && pj["do_image_splitting"].is_boolean()) {
-      p.do_split = pj["do_image_splitting"].get<bool>();
-    }
+  if (preprocessor_json) {
+    const std::string pw = (fs::path(dir) / "preprocessor_config.json").string();
+    const json pj = parse_json(*preprocessor_json, pw);
+    if (!pj.is_object()) throw Error(pw + ": not a JSON object");
+    const Section ps{pj, pw, ""};
+    p.longest_edge = longest_edge(ps, "size", p.longest_edge);
+    p.tile_size = longest_edge(ps, "max_image_size", p.tile_size);
+    ps.get("do_image_splitting", p.do_split);
     for (const char* key : {"image_mean", "image_std"}) {
       if (pj.contains(key)) {
         if (!pj[key].is_array() || pj[key].size() != 3) throw Error(pw + ": bad " + key);
         auto& dst = std::string(key) == "image_mean" ? p.mean : p.std;
-        for (int i = 0; i < 3; ++i)
-          dst[static_cast<size_t>(i)] = pj[key][static_cast<size_t>(i)].get<float>();
+        for (int i = 0; i < 3; ++i) {
+          const json& e = pj[key][static_cast<size_t>(i)];
+          if (!e.is_number() || !std::isfinite(e.get<double>())) {
+            throw Error(pw + ": '" + key + "' holds " + e.dump() + ", not a finite number");
+          }
+          dst[static_cast<size_t>(i)] = e.get<float>();
+        }
       }
     }
-    get_num(pj, "rescale_factor", p.rescale, pw);
+    ps.get("rescale_factor", p.rescale);
     if (pj.contains("resample") && pj["resample"] != 1) {
       throw Error(pw + ": only LANCZOS (resample 1) is supported");
     }
     p.video_longest_edge = p.longest_edge;  // the video processor overrides video_size with size
   }
   c.image_seq_len = 0;
-  const fs::path proc_path = fs::path(dir) / "processor_config.json";
-  if (fs::exists(proc_path, ec))
-    get_num(read_json(proc_path), "image_seq_len", c.image_seq_len, proc_path.string());
+  if (processor_json) {
+    const std::string pw = (fs::path(dir) / "processor_config.json").string();
+    const json pj = parse_json(*processor_json, pw);
+    if (!pj.is_object()) throw Error(pw + ": not a JSON object");
+    Section{pj, pw, ""}.get("image_seq_len", c.image_seq_len);
+  }
   const int derived = c.vision.patch > 0 && c.scale_factor > 0
                           ? (c.vision.patches_per_side() / c.scale_factor) *
                                 (c.vision.patches_per_side() / c.scale_factor)

@@ -50,6 +50,15 @@ struct ModelConfig {
 // Reads config.json (required) and preprocessor_config.json / processor_config.json (optional,
 // spec defaults otherwise). Throws smolvlm::Error with a one-line message on bad values.
 ModelConfig load_hf_config(const std::string& dir);
+
+// A file's text and the name messages call it by.
+struct NamedText {
+  std::string name, text;
+};
+// load_hf_config on text already read: config.json, and preprocessor_config.json and
+// processor_config.json where given (nullptr: absent); `dir` names those two in messages.
+ModelConfig parse_hf_config(const NamedText& config, const std::string* preprocessor_json,
+                            const std::string* processor_json, const std::string& dir);
 // Checks internal consistency (divisibility etc.); throws smolvlm::Error.
 void validate(const ModelConfig& cfg);
 

@@ -28,9 +28,10 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-json read_json_file(const fs::path& p) {
+json read_json_file(const fs::path& p, const std::string& kind = "JSON file",
+                    uint64_t max_bytes = kMaxJsonFileBytes) {
   try {
-    return json::parse(read_text_file(p.string()));
+    return json::parse(read_file(p.string(), kind, max_bytes));
   } catch (const json::exception&) {
     throw Error("'" + p.string() + "' is not valid JSON");
   }
@@ -361,7 +362,7 @@ bool looks_special(const std::string& t) {
 VocabData read_vocab(const fs::path& dir, int vocab_size) {
   const fs::path tok_path = dir / "tokenizer.json";
   Tokenizer::from_hf_json_file(tok_path.string());  // refuses tokenizers the engine cannot run
-  const json tj = read_json_file(tok_path);
+  const json tj = read_json_file(tok_path, "tokenizer file", kMaxTokenizerFileBytes);
   VocabData v;
   v.tokens.assign(static_cast<size_t>(vocab_size), std::string());
   v.types.assign(static_cast<size_t>(vocab_size), 1);  // NORMAL
@@ -406,7 +407,8 @@ VocabData read_vocab(const fs::path& dir, int vocab_size) {
   if (tc.contains("chat_template") && tc["chat_template"].is_string()) {
     v.chat_template = tc["chat_template"].get<std::string>();
   } else if (fs::exists(dir / "chat_template.jinja")) {
-    v.chat_template = read_text_file((dir / "chat_template.jinja").string());
+    v.chat_template =
+        read_file((dir / "chat_template.jinja").string(), "chat template", kMaxJsonFileBytes);
   } else if (fs::exists(dir / "chat_template.json")) {
     const json ct = read_json_file(dir / "chat_template.json");
     if (ct.contains("chat_template") && ct["chat_template"].is_string()) {

@@ -64,10 +64,11 @@ void drop_text_pages(const TextWeights& t) {
 
 }  // namespace
 
-std::vector<float> Model::encode_pictures(const float* pixels, int n_tiles) const {
+std::vector<float> Model::encode_pictures(const kernels::Compute& cx, const float* pixels,
+                                          int n_tiles) const {
   if (n_tiles <= 0) return {};
   drop_text_pages(weights.text);
-  std::vector<float> features = vision.image_features(pixels, n_tiles);
+  std::vector<float> features = vision.image_features(cx, pixels, n_tiles);
   drop_vision_pages(weights.vision);
   return features;
 }

@@ -44,7 +44,8 @@ class Model {
   // text + ~190 MB F16 vision). Dropped pages stay in the page cache and fault back in when next
   // read (~tens of ms; a tile takes ~1 s). Weights not read from a mapped file (converted at
   // load time) stay as they are.
-  std::vector<float> encode_pictures(const float* pixels, int n_tiles) const;
+  std::vector<float> encode_pictures(const kernels::Compute& cx, const float* pixels,
+                                     int n_tiles) const;
 
  private:
   Model(ModelConfig cfg, Tokenizer tok, ModelWeights w, VisionPrecision vision_precision);

@@ -12,7 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "net/sha256.h"
+#include "net/file_hash.h"
+#include "util/sha256.h"
 
 namespace smolvlm::net {
 

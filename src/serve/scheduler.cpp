@@ -1,92 +1,432 @@
-// Scheduler: first version, one request at a time on the Engine (the interface is final; the
-// batched slots replace this body).
+// Scheduler: many conversations on one Engine. One worker thread owns the model's compute: between
+// decode steps it admits waiting requests into free slots (render, encode pictures through the
+// feature cache, prefill what the slot's KV cache does not already hold, first token), then runs
+// one batched decode step for every active slot (Decoder::forward_batch) and streams each slot's
+// new piece. Slots keep their KV cache after a request, so a follow-up that resends the dialogue
+// computes only its new turn.
 #include <smolvlm/serving.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
+#include <deque>
+#include <exception>
+#include <list>
 #include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "chat/answer_loop.h"
+#include "chat/conversation_prompt.h"
+#include "chat/engine_impl.h"
+#include "util/sha256.h"
 
 namespace smolvlm {
 
-struct Scheduler::Impl {
-  Engine& engine;
-  SchedulerOptions options;
-  mutable std::mutex mu;
-  std::condition_variable cv;
-  bool running = false, stopping = false;
-  int waiting = 0;
-  std::atomic<bool> cancel_all{false};
-  SchedulerStats totals;
-  Impl(Engine& e, const SchedulerOptions& o) : engine(e), options(o) {}
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+// Picture features by a hash of the picture and the tile settings; least recently used out first
+// once the features exceed the byte limit. Features still shown by a running request stay alive
+// through their MediaPtr even when evicted.
+class MediaCache {
+ public:
+  explicit MediaCache(int64_t limit) : limit_(limit) {}
+
+  MediaPtr find(const std::string& key) {
+    const auto it = index_.find(key);
+    if (it == index_.end()) {
+      ++misses_;
+      return nullptr;
+    }
+    ++hits_;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->second;
+  }
+
+  void put(const std::string& key, MediaPtr media) {
+    if (limit_ <= 0 || index_.count(key)) return;
+    bytes_ += static_cast<int64_t>(media->bytes());
+    lru_.emplace_front(key, std::move(media));
+    index_[key] = lru_.begin();
+    while (bytes_ > limit_ && !lru_.empty()) {
+      bytes_ -= static_cast<int64_t>(lru_.back().second->bytes());
+      index_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+  }
+
+  int64_t hits() const { return hits_; }
+  int64_t misses() const { return misses_; }
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  int64_t limit_, bytes_ = 0, hits_ = 0, misses_ = 0;
+  std::list<std::pair<std::string, MediaPtr>> lru_;
+  std::unordered_map<std::string, std::list<std::pair<std::string, MediaPtr>>::iterator> index_;
 };
 
-Scheduler::Scheduler(Engine& engine, const SchedulerOptions& options)
-    : impl_(std::make_unique<Impl>(engine, options)) {
+struct Request {
+  const Conversation& conversation;
+  GenerationOptions options;
+  const TextCallback& on_text;
+  Result result;
+  std::exception_ptr error;
+  bool done = false;
+};
+
+struct Slot {
+  std::unique_ptr<KVCache> cache;
+  std::vector<int32_t> ids;  // what `cache` holds, position by position
+  std::vector<int64_t> source;
+  Request* request = nullptr;
+  std::unique_ptr<AnswerStream> answer;
+  std::vector<float> logits;
+  int32_t next = -1;  // the token to run at the next step
+  uint64_t last_used = 0;
+};
+
+std::string settings_key(const GenerationOptions& o) {
+  return (o.split_images ? "/split/" : "/whole/") + std::to_string(o.max_tiles);
+}
+
+}  // namespace
+
+struct Scheduler::Impl {
+  const Model& model;
+  const kernels::Compute& cx;
+  double load_ms;
+  SchedulerOptions options;
+  int context;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Request*> queue;  // guarded by mu
+  int busy = 0;                // slots with a request; guarded by mu
+  bool stopping = false;       // guarded by mu
+  SchedulerStats totals;       // guarded by mu
+  std::atomic<bool> stop_now{false};
+
+  // Touched by the worker only.
+  std::vector<Slot> slots;
+  MediaCache media_cache;
+  uint64_t clock = 0;
+
+  std::thread worker;
+
+  Impl(Engine::Impl& e, const SchedulerOptions& o)
+      : model(*e.model),
+        cx(*e.compute),
+        load_ms(e.load_ms),
+        options(o),
+        context(o.context > 0 ? std::min(o.context, e.context) : e.context),
+        media_cache(o.image_cache_bytes) {
+    slots.resize(static_cast<size_t>(o.slots));
+    for (Slot& s : slots) {
+      s.cache = std::make_unique<KVCache>(model.config.text, context);
+      s.logits.resize(static_cast<size_t>(model.config.text.vocab));
+    }
+  }
+
+  // ---------------------------------------------------------------------------- the worker
+
+  void run() {
+    std::unique_lock lock(mu);
+    for (;;) {
+      cv.wait(lock, [&] {
+        return stopping || busy > 0 || (!queue.empty() && busy < options.slots) ||
+               any_cancelled_waiting();
+      });
+      drop_cancelled_waiting();
+      if (stopping) {
+        for (Request* r : queue)
+          fail(r, std::make_exception_ptr(BusyError("the server is shutting down")));
+        queue.clear();
+        if (busy == 0) return;
+      }
+      while (!queue.empty() && busy < options.slots && !stopping) {
+        Request* r = queue.front();
+        queue.pop_front();
+        ++busy;
+        lock.unlock();
+        admit(*r);
+        lock.lock();
+      }
+      if (busy == 0) continue;
+      lock.unlock();
+      step();
+      lock.lock();
+    }
+  }
+
+  // Called with mu held.
+  bool any_cancelled_waiting() const {
+    return std::any_of(queue.begin(), queue.end(), [](const Request* r) {
+      return r->options.cancel && r->options.cancel->load();
+    });
+  }
+
+  // Called with mu held.
+  void drop_cancelled_waiting() {
+    for (auto it = queue.begin(); it != queue.end();) {
+      Request* r = *it;
+      if (r->options.cancel && r->options.cancel->load()) {
+        r->result.cancelled = true;
+        r->done = true;
+        ++totals.requests;
+        it = queue.erase(it);
+        cv.notify_all();
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // Called with mu held.
+  void fail(Request* r, std::exception_ptr e) {
+    r->error = std::move(e);
+    r->done = true;
+    ++totals.requests;
+    cv.notify_all();
+  }
+
+  MediaPtr media_for(const Content& c, const GenerationOptions& o, Metrics& m) {
+    if (c.kind == Content::Kind::VideoFile)
+      throw Error("video input is not supported by this build");
+    std::string key;
+    Image decoded;
+    Sha256 h;
+    if (c.kind == Content::Kind::ImageBytes) {
+      h.update(c.value.data(), c.value.size());
+      key = "bytes:" + h.hex_digest();
+    } else {
+      // Pixels: decoded here (a file may change between requests; its pixels are what count).
+      decoded = content_picture(c);
+      const int32_t dims[2] = {decoded.width, decoded.height};
+      h.update(dims, sizeof dims);
+      h.update(decoded.rgb.data(), decoded.rgb.size());
+      key = "pixels:" + h.hex_digest();
+    }
+    key += settings_key(o);
+    if (MediaPtr hit = media_cache.find(key)) {
+      ++m.image_cache_hits;
+      return hit;
+    }
+    if (c.kind == Content::Kind::ImageBytes) decoded = content_picture(c);
+    MediaPtr media = encode_picture(model, cx, decoded, processor_for(model, o), &m.vision_ms);
+    media_cache.put(key, media);
+    return media;
+  }
+
+  // The free slot whose cache holds the longest prefix of the prompt (ties: least recently used).
+  Slot& choose_slot(const RenderedPrompt& prompt, size_t& reuse) {
+    Slot* best = nullptr;
+    reuse = 0;
+    for (Slot& s : slots) {
+      if (s.request) continue;
+      const size_t p = reusable_prefix(s.ids, s.source, prompt);
+      if (!best || p > reuse || (p == reuse && s.last_used < best->last_used)) {
+        best = &s;
+        reuse = p;
+      }
+    }
+    return *best;  // admit() runs only while a slot is free
+  }
+
+  void admit(Request& r) {
+    Slot* slot = nullptr;
+    try {
+      if (r.options.max_new_tokens < 0) throw Error("max new tokens must not be negative");
+      Metrics& m = r.result.metrics;
+      m.load_ms = load_ms;
+      std::vector<MediaPtr> media;
+      const std::vector<PromptMessage> messages = prompt_messages(
+          r.conversation, [&](const Content& c) { return media_for(c, r.options, m); }, media);
+      {
+        std::lock_guard lock(mu);
+        totals.image_cache_hits = media_cache.hits();
+        totals.image_cache_misses = media_cache.misses();
+        totals.image_cache_bytes = media_cache.bytes();
+      }
+      const RenderedPrompt prompt = render_prompt(model, messages, media);
+      const int n_prompt = static_cast<int>(prompt.size());
+      m.prompt_tokens = n_prompt;
+      m.image_tiles = prompt.n_tiles;
+      if (n_prompt >= context) {
+        throw Error("the prompt has " + std::to_string(n_prompt) +
+                    " tokens, more than the context of " + std::to_string(context) + " allows");
+      }
+      size_t reuse = 0;
+      slot = &choose_slot(prompt, reuse);
+      slot->request = &r;
+      slot->last_used = ++clock;
+      slot->cache->truncate(static_cast<int>(reuse));
+      slot->ids.resize(reuse);
+      slot->source.resize(reuse);
+      m.cached_tokens = static_cast<int>(reuse);
+      const auto t = Clock::now();
+      prefill(model, cx, prompt, *slot->cache, slot->logits.data());
+      slot->ids = prompt.ids;
+      slot->source = prompt.source;
+      m.prefill_ms = ms_since(t);
+      slot->answer =
+          std::make_unique<AnswerStream>(model, prompt.ids, r.options, r.on_text, r.result);
+      advance(*slot, slot->logits.data());
+    } catch (...) {
+      if (slot) reset(*slot);
+      std::lock_guard lock(mu);
+      --busy;
+      fail(&r, std::current_exception());
+    }
+  }
+
+  // Samples the slot's next token from `logits`; finishes the request when the answer is over.
+  void advance(Slot& s, float* logits) {
+    const std::optional<int32_t> id =
+        s.answer->next(logits, s.cache->length() < s.cache->capacity());
+    if (id) {
+      s.next = *id;
+    } else {
+      finish(s);
+    }
+  }
+
+  void reset(Slot& s) {
+    s.cache->clear();
+    s.ids.clear();
+    s.source.clear();
+    s.answer.reset();
+    s.next = -1;
+    s.request = nullptr;
+  }
+
+  void finish(Slot& s) {
+    Request& r = *s.request;
+    s.answer->finish();
+    s.answer.reset();
+    s.next = -1;
+    s.request = nullptr;
+    std::lock_guard lock(mu);
+    --busy;
+    ++totals.requests;
+    totals.prompt_tokens += r.result.metrics.prompt_tokens;
+    totals.cached_tokens += r.result.metrics.cached_tokens;
+    totals.generated_tokens += r.result.metrics.generated_tokens;
+    r.done = true;
+    cv.notify_all();
+  }
+
+  // One batched decode step over the active slots.
+  void step() {
+    std::vector<Slot*> active;
+    for (Slot& s : slots) {
+      if (s.request && s.next >= 0) active.push_back(&s);
+    }
+    if (active.empty()) return;
+    if (stop_now.load()) {
+      for (Slot* s : active) {
+        s->request->result.cancelled = true;
+        finish(*s);
+      }
+      return;
+    }
+    const size_t n = active.size(), hidden = static_cast<size_t>(model.config.text.hidden),
+                 vocab = static_cast<size_t>(model.config.text.vocab);
+    thread_local std::vector<float> x, logits;
+    std::vector<KVCache*> caches(n);
+    x.resize(n * hidden);
+    logits.resize(n * vocab);
+    for (size_t i = 0; i < n; ++i) {
+      model.decoder.embed(&active[i]->next, 1, x.data() + i * hidden);
+      caches[i] = active[i]->cache.get();
+    }
+    const auto t = Clock::now();
+    try {
+      model.decoder.forward_batch(cx, x.data(), static_cast<int>(n), caches.data(), logits.data());
+    } catch (...) {
+      for (Slot* s : active) {
+        Request* r = s->request;
+        reset(*s);
+        std::lock_guard lock(mu);
+        --busy;
+        fail(r, std::current_exception());
+      }
+      return;
+    }
+    {
+      std::lock_guard lock(mu);
+      totals.decode_ms += ms_since(t);
+      ++totals.decode_steps;
+      totals.decode_rows += static_cast<int64_t>(n);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      Slot& s = *active[i];
+      s.ids.push_back(s.next);
+      s.source.push_back(kTextSource);
+      try {
+        advance(s, logits.data() + i * vocab);
+      } catch (...) {  // on_text threw: that request fails, the others go on
+        Request* r = s.request;
+        reset(s);
+        std::lock_guard lock(mu);
+        --busy;
+        fail(r, std::current_exception());
+      }
+    }
+  }
+};
+
+Scheduler::Scheduler(Engine& engine, const SchedulerOptions& options) {
   if (options.slots < 1) throw Error("the scheduler needs at least one slot");
   if (options.queue < 0) throw Error("the queue length must not be negative");
+  if (options.context < 0) throw Error("context length must be positive");
+  impl_ = std::make_unique<Impl>(*engine.impl_, options);
   impl_->totals.slots = options.slots;
+  impl_->worker = std::thread([this] { impl_->run(); });
 }
 
 Scheduler::~Scheduler() {
   shutdown();
-  std::unique_lock lock(impl_->mu);
-  impl_->cv.wait(lock, [&] { return !impl_->running && impl_->waiting == 0; });
+  if (impl_->worker.joinable()) impl_->worker.join();
 }
 
 Result Scheduler::complete(const Conversation& conversation, const GenerationOptions& options,
                            const TextCallback& on_text) {
   Impl& s = *impl_;
-  {
-    std::unique_lock lock(s.mu);
-    if (s.stopping) throw BusyError("the server is shutting down");
-    if (s.running && s.waiting >= s.options.queue) throw BusyError("all slots are busy");
-    ++s.waiting;
-    s.cv.wait(lock, [&] { return !s.running || s.stopping; });
-    --s.waiting;
-    if (s.stopping) {
-      s.cv.notify_all();
-      throw BusyError("the server is shutting down");
-    }
-    s.running = true;
-  }
-  GenerationOptions o = options;
-  const std::atomic<bool>* caller_cancel = options.cancel;
-  o.cancel = nullptr;
-  auto guarded = [&](std::string_view piece) {
-    if (s.cancel_all.load() || (caller_cancel && caller_cancel->load())) return false;
-    return on_text ? on_text(piece) : true;
-  };
-  Result r;
-  try {
-    r = s.engine.generate(conversation, o, guarded);
-  } catch (...) {
-    std::lock_guard lock(s.mu);
-    s.running = false;
-    ++s.totals.requests;
-    s.cv.notify_all();
-    throw;
-  }
-  std::lock_guard lock(s.mu);
-  s.running = false;
-  ++s.totals.requests;
-  s.totals.prompt_tokens += r.metrics.prompt_tokens;
-  s.totals.generated_tokens += r.metrics.generated_tokens;
-  s.totals.decode_ms += r.metrics.decode_ms;
+  Request r{conversation, options, on_text, {}, nullptr, false};
+  std::unique_lock lock(s.mu);
+  if (s.stopping) throw BusyError("the server is shutting down");
+  const int in_flight = s.busy + static_cast<int>(s.queue.size());
+  if (in_flight >= s.options.slots + s.options.queue)
+    throw BusyError("all " + std::to_string(s.options.slots) + " slots are busy and " +
+                    std::to_string(s.queue.size()) + " requests are waiting");
+  s.queue.push_back(&r);
   s.cv.notify_all();
-  return r;
+  // A cancelled request that is still waiting is dropped by the worker; poll so it notices.
+  while (!r.done) {
+    s.cv.wait_for(lock, std::chrono::milliseconds(50));
+    if (!r.done && options.cancel && options.cancel->load()) s.cv.notify_all();
+  }
+  if (r.error) std::rethrow_exception(r.error);
+  return std::move(r.result);
 }
 
 SchedulerStats Scheduler::stats() const {
   std::lock_guard lock(impl_->mu);
   SchedulerStats st = impl_->totals;
-  st.busy_slots = impl_->running ? 1 : 0;
-  st.queued = impl_->waiting;
+  st.busy_slots = impl_->busy;
+  st.queued = static_cast<int>(impl_->queue.size());
   return st;
 }
 
 void Scheduler::shutdown() {
   std::lock_guard lock(impl_->mu);
   impl_->stopping = true;
-  impl_->cancel_all = true;
+  impl_->stop_now = true;
   impl_->cv.notify_all();
 }
 

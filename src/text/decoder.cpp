@@ -45,8 +45,8 @@ void Decoder::embed(const int32_t* ids, int n, float* out) const {
   }
 }
 
-void Decoder::forward(const float* input, int n, KVCache& cache, float* last_logits,
-                      float* all_logits) const {
+void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& cache,
+                      float* last_logits, float* all_logits) const {
   const int H = cfg_.hidden, hd = cfg_.head_dim, qd = cfg_.heads * hd, kvd = cfg_.kv_heads * hd,
             F = cfg_.intermediate;
   const int pos0 = cache.length_;
@@ -55,25 +55,26 @@ void Decoder::forward(const float* input, int n, KVCache& cache, float* last_log
                 std::to_string(cache.capacity_));
   }
   const size_t N = static_cast<size_t>(n);
-  std::vector<float>&x = cache.x_, &h = cache.h_, &q = cache.q_, &attn = cache.attn_,
-  &gate = cache.gate_, &up = cache.up_;
-  x.assign(input, input + N * H);  // assign/resize keep capacity: no allocation once warm
+  // The pass's scratch belongs to the thread running it (not to a cache, not to the shared
+  // Decoder); assign/resize keep capacity, so decoding allocates nothing per token once warm.
+  thread_local std::vector<float> x, h, q, attn, gate, up;
+  x.assign(input, input + N * H);
   h.resize(N * H);
   q.resize(N * qd);
   attn.resize(N * qd);
   gate.resize(N * F);
   up.resize(N * F);
-  const k::AttentionShape shape{n,
-                                pos0 + n,
-                                cfg_.heads,
-                                cfg_.kv_heads,
-                                hd,
-                                qd,
-                                kvd,
-                                qd,
-                                1.0f / std::sqrt(static_cast<float>(hd)),
-                                true,
-                                pos0};
+  const k::AttentionShape shape{.nq = n,
+                                .nk = pos0 + n,
+                                .heads = cfg_.heads,
+                                .kv_heads = cfg_.kv_heads,
+                                .head_dim = hd,
+                                .q_stride = qd,
+                                .kv_stride = kvd,
+                                .out_stride = qd,
+                                .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
+                                .causal = true,
+                                .q_pos0 = pos0};
 
   for (size_t li = 0; li < w_.layers.size(); ++li) {
     const TextLayerWeights& l = w_.layers[li];
@@ -83,35 +84,102 @@ void Decoder::forward(const float* input, int n, KVCache& cache, float* last_log
     float* v_new = vc + static_cast<size_t>(pos0) * kvd;
 
     k::rms_norm(x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
-    k::matmul(h.data(), n, l.q.w, nullptr, q.data());
-    k::matmul(h.data(), n, l.k.w, nullptr, k_new);  // straight into the cache
-    k::matmul(h.data(), n, l.v.w, nullptr, v_new);
+    k::matmul(cx, h.data(), n, l.q.w, nullptr, q.data());
+    k::matmul(cx, h.data(), n, l.k.w, nullptr, k_new);  // straight into the cache
+    k::matmul(cx, h.data(), n, l.v.w, nullptr, v_new);
     for (int i = 0; i < n; ++i) {
       k::rope(q.data() + static_cast<size_t>(i) * qd, cfg_.heads, hd, pos0 + i, inv_freq_.data());
       k::rope(k_new + static_cast<size_t>(i) * kvd, cfg_.kv_heads, hd, pos0 + i, inv_freq_.data());
     }
-    k::attention(shape, q.data(), kc, vc, nullptr, attn.data());
-    k::matmul(attn.data(), n, l.o.w, nullptr, h.data());
+    k::attention(cx, shape, q.data(), kc, vc, nullptr, attn.data());
+    k::matmul(cx, attn.data(), n, l.o.w, nullptr, h.data());
     k::add_inplace(x.data(), h.data(), x.size());
 
     k::rms_norm(x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
-    k::matmul(h.data(), n, l.gate.w, nullptr, gate.data());
-    k::matmul(h.data(), n, l.up.w, nullptr, up.data());
-    k::silu_mul(gate.data(), up.data(), gate.data(), gate.size());
-    k::matmul(gate.data(), n, l.down.w, nullptr, h.data());
+    k::matmul(cx, h.data(), n, l.gate.w, nullptr, gate.data());
+    k::matmul(cx, h.data(), n, l.up.w, nullptr, up.data());
+    k::silu_mul(cx, gate.data(), up.data(), gate.data(), gate.size());
+    k::matmul(cx, gate.data(), n, l.down.w, nullptr, h.data());
     k::add_inplace(x.data(), h.data(), x.size());
   }
   cache.length_ = pos0 + n;
 
   k::rms_norm(x.data(), n, H, w_.norm.w.data(), cfg_.rms_norm_eps, h.data());
   if (all_logits) {
-    k::matmul(h.data(), n, w_.lm_head.w, nullptr, all_logits);
+    k::matmul(cx, h.data(), n, w_.lm_head.w, nullptr, all_logits);
     if (last_logits) {
       std::memcpy(last_logits, all_logits + (N - 1) * cfg_.vocab, sizeof(float) * cfg_.vocab);
     }
   } else if (last_logits) {
-    k::matmul(h.data() + (N - 1) * H, 1, w_.lm_head.w, nullptr, last_logits);
+    k::matmul(cx, h.data() + (N - 1) * H, 1, w_.lm_head.w, nullptr, last_logits);
   }
+}
+
+void Decoder::forward_batch(const k::Compute& cx, const float* input, int n, KVCache* const* caches,
+                            float* logits) const {
+  const int H = cfg_.hidden, hd = cfg_.head_dim, qd = cfg_.heads * hd, kvd = cfg_.kv_heads * hd,
+            F = cfg_.intermediate;
+  for (int i = 0; i < n; ++i) {
+    if (caches[i]->length_ + 1 > caches[i]->capacity_) {
+      throw Error("context overflow: " + std::to_string(caches[i]->length_ + 1) +
+                  " tokens exceed the context of " + std::to_string(caches[i]->capacity_));
+    }
+  }
+  const size_t N = static_cast<size_t>(n);
+  thread_local std::vector<float> x, h, q, kn, vn, attn, gate, up;
+  x.assign(input, input + N * H);
+  h.resize(N * H);
+  q.resize(N * qd);
+  kn.resize(N * kvd);
+  vn.resize(N * kvd);
+  attn.resize(N * qd);
+  gate.resize(N * F);
+  up.resize(N * F);
+
+  for (size_t li = 0; li < w_.layers.size(); ++li) {
+    const TextLayerWeights& l = w_.layers[li];
+    k::rms_norm(x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
+    k::matmul(cx, h.data(), n, l.q.w, nullptr, q.data());
+    k::matmul(cx, h.data(), n, l.k.w, nullptr, kn.data());
+    k::matmul(cx, h.data(), n, l.v.w, nullptr, vn.data());
+    for (int i = 0; i < n; ++i) {
+      KVCache& c = *caches[i];
+      const int pos = c.length_;
+      float* kc = c.k(static_cast<int>(li));
+      float* vc = c.v(static_cast<int>(li));
+      float* qi = q.data() + static_cast<size_t>(i) * qd;
+      float* ki = kc + static_cast<size_t>(pos) * kvd;
+      std::memcpy(ki, kn.data() + static_cast<size_t>(i) * kvd, sizeof(float) * kvd);
+      std::memcpy(vc + static_cast<size_t>(pos) * kvd, vn.data() + static_cast<size_t>(i) * kvd,
+                  sizeof(float) * kvd);
+      k::rope(qi, cfg_.heads, hd, pos, inv_freq_.data());
+      k::rope(ki, cfg_.kv_heads, hd, pos, inv_freq_.data());
+      const k::AttentionShape shape{.nq = 1,
+                                    .nk = pos + 1,
+                                    .heads = cfg_.heads,
+                                    .kv_heads = cfg_.kv_heads,
+                                    .head_dim = hd,
+                                    .q_stride = qd,
+                                    .kv_stride = kvd,
+                                    .out_stride = qd,
+                                    .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
+                                    .causal = true,
+                                    .q_pos0 = pos};
+      k::attention(cx, shape, qi, kc, vc, nullptr, attn.data() + static_cast<size_t>(i) * qd);
+    }
+    k::matmul(cx, attn.data(), n, l.o.w, nullptr, h.data());
+    k::add_inplace(x.data(), h.data(), x.size());
+
+    k::rms_norm(x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
+    k::matmul(cx, h.data(), n, l.gate.w, nullptr, gate.data());
+    k::matmul(cx, h.data(), n, l.up.w, nullptr, up.data());
+    k::silu_mul(cx, gate.data(), up.data(), gate.data(), gate.size());
+    k::matmul(cx, gate.data(), n, l.down.w, nullptr, h.data());
+    k::add_inplace(x.data(), h.data(), x.size());
+  }
+  for (int i = 0; i < n; ++i) ++caches[i]->length_;
+  k::rms_norm(x.data(), n, H, w_.norm.w.data(), cfg_.rms_norm_eps, h.data());
+  k::matmul(cx, h.data(), n, w_.lm_head.w, nullptr, logits);
 }
 
 }  // namespace smolvlm

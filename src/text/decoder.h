@@ -5,14 +5,14 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/compute.h"
 #include "model/config.h"
 #include "model/weights.h"
 
 namespace smolvlm {
 
-// Per-layer keys (after RoPE) and values, [capacity, kv_heads · head_dim] each, plus the
-// scratch buffers of one forward pass (so decoding allocates nothing per token). The cache
-// memory is calloc'ed: pages not yet reached by the sequence cost no RAM.
+// Per-layer keys (after RoPE) and values, [capacity, kv_heads · head_dim] each. The memory is
+// calloc'ed: pages not yet reached by the sequence cost no RAM.
 class KVCache {
  public:
   KVCache(const TextConfig& cfg, int capacity);
@@ -30,7 +30,6 @@ class KVCache {
   float* v(int layer) { return v_.get() + static_cast<size_t>(layer) * capacity_ * row_; }
   int capacity_, length_ = 0, row_;
   std::unique_ptr<float[], FreeDeleter> k_, v_;
-  std::vector<float> x_, h_, q_, attn_, gate_, up_;  // forward-pass scratch
 };
 
 class Decoder {
@@ -42,8 +41,15 @@ class Decoder {
   // Runs n positions (input embeddings x [n, hidden]) after those already in `cache`, appends
   // them to it, and writes the logits of the last position [vocab] (and of every position into
   // all_logits [n, vocab] when non-null). Throws if the cache would overflow.
-  void forward(const float* x, int n, KVCache& cache, float* last_logits,
-               float* all_logits = nullptr) const;
+  void forward(const kernels::Compute& cx, const float* x, int n, KVCache& cache,
+               float* last_logits, float* all_logits = nullptr) const;
+
+  // One decoding step of n different sequences at once (continuous batching): row i of x
+  // [n, hidden] is the next position of caches[i] (each at its own length); appends each row to
+  // its cache and writes the logits [n, vocab]. The matrix products run once over all n rows,
+  // so the weights are read once a step however many sequences there are.
+  void forward_batch(const kernels::Compute& cx, const float* x, int n, KVCache* const* caches,
+                     float* logits) const;
 
   const TextConfig& config() const { return cfg_; }
 

@@ -105,6 +105,18 @@ size_t match_gpt2(const CharInfo* c, size_t i, size_t end) {
   throw Error(msg);
 }
 
+// A token id as written in the file: an integer from 0 to vocab_size - 1.
+int32_t token_id_in(const json& id, const std::string& what, int64_t vocab_size) {
+  if (!id.is_number_integer()) throw Error(what + " has id " + id.dump() + ", not an integer");
+  const bool in_range = id.is_number_unsigned() ? id.get<uint64_t>() < uint64_t(vocab_size)
+                                                : id.get<int64_t>() >= 0;  // negative otherwise
+  if (!in_range) {
+    throw Error(what + " has id " + id.dump() + ", outside the vocabulary (ids 0 to " +
+                std::to_string(vocab_size - 1) + ": the vocab and the added tokens)");
+  }
+  return static_cast<int32_t>(id.get<int64_t>());
+}
+
 bool is_type(const json& node, const char* type) {
   return node.is_object() && node.value("type", std::string()) == type;
 }
@@ -134,7 +146,10 @@ bool check_pre_tokenizer(const json& pre) {
 }  // namespace
 
 Tokenizer Tokenizer::from_hf_json_file(const std::string& path) {
-  const std::string text = read_text_file(path);
+  return from_hf_json(read_file(path, "tokenizer file", kMaxTokenizerFileBytes), path);
+}
+
+Tokenizer Tokenizer::from_hf_json(const std::string& text, const std::string& path) {
   Tokenizer tok;
   try {
     const json root = json::parse(text);
@@ -156,21 +171,32 @@ Tokenizer Tokenizer::from_hf_json_file(const std::string& path) {
     }
     tok.split_digits_ = check_pre_tokenizer(root.at("pre_tokenizer"));
 
+    // Ids must be dense: the model's vocab plus added tokens above it, so every id lies below
+    // the count of both (checked before a table of that size is made).
+    const json& vocab = model.at("vocab");
+    if (!vocab.is_object()) throw Error("model.vocab is not an object");
+    const json no_added = json::array();
+    const json& added_json = root.contains("added_tokens") && !root["added_tokens"].is_null()
+                                 ? root["added_tokens"]
+                                 : no_added;
+    if (!added_json.is_array()) throw Error("added_tokens is not a list");
+    const int64_t vocab_size = static_cast<int64_t>(vocab.size() + added_json.size());
+    if (vocab_size >= (int64_t{1} << 24)) throw Error("too many tokens");
     std::vector<AddedToken> added;
-    for (const json& a : root.value("added_tokens", json::array())) {
+    for (const json& a : added_json) {
       if (a.value("lstrip", false) || a.value("rstrip", false) || a.value("single_word", false)) {
         throw Error("added token options lstrip/rstrip/single_word are not supported");
       }
-      added.push_back({a.at("content").get<std::string>(), a.at("id").get<int32_t>(),
-                       a.value("special", false)});
+      added.push_back({a.at("content").get<std::string>(), 0, a.value("special", false)});
+      added.back().id =
+          token_id_in(a.at("id"), "added token '" + added.back().content + "'", vocab_size);
     }
-
-    // Ids must be dense: the model's vocab plus added tokens above it.
-    const json& vocab = model.at("vocab");
     int64_t max_id = -1;
-    for (const json& id : vocab) max_id = std::max<int64_t>(max_id, id.get<int64_t>());
+    for (const auto& [token, id_json] : vocab.items()) {
+      max_id = std::max<int64_t>(max_id,
+                                 token_id_in(id_json, "vocab token '" + token + "'", vocab_size));
+    }
     for (const AddedToken& a : added) max_id = std::max<int64_t>(max_id, a.id);
-    if (max_id >= (int64_t{1} << 24)) throw Error("token ids out of range");
     std::vector<std::string> tokens(static_cast<size_t>(max_id + 1));
     std::vector<bool> seen(tokens.size(), false);
     for (const auto& [token, id_json] : vocab.items()) {

@@ -25,6 +25,8 @@ class Tokenizer {
  public:
   // Reads a HF tokenizer.json (model.type == "BPE"). Throws smolvlm::Error on anything unexpected.
   static Tokenizer from_hf_json_file(const std::string& path);
+  // The same from the file's text; `name` names it in messages.
+  static Tokenizer from_hf_json(const std::string& text, const std::string& name);
   // For GGUF: the token strings (byte-level unicode form, index = id), the merges ("a b" per entry)
   // and which ids are added/special tokens (matched whole, skipped by decode(skip_special=true)).
   static Tokenizer from_vocab(std::vector<std::string> tokens,

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <memory>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -55,6 +54,7 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)
     fn(0, n);
     return;
   }
+  std::lock_guard<std::mutex> turn(call_mu_);
   job_ = &fn;
   job_n_ = n;
   pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
@@ -99,25 +99,6 @@ void ThreadPool::worker_loop(int index) {
     run_chunk(*job_, job_n_, index, size());
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
-}
-
-namespace {
-std::unique_ptr<ThreadPool>& pool_slot() {
-  static std::unique_ptr<ThreadPool> pool;
-  return pool;
-}
-}  // namespace
-
-ThreadPool& global_pool() {
-  auto& p = pool_slot();
-  if (!p) p = std::make_unique<ThreadPool>(0);
-  return *p;
-}
-
-void set_num_threads(int threads) {
-  auto& p = pool_slot();
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (!p || p->size() != threads) p = std::make_unique<ThreadPool>(threads);
 }
 
 }  // namespace smolvlm

@@ -1,6 +1,7 @@
 // A persistent pool of worker threads for data-parallel loops. Created once, reused by every
 // kernel call, so the token loop never spawns threads. Workers spin briefly between jobs, then
-// sleep. parallel_for is not reentrant: call it from one thread at a time.
+// sleep. Callers on several threads take turns (a mutex); a job must not call parallel_for on
+// its own pool.
 #pragma once
 
 #include <atomic>
@@ -27,6 +28,7 @@ class ThreadPool {
  private:
   void worker_loop(int index);
   std::vector<std::thread> workers_;
+  std::mutex call_mu_;  // one parallel loop at a time
   std::mutex mu_;
   std::condition_variable start_cv_;
   // job_ and job_n_ are written before generation_ is bumped (release) and read after it is
@@ -37,9 +39,5 @@ class ThreadPool {
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
 };
-
-// The process-wide pool used by the kernels (resized by set_num_threads).
-ThreadPool& global_pool();
-void set_num_threads(int threads);
 
 }  // namespace smolvlm

@@ -8,8 +8,10 @@
 // - JPEG: libjpeg with its defaults (islow DCT, fancy upsampling), as Pillow uses it. 1 component
 //   gives grey, 3 give RGB (libjpeg's own YCbCr to RGB), 4 give CMYK, which Pillow reads as
 //   Adobe-inverted ("CMYK;I") and converts with its cmyk2rgb; we do the same. A file cut short,
-//   even by just its final EOI marker, is an error (Pillow: "image file is truncated"). EXIF
-//   orientation is NOT applied (Image.open does not apply it either).
+//   even by just its final EOI marker, is an error (Pillow: "image file is truncated"), and so is
+//   entropy-coded data that libjpeg finds corrupt (a segment ending early, a bad Huffman or
+//   arithmetic code, lost restart markers): libjpeg would fill the rest with grey and carry on.
+//   EXIF orientation is NOT applied (Image.open does not apply it either).
 // - PNG: every colour type and bit depth, interlaced or not. 16-bit samples keep their high byte
 //   (PIL's ";16B" unpackers), except 16-bit greyscale: PIL opens it as mode "I" (0..65535) and its
 //   I to RGB(A) conversion clips at 255, so every sample >= 255 comes out white. We reproduce that
@@ -17,18 +19,23 @@
 //   key is compared, as Pillow does, with the scaled 8-bit value. Palette indices past the end of
 //   PLTE map to Pillow's default grey ramp (i, i, i). Gamma and ICC chunks are ignored, as in
 //   Pillow. Chunks after the image data are not read (Pillow does not need them either).
+//
+// Hostile files: a header can claim a picture far larger than the file could hold (a 31 KB JPEG
+// or a 74-byte PNG saying 16000x16000). Such a file is refused before any pixel memory is
+// allocated when it is provably too short (see jpeg_min_bytes, png_min_bytes: exact lower bounds,
+// so no complete picture is refused), and the pixels are allocated row by row as they decode, so
+// a file found corrupt half-way has not touched memory for the rest. PNG chunks other than the
+// ones decoding needs are skipped unread, and libpng allocates at most kMaxPngChunkBytes for one.
 #include "vision/image.h"
 
 // clang-format off
 #include <cstdio>  // jpeglib.h needs FILE and size_t declared before it
-#include <jerror.h>
 #include <jpeglib.h>
+#include <jerror.h>  // after jpeglib.h: which warnings exist depends on its jconfig.h
 // clang-format on
 #include <png.h>
-#include <sys/stat.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <csetjmp>
 #include <cstring>
@@ -37,6 +44,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/mapped_file.h"
 #include "smolvlm/error.h"
 
 namespace smolvlm {
@@ -56,16 +64,12 @@ std::string check_image_dims(int64_t w, int64_t h) {
 
 namespace {
 
-constexpr int64_t kMaxFileBytes = int64_t{1} << 30;
-
-// Keeps error messages on one line whatever the file name holds.
-std::string one_line(const std::string& s) {
-  std::string r = s;
-  for (char& c : r) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  }
-  return r;
-}
+// The most libpng may allocate for one chunk's data (it skips larger ancillary chunks); far above
+// any real PLTE or tRNS, the only ones read.
+constexpr size_t kMaxPngChunkBytes = size_t{4} << 20;
+// More scans than any encoder writes (progressive JPEGs have about 10); each scan may cost a pass
+// over the whole picture, so thousands of tiny ones would take hours.
+constexpr int kMaxJpegScans = 1000;
 
 [[noreturn]] void decode_fail(const std::string& name, const std::string& why) {
   throw Error("cannot decode image '" + one_line(name) + "': " + one_line(why));
@@ -80,6 +84,13 @@ std::string one_line(const std::string& s) {
 [[gnu::noinline]] void set_reason(std::string& reason, const char* what, int number = -1) {
   reason = what;
   if (number >= 0) reason += " " + std::to_string(number);
+}
+// The refusal of a file shorter than the least its claimed picture needs.
+[[gnu::noinline]] void set_too_short(std::string& reason, const char* format, size_t size,
+                                     int64_t w, int64_t h, uint64_t least) {
+  reason = "the file's " + format_bytes(size) + " cannot hold the " + std::to_string(w) + "x" +
+           std::to_string(h) + " " + format + " picture its header claims (that needs at least " +
+           format_bytes(least) + "): corrupt or truncated";
 }
 
 // Composites one RGBA pixel over opaque white the way Pillow's alpha_composite(white, src) does
@@ -113,6 +124,7 @@ struct JpegErrorMgr {
   jpeg_error_mgr pub;
   std::jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
+  size_t file_size;
 };
 
 void jpeg_on_error(j_common_ptr cinfo) {
@@ -122,19 +134,63 @@ void jpeg_on_error(j_common_ptr cinfo) {
   std::longjmp(err->jump, 1);
 }
 
-// Warnings are ignored (as in Pillow), except running out of data: libjpeg would pad the picture
-// with grey; Pillow reports a truncated file, even when only the final EOI marker is missing.
+// Fewer than one bit for each 8x8 block of an arithmetic-coded picture: possible for a flat
+// picture, implausible for one with damage reported. (Huffman-coded files that short were refused
+// before decoding: see jpeg_min_bytes.)
+bool implausibly_small(j_common_ptr cinfo, size_t file_size) {
+  const auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
+  return cinfo->is_decompressor && d->arith_code &&
+         uint64_t{d->image_width} * d->image_height > uint64_t{512} * file_size;
+}
+
+// Warnings about damaged data are errors: libjpeg would fill what it lost with grey and report
+// success. Running out of data is one (Pillow reports a truncated file, even when only the final
+// EOI marker is missing); so are a segment ending early and bad codes. The other warnings are
+// ignored, as Pillow does (extraneous bytes between markers, say, are common and harmless),
+// unless the picture is also implausibly large for the file: then the damage is what made it.
 void jpeg_on_message(j_common_ptr cinfo, int level) {
+  if (level >= 0) return;  // trace messages
   auto* err = reinterpret_cast<JpegErrorMgr*>(cinfo->err);
-  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
+  const int code = cinfo->err->msg_code;
+  if (code == JWRN_JPEG_EOF) {
     std::snprintf(err->message, sizeof(err->message), "truncated JPEG data");
     std::longjmp(err->jump, 1);
   }
+  if (code == JWRN_HIT_MARKER || code == JWRN_HUFF_BAD_CODE || code == JWRN_ARITH_BAD_CODE ||
+      code == JWRN_MUST_RESYNC || implausibly_small(cinfo, err->file_size)) {
+    (*cinfo->err->format_message)(cinfo, err->message);
+    std::longjmp(err->jump, 1);
+  }
+}
+
+void jpeg_on_progress(j_common_ptr cinfo) {
+  if (!cinfo->is_decompressor) return;
+  if (reinterpret_cast<j_decompress_ptr>(cinfo)->input_scan_number > kMaxJpegScans) {
+    auto* err = reinterpret_cast<JpegErrorMgr*>(cinfo->err);
+    std::snprintf(err->message, sizeof(err->message),
+                  "the JPEG has more than %d scans (encoders write about 10)", kMaxJpegScans);
+    std::longjmp(err->jump, 1);
+  }
+}
+
+// The fewest bytes a complete Huffman-coded JPEG of this size can have: every 8x8 block of a
+// component costs at least one bit (its DC code; sequential files spend another on the end of
+// block, progressive ones may not), and the full-resolution component has the most blocks.
+// Arithmetic coding has no such floor (a flat picture costs almost nothing): 0 there.
+uint64_t jpeg_min_bytes(const jpeg_decompress_struct& cinfo) {
+  if (cinfo.arith_code) return 0;
+  uint64_t blocks = 0;
+  for (int c = 0; c < cinfo.num_components; ++c) {
+    const jpeg_component_info& comp = cinfo.comp_info[c];
+    blocks = std::max(blocks, uint64_t{comp.width_in_blocks} * comp.height_in_blocks);
+  }
+  return (blocks + 7) / 8;
 }
 
 struct JpegJob {
   jpeg_decompress_struct cinfo;
   JpegErrorMgr err;
+  jpeg_progress_mgr progress;
   bool created = false;
   const uint8_t* data = nullptr;
   size_t size = 0;
@@ -145,6 +201,7 @@ struct JpegJob {
   JpegJob() {
     std::memset(&cinfo, 0, sizeof(cinfo));
     std::memset(&err, 0, sizeof(err));
+    std::memset(&progress, 0, sizeof(progress));
   }
   ~JpegJob() {
     if (created) jpeg_destroy_decompress(&cinfo);
@@ -159,16 +216,23 @@ bool run_jpeg(JpegJob& job) {
   job.cinfo.err = jpeg_std_error(&job.err.pub);
   job.err.pub.error_exit = jpeg_on_error;
   job.err.pub.emit_message = jpeg_on_message;
+  job.err.file_size = job.size;
   if (setjmp(job.err.jump)) return false;
 
   jpeg_create_decompress(&job.cinfo);
   job.created = true;
+  job.progress.progress_monitor = jpeg_on_progress;
+  job.cinfo.progress = &job.progress;
   jpeg_mem_src(&job.cinfo, job.data, static_cast<unsigned long>(job.size));
   jpeg_read_header(&job.cinfo, TRUE);
 
   const int64_t w = job.cinfo.image_width;
   const int64_t h = job.cinfo.image_height;
   if (!dims_ok(job.fail_reason, w, h)) return false;
+  if (const uint64_t least = jpeg_min_bytes(job.cinfo); job.size < least) {
+    set_too_short(job.fail_reason, "JPEG", job.size, w, h, least);
+    return false;
+  }
   const int comps = job.cinfo.num_components;
   if (comps == 1) {
     job.cinfo.out_color_space = JCS_GRAYSCALE;
@@ -188,10 +252,12 @@ bool run_jpeg(JpegJob& job) {
   }
   job.out.width = static_cast<int>(w);
   job.out.height = static_cast<int>(h);
-  job.out.rgb.resize(static_cast<size_t>(w * h * 3));
+  const size_t out_row = static_cast<size_t>(w) * 3;
+  job.out.rgb.reserve(out_row * static_cast<size_t>(h));  // address space only: rows come as read
   job.row.resize(static_cast<size_t>(w) * static_cast<size_t>(oc));
   while (job.cinfo.output_scanline < job.cinfo.output_height) {
     const int y = static_cast<int>(job.cinfo.output_scanline);
+    job.out.rgb.resize(job.out.rgb.size() + out_row);
     uint8_t* dst = job.out.pixel(0, y);
     JSAMPROW rows[1] = {oc == 3 ? dst : job.row.data()};
     if (jpeg_read_scanlines(&job.cinfo, rows, 1) != 1) {
@@ -252,7 +318,9 @@ struct PngJob {
   size_t pos = 0;
   std::string message;
   std::string fail_reason;
-  std::vector<uint8_t> raw;         // one row, or the whole picture when interlaced
+  // One row, or the whole picture when interlaced: left uninitialised (libpng writes every byte
+  // before it is read), so a file found corrupt in an early pass has not touched the rest.
+  std::unique_ptr<uint8_t[]> raw;
   std::vector<png_bytep> row_ptrs;  // interlaced only
   std::vector<uint8_t> rgba;        // one converted row
   PngLayout layout;
@@ -330,6 +398,17 @@ void png_row_to_rgba(const PngLayout& L, const uint8_t* in, uint8_t* out) {
   }
 }
 
+// The fewest bytes a PNG of this size can have: its pixels, packed, come out of a zlib stream
+// inside the file, and deflate expands at most 1032-fold (a 258-byte match in two bits).
+uint64_t png_min_bytes(uint64_t w, uint64_t h, int bit_depth, int color_type) {
+  int samples = 1;
+  if (color_type == PNG_COLOR_TYPE_RGB) samples = 3;
+  if (color_type == PNG_COLOR_TYPE_GRAY_ALPHA) samples = 2;
+  if (color_type == PNG_COLOR_TYPE_RGB_ALPHA) samples = 4;
+  const uint64_t pixel_bytes = (w * h * static_cast<uint64_t>(samples * bit_depth) + 7) / 8;
+  return pixel_bytes / 1032;
+}
+
 bool run_png(PngJob& job) {
   png_structp png = job.png;
   png_infop info = job.info;
@@ -345,6 +424,10 @@ bool run_png(PngJob& job) {
   if (!dims_ok(job.fail_reason, w32, h32)) return false;
   const int w = static_cast<int>(w32);
   const int h = static_cast<int>(h32);
+  if (const uint64_t least = png_min_bytes(w32, h32, bit_depth, color_type); job.size < least) {
+    set_too_short(job.fail_reason, "PNG", job.size, w, h, least);
+    return false;
+  }
 
   PngLayout& L = job.layout;
   L.width = w;
@@ -397,23 +480,25 @@ bool run_png(PngJob& job) {
 
   job.out.width = w;
   job.out.height = h;
-  job.out.rgb.resize(static_cast<size_t>(w) * static_cast<size_t>(h) * 3);
+  const size_t out_row = static_cast<size_t>(w) * 3;
+  job.out.rgb.reserve(out_row * static_cast<size_t>(h));  // address space only: rows come as read
   job.rgba.resize(static_cast<size_t>(w) * 4);
   auto emit_row = [&](const uint8_t* raw_row, int y) {
     png_row_to_rgba(L, raw_row, job.rgba.data());
+    job.out.rgb.resize(job.out.rgb.size() + out_row);
     uint8_t* dst = job.out.pixel(0, y);
     for (int x = 0; x < w; ++x) over_white(&job.rgba[4 * static_cast<size_t>(x)], dst + 3 * x);
   };
   if (passes <= 1) {
-    job.raw.resize(rowbytes);
+    job.raw.reset(new uint8_t[rowbytes]);
     for (int y = 0; y < h; ++y) {
-      png_read_row(png, job.raw.data(), nullptr);
-      emit_row(job.raw.data(), y);
+      png_read_row(png, job.raw.get(), nullptr);
+      emit_row(job.raw.get(), y);
     }
   } else {
-    job.raw.resize(rowbytes * static_cast<size_t>(h));
+    job.raw.reset(new uint8_t[rowbytes * static_cast<size_t>(h)]);
     job.row_ptrs.resize(static_cast<size_t>(h));
-    for (int y = 0; y < h; ++y) job.row_ptrs[y] = job.raw.data() + rowbytes * y;
+    for (int y = 0; y < h; ++y) job.row_ptrs[y] = job.raw.get() + rowbytes * y;
     png_read_image(png, job.row_ptrs.data());
     for (int y = 0; y < h; ++y) emit_row(job.row_ptrs[y], y);
   }
@@ -441,6 +526,11 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
   if (!job->info) decode_fail(name, "out of memory");
   // The size limits are ours (check_dims, with a clearer message); lift libpng's.
   png_set_user_limits(job->png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+  // Chunks cost memory before they are checked (a tEXt may claim 2 GiB, a zTXt inflate without
+  // end): skip every chunk decoding does not use (num_chunks -1: all but IHDR, PLTE, tRNS, IDAT,
+  // IEND), and cap what libpng allocates for the rest.
+  png_set_keep_unknown_chunks(job->png, PNG_HANDLE_CHUNK_NEVER, nullptr, -1);
+  png_set_chunk_malloc_max(job->png, kMaxPngChunkBytes);
   if (!run_png(*job)) {
     decode_fail(name, job->fail_reason.empty() ? job->message : job->fail_reason);
   }
@@ -476,34 +566,8 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& name_for
 }
 
 Image load_image_file(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    throw Error("cannot open image '" + one_line(path) + "': " + std::strerror(errno));
-  }
-  if (S_ISDIR(st.st_mode))
-    throw Error("cannot open image '" + one_line(path) + "': is a directory");
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) throw Error("cannot open image '" + one_line(path) + "': " + std::strerror(errno));
-  std::vector<uint8_t> bytes;
-  if (S_ISREG(st.st_mode)) {
-    if (st.st_size > kMaxFileBytes) decode_fail(path, "the file is larger than 1 GiB");
-    bytes.reserve(static_cast<size_t>(st.st_size));
-  }
-  uint8_t buf[1 << 16];
-  for (;;) {
-    const size_t got = std::fread(buf, 1, sizeof(buf), f.get());
-    bytes.insert(bytes.end(), buf, buf + got);
-    if (static_cast<int64_t>(bytes.size()) > kMaxFileBytes) {
-      decode_fail(path, "the file is larger than 1 GiB");
-    }
-    if (got < sizeof(buf)) {
-      if (std::ferror(f.get())) {
-        throw Error("cannot read image '" + one_line(path) + "': " + std::strerror(errno));
-      }
-      break;
-    }
-  }
-  return decode_image(bytes.data(), bytes.size(), path);
+  const std::string bytes = read_file(path, "image", kMaxImageFileBytes);
+  return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path);
 }
 
 Image Image::from_file(const std::string& path) { return load_image_file(path); }

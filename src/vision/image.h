@@ -15,7 +15,7 @@ namespace smolvlm {
 // (Precisely: the pixels of HF's convert_to_rgb(Image.open(path)) with Pillow 9.4: RGB as decoded,
 // any other mode → RGBA → alpha_composite over opaque white → RGB. CMYK JPEGs are converted like
 // Pillow; 16-bit grey PNGs clip at 255 like Pillow's mode "I". See image.cpp. Limits: 32768 pixels
-// a side, 2^28 pixels in all, 1 GiB files.)
+// a side, 2^28 pixels in all, 256 MiB files (kMaxImageFileBytes), which must be regular files.)
 Image load_image_file(const std::string& path);
 Image decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors);
 

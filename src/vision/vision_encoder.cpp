@@ -9,22 +9,23 @@ namespace smolvlm {
 
 namespace k = kernels;
 
-bool VisionEncoder::uses_bf16() const {
-  return precision_ == VisionPrecision::Bf16 && k::has_bf16_matmul();
+bool VisionEncoder::uses_bf16(const k::Compute& cx) const {
+  return precision_ == VisionPrecision::Bf16 && k::has_bf16_matmul(cx);
 }
 
-void VisionEncoder::linear(const float* x, int n, const Linear& l, float* y, bool bf16) const {
+void VisionEncoder::linear(const k::Compute& cx, const float* x, int n, const Linear& l, float* y,
+                           bool bf16) const {
   const float* bias = l.b.empty() ? nullptr : l.b.data();
   if (bf16 && (l.w.type == DType::F32 || l.w.type == DType::F16 || l.w.type == DType::BF16)) {
-    k::matmul_bf16(x, n, l.w, bias, y);
+    k::matmul_bf16(cx, x, n, l.w, bias, y);
   } else {
-    k::matmul(x, n, l.w, bias, y);
+    k::matmul(cx, x, n, l.w, bias, y);
   }
 }
 
-std::vector<float> VisionEncoder::encode_tile(const float* pixels) const {
+std::vector<float> VisionEncoder::encode_tile(const k::Compute& cx, const float* pixels) const {
   const VisionConfig& vc = cfg_.vision;
-  const bool bf16 = uses_bf16();
+  const bool bf16 = uses_bf16(cx);
   const int D = vc.hidden, G = vc.patches_per_side(), N = vc.num_patches(), P = vc.patch,
             S = vc.image_size, C = vc.channels, F = vc.intermediate;
 
@@ -42,41 +43,41 @@ std::vector<float> VisionEncoder::encode_tile(const float* pixels) const {
     }
   }
   std::vector<float> x(static_cast<size_t>(N) * D);
-  linear(patches.data(), N, w_.patch, x.data(), bf16);
+  linear(cx, patches.data(), N, w_.patch, x.data(), bf16);
   // §3.3 Full tiles only (the processor never pads), so position id p is just p.
   k::add_inplace(x.data(), w_.position.data(), x.size());
 
   // §3.4 Pre-LN encoder layers with bidirectional attention.
   std::vector<float> h(x.size()), q(x.size()), kk(x.size()), v(x.size()), ctx(x.size()),
       mlp(static_cast<size_t>(N) * F);
-  const k::AttentionShape shape{N,
-                                N,
-                                vc.heads,
-                                vc.heads,
-                                vc.head_dim(),
-                                D,
-                                D,
-                                D,
-                                1.0f / std::sqrt(static_cast<float>(vc.head_dim())),
-                                false,
-                                0};
+  const k::AttentionShape shape{.nq = N,
+                                .nk = N,
+                                .heads = vc.heads,
+                                .kv_heads = vc.heads,
+                                .head_dim = vc.head_dim(),
+                                .q_stride = D,
+                                .kv_stride = D,
+                                .out_stride = D,
+                                .scale = 1.0f / std::sqrt(static_cast<float>(vc.head_dim())),
+                                .causal = false,
+                                .q_pos0 = 0};
   for (const VisionLayerWeights& l : w_.layers) {
-    k::layer_norm(x.data(), N, D, l.ln1.w.data(), l.ln1.b.data(), vc.layer_norm_eps, h.data());
-    linear(h.data(), N, l.q, q.data(), bf16);
-    linear(h.data(), N, l.k, kk.data(), bf16);
-    linear(h.data(), N, l.v, v.data(), bf16);
-    k::attention(shape, q.data(), kk.data(), v.data(), nullptr, ctx.data(), bf16);
-    linear(ctx.data(), N, l.o, h.data(), bf16);
+    k::layer_norm(cx, x.data(), N, D, l.ln1.w.data(), l.ln1.b.data(), vc.layer_norm_eps, h.data());
+    linear(cx, h.data(), N, l.q, q.data(), bf16);
+    linear(cx, h.data(), N, l.k, kk.data(), bf16);
+    linear(cx, h.data(), N, l.v, v.data(), bf16);
+    k::attention(cx, shape, q.data(), kk.data(), v.data(), nullptr, ctx.data(), bf16);
+    linear(cx, ctx.data(), N, l.o, h.data(), bf16);
     k::add_inplace(x.data(), h.data(), x.size());
 
-    k::layer_norm(x.data(), N, D, l.ln2.w.data(), l.ln2.b.data(), vc.layer_norm_eps, h.data());
-    linear(h.data(), N, l.fc1, mlp.data(), bf16);
-    k::gelu_tanh_inplace(mlp.data(), mlp.size());
-    linear(mlp.data(), N, l.fc2, h.data(), bf16);
+    k::layer_norm(cx, x.data(), N, D, l.ln2.w.data(), l.ln2.b.data(), vc.layer_norm_eps, h.data());
+    linear(cx, h.data(), N, l.fc1, mlp.data(), bf16);
+    k::gelu_tanh_inplace(cx, mlp.data(), mlp.size());
+    linear(cx, mlp.data(), N, l.fc2, h.data(), bf16);
     k::add_inplace(x.data(), h.data(), x.size());
   }
   // §3.5
-  k::layer_norm(x.data(), N, D, w_.post_ln.w.data(), w_.post_ln.b.data(), vc.layer_norm_eps,
+  k::layer_norm(cx, x.data(), N, D, w_.post_ln.w.data(), w_.post_ln.b.data(), vc.layer_norm_eps,
                 h.data());
   return h;
 }
@@ -101,22 +102,24 @@ std::vector<float> pixel_shuffle(const std::vector<float>& x, int grid, int dim,
   return out;
 }
 
-std::vector<float> VisionEncoder::connect(const std::vector<float>& hidden) const {
+std::vector<float> VisionEncoder::connect(const k::Compute& cx,
+                                          const std::vector<float>& hidden) const {
   const int s = cfg_.scale_factor;
   const std::vector<float> shuffled =
       pixel_shuffle(hidden, cfg_.vision.patches_per_side(), cfg_.vision.hidden, s);
   std::vector<float> out(static_cast<size_t>(cfg_.image_seq_len) * cfg_.text.hidden);
-  linear(shuffled.data(), cfg_.image_seq_len, w_.connector, out.data(), uses_bf16());
+  linear(cx, shuffled.data(), cfg_.image_seq_len, w_.connector, out.data(), uses_bf16(cx));
   return out;
 }
 
-std::vector<float> VisionEncoder::image_features(const float* pixels, int n_tiles) const {
+std::vector<float> VisionEncoder::image_features(const k::Compute& cx, const float* pixels,
+                                                 int n_tiles) const {
   const size_t tile_floats =
       static_cast<size_t>(cfg_.vision.channels) * cfg_.vision.image_size * cfg_.vision.image_size;
   const size_t tile_out = static_cast<size_t>(cfg_.image_seq_len) * cfg_.text.hidden;
   std::vector<float> out(tile_out * n_tiles);
   for (int t = 0; t < n_tiles; ++t) {
-    const std::vector<float> f = connect(encode_tile(pixels + tile_floats * t));
+    const std::vector<float> f = connect(cx, encode_tile(cx, pixels + tile_floats * t));
     std::memcpy(out.data() + tile_out * t, f.data(), sizeof(float) * tile_out);
   }
   return out;

@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "kernels/compute.h"
 #include "model/config.h"
 #include "model/weights.h"
 
@@ -16,22 +17,23 @@ class VisionEncoder {
                 VisionPrecision precision = VisionPrecision::F32)
       : cfg_(cfg), w_(w), precision_(precision) {}
 
-  // Whether the matmuls run in bf16 now: requested, and the active kernel path has bf16
-  // arithmetic (decided per call: tests switch paths at run time).
-  bool uses_bf16() const;
+  // Whether the matmuls run in bf16 on `cx`: requested, and its kernel path has bf16 arithmetic.
+  bool uses_bf16(const kernels::Compute& cx) const;
 
   // One tile [channels, S, S] → last hidden state after post_layernorm [num_patches, hidden].
-  std::vector<float> encode_tile(const float* pixels) const;
+  std::vector<float> encode_tile(const kernels::Compute& cx, const float* pixels) const;
   // Pixel shuffle + modality projection: [num_patches, hidden] → [image_seq_len, text hidden].
-  std::vector<float> connect(const std::vector<float>& hidden) const;
+  std::vector<float> connect(const kernels::Compute& cx, const std::vector<float>& hidden) const;
   // Both, for n tiles laid out [n, C, S, S] → [n · image_seq_len, text hidden].
-  std::vector<float> image_features(const float* pixels, int n_tiles) const;
+  std::vector<float> image_features(const kernels::Compute& cx, const float* pixels,
+                                    int n_tiles) const;
 
  private:
   const ModelConfig& cfg_;
   const VisionWeights& w_;
   VisionPrecision precision_;
-  void linear(const float* x, int n, const Linear& l, float* y, bool bf16) const;
+  void linear(const kernels::Compute& cx, const float* x, int n, const Linear& l, float* y,
+              bool bf16) const;
 };
 
 // The pixel-shuffle permutation alone (exposed for tests): x [G·G, D] → [(G/s)², D·s²].

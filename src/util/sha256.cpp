@@ -1,4 +1,4 @@
-#include "net/sha256.h"
+#include "util/sha256.h"
 
 #include <smolvlm/error.h>
 
@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-namespace smolvlm::net {
+namespace smolvlm {
 
 namespace {
 
@@ -91,14 +91,4 @@ std::string Sha256::hex_digest() {
   return out;
 }
 
-std::string sha256_file(const std::string& path) {
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) throw Error("cannot read '" + path + "'");
-  Sha256 h;
-  std::vector<char> buf(1 << 20);
-  for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0;) h.update(buf.data(), n);
-  if (std::ferror(f.get())) throw Error("cannot read '" + path + "'");
-  return h.hex_digest();
-}
-
-}  // namespace smolvlm::net
+}  // namespace smolvlm

@@ -1,4 +1,5 @@
-// SHA-256 (FIPS 180-4), for checking downloaded files against the hub's LFS object ids.
+// SHA-256 (FIPS 180-4): downloads are checked against the hub's LFS object ids, and pictures
+// are keyed by it in the Scheduler's feature cache.
 #pragma once
 
 #include <array>
@@ -6,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-namespace smolvlm::net {
+namespace smolvlm {
 
 class Sha256 {
  public:
@@ -22,7 +23,4 @@ class Sha256 {
   uint64_t total_ = 0;
 };
 
-// Hex SHA-256 of a file's bytes. Throws smolvlm::Error when it cannot be read.
-std::string sha256_file(const std::string& path);
-
-}  // namespace smolvlm::net
+}  // namespace smolvlm

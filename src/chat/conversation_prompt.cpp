@@ -1,0 +1,196 @@
+#include "chat/conversation_prompt.h"
+
+#include <smolvlm/error.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+
+namespace smolvlm {
+
+namespace {
+
+uint64_t next_uid() {
+  static std::atomic<uint64_t> uid{1};
+  return uid.fetch_add(1);
+}
+
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+std::vector<PromptMessage> prompt_messages(const Conversation& conversation,
+                                           const std::function<MediaPtr(const Content&)>& media_for,
+                                           std::vector<MediaPtr>& media) {
+  if (conversation.empty()) throw Error("the conversation is empty");
+  std::vector<PromptMessage> out;
+  for (const Message& m : conversation) {
+    if (m.role != "user" && m.role != "assistant" && m.role != "system")
+      throw Error("unknown role '" + m.role + "' (expected system, user or assistant)");
+    PromptMessage pm{m.role, {}};
+    for (const Content& c : m.content) {
+      if (c.kind == Content::Kind::Text) {
+        pm.content.push_back({PromptItem::Kind::Text, c.value});
+        continue;
+      }
+      media.push_back(media_for(c));
+      pm.content.push_back(
+          {c.kind == Content::Kind::VideoFile ? PromptItem::Kind::Video : PromptItem::Kind::Image,
+           {}});
+    }
+    out.push_back(std::move(pm));
+  }
+  return out;
+}
+
+Image content_picture(const Content& c) {
+  switch (c.kind) {
+    case Content::Kind::Image:
+      if (!c.picture) throw Error("an image item holds no picture");
+      return *c.picture;
+    case Content::Kind::ImageFile:
+      return Image::from_file(c.value);
+    case Content::Kind::ImageBytes:
+      return Image::from_bytes(reinterpret_cast<const uint8_t*>(c.value.data()), c.value.size());
+    default:
+      throw Error("this item is not a picture");
+  }
+}
+
+ImageProcessorConfig processor_for(const Model& model, const GenerationOptions& options) {
+  ImageProcessorConfig proc = model.config.processor;
+  proc.do_split = proc.do_split && options.split_images;
+  proc.max_tiles = options.max_tiles;
+  return proc;
+}
+
+MediaPtr encode_picture(const Model& model, const kernels::Compute& cx, const Image& picture,
+                        const ImageProcessorConfig& proc, double* vision_ms) {
+  const auto t = std::chrono::steady_clock::now();
+  ProcessedImage pre = preprocess_image(picture, proc);
+  auto m = std::make_shared<EncodedMedia>();
+  m->uid = next_uid();
+  m->slot = {pre.rows, pre.cols};
+  m->n_tiles = pre.n_tiles;
+  m->features = model.encode_pictures(cx, pre.pixels.data(), pre.n_tiles);
+  if (vision_ms) *vision_ms += ms_since(t);
+  return m;
+}
+
+MediaPtr encode_video(const Model& model, const kernels::Compute& cx,
+                      const std::vector<Image>& frames, const VideoSlot& video,
+                      const ImageProcessorConfig& proc, double* vision_ms) {
+  if (frames.empty() || frames.size() != video.timestamps_s.size())
+    throw Error("video frames and timestamps differ in number");
+  const auto t = std::chrono::steady_clock::now();
+  auto m = std::make_shared<EncodedMedia>();
+  m->uid = next_uid();
+  m->is_video = true;
+  m->video = video;
+  m->n_tiles = static_cast<int>(frames.size());
+  for (const Image& f : frames) {
+    const ProcessedImage pre = preprocess_video_frame(f, proc);
+    const std::vector<float> rows = model.encode_pictures(cx, pre.pixels.data(), pre.n_tiles);
+    m->features.insert(m->features.end(), rows.begin(), rows.end());
+  }
+  if (vision_ms) *vision_ms += ms_since(t);
+  return m;
+}
+
+RenderedPrompt render_prompt(const Model& model, const std::vector<PromptMessage>& messages,
+                             const std::vector<MediaPtr>& media, bool add_generation_prompt) {
+  // render_chat writes the placeholders in item order, so the media, listed in item order, are
+  // also the order of the image tokens; expand_prompt fills pictures and videos from their own
+  // lists.
+  std::vector<ImageSlot> slots;
+  std::vector<VideoSlot> videos;
+  std::vector<const EncodedMedia*> order;
+  for (const PromptMessage& m : messages) {
+    for (const PromptItem& item : m.content) {
+      if (item.kind == PromptItem::Kind::Text) continue;
+      if (order.size() >= media.size() || !media[order.size()])
+        throw Error("the conversation has more picture or video items than media");
+      const EncodedMedia& e = *media[order.size()];
+      if ((item.kind == PromptItem::Kind::Video) != e.is_video)
+        throw Error("a picture item was given a video, or a video item a picture");
+      if (e.is_video) {
+        videos.push_back(e.video);
+      } else {
+        slots.push_back(e.slot);
+      }
+      order.push_back(&e);
+    }
+  }
+  if (order.size() != media.size()) throw Error("more media given than the conversation places");
+
+  const int seq = model.config.image_seq_len;
+  const std::string text = render_chat(messages, add_generation_prompt);
+  RenderedPrompt p;
+  p.text = expand_prompt(text, slots, videos, seq);
+  p.ids = model.tokenizer.encode(p.text);
+  p.source.assign(p.ids.size(), kTextSource);
+  p.rows.assign(p.ids.size(), nullptr);
+
+  const size_t hidden = static_cast<size_t>(model.config.text.hidden);
+  size_t k = 0, row = 0;
+  auto rows_of = [&](size_t i) { return static_cast<size_t>(order[i]->n_tiles) * seq; };
+  for (size_t i = 0; i < p.ids.size(); ++i) {
+    if (p.ids[i] != model.config.image_token_id) continue;
+    while (k < order.size() && row == rows_of(k)) {
+      ++k;
+      row = 0;
+    }
+    if (k == order.size())
+      throw Error(
+          "the prompt holds more image tokens than its pictures give (is there a literal "
+          "<image> in the text?)");
+    // Media without features (not encoded: tests of the ids alone) leave the rows null; a prompt
+    // with null image rows cannot be embedded (embed_positions refuses it).
+    if (!order[k]->features.empty() && order[k]->features.size() != rows_of(k) * hidden)
+      throw Error("a picture's features do not match its tiles");
+    p.source[i] = media_source(order[k]->uid, row);
+    if (!order[k]->features.empty()) p.rows[i] = order[k]->features.data() + row * hidden;
+    ++row;
+  }
+  if (!order.empty() && (k + 1 != order.size() || row != rows_of(k)))
+    throw Error("the prompt holds fewer image tokens than its pictures give");
+  for (const EncodedMedia* e : order) p.n_tiles += e->n_tiles;
+  return p;
+}
+
+std::vector<float> embed_positions(const Model& model, const RenderedPrompt& prompt, size_t from,
+                                   size_t n) {
+  const size_t hidden = static_cast<size_t>(model.config.text.hidden);
+  std::vector<float> x(n * hidden);
+  model.decoder.embed(prompt.ids.data() + from, static_cast<int>(n), x.data());
+  for (size_t i = 0; i < n; ++i) {
+    if (prompt.rows[from + i]) {
+      std::memcpy(x.data() + i * hidden, prompt.rows[from + i], sizeof(float) * hidden);
+    } else if (prompt.source[from + i] != kTextSource) {
+      throw Error("an image token of the prompt has no features");
+    }
+  }
+  return x;
+}
+
+void prefill(const Model& model, const kernels::Compute& cx, const RenderedPrompt& prompt,
+             KVCache& cache, float* logits) {
+  const size_t from = static_cast<size_t>(cache.length());
+  if (from >= prompt.size()) throw Error("prefill: nothing left to run");
+  const size_t n = prompt.size() - from;
+  const std::vector<float> x = embed_positions(model, prompt, from, n);
+  model.decoder.forward(cx, x.data(), static_cast<int>(n), cache, logits);
+}
+
+size_t reusable_prefix(const std::vector<int32_t>& ids, const std::vector<int64_t>& source,
+                       const RenderedPrompt& prompt) {
+  size_t p = 0;
+  const size_t limit = std::min(ids.size(), prompt.size() == 0 ? 0 : prompt.size() - 1);
+  while (p < limit && ids[p] == prompt.ids[p] && source[p] == prompt.source[p]) ++p;
+  return p;
+}
+
+}  // namespace smolvlm
