@@ -7,7 +7,7 @@
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET]
 #
 # Without SECONDS, the model-file parsers (gguf, safetensors) run 30 s each and the other targets
-# (config, tokenizer, messages, jpeg, png) 20 s each; with it, every target runs that long.
+# (config, tokenizer, messages, jpeg, png, chat_request) 20 s each; with it, every target runs that long.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-}
@@ -35,10 +35,17 @@ build config fuzz/fuzz_config.cpp src/model/config.cpp "${common[@]}"
 build tokenizer fuzz/fuzz_tokenizer.cpp src/text/tokenizer.cpp src/text/unicode.cpp "${common[@]}"
 build messages fuzz/fuzz_messages.cpp apps/smolvlm/messages.cpp "${common[@]}"
 build image fuzz/fuzz_image.cpp src/vision/image.cpp "${common[@]}" -ljpeg -lpng
+specs=(gguf:gguf:30 safetensors:safetensors:30 config:config:20 tokenizer:tokenizer:20
+       messages:messages:20 jpeg:image:20 png:image:20)
+# The server's request parser and stop filter, where cpp-httplib (and so the server) is built.
+if [ -f /usr/include/httplib.h ]; then
+  build chat_request fuzz/fuzz_chat_request.cpp src/server/request.cpp src/server/remote_fetch.cpp \
+    src/server/text_stream.cpp -lcurl
+  specs+=(chat_request:chat_request:20)
+fi
 
 # target:binary:default seconds. jpeg and png are one decoder binary fed from two corpora.
-for spec in gguf:gguf:30 safetensors:safetensors:30 config:config:20 tokenizer:tokenizer:20 \
-            messages:messages:20 jpeg:image:20 png:image:20; do
+for spec in "${specs[@]}"; do
   IFS=: read -r target binary default_secs <<<"$spec"
   run_secs=${secs:-$default_secs}
   # A scratch corpus: what the fuzzer finds stays out of the source tree.

@@ -274,6 +274,31 @@ TEST(ServerRequest, VideoUploadsAreTemporaryFiles) {
       400);
 }
 
+// The request fuzzer's seeds and findings (fuzz/corpus/chat_request, fuzz/regressions/...),
+// replayed where clang is not installed: each parses or is refused with a RequestError.
+TEST(ServerRequest, FuzzInputsParseOrFailCleanly) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(test::fixtures()) / ".." / ".." / "fuzz";
+  int replayed = 0, accepted = 0;
+  for (const char* dir : {"corpus", "regressions"}) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(root / dir / "chat_request", ec)) {
+      SCOPED_TRACE(e.path().string());
+      const std::string bytes = read_text_file(e.path().string());
+      ++replayed;
+      TempFiles files;
+      try {
+        parse_chat_request(bytes, {}, files);
+        ++accepted;
+      } catch (const RequestError& err) {
+        EXPECT_EQ(err.status(), 400) << err.what();
+      }
+    }
+  }
+  EXPECT_GE(replayed, 2);
+  EXPECT_GE(accepted, 1);  // the seeds include well-formed requests
+}
+
 TEST(StopFilter, HoldsBackOnlyWhatCouldBecomeAStop) {
   StopFilter f({"END", "xyz"});
   EXPECT_EQ(f.push("Hello E"), "Hello ");  // "E" may start "END"

@@ -1,4 +1,5 @@
 // smolvlm serve: an OpenAI-compatible HTTP server (src/server) over one loaded model.
+#include <malloc.h>
 #include <pthread.h>
 #include <smolvlm/serving.h>
 #include <smolvlm/smolvlm.h>
@@ -121,6 +122,7 @@ int run_serve(int argc, char** argv) {
   }
   if (model_dir.empty()) throw UsageError("-m MODEL is required");
   http.policy.max_remote_bytes = http.max_body_bytes;
+  http.answer_threads = sched.slots + sched.queue + 4;  // the scheduler decides 429 first
   bool named = false;
   for (int i = 1; i < argc; ++i) named = named || std::string(argv[i]) == "--alias";
   if (!named) {
@@ -128,6 +130,13 @@ int run_serve(int argc, char** argv) {
     http.model_name = (p.has_filename() ? p.filename() : p.parent_path().filename()).string();
     if (http.model_name.empty()) http.model_name = "smolvlm";
   }
+
+  // glibc's malloc, tuned for a long-running server with many HTTP threads: few arenas (each
+  // thread that allocates would otherwise get one of up to 8 per core, each keeping its own
+  // fragmented peak) and a fixed mmap threshold (big buffers, a request's KV cache or picture
+  // tiles, go back to the system when freed instead of raising the threshold).
+  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
   // SIGINT and SIGTERM go to one thread (sigwait); every other thread, httplib's included,
   // starts with them blocked.

@@ -7,9 +7,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "server/openai_format.h"
 #include "server/text_stream.h"
@@ -78,7 +81,133 @@ void send_failure(httplib::Response& res, const Failure& f) {
   if (f.status == 429) res.set_header("Retry-After", "1");
 }
 
-// One streamed answer: the scheduler's thread produces text, the HTTP thread sends it.
+// httplib's connection threads: started only when every one is busy (up to `max`), and the one
+// that came free last takes the next connection. Threads (their stacks, their malloc caches)
+// thus grow with the peak number of connections, not with the number of requests served, as
+// with httplib's fixed pool, whose tasks wander over all of its threads.
+class HttpThreads : public httplib::TaskQueue {
+ public:
+  explicit HttpThreads(size_t max) : max_(max) {}
+  ~HttpThreads() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard lock(mu_);
+    if (closing_) return;
+    tasks_.push_back(std::move(fn));
+    if (!idle_.empty()) {
+      Worker* w = idle_.back();  // the most recently used thread: its memory is warm
+      idle_.pop_back();
+      w->wake = true;
+      w->cv.notify_one();
+    } else if (workers_.size() < max_) {
+      workers_.push_back(std::make_unique<Worker>());
+      Worker* w = workers_.back().get();
+      w->thread = std::thread([this, w] { loop(*w); });
+    }  // else the connection waits for a thread to come free
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      if (closing_) return;
+      closing_ = true;
+      for (auto& w : workers_) w->cv.notify_one();
+    }
+    for (auto& w : workers_) {
+      if (w->thread.joinable()) w->thread.join();
+    }
+  }
+
+ private:
+  struct Worker {
+    std::condition_variable cv;
+    bool wake = false;
+    std::thread thread;
+  };
+  void loop(Worker& w) {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      if (!tasks_.empty()) {
+        std::function<void()> fn = std::move(tasks_.front());
+        tasks_.pop_front();
+        lock.unlock();
+        fn();
+        lock.lock();
+        continue;
+      }
+      if (closing_) return;
+      w.wake = false;
+      idle_.push_back(&w);
+      w.cv.wait(lock, [&] { return w.wake || closing_; });
+      if (!w.wake) return;  // closing: idle_ is not used any more
+    }
+  }
+  const size_t max_;
+  std::mutex mu_;
+  std::deque<std::function<void()>> tasks_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<Worker*> idle_;
+  bool closing_ = false;
+};
+
+// Threads that call Scheduler::complete, created as needed up to a cap and then reused: a live
+// thread keeps its stack, its malloc arena and the engine's thread-local scratch buffers, so the
+// memory reaches a plateau, where a thread per request (exited threads' stacks stay in glibc's
+// cache) or httplib's pooled threads would spread the answers' memory ever wider.
+class AnswerThreads {
+ public:
+  explicit AnswerThreads(size_t cap) : cap_(cap) {}
+  ~AnswerThreads() {
+    std::unique_lock lock(mu_);
+    closing_ = true;
+    cv_.notify_all();
+    done_cv_.wait(lock, [&] { return alive_ == 0; });
+  }
+  // False when all `cap` threads are busy (every slot and queue place is taken: a 429).
+  bool run(std::function<void()> task) {
+    std::lock_guard lock(mu_);
+    if (idle_ > 0) {
+      tasks_.push_back(std::move(task));
+      --idle_;
+      cv_.notify_one();
+      return true;
+    }
+    if (alive_ >= cap_) return false;
+    ++alive_;
+    std::thread([this, first = std::move(task)]() mutable { loop(std::move(first)); }).detach();
+    return true;
+  }
+
+ private:
+  void loop(std::function<void()> task) {
+    for (;;) {
+      task();
+      task = nullptr;
+      std::unique_lock lock(mu_);
+      if (closing_) break;
+      ++idle_;
+      cv_.wait(lock, [&] { return closing_ || !tasks_.empty(); });
+      if (tasks_.empty()) {
+        --idle_;
+        break;
+      }
+      task = std::move(tasks_.front());
+      tasks_.pop_front();
+    }
+    std::lock_guard lock(mu_);
+    --alive_;
+    done_cv_.notify_all();
+  }
+  const size_t cap_;
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  std::deque<std::function<void()>> tasks_;
+  size_t idle_ = 0, alive_ = 0;
+  bool closing_ = false;
+};
+
+// One answer: the scheduler's thread produces text, the HTTP thread sends it (streaming) or
+// waits for all of it.
 struct StreamJob {
   ChatRequest request;
   TempFiles temp_files;
@@ -91,7 +220,10 @@ struct StreamJob {
   Result result;
   bool stopped_by_string = false;
   std::atomic<bool> cancel{false};  // the client went away
-  std::thread worker;
+  void wait_done() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return done; });
+  }
   explicit StreamJob() = default;
 };
 
@@ -118,6 +250,8 @@ struct HttpServer::Impl {
 
   std::mutex static_mu;
   std::map<std::string, std::pair<std::string, std::string>> assets;  // path -> body, type
+
+  std::unique_ptr<AnswerThreads> answer_threads;
 
   explicit Impl(ServerOptions o) : options(std::move(o)) {}
 
@@ -304,62 +438,61 @@ void HttpServer::Impl::complete(const httplib::Request& /*req*/, httplib::Respon
   if (job->request.model.empty()) job->request.model = options.model_name;
   body.clear();
   body.shrink_to_fit();
-  Scheduler& sched = *scheduler.load();
-  if (!job->request.stream) {
-    enter();
-    StopFilter filter(job->request.stop);
-    std::string text;
-    try {
-      const Result r = sched.complete(job->request.conversation, job->request.options,
-                                      [&](std::string_view piece) {
-                                        text += filter.push(piece);
-                                        return !filter.stopped();
-                                      });
-      text += filter.finish();
-      if (r.cancelled && !filter.stopped()) {
-        leave();
-        send_error(res, 503, "the server is shutting down", "unavailable_error", {},
-                   "shutting_down");
-        return;
-      }
-      send_json(res, 200,
-                completion_json(new_completion_id(job->request.model), text, r, filter.stopped()));
-    } catch (...) {
-      send_failure(res, classify(std::current_exception(), stopping));
-    }
-    leave();
-    return;
-  }
-
   enter();
   StreamJob* j = job.get();
-  Scheduler* sched_ptr = &sched;
-  j->worker = std::thread([j, sched_ptr] {
-    StopFilter filter(j->request.stop);
+  // The answer is computed on an answer thread, for both kinds of answer: the HTTP thread stays
+  // free to notice a client that leaves, and memory stays with a few reused threads.
+  Scheduler* sched_ptr = scheduler.load();
+  const bool accepted = answer_threads->run([job, sched_ptr] {
+    StreamJob* w = job.get();
+    StopFilter filter(w->request.stop);
     auto on_text = [&](std::string_view piece) {
-      if (j->cancel) return false;
+      if (w->cancel) return false;
       std::string shown = filter.push(piece);
-      std::lock_guard lock(j->mu);
-      j->started = true;
-      j->pending += shown;
-      j->cv.notify_all();
+      std::lock_guard lock(w->mu);
+      w->started = true;
+      w->pending += shown;
+      w->cv.notify_all();
       return !filter.stopped();
     };
     Result r;
     std::exception_ptr error;
     try {
-      r = sched_ptr->complete(j->request.conversation, j->request.options, on_text);
+      r = sched_ptr->complete(w->request.conversation, w->request.options, on_text);
     } catch (...) {
       error = std::current_exception();
     }
-    std::lock_guard lock(j->mu);
-    j->pending += filter.finish();
-    j->stopped_by_string = filter.stopped();
-    j->result = std::move(r);
-    j->error = error;
-    j->done = true;
-    j->cv.notify_all();
+    std::lock_guard lock(w->mu);
+    w->pending += filter.finish();
+    w->stopped_by_string = filter.stopped();
+    w->result = std::move(r);
+    w->error = error;
+    w->done = true;
+    w->cv.notify_all();
   });
+  if (!accepted) {
+    leave();
+    send_error(res, 429, "all answer threads are busy", "rate_limit_error", {}, "server_busy");
+    res.set_header("Retry-After", "1");
+    return;
+  }
+  if (!j->request.stream) {
+    {
+      std::unique_lock lock(j->mu);
+      j->cv.wait(lock, [&] { return j->done; });
+    }
+    leave();
+    if (j->error) {
+      send_failure(res, classify(j->error, stopping));
+    } else if (j->result.cancelled && !j->stopped_by_string) {
+      send_error(res, 503, "the server is shutting down", "unavailable_error", {}, "shutting_down");
+    } else {
+      send_json(res, 200,
+                completion_json(new_completion_id(j->request.model), j->pending, j->result,
+                                j->stopped_by_string));
+    }
+    return;
+  }
   {
     std::unique_lock lock(j->mu);
     j->cv.wait(lock, [&] { return j->started || j->done; });
@@ -367,7 +500,6 @@ void HttpServer::Impl::complete(const httplib::Request& /*req*/, httplib::Respon
       // Refused before the first token: an ordinary error response, with its status.
       const std::exception_ptr error = j->error;
       lock.unlock();
-      j->worker.join();
       leave();
       if (error) {
         send_failure(res, classify(error, stopping));
@@ -440,7 +572,7 @@ void HttpServer::Impl::stream(std::shared_ptr<StreamJob> job, httplib::Response&
       },
       [this, job](bool /*success*/) {
         job->cancel = true;  // a no-op when the answer is complete
-        if (job->worker.joinable()) job->worker.join();
+        job->wait_done();
         leave();
       });
 }
@@ -449,7 +581,7 @@ HttpServer::HttpServer(ServerOptions options) : impl_(std::make_unique<Impl>(std
   Impl& s = *impl_;
   httplib::Server& h = s.http;
   const int threads = std::max(4, s.options.http_threads);
-  h.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  h.new_task_queue = [threads] { return new HttpThreads(static_cast<size_t>(threads)); };
   h.set_tcp_nodelay(true);
   h.set_read_timeout(s.options.read_timeout_s, 0);
   h.set_write_timeout(10, 0);
@@ -554,6 +686,8 @@ void HttpServer::attach(Engine& engine, Scheduler& scheduler) {
   impl_->load_time = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
+  impl_->answer_threads = std::make_unique<AnswerThreads>(
+      static_cast<size_t>(std::max(1, impl_->options.answer_threads)));
   impl_->scheduler = &scheduler;
 }
 
