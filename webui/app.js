@@ -166,10 +166,11 @@
     list.scrollTop = list.scrollHeight;
   }
 
-  function updateLast() {
+  // Redraws the answer being made, unless New chat or Delete took it away meanwhile.
+  function updateAnswer(answer) {
     const list = $('messages');
-    const last = state.messages[state.messages.length - 1];
-    const node = renderMessage(last);
+    if (state.messages[state.messages.length - 1] !== answer) return;
+    const node = renderMessage(answer);
     if (list.lastElementChild && list.lastElementChild.classList.contains('msg')) {
       list.lastElementChild.replaceWith(node);
     } else {
@@ -308,10 +309,14 @@
     const out = [];
     if (state.settings.system.trim()) out.push({ role: 'system', content: state.settings.system });
     const images = [];
-    for (const m of state.messages) {
+    state.messages.forEach((m, i) => {
+      const reply = state.messages[i + 1];
+      // A question that failed with no answer (a refused picture, a busy server) is not asked
+      // again: its picture would be refused again.
+      if (m.role === 'user' && reply && reply.error && !reply.text) return;
       if (m.role === 'assistant') {
-        if (!m.error || m.text) out.push({ role: 'assistant', content: m.text });
-        continue;
+        if (m.text || !m.error) out.push({ role: 'assistant', content: m.text });
+        return;
       }
       const content = [];
       for (const url of m.images || []) {
@@ -321,7 +326,7 @@
       }
       if (m.text) content.push({ type: 'text', text: m.text });
       out.push({ role: 'user', content });
-    }
+    });
     return { out, images };
   }
 
@@ -401,7 +406,7 @@
         if (piece) {
           if (firstTokenMs === undefined) firstTokenMs = performance.now() - started;
           answer.text += piece;
-          updateLast();
+          updateAnswer(answer);
         }
         if (event.timings) {
           const t = event.timings;
@@ -426,8 +431,10 @@
     } finally {
       state.controller = null;
       setBusy(false);
-      updateLast();
-      saveChat();
+      if (state.messages.includes(answer)) {
+        updateAnswer(answer);
+        saveChat();
+      }
       if (answer.error && answer.error.startsWith('The API key')) askKey();
     }
   }
