@@ -60,8 +60,9 @@ function askAnswer(question, images, maxTokens) {
   return JSON.parse(execFileSync(cli, args, { encoding: 'utf8' })).text;
 }
 
-async function metric(url, name) {
-  const text = await (await fetch(`${url}/metrics`)).text();
+async function metric(url, name, key) {
+  const headers = key ? { Authorization: `Bearer ${key}` } : {};
+  const text = await (await fetch(`${url}/metrics`, { headers })).text();
   const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
   assert.ok(m, `/metrics has ${name}`);
   return Number(m[1]);
@@ -392,10 +393,10 @@ describe('safety and errors', () => {
   });
 });
 
-describe('with --api-key and --max-body 1', () => {
+describe('with --api-key, --max-body 1 and one slot', () => {
   let keyed;
   before(async () => {
-    keyed = await serve(['--api-key', 'board-secret', '--max-body', '1']);
+    keyed = await serve(['--api-key', 'board-secret', '--max-body', '1', '--parallel', '1', '--queue', '0']);
   });
   after(async () => stopServer(keyed));
 
@@ -435,6 +436,35 @@ describe('with --api-key and --max-body 1', () => {
     assert.equal(await scaled.locator('.error').count(), 0, await scaled.innerText());
     assert.ok((await scaled.locator('.text').innerText()).length > 0);
     assert.match(await page.textContent('#notice'), /scaled down/);
+    await context.close();
+    assert.deepEqual(problems, []);
+  });
+
+  test('a busy server gives a clear message', async () => {
+    // Another client holds the only slot, and nothing may wait: the page's request gets a real 429.
+    const other = new AbortController();
+    const res = await fetch(`${keyed.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { Authorization: 'Bearer board-secret', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'Talk.' }], max_tokens: 8000, stream: true }),
+      signal: other.signal,
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    await reader.read();
+    const context = await browser.newContext();
+    await context.addInitScript(() => localStorage.setItem('smolvlm.apiKey', 'board-secret'));
+    const page = await context.newPage();
+    watch(page);
+    await page.goto(keyed.url);
+    await page.waitForSelector('body[data-ready="true"]');
+    const answer = await askOnPage(page, 'Hello?');
+    assert.match(await answer.locator('.error').innerText(), /server is busy/);
+    const logged = problems.filter((p) => p.includes('status of 429'));
+    assert.equal(logged.length, 1, problems.join('\n'));
+    problems.splice(problems.indexOf(logged[0]), 1);
+    other.abort();
+    await waitFor(async () => (await metric(keyed.url, 'smolvlm_busy_slots', 'board-secret')) === 0, 'a free slot');
     await context.close();
     assert.deepEqual(problems, []);
   });
