@@ -307,7 +307,8 @@
 
   function requestMessages() {
     const out = [];
-    if (state.settings.system.trim()) out.push({ role: 'system', content: state.settings.system });
+    const system = String(state.settings.system || '').trim();
+    if (system) out.push({ role: 'system', content: system });
     const images = [];
     state.messages.forEach((m, i) => {
       const reply = state.messages[i + 1];
@@ -554,7 +555,7 @@
     });
     document.addEventListener('keydown', (e) => {
       if (e.key === 'Escape' && state.controller) stop();
-      if (e.key.toLowerCase() === 'o' && e.ctrlKey && e.shiftKey) {
+      if ((e.key || '').toLowerCase() === 'o' && e.ctrlKey && e.shiftKey) {
         e.preventDefault();
         newChat();
       }

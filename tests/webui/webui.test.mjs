@@ -105,9 +105,10 @@ async function openPage(url, viewport = { width: 1100, height: 800 }) {
 const answers = (page) => page.locator('article.msg.assistant');
 const lastAnswer = (page) => answers(page).last();
 
-async function askOnPage(page, question) {
+async function askOnPage(page, question, { byEnter = false } = {}) {
   await page.fill('#prompt', question);
-  await page.click('#send');
+  if (byEnter) await page.press('#prompt', 'Enter');
+  else await page.click('#send');
   await page.waitForSelector('#send:not([hidden])');  // the answer is complete
   return lastAnswer(page);
 }
@@ -169,7 +170,7 @@ describe('the chat page', () => {
 
   test('a follow-up reuses the picture from the cache', async () => {
     const hitsBefore = await metric(server.url, 'smolvlm_image_cache_hits_total');
-    const answer = await askOnPage(page, 'And what colour is it?');
+    const answer = await askOnPage(page, 'And what colour is it?', { byEnter: true });
     const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('smolvlm.chat.v1')));
     assert.equal(stored.length, 4);
     assert.ok(stored[3].timings.image_cache_hits >= 1, JSON.stringify(stored[3].timings));
