@@ -272,6 +272,36 @@ describe('the chat page', () => {
     await page.setViewportSize({ width: 1100, height: 800 });
   });
 
+  test('the settings drawer shapes the request and is kept', async () => {
+    await page.click('#open-settings');
+    await page.fill('#max-tokens', '5');
+    await page.fill('#temperature', '0.7');
+    await page.fill('#top-p', '0.9');
+    await page.fill('#seed', '42');
+    await page.fill('#system-prompt', 'Be brief.');
+    await page.click('#close-settings');
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    await page.click('#new-chat');
+    const sent = page.waitForRequest('**/v1/chat/completions');
+    const answer = await askOnPage(page, 'Hi');
+    const body = (await sent).postDataJSON();
+    assert.deepEqual(
+      { max_tokens: body.max_tokens, temperature: body.temperature, top_p: body.top_p, seed: body.seed, stream: body.stream },
+      { max_tokens: 5, temperature: 0.7, top_p: 0.9, seed: 42, stream: true });
+    assert.deepEqual(body.messages, [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: [{ type: 'text', text: 'Hi' }] }]);
+    assert.equal(body.model, 'tiny-smolvlm2');
+    const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('smolvlm.chat.v1')));
+    assert.ok(stored[1].text.length > 0 && !(await answer.locator('.error').count()));
+    await page.click('#open-settings');
+    await page.fill('#temperature', '0');
+    await page.fill('#top-p', '1');
+    await page.fill('#seed', '');
+    await page.fill('#system-prompt', '');
+    await page.fill('#max-tokens', String(MAX_TOKENS));
+    await page.click('#close-settings');
+  });
+
   test('Delete removes the stored conversation', async () => {
     await page.click('#delete-chat');
     assert.equal(await page.evaluate(() => localStorage.getItem('smolvlm.chat.v1')), null);
