@@ -555,10 +555,6 @@
     });
     document.addEventListener('keydown', (e) => {
       if (e.key === 'Escape' && state.controller) stop();
-      if ((e.key || '').toLowerCase() === 'o' && e.ctrlKey && e.shiftKey) {
-        e.preventDefault();
-        newChat();
-      }
     });
     document.addEventListener('paste', (e) => {
       const files = Array.from(e.clipboardData ? e.clipboardData.files : []);

@@ -207,6 +207,18 @@ describe('the chat page', () => {
     assert.equal(aborted.length, 1, problems.join('\n'));
     assert.match(aborted[0], /ERR_ABORTED/);
     problems.splice(problems.indexOf(aborted[0]), 1);
+
+    // Esc stops too.
+    await page.fill('#prompt', 'Another long story.');
+    await page.click('#send');
+    await waitFor(async () => (await lastAnswer(page).locator('.text').innerText()).length > 0, 'the first chunk');
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#send:not([hidden])');
+    await waitFor(async () => (await metric(server.url, 'smolvlm_busy_slots')) === 0, 'a free slot');
+    assert.equal(await lastAnswer(page).locator('.meta').innerText(), 'stopped');
+    const abortedAgain = problems.filter((p) => p.startsWith('failed:') && p.includes('/v1/chat/completions'));
+    assert.equal(abortedAgain.length, 1, problems.join('\n'));
+    problems.splice(problems.indexOf(abortedAgain[0]), 1);
     await setMaxTokens(page, MAX_TOKENS);
   });
 
