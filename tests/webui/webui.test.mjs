@@ -208,8 +208,9 @@ describe('the chat page', () => {
     assert.match(aborted[0], /ERR_ABORTED/);
     problems.splice(problems.indexOf(aborted[0]), 1);
 
-    // Esc stops too.
-    await page.fill('#prompt', 'Another long story.');
+    // Esc stops too (the same question afresh: an answer known to run long).
+    await page.click('#new-chat');
+    await page.fill('#prompt', 'Tell me a very long story.');
     await page.click('#send');
     await waitFor(async () => (await lastAnswer(page).locator('.text').innerText()).length > 0, 'the first chunk');
     await page.keyboard.press('Escape');
