@@ -9,10 +9,13 @@ pkgs=(cmake g++ make pkg-config libjpeg62-turbo-dev libpng-dev nlohmann-json3-de
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libavdevice-dev
       python3-av python3-numpy  # tests: what HF's PyAV backend reads, HF's sampling formula
       clang                 # scripts/fuzz.sh: libFuzzer targets for the file parsers
+      chromium              # the web page's browser tests (tests/webui, headless)
       # optional: RK35llm.h's cv::Mat interface and its seed-compatibility test program
       libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev)
 # Ubuntu names libjpeg-turbo's dev package libjpeg-turbo8-dev; plain libjpeg-dev works on both.
 if ! apt-cache show libjpeg62-turbo-dev >/dev/null 2>&1; then pkgs=("${pkgs[@]/libjpeg62-turbo-dev/libjpeg-dev}"); fi
+# node and npm drive the browser tests; a node from elsewhere (nodesource) already carries npm.
+if ! command -v npm >/dev/null 2>&1; then pkgs+=(nodejs npm); fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -20,3 +23,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# playwright-core for the browser tests, at the version package-lock.json pins (no browser
+# download: the tests drive Debian's chromium).
+npm ci --prefix "$(dirname "$0")/../tests/webui" --no-audit --no-fund --loglevel=error

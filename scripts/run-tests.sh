@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite, as CI runs it: a Release build and a Debug AddressSanitizer + UBSan build,
-# every test in both, then a brief libFuzzer run of the file parsers and picture decoders
-# (scripts/fuzz.sh).
+# every test in both (and the web page's browser tests after the Release ones), then a brief
+# libFuzzer run of the file parsers and picture decoders (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -18,6 +18,14 @@ for cfg in release asan; do
   echo "== test ($cfg)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "build-$cfg" --output-on-failure -j "$jobs"
+  if [ "$cfg" = release ]; then
+    # The web page of smolvlm serve in Debian's chromium (headless), against servers on the tiny
+    # model the test starts itself; screenshots go to build-release/webui-artifacts/.
+    echo "== web page in a browser (release)"
+    [ -d tests/webui/node_modules/playwright-core ] ||
+      npm ci --prefix tests/webui --no-audit --no-fund --loglevel=error
+    SMOLVLM_BIN=build-release/smolvlm node --test tests/webui/webui.test.mjs
+  fi
 done
 # The suites that run things at once (two Engines, Chats on two threads, the Scheduler's slots)
 # under ThreadSanitizer: only their own test program is built.

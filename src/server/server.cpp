@@ -16,6 +16,7 @@
 
 #include "server/openai_format.h"
 #include "server/text_stream.h"
+#include "server/webui_assets.h"
 
 namespace smolvlm::server {
 
@@ -249,7 +250,10 @@ struct HttpServer::Impl {
   int64_t load_time = 0;
 
   std::mutex static_mu;
-  std::map<std::string, std::pair<std::string, std::string>> assets;  // path -> body, type
+  struct Asset {
+    std::string body, content_type, etag;
+  };
+  std::map<std::string, Asset> assets;  // by path
 
   std::unique_ptr<AnswerThreads> answer_threads;
 
@@ -648,14 +652,33 @@ HttpServer::HttpServer(ServerOptions options) : impl_(std::make_unique<Impl>(std
       send_error(res, 404, "no such endpoint: " + req.path, "not_found_error");
       return;
     }
+    // The page runs only its own script and talks only to this server (issue 13).
+    res.set_header("Content-Security-Policy",
+                   "default-src 'self'; script-src 'self'; style-src 'self'; "
+                   "img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; "
+                   "form-action 'self'; frame-ancestors 'none'");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Referrer-Policy", "no-referrer");
+    // Revalidated every time (a new binary brings a new page), answered 304 when unchanged.
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("ETag", it->second.etag);
+    if (req.get_header_value("If-None-Match") == it->second.etag) {
+      res.status = 304;
+      return;
+    }
     res.status = 200;
-    res.set_content(it->second.first, it->second.second.c_str());
+    res.set_content(it->second.body, it->second.content_type.c_str());
   });
   if (s.options.webui) {
-    add_static("/",
-               "smolvlm serve: an OpenAI-compatible API is at /v1/chat/completions "
-               "(the web page comes later).\n",
-               "text/plain; charset=utf-8");
+    for (const WebAsset& asset : webui_assets()) {
+      add_static(asset.path, std::string(asset.body), asset.content_type);
+    }
+    // What the page must know before it sends: how large a request may be, whether to ask for
+    // a key.
+    add_static("/webui-config.json",
+               dump({{"max_body_bytes", s.options.max_body_bytes},
+                     {"api_key_required", !s.options.api_key.empty()}}),
+               "application/json");
   }
 }
 
@@ -718,7 +741,9 @@ std::string HttpServer::url() const {
 
 void HttpServer::add_static(const std::string& path, std::string body, std::string content_type) {
   std::lock_guard lock(impl_->static_mu);
-  impl_->assets[path] = {std::move(body), std::move(content_type)};
+  char etag[24];
+  std::snprintf(etag, sizeof etag, "\"%016zx\"", std::hash<std::string>{}(body));
+  impl_->assets[path] = {std::move(body), std::move(content_type), etag};
 }
 
 }  // namespace smolvlm::server
