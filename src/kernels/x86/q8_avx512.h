@@ -408,25 +408,7 @@ void gemm_q8_512(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int 
   constexpr int R = kQ8x512Rows, C = kQ8x512Cols;
   const int blocks = w.cols / kQ8BlockSize;
   constexpr int kColBlock = 64;  // weight rows kept in L2 while all activation rows pass
-  float tile[R * C];
-  for (int ob = o_begin; ob < o_end; ob += kColBlock) {
-    const int oe = std::min(o_end, ob + kColBlock);
-    for (int r0 = 0; r0 < n; r0 += R) {
-      const int rows = std::min(R, n - r0);
-      const ActBlockQ8* xr[R];
-      for (int r = 0; r < rows; ++r) xr[r] = xq + static_cast<size_t>(r0 + r) * blocks;
-      for (int o = ob; o < oe; o += C) {
-        const int cols = std::min(C, oe - o);
-        const uint8_t* wr[C];
-        for (int c = 0; c < cols; ++c) wr[c] = w.row(o + c);
-        table[rows - 1][cols - 1](xr, wr, blocks, tile, C);
-        for (int r = 0; r < rows; ++r) {
-          float* yr = y + static_cast<size_t>(r0 + r) * ldy + o;
-          for (int c = 0; c < cols; ++c) yr[c] = tile[r * C + c] + (bias ? bias[o + c] : 0.0f);
-        }
-      }
-    }
-  }
+  gemm_tiles<R, C, kColBlock>(table, xq, n, blocks, w, o_begin, o_end, bias, y, ldy);
 }
 
 // The entries the AVX-512 paths share; each path adds its Q8_0 kernels (and bf16 ones).
