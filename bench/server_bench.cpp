@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include "server/request.h"
+
 namespace {
 
 using nlohmann::json;
@@ -34,24 +36,6 @@ std::string read_file(const std::string& path) {
   std::stringstream s;
   s << f.rdbuf();
   return s.str();
-}
-
-std::string base64(const std::string& bytes) {
-  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (const char c : bytes) {
-    acc = (acc << 8) | static_cast<uint8_t>(c);
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += a[(acc >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += a[(acc << (6 - bits)) & 63];
-  while (out.size() % 4 != 0) out += '=';
-  return out;
 }
 
 struct Timed {
@@ -181,8 +165,8 @@ int main(int argc, char** argv) {
   const Target target = parse_url(url);
   const std::string bytes = read_file(image);
   const bool jpeg = bytes.compare(0, 3, "\xFF\xD8\xFF") == 0;
-  const std::string uri =
-      std::string(jpeg ? "data:image/jpeg;base64," : "data:image/png;base64,") + base64(bytes);
+  const std::string uri = std::string(jpeg ? "data:image/jpeg;base64," : "data:image/png;base64,") +
+                          smolvlm::server::encode_base64(bytes);
 
   json out;
   // 1. The first request about the picture (cold).

@@ -25,27 +25,9 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-std::string base64(const std::string& bytes) {
-  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (const char c : bytes) {
-    acc = (acc << 8) | static_cast<uint8_t>(c);
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += a[(acc >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += a[(acc << (6 - bits)) & 63];
-  while (out.size() % 4 != 0) out += '=';
-  return out;
-}
-
 std::string image_path(const std::string& name) { return test::tiny_model() + "/images/" + name; }
 std::string data_uri(const std::string& name) {
-  return "data:image/png;base64," + base64(read_text_file(image_path(name)));
+  return "data:image/png;base64," + encode_base64(read_text_file(image_path(name)));
 }
 
 json image_part(const std::string& url) {
@@ -416,22 +398,20 @@ TEST(ServerApi, BadRequestsGet400) {
            chat_body({{{"role", "user"}, {"content", {image_part("data:image/png;base64,@@@@")}}}},
                      4)),
       400, param);
-  expect_error(
-      post(c,
-           chat_body({{{"role", "user"},
-                       {"content",
-                        {image_part("data:image/png;base64," + base64("GIF89a not supported"))}}}},
-                     4)),
-      400, param);
+  expect_error(post(c, chat_body({{{"role", "user"},
+                                   {"content",
+                                    {image_part("data:image/png;base64," +
+                                                encode_base64("GIF89a not supported"))}}}},
+                                 4)),
+               400, param);
   // PNG's signature on bytes that are not a PNG: refused by the decoder (400, not a crash).
   std::string broken = read_text_file(image_path("img_d.png")).substr(0, 60);
-  expect_error(
-      post(c,
-           chat_body({{{"role", "user"},
-                       {"content",
-                        {image_part("data:image/png;base64," + base64(broken)), text_part("x")}}}},
-                     4)),
-      400);
+  expect_error(post(c, chat_body({{{"role", "user"},
+                                   {"content",
+                                    {image_part("data:image/png;base64," + encode_base64(broken)),
+                                     text_part("x")}}}},
+                                 4)),
+               400);
   const json img = image_part(data_uri("img_d.png"));
   expect_error(post(c, chat_body({{{"role", "user"}, {"content", {img, img, img, img}}}}, 4)), 400,
                "messages[0].content[3]");

@@ -365,3 +365,21 @@ TEST(OpenAiFormat, ErrorAndCompletionShapes) {
 
 }  // namespace
 }  // namespace smolvlm::server
+
+namespace smolvlm::server {
+namespace {
+
+TEST(ServerRequest, Base64EncodesWhatDecodeReadsBack) {
+  EXPECT_EQ(encode_base64(""), "");
+  EXPECT_EQ(encode_base64("f"), "Zg==");
+  EXPECT_EQ(encode_base64("fo"), "Zm8=");
+  EXPECT_EQ(encode_base64("foo"), "Zm9v");
+  std::string all;
+  for (int c = 0; c < 256; ++c) all += static_cast<char>(c);
+  std::string back;
+  ASSERT_TRUE(decode_base64(encode_base64(all), back));
+  EXPECT_EQ(back, all);
+}
+
+}  // namespace
+}  // namespace smolvlm::server

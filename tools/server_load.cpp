@@ -31,6 +31,8 @@
 #include <thread>
 #include <vector>
 
+#include "server/request.h"
+
 namespace {
 
 using nlohmann::json;
@@ -58,24 +60,6 @@ std::string read_file(const std::string& path) {
   std::stringstream s;
   s << f.rdbuf();
   return s.str();
-}
-
-std::string base64(const std::string& bytes) {
-  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (const char c : bytes) {
-    acc = (acc << 8) | static_cast<uint8_t>(c);
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += a[(acc >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += a[(acc << (6 - bits)) & 63];
-  while (out.size() % 4 != 0) out += '=';
-  return out;
 }
 
 // One kind of request: the JSON messages, the same conversation for the engine, the answer.
@@ -356,7 +340,7 @@ int main(int argc, char** argv) {
   for (const char* name : {"img_a.png", "img_b.png", "img_c.png", "img_d.png"}) {
     const std::string p = a.images + "/" + name;
     if (std::filesystem::exists(p))
-      pics.push_back({p, "data:image/png;base64," + base64(read_file(p))});
+      pics.push_back({p, "data:image/png;base64," + smolvlm::server::encode_base64(read_file(p))});
   }
   signal(SIGPIPE, SIG_IGN);
 

@@ -236,6 +236,24 @@ std::string TempFiles::write(const std::string& dir, const std::string& bytes,
   return path;
 }
 
+std::string encode_base64(std::string_view bytes) {
+  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (const char c : bytes) {
+    acc = (acc << 8) | static_cast<uint8_t>(c);
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += a[(acc >> bits) & 63];
+    }
+  }
+  if (bits > 0) out += a[(acc << (6 - bits)) & 63];
+  while (out.size() % 4 != 0) out += '=';
+  return out;
+}
+
 bool decode_base64(std::string_view text, std::string& out) {
   static const std::array<int8_t, 256> table = [] {
     std::array<int8_t, 256> t{};

@@ -81,6 +81,8 @@ ChatRequest parse_chat_request(std::string_view body, const RequestPolicy& polic
 
 // Strict base64 (RFC 4648, padding optional, no whitespace inside); false when malformed.
 bool decode_base64(std::string_view text, std::string& out);
+// The other way, with padding (clients: the load test, the benchmark, the tests).
+std::string encode_base64(std::string_view bytes);
 
 // True when `text` nests arrays/objects no deeper than `max_depth` (brackets in strings ignored).
 bool json_depth_within(std::string_view text, int max_depth);
