@@ -35,6 +35,22 @@ Decoder::Decoder(const TextConfig& cfg, const TextWeights& w) : cfg_(cfg), w_(w)
   }
 }
 
+// n query rows at positions pos0.. against the cache's keys 0..pos0 + n − 1, heads side by side.
+k::AttentionShape Decoder::causal_shape(int n, int pos0) const {
+  const int hd = cfg_.head_dim, qd = cfg_.heads * hd;
+  return {.nq = n,
+          .nk = pos0 + n,
+          .heads = cfg_.heads,
+          .kv_heads = cfg_.kv_heads,
+          .head_dim = hd,
+          .q_stride = qd,
+          .kv_stride = cfg_.kv_heads * hd,
+          .out_stride = qd,
+          .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
+          .causal = true,
+          .q_pos0 = pos0};
+}
+
 void Decoder::embed(const int32_t* ids, int n, float* out) const {
   const size_t H = static_cast<size_t>(cfg_.hidden);
   for (int i = 0; i < n; ++i) {
@@ -64,17 +80,7 @@ void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& 
   attn.resize(N * qd);
   gate.resize(N * F);
   up.resize(N * F);
-  const k::AttentionShape shape{.nq = n,
-                                .nk = pos0 + n,
-                                .heads = cfg_.heads,
-                                .kv_heads = cfg_.kv_heads,
-                                .head_dim = hd,
-                                .q_stride = qd,
-                                .kv_stride = kvd,
-                                .out_stride = qd,
-                                .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
-                                .causal = true,
-                                .q_pos0 = pos0};
+  const k::AttentionShape shape = causal_shape(n, pos0);
 
   for (size_t li = 0; li < w_.layers.size(); ++li) {
     const TextLayerWeights& l = w_.layers[li];
@@ -152,17 +158,7 @@ void Decoder::forward_batch(const k::Compute& cx, const float* input, int n, KVC
                   sizeof(float) * kvd);
       k::rope(qi, cfg_.heads, hd, pos, inv_freq_.data());
       k::rope(ki, cfg_.kv_heads, hd, pos, inv_freq_.data());
-      const k::AttentionShape shape{.nq = 1,
-                                    .nk = pos + 1,
-                                    .heads = cfg_.heads,
-                                    .kv_heads = cfg_.kv_heads,
-                                    .head_dim = hd,
-                                    .q_stride = qd,
-                                    .kv_stride = kvd,
-                                    .out_stride = qd,
-                                    .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
-                                    .causal = true,
-                                    .q_pos0 = pos};
+      const k::AttentionShape shape = causal_shape(1, pos);
       k::attention(cx, shape, qi, kc, vc, nullptr, attn.data() + static_cast<size_t>(i) * qd);
     }
     k::matmul(cx, attn.data(), n, l.o.w, nullptr, h.data());

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/compute.h"
+#include "kernels/kernels.h"
 #include "model/config.h"
 #include "model/weights.h"
 
@@ -54,6 +55,7 @@ class Decoder {
   const TextConfig& config() const { return cfg_; }
 
  private:
+  kernels::AttentionShape causal_shape(int n, int pos0) const;
   const TextConfig& cfg_;
   const TextWeights& w_;
   std::vector<float> inv_freq_;  // RoPE frequencies, float32 as HF keeps them
