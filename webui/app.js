@@ -166,8 +166,24 @@
     list.scrollTop = list.scrollHeight;
   }
 
+  // While an answer streams, it is redrawn at most once a frame: redrawing for every piece
+  // re-renders the whole text each time, and a long answer would keep the page too busy to
+  // take a click on Stop.
+  let answerFrame = 0;
+  function scheduleAnswerUpdate(answer) {
+    if (answerFrame) return;
+    answerFrame = requestAnimationFrame(() => {
+      answerFrame = 0;
+      updateAnswer(answer);
+    });
+  }
+
   // Redraws the answer being made, unless New chat or Delete took it away meanwhile.
   function updateAnswer(answer) {
+    if (answerFrame) {
+      cancelAnimationFrame(answerFrame);
+      answerFrame = 0;
+    }
     const list = $('messages');
     if (state.messages[state.messages.length - 1] !== answer) return;
     const node = renderMessage(answer);
@@ -407,7 +423,7 @@
         if (piece) {
           if (firstTokenMs === undefined) firstTokenMs = performance.now() - started;
           answer.text += piece;
-          updateAnswer(answer);
+          scheduleAnswerUpdate(answer);
         }
         if (event.timings) {
           const t = event.timings;
