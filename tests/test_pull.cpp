@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "cli_runner.h"
-#include "net/file_hash.h"
+#include "formats/file_hash.h"
 #include "net/hub.h"
 #include "util/sha256.h"
 
@@ -135,9 +135,8 @@ class HubServer {
       }
       nlohmann::json f = {{"type", "file"}, {"oid", "0"}, {"size", e.file_size()}, {"path", name}};
       if (e.path().extension() == ".safetensors") {  // LFS files, as the hub stores them
-        f["lfs"] = {{"oid", net::sha256_file(e.path().string())},
-                    {"size", e.file_size()},
-                    {"pointerSize", 134}};
+        f["lfs"] = {
+            {"oid", sha256_file(e.path().string())}, {"size", e.file_size()}, {"pointerSize", 134}};
       }
       list.push_back(f);
     }

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "net/file_hash.h"
+#include "formats/file_hash.h"
 #include "util/sha256.h"
 
 namespace smolvlm::net {

@@ -5,13 +5,10 @@
 // new piece. Slots keep their KV cache after a request, so a follow-up that resends the dialogue
 // computes only its new turn.
 #include <smolvlm/serving.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
 #include <deque>
 #include <exception>
 #include <list>
@@ -22,7 +19,7 @@
 #include "chat/answer_loop.h"
 #include "chat/conversation_prompt.h"
 #include "chat/engine_impl.h"
-#include "formats/mapped_file.h"
+#include "formats/file_hash.h"
 #include "util/sha256.h"
 
 namespace smolvlm {
@@ -93,21 +90,6 @@ struct Slot {
   int32_t next = -1;  // the token to run at the next step
   uint64_t last_used = 0;
 };
-
-// SHA-256 of a file's bytes, read through InputFile (regular files only: never a FIFO's wait).
-std::string file_digest(const std::string& path) {
-  const InputFile f(path, "video", InputFile::kNoLimit);
-  Sha256 h;
-  std::vector<char> buf(1 << 20);
-  for (;;) {
-    const ssize_t n = ::read(f.fd(), buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error("cannot read video '" + one_line(path) + "': " + std::strerror(errno));
-    if (n == 0) break;
-    h.update(buf.data(), static_cast<size_t>(n));
-  }
-  return h.hex_digest();
-}
 
 std::string settings_key(const GenerationOptions& o) {
   return (o.split_images ? "/split/" : "/whole/") + std::to_string(o.max_tiles);
@@ -217,7 +199,7 @@ struct Scheduler::Impl {
     if (c.kind == Content::Kind::VideoFile) {
       // Keyed by the file's bytes and the sampling: a follow-up about the same video encodes
       // nothing.
-      const std::string key = "video:" + file_digest(c.value) + "/" + std::to_string(o.video_fps) +
+      const std::string key = "video:" + sha256_file(c.value) + "/" + std::to_string(o.video_fps) +
                               "/" + std::to_string(o.video_max_frames) + settings_key(o);
       if (MediaPtr hit = media_cache.find(key)) {
         ++m.image_cache_hits;

@@ -1,4 +1,4 @@
-#include "net/file_hash.h"
+#include "formats/file_hash.h"
 
 #include <smolvlm/error.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include "formats/mapped_file.h"
 #include "util/sha256.h"
 
-namespace smolvlm::net {
+namespace smolvlm {
 
 std::string sha256_file(const std::string& path) {
   // Through InputFile: a FIFO or a device where a download should be is refused, not waited on.
@@ -27,4 +27,4 @@ std::string sha256_file(const std::string& path) {
   return h.hex_digest();
 }
 
-}  // namespace smolvlm::net
+}  // namespace smolvlm
