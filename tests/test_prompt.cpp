@@ -6,6 +6,7 @@
 #include "chat/prompt.h"
 #include "test_support.h"
 #include "text/tokenizer.h"
+#include "video/video.h"
 #include "vision/image_processor.h"
 
 namespace smolvlm {
@@ -69,6 +70,31 @@ TEST(VideoExpansion, MatchesRealProcessor) {
   VideoSlot v{{0, 1, 2, 3, 4, 5}, 6.0};
   EXPECT_EQ(expand_prompt(prompt, {}, {v}, 64),
             cases()["video_expanded_prompt"].get<std::string>());
+}
+
+// A 10-frame and a 64-frame video at HF's defaults: the frames sampled, the template's video
+// branch, the expanded prompt and its ids, against HF's template (node oracle), HF's processor
+// (the numpy oracle) and HF's tokenizer (tools/make_video_prompt_vectors.py).
+TEST(VideoExpansion, TenAndSixtyFourFramePromptsMatchHfIds) {
+  const nlohmann::json j =
+      nlohmann::json::parse(read_text_file(test::fixtures() + "/reference/video_prompts.json"));
+  ASSERT_EQ(j["cases"].size(), 2u);
+  for (const auto& c : j["cases"]) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    const auto indices = sample_frame_indices(c["total_frames"].get<int64_t>(),
+                                              c["native_fps"].get<double>(), VideoSampling{});
+    EXPECT_EQ(indices, c["indices"].get<std::vector<int>>());
+    VideoSlot v;
+    for (int i : indices) v.timestamps_s.push_back(i / c["native_fps"].get<double>());
+    v.duration_s =
+        static_cast<double>(c["total_frames"].get<int64_t>()) / c["native_fps"].get<double>();
+    const std::string rendered =
+        render_chat({{"user", {kVideo, text(c["question"].get<std::string>())}}}, true);
+    EXPECT_EQ(rendered, c["rendered_template"].get<std::string>());
+    const std::string prompt = expand_prompt(rendered, {}, {v}, c["image_seq_len"].get<int>());
+    EXPECT_EQ(prompt, c["prompt"].get<std::string>());
+    EXPECT_EQ(tokenizer().encode(prompt), c["input_ids"].get<std::vector<int32_t>>());
+  }
 }
 
 TEST(VideoExpansion, DurationAndTimestampFormats) {

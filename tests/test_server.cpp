@@ -586,6 +586,42 @@ TEST(ServerApi, BusyGets429AndAHangUpFreesTheSlot) {
   expect_healthy(s);
 }
 
+TEST(ServerApi, AHangUpCancelsANonStreamedAnswer) {
+  SchedulerOptions one;
+  one.slots = 1;
+  one.queue = 0;
+  Served s(main_options(), {}, one);
+  // A long answer that is not streamed: nothing is written to its client before the end, so the
+  // server has only the socket to tell that the client left.
+  const int fd = connect_to(s.port);
+  ASSERT_GE(fd, 0);
+  const std::string body =
+      chat_body({{{"role", "user"}, {"content", "Talk forever."}}}, 8000).dump();
+  send_all(fd,
+           "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n" + body);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (s.scheduler->stats().decode_steps == 0 && std::chrono::steady_clock::now() - t0 < 5s) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_GT(s.scheduler->stats().decode_steps, 0);  // it is answering
+  EXPECT_EQ(s.scheduler->stats().busy_slots, 1);
+  close(fd);
+  const auto t1 = std::chrono::steady_clock::now();
+  while (s.scheduler->stats().busy_slots != 0 && std::chrono::steady_clock::now() - t1 < 5s) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(s.scheduler->stats().busy_slots, 0);
+  EXPECT_LT(s.scheduler->stats().decode_steps, 4000);  // one step a token: stopped early
+  // The next request gets the slot at once.
+  auto c = s.client();
+  auto res = post(c, chat_body({{{"role", "user"}, {"content", "x"}}}, 2));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  expect_healthy(s);
+}
+
 TEST(ServerApi, LoadingAndStopping) {
   ServerOptions o = main_options();
   o.port = 0;

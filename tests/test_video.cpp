@@ -541,6 +541,70 @@ TEST(VideoEndToEnd, AskCliWithVideo) {
   EXPECT_EQ(nlohmann::json::parse(capped.out)["tiles"].get<int>(), 4);
 }
 
+TEST(VideoEndToEnd, ChatAboutAVideoEncodesItOnce) {
+  test::TempDir dir;
+  const std::string path = golden_frames_video(dir.path());
+  if (path.empty()) GTEST_SKIP() << "this FFmpeg has no ffv1 encoder";
+  const nlohmann::json& gcase = test::golden_json()["cases"]["video"];
+  auto engine = Engine::load(test::tiny_model());
+  Chat chat = engine->chat();
+  EXPECT_THROW(chat.set_video_file(dir.path() + "/missing.mp4"), Error);
+  chat.set_video_file(path);
+  EXPECT_TRUE(chat.has_video());
+  EXPECT_FALSE(chat.has_image());
+  EXPECT_THROW(chat.ask("What is in <image>?"), Error);  // the current item is a video
+  EXPECT_EQ(chat.turns(), 0);
+  GenerationOptions opt;
+  opt.max_new_tokens = 24;
+  opt.video_fps = 2;
+  // The first turn is the golden case's prompt: the video goes before the text.
+  const Result first = chat.ask("What happens in this video?", opt);
+  EXPECT_EQ(first.tokens, test::parse_int_list(gcase["greedy_new_ids"]));
+  EXPECT_EQ(first.metrics.image_tiles, 8);
+  EXPECT_GT(first.metrics.video_decode_ms, 0.0);
+  // A follow-up decodes and encodes nothing and computes only its own tokens.
+  const Result second = chat.ask("And then?", opt);
+  EXPECT_EQ(second.metrics.video_decode_ms, 0.0);
+  EXPECT_EQ(second.metrics.vision_ms, 0.0);
+  EXPECT_GE(second.metrics.cached_tokens, first.metrics.prompt_tokens);
+  EXPECT_NE(chat.transcript().find("<video>"), std::string::npos);
+  // Another video while the dialogue shows this one: refused, the dialogue kept; after clear()
+  // fine.
+  chat.set_video_file(path);
+  EXPECT_THROW(chat.ask("What about this one?", opt), Error);
+  EXPECT_EQ(chat.turns(), 2);
+  chat.clear();
+  EXPECT_EQ(chat.ask("What happens in this video?", opt).tokens, first.tokens);
+}
+
+TEST(VideoEndToEnd, ChatCliVideoFlagAndSlashVideo) {
+  test::TempDir dir;
+  const std::string path = golden_frames_video(dir.path());
+  if (path.empty()) GTEST_SKIP() << "this FFmpeg has no ffv1 encoder";
+  const test::CliResult r = test::run_cli(
+      {"chat", "-m", test::tiny_model(), "-n", "4", "--fps", "2", "--video", path, "--verbose"},
+      "What happens in this video?\nAnd then?\n/video " + path +
+          "\nWhat happens in this video?\n/video " + dir.path() +
+          "/missing.mp4\nStill there?\n/exit\n");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("[video: " + path + "]"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[a dialogue holds one video: dialogue cleared]"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("error: "), std::string::npos) << r.err;  // the missing file, one line
+  EXPECT_NE(r.err.find("8 tiles"), std::string::npos) << r.err;
+  size_t answers = 0;
+  for (size_t p = r.out.find("Assistant:"); p != std::string::npos;
+       p = r.out.find("Assistant:", p + 1)) {
+    ++answers;
+  }
+  EXPECT_EQ(answers, 4u) << r.out;
+  const test::CliResult both =
+      test::run_cli({"chat", "-m", test::tiny_model(), "-i",
+                     test::tiny_model() + "/images/img_a.png", "--video", path},
+                    "");
+  EXPECT_EQ(both.status, 2) << both.err;
+}
+
 TEST(VideoEndToEnd, AskCliBadVideoIsOneLineAndStatus1) {
   test::TempDir dir;
   const std::string text = dir.path() + "/notes.mp4";

@@ -33,9 +33,10 @@ def sample_frames(total_num_frames, native_fps, fps, num_frames, skip_secs):
     return np.unique(indices)
 
 
-for line in sys.stdin:
-    if not line.strip():
-        continue
-    total, native, fps, max_frames, skip = line.split()
-    idx = sample_frames(int(total), float(native), float(fps), int(max_frames), float(skip))
-    print(" ".join(str(int(i)) for i in idx))
+if __name__ == "__main__":
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        total, native, fps, max_frames, skip = line.split()
+        idx = sample_frames(int(total), float(native), float(fps), int(max_frames), float(skip))
+        print(" ".join(str(int(i)) for i in idx))

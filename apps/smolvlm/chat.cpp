@@ -1,4 +1,5 @@
-// smolvlm chat: an interactive dialogue about a picture (or none), remembered in the KV cache.
+// smolvlm chat: an interactive dialogue about a picture or a video (or none), remembered in the
+// KV cache.
 #include <smolvlm/smolvlm.h>
 #include <unistd.h>
 
@@ -9,13 +10,15 @@
 #include <string>
 
 #include "cli.h"
+#include "progress.h"
 
 namespace smolvlm::cli {
 
 namespace {
 
 const char kChatHelp[] =
-    "usage: smolvlm chat -m MODEL_DIR [-i IMAGE] [-n NEW_TOKENS] [-c CONTEXT] [options]\n"
+    "usage: smolvlm chat -m MODEL_DIR [-i IMAGE | --video FILE] [-n NEW_TOKENS] [-c CONTEXT]\n"
+    "                    [options]\n"
     "\n"
     "  -m, --model DIR         Hugging Face SmolVLM2 folder (or a text GGUF, with --mmproj)\n"
     "      --mmproj FILE       the vision projector GGUF of a GGUF model\n"
@@ -23,6 +26,9 @@ const char kChatHelp[] =
     "                          mmproj is F16/BF16, else f32), f32 (the reference's float32)\n"
     "                          or bf16 (about 2x faster vision than f32)\n"
     "  -i, --image FILE        the picture to talk about (JPEG or PNG); encoded once, reused\n"
+    "      --video FILE        or a video (what FFmpeg decodes); its frames are sampled as HF\n"
+    "                          does, encoded once at the first turn, reused\n"
+    "      --max-frames N, --fps F  the video's frame sampling (default: the model's, 64 and 1)\n"
     "  -n, --max-new-tokens N  cap of each answer (default 2048)\n"
     "  -c, --context N         cap of the whole dialogue in tokens (default 4096); the oldest\n"
     "                          turns are dropped when the next one would not fit\n"
@@ -39,7 +45,9 @@ const char kChatHelp[] =
     "In the chat:\n"
     "  <image>                 in a line, puts the picture there; without it, a new picture goes\n"
     "                          before the text of the next turn\n"
+    "  <video>                 the same for the video\n"
     "  /image PATH             switch to another picture\n"
+    "  /video PATH             switch to a video (a dialogue holds one: a second clears it)\n"
     "  clear, <clear>, /clear  forget the dialogue (the picture stays)\n"
     "  exit, <exit>, /exit, /quit, Ctrl-D   leave\n"
     "  Ctrl-C                  stop the current answer\n";
@@ -103,7 +111,7 @@ std::string trim(const std::string& s) {
 }  // namespace
 
 int run_chat(int argc, char** argv) {
-  std::string image_path;
+  std::string image_path, video_path;
   bool verbose = false;
   GenerationOptions gen;
   gen.max_new_tokens = 2048;
@@ -120,6 +128,12 @@ int run_chat(int argc, char** argv) {
       // -m, --mmproj, -t, -c, --vision-precision, --kernels
     } else if (a == "-i" || a == "--image") {
       image_path = value();
+    } else if (a == "--video") {
+      video_path = value();
+    } else if (a == "--max-frames") {
+      gen.video_max_frames = parse_int(a, value(), 1, 4096);
+    } else if (a == "--fps") {
+      gen.video_fps = parse_double(a, value(), 0.001, 1000);
     } else if (a == "-n" || a == "--max-new-tokens") {
       gen.max_new_tokens = parse_int(a, value(), 1, 1 << 20);
     } else if (a == "--system") {
@@ -131,6 +145,8 @@ int run_chat(int argc, char** argv) {
     }
   }
   if (load.model.empty()) throw UsageError("-m MODEL_DIR is required");
+  if (!image_path.empty() && !video_path.empty())
+    throw UsageError("talk about a picture or a video: give -i or --video, not both");
 
   // The picture first: a bad one fails before the (slower) model load.
   Image picture;
@@ -138,6 +154,10 @@ int run_chat(int argc, char** argv) {
   auto engine = Engine::load(load.model, load.options);
   Chat chat = engine->chat(chat_options);
   if (!image_path.empty()) chat.set_image(std::move(picture));
+  if (!video_path.empty()) chat.set_video_file(video_path);
+  FrameProgress frame_progress;
+  gen.on_video_progress = [&](int done, int total) { frame_progress.update(done, total); };
+  bool video_in_dialogue = false;  // a dialogue holds one video: /video clears it
   if (verbose) std::fprintf(stderr, "[%s]\n", engine->info().summary().c_str());
 
   struct sigaction sa {};
@@ -168,6 +188,7 @@ int run_chat(int argc, char** argv) {
     if (is_one_of(cmd, {"exit", "<exit>", "/exit", "/quit"})) break;
     if (is_one_of(cmd, {"clear", "<clear>", "/clear"})) {
       chat.clear();
+      video_in_dialogue = false;
       std::fputs("[dialogue cleared]\n", stderr);
       continue;
     }
@@ -177,6 +198,18 @@ int run_chat(int argc, char** argv) {
         if (path.empty()) throw Error("/image needs a path");
         chat.set_image_file(path);
         std::fprintf(stderr, "[picture: %s]\n", path.c_str());
+        continue;
+      }
+      if (cmd == "/video" || cmd.rfind("/video ", 0) == 0) {
+        const std::string path = trim(cmd.substr(6));
+        if (path.empty()) throw Error("/video needs a path");
+        chat.set_video_file(path);
+        std::fprintf(stderr, "[video: %s]\n", path.c_str());
+        if (video_in_dialogue) {
+          chat.clear();
+          video_in_dialogue = false;
+          std::fputs("[a dialogue holds one video: dialogue cleared]\n", stderr);
+        }
         continue;
       }
       g_interrupted.store(false);
@@ -192,6 +225,7 @@ int run_chat(int argc, char** argv) {
         return true;
       });
       start();
+      if (chat.has_video()) video_in_dialogue = true;
       std::fputc('\n', stdout);
       std::fflush(stdout);
       if (r.cancelled) std::fputs("[answer stopped]\n", stderr);

@@ -152,8 +152,13 @@ class Chat {
   // The current picture: `<image>` in a turn's text puts it there (see ChatOptions::image_first).
   void set_image(Image image);
   void set_image_file(const std::string& path);  // decodes now: a bad file throws here
-  void clear_image();
-  bool has_image() const;
+  // Or the current video, in place of a picture: `<video>` puts it there. Its metadata is read
+  // now (a bad file throws here), its frames at the first turn that shows it (sampled by that
+  // turn's GenerationOptions). A dialogue holds one video: another needs clear() first.
+  void set_video_file(const std::string& path);
+  void clear_image();      // forgets the current picture or video
+  bool has_image() const;  // the current item is a picture
+  bool has_video() const;  // the current item is a video
 
   // Answers one user turn and remembers it. When the dialogue would overflow the context (prompt +
   // max_new_tokens), the oldest turns are dropped (Result::dropped_turns); a turn that can never

@@ -12,11 +12,14 @@
 
 #include <chrono>
 #include <cstring>
+#include <tuple>
+#include <utility>
 
 #include "chat/answer_loop.h"
 #include "chat/conversation_prompt.h"
 #include "chat/engine_impl.h"
 #include "chat/prompt.h"
+#include "video/video.h"
 #include "vision/image.h"
 #include "vision/image_processor.h"
 
@@ -30,13 +33,19 @@ double ms_since(Clock::time_point t) {
 }
 
 const std::string kImageMarker = "<image>";
+const std::string kVideoMarker = "<video>";
 
-// A picture of the dialogue with its features for each tile setting it was used with.
+// A picture or a video of the dialogue with its features for each setting it was used with
+// (tiles for a picture, frame sampling for a video).
 struct Picture {
   Image pixels;
+  std::string video_path;  // set: a video file, its frames decoded when first encoded
+  bool is_video() const { return !video_path.empty(); }
   struct Encoded {
     bool split = true;
     int max_tiles = 0;
+    int video_max_frames = 0;
+    double video_fps = 0;
     MediaPtr media;
   };
   std::vector<Encoded> encoded;
@@ -87,17 +96,32 @@ struct Chat::Impl {
   Impl(const Model& m, const kernels::Compute& c, int ctx, ChatOptions o)
       : model(m), cx(c), context(ctx), options(std::move(o)) {}
 
+  // The next <image> or <video> in text from `from`: its position and length (npos: none).
+  static std::pair<size_t, size_t> next_marker(const std::string& text, size_t from) {
+    const size_t i = text.find(kImageMarker, from), v = text.find(kVideoMarker, from);
+    if (i == std::string::npos && v == std::string::npos) return {std::string::npos, 0};
+    return i < v ? std::pair{i, kImageMarker.size()} : std::pair{v, kVideoMarker.size()};
+  }
+
   std::vector<Part> user_parts(const std::string& text, bool place_new_picture) const {
     std::vector<Part> parts;
     bool placed = false;
     size_t pos = 0;
-    for (size_t p = text.find(kImageMarker); p != std::string::npos;
-         p = text.find(kImageMarker, pos)) {
-      if (!current) throw Error("the text says <image> but no picture is loaded");
+    for (auto [p, n] = next_marker(text, 0); p != std::string::npos;
+         std::tie(p, n) = next_marker(text, pos)) {
+      const bool video = text.compare(p, n, kVideoMarker) == 0;
+      if (!current) {
+        throw Error(video ? "the text says <video> but no video is loaded"
+                          : "the text says <image> but no picture is loaded");
+      }
+      if (video != current->is_video()) {
+        throw Error(video ? "the text says <video> but the current item is a picture"
+                          : "the text says <image> but the current item is a video");
+      }
       if (p > pos) parts.push_back({text.substr(pos, p - pos), nullptr});
       parts.push_back({{}, current});
       placed = true;
-      pos = p + kImageMarker.size();
+      pos = p + n;
     }
     if (pos < text.size()) parts.push_back({text.substr(pos), nullptr});
     if (!placed && place_new_picture && current_is_new && options.image_first && current) {
@@ -115,7 +139,8 @@ struct Chat::Impl {
       PromptMessage m{"user", {}};
       for (const Part& p : parts) {
         if (p.picture) {
-          m.content.push_back({PromptItem::Kind::Image, {}});
+          m.content.push_back(
+              {p.picture->is_video() ? PromptItem::Kind::Video : PromptItem::Kind::Image, {}});
         } else {
           m.content.push_back({PromptItem::Kind::Text, p.text});
         }
@@ -130,22 +155,36 @@ struct Chat::Impl {
     return out;
   }
 
-  // The features of `p` for the call's tile setting, encoding them on first use.
-  MediaPtr encoded(Picture& p, const GenerationOptions& o, double& vision_ms) const {
+  // The features of `p` for the call's settings, encoding them on first use.
+  MediaPtr encoded(Picture& p, const GenerationOptions& o, Metrics& metrics) const {
     for (const auto& e : p.encoded) {
-      if (e.split == o.split_images && e.max_tiles == o.max_tiles) return e.media;
+      if (p.is_video() ? e.video_max_frames == o.video_max_frames && e.video_fps == o.video_fps
+                       : e.split == o.split_images && e.max_tiles == o.max_tiles) {
+        return e.media;
+      }
     }
-    MediaPtr m = encode_picture(model, cx, p.pixels, processor_for(model, o), &vision_ms);
-    p.encoded.push_back({o.split_images, o.max_tiles, m});
+    MediaPtr m =
+        p.is_video()
+            ? encode_video_file(model, cx, p.video_path, o, processor_for(model, o), metrics)
+            : encode_picture(model, cx, p.pixels, processor_for(model, o), &metrics.vision_ms);
+    p.encoded.push_back({o.split_images, o.max_tiles, o.video_max_frames, o.video_fps, m});
     return m;
   }
 
   RenderedPrompt render(const std::vector<Exchange>& ex, const std::vector<Part>& next,
-                        const GenerationOptions& o, double& vision_ms) const {
+                        const GenerationOptions& o, Metrics& metrics) const {
     std::vector<MediaPtr> media;  // in placement order
+    const Picture* video = nullptr;
     auto collect = [&](const std::vector<Part>& parts) {
       for (const Part& p : parts) {
-        if (p.picture) media.push_back(encoded(*p.picture, o, vision_ms));
+        if (!p.picture) continue;
+        if (p.picture->is_video()) {
+          if (video && video != p.picture.get()) {
+            throw Error("a dialogue holds one video: clear it to talk about another");
+          }
+          video = p.picture.get();
+        }
+        media.push_back(encoded(*p.picture, o, metrics));
       }
     };
     for (const Exchange& e : ex) collect(e.user);
@@ -169,7 +208,7 @@ struct Chat::Impl {
     std::vector<Exchange> kept = exchanges;
     RenderedPrompt target;
     for (;;) {
-      target = render(kept, next, o, result.metrics.vision_ms);
+      target = render(kept, next, o, result.metrics);
       if (target.ids.size() + reserve <= static_cast<size_t>(context)) break;
       if (kept.empty()) {
         throw Error("this turn needs " + std::to_string(target.ids.size()) +
@@ -244,12 +283,21 @@ void Chat::set_image(Image image) {
 
 void Chat::set_image_file(const std::string& path) { set_image(Image::from_file(path)); }
 
+void Chat::set_video_file(const std::string& path) {
+  VideoReader check(path);  // opens it and reads its metadata now: a bad file throws here
+  auto p = std::make_shared<Picture>();
+  p->video_path = path;
+  impl_->current = std::move(p);
+  impl_->current_is_new = true;
+}
+
 void Chat::clear_image() {
   impl_->current.reset();
   impl_->current_is_new = false;
 }
 
-bool Chat::has_image() const { return impl_->current != nullptr; }
+bool Chat::has_image() const { return impl_->current != nullptr && !impl_->current->is_video(); }
+bool Chat::has_video() const { return impl_->current != nullptr && impl_->current->is_video(); }
 
 Result Chat::ask(const std::string& text, const GenerationOptions& options,
                  const TextCallback& on_text) {
@@ -282,8 +330,9 @@ Chat Engine::chat(const ChatOptions& options) {
   if (options.context < 0) throw Error("context length must be positive");
   const int context =
       options.context > 0 ? std::min(options.context, impl_->context) : impl_->context;
-  if (options.system.find(kImageMarker) != std::string::npos)
-    throw Error("the system message cannot hold <image>");
+  if (options.system.find(kImageMarker) != std::string::npos ||
+      options.system.find(kVideoMarker) != std::string::npos)
+    throw Error("the system message cannot hold <image> or <video>");
   return Chat(std::make_unique<Chat::Impl>(*impl_->model, *impl_->compute, context, options));
 }
 

@@ -2,18 +2,23 @@
 #include <smolvlm/smolvlm.h>
 
 #include <cstdio>
+#include <cstring>
 
 namespace smolvlm {
 
 std::string Metrics::summary() const {
-  char image[96] = "no image";
+  char image[128] = "no image";
   if (image_tiles > 0 && vision_ms > 0) {
     std::snprintf(image, sizeof image, "image %d tiles, encoded in %.0f ms", image_tiles,
                   vision_ms);
   } else if (image_tiles > 0) {
     std::snprintf(image, sizeof image, "image %d tiles, cached", image_tiles);
   }
-  char line[320];
+  if (video_decode_ms > 0) {  // a video's frames were decoded for this answer
+    const size_t n = std::strlen(image);
+    std::snprintf(image + n, sizeof image - n, " (video decoded in %.0f ms)", video_decode_ms);
+  }
+  char line[352];
   std::snprintf(line, sizeof line,
                 "in %d tokens (%d new, %d cached), out %d tokens | %s | prefill %.1f tok/s, decode "
                 "%.1f tok/s | peak RAM %.0f MB",

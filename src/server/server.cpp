@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/client_connection.h"
 #include "server/openai_format.h"
 #include "server/text_stream.h"
 #include "server/webui_assets.h"
@@ -406,7 +407,7 @@ struct HttpServer::Impl {
   void stream(std::shared_ptr<StreamJob> job, httplib::Response& res);
 };
 
-void HttpServer::Impl::complete(const httplib::Request& /*req*/, httplib::Response& res,
+void HttpServer::Impl::complete(const httplib::Request& req, httplib::Response& res,
                                 const httplib::ContentReader& reader) {
   if (!ready(res)) return;
   std::string body;
@@ -440,6 +441,8 @@ void HttpServer::Impl::complete(const httplib::Request& /*req*/, httplib::Respon
     return;
   }
   if (job->request.model.empty()) job->request.model = options.model_name;
+  // Seen at every decode step, and by a request still waiting for a slot.
+  job->request.options.cancel = &job->cancel;
   body.clear();
   body.shrink_to_fit();
   enter();
@@ -481,9 +484,14 @@ void HttpServer::Impl::complete(const httplib::Request& /*req*/, httplib::Respon
     return;
   }
   if (!j->request.stream) {
+    // Nothing is written until the answer is whole, so a client that hangs up is seen on its
+    // socket: looked at every few milliseconds, well within a decode step.
+    const ClientConnection client(req.remote_addr, req.remote_port, req.local_addr, req.local_port);
     {
       std::unique_lock lock(j->mu);
-      j->cv.wait(lock, [&] { return j->done; });
+      while (!j->cv.wait_for(lock, std::chrono::milliseconds(10), [&] { return j->done; })) {
+        if (!j->cancel && client.gone()) j->cancel = true;
+      }
     }
     leave();
     if (j->error) {
