@@ -507,6 +507,39 @@ TEST(VideoEndToEnd, GoldenFramesFileGivesHfGreedyIds) {
   EXPECT_THROW(engine->generate(conv, opt), Error);
 }
 
+// Frame samplings the HF fixture does not hold, end to end against the numpy oracle given the
+// same frames (tools/make_video_oracle_vectors.py; its first case reproduces HF's ids).
+TEST(VideoEndToEnd, OtherSamplingsMatchTheNumpyOracle) {
+  test::TempDir dir;
+  const std::string path = golden_frames_video(dir.path());
+  if (path.empty()) GTEST_SKIP() << "this FFmpeg has no ffv1 encoder";
+  const nlohmann::json j = nlohmann::json::parse(
+      read_text_file(test::fixtures() + "/reference/video_oracle_cases.json"));
+  auto engine = Engine::load(test::tiny_model());
+  ASSERT_EQ(j["cases"].size(), 3u);
+  for (const auto& c : j["cases"]) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    VideoSampling s;
+    s.fps = c["fps"].get<double>();
+    s.max_frames = c["max_frames"].get<int>();
+    EXPECT_EQ(read_video(path, s).indices, c["indices"].get<std::vector<int>>());
+    Chat chat = engine->chat();
+    chat.set_video_file(path);
+    GenerationOptions opt;
+    opt.max_new_tokens = 24;
+    opt.video_fps = s.fps;
+    opt.video_max_frames = s.max_frames;
+    const Result r = chat.ask(j["question"].get<std::string>(), opt);
+    const auto want_ids = c["input_ids"].get<std::vector<int32_t>>();
+    const std::vector<int32_t> held = chat.context_ids();
+    ASSERT_GE(held.size(), want_ids.size());
+    EXPECT_EQ(std::vector<int32_t>(held.begin(), held.begin() + static_cast<long>(want_ids.size())),
+              want_ids);
+    EXPECT_EQ(r.metrics.prompt_tokens, static_cast<int>(want_ids.size()));
+    EXPECT_EQ(r.tokens, c["greedy_new_ids"].get<std::vector<int32_t>>());
+  }
+}
+
 TEST(VideoEndToEnd, AskCliWithVideo) {
   test::TempDir dir;
   const std::string path = golden_frames_video(dir.path());
