@@ -2,6 +2,7 @@
 // colour that encodes k, so each decoded frame names itself), the metadata PyAV reads from the same
 // files, and the whole path from a video file to HF's greedy ids on the tiny model.
 #include <gtest/gtest.h>
+#include <smolvlm/serving.h>
 #include <smolvlm/smolvlm.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -538,6 +539,34 @@ TEST(VideoEndToEnd, OtherSamplingsMatchTheNumpyOracle) {
     EXPECT_EQ(r.metrics.prompt_tokens, static_cast<int>(want_ids.size()));
     EXPECT_EQ(r.tokens, c["greedy_new_ids"].get<std::vector<int32_t>>());
   }
+}
+
+// The server's route: a video through the Scheduler at the model's sampling (1 fps: the oracle's
+// one_fps case), then again, its features taken from the media cache.
+TEST(VideoEndToEnd, SchedulerAnswersAVideoAndCachesItsFeatures) {
+  test::TempDir dir;
+  const std::string path = golden_frames_video(dir.path());
+  if (path.empty()) GTEST_SKIP() << "this FFmpeg has no ffv1 encoder";
+  const nlohmann::json j = nlohmann::json::parse(
+      read_text_file(test::fixtures() + "/reference/video_oracle_cases.json"));
+  const nlohmann::json& one_fps = j["cases"][1];
+  ASSERT_EQ(one_fps["name"], "one_fps");
+  auto engine = Engine::load(test::tiny_model());
+  Scheduler scheduler(*engine);
+  const Conversation conv = {
+      {"user", {Content::video_file(path), Content::text(j["question"].get<std::string>())}}};
+  GenerationOptions opt;
+  opt.max_new_tokens = 24;
+  const Result first = scheduler.complete(conv, opt);
+  EXPECT_EQ(first.tokens, one_fps["greedy_new_ids"].get<std::vector<int32_t>>());
+  EXPECT_EQ(first.metrics.image_tiles, 4);
+  EXPECT_EQ(first.metrics.prompt_tokens, static_cast<int>(one_fps["input_ids"].size()));
+  const int64_t misses = scheduler.stats().image_cache_misses;
+  const Result again = scheduler.complete(conv, opt);
+  EXPECT_EQ(again.tokens, first.tokens);
+  EXPECT_EQ(again.metrics.video_decode_ms, 0.0);
+  EXPECT_EQ(scheduler.stats().image_cache_misses, misses);
+  EXPECT_GE(scheduler.stats().image_cache_hits, 1);
 }
 
 TEST(VideoEndToEnd, AskCliWithVideo) {
