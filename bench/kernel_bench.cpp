@@ -30,6 +30,7 @@ double median(std::vector<double> v) {
 
 std::vector<uint8_t> weights(const std::vector<float>& w, DType t, int rows, int cols) {
   if (t == DType::Q8_0) return quantize_q8_0(w, rows, cols);
+  if (t == DType::Q4_0) return quantize_q4_0(w, rows, cols);
   std::vector<uint8_t> out;
   for (float f : w) {
     if (t == DType::F32) {
@@ -74,18 +75,25 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0, 1);
   nlohmann::json out = nlohmann::json::array();
-  if (!json) std::printf("%-10s %-9s %-24s %10s %10s\n", "path", "type", "shape", "ms", "GFLOP/s");
+  if (!json)
+    std::printf("%-10s %-9s %-24s %10s %10s %10s\n", "path", "type", "shape", "ms", "GFLOP/s",
+                "weight GB/s");
   for (const auto* path : kernels::available_paths()) {
     if (!only_path.empty() && only_path != path->name) continue;
     const kernels::Compute cx(threads, path->name);
     // The last pass: F16 weights with bf16 arithmetic, where the path has it (vision shapes).
-    for (int variant = 0; variant < 4; ++variant) {
+    // Then Q4_0 weights (w4a8, the decode and prefill shapes).
+    for (int variant = 0; variant < 5; ++variant) {
       const bool bf16_math = variant == 3;
       if (bf16_math && !kernels::has_bf16_matmul(cx)) continue;
-      const DType t = variant == 0 ? DType::F32 : variant == 2 ? DType::Q8_0 : DType::F16;
+      const DType t = variant == 0   ? DType::F32
+                      : variant == 2 ? DType::Q8_0
+                      : variant == 4 ? DType::Q4_0
+                                     : DType::F16;
       const char* type_name = bf16_math ? "F16·bf16" : dtype_name(t);
       for (const Shape& s : shapes) {
         if (bf16_math && s.n == 1) continue;
+        if (t == DType::Q4_0 && std::string(s.what).rfind("vision", 0) == 0) continue;
         std::vector<float> x(static_cast<size_t>(s.n) * s.in),
             wf(static_cast<size_t>(s.out) * s.in), y(static_cast<size_t>(s.n) * s.out);
         for (auto& v : x) v = nd(rng);
@@ -105,15 +113,18 @@ int main(int argc, char** argv) {
                   .count();
           if (r > 0) ms.push_back(e);  // the first run warms caches and the pool
         }
-        const double m = median(ms), gflops = 2.0 * s.n * s.in * s.out / (m * 1e6);
+        const double m = median(ms), gflops = 2.0 * s.n * s.in * s.out / (m * 1e6),
+                     gb_s = static_cast<double>(wb.size()) / (m * 1e6);  // weights read
         if (json) {
           out.push_back({{"path", path->name},
                          {"type", type_name},
                          {"shape", s.what},
                          {"ms", m},
-                         {"gflops", gflops}});
+                         {"gflops", gflops},
+                         {"weight_gb_s", gb_s}});
         } else {
-          std::printf("%-10s %-9s %-24s %10.3f %10.1f\n", path->name, type_name, s.what, m, gflops);
+          std::printf("%-10s %-9s %-24s %10.3f %10.1f %10.1f\n", path->name, type_name, s.what, m,
+                      gflops, gb_s);
         }
       }
     }

@@ -7,5 +7,6 @@
 #include "chat/pipeline.h"
 #include "kernels/compute.h"
 #include "kernels/kernels.h"
+#include "kernels/op_profile.h"
 #include "loader/model.h"
 #include "text/sampler.h"

@@ -12,6 +12,7 @@
 namespace smolvlm::kernels {
 
 struct KernelPath;
+class OpProfile;
 
 class Compute {
  public:
@@ -27,9 +28,15 @@ class Compute {
   int threads() const { return pool_->size(); }
   const char* path_name() const;
 
+  // Per-op timings (kernels/op_profile.h), for benchmarks: null (the default) times nothing.
+  // Set while no kernel runs on this context.
+  void set_profile(OpProfile* profile) { profile_ = profile; }
+  OpProfile* profile() const { return profile_; }
+
  private:
   std::unique_ptr<ThreadPool> pool_;
   const KernelPath* path_;
+  OpProfile* profile_ = nullptr;
 };
 
 }  // namespace smolvlm::kernels

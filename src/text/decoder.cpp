@@ -8,10 +8,15 @@
 #include <string>
 
 #include "kernels/kernels.h"
+#include "kernels/op_profile.h"
 
 namespace smolvlm {
 
 namespace k = kernels;
+
+namespace {
+size_t matrix_bytes(const k::Matrix& m) { return static_cast<size_t>(m.rows) * m.row_stride(); }
+}  // namespace
 
 KVCache::KVCache(const TextConfig& cfg, int capacity)
     : capacity_(capacity), row_(cfg.kv_heads * cfg.head_dim) {
@@ -89,26 +94,59 @@ void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& 
     float* k_new = kc + static_cast<size_t>(pos0) * kvd;
     float* v_new = vc + static_cast<size_t>(pos0) * kvd;
 
-    k::rms_norm(x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
-    // k and v go straight into the cache
-    const k::MatmulTarget qkv[] = {{&l.q.w, q.data()}, {&l.k.w, k_new}, {&l.v.w, v_new}};
-    k::matmul_same_input(cx, h.data(), n, qkv, 3);
-    for (int i = 0; i < n; ++i) {
-      k::rope(q.data() + static_cast<size_t>(i) * qd, cfg_.heads, hd, pos0 + i, inv_freq_.data());
-      k::rope(k_new + static_cast<size_t>(i) * kvd, cfg_.kv_heads, hd, pos0 + i, inv_freq_.data());
+    {
+      const k::OpTimer t(cx, "norms + residuals");
+      k::rms_norm(x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
     }
-    k::attention(cx, shape, q.data(), kc, vc, nullptr, attn.data());
-    k::matmul(cx, attn.data(), n, l.o.w, nullptr, h.data());
-    k::add_inplace(x.data(), h.data(), x.size());
-
-    k::rms_norm(x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
-    k::matmul_gate_up_silu(cx, h.data(), n, l.gate.w, l.up.w, gate.data(), up.data());
-    k::matmul(cx, gate.data(), n, l.down.w, nullptr, h.data());
-    k::add_inplace(x.data(), h.data(), x.size());
+    {
+      // k and v go straight into the cache
+      const k::OpTimer t(cx, "q, k, v matmuls",
+                         matrix_bytes(l.q.w) + matrix_bytes(l.k.w) + matrix_bytes(l.v.w));
+      const k::MatmulTarget qkv[] = {{&l.q.w, q.data()}, {&l.k.w, k_new}, {&l.v.w, v_new}};
+      k::matmul_same_input(cx, h.data(), n, qkv, 3);
+    }
+    {
+      const k::OpTimer t(cx, "rope");
+      for (int i = 0; i < n; ++i) {
+        k::rope(q.data() + static_cast<size_t>(i) * qd, cfg_.heads, hd, pos0 + i, inv_freq_.data());
+        k::rope(k_new + static_cast<size_t>(i) * kvd, cfg_.kv_heads, hd, pos0 + i,
+                inv_freq_.data());
+      }
+    }
+    {
+      const k::OpTimer t(cx, "attention");
+      k::attention(cx, shape, q.data(), kc, vc, nullptr, attn.data());
+    }
+    {
+      const k::OpTimer t(cx, "o matmul", matrix_bytes(l.o.w));
+      k::matmul(cx, attn.data(), n, l.o.w, nullptr, h.data());
+    }
+    {
+      const k::OpTimer t(cx, "norms + residuals");
+      k::add_inplace(x.data(), h.data(), x.size());
+      k::rms_norm(x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
+    }
+    {
+      const k::OpTimer t(cx, "gate, up matmuls + silu",
+                         matrix_bytes(l.gate.w) + matrix_bytes(l.up.w));
+      k::matmul_gate_up_silu(cx, h.data(), n, l.gate.w, l.up.w, gate.data(), up.data());
+    }
+    {
+      const k::OpTimer t(cx, "down matmul", matrix_bytes(l.down.w));
+      k::matmul(cx, gate.data(), n, l.down.w, nullptr, h.data());
+    }
+    {
+      const k::OpTimer t(cx, "norms + residuals");
+      k::add_inplace(x.data(), h.data(), x.size());
+    }
   }
   cache.length_ = pos0 + n;
 
-  k::rms_norm(x.data(), n, H, w_.norm.w.data(), cfg_.rms_norm_eps, h.data());
+  {
+    const k::OpTimer t(cx, "norms + residuals");
+    k::rms_norm(x.data(), n, H, w_.norm.w.data(), cfg_.rms_norm_eps, h.data());
+  }
+  const k::OpTimer t(cx, "lm_head matmul", matrix_bytes(w_.lm_head.w));
   if (all_logits) {
     k::matmul(cx, h.data(), n, w_.lm_head.w, nullptr, all_logits);
     if (last_logits) {
