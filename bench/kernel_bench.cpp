@@ -50,7 +50,7 @@ std::vector<uint8_t> weights(const std::vector<float>& w, DType t, int rows, int
 int main(int argc, char** argv) {
   int threads = 0, repeat = 5;
   bool json = false;
-  std::string only_path;
+  std::string only_path, only_shape;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc)
@@ -59,12 +59,16 @@ int main(int argc, char** argv) {
       repeat = std::atoi(argv[++i]);
     else if (a == "--path" && i + 1 < argc)
       only_path = argv[++i];
+    else if (a == "--shape" && i + 1 < argc)
+      only_shape = argv[++i];
     else if (a == "--json")
       json = true;
     else {
       std::fprintf(
           stderr,
-          "usage: smolvlm_kernel_bench [--threads N] [--repeat N] [--path NAME] [--json]\n");
+          "usage: smolvlm_kernel_bench [--threads N] [--repeat N] [--path NAME] [--shape TEXT] "
+          "[--json]\n"
+          "  --shape TEXT  only the shapes whose name holds TEXT (e.g. decode)\n");
       return 2;
     }
   }
@@ -93,6 +97,8 @@ int main(int argc, char** argv) {
       const char* type_name = bf16_math ? "F16·bf16" : dtype_name(t);
       for (const Shape& s : shapes) {
         if (bf16_math && s.n == 1) continue;
+        if (!only_shape.empty() && std::string(s.what).find(only_shape) == std::string::npos)
+          continue;
         if (t == DType::Q4_0 && std::string(s.what).rfind("vision", 0) == 0) continue;
         std::vector<float> x(static_cast<size_t>(s.n) * s.in),
             wf(static_cast<size_t>(s.out) * s.in), y(static_cast<size_t>(s.n) * s.out);
@@ -144,6 +150,8 @@ int main(int argc, char** argv) {
                               AttnCase{"attention vision layer", 1024, 1024, 12, 12, false, true},
                               AttnCase{"attention decode 1/1024", 1, 1024, 9, 3, true}}) {
       if (c.bf16 && !path->gemm_kn_bf16) continue;
+      if (!only_shape.empty() && std::string(c.what).find(only_shape) == std::string::npos)
+        continue;
       const int hd = 64, qw = c.heads * hd, kvw = c.kv_heads * hd;
       std::vector<float> q(static_cast<size_t>(c.nq) * qw), k(static_cast<size_t>(c.nk) * kvw),
           v(k.size()), o(q.size());

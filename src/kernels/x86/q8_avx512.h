@@ -108,10 +108,9 @@ constexpr auto q8x512_table(std::integer_sequence<int, Rs...>) {
 // vpdpbusd gives Σ(w + 128)·x; starting the accumulator at −128·Σx (per 4-byte lane) leaves
 // Σ w·x. That correction depends only on x, so it is computed once per matmul, not per weight.
 struct GemvPair {
-  __m512i xq;     // two blocks of int8 activations
-  __m512i corr;   // −128 · Σx over each 4-byte lane (Q8_0: weights offset by 128)
-  __m512i corr4;  // −8 · Σx over each 4-byte lane (Q4_0: nibbles are the weight + 8)
-  __m512 xd;      // the two activation scales, 8 lanes each
+  __m512i xq;    // two blocks of int8 activations
+  __m512i corr;  // −128 · Σx over each 4-byte lane (weights offset by 128)
+  __m512 xd;     // the two activation scales, 8 lanes each
 };
 
 inline void prepare_gemv(const ActBlockQ8* x, int blocks, GemvPair* out) {
@@ -122,7 +121,6 @@ inline void prepare_gemv(const ActBlockQ8* x, int blocks, GemvPair* out) {
     p.xq = load_two(x[b].q, pair ? x[b + 1].q : nullptr);
     p.corr = _mm512_sub_epi32(
         zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(static_cast<char>(0x80)), p.xq));
-    p.corr4 = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(8), p.xq));
     p.xd = two_scales(x[b].d, pair ? x[b + 1].d : 0.0f);
   }
 }
@@ -146,27 +144,10 @@ inline __m512i q8_pair_unsigned(const uint8_t* b0, bool pair) {
       _mm512_set1_epi8(static_cast<char>(0x80)));
 }
 
-// A pair of Q4_0 blocks as unsigned bytes 0..15 (the weight + 8), in activation order: a
-// block's byte j holds value j in its low nibble and value j + 16 in its high one, so the four
-// 128-bit lanes are (low, high) nibbles of the first block, then of the second.
-inline __m512i q4_pair_unsigned(const uint8_t* b0, bool pair) {
-  const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + 2));
-  const __m128i v1 = pair
-                         ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + kQ4BlockBytes + 2))
-                         : _mm_setzero_si128();
-  __m512i t = _mm512_inserti32x4(_mm512_castsi128_si512(v0), v0, 1);
-  t = _mm512_inserti32x4(_mm512_inserti32x4(t, v1, 2), v1, 3);
-  // 64-bit shifts by 4 in lanes 1 and 3 bring each byte's high nibble down; the mask drops what
-  // crossed over from the next byte.
-  const __m512i shifts = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
-  return _mm512_and_si512(_mm512_srlv_epi64(t, shifts), _mm512_set1_epi8(0x0F));
-}
-
-// C weight rows against one prepared activation row: one vpdpbusd per 64 weights. kQ4: the
-// rows are Q4_0 (18-byte blocks), else Q8_0 (34-byte blocks).
-template <int C, bool kQ4>
+// C Q8_0 weight rows against one prepared activation row: one vpdpbusd per 64 weights.
+template <int C>
 void micro_gemv_vnni(const GemvPair* x, const uint8_t* const* w, int blocks, float* out) {
-  constexpr size_t kBlockBytes = kQ4 ? kQ4BlockBytes : kQ8BlockBytes;
+  constexpr size_t kBlockBytes = kQ8BlockBytes;
   __m512 acc[C];
   for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
   for (int b = 0; b < blocks; b += 2) {
@@ -175,8 +156,7 @@ void micro_gemv_vnni(const GemvPair* x, const uint8_t* const* w, int blocks, flo
     for (int c = 0; c < C; ++c) {
       const uint8_t* b0 = w[c] + static_cast<size_t>(b) * kBlockBytes;
       prefetch_stream(b0);
-      const __m512i sum = kQ4 ? _mm512_dpbusd_epi32(xp.corr4, q4_pair_unsigned(b0, pair), xp.xq)
-                              : _mm512_dpbusd_epi32(xp.corr, q8_pair_unsigned(b0, pair), xp.xq);
+      const __m512i sum = _mm512_dpbusd_epi32(xp.corr, q8_pair_unsigned(b0, pair), xp.xq);
       acc[c] =
           _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
                           _mm512_mul_ps(weight_scales_pair(b0, pair, kBlockBytes), xp.xd), acc[c]);
@@ -185,10 +165,9 @@ void micro_gemv_vnni(const GemvPair* x, const uint8_t* const* w, int blocks, flo
   for (int c = 0; c < C; ++c) out[c] = _mm512_reduce_add_ps(acc[c]);
 }
 
-// The single-row (decode) product for Q8_0 or Q4_0 weights, rows [o_begin, o_end).
-template <bool kQ4>
-void gemv_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
-               float* y) {
+// The single-row (decode) product for Q8_0 weights, rows [o_begin, o_end).
+inline void gemv_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
+                      const float* bias, float* y) {
   const int blocks = w.cols / kQ8BlockSize;
   thread_local std::vector<GemvPair> prepared;
   prepared.resize(static_cast<size_t>(blocks + 1) / 2);
@@ -198,21 +177,113 @@ void gemv_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, co
   for (; o + C <= o_end; o += C) {
     const uint8_t* wr[C];
     for (int c = 0; c < C; ++c) wr[c] = w.row(o + c);
-    micro_gemv_vnni<C, kQ4>(prepared.data(), wr, blocks, y + o);
+    micro_gemv_vnni<C>(prepared.data(), wr, blocks, y + o);
   }
   for (; o < o_end; ++o) {
     const uint8_t* wr[1] = {w.row(o)};
-    micro_gemv_vnni<1, kQ4>(prepared.data(), wr, blocks, y + o);
+    micro_gemv_vnni<1>(prepared.data(), wr, blocks, y + o);
   }
   if (bias) {
     for (int i = o_begin; i < o_end; ++i) y[i] += bias[i];
   }
 }
 
+// ---- Single-row (decode) Q4_0 GEMV, four blocks a step, on the file's 18-byte layout ---------
+//
+// Four Q4_0 blocks are 72 bytes: a 2-byte f16 scale, then 16 nibble bytes (byte j: value j low,
+// value j + 16 high), four times. Both the nibbles and the scales start at even offsets, so one
+// word permute of two overlapping 64-byte loads (bytes 0–63 and 8–71) gathers the four blocks'
+// 64 nibble bytes, and one more puts each block's scale under its four int32 lanes. The low
+// nibbles then meet activation elements 0–15 of each block and the high ones 16–31, which the
+// activations are arranged for once per matmul. Per 128 weights: two loads, two permutes, three
+// logic ops, two vpdpbusd, one convert, one multiply, one FMA (the pair kernel above needed
+// twice the shuffles for half the weights).
+struct Q4GemvQuad {
+  __m512i lo, hi;  // elements 0–15 / 16–31 of four activation blocks, 16 bytes a block
+  __m512i corr;    // −8 · Σx per 4-byte lane (the nibbles are the weight + 8)
+  __m512 xd;       // each block's activation scale in its four lanes
+};
+
+inline void prepare_q4_quads(const ActBlockQ8* x, int blocks, Q4GemvQuad* out) {
+  const __m512i zero = _mm512_setzero_si512(), eight = _mm512_set1_epi8(8);
+  for (int b = 0; b < blocks; b += 4) {
+    alignas(64) int8_t lo[64] = {}, hi[64] = {};
+    alignas(64) float d[16] = {};
+    for (int k = 0; k < 4 && b + k < blocks; ++k) {
+      std::memcpy(lo + 16 * k, x[b + k].q, 16);
+      std::memcpy(hi + 16 * k, x[b + k].q + 16, 16);
+      for (int l = 0; l < 4; ++l) d[4 * k + l] = x[b + k].d;
+    }
+    Q4GemvQuad& q = out[b / 4];
+    q.lo = _mm512_load_si512(lo);
+    q.hi = _mm512_load_si512(hi);
+    q.corr = _mm512_sub_epi32(
+        zero, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, eight, q.lo), eight, q.hi));
+    q.xd = _mm512_load_ps(d);
+  }
+}
+
+// C Q4_0 weight rows against one prepared activation row.
+template <int C>
+void micro_gemv_q4_quads(const Q4GemvQuad* x, const uint8_t* const* w, int blocks, float* out) {
+  // Word indices into (bytes 0–63, bytes 8–71): block k's nibbles are words 9k+1 … 9k+8 of the
+  // 72 bytes; words 32–35 are words 28–31 of the second load (index 60–63).
+  const __m512i nibble_words =
+      _mm512_set_epi16(63, 62, 61, 60, 31, 30, 29, 28, 26, 25, 24, 23, 22, 21, 20, 19, 17, 16, 15,
+                       14, 13, 12, 11, 10, 8, 7, 6, 5, 4, 3, 2, 1);
+  // Block k's scale (word 9k) in words 4k … 4k+3 of the low 256 bits.
+  const __m512i scale_words = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27,
+                                               27, 27, 27, 18, 18, 18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+  for (int b = 0; b < blocks; b += 4) {
+    const Q4GemvQuad& xq = x[b / 4];
+    const size_t valid = static_cast<size_t>(std::min(4, blocks - b)) * kQ4BlockBytes;
+    const bool whole = valid == 4 * kQ4BlockBytes;
+    // A last, partial quad is read with masked loads, which never touch bytes past the row.
+    const __mmask64 mask_a = whole || valid >= 64 ? ~__mmask64{0} : (__mmask64{1} << valid) - 1;
+    const __mmask64 mask_b = whole       ? ~__mmask64{0}
+                             : valid > 8 ? (__mmask64{1} << (valid - 8)) - 1
+                                         : __mmask64{0};
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* p = w[c] + static_cast<size_t>(b) * kQ4BlockBytes;
+      prefetch_stream(p);
+      const __m512i a = _mm512_maskz_loadu_epi8(mask_a, p);
+      const __m512i bb = _mm512_maskz_loadu_epi8(mask_b, p + 8);
+      const __m512i nib = _mm512_permutex2var_epi16(a, nibble_words, bb);
+      const __m512i lo = _mm512_and_si512(nib, low4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(nib, 4), low4);
+      const __m512i sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(xq.corr, lo, xq.lo), hi, xq.hi);
+      const __m512 dw =
+          _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_words, a)));
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, xq.xd), acc[c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) out[c] = _mm512_reduce_add_ps(acc[c]);
+}
+
 // KernelPath::gemv_q4 for the VNNI paths.
 inline void gemv_q4_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
                          const float* bias, float* y) {
-  gemv_vnni<true>(xq, w, o_begin, o_end, bias, y);
+  const int blocks = w.cols / kQ8BlockSize;
+  thread_local std::vector<Q4GemvQuad> prepared;
+  prepared.resize(static_cast<size_t>(blocks + 3) / 4);
+  prepare_q4_quads(xq, blocks, prepared.data());
+  constexpr int C = 8;
+  int o = o_begin;
+  for (; o + C <= o_end; o += C) {
+    const uint8_t* wr[C];
+    for (int c = 0; c < C; ++c) wr[c] = w.row(o + c);
+    micro_gemv_q4_quads<C>(prepared.data(), wr, blocks, y + o);
+  }
+  for (; o < o_end; ++o) {
+    const uint8_t* wr[1] = {w.row(o)};
+    micro_gemv_q4_quads<1>(prepared.data(), wr, blocks, y + o);
+  }
+  if (bias) {
+    for (int i = o_begin; i < o_end; ++i) y[i] += bias[i];
+  }
 }
 
 // ---- Many-row (prefill) Q8_0 GEMM with VNNI: weight panels packed per call -----------------
@@ -396,7 +467,7 @@ void gemm_q8_512(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int 
                  const float* bias, float* y, int ldy) {
   if constexpr (kVnni) {
     if (n == 1) {
-      gemv_vnni<false>(xq, w, o_begin, o_end, bias, y);
+      gemv_vnni(xq, w, o_begin, o_end, bias, y);
       return;
     }
     if (n >= kQ8PanelMinRows) {
