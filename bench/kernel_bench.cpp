@@ -148,7 +148,8 @@ int main(int argc, char** argv) {
     const kernels::Compute cx(threads, path->name);
     for (const AttnCase& c : {AttnCase{"attention vision layer", 1024, 1024, 12, 12, false},
                               AttnCase{"attention vision layer", 1024, 1024, 12, 12, false, true},
-                              AttnCase{"attention decode 1/1024", 1, 1024, 9, 3, true}}) {
+                              AttnCase{"attention decode 1/1024", 1, 1024, 9, 3, true},
+                              AttnCase{"attention decode 1/128", 1, 128, 9, 3, true}}) {
       if (c.bf16 && !path->gemm_kn_bf16) continue;
       if (!only_shape.empty() && std::string(c.what).find(only_shape) == std::string::npos)
         continue;

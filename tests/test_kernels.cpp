@@ -290,8 +290,11 @@ TEST_P(KernelThreads, AttentionMatchesReference) {
   for (const Case& c :
        {Case{16, 16, 4, 4, 16, false}, Case{7, 7, 3, 1, 32, true}, Case{1, 20, 9, 3, 64, true},
         Case{5, 12, 6, 2, 8, true}, Case{70, 70, 4, 4, 16, false}, Case{100, 130, 9, 3, 64, true},
-        Case{17, 17, 3, 1, 32, true}, Case{1, 300, 4, 2, 20, true},
-        Case{3, 40, 2, 1, 160, false}}) {
+        Case{17, 17, 3, 1, 32, true}, Case{1, 300, 4, 2, 20, true}, Case{3, 40, 2, 1, 160, false},
+        // One query row (decode): keys cut into chunks per KV head, merged afterwards; one key,
+        // a chunk and one more, many chunks, no grouping, and bidirectional.
+        Case{1, 1, 9, 3, 64, true}, Case{1, 65, 9, 3, 64, true}, Case{1, 1024, 9, 3, 64, true},
+        Case{1, 257, 9, 9, 64, true}, Case{1, 700, 6, 2, 32, false}}) {
     const int qw = c.heads * c.hd, kvw = c.kv_heads * c.hd;
     const auto q = random_vec(static_cast<size_t>(c.nq) * qw, 4);
     const auto k = random_vec(static_cast<size_t>(c.nk) * kvw, 5);
@@ -312,6 +315,32 @@ TEST_P(KernelThreads, AttentionMatchesReference) {
     kernels::ref::attention(s, q.data(), k.data(), v.data(), nullptr, want.data());
     expect_close(got, want, 1e-5);
   }
+}
+
+// One query row with a key mask (the decode path's chunks): masked keys anywhere, and a whole
+// chunk of them, which must drop out of the merge.
+TEST_P(KernelThreads, OneRowAttentionWithKeyMaskMatchesReference) {
+  const int nk = 600, heads = 9, kv_heads = 3, hd = 64, qw = heads * hd, kvw = kv_heads * hd;
+  const auto q = random_vec(static_cast<size_t>(qw), 7);
+  const auto k = random_vec(static_cast<size_t>(nk) * kvw, 8);
+  const auto v = random_vec(static_cast<size_t>(nk) * kvw, 9);
+  std::vector<unsigned char> mask(nk);
+  for (int j = 0; j < nk; ++j) mask[j] = j >= 128 && (j % 7 != 3);  // the first 128 all masked
+  const kernels::AttentionShape s{.nq = 1,
+                                  .nk = nk,
+                                  .heads = heads,
+                                  .kv_heads = kv_heads,
+                                  .head_dim = hd,
+                                  .q_stride = qw,
+                                  .kv_stride = kvw,
+                                  .out_stride = qw,
+                                  .scale = 0.125f,
+                                  .causal = false,
+                                  .q_pos0 = 0};
+  std::vector<float> got(qw), want(qw);
+  kernels::attention(cx(), s, q.data(), k.data(), v.data(), mask.data(), got.data());
+  kernels::ref::attention(s, q.data(), k.data(), v.data(), mask.data(), want.data());
+  expect_close(got, want, 1e-5);
 }
 
 // The vision encoder's bf16 mode: Q·Kᵀ and P·V with bf16 inputs, against the twin that rounds

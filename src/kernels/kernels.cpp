@@ -308,6 +308,86 @@ void attention_rows(const Compute& cx, const AttentionShape& s, const float* q, 
   });
 }
 
+// One query row (a decode step): the keys are cut into chunks and each task is one KV head ×
+// one chunk, for all the query heads that share that KV head, so K and V are read once per
+// step (not once per query head) and even a short context gives every thread work. Each task
+// leaves its heads' partial softmax (max, sum, unnormalised output over its keys); the caller
+// merges the chunks with the usual rescaling by exp(max_chunk − max).
+void attention_one_row(const Compute& cx, const AttentionShape& s, const float* q, const float* k,
+                       const float* v, const unsigned char* key_mask, float* out) {
+  const KernelPath& path = cx.path();
+  const int hd = s.head_dim, group = s.heads / s.kv_heads;
+  const int keys = s.causal ? std::min(s.q_pos0, s.nk - 1) + 1 : s.nk;
+  constexpr int kMinChunk = 64;
+  const int max_chunks = std::max(1, (4 * cx.threads() + s.kv_heads - 1) / s.kv_heads);
+  const int chunks = std::clamp((keys + kMinChunk - 1) / kMinChunk, 1, max_chunks);
+  const int chunk = (keys + chunks - 1) / chunks;
+  const size_t tasks = static_cast<size_t>(s.kv_heads) * chunks;
+  const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
+  // Per (query head, chunk): max, sum, and hd output values.
+  thread_local std::vector<float> partial;
+  const size_t rec = static_cast<size_t>(hd) + 2;
+  partial.assign(static_cast<size_t>(s.heads) * chunks * rec, 0.0f);
+  float* part = partial.data();
+  cx.pool().parallel_for(tasks, [&](size_t begin, size_t end) {
+    thread_local std::vector<float> scores, qs;
+    scores.resize(static_cast<size_t>(group) * chunk);
+    qs.resize(static_cast<size_t>(group) * hd);
+    for (size_t t = begin; t < end; ++t) {
+      const int kvh = static_cast<int>(t / chunks), c = static_cast<int>(t % chunks);
+      const int j0 = c * chunk, j1 = std::min(keys, j0 + chunk), n = j1 - j0;
+      if (n <= 0) continue;
+      // The group's query heads are adjacent: one GEMM gives all their scores.
+      const float* qg = q + static_cast<size_t>(kvh) * group * hd;
+      for (int d = 0; d < group * hd; ++d) qs[d] = qg[d] * s.scale;
+      const Matrix km{DType::F32, k + static_cast<size_t>(j0) * s.kv_stride + kvh * hd, n, hd,
+                      kv_row_bytes};
+      path.gemm_float(qs.data(), group, km, 0, n, nullptr, scores.data(), n);
+      const float* vh = v + static_cast<size_t>(j0) * s.kv_stride + kvh * hd;
+      for (int r = 0; r < group; ++r) {
+        float* sr = scores.data() + static_cast<size_t>(r) * n;
+        float* rec_out = part + (static_cast<size_t>(kvh * group + r) * chunks + c) * rec;
+        const unsigned char* mask = key_mask ? key_mask + j0 : nullptr;
+        float maxv = -std::numeric_limits<float>::infinity();
+        for (int j = 0; j < n; ++j) {
+          if (!mask || mask[j]) maxv = std::max(maxv, sr[j]);
+        }
+        if (maxv == -std::numeric_limits<float>::infinity()) {  // every key of the chunk masked
+          rec_out[0] = maxv;
+          continue;
+        }
+        const float sum = softmax_numerators(path, sr, n, mask);
+        rec_out[0] = maxv;
+        rec_out[1] = sum;
+        float* o = rec_out + 2;
+        if (path.weighted_rows) {
+          path.weighted_rows(sr, n, vh, static_cast<size_t>(s.kv_stride), hd, o);
+        } else {
+          for (int j = 0; j < n; ++j) {
+            if (sr[j] != 0.0f) path.axpy(sr[j], vh + static_cast<size_t>(j) * s.kv_stride, o, hd);
+          }
+        }
+      }
+    }
+  });
+  for (int h = 0; h < s.heads; ++h) {
+    const float* recs = part + static_cast<size_t>(h) * chunks * rec;
+    float m = -std::numeric_limits<float>::infinity();
+    for (int c = 0; c < chunks; ++c) m = std::max(m, recs[static_cast<size_t>(c) * rec]);
+    float* oh = out + h * hd;
+    std::fill(oh, oh + hd, 0.0f);
+    float total = 0.0f;
+    for (int c = 0; c < chunks; ++c) {
+      const float* r = recs + static_cast<size_t>(c) * rec;
+      if (r[0] == -std::numeric_limits<float>::infinity()) continue;
+      const float w = chunks == 1 ? 1.0f : std::exp(r[0] - m);
+      total += w * r[1];
+      for (int d = 0; d < hd; ++d) oh[d] += w * r[2 + d];
+    }
+    scale_row(oh, hd, 1.0f / total);
+  }
+}
+
 // Blocks of query rows: scores = Q_blk · Kᵀ and out = P · V run as GEMMs on the active path.
 // Only a [block × keys] slice of scores exists at a time, per worker (never heads × nq × nk).
 // K is read in place (a strided matrix); V too where the path multiplies by K-major B
@@ -396,6 +476,8 @@ void attention(const Compute& cx, const AttentionShape& s, const float* q, const
     const KernelPath& path = cx.path();
     const bool bf16 = bf16_products && !key_mask && path.gemm_bf16 && path.gemm_kn_bf16;
     attention_blocked(cx, s, q, k, v, key_mask, out, bf16);
+  } else if (s.nq == 1 && s.heads % s.kv_heads == 0) {
+    attention_one_row(cx, s, q, k, v, key_mask, out);
   } else {
     attention_rows(cx, s, q, k, v, key_mask, out);
   }
