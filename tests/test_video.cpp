@@ -16,6 +16,7 @@
 #include "cli_runner.h"
 #include "model/config.h"
 #include "test_support.h"
+#include "video/live_source.h"
 #include "video/video.h"
 #include "vision/image.h"
 
@@ -775,6 +776,16 @@ TEST(VideoWatch, StreamThroughANamedPipe) {
   ASSERT_EQ(r.status, 0) << r.err;
   const std::vector<nlohmann::json> lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), 2u) << r.out << r.err;
+}
+
+// libavdevice is opened at run time, not linked (it would add ~30 MB of libraries to every
+// process): where the build found it, the cameras' input format must be reachable through it.
+TEST(VideoWatch, CameraSupportIsOpenedAtRunTime) {
+#if SMOLVLM_HAVE_AVDEVICE_HEADERS
+  EXPECT_TRUE(cameras_supported());
+#else
+  GTEST_SKIP() << "built without libavdevice";
+#endif
 }
 
 TEST(VideoWatch, MissingCameraIsOneLineAndStatus1) {

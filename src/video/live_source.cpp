@@ -14,14 +14,36 @@
 #include "video/libav.h"
 
 #if SMOLVLM_HAVE_AVDEVICE
-extern "C" {
-#include <libavdevice/avdevice.h>
-}
+#include <dlfcn.h>
+#endif
+
+#ifdef SMOLVLM_AVDEVICE_SONAME
+#define SMOLVLM_AVDEVICE_NAME SMOLVLM_AVDEVICE_SONAME
+#else
+#define SMOLVLM_AVDEVICE_NAME "not in this build"
 #endif
 
 namespace smolvlm {
 
 namespace {
+
+// The cameras (video4linux2) come with libavdevice, opened here on first use rather than linked:
+// its dependencies would add ~30 MB to the resident set of every process, video or not.
+bool register_cameras() {
+#if SMOLVLM_HAVE_AVDEVICE
+  static const bool ok = [] {
+    void* lib = dlopen(SMOLVLM_AVDEVICE_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) return false;
+    auto* register_all = reinterpret_cast<void (*)()>(dlsym(lib, "avdevice_register_all"));
+    if (register_all == nullptr) return false;
+    register_all();  // makes its input formats visible to libavformat's lookups
+    return true;
+  }();
+  return ok;
+#else
+  return false;
+#endif
+}
 using Clock = std::chrono::steady_clock;
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
@@ -90,12 +112,11 @@ struct LiveSource::Impl {
       av_dict_set(&opts, "rw_timeout", timeout_us.c_str(), 0);
       av_dict_set(&opts, "reconnect", "1", 0);
     } else if (starts_with(url, "/dev/video")) {
-#if SMOLVLM_HAVE_AVDEVICE
-      input = av_find_input_format("video4linux2");
-#endif
+      if (register_cameras()) input = av_find_input_format("video4linux2");
       if (input == nullptr) {
         avformat_free_context(f);
-        return "this build has no camera support (libavdevice)";
+        return "no camera support: FFmpeg's libavdevice (" SMOLVLM_AVDEVICE_NAME
+               ") could not be opened";
       }
     }
     av_dict_set(&opts, "fflags", "nobuffer", 0);
@@ -180,6 +201,8 @@ struct LiveSource::Impl {
   }
 };
 
+bool cameras_supported() { return register_cameras() && av_find_input_format("video4linux2"); }
+
 LiveSource::LiveSource(const std::string& url, const LiveSourceOptions& options)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
@@ -191,9 +214,6 @@ LiveSource::LiveSource(const std::string& url, const LiveSourceOptions& options)
   if (url.find("://") == std::string::npos && ::stat(url.c_str(), &sb) != 0) {
     throw Error("camera '" + url + "': no such file or device");
   }
-#if SMOLVLM_HAVE_AVDEVICE
-  avdevice_register_all();
-#endif
   av_log_set_level(AV_LOG_FATAL);
   if (!m.newest) throw Error("camera '" + url + "': out of memory");
   const std::string e = m.open();

@@ -46,6 +46,10 @@ class LiveSource {
   std::unique_ptr<Impl> impl_;
 };
 
+// Whether /dev/video* cameras can be opened: FFmpeg's libavdevice, opened at run time on first
+// use (it is not linked, see live_source.cpp). The first call opens it.
+bool cameras_supported();
+
 // How different two pictures look, 0 (same) to 255: the mean absolute difference of their 16×16
 // grey thumbnails. Small values (a few units) are sensor noise and compression.
 double picture_change(const Image& a, const Image& b);
