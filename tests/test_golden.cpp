@@ -201,6 +201,18 @@ TEST(EncodePictures, SameFeaturesAndWeightsIntactAfterDroppingPages) {
   EXPECT_EQ(first, model.encode_pictures(test::test_compute(), pixels.data(), n));
   EXPECT_TRUE(model.encode_pictures(test::test_compute(), pixels.data(), 0).empty());
 
+  // From 8-bit tiles (what the engine keeps: a quarter of the memory), each turned into pixel
+  // values when the encoder reaches it: the same features as from the whole float tensor.
+  const Image picture = load_image_file(test::tiny_model() + "/images/img_b.png");
+  ImageProcessorConfig proc = model.config.processor;
+  const PictureTiles tiles = preprocess_image_tiles(picture, proc);
+  const ProcessedImage floats = preprocess_image(picture, proc);
+  ASSERT_EQ(tiles.n_tiles, floats.n_tiles);
+  ASSERT_GT(tiles.n_tiles, 1);
+  EXPECT_EQ(tiles.rgb.size(), floats.pixels.size());  // one byte where there were four
+  EXPECT_EQ(model.encode_pictures(test::test_compute(), tiles),
+            model.encode_pictures(test::test_compute(), floats.pixels.data(), floats.n_tiles));
+
   const std::vector<int32_t> ids =
       test::parse_int_list(golden_json()["cases"]["text_only"]["input_ids"]);
   const std::vector<float> x = embed_prompt(model, ids, {});

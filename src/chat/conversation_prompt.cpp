@@ -77,12 +77,12 @@ ImageProcessorConfig processor_for(const Model& model, const GenerationOptions& 
 MediaPtr encode_picture(const Model& model, const kernels::Compute& cx, const Image& picture,
                         const ImageProcessorConfig& proc, double* vision_ms) {
   const auto t = std::chrono::steady_clock::now();
-  ProcessedImage pre = preprocess_image(picture, proc);
+  const PictureTiles tiles = preprocess_image_tiles(picture, proc);
   auto m = std::make_shared<EncodedMedia>();
   m->uid = next_uid();
-  m->slot = {pre.rows, pre.cols};
-  m->n_tiles = pre.n_tiles;
-  m->features = model.encode_pictures(cx, pre.pixels.data(), pre.n_tiles);
+  m->slot = {tiles.rows, tiles.cols};
+  m->n_tiles = tiles.n_tiles;
+  m->features = model.encode_pictures(cx, tiles);
   if (vision_ms) *vision_ms += ms_since(t);
   return m;
 }

@@ -9,6 +9,7 @@
 #include "model/weights.h"
 #include "text/decoder.h"
 #include "text/tokenizer.h"
+#include "vision/image_processor.h"
 #include "vision/vision_encoder.h"
 
 namespace smolvlm {
@@ -47,6 +48,8 @@ class Model {
   // load time) stay as they are.
   std::vector<float> encode_pictures(const kernels::Compute& cx, const float* pixels,
                                      int n_tiles) const;
+  // The same from 8-bit tiles, each turned into pixel values only when the encoder reaches it.
+  std::vector<float> encode_pictures(const kernels::Compute& cx, const PictureTiles& tiles) const;
   // The same residency for work that encodes piece by piece (a video, frame by frame as it
   // decodes): `encode` runs between dropping the text pages and dropping the vision pages.
   void with_vision_resident(const std::function<void()>& encode) const;

@@ -81,35 +81,23 @@ ImagePlan plan_single(int width, int height, int longest_edge) {
 
 // rescale (in double, rounded to float) then (x - mean) / std in float, as transformers does; for
 // mean = std = 0.5 and 1/255 this equals v / 127.5f - 1.0f bit for bit.
-struct NormTable {
-  float v[3][256];
-  explicit NormTable(const ImageProcessorConfig& cfg) {
-    for (int c = 0; c < 3; ++c) {
-      for (int i = 0; i < 256; ++i) {
-        const float x = static_cast<float>(static_cast<double>(i) * cfg.rescale);
-        v[c][i] = (x - cfg.mean[static_cast<size_t>(c)]) / cfg.std[static_cast<size_t>(c)];
-      }
+std::array<std::array<float, 256>, 3> norm_table(const ImageProcessorConfig& cfg) {
+  std::array<std::array<float, 256>, 3> v{};
+  for (int c = 0; c < 3; ++c) {
+    for (int i = 0; i < 256; ++i) {
+      const float x = static_cast<float>(static_cast<double>(i) * cfg.rescale);
+      v[static_cast<size_t>(c)][static_cast<size_t>(i)] =
+          (x - cfg.mean[static_cast<size_t>(c)]) / cfg.std[static_cast<size_t>(c)];
     }
   }
-};
+  return v;
+}
 
-// Appends the tile×tile block at (x0, y0) of `img` as CHW floats.
-void append_tile(const Image& img, int x0, int y0, int tile, const NormTable& norm,
-                 std::vector<float>& out) {
-  const size_t plane = static_cast<size_t>(tile) * static_cast<size_t>(tile);
-  const size_t base = out.size();
-  out.resize(base + 3 * plane);
-  float* dst = out.data() + base;
+// Appends the tile×tile block at (x0, y0) of `img` as 8-bit RGB rows.
+void append_tile_rgb(const Image& img, int x0, int y0, int tile, std::vector<uint8_t>& out) {
   for (int y = 0; y < tile; ++y) {
     const uint8_t* p = img.pixel(x0, y0 + y);
-    float* r = dst + static_cast<size_t>(y) * tile;
-    float* g = r + plane;
-    float* b = g + plane;
-    for (int x = 0; x < tile; ++x) {
-      r[x] = norm.v[0][p[3 * x]];
-      g[x] = norm.v[1][p[3 * x + 1]];
-      b[x] = norm.v[2][p[3 * x + 2]];
-    }
+    out.insert(out.end(), p, p + static_cast<size_t>(3) * tile);
   }
 }
 
@@ -165,31 +153,64 @@ ImagePlan plan_image(int width, int height, const ImageProcessorConfig& cfg) {
   return plan_single(width, height, cfg.longest_edge);
 }
 
-ProcessedImage preprocess_image(const Image& image, const ImageProcessorConfig& cfg) {
+void PictureTiles::pixel_values(int t, float* out) const {
+  const size_t plane = static_cast<size_t>(tile_size) * static_cast<size_t>(tile_size);
+  const uint8_t* p = rgb.data() + static_cast<size_t>(t) * plane * 3;
+  float* r = out;
+  float* g = r + plane;
+  float* b = g + plane;
+  for (size_t i = 0; i < plane; ++i) {
+    r[i] = norm[0][p[3 * i]];
+    g[i] = norm[1][p[3 * i + 1]];
+    b[i] = norm[2][p[3 * i + 2]];
+  }
+}
+
+PictureTiles preprocess_image_tiles(const Image& image, const ImageProcessorConfig& cfg) {
   check_image(image, "image processor");
   const ImagePlan plan = plan_image(image.width, image.height, cfg);
   const int tile = cfg.tile_size;
-  const NormTable norm(cfg);
 
-  ProcessedImage out;
+  PictureTiles out;
   out.tile_size = tile;
   out.rows = plan.rows;
   out.cols = plan.cols;
   out.n_tiles = plan.n_tiles;
-  out.pixels.reserve(static_cast<size_t>(plan.n_tiles) * 3 * static_cast<size_t>(tile) * tile);
+  out.norm = norm_table(cfg);
+  out.rgb.reserve(static_cast<size_t>(plan.n_tiles) * 3 * static_cast<size_t>(tile) * tile);
 
   const Image resized = resize_lanczos(image, plan.resized_w, plan.resized_h);
   if (!plan.split) {
-    append_tile(resize_lanczos(resized, tile, tile), 0, 0, tile, norm, out.pixels);
+    append_tile_rgb(resize_lanczos(resized, tile, tile), 0, 0, tile, out.rgb);
     return out;
   }
   const Image grid = resize_lanczos(resized, plan.grid_w, plan.grid_h);
   for (int r = 0; r < plan.rows; ++r) {
-    for (int c = 0; c < plan.cols; ++c)
-      append_tile(grid, c * tile, r * tile, tile, norm, out.pixels);
+    for (int c = 0; c < plan.cols; ++c) append_tile_rgb(grid, c * tile, r * tile, tile, out.rgb);
   }
-  append_tile(resize_lanczos(grid, tile, tile), 0, 0, tile, norm, out.pixels);  // global, last
+  append_tile_rgb(resize_lanczos(grid, tile, tile), 0, 0, tile, out.rgb);  // global, last
   return out;
+}
+
+namespace {
+
+ProcessedImage expand(const PictureTiles& tiles) {
+  ProcessedImage out;
+  out.rows = tiles.rows;
+  out.cols = tiles.cols;
+  out.tile_size = tiles.tile_size;
+  out.n_tiles = tiles.n_tiles;
+  const size_t per_tile = static_cast<size_t>(3) * tiles.tile_size * tiles.tile_size;
+  out.pixels.resize(per_tile * static_cast<size_t>(tiles.n_tiles));
+  for (int t = 0; t < tiles.n_tiles; ++t)
+    tiles.pixel_values(t, out.pixels.data() + per_tile * static_cast<size_t>(t));
+  return out;
+}
+
+}  // namespace
+
+ProcessedImage preprocess_image(const Image& image, const ImageProcessorConfig& cfg) {
+  return expand(preprocess_image_tiles(image, cfg));
 }
 
 ProcessedImage preprocess_video_frame(const Image& frame, const ImageProcessorConfig& cfg) {
@@ -198,11 +219,12 @@ ProcessedImage preprocess_video_frame(const Image& frame, const ImageProcessorCo
   const int tile = cfg.tile_size;
   const auto [w, h] = fit_longest_edge(frame.width, frame.height, cfg.video_longest_edge);
   const Image squashed = resize_bicubic(resize_bicubic(frame, w, h), tile, tile);
-  ProcessedImage out;
-  out.tile_size = tile;
-  out.n_tiles = 1;
-  append_tile(squashed, 0, 0, tile, NormTable(cfg), out.pixels);
-  return out;
+  PictureTiles one;
+  one.tile_size = tile;
+  one.n_tiles = 1;
+  one.norm = norm_table(cfg);
+  append_tile_rgb(squashed, 0, 0, tile, one.rgb);
+  return expand(one);
 }
 
 }  // namespace smolvlm
