@@ -104,6 +104,10 @@ def main():
     args = ap.parse_args()
 
     smolvlm = os.path.join(args.build, "smolvlm")
+    # A folder whose CPU variant runs here (bench/llama_cpp_dir.sh drops those that die with
+    # SIGILL, as llama.cpp's sapphirerapids build does on VMs without AMX).
+    args.llama = subprocess.run(["bash", os.path.join(ROOT, "bench", "llama_cpp_dir.sh"), args.llama],
+                                capture_output=True, text=True, check=True).stdout.strip()
     llama_bench = os.path.join(args.llama, "llama-bench")
     mtmd = os.path.join(args.llama, "llama-mtmd-cli")
     env = dict(os.environ)

@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?model GGUF folder}; picture=${2:?picture}; threads=${3:-2}; tokens=${4:-64}
-llama=${LLAMA_CPP_DIR:-/work/shared/tools/llama.cpp}
+# A folder of llama.cpp binaries whose CPU variant runs here (see llama_cpp_dir.sh).
+llama=$(bash bench/llama_cpp_dir.sh "${LLAMA_CPP_DIR:-/work/shared/tools/llama.cpp}")
 text=$(ls "$model"/*.gguf | grep -v mmproj | head -1)
 mmproj=$(ls "$model"/*mmproj*.gguf | head -1)
 port_ours=${PORT_OURS:-18080}; port_llama=${PORT_LLAMA:-18081}
