@@ -16,7 +16,6 @@ the node oracle. Pixels: the oracle's preprocess_video_frame (PIL bicubic, as th
 """
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -28,18 +27,11 @@ sys.path.insert(0, ORACLE)
 sys.path.insert(0, HERE)
 import smolvlm2_numpy as oracle  # noqa: E402
 from hf_sample_frames import sample_frames  # noqa: E402
+from make_video_prompt_vectors import node  # noqa: E402  (the node oracle, the same tokenizer)
 
 TINY = os.path.join(HERE, "../tests/fixtures/tiny-smolvlm2")
 QUESTION = "What happens in this video?"
 N_NEW = 24
-
-
-def node(mode, value):
-    out = subprocess.run(
-        ["node", os.path.join(ORACLE, "js_tokenizer_oracle.mjs"), "--model", TINY] +
-        ([mode] if mode else []),
-        input=json.dumps(value), capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
 
 
 def main():
