@@ -8,7 +8,8 @@
 
 namespace smolvlm::kernels {
 namespace {
-const KernelPath kDotprod = arm::make_path("dotprod", arm::gemm_q8<arm::BlockDotSdot>);
+const KernelPath kDotprod =
+    arm::make_path("dotprod", arm::gemm_q8<arm::BlockDotSdot>, arm::gemv_q4<arm::BlockDotSdot>);
 }  // namespace
 const KernelPath* dotprod_path() { return &kDotprod; }
 }  // namespace smolvlm::kernels

@@ -323,6 +323,53 @@ void gemm_q8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_en
   gemm_tiles<R, C, kColBlock>(table, xq, n, w.cols / kQ8BlockSize, w, o_begin, o_end, bias, y, ldy);
 }
 
+// ---- Q4_0 × int8 activations, one row (decoding) ---------------------------------------------
+
+// The nibbles go straight into the block products, no widened copy of the row: a block's 16
+// bytes hold elements 0–15 in their low nibbles and 16–31 in their high ones, each the weight
+// + 8, so an AND and a shift give the two int8 halves that D::block multiplies as for Q8_0.
+template <class D, int C>
+void micro_gemv_q4(const ActBlockQ8* x, const uint8_t* const* w, int blocks, float* out) {
+  float32x4_t acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = vdupq_n_f32(0.0f);
+  const uint8x16_t low4 = vdupq_n_u8(0x0F);
+  const int8x16_t eight = vdupq_n_s8(8);
+  for (int b = 0; b < blocks; ++b) {
+    const int8x16_t x0 = vld1q_s8(x[b].q), x1 = vld1q_s8(x[b].q + 16);
+    const float xd = x[b].d;
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* blk = w[c] + static_cast<size_t>(b) * kQ4BlockBytes;
+      const uint8x16_t v = vld1q_u8(blk + 2);
+      const int8x16_t w0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, low4)), eight);
+      const int8x16_t w1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+      const float32x4_t p = vcvtq_f32_s32(D::block(x0, x1, w0, w1));
+      acc[c] = vfmaq_n_f32(acc[c], p, xd * half_to_float(blk));
+    }
+  }
+  for (int c = 0; c < C; ++c) out[c] = vaddvq_f32(acc[c]);
+}
+
+// KernelPath::gemv_q4: rows [o_begin, o_end) of y = xq · Wᵀ for one activation row.
+template <class D>
+void gemv_q4(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
+             float* y) {
+  constexpr int C = 4;
+  const int blocks = w.cols / kQ8BlockSize;
+  int o = o_begin;
+  for (; o + C <= o_end; o += C) {
+    const uint8_t* wr[C];
+    for (int c = 0; c < C; ++c) wr[c] = w.row(o + c);
+    micro_gemv_q4<D, C>(xq, wr, blocks, y + o);
+  }
+  for (; o < o_end; ++o) {
+    const uint8_t* wr[1] = {w.row(o)};
+    micro_gemv_q4<D, 1>(xq, wr, blocks, y + o);
+  }
+  if (bias) {
+    for (int i = o_begin; i < o_end; ++i) y[i] += bias[i];
+  }
+}
+
 // ---- Activation quantiser, axpy --------------------------------------------------------------
 
 inline void quantize_row_q8(const float* x, int cols, ActBlockQ8* out) {
@@ -460,13 +507,16 @@ inline void silu_mul(const float* gate, const float* up, float* out, size_t n) {
   if (i < n) ref::silu_mul(gate + i, up + i, out + i, n - i);
 }
 
-// A path made of these kernels; only the Q8_0 GEMM differs between neon, dotprod and i8mm.
-constexpr KernelPath make_path(const char* name, decltype(KernelPath::gemm_q8) q8_gemm) {
-  // Left null: gemm_kn (attention transposes V for gemm_float), gemv_q4 (Q4_0 is widened to
-  // Q8_0 blocks) and the bf16 entries (the A76 has no bf16 arithmetic).
+// A path made of these kernels; only the integer products differ between neon, dotprod and
+// i8mm.
+constexpr KernelPath make_path(const char* name, decltype(KernelPath::gemm_q8) q8_gemm,
+                               decltype(KernelPath::gemv_q4) q4_gemv) {
+  // Left null: gemm_kn (attention transposes V for gemm_float) and the bf16 entries (the A76
+  // has no bf16 arithmetic). Q4_0 with several rows is widened to Q8_0 blocks (kernels.cpp).
   return {.name = name,
           .gemm_float = gemm_float,
           .gemm_q8 = q8_gemm,
+          .gemv_q4 = q4_gemv,
           .quantize_row_q8 = quantize_row_q8,
           .axpy = axpy,
           .exp_shift_sum = exp_shift_sum,

@@ -145,7 +145,7 @@ void gemm_q8_mmla(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int
   }
 }
 
-const KernelPath kI8mm = arm::make_path("i8mm", gemm_q8_mmla);
+const KernelPath kI8mm = arm::make_path("i8mm", gemm_q8_mmla, arm::gemv_q4<arm::BlockDotSdot>);
 
 }  // namespace
 const KernelPath* i8mm_path() { return &kI8mm; }

@@ -7,7 +7,8 @@
 
 namespace smolvlm::kernels {
 namespace {
-const KernelPath kNeon = arm::make_path("neon", arm::gemm_q8<arm::BlockDotNeon>);
+const KernelPath kNeon =
+    arm::make_path("neon", arm::gemm_q8<arm::BlockDotNeon>, arm::gemv_q4<arm::BlockDotNeon>);
 }  // namespace
 const KernelPath* neon_path() { return &kNeon; }
 }  // namespace smolvlm::kernels

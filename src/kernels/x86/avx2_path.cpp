@@ -9,6 +9,7 @@ namespace {
 const KernelPath kAvx2 = {.name = "avx2",
                           .gemm_float = x86::gemm_float<x86::Avx2>,
                           .gemm_q8 = x86::gemm_q8,
+                          .gemv_q4 = x86::gemv_q4_avx2,
                           .quantize_row_q8 = x86::quantize_row_q8,
                           .axpy = x86::axpy<x86::Avx2>,
                           .exp_shift_sum = x86::exp_shift_sum<x86::Avx2>,

@@ -11,6 +11,7 @@ namespace {
 constexpr KernelPath kAvx512 = [] {
   KernelPath p = x86::avx512_entries("avx512");
   p.gemm_q8 = x86::gemm_q8_512<false>;
+  p.gemv_q4 = x86::gemv_q4_avx2;  // no VNNI: the 256-bit vpmaddubsw kernel
   return p;
 }();
 }  // namespace

@@ -338,6 +338,72 @@ inline void gemm_q8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, i
                                           bias, y, ldy);
 }
 
+// ---- Q4_0 × int8 activations, one row (decoding) -------------------------------------------
+//
+// A block's 16 bytes hold elements 0–15 in their low nibbles and 16–31 in their high ones, each
+// the weight + 8: the high half shifted down beside the low one is already in activation order,
+// and those unsigned 0–15 values go straight into vpmaddubsw against the signed activations
+// (pairs ≤ 2·15·127, no overflow). That gives Σ(w + 8)·x; the 8·Σx each 4-value lane carries
+// too depends only on x, so it is computed once per matmul and subtracted in int32, exactly.
+struct Q4ActBlock {
+  __m256i x;     // the block's 32 int8 activations
+  __m256i corr;  // 8 · Σx over each 4-value int32 lane
+  float d;
+};
+
+inline void prepare_q4_avx2(const ActBlockQ8* x, int blocks, Q4ActBlock* out) {
+  const __m256i eight = _mm256_set1_epi8(8), ones = _mm256_set1_epi16(1);
+  for (int b = 0; b < blocks; ++b) {
+    out[b].x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].q));
+    out[b].corr = _mm256_madd_epi16(_mm256_maddubs_epi16(eight, out[b].x), ones);
+    out[b].d = x[b].d;
+  }
+}
+
+template <int C>
+void micro_gemv_q4_avx2(const Q4ActBlock* x, const uint8_t* const* w, int blocks, float* out) {
+  __m256 acc[C];
+  for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  for (int b = 0; b < blocks; ++b) {
+    const Q4ActBlock& a = x[b];
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* blk = w[c] + static_cast<size_t>(b) * kQ4BlockBytes;
+      if (b % 4 == 0) prefetch_stream(blk);
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+      const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), low4);
+      const __m256i s =
+          _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, a.x), ones), a.corr);
+      acc[c] =
+          _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(half_to_float(blk) * a.d), acc[c]);
+    }
+  }
+  for (int c = 0; c < C; ++c) out[c] = Avx2::sum(acc[c]);
+}
+
+// KernelPath::gemv_q4 for the AVX2 paths: rows [o_begin, o_end) of y = xq · Wᵀ, one row.
+inline void gemv_q4_avx2(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
+                         const float* bias, float* y) {
+  const int blocks = w.cols / kQ8BlockSize;
+  thread_local std::vector<Q4ActBlock> prepared;
+  prepared.resize(static_cast<size_t>(blocks));
+  prepare_q4_avx2(xq, blocks, prepared.data());
+  constexpr int C = 4;
+  int o = o_begin;
+  for (; o + C <= o_end; o += C) {
+    const uint8_t* wr[C];
+    for (int c = 0; c < C; ++c) wr[c] = w.row(o + c);
+    micro_gemv_q4_avx2<C>(prepared.data(), wr, blocks, y + o);
+  }
+  for (; o < o_end; ++o) {
+    const uint8_t* wr[1] = {w.row(o)};
+    micro_gemv_q4_avx2<1>(prepared.data(), wr, blocks, y + o);
+  }
+  if (bias) {
+    for (int i = o_begin; i < o_end; ++i) y[i] += bias[i];
+  }
+}
+
 inline void quantize_row_q8(const float* x, int cols, ActBlockQ8* out) {
   const __m256 sign_mask = _mm256_set1_ps(-0.0f);
   for (int b = 0; b < cols / kQ8BlockSize; ++b) {
