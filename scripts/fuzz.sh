@@ -45,22 +45,44 @@ if [ -f /usr/include/httplib.h ]; then
 fi
 
 # target:binary:default seconds. jpeg and png are one decoder binary fed from two corpora.
-for spec in "${specs[@]}"; do
-  IFS=: read -r target binary default_secs <<<"$spec"
-  run_secs=${secs:-$default_secs}
+# The targets run side by side, one per core (each fuzzer is one process on one core), each into
+# its own log, printed when it ends.
+run_target() {  # spec
+  local target binary default_secs
+  IFS=: read -r target binary default_secs <<<"$1"
+  local run_secs=${secs:-$default_secs}
   # A scratch corpus: what the fuzzer finds stays out of the source tree.
-  work="$out/corpus-$target"
+  local work="$out/corpus-$target"
   mkdir -p "$work"
   cp -n fuzz/corpus/"$target"/* "$work"/ 2>/dev/null || true
   if [ -d fuzz/regressions/"$target" ]; then cp -n fuzz/regressions/"$target"/* "$work"/ 2>/dev/null || true; fi
-  echo "== fuzz $target for ${run_secs}s"
-  ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
-    "$out/fuzz_$binary" "$work" -max_total_time="$run_secs" -max_len=65536 -rss_limit_mb=2048 \
-    -malloc_limit_mb=1024 -timeout=10 -artifact_prefix="$out/crash-$target-" -print_final_stats=1 \
-    2>&1 | grep -E "^(#[0-9]+ +DONE|Done|==[0-9]+==ERROR|SUMMARY|stat::number_of_executed_units|INFO: Seed)" || true
+  {
+    echo "== fuzz $target for ${run_secs}s"
+    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+      "$out/fuzz_$binary" "$work" -max_total_time="$run_secs" -max_len=65536 -rss_limit_mb=2048 \
+      -malloc_limit_mb=1024 -timeout=10 -artifact_prefix="$out/crash-$target-" -print_final_stats=1 \
+      2>&1 | grep -E "^(#[0-9]+ +DONE|Done|==[0-9]+==ERROR|SUMMARY|stat::number_of_executed_units|INFO: Seed)" || true
+  } >"$out/log-$target" 2>&1
+}
+parallel=$(nproc)
+running=0
+for spec in "${specs[@]}"; do
+  if [ "$running" -ge "$parallel" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+  run_target "$spec" &
+  running=$((running + 1))
+done
+wait
+failed=0
+for spec in "${specs[@]}"; do
+  target=${spec%%:*}
+  cat "$out/log-$target"
   if ls "$out"/crash-"$target"-* >/dev/null 2>&1; then
     echo "fuzz.sh: the $target target failed on $(ls "$out"/crash-"$target"-* | head -1)" >&2
-    exit 1
+    failed=1
   fi
 done
+[ "$failed" -eq 0 ] || exit 1
 echo "fuzz: no findings"
