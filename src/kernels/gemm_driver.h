@@ -44,5 +44,26 @@ void gemm_tiles(const Table& table, const T* x, int n, int k, const Matrix& w, i
   }
 }
 
+// The single-row (decode) loop: rows [o_begin, o_end) of y, C weight rows at a time, the last
+// few one by one, then the bias. micro<count>(weight row pointers, out) computes `count` rows
+// (C or 1) against the activation row the caller has prepared.
+template <int C, class Micro>
+void gemv_rows(const Matrix& w, int o_begin, int o_end, const float* bias, float* y,
+               const Micro& micro) {
+  int o = o_begin;
+  for (; o + C <= o_end; o += C) {
+    const uint8_t* wr[C];
+    for (int c = 0; c < C; ++c) wr[c] = w.row(o + c);
+    micro.template operator()<C>(wr, y + o);
+  }
+  for (; o < o_end; ++o) {
+    const uint8_t* wr[1] = {w.row(o)};
+    micro.template operator()<1>(wr, y + o);
+  }
+  if (bias) {
+    for (int i = o_begin; i < o_end; ++i) y[i] += bias[i];
+  }
+}
+
 }  // namespace
 }  // namespace smolvlm::kernels

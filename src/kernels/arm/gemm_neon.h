@@ -353,21 +353,10 @@ void micro_gemv_q4(const ActBlockQ8* x, const uint8_t* const* w, int blocks, flo
 template <class D>
 void gemv_q4(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
              float* y) {
-  constexpr int C = 4;
   const int blocks = w.cols / kQ8BlockSize;
-  int o = o_begin;
-  for (; o + C <= o_end; o += C) {
-    const uint8_t* wr[C];
-    for (int c = 0; c < C; ++c) wr[c] = w.row(o + c);
-    micro_gemv_q4<D, C>(xq, wr, blocks, y + o);
-  }
-  for (; o < o_end; ++o) {
-    const uint8_t* wr[1] = {w.row(o)};
-    micro_gemv_q4<D, 1>(xq, wr, blocks, y + o);
-  }
-  if (bias) {
-    for (int i = o_begin; i < o_end; ++i) y[i] += bias[i];
-  }
+  gemv_rows<4>(w, o_begin, o_end, bias, y, [&]<int R>(const uint8_t* const* wr, float* out) {
+    micro_gemv_q4<D, R>(xq, wr, blocks, out);
+  });
 }
 
 // ---- Activation quantiser, axpy --------------------------------------------------------------

@@ -388,20 +388,9 @@ inline void gemv_q4_avx2(const ActBlockQ8* xq, const Matrix& w, int o_begin, int
   thread_local std::vector<Q4ActBlock> prepared;
   prepared.resize(static_cast<size_t>(blocks));
   prepare_q4_avx2(xq, blocks, prepared.data());
-  constexpr int C = 4;
-  int o = o_begin;
-  for (; o + C <= o_end; o += C) {
-    const uint8_t* wr[C];
-    for (int c = 0; c < C; ++c) wr[c] = w.row(o + c);
-    micro_gemv_q4_avx2<C>(prepared.data(), wr, blocks, y + o);
-  }
-  for (; o < o_end; ++o) {
-    const uint8_t* wr[1] = {w.row(o)};
-    micro_gemv_q4_avx2<1>(prepared.data(), wr, blocks, y + o);
-  }
-  if (bias) {
-    for (int i = o_begin; i < o_end; ++i) y[i] += bias[i];
-  }
+  gemv_rows<4>(w, o_begin, o_end, bias, y, [&]<int R>(const uint8_t* const* wr, float* out) {
+    micro_gemv_q4_avx2<R>(prepared.data(), wr, blocks, out);
+  });
 }
 
 inline void quantize_row_q8(const float* x, int cols, ActBlockQ8* out) {

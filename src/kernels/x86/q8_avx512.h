@@ -172,20 +172,9 @@ inline void gemv_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_
   thread_local std::vector<GemvPair> prepared;
   prepared.resize(static_cast<size_t>(blocks + 1) / 2);
   prepare_gemv(xq, blocks, prepared.data());
-  constexpr int C = 8;
-  int o = o_begin;
-  for (; o + C <= o_end; o += C) {
-    const uint8_t* wr[C];
-    for (int c = 0; c < C; ++c) wr[c] = w.row(o + c);
-    micro_gemv_vnni<C>(prepared.data(), wr, blocks, y + o);
-  }
-  for (; o < o_end; ++o) {
-    const uint8_t* wr[1] = {w.row(o)};
-    micro_gemv_vnni<1>(prepared.data(), wr, blocks, y + o);
-  }
-  if (bias) {
-    for (int i = o_begin; i < o_end; ++i) y[i] += bias[i];
-  }
+  gemv_rows<8>(w, o_begin, o_end, bias, y, [&]<int R>(const uint8_t* const* wr, float* out) {
+    micro_gemv_vnni<R>(prepared.data(), wr, blocks, out);
+  });
 }
 
 // ---- Single-row (decode) Q4_0 GEMV, four blocks a step, on the file's 18-byte layout ---------
@@ -270,20 +259,9 @@ inline void gemv_q4_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int
   thread_local std::vector<Q4GemvQuad> prepared;
   prepared.resize(static_cast<size_t>(blocks + 3) / 4);
   prepare_q4_quads(xq, blocks, prepared.data());
-  constexpr int C = 8;
-  int o = o_begin;
-  for (; o + C <= o_end; o += C) {
-    const uint8_t* wr[C];
-    for (int c = 0; c < C; ++c) wr[c] = w.row(o + c);
-    micro_gemv_q4_quads<C>(prepared.data(), wr, blocks, y + o);
-  }
-  for (; o < o_end; ++o) {
-    const uint8_t* wr[1] = {w.row(o)};
-    micro_gemv_q4_quads<1>(prepared.data(), wr, blocks, y + o);
-  }
-  if (bias) {
-    for (int i = o_begin; i < o_end; ++i) y[i] += bias[i];
-  }
+  gemv_rows<8>(w, o_begin, o_end, bias, y, [&]<int R>(const uint8_t* const* wr, float* out) {
+    micro_gemv_q4_quads<R>(prepared.data(), wr, blocks, out);
+  });
 }
 
 // ---- Many-row (prefill) Q8_0 GEMM with VNNI: weight panels packed per call -----------------
