@@ -778,7 +778,7 @@ TEST(VideoWatch, StreamThroughANamedPipe) {
   ASSERT_EQ(lines.size(), 2u) << r.out << r.err;
 }
 
-// libavdevice is opened at run time, not linked (it would add ~30 MB of libraries to every
+// libavdevice is opened at run time, not linked (it would add ~17 MB of libraries to every
 // process): where the build found it, the cameras' input format must be reachable through it.
 TEST(VideoWatch, CameraSupportIsOpenedAtRunTime) {
 #if SMOLVLM_HAVE_AVDEVICE_HEADERS

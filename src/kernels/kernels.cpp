@@ -241,12 +241,16 @@ namespace {
 // Softmax numerators of one row of (already scaled) scores in place: exp(s − max) over the keys
 // key_mask lets through (the others become 0). Returns their sum; dividing is left to the
 // caller, who does it on the hd outputs rather than on every score.
-float softmax_numerators(const KernelPath& path, float* s, int n, const unsigned char* key_mask) {
+// s[j] = e^(s[j] − max) over the unmasked keys (0 for masked ones); returns their sum, and the
+// max in *max_out when asked (−inf when every key is masked).
+float softmax_numerators(const KernelPath& path, float* s, int n, const unsigned char* key_mask,
+                         float* max_out = nullptr) {
   if (key_mask) {
     float maxv = -std::numeric_limits<float>::infinity();
     for (int j = 0; j < n; ++j) {
       if (key_mask[j]) maxv = std::max(maxv, s[j]);
     }
+    if (max_out) *max_out = maxv;
     float sum = 0.0f;
     for (int j = 0; j < n; ++j) {
       s[j] = !key_mask[j] ? 0.0f : std::exp(s[j] - maxv);
@@ -261,6 +265,7 @@ float softmax_numerators(const KernelPath& path, float* s, int n, const unsigned
     maxv = s[0];
     for (int j = 1; j < n; ++j) maxv = std::max(maxv, s[j]);
   }
+  if (max_out) *max_out = maxv;
   return pick(path, &KernelPath::exp_shift_sum)(s, n, maxv);
 }
 
@@ -344,21 +349,12 @@ void attention_one_row(const Compute& cx, const AttentionShape& s, const float* 
                       kv_row_bytes};
       path.gemm_float(qs.data(), group, km, 0, n, nullptr, scores.data(), n);
       const float* vh = v + static_cast<size_t>(j0) * s.kv_stride + kvh * hd;
+      const unsigned char* mask = key_mask ? key_mask + j0 : nullptr;
       for (int r = 0; r < group; ++r) {
         float* sr = scores.data() + static_cast<size_t>(r) * n;
         float* rec_out = part + (static_cast<size_t>(kvh * group + r) * chunks + c) * rec;
-        const unsigned char* mask = key_mask ? key_mask + j0 : nullptr;
-        float maxv = -std::numeric_limits<float>::infinity();
-        for (int j = 0; j < n; ++j) {
-          if (!mask || mask[j]) maxv = std::max(maxv, sr[j]);
-        }
-        if (maxv == -std::numeric_limits<float>::infinity()) {  // every key of the chunk masked
-          rec_out[0] = maxv;
-          continue;
-        }
-        const float sum = softmax_numerators(path, sr, n, mask);
-        rec_out[0] = maxv;
-        rec_out[1] = sum;
+        rec_out[1] = softmax_numerators(path, sr, n, mask, &rec_out[0]);
+        if (rec_out[0] == -std::numeric_limits<float>::infinity()) continue;  // all keys masked
         float* o = rec_out + 2;
         if (path.weighted_rows) {
           path.weighted_rows(sr, n, vh, static_cast<size_t>(s.kv_stride), hd, o);
@@ -380,7 +376,7 @@ void attention_one_row(const Compute& cx, const AttentionShape& s, const float* 
     for (int c = 0; c < chunks; ++c) {
       const float* r = recs + static_cast<size_t>(c) * rec;
       if (r[0] == -std::numeric_limits<float>::infinity()) continue;
-      const float w = chunks == 1 ? 1.0f : std::exp(r[0] - m);
+      const float w = std::exp(r[0] - m);
       total += w * r[1];
       for (int d = 0; d < hd; ++d) oh[d] += w * r[2 + d];
     }

@@ -147,19 +147,18 @@ inline __m512i q8_pair_unsigned(const uint8_t* b0, bool pair) {
 // C Q8_0 weight rows against one prepared activation row: one vpdpbusd per 64 weights.
 template <int C>
 void micro_gemv_vnni(const GemvPair* x, const uint8_t* const* w, int blocks, float* out) {
-  constexpr size_t kBlockBytes = kQ8BlockBytes;
   __m512 acc[C];
   for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
   for (int b = 0; b < blocks; b += 2) {
     const GemvPair& xp = x[b / 2];
     const bool pair = b + 1 < blocks;
     for (int c = 0; c < C; ++c) {
-      const uint8_t* b0 = w[c] + static_cast<size_t>(b) * kBlockBytes;
+      const uint8_t* b0 = w[c] + static_cast<size_t>(b) * kQ8BlockBytes;
       prefetch_stream(b0);
       const __m512i sum = _mm512_dpbusd_epi32(xp.corr, q8_pair_unsigned(b0, pair), xp.xq);
-      acc[c] =
-          _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
-                          _mm512_mul_ps(weight_scales_pair(b0, pair, kBlockBytes), xp.xd), acc[c]);
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
+                               _mm512_mul_ps(weight_scales_pair(b0, pair, kQ8BlockBytes), xp.xd),
+                               acc[c]);
     }
   }
   for (int c = 0; c < C; ++c) out[c] = _mm512_reduce_add_ps(acc[c]);
