@@ -8,7 +8,12 @@ Makes the full-size random SmolVLM2-256M GGUF pairs if they are missing (`smolvl
     "batch encoding done in N ms" per tile of the picture request;
   - the 640x480 request (64 new tokens): `llama-mtmd-cli` and `smolvlm ask`, wall and peak RSS
     from /usr/bin/time -v;
-  - Q4_0 decode of both, and its ratio to Q8_0 decode.
+  - Q4_0 decode of both, and its ratio to Q8_0 decode;
+  - the hardware's ceilings, interleaved with the rest (`smolvlm_kernel_bench --roofline`): DRAM
+    read bandwidth with the same threads, and the AVX512_BF16 dot-product peak. Each figure gets
+    the bound they set: decode tok/s ≤ bandwidth (median) ÷ the weight bytes a step reads, a
+    vision tile ≥ its FLOPs ÷ the bf16 peak (the best pass), the request ≥ its tiles at that
+    peak plus the rest of the request as measured.
 Every figure is the median of --runs runs (min-max beside it). Prints a markdown table and then
 the same figures as JSON (also written to --json-out).
 """
@@ -104,6 +109,7 @@ def main():
     args = ap.parse_args()
 
     smolvlm = os.path.join(args.build, "smolvlm")
+    kernel_bench = os.path.join(args.build, "smolvlm_kernel_bench")
     # A folder whose CPU variant runs here (bench/llama_cpp_dir.sh drops those that die with
     # SIGILL, as llama.cpp's sapphirerapids build does on VMs without AMX).
     args.llama = subprocess.run(["bash", os.path.join(ROOT, "bench", "llama_cpp_dir.sh"), args.llama],
@@ -121,7 +127,15 @@ def main():
                             "request_wall_s", "request_peak_rss_mb")}
     theirs = {k: [] for k in ours}
     info = {}
+    hw = {"dram_read_gb_s": [], "bf16_peak_gflops": []}
+    work = {}  # weight MB a decode step per text type, GFLOP a tile, tiles of the request
+    ours_request_vision_s = []
     for rep in range(args.runs):
+        out, _ = run([kernel_bench, "--roofline", "--threads", t, "--repeat", "5", "--json"])
+        r = json.loads(out)
+        hw["dram_read_gb_s"].append(r["dram_read_gb_s"])
+        if r["bf16_peak_gflops"] is not None:  # a peak: the best pass (a busy core only lowers it)
+            hw["bf16_peak_gflops"].append(max(r["bf16_peak_gflops_runs"]))
         for qtype, key_dec in (("q8_0", "decode_tok_s"), ("q4_0", "q4_decode_tok_s")):
             text, _ = gguf_pair(pairs[qtype])
             # llama.cpp: one repetition per call, so that its runs interleave with ours.
@@ -136,6 +150,8 @@ def main():
             out, _ = run([smolvlm, "bench", "-m", pairs[qtype], "-p", "512", "-n", "128", "-t", t,
                           "-r", "1", "--json"])
             b = json.loads(out)
+            work[f"decode_weight_mb_{qtype}"] = b["decode_weight_mb_per_token"]
+            work["vision_gflop_per_tile"] = b["vision_gflop_per_tile"]
             ours[key_dec].append(b["decode_tok_s"])
             if qtype == "q8_0":
                 ours["prefill_tok_s"].append(b["prefill_tok_s"])
@@ -152,9 +168,12 @@ def main():
         tiles = [float(ms) for ms in re.findall(r"batch encoding done in (\d+) ms", err)]
         if tiles:
             theirs["vision_s_per_tile"].append(statistics.median(tiles) / 1000.0)
-        _, err = run([smolvlm, "ask", "-m", pairs["q8_0"], "-i", args.image, "-p", PROMPT, "-n",
-                      "64", "-c", "4096", "-t", t], timed=True)
+        out, err = run([smolvlm, "ask", "-m", pairs["q8_0"], "-i", args.image, "-p", PROMPT, "-n",
+                        "64", "-c", "4096", "-t", t, "--json"], timed=True)
         wall, rss = time_v(err)
+        answer = json.loads(out)
+        work["request_tiles"] = answer["tiles"]
+        ours_request_vision_s.append(answer["timings"]["vision_ms"] / 1000.0)
         ours["request_wall_s"].append(wall)
         ours["request_peak_rss_mb"].append(rss)
 
@@ -168,6 +187,21 @@ def main():
         dec, q4 = figures["decode_tok_s"], figures["q4_decode_tok_s"]
         if dec and q4:
             result[name]["q4_decode_over_q8"] = stat([a / b for a, b in zip(q4, dec)])
+    result["hardware"] = {k: stat(v) for k, v in hw.items() if v}
+    result["work"] = work
+    # The bound each figure has on this machine (None: no ceiling measured for it).
+    bw = result["hardware"]["dram_read_gb_s"]["median"]
+    bounds = {"decode_tok_s": bw * 1000.0 / work["decode_weight_mb_q8_0"],
+              "q4_decode_tok_s": bw * 1000.0 / work["decode_weight_mb_q4_0"],
+              "q4_decode_over_q8": work["decode_weight_mb_q8_0"] / work["decode_weight_mb_q4_0"]}
+    if "bf16_peak_gflops" in result["hardware"]:
+        tile = work["vision_gflop_per_tile"] / result["hardware"]["bf16_peak_gflops"]["max"]
+        bounds["vision_s_per_tile"] = tile
+        if ours_request_vision_s:
+            rest = statistics.median(w - v for w, v in zip(ours["request_wall_s"], ours_request_vision_s))
+            bounds["request_wall_s"] = work["request_tiles"] * tile + rest
+            result["smolvlm"]["request_rest_s"] = rest
+    result["bounds"] = bounds
 
     def cell(name, k):
         s = result[name].get(k)
@@ -179,17 +213,32 @@ def main():
     print(f"{args.threads} threads, medians of {args.runs} runs (min–max); smolvlm kernels "
           f"{info.get('kernels')}, vision {info.get('vision_precision')}; load average "
           f"{load_before[0]:.1f} before, {load_after[0]:.1f} after\n")
-    print("| figure | llama.cpp | smolvlm.cpp | smolvlm / llama.cpp | target | met |")
-    print("|---|---|---|---|---|---|")
+    print("| figure | llama.cpp | smolvlm.cpp | smolvlm / llama.cpp | target | met | hardware bound | smolvlm / bound |")
+    print("|---|---|---|---|---|---|---|---|")
     for k, label in LABELS.items():
         a, b = result["llama.cpp"].get(k), result["smolvlm"].get(k)
         ratio = f"{b['median'] / a['median']:.2f}×" if a and b else "—"
-        target, met = "", ""
+        target, met, bound, share = "", "", "", ""
+        if k in bounds:
+            v = bounds[k]
+            bound = f"{'<=' if k != 'vision_s_per_tile' and k != 'request_wall_s' else '>='} {v:.2f}"
+            if b:
+                share = f"{b['median'] / v:.2f}" if bound.startswith("<=") else f"{v / b['median']:.2f}"
         if k in TARGETS and b:
             op, v = TARGETS[k]
             target = f"{op} {v}"
             met = "yes" if (b["median"] >= v if op == ">=" else b["median"] <= v) else "no"
-        print(f"| {label} | {cell('llama.cpp', k)} | {cell('smolvlm', k)} | {ratio} | {target} | {met} |")
+            if met == "no" and k in bounds and (v > bounds[k] if op == ">=" else v < bounds[k]):
+                met = "no: beyond the bound"
+        print(f"| {label} | {cell('llama.cpp', k)} | {cell('smolvlm', k)} | {ratio} | {target} | {met} | {bound} | {share} |")
+    print()
+    h = result["hardware"]
+    print(f"Ceilings this run: DRAM read {h['dram_read_gb_s']['median']:.1f} GB/s "
+          f"({h['dram_read_gb_s']['min']:.1f}–{h['dram_read_gb_s']['max']:.1f}) with {args.threads} threads; "
+          + (f"bf16 dot-product peak {h['bf16_peak_gflops']['max']:.0f} GFLOP/s (the best pass). " if 'bf16_peak_gflops' in h else "no AVX512_BF16. ")
+          + f"Work: {work['decode_weight_mb_q8_0']:.1f} MB (Q8_0) / {work['decode_weight_mb_q4_0']:.1f} MB (Q4_0) "
+          f"of weights a decode step, {work['vision_gflop_per_tile']:.1f} GFLOP a vision tile"
+          + (f", {work['request_tiles']} tiles in the request" if "request_tiles" in work else "") + ".")
     print()
     print(json.dumps(result, indent=2))
     if args.json_out:

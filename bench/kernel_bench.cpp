@@ -1,6 +1,10 @@
 // Kernel micro-benchmark: GFLOP/s of matmul (and attention) per kernel path and weight type, on
 // the shapes SmolVLM2-256M runs. Prints a table, or JSON with --json. Medians of --repeat runs.
+// --roofline instead measures what the hardware allows: DRAM read bandwidth and, on x86 with
+// AVX512_BF16, the bf16 dot-product peak, the ceilings that bench/compare_llamacpp.py sets the
+// decode and vision figures against.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -14,9 +18,92 @@
 #include "kernels/kernel_path.h"
 #include "kernels/kernels.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 using namespace smolvlm;
 
 namespace {
+
+// DRAM read bandwidth with the pool's threads: each pass sums a 512 MB buffer (16× this
+// machine's L3, so nothing is served from cache), split like a GEMV's rows; GB/s per pass.
+std::vector<double> dram_read_gb_s(const kernels::Compute& cx, int passes) {
+  constexpr size_t kBytes = size_t{512} << 20;
+  std::vector<uint64_t> buf(kBytes / sizeof(uint64_t));
+  cx.pool().parallel_for(buf.size() / 4096, [&](size_t b, size_t e) {  // touch: real pages
+    for (size_t i = b * 4096; i < e * 4096; ++i) buf[i] = i;
+  });
+  std::vector<double> out;
+  std::atomic<uint64_t> sink{0};
+  for (int p = 0; p < passes + 1; ++p) {
+    const auto t0 = std::chrono::steady_clock::now();
+    cx.pool().parallel_for(buf.size() / 4096, [&](size_t b, size_t e) {
+      // Eight independent sums: the compiler vectorises it into full-width loads.
+      uint64_t acc[8] = {};
+      for (size_t i = b * 4096; i < e * 4096; i += 8)
+        for (int j = 0; j < 8; ++j) acc[j] += buf[i + static_cast<size_t>(j)];
+      uint64_t total = 0;
+      for (uint64_t a : acc) total += a;
+      sink += total;
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (p > 0) out.push_back(static_cast<double>(kBytes) / s / 1e9);  // the first warms the pool
+  }
+  if (sink.load() == 1) std::puts("");  // keeps the sums
+  return out;
+}
+
+#if defined(__x86_64__)
+// The AVX512_BF16 dot-product peak of one core: 20 independent vdpbf16ps chains in registers
+// (more than latency × throughput), 64 FLOP each (16 lanes × 2 pairs × multiply-add).
+__attribute__((target("avx512f,avx512bf16"))) double bf16_peak_one_thread(long iterations) {
+  const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3c00);
+#define SMOLVLM_ACC(i) __m512 a##i = _mm512_set1_ps(static_cast<float>(i));  // distinct chains
+#define SMOLVLM_ACCS(M)                                                                        \
+  M(0)                                                                                         \
+  M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15) M(16) M(17) \
+      M(18) M(19)
+  SMOLVLM_ACCS(SMOLVLM_ACC)
+  const auto t0 = std::chrono::steady_clock::now();
+  for (long i = 0; i < iterations; ++i) {
+#define SMOLVLM_DOT(i) a##i = _mm512_dpbf16_ps(a##i, x, y);
+    SMOLVLM_ACCS(SMOLVLM_DOT)
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  __m512 sum = _mm512_setzero_ps();
+#define SMOLVLM_SUM(i) sum = _mm512_add_ps(sum, a##i);
+  SMOLVLM_ACCS(SMOLVLM_SUM)
+#undef SMOLVLM_SUM
+#undef SMOLVLM_DOT
+#undef SMOLVLM_ACCS
+#undef SMOLVLM_ACC
+  float lanes[16];
+  _mm512_storeu_ps(lanes, sum);
+  if (lanes[0] == 1.0f) std::puts("");  // keeps the chains
+  return 20.0 * 64.0 * static_cast<double>(iterations) / s / 1e9;
+}
+#endif
+
+// All threads at once (the cores share power and clocks): total GFLOP/s per pass, or empty
+// where the CPU has no AVX512_BF16.
+std::vector<double> bf16_peak_gflops(const kernels::Compute& cx, int passes) {
+  std::vector<double> out;
+#if defined(__x86_64__)
+  if (!__builtin_cpu_supports("avx512bf16")) return out;
+  for (int p = 0; p < passes + 1; ++p) {
+    std::atomic<double> total{0};
+    cx.pool().parallel_for(static_cast<size_t>(cx.threads()), [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i) total += bf16_peak_one_thread(4'000'000);
+    });
+    if (p > 0) out.push_back(total.load());
+  }
+#else
+  (void)cx;
+  (void)passes;
+#endif
+  return out;
+}
 
 struct Shape {
   const char* what;
@@ -49,7 +136,7 @@ std::vector<uint8_t> weights(const std::vector<float>& w, DType t, int rows, int
 
 int main(int argc, char** argv) {
   int threads = 0, repeat = 5;
-  bool json = false;
+  bool json = false, roofline = false;
   std::string only_path, only_shape;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -63,14 +150,34 @@ int main(int argc, char** argv) {
       only_shape = argv[++i];
     else if (a == "--json")
       json = true;
+    else if (a == "--roofline")
+      roofline = true;
     else {
       std::fprintf(
           stderr,
           "usage: smolvlm_kernel_bench [--threads N] [--repeat N] [--path NAME] [--shape TEXT] "
-          "[--json]\n"
-          "  --shape TEXT  only the shapes whose name holds TEXT (e.g. decode)\n");
+          "[--json] [--roofline]\n"
+          "  --shape TEXT  only the shapes whose name holds TEXT (e.g. decode)\n"
+          "  --roofline    the hardware's ceilings instead: DRAM read GB/s, bf16 peak GFLOP/s\n");
       return 2;
     }
+  }
+  if (roofline) {
+    const kernels::Compute cx(threads);
+    const std::vector<double> bw = dram_read_gb_s(cx, repeat), bf16 = bf16_peak_gflops(cx, repeat);
+    nlohmann::json r = {
+        {"threads", cx.threads()}, {"dram_read_gb_s", median(bw)}, {"dram_read_gb_s_runs", bw}};
+    r["bf16_peak_gflops"] = bf16.empty() ? nlohmann::json() : nlohmann::json(median(bf16));
+    r["bf16_peak_gflops_runs"] = bf16;
+    if (json) {
+      std::puts(r.dump(2).c_str());
+    } else {
+      std::printf("%d threads: DRAM read %.1f GB/s (median of %d)", cx.threads(), median(bw),
+                  repeat);
+      if (!bf16.empty()) std::printf(", bf16 dot-product peak %.0f GFLOP/s", median(bf16));
+      std::printf("\n");
+    }
+    return 0;
   }
   const Shape shapes[] = {
       {"vision qkv/o (1 tile)", 1024, 768, 768}, {"vision fc1", 1024, 768, 3072},
@@ -142,14 +249,21 @@ int main(int argc, char** argv) {
     int nq, nk, heads, kv_heads;
     bool causal;
     bool bf16 = false;  // bf16 products (the vision encoder's bf16 mode)
+    bool cold = false;  // K and V evicted from the caches first, as in a real decode step
+                        // (the layer's ~MB of weights have streamed through since)
   };
+  std::vector<char> evict(64u << 20, 1);
+  unsigned evict_sum = 0;
   for (const auto* path : kernels::available_paths()) {
     if (!only_path.empty() && only_path != path->name) continue;
     const kernels::Compute cx(threads, path->name);
-    for (const AttnCase& c : {AttnCase{"attention vision layer", 1024, 1024, 12, 12, false},
-                              AttnCase{"attention vision layer", 1024, 1024, 12, 12, false, true},
-                              AttnCase{"attention decode 1/1024", 1, 1024, 9, 3, true},
-                              AttnCase{"attention decode 1/128", 1, 128, 9, 3, true}}) {
+    for (const AttnCase& c :
+         {AttnCase{"attention vision layer", 1024, 1024, 12, 12, false},
+          AttnCase{"attention vision layer", 1024, 1024, 12, 12, false, true},
+          AttnCase{"attention decode 1/1024", 1, 1024, 9, 3, true},
+          AttnCase{"attention decode 1/128", 1, 128, 9, 3, true},
+          AttnCase{"attention decode 1/1024 cold", 1, 1024, 9, 3, true, false, true},
+          AttnCase{"attention decode 1/128 cold", 1, 128, 9, 3, true, false, true}}) {
       if (c.bf16 && !path->gemm_kn_bf16) continue;
       if (!only_shape.empty() && std::string(c.what).find(only_shape) == std::string::npos)
         continue;
@@ -171,6 +285,15 @@ int main(int argc, char** argv) {
                                           .q_pos0 = c.nk - c.nq};
       std::vector<double> ms;
       for (int r = 0; r < repeat + 1; ++r) {
+        if (c.cold) {  // read on the pool, so its workers are awake (spinning) afterwards
+          std::atomic<unsigned> sum{0};
+          cx.pool().parallel_for(evict.size() / 64, [&](size_t b, size_t e) {
+            unsigned local = 0;
+            for (size_t i = b; i < e; ++i) local += static_cast<unsigned char>(evict[i * 64]);
+            sum += local;
+          });
+          evict_sum += sum.load();
+        }
         const auto t0 = std::chrono::steady_clock::now();
         kernels::attention(cx, shape, q.data(), k.data(), v.data(), nullptr, o.data(), c.bf16);
         const double e =
@@ -192,5 +315,5 @@ int main(int argc, char** argv) {
     }
   }
   if (json) std::puts(out.dump(2).c_str());
-  return 0;
+  return evict_sum == 0xffffffffu ? 1 : 0;  // keeps the eviction reads
 }
