@@ -244,6 +244,25 @@ TEST_P(KernelThreads, Bf16MatmulMatchesReference) {
   }
 }
 
+// Decode attention's q·k products against the generic path's plain twin: head dims the fast
+// kernels take (16, 64, 128) and one they hand back (20), key counts around the 16-key step.
+TEST_P(KernelThreads, DotRowsMatchTheGenericTwin) {
+  const kernels::KernelPath& path = cx().path();
+  if (!path.dot_rows) GTEST_SKIP() << "no dot_rows on this path";
+  for (const int hd : {16, 20, 64, 128}) {
+    for (const int n : {1, 15, 16, 17, 33, 100}) {
+      const int m = 3, stride = 3 * hd + 5;
+      const auto q = random_vec(static_cast<size_t>(m) * hd, 40);
+      const auto k = random_vec(static_cast<size_t>(n) * stride, 41);
+      std::vector<float> got(static_cast<size_t>(m) * (n + 2), -7.0f), want(got);
+      path.dot_rows(q.data(), m, hd, k.data(), static_cast<size_t>(stride), n, got.data(), n + 2);
+      kernels::generic_path().dot_rows(q.data(), m, hd, k.data(), static_cast<size_t>(stride), n,
+                                       want.data(), n + 2);
+      expect_close(got, want, 1e-4);  // the padding between rows is left alone in both
+    }
+  }
+}
+
 TEST_P(KernelThreads, ToBf16RoundsAsReference) {
   const kernels::KernelPath& path = cx().path();
   if (!path.to_bf16) GTEST_SKIP() << "no bf16 arithmetic on this path";

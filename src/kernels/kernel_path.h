@@ -58,6 +58,11 @@ struct KernelPath {
   // gemm_kn with bf16 inputs: x already bf16 (rows ldx apart), B float rounded while packing.
   void (*gemm_kn_bf16)(const uint16_t* xb, int n, int ldx, int K, const float* b, size_t ldb, int N,
                        float* y, int ldy);
+  // scores[r·lds + j] = Σ_d q[r·hd + d] · k[j·stride + d] for r < m, j < n: a decode step's
+  // query·key products (m query heads on one KV head's n keys, read in place). The generic
+  // path's is the plain twin; optional elsewhere (null uses gemm_float).
+  void (*dot_rows)(const float* q, int m, int hd, const float* k, size_t stride, int n,
+                   float* scores, int lds);
 };
 
 // The paths compiled into this binary that the running CPU supports, best last.

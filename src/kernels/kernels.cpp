@@ -342,12 +342,17 @@ void attention_one_row(const Compute& cx, const AttentionShape& s, const float* 
       const int kvh = static_cast<int>(t / chunks), c = static_cast<int>(t % chunks);
       const int j0 = c * chunk, j1 = std::min(keys, j0 + chunk), n = j1 - j0;
       if (n <= 0) continue;
-      // The group's query heads are adjacent: one GEMM gives all their scores.
+      // The group's query heads are adjacent: one call gives all their scores.
       const float* qg = q + static_cast<size_t>(kvh) * group * hd;
       for (int d = 0; d < group * hd; ++d) qs[d] = qg[d] * s.scale;
-      const Matrix km{DType::F32, k + static_cast<size_t>(j0) * s.kv_stride + kvh * hd, n, hd,
-                      kv_row_bytes};
-      path.gemm_float(qs.data(), group, km, 0, n, nullptr, scores.data(), n);
+      const float* kc = k + static_cast<size_t>(j0) * s.kv_stride + kvh * hd;
+      if (path.dot_rows) {
+        path.dot_rows(qs.data(), group, hd, kc, static_cast<size_t>(s.kv_stride), n, scores.data(),
+                      n);
+      } else {
+        const Matrix km{DType::F32, kc, n, hd, kv_row_bytes};
+        path.gemm_float(qs.data(), group, km, 0, n, nullptr, scores.data(), n);
+      }
       const float* vh = v + static_cast<size_t>(j0) * s.kv_stride + kvh * hd;
       const unsigned char* mask = key_mask ? key_mask + j0 : nullptr;
       for (int r = 0; r < group; ++r) {

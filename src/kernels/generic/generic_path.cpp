@@ -129,6 +129,19 @@ float exp_shift_sum(float* x, int n, float shift) {
   return sum;
 }
 
+void dot_rows(const float* q, int m, int hd, const float* k, size_t stride, int n, float* scores,
+              int lds) {
+  for (int r = 0; r < m; ++r) {
+    const float* qr = q + static_cast<size_t>(r) * hd;
+    for (int j = 0; j < n; ++j) {
+      const float* kj = k + static_cast<size_t>(j) * stride;
+      float s = 0.0f;
+      for (int d = 0; d < hd; ++d) s += qr[d] * kj[d];
+      scores[static_cast<size_t>(r) * lds + j] = s;
+    }
+  }
+}
+
 // Designated: an entry a path leaves out is null (optional entries fall back, see kernel_path.h).
 const KernelPath kGeneric = {.name = "generic",
                              .gemm_float = gemm_float,
@@ -137,7 +150,8 @@ const KernelPath kGeneric = {.name = "generic",
                              .axpy = axpy,
                              .exp_shift_sum = exp_shift_sum,
                              .gelu_tanh = ref::gelu_tanh_inplace,
-                             .silu_mul = ref::silu_mul};
+                             .silu_mul = ref::silu_mul,
+                             .dot_rows = dot_rows};
 
 }  // namespace
 
