@@ -324,8 +324,17 @@ void attention_one_row(const Compute& cx, const AttentionShape& s, const float* 
   const int hd = s.head_dim, group = s.heads / s.kv_heads;
   const int keys = s.causal ? std::min(s.q_pos0, s.nk - 1) + 1 : s.nk;
   constexpr int kMinChunk = 64;
-  const int max_chunks = std::max(1, (4 * cx.threads() + s.kv_heads - 1) / s.kv_heads);
-  const int chunks = std::clamp((keys + kMinChunk - 1) / kMinChunk, 1, max_chunks);
+  const int threads = cx.threads();
+  const int max_chunks = std::max(1, (8 * threads) / s.kv_heads);
+  int chunks = std::clamp((keys + kMinChunk - 1) / kMinChunk, 1, max_chunks);
+  // A task count the threads divide evenly (3 KV heads × 3 chunks on 2 threads left one
+  // thread a third more work than the other): fewer chunks where that gets there.
+  for (int c = chunks; c > 1 && chunks * s.kv_heads >= threads; --c) {
+    if ((c * s.kv_heads) % threads == 0) {
+      chunks = c;
+      break;
+    }
+  }
   const int chunk = (keys + chunks - 1) / chunks;
   const size_t tasks = static_cast<size_t>(s.kv_heads) * chunks;
   const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
