@@ -397,6 +397,25 @@ TEST_P(KernelThreads, AttentionBf16MatchesReference) {
   }
 }
 
+// The norms at the model's widths too (768: vision, 576: text), rows offset from zero so the
+// mean matters, and one width (20) that is no multiple of the lanes (the plain twin's rows).
+TEST_P(KernelThreads, NormsAtModelWidthsMatchReference) {
+  for (const int d : {768, 576, 20}) {
+    const int n = 5;
+    auto x = random_vec(static_cast<size_t>(n) * d, 17, 2.0f);
+    for (auto& v : x) v += 3.0f;
+    const auto w = random_vec(static_cast<size_t>(d), 18);
+    const auto b = random_vec(static_cast<size_t>(d), 19);
+    std::vector<float> got(x.size()), want(x.size());
+    kernels::layer_norm(cx(), x.data(), n, d, w.data(), b.data(), 1e-6f, got.data());
+    kernels::ref::layer_norm(x.data(), n, d, w.data(), b.data(), 1e-6f, want.data());
+    expect_close(got, want, 1e-5);
+    kernels::rms_norm(cx(), x.data(), n, d, w.data(), 1e-5f, got.data());
+    kernels::ref::rms_norm(x.data(), n, d, w.data(), 1e-5f, want.data());
+    expect_close(got, want, 1e-5);
+  }
+}
+
 TEST_P(KernelThreads, NormsAndActivationsMatchReference) {
   const int n = 9, d = 96;
   const auto x = random_vec(static_cast<size_t>(n) * d, 7, 3.0f);
@@ -406,7 +425,7 @@ TEST_P(KernelThreads, NormsAndActivationsMatchReference) {
   kernels::layer_norm(cx(), x.data(), n, d, w.data(), b.data(), 1e-6f, got.data());
   kernels::ref::layer_norm(x.data(), n, d, w.data(), b.data(), 1e-6f, want.data());
   expect_close(got, want, 1e-6);
-  kernels::rms_norm(x.data(), n, d, w.data(), 1e-5f, got.data());
+  kernels::rms_norm(cx(), x.data(), n, d, w.data(), 1e-5f, got.data());
   kernels::ref::rms_norm(x.data(), n, d, w.data(), 1e-5f, want.data());
   expect_close(got, want, 1e-6);
   // Element-wise steps: the SIMD paths use polynomial exp (about 1 ulp), so a small tolerance.

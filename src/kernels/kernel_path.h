@@ -63,6 +63,11 @@ struct KernelPath {
   // path's is the plain twin; optional elsewhere (null uses gemm_float).
   void (*dot_rows)(const float* q, int m, int hd, const float* k, size_t stride, int n,
                    float* scores, int lds);
+  // LayerNorm / RMSNorm of n rows of d values, as kernels::ref's (which sums in double):
+  // optional, null uses ref's.
+  void (*layer_norm)(const float* x, int n, int d, const float* weight, const float* bias,
+                     float eps, float* y);
+  void (*rms_norm)(const float* x, int n, int d, const float* weight, float eps, float* y);
 };
 
 // The paths compiled into this binary that the running CPU supports, best last.

@@ -205,13 +205,18 @@ void matmul_bf16(const Compute& cx, const float* x, int n, const Matrix& w, cons
 
 void layer_norm(const Compute& cx, const float* x, int n, int d, const float* weight,
                 const float* bias, float eps, float* y) {
+  const auto norm = cx.path().layer_norm ? cx.path().layer_norm : &ref::layer_norm;
   cx.pool().parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
-    ref::layer_norm(x + b * d, static_cast<int>(e - b), d, weight, bias, eps, y + b * d);
+    norm(x + b * d, static_cast<int>(e - b), d, weight, bias, eps, y + b * d);
   });
 }
 
-void rms_norm(const float* x, int n, int d, const float* weight, float eps, float* y) {
-  ref::rms_norm(x, n, d, weight, eps, y);
+// On the calling thread: the decoder's rows are one (decode) or a few hundred of 576 values,
+// too little to hand to the workers.
+void rms_norm(const Compute& cx, const float* x, int n, int d, const float* weight, float eps,
+              float* y) {
+  const auto norm = cx.path().rms_norm ? cx.path().rms_norm : &ref::rms_norm;
+  norm(x, n, d, weight, eps, y);
 }
 
 void gelu_tanh_inplace(const Compute& cx, float* x, size_t n) {

@@ -65,7 +65,8 @@ void dequantize_row(const Matrix& w, int r, float* out);
 void layer_norm(const Compute& cx, const float* x, int n, int d, const float* weight,
                 const float* bias, float eps, float* y);
 // RMSNorm: x / sqrt(mean(x²) + eps) · weight.
-void rms_norm(const float* x, int n, int d, const float* weight, float eps, float* y);
+void rms_norm(const Compute& cx, const float* x, int n, int d, const float* weight, float eps,
+              float* y);
 
 void gelu_tanh_inplace(const Compute& cx, float* x, size_t n);
 // out[i] = silu(gate[i]) · up[i]

@@ -96,7 +96,7 @@ void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& 
 
     {
       const k::OpTimer t(cx, "norms + residuals");
-      k::rms_norm(x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
+      k::rms_norm(cx, x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
     }
     {
       // k and v go straight into the cache
@@ -124,7 +124,7 @@ void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& 
     {
       const k::OpTimer t(cx, "norms + residuals");
       k::add_inplace(x.data(), h.data(), x.size());
-      k::rms_norm(x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
+      k::rms_norm(cx, x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
     }
     {
       const k::OpTimer t(cx, "gate, up matmuls + silu",
@@ -144,7 +144,7 @@ void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& 
 
   {
     const k::OpTimer t(cx, "norms + residuals");
-    k::rms_norm(x.data(), n, H, w_.norm.w.data(), cfg_.rms_norm_eps, h.data());
+    k::rms_norm(cx, x.data(), n, H, w_.norm.w.data(), cfg_.rms_norm_eps, h.data());
   }
   const k::OpTimer t(cx, "lm_head matmul", matrix_bytes(w_.lm_head.w));
   if (all_logits) {
@@ -180,7 +180,7 @@ void Decoder::forward_batch(const k::Compute& cx, const float* input, int n, KVC
 
   for (size_t li = 0; li < w_.layers.size(); ++li) {
     const TextLayerWeights& l = w_.layers[li];
-    k::rms_norm(x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
+    k::rms_norm(cx, x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
     k::matmul(cx, h.data(), n, l.q.w, nullptr, q.data());
     k::matmul(cx, h.data(), n, l.k.w, nullptr, kn.data());
     k::matmul(cx, h.data(), n, l.v.w, nullptr, vn.data());
@@ -202,7 +202,7 @@ void Decoder::forward_batch(const k::Compute& cx, const float* input, int n, KVC
     k::matmul(cx, attn.data(), n, l.o.w, nullptr, h.data());
     k::add_inplace(x.data(), h.data(), x.size());
 
-    k::rms_norm(x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
+    k::rms_norm(cx, x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
     k::matmul(cx, h.data(), n, l.gate.w, nullptr, gate.data());
     k::matmul(cx, h.data(), n, l.up.w, nullptr, up.data());
     k::silu_mul(cx, gate.data(), up.data(), gate.data(), gate.size());
@@ -210,7 +210,7 @@ void Decoder::forward_batch(const k::Compute& cx, const float* input, int n, KVC
     k::add_inplace(x.data(), h.data(), x.size());
   }
   for (int i = 0; i < n; ++i) ++caches[i]->length_;
-  k::rms_norm(x.data(), n, H, w_.norm.w.data(), cfg_.rms_norm_eps, h.data());
+  k::rms_norm(cx, x.data(), n, H, w_.norm.w.data(), cfg_.rms_norm_eps, h.data());
   k::matmul(cx, h.data(), n, w_.lm_head.w, nullptr, logits);
 }
 

@@ -17,7 +17,9 @@ const KernelPath kAvx2 = {.name = "avx2",
                           .silu_mul = x86::silu_mul<x86::Avx2>,
                           .row_max = x86::row_max<x86::Avx2>,
                           .weighted_rows = x86::weighted_rows<x86::Avx2>,
-                          .gemm_kn = x86::gemm_kn<x86::Avx2>};
+                          .gemm_kn = x86::gemm_kn<x86::Avx2>,
+                          .layer_norm = x86::layer_norm<x86::Avx2>,
+                          .rms_norm = x86::rms_norm<x86::Avx2>};
 }  // namespace
 const KernelPath* avx2_path() { return &kAvx2; }
 }  // namespace smolvlm::kernels

@@ -523,7 +523,9 @@ constexpr KernelPath avx512_entries(const char* name) {
           .row_max = row_max<Avx512>,
           .weighted_rows = weighted_rows<Avx512>,
           .gemm_kn = gemm_kn<Avx512>,
-          .dot_rows = dot_rows};
+          .dot_rows = dot_rows,
+          .layer_norm = layer_norm<Avx512>,
+          .rms_norm = rms_norm<Avx512>};
 }
 
 }  // namespace
