@@ -518,6 +518,23 @@ TEST(KernelPaths, ReportsTheDefaultPath) {
                forced && *forced ? forced : kernels::available_paths().back()->name);
 }
 
+// RoPE in two steps (a token's angles once, then every head of every layer): bit for bit the
+// one-step twin, at positions where the angles are large.
+TEST(Kernels, RopeInTwoStepsIsTheTwinExactly) {
+  const int heads = 9, hd = 64;
+  std::vector<float> inv_freq(hd / 2);
+  for (int i = 0; i < hd / 2; ++i)
+    inv_freq[static_cast<size_t>(i)] = 1.0f / std::pow(100000.0f, 2.0f * i / hd);
+  for (const int pos : {0, 1, 873, 8191}) {
+    const auto x = random_vec(static_cast<size_t>(heads) * hd, 50);
+    std::vector<float> got(x), want(x), cs(hd);
+    kernels::rope_angles(pos, inv_freq.data(), hd, cs.data(), cs.data() + hd / 2);
+    kernels::rope_rotate(got.data(), heads, hd, cs.data(), cs.data() + hd / 2);
+    kernels::ref::rope(want.data(), heads, hd, pos, inv_freq.data());
+    EXPECT_EQ(got, want) << pos;
+  }
+}
+
 // The reference kernels themselves against values worked out by hand.
 TEST(ReferenceKernels, KnownValues) {
   const float x[] = {1, 2, 3, 4};

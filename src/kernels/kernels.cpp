@@ -241,6 +241,26 @@ void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq) {
   ref::rope(x, heads, head_dim, pos, inv_freq);
 }
 
+void rope_angles(int pos, const float* inv_freq, int head_dim, float* cos, float* sin) {
+  for (int i = 0; i < head_dim / 2; ++i) {
+    const float angle = static_cast<float>(pos) * inv_freq[i];  // float32, as ref::rope
+    cos[i] = std::cos(angle);
+    sin[i] = std::sin(angle);
+  }
+}
+
+void rope_rotate(float* x, int heads, int head_dim, const float* cos, const float* sin) {
+  const int half = head_dim / 2;
+  for (int h = 0; h < heads; ++h) {
+    float* v = x + static_cast<size_t>(h) * head_dim;
+    for (int i = 0; i < half; ++i) {
+      const float a = v[i], b = v[i + half];
+      v[i] = a * cos[i] - b * sin[i];
+      v[i + half] = b * cos[i] + a * sin[i];
+    }
+  }
+}
+
 namespace {
 
 // Softmax numerators of one row of (already scaled) scores in place: exp(s − max) over the keys

@@ -75,6 +75,11 @@ void add_inplace(float* x, const float* y, size_t n);
 
 // Rotate-half RoPE on `heads` vectors of head_dim at x + h·head_dim, angle = pos·inv_freq[i].
 void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq);
+// The same in two steps, so that a token's cos and sin are computed once for all the heads of
+// all the layers: rope_angles fills cos[i], sin[i] of pos·inv_freq[i] for i < head_dim/2 (the
+// values rope computes), rope_rotate applies them.
+void rope_angles(int pos, const float* inv_freq, int head_dim, float* cos, float* sin);
+void rope_rotate(float* x, int heads, int head_dim, const float* cos, const float* sin);
 
 // Scaled dot-product attention, heads side by side in each row.
 // q: [nq, heads·hd] with row stride q_stride; k, v: [nk, kv_heads·hd] with row stride kv_stride;

@@ -86,6 +86,13 @@ void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& 
   gate.resize(N * F);
   up.resize(N * F);
   const k::AttentionShape shape = causal_shape(n, pos0);
+  // Each position's RoPE cos and sin, once for all 30 layers.
+  thread_local std::vector<float> rope_cs;
+  rope_cs.resize(N * hd);
+  for (int i = 0; i < n; ++i) {
+    float* cs = rope_cs.data() + static_cast<size_t>(i) * hd;
+    k::rope_angles(pos0 + i, inv_freq_.data(), hd, cs, cs + hd / 2);
+  }
 
   for (size_t li = 0; li < w_.layers.size(); ++li) {
     const TextLayerWeights& l = w_.layers[li];
@@ -108,9 +115,9 @@ void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& 
     {
       const k::OpTimer t(cx, "rope");
       for (int i = 0; i < n; ++i) {
-        k::rope(q.data() + static_cast<size_t>(i) * qd, cfg_.heads, hd, pos0 + i, inv_freq_.data());
-        k::rope(k_new + static_cast<size_t>(i) * kvd, cfg_.kv_heads, hd, pos0 + i,
-                inv_freq_.data());
+        const float* cs = rope_cs.data() + static_cast<size_t>(i) * hd;
+        k::rope_rotate(q.data() + static_cast<size_t>(i) * qd, cfg_.heads, hd, cs, cs + hd / 2);
+        k::rope_rotate(k_new + static_cast<size_t>(i) * kvd, cfg_.kv_heads, hd, cs, cs + hd / 2);
       }
     }
     {
@@ -177,6 +184,12 @@ void Decoder::forward_batch(const k::Compute& cx, const float* input, int n, KVC
   attn.resize(N * qd);
   gate.resize(N * F);
   up.resize(N * F);
+  thread_local std::vector<float> rope_cs;  // each sequence's position: cos, sin
+  rope_cs.resize(N * hd);
+  for (int i = 0; i < n; ++i) {
+    float* cs = rope_cs.data() + static_cast<size_t>(i) * hd;
+    k::rope_angles(caches[i]->length_, inv_freq_.data(), hd, cs, cs + hd / 2);
+  }
 
   for (size_t li = 0; li < w_.layers.size(); ++li) {
     const TextLayerWeights& l = w_.layers[li];
@@ -194,8 +207,9 @@ void Decoder::forward_batch(const k::Compute& cx, const float* input, int n, KVC
       std::memcpy(ki, kn.data() + static_cast<size_t>(i) * kvd, sizeof(float) * kvd);
       std::memcpy(vc + static_cast<size_t>(pos) * kvd, vn.data() + static_cast<size_t>(i) * kvd,
                   sizeof(float) * kvd);
-      k::rope(qi, cfg_.heads, hd, pos, inv_freq_.data());
-      k::rope(ki, cfg_.kv_heads, hd, pos, inv_freq_.data());
+      const float* cs = rope_cs.data() + static_cast<size_t>(i) * hd;
+      k::rope_rotate(qi, cfg_.heads, hd, cs, cs + hd / 2);
+      k::rope_rotate(ki, cfg_.kv_heads, hd, cs, cs + hd / 2);
       const k::AttentionShape shape = causal_shape(1, pos);
       k::attention(cx, shape, qi, kc, vc, nullptr, attn.data() + static_cast<size_t>(i) * qd);
     }
