@@ -18,6 +18,7 @@ const KernelPath kAvx2 = {.name = "avx2",
                           .row_max = x86::row_max<x86::Avx2>,
                           .weighted_rows = x86::weighted_rows<x86::Avx2>,
                           .gemm_kn = x86::gemm_kn<x86::Avx2>,
+                          .dot_rows = x86::dot_rows<x86::Avx2>,
                           .layer_norm = x86::layer_norm<x86::Avx2>,
                           .rms_norm = x86::rms_norm<x86::Avx2>};
 }  // namespace

@@ -465,6 +465,39 @@ void weighted_rows(const float* w, int n, const float* rows, size_t stride, int 
   for (int v = 0; v < nv; ++v) S::store(out + v * S::kLanes, S::add(a0[v], a1[v]));
 }
 
+// Decode attention's q·k: per query row, kLanes keys at a time, each key's head_dim products
+// summed in one vector (the row's q stays in registers), then the kLanes vectors reduced at once
+// (S::transpose_sums). Head dims that are not a multiple of the lanes (or over 128) take the
+// plain loop.
+template <class S>
+void dot_rows(const float* q, int m, int hd, const float* k, size_t stride, int n, float* scores,
+              int lds) {
+  constexpr int L = S::kLanes, kMaxVecs = 128 / L;
+  const int nv = hd / L;
+  if (hd % L != 0 || nv > kMaxVecs) {
+    generic_path().dot_rows(q, m, hd, k, stride, n, scores, lds);
+    return;
+  }
+  for (int r = 0; r < m; ++r) {
+    typename S::F qv[kMaxVecs];
+    for (int v = 0; v < nv; ++v) qv[v] = S::load(q + static_cast<size_t>(r) * hd + v * L);
+    float* out = scores + static_cast<size_t>(r) * lds;
+    auto key_sum = [&](int j) {
+      const float* kj = k + static_cast<size_t>(j) * stride;
+      typename S::F acc = S::mul(qv[0], S::load(kj));
+      for (int v = 1; v < nv; ++v) acc = S::fma(qv[v], S::load(kj + v * L), acc);
+      return acc;
+    };
+    int j = 0;
+    for (; j + L <= n; j += L) {
+      typename S::F acc[L];
+      for (int i = 0; i < L; ++i) acc[i] = key_sum(j + i);
+      S::store(out + j, S::transpose_sums(acc));
+    }
+    for (; j < n; ++j) out[j] = S::sum(key_sum(j));
+  }
+}
+
 // ---- Element-wise steps ------------------------------------------------------------------
 
 // Norms in float vectors with two accumulators (the twin sums in double: a row of 768 values

@@ -459,56 +459,6 @@ void gemm_q8_512(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int 
   gemm_tiles<R, C, kColBlock>(table, xq, n, blocks, w, o_begin, o_end, bias, y, ldy);
 }
 
-// Sixteen vectors in, one out: lane i = the sum of v[i]'s lanes. A tree of unpacks and 128-bit
-// shuffles (45 instructions) instead of sixteen horizontal sums (~130).
-inline __m512 transpose_sums16(const __m512* v) {
-  __m512 t[8], u[4], w[2];
-  for (int i = 0; i < 8; ++i)  // per 128-bit lane: a0+a2, b0+b2, a1+a3, b1+b3
-    t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
-                         _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
-  for (int i = 0; i < 4; ++i) {  // per 128-bit lane: the lane's sums of four vectors
-    const __m512d a = _mm512_castps_pd(t[2 * i]), b = _mm512_castps_pd(t[2 * i + 1]);
-    u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
-                         _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
-  }
-  for (int i = 0; i < 2; ++i)  // 128-bit lanes L0+L1, L2+L3 of two u's
-    w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0x88),
-                         _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0xDD));
-  return _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], 0x88),
-                       _mm512_shuffle_f32x4(w[0], w[1], 0xDD));
-}
-
-// Decode attention's q·k: per query row, sixteen keys at a time, each key's head_dim products
-// summed in one vector (the row's q stays in registers), then the sixteen vectors reduced at
-// once. Head dims that are not a multiple of 16 (or over 128) take the plain loop.
-inline void dot_rows(const float* q, int m, int hd, const float* k, size_t stride, int n,
-                     float* scores, int lds) {
-  constexpr int kMaxVecs = 8;
-  const int nv = hd / 16;
-  if (hd % 16 != 0 || nv > kMaxVecs) {
-    generic_path().dot_rows(q, m, hd, k, stride, n, scores, lds);
-    return;
-  }
-  for (int r = 0; r < m; ++r) {
-    __m512 qv[kMaxVecs];
-    for (int v = 0; v < nv; ++v) qv[v] = _mm512_loadu_ps(q + static_cast<size_t>(r) * hd + v * 16);
-    float* out = scores + static_cast<size_t>(r) * lds;
-    auto key_sum = [&](int j) {
-      const float* kj = k + static_cast<size_t>(j) * stride;
-      __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kj));
-      for (int v = 1; v < nv; ++v) acc = _mm512_fmadd_ps(qv[v], _mm512_loadu_ps(kj + v * 16), acc);
-      return acc;
-    };
-    int j = 0;
-    for (; j + 16 <= n; j += 16) {
-      __m512 acc[16];
-      for (int i = 0; i < 16; ++i) acc[i] = key_sum(j + i);
-      _mm512_storeu_ps(out + j, transpose_sums16(acc));
-    }
-    for (; j < n; ++j) out[j] = _mm512_reduce_add_ps(key_sum(j));
-  }
-}
-
 // The entries the AVX-512 paths share; each path adds its Q8_0 kernels (and bf16 ones).
 // Internal linkage, like everything here: each path's translation unit builds its own table from
 // code compiled with its own -m flags.
@@ -523,7 +473,7 @@ constexpr KernelPath avx512_entries(const char* name) {
           .row_max = row_max<Avx512>,
           .weighted_rows = weighted_rows<Avx512>,
           .gemm_kn = gemm_kn<Avx512>,
-          .dot_rows = dot_rows,
+          .dot_rows = dot_rows<Avx512>,
           .layer_norm = layer_norm<Avx512>,
           .rms_norm = rms_norm<Avx512>};
 }
