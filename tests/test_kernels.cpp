@@ -244,6 +244,37 @@ TEST_P(KernelThreads, Bf16MatmulMatchesReference) {
   }
 }
 
+// Several bf16 products of one input (the vision q, k, v) in one call: the same numbers as one
+// matmul_bf16 each, bit for bit; row counts that make a worker's share span two targets.
+TEST_P(KernelThreads, Bf16SameInputIsOneMatmulEach) {
+  if (!kernels::has_bf16_matmul(cx())) GTEST_SKIP() << "no bf16 arithmetic on this path";
+  const int n = 37, in = 96;
+  const int rows[3] = {40, 17, 64};
+  const auto x = random_vec(static_cast<size_t>(n) * in, 60);
+  std::vector<std::vector<uint8_t>> bytes;
+  std::vector<kernels::Matrix> ws;
+  std::vector<std::vector<float>> biases, got(3), want(3);
+  for (int i = 0; i < 3; ++i) {
+    bytes.push_back(store_as(random_vec(static_cast<size_t>(rows[i]) * in, 61 + i, 0.05f),
+                             i == 1 ? DType::F32 : DType::F16));
+    biases.push_back(random_vec(static_cast<size_t>(rows[i]), 64 + i));
+  }
+  for (int i = 0; i < 3; ++i)
+    ws.push_back(
+        {i == 1 ? DType::F32 : DType::F16, bytes[static_cast<size_t>(i)].data(), rows[i], in});
+  kernels::MatmulTarget targets[3];
+  for (int i = 0; i < 3; ++i) {
+    const size_t m = static_cast<size_t>(n) * rows[i];
+    got[i].assign(m, -1.0f);
+    want[i].resize(m);
+    const float* bias = i == 2 ? nullptr : biases[static_cast<size_t>(i)].data();
+    targets[i] = {&ws[static_cast<size_t>(i)], got[i].data(), bias};
+    kernels::matmul_bf16(cx(), x.data(), n, ws[static_cast<size_t>(i)], bias, want[i].data());
+  }
+  kernels::matmul_bf16_same_input(cx(), x.data(), n, targets, 3);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(got[i], want[i]) << "target " << i;
+}
+
 // Decode attention's q·k products against the generic path's plain twin: head dims the fast
 // kernels take (16, 64, 128) and one they hand back (20), key counts around the 16-key step.
 TEST_P(KernelThreads, DotRowsMatchTheGenericTwin) {

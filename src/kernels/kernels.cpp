@@ -118,10 +118,11 @@ void matmul_same_input(const Compute& cx, const float* x, int n, const MatmulTar
   const KernelPath& path = cx.path();
   bool fused = n == 1 && count > 0;
   for (int i = 0; i < count && fused; ++i) {
-    fused = decode_rows_supported(path, *targets[i].w) && targets[i].w->cols == targets[0].w->cols;
+    fused = decode_rows_supported(path, *targets[i].w) &&
+            targets[i].w->cols == targets[0].w->cols && !targets[i].bias;
   }
   if (!fused) {
-    for (int i = 0; i < count; ++i) matmul(cx, x, n, *targets[i].w, nullptr, targets[i].y);
+    for (int i = 0; i < count; ++i) matmul(cx, x, n, *targets[i].w, targets[i].bias, targets[i].y);
     return;
   }
   const ActBlockQ8* xq = quantize_one_row(path, x, targets[0].w->cols);
@@ -184,22 +185,47 @@ bool has_bf16_matmul(const Compute& cx) { return cx.path().gemm_bf16 != nullptr;
 
 void matmul_bf16(const Compute& cx, const float* x, int n, const Matrix& w, const float* bias,
                  float* y) {
+  const MatmulTarget target{&w, y, bias};
+  matmul_bf16_same_input(cx, x, n, &target, 1);
+}
+
+void matmul_bf16_same_input(const Compute& cx, const float* x, int n, const MatmulTarget* targets,
+                            int count) {
   const KernelPath& path = cx.path();
-  if (!path.gemm_bf16 || !(w.type == DType::F32 || w.type == DType::F16 || w.type == DType::BF16))
-    throw Error(std::string("bf16 matmul is not available on the '") + path.name + "' kernel path");
+  if (count <= 0) return;
+  const int cols = targets[0].w->cols;
+  for (int i = 0; i < count; ++i) {
+    const Matrix& w = *targets[i].w;
+    if (!path.gemm_bf16 || !(w.type == DType::F32 || w.type == DType::F16 || w.type == DType::BF16))
+      throw Error(std::string("bf16 matmul is not available on the '") + path.name +
+                  "' kernel path");
+    if (w.cols != cols) throw Error("bf16 matmuls of one input need one width");
+  }
   ThreadPool& pool = cx.pool();
-  // Round x once, shared by the workers like the Q8 case.
-  const int ldx = bf16_stride(w.cols);
+  // Round x once, shared by the workers like the Q8 case, and by every target.
+  const int ldx = bf16_stride(cols);
   thread_local std::vector<uint16_t> xb;
   xb.resize(static_cast<size_t>(n) * ldx);
   uint16_t* xbp = xb.data();
   pool.parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
-    rows_to_bf16(path, x, static_cast<size_t>(w.cols), w.cols, b, e, xbp);
+    rows_to_bf16(path, x, static_cast<size_t>(cols), cols, b, e, xbp);
   });
-  const size_t units = static_cast<size_t>((w.rows + 15) / 16);
-  pool.parallel_for(units, [&](size_t b, size_t e) {
-    const int ob = static_cast<int>(b * 16), oe = std::min(w.rows, static_cast<int>(e * 16));
-    path.gemm_bf16(xbp, n, ldx, w, ob, oe, bias, y, w.rows);
+  // Units of 16 output rows, target after target, in one parallel loop (a worker's share may
+  // span two targets), as matmul_same_input.
+  thread_local std::vector<size_t> units;
+  units.assign(static_cast<size_t>(count) + 1, 0);
+  for (int i = 0; i < count; ++i)
+    units[i + 1] = units[i] + static_cast<size_t>((targets[i].w->rows + 15) / 16);
+  const size_t* first_unit = units.data();  // the caller's thread_local, as xbp
+  pool.parallel_for(units.back(), [&](size_t b, size_t e) {
+    for (int i = 0; i < count; ++i) {
+      const size_t lo = std::max(b, first_unit[i]), hi = std::min(e, first_unit[i + 1]);
+      if (lo >= hi) continue;
+      const Matrix& w = *targets[i].w;
+      const int ob = static_cast<int>((lo - first_unit[i]) * 16);
+      const int oe = std::min(w.rows, static_cast<int>((hi - first_unit[i]) * 16));
+      path.gemm_bf16(xbp, n, ldx, w, ob, oe, targets[i].bias, targets[i].y, w.rows);
+    }
   });
 }
 

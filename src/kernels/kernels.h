@@ -44,6 +44,7 @@ void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const flo
 struct MatmulTarget {
   const Matrix* w;
   float* y;
+  const float* bias = nullptr;  // [w.rows] or null
 };
 void matmul_same_input(const Compute& cx, const float* x, int n, const MatmulTarget* targets,
                        int count);
@@ -57,6 +58,10 @@ void matmul_gate_up_silu(const Compute& cx, const float* x, int n, const Matrix&
 // has bf16 dot products. Float weights only. Call only when has_bf16_matmul().
 void matmul_bf16(const Compute& cx, const float* x, int n, const Matrix& w, const float* bias,
                  float* y);
+// matmul_bf16 of one input into several targets of one width (the vision q, k, v): x rounded
+// once, all the targets' rows in one parallel loop.
+void matmul_bf16_same_input(const Compute& cx, const float* x, int n, const MatmulTarget* targets,
+                            int count);
 bool has_bf16_matmul(const Compute& cx);  // the context's path has bf16 arithmetic
 // Row r of W as float32 (embedding lookups).
 void dequantize_row(const Matrix& w, int r, float* out);

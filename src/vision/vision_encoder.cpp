@@ -39,6 +39,24 @@ void VisionEncoder::linear(const k::Compute& cx, const float* x, int n, const Li
   }
 }
 
+void VisionEncoder::linear_qkv(const k::Compute& cx, const float* x, int n,
+                               const VisionLayerWeights& l, float* q, float* k, float* v,
+                               bool bf16) const {
+  auto float_type = [](const Linear& p) {
+    return p.w.type == DType::F32 || p.w.type == DType::F16 || p.w.type == DType::BF16;
+  };
+  if (!bf16 || !float_type(l.q) || !float_type(l.k) || !float_type(l.v)) {
+    linear(cx, x, n, l.q, q, bf16);
+    linear(cx, x, n, l.k, k, bf16);
+    linear(cx, x, n, l.v, v, bf16);
+    return;
+  }
+  auto bias = [](const Linear& p) { return p.b.empty() ? nullptr : p.b.data(); };
+  const k::MatmulTarget qkv[] = {
+      {&l.q.w, q, bias(l.q)}, {&l.k.w, k, bias(l.k)}, {&l.v.w, v, bias(l.v)}};
+  k::matmul_bf16_same_input(cx, x, n, qkv, 3);
+}
+
 std::vector<float> VisionEncoder::encode_tile(const k::Compute& cx, const float* pixels) const {
   const VisionConfig& vc = cfg_.vision;
   const bool bf16 = uses_bf16(cx);
@@ -79,9 +97,7 @@ std::vector<float> VisionEncoder::encode_tile(const k::Compute& cx, const float*
                                 .q_pos0 = 0};
   for (const VisionLayerWeights& l : w_.layers) {
     k::layer_norm(cx, x.data(), N, D, l.ln1.w.data(), l.ln1.b.data(), vc.layer_norm_eps, h.data());
-    linear(cx, h.data(), N, l.q, q.data(), bf16);
-    linear(cx, h.data(), N, l.k, kk.data(), bf16);
-    linear(cx, h.data(), N, l.v, v.data(), bf16);
+    linear_qkv(cx, h.data(), N, l, q.data(), kk.data(), v.data(), bf16);
     k::attention(cx, shape, q.data(), kk.data(), v.data(), nullptr, ctx.data(), bf16);
     linear(cx, ctx.data(), N, l.o, h.data(), bf16);
     k::add_inplace(x.data(), h.data(), x.size());

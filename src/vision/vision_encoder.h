@@ -37,6 +37,9 @@ class VisionEncoder {
   VisionPrecision precision_;
   void linear(const kernels::Compute& cx, const float* x, int n, const Linear& l, float* y,
               bool bf16) const;
+  // The layer's q, k and v of one input: in bf16, the input rounded once for all three.
+  void linear_qkv(const kernels::Compute& cx, const float* x, int n, const VisionLayerWeights& l,
+                  float* q, float* k, float* v, bool bf16) const;
 };
 
 // The pixel-shuffle permutation alone (exposed for tests): x [G·G, D] → [(G/s)², D·s²].
