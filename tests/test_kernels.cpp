@@ -244,6 +244,16 @@ TEST_P(KernelThreads, Bf16MatmulMatchesReference) {
   }
 }
 
+// The threaded residual add: every element once, a tail shorter than a share included.
+TEST_P(KernelThreads, ThreadedAddIsThePlainAdd) {
+  const size_t n = 3 * 4096 + 123;
+  const auto x = random_vec(n, 70), y = random_vec(n, 71);
+  std::vector<float> got(x), want(x);
+  kernels::add_inplace(cx(), got.data(), y.data(), n);
+  kernels::add_inplace(want.data(), y.data(), n);
+  EXPECT_EQ(got, want);
+}
+
 // Several bf16 products of one input (the vision q, k, v) in one call: the same numbers as one
 // matmul_bf16 each, bit for bit; row counts that make a worker's share span two targets.
 TEST_P(KernelThreads, Bf16SameInputIsOneMatmulEach) {

@@ -259,6 +259,13 @@ void silu_mul(const Compute& cx, const float* gate, const float* up, float* out,
   });
 }
 
+void add_inplace(const Compute& cx, float* x, const float* y, size_t n) {
+  cx.pool().parallel_for((n + 4095) / 4096, [&](size_t b, size_t e) {
+    const size_t lo = b * 4096, hi = std::min(n, e * 4096);
+    add_inplace(x + lo, y + lo, hi - lo);
+  });
+}
+
 void add_inplace(float* x, const float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] += y[i];
 }

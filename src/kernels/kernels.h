@@ -77,6 +77,8 @@ void gelu_tanh_inplace(const Compute& cx, float* x, size_t n);
 // out[i] = silu(gate[i]) · up[i]
 void silu_mul(const Compute& cx, const float* gate, const float* up, float* out, size_t n);
 void add_inplace(float* x, const float* y, size_t n);
+// The same split over the threads, for a vision tile's residuals (786k values).
+void add_inplace(const Compute& cx, float* x, const float* y, size_t n);
 
 // Rotate-half RoPE on `heads` vectors of head_dim at x + h·head_dim, angle = pos·inv_freq[i].
 void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq);

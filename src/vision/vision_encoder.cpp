@@ -79,7 +79,7 @@ std::vector<float> VisionEncoder::encode_tile(const k::Compute& cx, const float*
   std::vector<float> x(static_cast<size_t>(N) * D);
   linear(cx, patches.data(), N, w_.patch, x.data(), bf16);
   // §3.3 Full tiles only (the processor never pads), so position id p is just p.
-  k::add_inplace(x.data(), w_.position.data(), x.size());
+  k::add_inplace(cx, x.data(), w_.position.data(), x.size());
 
   // §3.4 Pre-LN encoder layers with bidirectional attention.
   std::vector<float> h(x.size()), q(x.size()), kk(x.size()), v(x.size()), ctx(x.size()),
@@ -100,13 +100,13 @@ std::vector<float> VisionEncoder::encode_tile(const k::Compute& cx, const float*
     linear_qkv(cx, h.data(), N, l, q.data(), kk.data(), v.data(), bf16);
     k::attention(cx, shape, q.data(), kk.data(), v.data(), nullptr, ctx.data(), bf16);
     linear(cx, ctx.data(), N, l.o, h.data(), bf16);
-    k::add_inplace(x.data(), h.data(), x.size());
+    k::add_inplace(cx, x.data(), h.data(), x.size());
 
     k::layer_norm(cx, x.data(), N, D, l.ln2.w.data(), l.ln2.b.data(), vc.layer_norm_eps, h.data());
     linear(cx, h.data(), N, l.fc1, mlp.data(), bf16);
     k::gelu_tanh_inplace(cx, mlp.data(), mlp.size());
     linear(cx, mlp.data(), N, l.fc2, h.data(), bf16);
-    k::add_inplace(x.data(), h.data(), x.size());
+    k::add_inplace(cx, x.data(), h.data(), x.size());
   }
   // §3.5
   k::layer_norm(cx, x.data(), N, D, w_.post_ln.w.data(), w_.post_ln.b.data(), vc.layer_norm_eps,
