@@ -559,9 +559,10 @@ TEST(KernelPaths, ReportsTheDefaultPath) {
                forced && *forced ? forced : kernels::available_paths().back()->name);
 }
 
-// RoPE in two steps (a token's angles once, then every head of every layer): bit for bit the
-// one-step twin, at positions where the angles are large.
-TEST(Kernels, RopeInTwoStepsIsTheTwinExactly) {
+// RoPE in two steps (a token's angles once, then every head of every layer) against the
+// one-step twin, at positions where the angles are large. Equal on x86; where the compiler
+// fuses a multiply and an add differently in the two (ARM64 always has FMA), an ulp apart.
+TEST(Kernels, RopeInTwoStepsMatchesTheTwin) {
   const int heads = 9, hd = 64;
   std::vector<float> inv_freq(hd / 2);
   for (int i = 0; i < hd / 2; ++i)
@@ -572,7 +573,8 @@ TEST(Kernels, RopeInTwoStepsIsTheTwinExactly) {
     kernels::rope_angles(pos, inv_freq.data(), hd, cs.data(), cs.data() + hd / 2);
     kernels::rope_rotate(got.data(), heads, hd, cs.data(), cs.data() + hd / 2);
     kernels::ref::rope(want.data(), heads, hd, pos, inv_freq.data());
-    EXPECT_EQ(got, want) << pos;
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_NEAR(got[i], want[i], 1e-6f * std::max(1.0f, std::fabs(want[i]))) << pos << "/" << i;
   }
 }
 
