@@ -113,6 +113,31 @@ const ActBlockQ8* quantize_one_row(const KernelPath& path, const float* x, int c
 
 }  // namespace
 
+namespace {
+
+// The rows of several targets in one parallel loop: units of 16 output rows, target after
+// target, so a worker's share may span two; fn(i, ob, oe) for each target's piece.
+template <typename Fn>
+void split_target_rows(ThreadPool& pool, const MatmulTarget* targets, int count, const Fn& fn) {
+  thread_local std::vector<size_t> units;
+  units.assign(static_cast<size_t>(count) + 1, 0);
+  for (int i = 0; i < count; ++i)
+    units[i + 1] = units[i] + static_cast<size_t>((targets[i].w->rows + 15) / 16);
+  // The buffer is the caller's thread_local: workers must use this pointer, not their own.
+  const size_t* first_unit = units.data();
+  pool.parallel_for(units.back(), [&](size_t b, size_t e) {
+    for (int i = 0; i < count; ++i) {
+      const size_t lo = std::max(b, first_unit[i]), hi = std::min(e, first_unit[i + 1]);
+      if (lo >= hi) continue;
+      const int rows = targets[i].w->rows;
+      fn(i, static_cast<int>((lo - first_unit[i]) * 16),
+         std::min(rows, static_cast<int>((hi - first_unit[i]) * 16)));
+    }
+  });
+}
+
+}  // namespace
+
 void matmul_same_input(const Compute& cx, const float* x, int n, const MatmulTarget* targets,
                        int count) {
   const KernelPath& path = cx.path();
@@ -126,22 +151,8 @@ void matmul_same_input(const Compute& cx, const float* x, int n, const MatmulTar
     return;
   }
   const ActBlockQ8* xq = quantize_one_row(path, x, targets[0].w->cols);
-  // Units of 16 rows, target after target; a worker's share may span two targets.
-  thread_local std::vector<size_t> units;
-  units.assign(static_cast<size_t>(count) + 1, 0);
-  for (int i = 0; i < count; ++i)
-    units[i + 1] = units[i] + static_cast<size_t>((targets[i].w->rows + 15) / 16);
-  // The buffer is the caller's thread_local: workers must use this pointer, not their own.
-  const size_t* first_unit = units.data();
-  cx.pool().parallel_for(units.back(), [&](size_t b, size_t e) {
-    for (int i = 0; i < count; ++i) {
-      const size_t lo = std::max(b, first_unit[i]), hi = std::min(e, first_unit[i + 1]);
-      if (lo >= hi) continue;
-      const Matrix& w = *targets[i].w;
-      const int ob = static_cast<int>((lo - first_unit[i]) * 16);
-      const int oe = std::min(w.rows, static_cast<int>((hi - first_unit[i]) * 16));
-      decode_rows(path, xq, w, ob, oe, targets[i].y);
-    }
+  split_target_rows(cx.pool(), targets, count, [&](int i, int ob, int oe) {
+    decode_rows(path, xq, *targets[i].w, ob, oe, targets[i].y);
   });
 }
 
@@ -210,22 +221,9 @@ void matmul_bf16_same_input(const Compute& cx, const float* x, int n, const Matm
   pool.parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
     rows_to_bf16(path, x, static_cast<size_t>(cols), cols, b, e, xbp);
   });
-  // Units of 16 output rows, target after target, in one parallel loop (a worker's share may
-  // span two targets), as matmul_same_input.
-  thread_local std::vector<size_t> units;
-  units.assign(static_cast<size_t>(count) + 1, 0);
-  for (int i = 0; i < count; ++i)
-    units[i + 1] = units[i] + static_cast<size_t>((targets[i].w->rows + 15) / 16);
-  const size_t* first_unit = units.data();  // the caller's thread_local, as xbp
-  pool.parallel_for(units.back(), [&](size_t b, size_t e) {
-    for (int i = 0; i < count; ++i) {
-      const size_t lo = std::max(b, first_unit[i]), hi = std::min(e, first_unit[i + 1]);
-      if (lo >= hi) continue;
-      const Matrix& w = *targets[i].w;
-      const int ob = static_cast<int>((lo - first_unit[i]) * 16);
-      const int oe = std::min(w.rows, static_cast<int>((hi - first_unit[i]) * 16));
-      path.gemm_bf16(xbp, n, ldx, w, ob, oe, targets[i].bias, targets[i].y, w.rows);
-    }
+  split_target_rows(pool, targets, count, [&](int i, int ob, int oe) {
+    const Matrix& w = *targets[i].w;
+    path.gemm_bf16(xbp, n, ldx, w, ob, oe, targets[i].bias, targets[i].y, w.rows);
   });
 }
 
