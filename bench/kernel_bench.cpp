@@ -59,12 +59,12 @@ std::vector<double> dram_read_gb_s(const kernels::Compute& cx, int passes) {
 // (more than latency × throughput), 64 FLOP each (16 lanes × 2 pairs × multiply-add).
 __attribute__((target("avx512f,avx512bf16"))) double bf16_peak_one_thread(long iterations) {
   const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3c00);
+  // clang-format off
 #define SMOLVLM_ACC(i) __m512 a##i = _mm512_set1_ps(static_cast<float>(i));  // distinct chains
-#define SMOLVLM_ACCS(M)                                                                        \
-  M(0)                                                                                         \
-  M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15) M(16) M(17) \
-      M(18) M(19)
+#define SMOLVLM_ACCS(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) \
+  M(10) M(11) M(12) M(13) M(14) M(15) M(16) M(17) M(18) M(19)
   SMOLVLM_ACCS(SMOLVLM_ACC)
+  // clang-format on
   const auto t0 = std::chrono::steady_clock::now();
   for (long i = 0; i < iterations; ++i) {
 #define SMOLVLM_DOT(i) a##i = _mm512_dpbf16_ps(a##i, x, y);
