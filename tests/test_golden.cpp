@@ -187,6 +187,25 @@ TEST_P(Golden, LogitsArgmaxAndGreedy) {
   EXPECT_EQ(greedy, want);
 }
 
+// The work the benchmark sets against the hardware's ceilings, worked out again from the
+// config's shapes alone (the tiny model is float32: 4 bytes a weight).
+TEST(WorkFigures, FromTheConfigShapes) {
+  const Model& model = model_for("f32");
+  const TextConfig& t = model.config.text;
+  const double qd = t.heads * t.head_dim, kvd = t.kv_heads * t.head_dim;
+  const double per_layer =
+      t.hidden * (qd + 2 * kvd) + qd * t.hidden + 3.0 * t.hidden * t.intermediate;
+  EXPECT_DOUBLE_EQ(model.decoder.weight_bytes_per_step(),
+                   4.0 * (t.layers * per_layer + static_cast<double>(t.vocab) * t.hidden));
+  const VisionConfig& v = model.config.vision;
+  const double p = v.num_patches(), d = v.hidden, c = v.channels * v.patch * v.patch;
+  const double s = model.config.scale_factor;
+  const double flops = 2 * p * c * d +
+                       v.layers * (2 * p * (4 * d * d + 2 * d * v.intermediate) + 4 * p * p * d) +
+                       2 * (p / (s * s)) * (d * s * s) * t.hidden;
+  EXPECT_DOUBLE_EQ(model.vision.flops_per_tile(), flops);
+}
+
 // Model::encode_pictures drops the text weights' pages before the vision encoder runs and the
 // vision weights' after it (peak RSS): the features are those of the encoder, and both networks
 // read back intact afterwards (the pages come back from the file).

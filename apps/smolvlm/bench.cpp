@@ -74,34 +74,6 @@ double decode(const Model& m, const kernels::Compute& cx, KVCache& cache,
   return ms_since(t);
 }
 
-// The work behind two figures, for setting them against the hardware's ceilings
-// (bench/compare_llamacpp.py): the weight bytes one decode step reads (every matrix of every
-// layer, and the lm_head), and the FLOPs of one vision tile (the matmuls, 2·rows·cols a
-// patch, plus attention's two products, 4·patches²·hidden a layer).
-double decode_weight_mb_per_token(const Model& m) {
-  auto bytes = [](const Linear& l) {
-    return static_cast<double>(l.w.rows) * static_cast<double>(l.w.row_stride());
-  };
-  double b = bytes(m.weights.text.lm_head);
-  for (const TextLayerWeights& l : m.weights.text.layers)
-    b += bytes(l.q) + bytes(l.k) + bytes(l.v) + bytes(l.o) + bytes(l.gate) + bytes(l.up) +
-         bytes(l.down);
-  return b / 1e6;
-}
-double vision_gflop_per_tile(const Model& m) {
-  const VisionConfig& v = m.config.vision;
-  const double patches = v.num_patches();
-  auto flops = [](const Linear& l, double rows) { return 2.0 * rows * l.w.rows * l.w.cols; };
-  const VisionWeights& w = m.weights.vision;
-  double f = flops(w.patch, patches);
-  for (const VisionLayerWeights& l : w.layers)
-    f += flops(l.q, patches) + flops(l.k, patches) + flops(l.v, patches) + flops(l.o, patches) +
-         flops(l.fc1, patches) + flops(l.fc2, patches) + 4.0 * patches * patches * v.hidden;
-  const double scale = m.config.scale_factor;
-  f += flops(w.connector, patches / (scale * scale));
-  return f / 1e9;
-}
-
 }  // namespace
 
 int run_bench(int argc, char** argv) {
@@ -272,8 +244,10 @@ int run_bench(int argc, char** argv) {
                         {"n_gen", n_gen},
                         {"image_tiles", tiles},
                         {"image_prompt_tokens", prompt_tokens},
-                        {"decode_weight_mb_per_token", decode_weight_mb_per_token(m)},
-                        {"vision_gflop_per_tile", vision_gflop_per_tile(m)},
+                        // The work behind two figures, for setting them against the hardware's
+                        // ceilings (bench/compare_llamacpp.py).
+                        {"decode_weight_mb_per_token", m.decoder.weight_bytes_per_step() / 1e6},
+                        {"vision_gflop_per_tile", m.vision.flops_per_tile() / 1e9},
                         {"peak_rss_mb", rss}};
   if (!image.empty()) out["image_peak_rss_mb"] = image_rss;
   if (profile) out["profile"] = {{"step_ms", prof_step_ms}, {"ops", prof}};
@@ -296,7 +270,7 @@ int run_bench(int argc, char** argv) {
   if (!image.empty()) std::printf("%-22s %12.1f\n", "image_peak_rss_mb", image_rss);
   if (tiles) std::printf("%-22s %12d (%d prompt tokens)\n", "image_tiles", tiles, prompt_tokens);
   std::printf("%-22s %12.1f MB of weights a decode step, %.1f GFLOP a vision tile\n", "work",
-              decode_weight_mb_per_token(m), vision_gflop_per_tile(m));
+              m.decoder.weight_bytes_per_step() / 1e6, m.vision.flops_per_tile() / 1e9);
   if (profile) {
     std::printf("\ndecode step, %d tokens: %.3f ms a token (%.1f tok/s)\n", n_gen, prof_step_ms,
                 1000.0 / prof_step_ms);

@@ -29,6 +29,15 @@ KVCache::KVCache(const TextConfig& cfg, int capacity)
 
 void KVCache::FreeDeleter::operator()(float* p) const { std::free(p); }
 
+double Decoder::weight_bytes_per_step() const {
+  double b = static_cast<double>(matrix_bytes(w_.lm_head.w));
+  for (const TextLayerWeights& l : w_.layers) {
+    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+      b += static_cast<double>(matrix_bytes(p->w));
+  }
+  return b;
+}
+
 Decoder::Decoder(const TextConfig& cfg, const TextWeights& w) : cfg_(cfg), w_(w) {
   // inv_freq[i] = 1 / theta^(2i/d), computed as transformers does (float32 result of a float
   // power), kept in float32.

@@ -53,6 +53,8 @@ class Decoder {
                      float* logits) const;
 
   const TextConfig& config() const { return cfg_; }
+  // The weight bytes one decoding step reads: every matrix of every layer, and the lm_head.
+  double weight_bytes_per_step() const;
 
  private:
   kernels::AttentionShape causal_shape(int n, int pos0) const;

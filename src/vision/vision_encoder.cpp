@@ -10,6 +10,11 @@ namespace smolvlm {
 namespace k = kernels;
 
 namespace {
+// The matrices the bf16 matmul takes (float types; quantised ones keep their integer products).
+bool float_weights(const Linear& l) {
+  return l.w.type == DType::F32 || l.w.type == DType::F16 || l.w.type == DType::BF16;
+}
+
 // Auto: a 16-bit file already rounds every weight to ~3 significant digits, so rounding the
 // activations to bf16 too costs little more (README, "Vision precision"); float32 files keep
 // float32 arithmetic, Q8_0 files their integer products.
@@ -25,6 +30,19 @@ VisionEncoder::VisionEncoder(const ModelConfig& cfg, const VisionWeights& w,
                              VisionPrecision precision)
     : cfg_(cfg), w_(w), precision_(resolve(precision, w)) {}
 
+double VisionEncoder::flops_per_tile() const {
+  const VisionConfig& vc = cfg_.vision;
+  const double patches = vc.num_patches();
+  auto flops = [](const Linear& l, double rows) { return 2.0 * rows * l.w.rows * l.w.cols; };
+  double f = flops(w_.patch, patches);
+  for (const VisionLayerWeights& l : w_.layers) {
+    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.fc1, &l.fc2}) f += flops(*p, patches);
+    f += 4.0 * patches * patches * vc.hidden;
+  }
+  const double scale = cfg_.scale_factor;
+  return f + flops(w_.connector, patches / (scale * scale));
+}
+
 bool VisionEncoder::uses_bf16(const k::Compute& cx) const {
   return precision_ == VisionPrecision::Bf16 && k::has_bf16_matmul(cx);
 }
@@ -32,7 +50,7 @@ bool VisionEncoder::uses_bf16(const k::Compute& cx) const {
 void VisionEncoder::linear(const k::Compute& cx, const float* x, int n, const Linear& l, float* y,
                            bool bf16) const {
   const float* bias = l.b.empty() ? nullptr : l.b.data();
-  if (bf16 && (l.w.type == DType::F32 || l.w.type == DType::F16 || l.w.type == DType::BF16)) {
+  if (bf16 && float_weights(l)) {
     k::matmul_bf16(cx, x, n, l.w, bias, y);
   } else {
     k::matmul(cx, x, n, l.w, bias, y);
@@ -42,10 +60,7 @@ void VisionEncoder::linear(const k::Compute& cx, const float* x, int n, const Li
 void VisionEncoder::linear_qkv(const k::Compute& cx, const float* x, int n,
                                const VisionLayerWeights& l, float* q, float* k, float* v,
                                bool bf16) const {
-  auto float_type = [](const Linear& p) {
-    return p.w.type == DType::F32 || p.w.type == DType::F16 || p.w.type == DType::BF16;
-  };
-  if (!bf16 || !float_type(l.q) || !float_type(l.k) || !float_type(l.v)) {
+  if (!bf16 || !float_weights(l.q) || !float_weights(l.k) || !float_weights(l.v)) {
     linear(cx, x, n, l.q, q, bf16);
     linear(cx, x, n, l.k, k, bf16);
     linear(cx, x, n, l.v, v, bf16);

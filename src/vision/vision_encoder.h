@@ -22,6 +22,9 @@ class VisionEncoder {
   bool uses_bf16(const kernels::Compute& cx) const;
   // F32 or Bf16: what was asked for, or what Auto chose for these weights.
   VisionPrecision precision() const { return precision_; }
+  // The floating-point operations of one tile: the matmuls' 2·rows·cols a patch (the connector's
+  // on the shuffled rows), and attention's two products, 4·patches²·hidden a layer.
+  double flops_per_tile() const;
 
   // One tile [channels, S, S] → last hidden state after post_layernorm [num_patches, hidden].
   std::vector<float> encode_tile(const kernels::Compute& cx, const float* pixels) const;
