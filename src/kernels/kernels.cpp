@@ -268,10 +268,6 @@ void add_inplace(float* x, const float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
-void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq) {
-  ref::rope(x, heads, head_dim, pos, inv_freq);
-}
-
 void rope_angles(int pos, const float* inv_freq, int head_dim, float* cos, float* sin) {
   for (int i = 0; i < head_dim / 2; ++i) {
     const float angle = static_cast<float>(pos) * inv_freq[i];  // float32, as ref::rope
@@ -384,13 +380,10 @@ void attention_one_row(const Compute& cx, const AttentionShape& s, const float* 
   const int max_chunks = std::max(1, (8 * threads) / s.kv_heads);
   int chunks = std::clamp((keys + kMinChunk - 1) / kMinChunk, 1, max_chunks);
   // A task count the threads divide evenly (3 KV heads × 3 chunks on 2 threads left one
-  // thread a third more work than the other): fewer chunks where that gets there.
-  for (int c = chunks; c > 1 && chunks * s.kv_heads >= threads; --c) {
-    if ((c * s.kv_heads) % threads == 0) {
-      chunks = c;
-      break;
-    }
-  }
+  // thread a third more work than the other): the most chunks up to here that give one.
+  int even = chunks;
+  while (even > 1 && (even * s.kv_heads) % threads != 0) --even;
+  if ((even * s.kv_heads) % threads == 0) chunks = even;
   const int chunk = (keys + chunks - 1) / chunks;
   const size_t tasks = static_cast<size_t>(s.kv_heads) * chunks;
   const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);

@@ -80,11 +80,10 @@ void add_inplace(float* x, const float* y, size_t n);
 // The same split over the threads, for a vision tile's residuals (786k values).
 void add_inplace(const Compute& cx, float* x, const float* y, size_t n);
 
-// Rotate-half RoPE on `heads` vectors of head_dim at x + h·head_dim, angle = pos·inv_freq[i].
-void rope(float* x, int heads, int head_dim, int pos, const float* inv_freq);
-// The same in two steps, so that a token's cos and sin are computed once for all the heads of
-// all the layers: rope_angles fills cos[i], sin[i] of pos·inv_freq[i] for i < head_dim/2 (the
-// values rope computes), rope_rotate applies them.
+// Rotate-half RoPE (ref::rope, angle = pos·inv_freq[i]) in two steps, so that a token's cos and
+// sin are computed once for all the heads of all the layers: rope_angles fills cos[i], sin[i]
+// of pos·inv_freq[i] for i < head_dim/2, rope_rotate applies them to `heads` vectors of
+// head_dim at x + h·head_dim.
 void rope_angles(int pos, const float* inv_freq, int head_dim, float* cos, float* sin);
 void rope_rotate(float* x, int heads, int head_dim, const float* cos, const float* sin);
 

@@ -501,38 +501,34 @@ void dot_rows(const float* q, int m, int hd, const float* k, size_t stride, int 
 // ---- Element-wise steps ------------------------------------------------------------------
 
 // Norms in float vectors with two accumulators (the twin sums in double: a row of 768 values
-// differs from it by ~1e-7 relative). Rows whose length is not a multiple of the lanes take
-// the twin.
-template <class S>
-float lane_sum2(const float* x, int d, typename S::F shift, bool square) {
+// differs from it by ~1e-7 relative). Widths that are not a multiple of the lanes take the twin.
+// Σ (x − shift), or Σ (x − shift)² with kSquare, over one row of d values.
+template <class S, bool kSquare>
+float lane_sum2(const float* x, int d, typename S::F shift) {
+  auto step = [&](typename S::F acc, const float* p) {
+    const typename S::F v = S::sub(S::load(p), shift);
+    return kSquare ? S::fma(v, v, acc) : S::add(acc, v);
+  };
   typename S::F a0 = S::zero(), a1 = S::zero();
   int i = 0;
   for (; i + 2 * S::kLanes <= d; i += 2 * S::kLanes) {
-    const typename S::F v0 = S::sub(S::load(x + i), shift),
-                        v1 = S::sub(S::load(x + i + S::kLanes), shift);
-    a0 = square ? S::fma(v0, v0, a0) : S::add(a0, v0);
-    a1 = square ? S::fma(v1, v1, a1) : S::add(a1, v1);
+    a0 = step(a0, x + i);
+    a1 = step(a1, x + i + S::kLanes);
   }
-  for (; i < d; i += S::kLanes) {
-    const typename S::F v = S::sub(S::load(x + i), shift);
-    a0 = square ? S::fma(v, v, a0) : S::add(a0, v);
-  }
+  for (; i < d; i += S::kLanes) a0 = step(a0, x + i);
   return S::sum(S::add(a0, a1));
 }
 
 template <class S>
 void layer_norm(const float* x, int n, int d, const float* weight, const float* bias, float eps,
                 float* y) {
+  if (d % S::kLanes != 0) return ref::layer_norm(x, n, d, weight, bias, eps, y);
   for (int r = 0; r < n; ++r) {
     const float* xr = x + static_cast<size_t>(r) * d;
     float* yr = y + static_cast<size_t>(r) * d;
-    if (d % S::kLanes != 0) {
-      ref::layer_norm(xr, 1, d, weight, bias, eps, yr);
-      continue;
-    }
-    const float mean = lane_sum2<S>(xr, d, S::zero(), false) / static_cast<float>(d);
+    const float mean = lane_sum2<S, false>(xr, d, S::zero()) / static_cast<float>(d);
     const typename S::F m = S::set1(mean);
-    const float var = lane_sum2<S>(xr, d, m, true) / static_cast<float>(d);
+    const float var = lane_sum2<S, true>(xr, d, m) / static_cast<float>(d);
     const typename S::F inv = S::set1(1.0f / std::sqrt(var + eps));
     for (int i = 0; i < d; i += S::kLanes) {
       const typename S::F t = S::mul(S::mul(S::sub(S::load(xr + i), m), inv), S::load(weight + i));
@@ -543,14 +539,11 @@ void layer_norm(const float* x, int n, int d, const float* weight, const float* 
 
 template <class S>
 void rms_norm(const float* x, int n, int d, const float* weight, float eps, float* y) {
+  if (d % S::kLanes != 0) return ref::rms_norm(x, n, d, weight, eps, y);
   for (int r = 0; r < n; ++r) {
     const float* xr = x + static_cast<size_t>(r) * d;
     float* yr = y + static_cast<size_t>(r) * d;
-    if (d % S::kLanes != 0) {
-      ref::rms_norm(xr, 1, d, weight, eps, yr);
-      continue;
-    }
-    const float ss = lane_sum2<S>(xr, d, S::zero(), true);
+    const float ss = lane_sum2<S, true>(xr, d, S::zero());
     const typename S::F inv = S::set1(1.0f / std::sqrt(ss / static_cast<float>(d) + eps));
     for (int i = 0; i < d; i += S::kLanes)
       S::store(yr + i, S::mul(S::mul(S::load(xr + i), inv), S::load(weight + i)));
