@@ -264,7 +264,7 @@ int main(int argc, char** argv) {
           AttnCase{"attention decode 1/128", 1, 128, 9, 3, true},
           AttnCase{"attention decode 1/1024 cold", 1, 1024, 9, 3, true, false, true},
           AttnCase{"attention decode 1/128 cold", 1, 128, 9, 3, true, false, true}}) {
-      if (c.bf16 && !path->gemm_kn_bf16) continue;
+      if (c.bf16 && !path->gemm_bf16_panels) continue;
       if (!only_shape.empty() && std::string(c.what).find(only_shape) == std::string::npos)
         continue;
       const int hd = 64, qw = c.heads * hd, kvw = c.kv_heads * hd;

@@ -406,7 +406,7 @@ TEST_P(KernelThreads, OneRowAttentionWithKeyMaskMatchesReference) {
 // The vision encoder's bf16 mode: Q·Kᵀ and P·V with bf16 inputs, against the twin that rounds
 // the same values (many query rows: the blocked path; odd key counts pad a bf16 pair).
 TEST_P(KernelThreads, AttentionBf16MatchesReference) {
-  if (!cx().path().gemm_kn_bf16) GTEST_SKIP() << "no bf16 arithmetic on this path";
+  if (!cx().path().gemm_bf16_panels) GTEST_SKIP() << "no bf16 arithmetic on this path";
   struct Case {
     int nq, nk, heads, kv_heads, hd;
     bool causal;

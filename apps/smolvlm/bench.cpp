@@ -36,7 +36,8 @@ const char kHelp[] =
     "      --quantize T    run the text model's matrices as T (q8_0, f16) after loading\n"
     "      --json          print JSON instead of the table\n"
     "      --profile       also time each operation of a decode step (one more run of -n\n"
-    "                      tokens): time per token, share, weight bytes and GB/s per op\n";
+    "                      tokens): time per token, share, weight bytes and GB/s per op;\n"
+    "                      and of one vision tile: time, share, GFLOP and GFLOP/s per op\n";
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) {
@@ -234,6 +235,39 @@ int run_bench(int argc, char** argv) {
                     {"weight_gb_s", 0}});
   }
 
+  // And one vision tile with each operation timed: where a tile's time goes, and the GFLOP/s of
+  // each product (for setting against the arithmetic peak, bench/compare_llamacpp.py).
+  nlohmann::json vision_prof = nlohmann::json::array();
+  double prof_tile_ms = 0;
+  if (profile) {
+    const size_t tile = static_cast<size_t>(3) * cfg.vision.image_size * cfg.vision.image_size;
+    std::vector<float> px(tile);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (auto& v : px) v = u(rng);
+    kernels::OpProfile ops;
+    cx.set_profile(&ops);
+    t = Clock::now();
+    (void)m.vision.image_features(cx, px.data(), 1);
+    prof_tile_ms = ms_since(t);
+    cx.set_profile(nullptr);
+    double timed = 0;
+    for (const auto& r : ops.rows()) {
+      timed += r.ms;
+      vision_prof.push_back({{"op", r.op},
+                             {"calls_per_tile", r.calls},
+                             {"ms_per_tile", r.ms},
+                             {"share", r.ms / prof_tile_ms},
+                             {"gflop_per_tile", r.flops / 1e9},
+                             {"gflop_s", r.ms > 0 ? r.flops / (r.ms * 1e6) : 0.0}});
+    }
+    vision_prof.push_back({{"op", "outside the ops (patches, pixel shuffle)"},
+                           {"calls_per_tile", 1},
+                           {"ms_per_tile", prof_tile_ms - timed},
+                           {"share", (prof_tile_ms - timed) / prof_tile_ms},
+                           {"gflop_per_tile", 0},
+                           {"gflop_s", 0}});
+  }
+
   nlohmann::json out = {{"model", model_dir},
                         {"threads", cx.threads()},
                         {"kernels", cx.path_name()},
@@ -250,7 +284,10 @@ int run_bench(int argc, char** argv) {
                         {"vision_gflop_per_tile", m.vision.flops_per_tile() / 1e9},
                         {"peak_rss_mb", rss}};
   if (!image.empty()) out["image_peak_rss_mb"] = image_rss;
-  if (profile) out["profile"] = {{"step_ms", prof_step_ms}, {"ops", prof}};
+  if (profile) {
+    out["profile"] = {{"step_ms", prof_step_ms}, {"ops", prof}};
+    out["vision_profile"] = {{"tile_ms", prof_tile_ms}, {"ops", vision_prof}};
+  }
   for (const auto& [k, s] : st) {
     out[k] = s.median();
     out["range"][k] = {s.min(), s.max()};
@@ -281,6 +318,15 @@ int run_bench(int argc, char** argv) {
                   r["calls_per_token"].get<double>(), r["ms_per_token"].get<double>() * 1000,
                   r["share"].get<double>() * 100, r["weight_mb_per_token"].get<double>(),
                   r["weight_gb_s"].get<double>());
+    }
+    std::printf("\nvision tile: %.1f ms\n", prof_tile_ms);
+    std::printf("%-42s %8s %10s %7s %12s %8s\n", "op", "calls", "ms/tile", "share", "GFLOP",
+                "GFLOP/s");
+    for (const auto& r : vision_prof) {
+      std::printf("%-42s %8d %10.2f %6.1f%% %12.2f %8.1f\n", r["op"].get<std::string>().c_str(),
+                  r["calls_per_tile"].get<int>(), r["ms_per_tile"].get<double>(),
+                  r["share"].get<double>() * 100, r["gflop_per_tile"].get<double>(),
+                  r["gflop_s"].get<double>());
     }
   }
   return 0;

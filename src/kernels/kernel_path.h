@@ -55,9 +55,16 @@ struct KernelPath {
   void (*to_bf16)(const float* x, size_t n, uint16_t* out);
   void (*gemm_bf16)(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_begin, int o_end,
                     const float* bias, float* y, int ldy);
-  // gemm_kn with bf16 inputs: x already bf16 (rows ldx apart), B float rounded while packing.
-  void (*gemm_kn_bf16)(const uint16_t* xb, int n, int ldx, int K, const float* b, size_t ldb, int N,
-                       float* y, int ldy);
+  // A matrix packed once into the path's bf16 panels for many products (attention's K and V per
+  // KV head), then y = x · B from the panels: B = Wᵀ from W's rows (pack_bf16_rows) or B [K × N]
+  // K-major, ldb apart (pack_bf16_kn). The panels hold bf16_panels_size(K, N) values; the
+  // product uses B's first K ≤ packed_k rows (a causal block's visible keys). Optional with the
+  // bf16 entries above (null: no bf16 attention).
+  size_t (*bf16_panels_size)(int K, int N);
+  void (*pack_bf16_rows)(const Matrix& w, uint32_t* panels);
+  void (*pack_bf16_kn)(const float* b, size_t ldb, int K, int N, uint32_t* panels);
+  void (*gemm_bf16_panels)(const uint16_t* xb, int n, int ldx, const uint32_t* panels,
+                           int packed_k, int K, int N, float* y, int ldy);
   // scores[r·lds + j] = Σ_d q[r·hd + d] · k[j·stride + d] for r < m, j < n: a decode step's
   // query·key products (m query heads on one KV head's n keys, read in place). The generic
   // path's is the plain twin; optional elsewhere (null uses gemm_float).

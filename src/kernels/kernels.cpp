@@ -452,7 +452,7 @@ void attention_one_row(const Compute& cx, const AttentionShape& s, const float* 
 // K is read in place (a strided matrix); V too where the path multiplies by K-major B
 // (gemm_kn), otherwise each KV head's V is transposed once for gemm_float.
 void attention_blocked(const Compute& cx, const AttentionShape& s, const float* q, const float* k,
-                       const float* v, const unsigned char* key_mask, float* out, bool bf16) {
+                       const float* v, const unsigned char* key_mask, float* out) {
   const KernelPath& path = cx.path();
   const int hd = s.head_dim, nk = s.nk, group = s.heads / s.kv_heads;
   // Bidirectional (vision): big blocks, so each head's K is packed fewer times. Causal: small
@@ -460,7 +460,7 @@ void attention_blocked(const Compute& cx, const AttentionShape& s, const float* 
   const int kBlock = s.causal ? 64 : 256;
   const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
   std::vector<float> vt;
-  if (!bf16 && !path.gemm_kn) {
+  if (!path.gemm_kn) {
     vt.resize(static_cast<size_t>(s.kv_heads) * nk * hd);
     cx.pool().parallel_for(static_cast<size_t>(s.kv_heads), [&](size_t b, size_t e) {
       for (size_t h = b; h < e; ++h) {
@@ -474,7 +474,6 @@ void attention_blocked(const Compute& cx, const AttentionShape& s, const float* 
   const int blocks = (s.nq + kBlock - 1) / kBlock;
   cx.pool().parallel_for(static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end) {
     thread_local std::vector<float> sb, qb, inv_sum;
-    thread_local std::vector<uint16_t> qh16, p16;
     for (size_t t = begin; t < end; ++t) {
       const int h = static_cast<int>(t % s.heads), blk = static_cast<int>(t / s.heads);
       const int i0 = blk * kBlock, rows = std::min(kBlock, s.nq - i0), kvh = h / group;
@@ -490,14 +489,7 @@ void attention_blocked(const Compute& cx, const AttentionShape& s, const float* 
         for (int d = 0; d < hd; ++d) dst[d] = src[d] * s.scale;
       }
       const Matrix km{DType::F32, k + kvh * hd, keys, hd, kv_row_bytes};
-      if (bf16) {
-        qh16.resize(static_cast<size_t>(rows) * bf16_stride(hd));
-        rows_to_bf16(path, qb.data(), static_cast<size_t>(hd), hd, 0, static_cast<size_t>(rows),
-                     qh16.data());
-        path.gemm_bf16(qh16.data(), rows, bf16_stride(hd), km, 0, keys, nullptr, sb.data(), keys);
-      } else {
-        path.gemm_float(qb.data(), rows, km, 0, keys, nullptr, sb.data(), keys);
-      }
+      path.gemm_float(qb.data(), rows, km, 0, keys, nullptr, sb.data(), keys);
       for (int i = 0; i < rows; ++i) {
         float* sr = sb.data() + static_cast<size_t>(i) * keys;
         const int last = s.causal ? std::min(s.q_pos0 + i0 + i, nk - 1) : nk - 1;
@@ -506,13 +498,7 @@ void attention_blocked(const Compute& cx, const AttentionShape& s, const float* 
         std::fill(sr + last + 1, sr + keys, 0.0f);  // causally hidden keys
       }
       float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
-      if (bf16) {
-        p16.resize(static_cast<size_t>(rows) * bf16_stride(keys));
-        rows_to_bf16(path, sb.data(), static_cast<size_t>(keys), keys, 0, static_cast<size_t>(rows),
-                     p16.data());
-        path.gemm_kn_bf16(p16.data(), rows, bf16_stride(keys), keys, v + kvh * hd,
-                          static_cast<size_t>(s.kv_stride), hd, orows, s.out_stride);
-      } else if (path.gemm_kn) {
+      if (path.gemm_kn) {
         path.gemm_kn(sb.data(), rows, keys, keys, v + kvh * hd, static_cast<size_t>(s.kv_stride),
                      hd, orows, s.out_stride);
       } else {
@@ -527,14 +513,85 @@ void attention_blocked(const Compute& cx, const AttentionShape& s, const float* 
   });
 }
 
+// bf16 products (vision): each KV head's K and V are packed into the path's bf16 panels once
+// (a head's 4 blocks of 256 rows used to pack them 4 times, ~3 MB of panels for a vision layer),
+// then blocks of 64 query rows, so that a block's scores (256 KB), its bf16 P and the head's
+// panels stay in L2 through both products and the softmax.
+void attention_bf16_panels(const Compute& cx, const AttentionShape& s, const float* q,
+                           const float* k, const float* v, float* out) {
+  const KernelPath& path = cx.path();
+  const int hd = s.head_dim, nk = s.nk, group = s.heads / s.kv_heads;
+  const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
+  const size_t k_size = path.bf16_panels_size(hd, nk), v_size = path.bf16_panels_size(nk, hd);
+  std::vector<uint32_t> kp(k_size * static_cast<size_t>(s.kv_heads)),
+      vp(v_size * static_cast<size_t>(s.kv_heads));
+  cx.pool().parallel_for(2 * static_cast<size_t>(s.kv_heads), [&](size_t b, size_t e) {
+    for (size_t t = b; t < e; ++t) {
+      const size_t h = t / 2;
+      if (t % 2 == 0) {
+        const Matrix km{DType::F32, k + h * hd, nk, hd, kv_row_bytes};
+        path.pack_bf16_rows(km, kp.data() + h * k_size);
+      } else {
+        path.pack_bf16_kn(v + h * hd, static_cast<size_t>(s.kv_stride), nk, hd,
+                          vp.data() + h * v_size);
+      }
+    }
+  });
+  constexpr int kBlock = 96;
+  const int blocks = (s.nq + kBlock - 1) / kBlock;
+  cx.pool().parallel_for(static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end) {
+    thread_local std::vector<float> sb, qb, inv_sum;
+    thread_local std::vector<uint16_t> q16, p16;
+    for (size_t t = begin; t < end; ++t) {
+      const int h = static_cast<int>(t % s.heads), blk = static_cast<int>(t / s.heads);
+      const int i0 = blk * kBlock, rows = std::min(kBlock, s.nq - i0), kvh = h / group;
+      const int keys = s.causal ? std::min(nk, s.q_pos0 + i0 + rows) : nk;
+      sb.resize(static_cast<size_t>(rows) * keys);
+      inv_sum.resize(static_cast<size_t>(rows));
+      // q · scale rounded to bf16, as the twin rounds it (exact scaling for head_dim 64: 1/8)
+      qb.resize(static_cast<size_t>(rows) * hd);
+      for (int i = 0; i < rows; ++i) {
+        const float* src = q + static_cast<size_t>(i0 + i) * s.q_stride + h * hd;
+        float* dst = qb.data() + static_cast<size_t>(i) * hd;
+        for (int d = 0; d < hd; ++d) dst[d] = src[d] * s.scale;
+      }
+      q16.resize(static_cast<size_t>(rows) * bf16_stride(hd));
+      rows_to_bf16(path, qb.data(), static_cast<size_t>(hd), hd, 0, static_cast<size_t>(rows),
+                   q16.data());
+      path.gemm_bf16_panels(q16.data(), rows, bf16_stride(hd),
+                            kp.data() + static_cast<size_t>(kvh) * k_size, hd, hd, keys, sb.data(),
+                            keys);
+      for (int i = 0; i < rows; ++i) {
+        float* sr = sb.data() + static_cast<size_t>(i) * keys;
+        const int last = s.causal ? std::min(s.q_pos0 + i0 + i, nk - 1) : nk - 1;
+        inv_sum[static_cast<size_t>(i)] = 1.0f / softmax_numerators(path, sr, last + 1, nullptr);
+        std::fill(sr + last + 1, sr + keys, 0.0f);  // causally hidden keys
+      }
+      p16.resize(static_cast<size_t>(rows) * bf16_stride(keys));
+      rows_to_bf16(path, sb.data(), static_cast<size_t>(keys), keys, 0, static_cast<size_t>(rows),
+                   p16.data());
+      float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
+      path.gemm_bf16_panels(p16.data(), rows, bf16_stride(keys),
+                            vp.data() + static_cast<size_t>(kvh) * v_size, nk, keys, hd, orows,
+                            s.out_stride);
+      for (int i = 0; i < rows; ++i)
+        scale_row(orows + static_cast<size_t>(i) * s.out_stride, hd,
+                  inv_sum[static_cast<size_t>(i)]);
+    }
+  });
+}
+
 }  // namespace
 
 void attention(const Compute& cx, const AttentionShape& s, const float* q, const float* k,
                const float* v, const unsigned char* key_mask, float* out, bool bf16_products) {
   if (s.nq >= 16) {
     const KernelPath& path = cx.path();
-    const bool bf16 = bf16_products && !key_mask && path.gemm_bf16 && path.gemm_kn_bf16;
-    attention_blocked(cx, s, q, k, v, key_mask, out, bf16);
+    if (bf16_products && !key_mask && path.gemm_bf16_panels) {
+      attention_bf16_panels(cx, s, q, k, v, out);
+    } else {
+      attention_blocked(cx, s, q, k, v, key_mask, out);
+    }
   } else if (s.nq == 1 && s.heads % s.kv_heads == 0) {
     attention_one_row(cx, s, q, k, v, key_mask, out);
   } else {

@@ -1,6 +1,7 @@
-// Time and weight bytes per operation of a forward pass, for `smolvlm bench --profile`: where a
-// decode step's time goes, and how close each matmul comes to the memory bandwidth. Off unless a
-// profile is attached to the Compute; then each timed op costs two clock reads.
+// Time, weight bytes and arithmetic per operation of a forward pass, for `smolvlm bench
+// --profile`: where a decode step's time goes and how close each matmul comes to the memory
+// bandwidth; where a vision tile's time goes and how close each product comes to the arithmetic
+// peak. Off unless a profile is attached to the Compute; then each timed op costs two clock reads.
 #pragma once
 
 #include <chrono>
@@ -21,8 +22,9 @@ class OpProfile {
     int64_t calls = 0;
     double ms = 0;
     double weight_bytes = 0;  // read from weight matrices, over all calls
+    double flops = 0;         // multiply-adds count two, over all calls
   };
-  void add(const char* op, double ms, size_t weight_bytes) {
+  void add(const char* op, double ms, size_t weight_bytes, double flops = 0) {
     std::lock_guard lock(mu_);
     auto [it, fresh] = rows_.try_emplace(op);
     if (fresh) order_.push_back(op);
@@ -30,6 +32,7 @@ class OpProfile {
     ++r.calls;
     r.ms += ms;
     r.weight_bytes += static_cast<double>(weight_bytes);
+    r.flops += flops;
   }
   std::vector<Row> rows() const {  // in first-seen order
     std::lock_guard lock(mu_);
@@ -56,8 +59,8 @@ class OpProfile {
 // Times the scope as `op` when `cx` has a profile attached.
 class OpTimer {
  public:
-  OpTimer(const Compute& cx, const char* op, size_t weight_bytes = 0)
-      : profile_(cx.profile()), op_(op), bytes_(weight_bytes) {
+  OpTimer(const Compute& cx, const char* op, size_t weight_bytes = 0, double flops = 0)
+      : profile_(cx.profile()), op_(op), bytes_(weight_bytes), flops_(flops) {
     if (profile_) start_ = std::chrono::steady_clock::now();
   }
   ~OpTimer() {
@@ -66,7 +69,7 @@ class OpTimer {
           op_,
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_)
               .count(),
-          bytes_);
+          bytes_, flops_);
     }
   }
   OpTimer(const OpTimer&) = delete;
@@ -76,6 +79,7 @@ class OpTimer {
   OpProfile* profile_;
   const char* op_;
   size_t bytes_;
+  double flops_;
   std::chrono::steady_clock::time_point start_;
 };
 

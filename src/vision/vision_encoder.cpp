@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/kernels.h"
+#include "kernels/op_profile.h"
 
 namespace smolvlm {
 
@@ -24,6 +25,11 @@ VisionPrecision resolve(VisionPrecision asked, const VisionWeights& w) {
   const DType t = w.layers.front().fc1.w.type;
   return t == DType::F16 || t == DType::BF16 ? VisionPrecision::Bf16 : VisionPrecision::F32;
 }
+
+double matmul_flops(const Linear& l, double rows) { return 2.0 * rows * l.w.rows * l.w.cols; }
+
+// Scores and the weighted sum of V, bidirectional: two n × n × hidden products.
+double attention_flops(double n, double hidden) { return 4.0 * n * n * hidden; }
 }  // namespace
 
 VisionEncoder::VisionEncoder(const ModelConfig& cfg, const VisionWeights& w,
@@ -33,14 +39,14 @@ VisionEncoder::VisionEncoder(const ModelConfig& cfg, const VisionWeights& w,
 double VisionEncoder::flops_per_tile() const {
   const VisionConfig& vc = cfg_.vision;
   const double patches = vc.num_patches();
-  auto flops = [](const Linear& l, double rows) { return 2.0 * rows * l.w.rows * l.w.cols; };
-  double f = flops(w_.patch, patches);
+  double f = matmul_flops(w_.patch, patches);
   for (const VisionLayerWeights& l : w_.layers) {
-    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.fc1, &l.fc2}) f += flops(*p, patches);
-    f += 4.0 * patches * patches * vc.hidden;
+    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.fc1, &l.fc2})
+      f += matmul_flops(*p, patches);
+    f += attention_flops(patches, vc.hidden);
   }
   const double scale = cfg_.scale_factor;
-  return f + flops(w_.connector, patches / (scale * scale));
+  return f + matmul_flops(w_.connector, patches / (scale * scale));
 }
 
 bool VisionEncoder::uses_bf16(const k::Compute& cx) const {
@@ -92,9 +98,12 @@ std::vector<float> VisionEncoder::encode_tile(const k::Compute& cx, const float*
     }
   }
   std::vector<float> x(static_cast<size_t>(N) * D);
-  linear(cx, patches.data(), N, w_.patch, x.data(), bf16);
-  // §3.3 Full tiles only (the processor never pads), so position id p is just p.
-  k::add_inplace(cx, x.data(), w_.position.data(), x.size());
+  {
+    const k::OpTimer t(cx, "patch embedding", 0, matmul_flops(w_.patch, N));
+    linear(cx, patches.data(), N, w_.patch, x.data(), bf16);
+    // §3.3 Full tiles only (the processor never pads), so position id p is just p.
+    k::add_inplace(cx, x.data(), w_.position.data(), x.size());
+  }
 
   // §3.4 Pre-LN encoder layers with bidirectional attention.
   std::vector<float> h(x.size()), q(x.size()), kk(x.size()), v(x.size()), ctx(x.size()),
@@ -110,22 +119,48 @@ std::vector<float> VisionEncoder::encode_tile(const k::Compute& cx, const float*
                                 .scale = 1.0f / std::sqrt(static_cast<float>(vc.head_dim())),
                                 .causal = false,
                                 .q_pos0 = 0};
+  auto norm = [&](const Norm& ln) {
+    const k::OpTimer t(cx, "layer norms");
+    k::layer_norm(cx, x.data(), N, D, ln.w.data(), ln.b.data(), vc.layer_norm_eps, h.data());
+  };
+  auto residual = [&] {
+    const k::OpTimer t(cx, "residual adds");
+    k::add_inplace(cx, x.data(), h.data(), x.size());
+  };
   for (const VisionLayerWeights& l : w_.layers) {
-    k::layer_norm(cx, x.data(), N, D, l.ln1.w.data(), l.ln1.b.data(), vc.layer_norm_eps, h.data());
-    linear_qkv(cx, h.data(), N, l, q.data(), kk.data(), v.data(), bf16);
-    k::attention(cx, shape, q.data(), kk.data(), v.data(), nullptr, ctx.data(), bf16);
-    linear(cx, ctx.data(), N, l.o, h.data(), bf16);
-    k::add_inplace(cx, x.data(), h.data(), x.size());
+    norm(l.ln1);
+    {
+      const k::OpTimer t(cx, "q, k, v matmuls", 0,
+                         matmul_flops(l.q, N) + matmul_flops(l.k, N) + matmul_flops(l.v, N));
+      linear_qkv(cx, h.data(), N, l, q.data(), kk.data(), v.data(), bf16);
+    }
+    {
+      const k::OpTimer t(cx, "attention", 0, attention_flops(N, D));
+      k::attention(cx, shape, q.data(), kk.data(), v.data(), nullptr, ctx.data(), bf16);
+    }
+    {
+      const k::OpTimer t(cx, "o matmul", 0, matmul_flops(l.o, N));
+      linear(cx, ctx.data(), N, l.o, h.data(), bf16);
+    }
+    residual();
 
-    k::layer_norm(cx, x.data(), N, D, l.ln2.w.data(), l.ln2.b.data(), vc.layer_norm_eps, h.data());
-    linear(cx, h.data(), N, l.fc1, mlp.data(), bf16);
-    k::gelu_tanh_inplace(cx, mlp.data(), mlp.size());
-    linear(cx, mlp.data(), N, l.fc2, h.data(), bf16);
-    k::add_inplace(cx, x.data(), h.data(), x.size());
+    norm(l.ln2);
+    {
+      const k::OpTimer t(cx, "fc1 matmul", 0, matmul_flops(l.fc1, N));
+      linear(cx, h.data(), N, l.fc1, mlp.data(), bf16);
+    }
+    {
+      const k::OpTimer t(cx, "gelu");
+      k::gelu_tanh_inplace(cx, mlp.data(), mlp.size());
+    }
+    {
+      const k::OpTimer t(cx, "fc2 matmul", 0, matmul_flops(l.fc2, N));
+      linear(cx, mlp.data(), N, l.fc2, h.data(), bf16);
+    }
+    residual();
   }
   // §3.5
-  k::layer_norm(cx, x.data(), N, D, w_.post_ln.w.data(), w_.post_ln.b.data(), vc.layer_norm_eps,
-                h.data());
+  norm(w_.post_ln);
   return h;
 }
 
@@ -155,6 +190,7 @@ std::vector<float> VisionEncoder::connect(const k::Compute& cx,
   const std::vector<float> shuffled =
       pixel_shuffle(hidden, cfg_.vision.patches_per_side(), cfg_.vision.hidden, s);
   std::vector<float> out(static_cast<size_t>(cfg_.image_seq_len) * cfg_.text.hidden);
+  const k::OpTimer t(cx, "connector matmul", 0, matmul_flops(w_.connector, cfg_.image_seq_len));
   linear(cx, shuffled.data(), cfg_.image_seq_len, w_.connector, out.data(), uses_bf16(cx));
   return out;
 }

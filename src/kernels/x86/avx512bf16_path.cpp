@@ -17,7 +17,10 @@ constexpr KernelPath kAvx512Bf16 = [] {
   p.gemv_q4 = x86::gemv_q4_vnni;
   p.to_bf16 = x86::to_bf16;
   p.gemm_bf16 = x86::gemm_bf16;
-  p.gemm_kn_bf16 = x86::gemm_kn_bf16;
+  p.bf16_panels_size = x86::bf16_panels_size;
+  p.pack_bf16_rows = x86::pack_bf16_rows;
+  p.pack_bf16_kn = x86::pack_bf16_kn;
+  p.gemm_bf16_panels = x86::gemm_bf16_panels;
   return p;
 }();
 }  // namespace

@@ -243,17 +243,41 @@ void gemm_bf16_typed(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_
   }
 }
 
-// y = x · B with B [K × N] float, K-major (attention's V rows in place), x bf16. Two B rows make
-// one panel row of bf16 pairs: {B[k][c], B[k+1][c]} per column, interleaved with vpermw.
-inline void gemm_kn_bf16(const uint16_t* xb, int n, int ldx, int K, const float* b, size_t ldb,
-                         int N, float* y, int ldy) {
-  constexpr int R = kBf16Rows, P = kBf16Cols;
-  static constexpr auto table = bf16_table(std::make_integer_sequence<int, R>{});
-  const int pairs_total = (K + 1) / 2;
-  thread_local std::vector<uint32_t> panel;
-  thread_local std::vector<float> tile;
-  panel.resize(static_cast<size_t>(kBf16PairsPerChunk) * P);
-  tile.resize(static_cast<size_t>(R) * P);
+// Whole matrices packed once for many products (attention: each KV head's K and V serve every
+// block of query rows). Layout: column blocks of P, each ceil(K/2) pair rows of P, zero-padded.
+inline size_t bf16_panels_size(int K, int N) {
+  return static_cast<size_t>((N + kBf16Cols - 1) / kBf16Cols) * static_cast<size_t>((K + 1) / 2) *
+         kBf16Cols;
+}
+
+// B = Wᵀ: W's rows are the output columns (N = w.rows, K = w.cols), as gemm_bf16 packs them.
+inline void pack_bf16_rows(const Matrix& w, uint32_t* panels) {
+  constexpr int P = kBf16Cols;
+  const int pairs = (w.cols + 1) / 2;
+  for (int o0 = 0; o0 < w.rows; o0 += P) {
+    uint32_t* panel = panels + static_cast<size_t>(o0 / P) * pairs * P;
+    const int cols = std::min(P, w.rows - o0);
+    switch (w.type) {
+      case DType::F32:
+        pack_bf16_panel<DType::F32, P>(w, o0, cols, 0, pairs, panel);
+        break;
+      case DType::F16:
+        pack_bf16_panel<DType::F16, P>(w, o0, cols, 0, pairs, panel);
+        break;
+      case DType::BF16:
+        pack_bf16_panel<DType::BF16, P>(w, o0, cols, 0, pairs, panel);
+        break;
+      default:
+        throw Error("bf16 GEMM: quantised weights are not supported");
+    }
+  }
+}
+
+// B [K × N] float, K-major (attention's V rows in place, ldb apart): two B rows make one panel
+// row of bf16 pairs, {B[k][c], B[k+1][c]} per column, interleaved with vpermw.
+inline void pack_bf16_kn(const float* b, size_t ldb, int K, int N, uint32_t* panels) {
+  constexpr int P = kBf16Cols;
+  const int pairs = (K + 1) / 2;
   // lanes 2i, 2i+1 of the result ← element i of the first row, element i of the second
   alignas(64) uint16_t order[32];
   for (int i = 0; i < 16; ++i) {
@@ -262,28 +286,43 @@ inline void gemm_kn_bf16(const uint16_t* xb, int n, int ldx, int K, const float*
   }
   const __m512i interleave = _mm512_load_si512(order);
   for (int o0 = 0; o0 < N; o0 += P) {
+    uint32_t* panel = panels + static_cast<size_t>(o0 / P) * pairs * P;
+    const int cols = std::min(P, N - o0);
+    for (int p = 0; p < pairs; ++p) {
+      const float* r0 = b + static_cast<size_t>(2 * p) * ldb + o0;
+      const float* r1 = 2 * p + 1 < K ? r0 + ldb : nullptr;
+      for (int c = 0; c < P; c += 16) {
+        const int m = std::max(0, std::min(16, cols - c));
+        const __mmask16 mask = static_cast<__mmask16>((1u << m) - 1u);
+        const __m512 lo = _mm512_maskz_loadu_ps(mask, r0 + c);
+        const __m512 hi = r1 ? _mm512_maskz_loadu_ps(mask, r1 + c) : _mm512_setzero_ps();
+        const __m512bh two = _mm512_cvtne2ps_pbh(hi, lo);  // lo in the low half, hi in the high
+        const __m512i pairs16 =
+            _mm512_permutexvar_epi16(interleave, reinterpret_cast<const __m512i&>(two));
+        _mm512_storeu_si512(panel + static_cast<size_t>(p) * P + c, pairs16);
+      }
+    }
+  }
+}
+
+// y = x · B for B packed as above for packed_k rows; only the first K (≤ packed_k) take part
+// (a causal block's visible keys). x bf16, rows ldx apart, K padded to even with zeros.
+inline void gemm_bf16_panels(const uint16_t* xb, int n, int ldx, const uint32_t* panels,
+                             int packed_k, int K, int N, float* y, int ldy) {
+  constexpr int R = kBf16Rows, P = kBf16Cols;
+  static constexpr auto table = bf16_table(std::make_integer_sequence<int, R>{});
+  const int packed_pairs = (packed_k + 1) / 2, pairs_total = (K + 1) / 2;
+  thread_local std::vector<float> tile;
+  tile.resize(static_cast<size_t>(R) * P);
+  for (int o0 = 0; o0 < N; o0 += P) {
+    const uint32_t* panel = panels + static_cast<size_t>(o0 / P) * packed_pairs * P;
     const int cols = std::min(P, N - o0);
     for (int p0 = 0; p0 < pairs_total; p0 += kBf16PairsPerChunk) {
       const int pairs = std::min(kBf16PairsPerChunk, pairs_total - p0);
-      for (int p = 0; p < pairs; ++p) {
-        const int k = 2 * (p0 + p);
-        const float* r0 = b + static_cast<size_t>(k) * ldb + o0;
-        const float* r1 = k + 1 < K ? r0 + ldb : nullptr;
-        uint32_t* dst = panel.data() + static_cast<size_t>(p) * P;
-        for (int c = 0; c < P; c += 16) {
-          const int m = std::max(0, std::min(16, cols - c));
-          const __mmask16 mask = static_cast<__mmask16>((1u << m) - 1u);
-          const __m512 a = _mm512_maskz_loadu_ps(mask, r0 + c);
-          const __m512 z = r1 ? _mm512_maskz_loadu_ps(mask, r1 + c) : _mm512_setzero_ps();
-          const __m512bh two = _mm512_cvtne2ps_pbh(z, a);  // a in the low half, z in the high
-          const __m512i pairs16 =
-              _mm512_permutexvar_epi16(interleave, reinterpret_cast<const __m512i&>(two));
-          _mm512_storeu_si512(dst + c, pairs16);
-        }
-      }
+      const uint32_t* chunk = panel + static_cast<size_t>(p0) * P;
       panel_rows<R, P>(xb, static_cast<size_t>(ldx), n, cols, p0 == 0, y + o0, ldy, tile.data(),
                        [&](int rows, const uint16_t* const* xr, float* out, int ldo, bool acc) {
-                         table[rows - 1](xr, p0, pairs, panel.data(), out, ldo, acc);
+                         table[rows - 1](xr, p0, pairs, chunk, out, ldo, acc);
                        });
     }
   }
