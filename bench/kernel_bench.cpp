@@ -278,11 +278,14 @@ int main(int argc, char** argv) {
                                           .kv_heads = c.kv_heads,
                                           .head_dim = hd,
                                           .q_stride = qw,
-                                          .kv_stride = kvw,
+                                          // decode: the KV cache's layout, each KV head's
+                                          // keys together; vision: heads side by side
+                                          .kv_stride = c.causal ? hd : kvw,
                                           .out_stride = qw,
                                           .scale = 0.125f,
                                           .causal = c.causal,
-                                          .q_pos0 = c.nk - c.nq};
+                                          .q_pos0 = c.nk - c.nq,
+                                          .kv_head_stride = c.causal ? c.nk * hd : 0};
       std::vector<double> ms;
       for (int r = 0; r < repeat + 1; ++r) {
         if (c.cold) {  // read on the pool, so its workers are awake (spinning) afterwards

@@ -374,6 +374,29 @@ TEST_P(KernelThreads, AttentionMatchesReference) {
     kernels::attention(cx(), s, q.data(), k.data(), v.data(), nullptr, got.data());
     kernels::ref::attention(s, q.data(), k.data(), v.data(), nullptr, want.data());
     expect_close(got, want, 1e-5);
+
+    // The same keys and values in the KV cache's layout: each KV head's together, a head
+    // `capacity` rows apart (more rows than keys, as in a cache not yet full).
+    const int capacity = c.nk + 3;
+    std::vector<float> kh(static_cast<size_t>(capacity) * kvw, 99.0f), vh(kh);
+    for (int j = 0; j < c.nk; ++j) {
+      for (int h = 0; h < c.kv_heads; ++h) {
+        for (int d = 0; d < c.hd; ++d) {
+          const size_t from = static_cast<size_t>(j) * kvw + h * c.hd + d,
+                       to = (static_cast<size_t>(h) * capacity + j) * c.hd + d;
+          kh[to] = k[from];
+          vh[to] = v[from];
+        }
+      }
+    }
+    kernels::AttentionShape per_head = s;
+    per_head.kv_stride = c.hd;
+    per_head.kv_head_stride = capacity * c.hd;
+    std::vector<float> got_ph(got.size()), want_ph(got.size());
+    kernels::attention(cx(), per_head, q.data(), kh.data(), vh.data(), nullptr, got_ph.data());
+    kernels::ref::attention(per_head, q.data(), kh.data(), vh.data(), nullptr, want_ph.data());
+    EXPECT_EQ(want_ph, want);  // the twin reads the same numbers in either layout
+    expect_close(got_ph, want, 1e-5);
   }
 }
 

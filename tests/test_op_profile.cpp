@@ -1,5 +1,6 @@
 // `smolvlm bench --profile`'s per-op timings: a decode step with a profile attached records each
-// op of every layer once, with the weight bytes its matrices hold, and computes the same logits.
+// op of every layer once, with the weight bytes its matrices hold, and computes the same logits;
+// a vision tile records each op with its arithmetic, which adds up to the tile's.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -56,13 +57,54 @@ TEST(OpProfile, ADecodeStepRecordsEveryOpOfEveryLayer) {
     }
   }
   const std::vector<std::string> want = {
-      "norms + residuals", "q, k, v matmuls",         "rope",        "attention",
-      "o matmul",          "gate, up matmuls + silu", "down matmul", "lm_head matmul"};
+      "norms + residuals", "q, k, v matmuls", "rope + kv cache writes",
+      "attention",         "o matmul",        "gate, up matmuls + silu",
+      "down matmul",       "lm_head matmul"};
   EXPECT_EQ(names, want);
 
   // Detached: nothing more is recorded.
   m->decoder.forward(cx, emb.data(), 1, a, plain.data());
   EXPECT_EQ(ops.rows()[1].calls, L);
+}
+
+TEST(OpProfile, AVisionTileRecordsEachOpWithItsArithmetic) {
+  const std::unique_ptr<Model> m = Model::load_hf(test::tiny_model());
+  const VisionConfig& vc = m->config.vision;
+  kernels::Compute cx(2);
+  std::vector<float> px(static_cast<size_t>(3) * vc.image_size * vc.image_size);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<float>(i % 17) / 8.0f - 1.0f;
+  const std::vector<float> plain = m->vision.image_features(cx, px.data(), 1);
+  kernels::OpProfile ops;
+  cx.set_profile(&ops);
+  const std::vector<float> timed = m->vision.image_features(cx, px.data(), 1);
+  cx.set_profile(nullptr);
+  EXPECT_EQ(plain, timed);
+
+  const int L = static_cast<int>(m->weights.vision.layers.size());
+  double flops = 0;
+  std::vector<std::string> names;
+  for (const auto& r : ops.rows()) {
+    names.push_back(r.op);
+    flops += r.flops;
+    if (r.op == "patch embedding" || r.op == "connector matmul") {
+      EXPECT_EQ(r.calls, 1) << r.op;
+    } else if (r.op == "layer norms") {
+      EXPECT_EQ(r.calls, 2 * L + 1);
+    } else if (r.op == "residual adds") {
+      EXPECT_EQ(r.calls, 2 * L);
+    } else {
+      EXPECT_EQ(r.calls, L) << r.op;
+    }
+    const bool arithmetic = r.op.find("matmul") != std::string::npos || r.op == "patch embedding" ||
+                            r.op == "attention";
+    EXPECT_EQ(r.flops > 0, arithmetic) << r.op;
+  }
+  EXPECT_DOUBLE_EQ(flops, m->vision.flops_per_tile());
+  const std::vector<std::string> want = {"patch embedding", "layer norms", "q, k, v matmuls",
+                                         "attention",       "o matmul",    "residual adds",
+                                         "fc1 matmul",      "gelu",        "fc2 matmul",
+                                         "connector matmul"};
+  EXPECT_EQ(names, want);
 }
 
 }  // namespace

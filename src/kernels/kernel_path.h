@@ -63,8 +63,8 @@ struct KernelPath {
   size_t (*bf16_panels_size)(int K, int N);
   void (*pack_bf16_rows)(const Matrix& w, uint32_t* panels);
   void (*pack_bf16_kn)(const float* b, size_t ldb, int K, int N, uint32_t* panels);
-  void (*gemm_bf16_panels)(const uint16_t* xb, int n, int ldx, const uint32_t* panels,
-                           int packed_k, int K, int N, float* y, int ldy);
+  void (*gemm_bf16_panels)(const uint16_t* xb, int n, int ldx, const uint32_t* panels, int packed_k,
+                           int K, int N, float* y, int ldy);
   // scores[r·lds + j] = Σ_d q[r·hd + d] · k[j·stride + d] for r < m, j < n: a decode step's
   // query·key products (m query heads on one KV head's n keys, read in place). The generic
   // path's is the plain twin; optional elsewhere (null uses gemm_float).

@@ -346,11 +346,11 @@ void attention_rows(const Compute& cx, const AttentionShape& s, const float* q, 
       // path; exact for head_dim 64, where it is 1/8.
       const float* qh = q + static_cast<size_t>(i) * s.q_stride + h * hd;
       for (int d = 0; d < hd; ++d) qs[d] = qh[d] * s.scale;
-      const Matrix km{DType::F32, k + kvh * hd, keys, hd, kv_row_bytes};
+      const Matrix km{DType::F32, k + kv_head_offset(s, kvh), keys, hd, kv_row_bytes};
       path.gemm_float(qs.data(), 1, km, 0, keys, nullptr, scores.data(), keys);
       const float sum = softmax_numerators(path, scores.data(), keys, key_mask);
       float* oh = out + static_cast<size_t>(i) * s.out_stride + h * hd;
-      const float* vh = v + kvh * hd;
+      const float* vh = v + kv_head_offset(s, kvh);
       if (path.weighted_rows) {
         path.weighted_rows(scores.data(), keys, vh, static_cast<size_t>(s.kv_stride), hd, oh);
       } else {
@@ -403,7 +403,7 @@ void attention_one_row(const Compute& cx, const AttentionShape& s, const float* 
       // The group's query heads are adjacent: one call gives all their scores.
       const float* qg = q + static_cast<size_t>(kvh) * group * hd;
       for (int d = 0; d < group * hd; ++d) qs[d] = qg[d] * s.scale;
-      const float* kc = k + static_cast<size_t>(j0) * s.kv_stride + kvh * hd;
+      const float* kc = k + kv_head_offset(s, kvh) + static_cast<size_t>(j0) * s.kv_stride;
       if (path.dot_rows) {
         path.dot_rows(qs.data(), group, hd, kc, static_cast<size_t>(s.kv_stride), n, scores.data(),
                       n);
@@ -411,7 +411,7 @@ void attention_one_row(const Compute& cx, const AttentionShape& s, const float* 
         const Matrix km{DType::F32, kc, n, hd, kv_row_bytes};
         path.gemm_float(qs.data(), group, km, 0, n, nullptr, scores.data(), n);
       }
-      const float* vh = v + static_cast<size_t>(j0) * s.kv_stride + kvh * hd;
+      const float* vh = v + kv_head_offset(s, kvh) + static_cast<size_t>(j0) * s.kv_stride;
       const unsigned char* mask = key_mask ? key_mask + j0 : nullptr;
       for (int r = 0; r < group; ++r) {
         float* sr = scores.data() + static_cast<size_t>(r) * n;
@@ -465,7 +465,8 @@ void attention_blocked(const Compute& cx, const AttentionShape& s, const float* 
     cx.pool().parallel_for(static_cast<size_t>(s.kv_heads), [&](size_t b, size_t e) {
       for (size_t h = b; h < e; ++h) {
         for (int j = 0; j < nk; ++j) {
-          const float* vj = v + static_cast<size_t>(j) * s.kv_stride + h * hd;
+          const float* vj =
+              v + kv_head_offset(s, static_cast<int>(h)) + static_cast<size_t>(j) * s.kv_stride;
           for (int d = 0; d < hd; ++d) vt[(h * hd + d) * nk + j] = vj[d];
         }
       }
@@ -488,7 +489,7 @@ void attention_blocked(const Compute& cx, const AttentionShape& s, const float* 
         float* dst = qb.data() + static_cast<size_t>(i) * hd;
         for (int d = 0; d < hd; ++d) dst[d] = src[d] * s.scale;
       }
-      const Matrix km{DType::F32, k + kvh * hd, keys, hd, kv_row_bytes};
+      const Matrix km{DType::F32, k + kv_head_offset(s, kvh), keys, hd, kv_row_bytes};
       path.gemm_float(qb.data(), rows, km, 0, keys, nullptr, sb.data(), keys);
       for (int i = 0; i < rows; ++i) {
         float* sr = sb.data() + static_cast<size_t>(i) * keys;
@@ -499,8 +500,8 @@ void attention_blocked(const Compute& cx, const AttentionShape& s, const float* 
       }
       float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
       if (path.gemm_kn) {
-        path.gemm_kn(sb.data(), rows, keys, keys, v + kvh * hd, static_cast<size_t>(s.kv_stride),
-                     hd, orows, s.out_stride);
+        path.gemm_kn(sb.data(), rows, keys, keys, v + kv_head_offset(s, kvh),
+                     static_cast<size_t>(s.kv_stride), hd, orows, s.out_stride);
       } else {
         const Matrix vm{DType::F32, vt.data() + static_cast<size_t>(kvh) * hd * nk, hd, keys,
                         static_cast<size_t>(nk) * sizeof(float)};
@@ -529,11 +530,12 @@ void attention_bf16_panels(const Compute& cx, const AttentionShape& s, const flo
     for (size_t t = b; t < e; ++t) {
       const size_t h = t / 2;
       if (t % 2 == 0) {
-        const Matrix km{DType::F32, k + h * hd, nk, hd, kv_row_bytes};
+        const Matrix km{DType::F32, k + kv_head_offset(s, static_cast<int>(h)), nk, hd,
+                        kv_row_bytes};
         path.pack_bf16_rows(km, kp.data() + h * k_size);
       } else {
-        path.pack_bf16_kn(v + h * hd, static_cast<size_t>(s.kv_stride), nk, hd,
-                          vp.data() + h * v_size);
+        path.pack_bf16_kn(v + kv_head_offset(s, static_cast<int>(h)),
+                          static_cast<size_t>(s.kv_stride), nk, hd, vp.data() + h * v_size);
       }
     }
   });

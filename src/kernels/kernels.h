@@ -87,9 +87,11 @@ void add_inplace(const Compute& cx, float* x, const float* y, size_t n);
 void rope_angles(int pos, const float* inv_freq, int head_dim, float* cos, float* sin);
 void rope_rotate(float* x, int heads, int head_dim, const float* cos, const float* sin);
 
-// Scaled dot-product attention, heads side by side in each row.
-// q: [nq, heads·hd] with row stride q_stride; k, v: [nk, kv_heads·hd] with row stride kv_stride;
-// out: [nq, heads·hd] with row stride out_stride. Query head h reads KV head h / (heads/kv_heads).
+// Scaled dot-product attention, query heads side by side in each row.
+// q: [nq, heads·hd] with row stride q_stride; out: [nq, heads·hd] with row stride out_stride;
+// k, v: key j of KV head h at j·kv_stride + h·kv_head_stride floats (kv_head_stride 0: head_dim,
+// the heads side by side in each row, as the vision encoder's; the KV cache keeps each head's
+// keys together instead, kv_stride = head_dim). Query head h reads KV head h / (heads/kv_heads).
 // causal: query row i sits at absolute position q_pos0 + i and sees keys 0..q_pos0 + i.
 // key_mask (optional, nk entries): 0 = padded key, excluded.
 struct AttentionShape {
@@ -98,7 +100,13 @@ struct AttentionShape {
   float scale;
   bool causal;
   int q_pos0;
+  int kv_head_stride = 0;
 };
+// Floats from the start of k (or v) to KV head kvh's first key.
+inline size_t kv_head_offset(const AttentionShape& s, int kvh) {
+  return static_cast<size_t>(kvh) *
+         static_cast<size_t>(s.kv_head_stride ? s.kv_head_stride : s.head_dim);
+}
 // bf16_products: Q·Kᵀ and P·V with bf16 inputs and float32 sums (the vision encoder in bf16
 // mode), where the active path has bf16 arithmetic and the rows are many; float32 otherwise.
 void attention(const Compute& cx, const AttentionShape& s, const float* q, const float* k,

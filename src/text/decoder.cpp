@@ -19,7 +19,7 @@ size_t matrix_bytes(const k::Matrix& m) { return static_cast<size_t>(m.rows) * m
 }  // namespace
 
 KVCache::KVCache(const TextConfig& cfg, int capacity)
-    : capacity_(capacity), row_(cfg.kv_heads * cfg.head_dim) {
+    : capacity_(capacity), row_(cfg.kv_heads * cfg.head_dim), head_dim_(cfg.head_dim) {
   const size_t n = static_cast<size_t>(cfg.layers) * static_cast<size_t>(capacity) * row_;
   k_.reset(static_cast<float*>(std::calloc(n ? n : 1, sizeof(float))));
   v_.reset(static_cast<float*>(std::calloc(n ? n : 1, sizeof(float))));
@@ -28,6 +28,15 @@ KVCache::KVCache(const TextConfig& cfg, int capacity)
 }
 
 void KVCache::FreeDeleter::operator()(float* p) const { std::free(p); }
+
+void KVCache::store(float* layer_base, int pos, const float* row) const {
+  const int heads = row_ / head_dim_;
+  for (int h = 0; h < heads; ++h) {
+    std::memcpy(
+        layer_base + static_cast<size_t>(h) * head_stride() + static_cast<size_t>(pos) * head_dim_,
+        row + static_cast<size_t>(h) * head_dim_, sizeof(float) * head_dim_);
+  }
+}
 
 double Decoder::weight_bytes_per_step() const {
   double b = static_cast<double>(matrix_bytes(w_.lm_head.w));
@@ -49,8 +58,9 @@ Decoder::Decoder(const TextConfig& cfg, const TextWeights& w) : cfg_(cfg), w_(w)
   }
 }
 
-// n query rows at positions pos0.. against the cache's keys 0..pos0 + n − 1, heads side by side.
-k::AttentionShape Decoder::causal_shape(int n, int pos0) const {
+// n query rows at positions pos0.. (query heads side by side) against the cache's keys
+// 0..pos0 + n − 1 (each KV head's together).
+k::AttentionShape Decoder::causal_shape(int n, int pos0, const KVCache& cache) const {
   const int hd = cfg_.head_dim, qd = cfg_.heads * hd;
   return {.nq = n,
           .nk = pos0 + n,
@@ -58,11 +68,12 @@ k::AttentionShape Decoder::causal_shape(int n, int pos0) const {
           .kv_heads = cfg_.kv_heads,
           .head_dim = hd,
           .q_stride = qd,
-          .kv_stride = cfg_.kv_heads * hd,
+          .kv_stride = hd,
           .out_stride = qd,
           .scale = 1.0f / std::sqrt(static_cast<float>(hd)),
           .causal = true,
-          .q_pos0 = pos0};
+          .q_pos0 = pos0,
+          .kv_head_stride = cache.head_stride()};
 }
 
 void Decoder::embed(const int32_t* ids, int n, float* out) const {
@@ -87,14 +98,16 @@ void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& 
   const size_t N = static_cast<size_t>(n);
   // The pass's scratch belongs to the thread running it (not to a cache, not to the shared
   // Decoder); assign/resize keep capacity, so decoding allocates nothing per token once warm.
-  thread_local std::vector<float> x, h, q, attn, gate, up;
+  thread_local std::vector<float> x, h, q, kn, vn, attn, gate, up;
   x.assign(input, input + N * H);
   h.resize(N * H);
   q.resize(N * qd);
+  kn.resize(N * kvd);
+  vn.resize(N * kvd);
   attn.resize(N * qd);
   gate.resize(N * F);
   up.resize(N * F);
-  const k::AttentionShape shape = causal_shape(n, pos0);
+  const k::AttentionShape shape = causal_shape(n, pos0, cache);
   // Each position's RoPE cos and sin, once for all 30 layers.
   thread_local std::vector<float> rope_cs;
   rope_cs.resize(N * hd);
@@ -107,26 +120,26 @@ void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& 
     const TextLayerWeights& l = w_.layers[li];
     float* kc = cache.k(static_cast<int>(li));
     float* vc = cache.v(static_cast<int>(li));
-    float* k_new = kc + static_cast<size_t>(pos0) * kvd;
-    float* v_new = vc + static_cast<size_t>(pos0) * kvd;
 
     {
       const k::OpTimer t(cx, "norms + residuals");
       k::rms_norm(cx, x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
     }
     {
-      // k and v go straight into the cache
       const k::OpTimer t(cx, "q, k, v matmuls",
                          matrix_bytes(l.q.w) + matrix_bytes(l.k.w) + matrix_bytes(l.v.w));
-      const k::MatmulTarget qkv[] = {{&l.q.w, q.data()}, {&l.k.w, k_new}, {&l.v.w, v_new}};
+      const k::MatmulTarget qkv[] = {{&l.q.w, q.data()}, {&l.k.w, kn.data()}, {&l.v.w, vn.data()}};
       k::matmul_same_input(cx, h.data(), n, qkv, 3);
     }
     {
-      const k::OpTimer t(cx, "rope");
+      const k::OpTimer t(cx, "rope + kv cache writes");
       for (int i = 0; i < n; ++i) {
         const float* cs = rope_cs.data() + static_cast<size_t>(i) * hd;
         k::rope_rotate(q.data() + static_cast<size_t>(i) * qd, cfg_.heads, hd, cs, cs + hd / 2);
-        k::rope_rotate(k_new + static_cast<size_t>(i) * kvd, cfg_.kv_heads, hd, cs, cs + hd / 2);
+        float* ki = kn.data() + static_cast<size_t>(i) * kvd;
+        k::rope_rotate(ki, cfg_.kv_heads, hd, cs, cs + hd / 2);
+        cache.store(kc, pos0 + i, ki);
+        cache.store(vc, pos0 + i, vn.data() + static_cast<size_t>(i) * kvd);
       }
     }
     {
@@ -212,14 +225,13 @@ void Decoder::forward_batch(const k::Compute& cx, const float* input, int n, KVC
       float* kc = c.k(static_cast<int>(li));
       float* vc = c.v(static_cast<int>(li));
       float* qi = q.data() + static_cast<size_t>(i) * qd;
-      float* ki = kc + static_cast<size_t>(pos) * kvd;
-      std::memcpy(ki, kn.data() + static_cast<size_t>(i) * kvd, sizeof(float) * kvd);
-      std::memcpy(vc + static_cast<size_t>(pos) * kvd, vn.data() + static_cast<size_t>(i) * kvd,
-                  sizeof(float) * kvd);
+      float* ki = kn.data() + static_cast<size_t>(i) * kvd;
       const float* cs = rope_cs.data() + static_cast<size_t>(i) * hd;
       k::rope_rotate(qi, cfg_.heads, hd, cs, cs + hd / 2);
       k::rope_rotate(ki, cfg_.kv_heads, hd, cs, cs + hd / 2);
-      const k::AttentionShape shape = causal_shape(1, pos);
+      c.store(kc, pos, ki);
+      c.store(vc, pos, vn.data() + static_cast<size_t>(i) * kvd);
+      const k::AttentionShape shape = causal_shape(1, pos, c);
       k::attention(cx, shape, qi, kc, vc, nullptr, attn.data() + static_cast<size_t>(i) * qd);
     }
     k::matmul(cx, attn.data(), n, l.o.w, nullptr, h.data());

@@ -27,9 +27,17 @@ class KVCache {
   struct FreeDeleter {
     void operator()(float* p) const;
   };
+  // Per layer, each KV head's keys (values) together: [kv_heads][capacity][head_dim]. A decode
+  // step's attention task reads one head's keys, so it walks one contiguous run of pages instead
+  // of every page of the layer (with the heads side by side in a row, each of the three heads'
+  // tasks touched all of them: after a picture prompt, page walks made attention ~2× slower).
   float* k(int layer) { return k_.get() + static_cast<size_t>(layer) * capacity_ * row_; }
   float* v(int layer) { return v_.get() + static_cast<size_t>(layer) * capacity_ * row_; }
-  int capacity_, length_ = 0, row_;
+  // Floats from one KV head's keys to the next one's.
+  int head_stride() const { return capacity_ * head_dim_; }
+  // Position pos's values of every head from row [kv_heads·head_dim] into a layer's keys/values.
+  void store(float* layer_base, int pos, const float* row) const;
+  int capacity_, length_ = 0, row_, head_dim_;
   std::unique_ptr<float[], FreeDeleter> k_, v_;
 };
 
@@ -57,7 +65,7 @@ class Decoder {
   double weight_bytes_per_step() const;
 
  private:
-  kernels::AttentionShape causal_shape(int n, int pos0) const;
+  kernels::AttentionShape causal_shape(int n, int pos0, const KVCache& cache) const;
   const TextConfig& cfg_;
   const TextWeights& w_;
   std::vector<float> inv_freq_;  // RoPE frequencies, float32 as HF keeps them

@@ -41,8 +41,7 @@ double VisionEncoder::flops_per_tile() const {
   const double patches = vc.num_patches();
   double f = matmul_flops(w_.patch, patches);
   for (const VisionLayerWeights& l : w_.layers) {
-    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.fc1, &l.fc2})
-      f += matmul_flops(*p, patches);
+    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.fc1, &l.fc2}) f += matmul_flops(*p, patches);
     f += attention_flops(patches, vc.hidden);
   }
   const double scale = cfg_.scale_factor;

@@ -217,7 +217,7 @@ void attention_impl(const AttentionShape& s, const float* q, const float* k, con
           scores[j] = -std::numeric_limits<float>::infinity();
           continue;
         }
-        const float* kj = k + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim;
+        const float* kj = k + kv_head_offset(s, kvh) + static_cast<size_t>(j) * s.kv_stride;
         float dot = 0.0f;
         if (bf16) {
           for (int d = 0; d < s.head_dim; ++d) dot += r(qh[d] * s.scale) * r(kj[d]);
@@ -237,7 +237,7 @@ void attention_impl(const AttentionShape& s, const float* q, const float* k, con
       for (int d = 0; d < s.head_dim; ++d) oh[d] = 0.0f;
       for (int j = 0; j <= last_key; ++j) {
         const float p = bf16 ? r(scores[j]) : scores[j] / sum;
-        const float* vj = v + static_cast<size_t>(j) * s.kv_stride + kvh * s.head_dim;
+        const float* vj = v + kv_head_offset(s, kvh) + static_cast<size_t>(j) * s.kv_stride;
         for (int d = 0; d < s.head_dim; ++d) oh[d] += p * r(vj[d]);
       }
       if (bf16) {
