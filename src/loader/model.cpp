@@ -79,9 +79,10 @@ std::vector<float> Model::encode_pictures(const kernels::Compute& cx,
   const size_t per_tile = static_cast<size_t>(3) * tiles.tile_size * tiles.tile_size;
   std::vector<float> pixels(per_tile);
   with_vision_resident([&] {
+    VisionEncoder::TileScratch scratch;  // one set of buffers for all the tiles
     for (int t = 0; t < tiles.n_tiles; ++t) {
       tiles.pixel_values(t, pixels.data());
-      const std::vector<float> f = vision.image_features(cx, pixels.data(), 1);
+      const std::vector<float> f = vision.image_features(cx, pixels.data(), 1, &scratch);
       features.insert(features.end(), f.begin(), f.end());
     }
   });

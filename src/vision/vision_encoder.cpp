@@ -78,13 +78,20 @@ void VisionEncoder::linear_qkv(const k::Compute& cx, const float* x, int n,
 }
 
 std::vector<float> VisionEncoder::encode_tile(const k::Compute& cx, const float* pixels) const {
+  TileScratch s;
+  encode_tile(cx, pixels, s);
+  return std::move(s.h);
+}
+
+void VisionEncoder::encode_tile(const k::Compute& cx, const float* pixels, TileScratch& s) const {
   const VisionConfig& vc = cfg_.vision;
   const bool bf16 = uses_bf16(cx);
   const int D = vc.hidden, G = vc.patches_per_side(), N = vc.num_patches(), P = vc.patch,
             S = vc.image_size, C = vc.channels, F = vc.intermediate;
 
   // §3.1 Patch embedding as a matmul: row p = patch (py, px), features ordered (c, ky, kx).
-  std::vector<float> patches(static_cast<size_t>(N) * C * P * P);
+  std::vector<float>& patches = s.patches;
+  patches.resize(static_cast<size_t>(N) * C * P * P);
   for (int py = 0; py < G; ++py) {
     for (int px = 0; px < G; ++px) {
       float* dst = patches.data() + static_cast<size_t>(py * G + px) * C * P * P;
@@ -96,7 +103,8 @@ std::vector<float> VisionEncoder::encode_tile(const k::Compute& cx, const float*
       }
     }
   }
-  std::vector<float> x(static_cast<size_t>(N) * D);
+  std::vector<float>& x = s.x;
+  x.resize(static_cast<size_t>(N) * D);
   {
     const k::OpTimer t(cx, "patch embedding", 0, matmul_flops(w_.patch, N));
     linear(cx, patches.data(), N, w_.patch, x.data(), bf16);
@@ -105,8 +113,9 @@ std::vector<float> VisionEncoder::encode_tile(const k::Compute& cx, const float*
   }
 
   // §3.4 Pre-LN encoder layers with bidirectional attention.
-  std::vector<float> h(x.size()), q(x.size()), kk(x.size()), v(x.size()), ctx(x.size()),
-      mlp(static_cast<size_t>(N) * F);
+  std::vector<float>&h = s.h, &q = s.q, &kk = s.k, &v = s.v, &ctx = s.ctx, &mlp = s.mlp;
+  for (std::vector<float>* b : {&h, &q, &kk, &v, &ctx}) b->resize(x.size());
+  mlp.resize(static_cast<size_t>(N) * F);
   const k::AttentionShape shape{.nq = N,
                                 .nk = N,
                                 .heads = vc.heads,
@@ -160,49 +169,63 @@ std::vector<float> VisionEncoder::encode_tile(const k::Compute& cx, const float*
   }
   // §3.5
   norm(w_.post_ln);
-  return h;
 }
 
-std::vector<float> pixel_shuffle(const std::vector<float>& x, int grid, int dim, int scale) {
+namespace {
+void pixel_shuffle_into(const float* x, int grid, int dim, int scale, float* out) {
   // §4: output token (R, Cc) concatenates the s×s block of patches, row offset major, then
   // column offset, then channel.
   const int out_side = grid / scale;
-  std::vector<float> out(x.size());
-  float* dst = out.data();
+  float* dst = out;
   for (int R = 0; R < out_side; ++R) {
     for (int Cc = 0; Cc < out_side; ++Cc) {
       for (int di = 0; di < scale; ++di) {
         for (int dj = 0; dj < scale; ++dj) {
           const size_t patch = static_cast<size_t>(scale * R + di) * grid + (scale * Cc + dj);
-          std::memcpy(dst, x.data() + patch * dim, sizeof(float) * dim);
+          std::memcpy(dst, x + patch * dim, sizeof(float) * dim);
           dst += dim;
         }
       }
     }
   }
+}
+}  // namespace
+
+std::vector<float> pixel_shuffle(const std::vector<float>& x, int grid, int dim, int scale) {
+  std::vector<float> out(x.size());
+  pixel_shuffle_into(x.data(), grid, dim, scale, out.data());
   return out;
 }
 
 std::vector<float> VisionEncoder::connect(const k::Compute& cx,
                                           const std::vector<float>& hidden) const {
-  const int s = cfg_.scale_factor;
-  const std::vector<float> shuffled =
-      pixel_shuffle(hidden, cfg_.vision.patches_per_side(), cfg_.vision.hidden, s);
+  TileScratch s;
   std::vector<float> out(static_cast<size_t>(cfg_.image_seq_len) * cfg_.text.hidden);
-  const k::OpTimer t(cx, "connector matmul", 0, matmul_flops(w_.connector, cfg_.image_seq_len));
-  linear(cx, shuffled.data(), cfg_.image_seq_len, w_.connector, out.data(), uses_bf16(cx));
+  connect(cx, hidden.data(), s, out.data());
   return out;
 }
 
+void VisionEncoder::connect(const k::Compute& cx, const float* hidden, TileScratch& s,
+                            float* out) const {
+  const int scale = cfg_.scale_factor, grid = cfg_.vision.patches_per_side(),
+            dim = cfg_.vision.hidden;
+  s.shuffled.resize(static_cast<size_t>(grid) * grid * dim);
+  pixel_shuffle_into(hidden, grid, dim, scale, s.shuffled.data());
+  const k::OpTimer t(cx, "connector matmul", 0, matmul_flops(w_.connector, cfg_.image_seq_len));
+  linear(cx, s.shuffled.data(), cfg_.image_seq_len, w_.connector, out, uses_bf16(cx));
+}
+
 std::vector<float> VisionEncoder::image_features(const k::Compute& cx, const float* pixels,
-                                                 int n_tiles) const {
+                                                 int n_tiles, TileScratch* scratch) const {
   const size_t tile_floats =
       static_cast<size_t>(cfg_.vision.channels) * cfg_.vision.image_size * cfg_.vision.image_size;
   const size_t tile_out = static_cast<size_t>(cfg_.image_seq_len) * cfg_.text.hidden;
   std::vector<float> out(tile_out * n_tiles);
+  TileScratch own;
+  TileScratch& s = scratch ? *scratch : own;
   for (int t = 0; t < n_tiles; ++t) {
-    const std::vector<float> f = connect(cx, encode_tile(cx, pixels + tile_floats * t));
-    std::memcpy(out.data() + tile_out * t, f.data(), sizeof(float) * tile_out);
+    encode_tile(cx, pixels + tile_floats * t, s);
+    connect(cx, s.h.data(), s, out.data() + tile_out * t);
   }
   return out;
 }

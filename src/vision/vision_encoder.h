@@ -26,13 +26,20 @@ class VisionEncoder {
   // on the shuffled rows), and attention's two products, 4·patches²·hidden a layer.
   double flops_per_tile() const;
 
+  // The working buffers of a tile (~30 MB for SigLIP-B/16): kept from one tile to the next, so
+  // the tiles of a picture fault their pages in once, not once each.
+  struct TileScratch {
+    std::vector<float> patches, x, h, q, k, v, ctx, mlp, shuffled;
+  };
+
   // One tile [channels, S, S] → last hidden state after post_layernorm [num_patches, hidden].
   std::vector<float> encode_tile(const kernels::Compute& cx, const float* pixels) const;
   // Pixel shuffle + modality projection: [num_patches, hidden] → [image_seq_len, text hidden].
   std::vector<float> connect(const kernels::Compute& cx, const std::vector<float>& hidden) const;
-  // Both, for n tiles laid out [n, C, S, S] → [n · image_seq_len, text hidden].
-  std::vector<float> image_features(const kernels::Compute& cx, const float* pixels,
-                                    int n_tiles) const;
+  // Both, for n tiles laid out [n, C, S, S] → [n · image_seq_len, text hidden]; `scratch`, when
+  // given, carries the buffers over to the next call (tiles encoded one call each).
+  std::vector<float> image_features(const kernels::Compute& cx, const float* pixels, int n_tiles,
+                                    TileScratch* scratch = nullptr) const;
 
  private:
   const ModelConfig& cfg_;
@@ -40,6 +47,9 @@ class VisionEncoder {
   VisionPrecision precision_;
   void linear(const kernels::Compute& cx, const float* x, int n, const Linear& l, float* y,
               bool bf16) const;
+  // encode_tile into s.h, and connect from it into out [image_seq_len, text hidden].
+  void encode_tile(const kernels::Compute& cx, const float* pixels, TileScratch& s) const;
+  void connect(const kernels::Compute& cx, const float* hidden, TileScratch& s, float* out) const;
   // The layer's q, k and v of one input: in bf16, the input rounded once for all three.
   void linear_qkv(const kernels::Compute& cx, const float* x, int n, const VisionLayerWeights& l,
                   float* q, float* k, float* v, bool bf16) const;
