@@ -6,13 +6,18 @@
 // - our own converted pair gives exactly the outputs of llama.cpp's pair.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 
 #include "chat/pipeline.h"
 #include "gguf_test_support.h"
+#include "kernels/kernel_path.h"
 #include "loader/gguf_model.h"
 #include "text/sampler.h"
 
@@ -184,6 +189,138 @@ TEST(GgufQ4Golden, ConvertedQ4TextStaysClose) {
     EXPECT_GE(cs, 0.95) << name;
   }
   std::printf("  worst cosine %.6f\n", worst);
+}
+
+// The panels live in a cache file (loader/q4_panel_cache.h): made by the first load of a model
+// file, mapped as it is by the next ones, remade when damaged or when the model file changed;
+// none (the file's rows) when the cache is off or cannot be written.
+class Q4PanelCache : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!kernels::default_path().gemv_q4_panels) GTEST_SKIP() << "no Q4_0 panel kernel";
+    const char* old = std::getenv("SMOLVLM_CACHE_DIR");
+    if (old) saved_ = old;
+    had_ = old != nullptr;
+    set_cache(cache_.path());
+    ConvertOptions opt;
+    opt.text_type = DType::Q4_0;
+    opt.vision_type = DType::F16;
+    files_ = convert_hf_to_gguf(test::tiny_model(), model_.path(), opt);
+  }
+  void TearDown() override {
+    if (had_) {
+      set_cache(saved_);
+    } else {
+      ::unsetenv("SMOLVLM_CACHE_DIR");
+    }
+  }
+  static void set_cache(const std::string& dir) { ::setenv("SMOLVLM_CACHE_DIR", dir.c_str(), 1); }
+  std::unique_ptr<Model> load() const {
+    return Model::load_gguf(files_.text_path, files_.mmproj_path, VisionPrecision::F32);
+  }
+  std::vector<std::filesystem::path> cache_files() const {
+    std::vector<std::filesystem::path> out;
+    for (const auto& e : std::filesystem::directory_iterator(cache_.path()))
+      out.push_back(e.path());
+    return out;
+  }
+  static bool has_panels(const Model& m) {
+    const TextWeights& t = m.weights.text;
+    return t.layers[0].gate.w.q4_panels && t.lm_head.w.q4_panels;
+  }
+
+  test::TempDir cache_, model_;
+  ConvertResult files_;
+  std::string saved_;
+  bool had_ = false;
+};
+
+TEST_F(Q4PanelCache, MadeOnceThenMappedAsItIs) {
+  const std::unique_ptr<Model> first = load();
+  ASSERT_TRUE(has_panels(*first));
+  const auto made = cache_files();
+  ASSERT_EQ(made.size(), 1u);
+  const auto stamp = std::filesystem::last_write_time(made[0]);
+  const CaseRun a = run_case(*first, "text_only");
+  const std::unique_ptr<Model> second = load();
+  ASSERT_TRUE(has_panels(*second));
+  EXPECT_EQ(cache_files(), made);
+  EXPECT_EQ(std::filesystem::last_write_time(made[0]), stamp);  // not written again
+  const CaseRun b = run_case(*second, "text_only");
+  EXPECT_EQ(a.logits_last, b.logits_last);
+  EXPECT_EQ(a.greedy, b.greedy);
+}
+
+TEST_F(Q4PanelCache, ADamagedFileIsMadeAgain) {
+  const CaseRun want = run_case(*load(), "text_only");
+  const auto made = cache_files();
+  ASSERT_EQ(made.size(), 1u);
+  const auto full = std::filesystem::file_size(made[0]);
+  std::filesystem::resize_file(made[0], full / 2);  // cut short
+  {
+    const std::unique_ptr<Model> m = load();
+    EXPECT_TRUE(has_panels(*m));
+    EXPECT_EQ(std::filesystem::file_size(made[0]), full);
+    EXPECT_EQ(run_case(*m, "text_only").logits_last, want.logits_last);
+  }
+  {  // same size, another header (another layout version or key): not used as it is
+    std::FILE* f = std::fopen(made[0].c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    std::fputs("not the magic", f);
+    std::fclose(f);
+    const std::unique_ptr<Model> m = load();
+    EXPECT_TRUE(has_panels(*m));
+    EXPECT_EQ(run_case(*m, "text_only").logits_last, want.logits_last);
+  }
+}
+
+TEST_F(Q4PanelCache, AChangedModelFileReplacesIt) {
+  (void)load();
+  const auto made = cache_files();
+  ASSERT_EQ(made.size(), 1u);
+  const auto stamp = std::filesystem::last_write_time(made[0]);
+  std::filesystem::last_write_time(
+      files_.text_path,
+      std::filesystem::last_write_time(files_.text_path) + std::chrono::seconds(5));
+  EXPECT_TRUE(has_panels(*load()));
+  EXPECT_EQ(cache_files(), made);  // the same name, made again
+  EXPECT_NE(std::filesystem::last_write_time(made[0]), stamp);
+}
+
+TEST_F(Q4PanelCache, OffOrUnwritableMeansTheFileRows) {
+  const CaseRun with_panels = run_case(*load(), "text_only");
+  const std::string not_a_dir = model_ / "plain-file";
+  std::FILE* f = std::fopen(not_a_dir.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  for (const std::string& dir : {std::string("off"), not_a_dir + "/cache"}) {
+    set_cache(dir);
+    const std::unique_ptr<Model> m = load();
+    EXPECT_FALSE(m->weights.text.layers[0].gate.w.q4_panels) << dir;
+    const CaseRun rows = run_case(*m, "text_only");
+    EXPECT_LT(max_abs_diff(rows.logits_last, with_panels.logits_last), 1e-3) << dir;
+    EXPECT_EQ(rows.greedy, with_panels.greedy) << dir;
+  }
+}
+
+// Where the CPU decodes Q4_0 from 16-row panels, the loader gives every Q4_0 matrix its panels:
+// the answers are those of the file's rows (the same integer sums; only the float order of the
+// block sums differs), on every golden case.
+TEST_F(Q4PanelCache, PanelsGiveTheFileRowsAnswers) {
+  const std::unique_ptr<Model> model = load();
+  ASSERT_TRUE(has_panels(*model));
+  std::vector<CaseRun> with_panels;
+  for (const std::string& name : kCases) with_panels.push_back(run_case(*model, name));
+  TextWeights& text = const_cast<TextWeights&>(model->weights.text);
+  for (TextLayerWeights& l : text.layers) {
+    for (Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) p->w.q4_panels = nullptr;
+  }
+  text.lm_head.w.q4_panels = text.embed.q4_panels = nullptr;
+  for (size_t i = 0; i < kCases.size(); ++i) {
+    const CaseRun rows = run_case(*model, kCases[i]);
+    EXPECT_LT(max_abs_diff(with_panels[i].logits_last, rows.logits_last), 1e-3) << kCases[i];
+    EXPECT_EQ(with_panels[i].greedy, rows.greedy) << kCases[i];
+  }
 }
 
 // Our `convert` output and llama.cpp's files give the same numbers in our engine, bit for bit.

@@ -14,6 +14,7 @@
 #include "formats/quantize.h"
 #include "kernels/kernel_path.h"
 #include "kernels/kernels.h"
+#include "kernels/q4_panels.h"
 #include "test_support.h"
 
 namespace smolvlm {
@@ -64,6 +65,17 @@ std::vector<uint8_t> store_as(const std::vector<float>& w, DType type) {
     }
   }
   return out;
+}
+
+// Gives a Q4_0 matrix its 16-row panels (kernels/q4_panels.h), 64-byte aligned inside the
+// returned buffer, which must outlive the matrix's use.
+std::vector<uint8_t> attach_q4_panels(kernels::Matrix& w) {
+  std::vector<uint8_t> buf(kernels::q4_panel_bytes(w.rows, w.cols) + 64);
+  auto* aligned =
+      reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t{63});
+  kernels::pack_q4_panels(w, aligned);
+  w.q4_panels = aligned;
+  return buf;
 }
 
 TEST_P(KernelThreads, MatmulMatchesReference) {
@@ -119,15 +131,69 @@ TEST_P(KernelThreads, Q8MatmulMatchesReference) {
         const auto r = store_as(row, type);
         bytes.insert(bytes.end(), r.begin(), r.end());
       }
-      const kernels::Matrix w{type, bytes.data(), out, in};
+      kernels::Matrix w{type, bytes.data(), out, in};
       const auto b = random_vec(static_cast<size_t>(out), 15);
-      for (const float* bias : {static_cast<const float*>(nullptr), b.data()}) {
-        std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
-        kernels::matmul(cx(), x.data(), n, w, bias, got.data());
-        kernels::ref::matmul(x.data(), n, w, bias, want.data());
-        expect_close(got, want, 1e-4);
+      // Q4_0 also from its 16-row panels (decode on paths with a panel kernel, the generic
+      // twin included; prefill widening from them on every path).
+      std::vector<uint8_t> panels;
+      for (const bool use_panels : {false, true}) {
+        if (use_panels) {
+          if (type != DType::Q4_0) continue;
+          panels = attach_q4_panels(w);
+        }
+        for (const float* bias : {static_cast<const float*>(nullptr), b.data()}) {
+          std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
+          kernels::matmul(cx(), x.data(), n, w, bias, got.data());
+          kernels::ref::matmul(x.data(), n, w, bias, want.data());
+          expect_close(got, want, 1e-4);
+        }
       }
     }
+  }
+}
+
+// The panel layout holds the file's bytes, reordered: every block comes back exactly, for a
+// row count that leaves the last panel part empty.
+TEST(Q4Panels, EveryBlockComesBackExactly) {
+  const int rows = 37, cols = 96;
+  const auto wf = random_vec(static_cast<size_t>(rows) * cols, 42, 0.05f);
+  const std::vector<uint8_t> bytes = quantize_q4_0(wf, rows, cols);
+  std::vector<uint8_t> panels(kernels::q4_panel_bytes(rows, cols));
+  EXPECT_EQ(panels.size(), static_cast<size_t>(48) * (cols / 32) * kQ4BlockBytes);
+  kernels::Matrix w{DType::Q4_0, bytes.data(), rows, cols};
+  kernels::pack_q4_panels(w, panels.data());
+  w.q4_panels = panels.data();
+  for (int r = 0; r < rows; ++r) {
+    for (int blk = 0; blk < cols / 32; ++blk) {
+      uint8_t got[kQ4BlockBytes];
+      kernels::q4_panel_block(w, r, blk, got);
+      EXPECT_EQ(0, std::memcmp(got, w.row(r) + blk * kQ4BlockBytes, kQ4BlockBytes))
+          << r << "/" << blk;
+    }
+  }
+}
+
+// The path's panel kernel against the generic path's plain twin on the same quantised
+// activations: integer block sums are exact, so only the float order of the sums may differ.
+TEST_P(KernelThreads, Q4PanelGemvMatchesTheGenericTwin) {
+  const kernels::KernelPath& path = cx().path();
+  if (!path.gemv_q4_panels) GTEST_SKIP() << "no Q4_0 panel kernel on this path";
+  for (auto [rows, cols] : {std::pair{16, 32}, {45, 576}, {64, 1536}, {19, 96}}) {
+    const auto wf = random_vec(static_cast<size_t>(rows) * cols, 43, 0.05f);
+    const std::vector<uint8_t> bytes = quantize_q4_0(wf, rows, cols);
+    kernels::Matrix w{DType::Q4_0, bytes.data(), rows, cols};
+    const std::vector<uint8_t> panels = attach_q4_panels(w);
+    const auto x = random_vec(static_cast<size_t>(cols), 44);
+    std::vector<kernels::ActBlockQ8> xq(static_cast<size_t>(cols / 32));
+    path.quantize_row_q8(x.data(), cols, xq.data());
+    const auto b = random_vec(static_cast<size_t>(rows), 45);
+    std::vector<float> got(static_cast<size_t>(rows), -7.0f), want(got);
+    // Two calls, as two threads would split it (a multiple of 16 rows, then the rest).
+    const int split = rows > 16 ? 16 : rows;
+    path.gemv_q4_panels(xq.data(), w, 0, split, b.data(), got.data());
+    path.gemv_q4_panels(xq.data(), w, split, rows, b.data(), got.data());
+    kernels::generic_path().gemv_q4_panels(xq.data(), w, 0, rows, b.data(), want.data());
+    expect_close(got, want, 1e-4);
   }
 }
 
@@ -136,7 +202,11 @@ TEST_P(KernelThreads, Q8MatmulMatchesReference) {
 // quantised weights takes the fused loops; n = 3 and float weights the plain calls.
 TEST_P(KernelThreads, FusedProductsMatchReference) {
   for (DType type : {DType::Q8_0, DType::Q4_0, DType::F32}) {
-    for (int n : {1, 3}) {
+    for (int variant = 0; variant < 4; ++variant) {
+      const int n = variant % 2 ? 3 : 1;
+      const bool use_panels = variant >= 2;  // Q4_0 from its panels
+      if (use_panels && type != DType::Q4_0) continue;
+      std::vector<std::vector<uint8_t>> panels;
       const int in = 192;
       const int rows[3] = {96, 37, 40};
       std::vector<std::vector<uint8_t>> bytes;
@@ -154,6 +224,8 @@ TEST_P(KernelThreads, FusedProductsMatchReference) {
       }
       for (int i = 0; i < 3; ++i)
         ws.push_back({type, bytes[static_cast<size_t>(i)].data(), rows[i], in});
+      if (use_panels)
+        for (auto& w : ws) panels.push_back(attach_q4_panels(w));
       const auto x = random_vec(static_cast<size_t>(n) * in, 33);
       std::vector<std::vector<float>> got(3), want(3);
       kernels::MatmulTarget targets[3];
@@ -175,7 +247,8 @@ TEST_P(KernelThreads, FusedProductsMatchReference) {
         const auto r = store_as(row, type);
         up_bytes.insert(up_bytes.end(), r.begin(), r.end());
       }
-      const kernels::Matrix up{type, up_bytes.data(), rows[0], in};
+      kernels::Matrix up{type, up_bytes.data(), rows[0], in};
+      if (use_panels) panels.push_back(attach_q4_panels(up));
       const size_t m = static_cast<size_t>(n) * rows[0];
       std::vector<float> out(m), scratch(m), ref_gate(m), ref_up(m), ref_out(m);
       kernels::matmul_gate_up_silu(cx(), x.data(), n, ws[0], up, out.data(), scratch.data());

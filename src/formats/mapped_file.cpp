@@ -158,6 +158,33 @@ MappedFile::MappedFile(const std::string& path, const std::string& kind) : path_
   // The mapping keeps the file alive once `file` closes it.
 }
 
+bool create_file_by_mapping(const std::string& path, size_t bytes,
+                            const std::function<void(uint8_t*)>& fill) {
+  std::string tmp = path + ".XXXXXX";
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) return false;
+  void* p = MAP_FAILED;
+  bool made = false;
+  try {
+    if (bytes > 0 && ::posix_fallocate(fd, 0, static_cast<off_t>(bytes)) == 0) {
+      p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (p != MAP_FAILED) {
+        fill(static_cast<uint8_t*>(p));
+        made = ::munmap(p, bytes) == 0;
+        p = MAP_FAILED;
+      }
+    }
+  } catch (...) {
+    if (p != MAP_FAILED) ::munmap(p, bytes);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  made = ::close(fd) == 0 && made && ::rename(tmp.c_str(), path.c_str()) == 0;
+  if (!made) ::unlink(tmp.c_str());
+  return made;
+}
+
 MappedFile::~MappedFile() {
   if (data_) {
     remove_range(data_);

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace smolvlm {
@@ -73,6 +74,14 @@ class MappedFile {
 // the next read, unchanged. Returns false, touching nothing, for memory that is not a mapped
 // file (e.g. weights converted at load time), where dropping would lose the data.
 bool drop_mapped_pages(const void* p, size_t bytes);
+
+// Makes `path` a file of `bytes` bytes that `fill` writes through a shared mapping (so the bytes
+// go to the page cache, never to this process's anonymous memory), atomically: a temporary file
+// beside it, renamed into place only when complete, so a concurrent reader sees the old file,
+// the whole new one, or none. False, leaving nothing behind, where the file cannot be made (no
+// directory, no space, read-only); `fill`'s exceptions propagate, after the same clean-up.
+bool create_file_by_mapping(const std::string& path, size_t bytes,
+                            const std::function<void(uint8_t*)>& fill);
 
 // A whole outside file of at most max_bytes into memory (see InputFile); throws smolvlm::Error
 // naming the file.

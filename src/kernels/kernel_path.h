@@ -75,6 +75,10 @@ struct KernelPath {
   void (*layer_norm)(const float* x, int n, int d, const float* weight, const float* bias,
                      float eps, float* y);
   void (*rms_norm)(const float* x, int n, int d, const float* weight, float eps, float* y);
+  // gemv_q4 from w.q4_panels (kernels/q4_panels.h); o_begin a multiple of 16. The generic
+  // path's is the plain twin; optional elsewhere (null: the file's rows, gemv_q4).
+  void (*gemv_q4_panels)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
+                         const float* bias, float* y);
 };
 
 // The paths compiled into this binary that the running CPU supports, best last.

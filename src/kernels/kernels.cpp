@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/kernel_path.h"
+#include "kernels/q4_panels.h"
 
 namespace smolvlm::kernels {
 
@@ -44,6 +45,13 @@ void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const flo
       });
       return;
     }
+    if (n == 1 && w.q4_panels && path.gemv_q4_panels) {  // decode from the 16-row panels
+      pool.parallel_for(units, [&](size_t b, size_t e) {
+        const auto [ob, oe] = rows_of(b, e);
+        path.gemv_q4_panels(xqp, w, ob, oe, bias, y);
+      });
+      return;
+    }
     if (n == 1 && path.gemv_q4) {  // decode: nibbles straight into the integer products
       pool.parallel_for(units, [&](size_t b, size_t e) {
         const auto [ob, oe] = rows_of(b, e);
@@ -65,9 +73,16 @@ void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const flo
           const uint8_t* src = w.row(s0 + r);
           uint8_t* dst = widened.data() + q8_row * r;
           for (size_t blk = 0; blk < blocks; ++blk) {
+            // From the panels where there are some: the file's copy stays unread.
+            uint8_t from_panel[kQ4BlockBytes];
+            const uint8_t* block = src + blk * kQ4BlockBytes;
+            if (w.q4_panels) {
+              q4_panel_block(w, s0 + r, static_cast<int>(blk), from_panel);
+              block = from_panel;
+            }
             int8_t q[kQ8BlockSize];
-            ref::q4_block_to_int8(src + blk * kQ4BlockBytes, q);
-            std::memcpy(dst + blk * kQ8BlockBytes, src + blk * kQ4BlockBytes, 2);  // f16 scale
+            ref::q4_block_to_int8(block, q);
+            std::memcpy(dst + blk * kQ8BlockBytes, block, 2);  // f16 scale
             std::memcpy(dst + blk * kQ8BlockBytes + 2, q, kQ8BlockSize);
           }
         }
@@ -94,12 +109,15 @@ Fn pick(const KernelPath& path, Fn KernelPath::*entry) {
 // Decode (one activation row) on quantised weights: rows [ob, oe) of y = xq · Wᵀ. False when
 // the path has no single-row kernel for W's type (Q4_0 without gemv_q4, float weights).
 bool decode_rows_supported(const KernelPath& path, const Matrix& w) {
-  return w.type == DType::Q8_0 || (w.type == DType::Q4_0 && path.gemv_q4);
+  return w.type == DType::Q8_0 ||
+         (w.type == DType::Q4_0 && (path.gemv_q4 || (w.q4_panels && path.gemv_q4_panels)));
 }
 void decode_rows(const KernelPath& path, const ActBlockQ8* xq, const Matrix& w, int ob, int oe,
                  float* y) {
   if (w.type == DType::Q8_0) {
     path.gemm_q8(xq, 1, w, ob, oe, nullptr, y, w.rows);
+  } else if (w.q4_panels && path.gemv_q4_panels) {
+    path.gemv_q4_panels(xq, w, ob, oe, nullptr, y);
   } else {
     path.gemv_q4(xq, w, ob, oe, nullptr, y);
   }

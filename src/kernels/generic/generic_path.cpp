@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/kernel_path.h"
+#include "kernels/q4_panels.h"
 
 namespace smolvlm::kernels {
 
@@ -142,6 +143,25 @@ void dot_rows(const float* q, int m, int hd, const float* k, size_t stride, int 
   }
 }
 
+// Each row from its panel blocks: integer sums per block, scaled in block order.
+void gemv_q4_panels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
+                    const float* bias, float* y) {
+  const int blocks = w.cols / kQ8BlockSize;
+  for (int o = o_begin; o < o_end; ++o) {
+    float acc = 0.0f;
+    for (int b = 0; b < blocks; ++b) {
+      uint8_t block[kQ4BlockBytes];
+      q4_panel_block(w, o, b, block);
+      int8_t q[kQ8BlockSize];
+      const float d = ref::q4_block_to_int8(block, q);
+      int32_t sum = 0;
+      for (int i = 0; i < kQ8BlockSize; ++i) sum += static_cast<int32_t>(q[i]) * xq[b].q[i];
+      acc += d * xq[b].d * static_cast<float>(sum);
+    }
+    y[o] = acc + (bias ? bias[o] : 0.0f);
+  }
+}
+
 // Designated: an entry a path leaves out is null (optional entries fall back, see kernel_path.h).
 const KernelPath kGeneric = {.name = "generic",
                              .gemm_float = gemm_float,
@@ -151,7 +171,8 @@ const KernelPath kGeneric = {.name = "generic",
                              .exp_shift_sum = exp_shift_sum,
                              .gelu_tanh = ref::gelu_tanh_inplace,
                              .silu_mul = ref::silu_mul,
-                             .dot_rows = dot_rows};
+                             .dot_rows = dot_rows,
+                             .gemv_q4_panels = gemv_q4_panels};
 
 }  // namespace
 

@@ -15,6 +15,7 @@ constexpr KernelPath kAvx512Bf16 = [] {
   KernelPath p = x86::avx512_entries("avx512bf16");
   p.gemm_q8 = x86::gemm_q8_512<true>;
   p.gemv_q4 = x86::gemv_q4_vnni;
+  p.gemv_q4_panels = x86::gemv_q4_panels_vnni;
   p.to_bf16 = x86::to_bf16;
   p.gemm_bf16 = x86::gemm_bf16;
   p.bf16_panels_size = x86::bf16_panels_size;

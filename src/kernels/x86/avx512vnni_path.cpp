@@ -12,6 +12,7 @@ constexpr KernelPath kAvx512Vnni = [] {
   KernelPath p = x86::avx512_entries("avx512vnni");
   p.gemm_q8 = x86::gemm_q8_512<true>;
   p.gemv_q4 = x86::gemv_q4_vnni;
+  p.gemv_q4_panels = x86::gemv_q4_panels_vnni;
   return p;
 }();
 }  // namespace

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/kernel_path.h"
+#include "kernels/q4_panels.h"
 #include "kernels/x86/gemm_x86.h"
 #include "kernels/x86/simd_x86.h"
 
@@ -261,6 +262,54 @@ inline void gemv_q4_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int
   gemv_rows<8>(w, o_begin, o_end, bias, y, [&]<int R>(const uint8_t* const* wr, float* out) {
     micro_gemv_q4_quads<R>(prepared.data(), wr, blocks, out);
   });
+}
+
+// KernelPath::gemv_q4_panels for the VNNI paths: one panel (16 rows, one int32 lane each) at a
+// time. Per block: four aligned 64-byte loads, each giving groups g (low nibbles) and g + 4
+// (high nibbles), eight vpdpbusd against the activations' 4-byte groups broadcast from memory,
+// then −8·Σx, the 16 rows' scales and one FMA for all 16 rows.
+inline void gemv_q4_panels_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
+                                const float* bias, float* y) {
+  const int blocks = w.cols / kQ8BlockSize;
+  thread_local std::vector<int32_t> eight_sum;  // 8 · Σx per block (the nibbles are w + 8)
+  eight_sum.resize(static_cast<size_t>(blocks));
+  for (int b = 0; b < blocks; ++b) {
+    int32_t s = 0;
+    for (int i = 0; i < kQ8BlockSize; ++i) s += xq[b].q[i];
+    eight_sum[static_cast<size_t>(b)] = 8 * s;
+  }
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const size_t panel_bytes =
+      static_cast<size_t>(blocks) * (kQ4PanelNibbleBytes + kQ4PanelScaleBytes);
+  for (int o0 = o_begin; o0 < o_end; o0 += kQ4PanelRows) {
+    const uint8_t* nib = w.q4_panels + static_cast<size_t>(o0 / kQ4PanelRows) * panel_bytes;
+    const uint8_t* scales = nib + static_cast<size_t>(blocks) * kQ4PanelNibbleBytes;
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int b = 0; b < blocks; ++b) {
+      const uint8_t* nb = nib + static_cast<size_t>(b) * kQ4PanelNibbleBytes;
+      prefetch_stream(nb);
+      prefetch_stream(nb + 128);
+      int32_t groups[8];  // the block's activations, 4 bytes a group
+      std::memcpy(groups, xq[b].q, sizeof(groups));
+      __m512i sum = _mm512_set1_epi32(-eight_sum[static_cast<size_t>(b)]);
+      for (int g = 0; g < 4; ++g) {
+        const __m512i v = _mm512_load_si512(nb + 64 * g);
+        sum = _mm512_dpbusd_epi32(sum, _mm512_and_si512(v, low4), _mm512_set1_epi32(groups[g]));
+        sum = _mm512_dpbusd_epi32(sum, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4),
+                                  _mm512_set1_epi32(groups[4 + g]));
+      }
+      const __m512 d =
+          _mm512_mul_ps(_mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(
+                            scales + static_cast<size_t>(b) * kQ4PanelScaleBytes))),
+                        _mm512_set1_ps(xq[b].d));
+      acc[b & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), d, acc[b & 1]);
+    }
+    __m512 out = _mm512_add_ps(acc[0], acc[1]);
+    const int rows = std::min(kQ4PanelRows, o_end - o0);
+    const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1u);
+    if (bias) out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask, bias + o0));
+    _mm512_mask_storeu_ps(y + o0, mask, out);
+  }
 }
 
 // ---- Many-row (prefill) Q8_0 GEMM with VNNI: weight panels packed per call -----------------

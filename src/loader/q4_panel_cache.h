@@ -1,0 +1,27 @@
+// Q4_0 text matrices repacked as 16-row panels (kernels/q4_panels.h) where the CPU's kernels
+// decode from them (2× the file layout's kernel on one Zen 4 core), kept in a file in the user's
+// cache directory: the panels are then a file's pages, like the weights, so they leave the
+// resident set while a picture is encoded (an anonymous copy could not: a Q4_0 picture request's
+// peak RSS rose 311 → 386 MB with one), and they are built once per model file, not per load.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/weights.h"
+
+namespace smolvlm {
+
+// $SMOLVLM_CACHE_DIR, else $XDG_CACHE_HOME/smolvlm, else $HOME/.cache/smolvlm; empty (no
+// cache, no panels) when the variable is "off" or no home is known.
+std::string weights_cache_dir();
+
+// Points every Q4_0 matrix of `t` (and a tied embedding) at its panels in the cache file for
+// `text_path` (made on first use), adds the mapping to `storage` and drops the matrices' pages
+// of the model file. Leaves `t` untouched where the CPU has no panel kernel, the cache is off,
+// or the file cannot be made or read (the file's rows give the same answers, more slowly).
+void attach_q4_panels(TextWeights& t, const std::string& text_path,
+                      std::vector<std::shared_ptr<const void>>& storage);
+
+}  // namespace smolvlm
