@@ -53,7 +53,10 @@ std::string weights_cache_dir() {
 
 void attach_q4_panels(TextWeights& t, const std::string& text_path,
                       std::vector<std::shared_ptr<const void>>& storage) {
-  if (!kernels::default_path().gemv_q4_panels) return;
+  // Where a SIMD path decodes from panels: the generic path's entry is the plain twin, no faster
+  // than its own way from the file's rows.
+  const kernels::KernelPath& best = kernels::default_path();
+  if (!best.gemv_q4_panels || &best == &kernels::generic_path()) return;
   const std::vector<kernels::Matrix*> mats = q4_matrices(t);
   if (mats.empty()) return;
   const std::string dir = weights_cache_dir();
