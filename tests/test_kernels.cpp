@@ -69,7 +69,7 @@ std::vector<uint8_t> store_as(const std::vector<float>& w, DType type) {
 
 // Gives a Q4_0 matrix its 16-row panels (kernels/q4_panels.h), 64-byte aligned inside the
 // returned buffer, which must outlive the matrix's use.
-std::vector<uint8_t> attach_q4_panels(kernels::Matrix& w) {
+std::vector<uint8_t> give_q4_panels(kernels::Matrix& w) {
   std::vector<uint8_t> buf(kernels::q4_panel_bytes(w.rows, w.cols) + 64);
   auto* aligned =
       reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t{63});
@@ -139,7 +139,7 @@ TEST_P(KernelThreads, Q8MatmulMatchesReference) {
       for (const bool use_panels : {false, true}) {
         if (use_panels) {
           if (type != DType::Q4_0) continue;
-          panels = attach_q4_panels(w);
+          panels = give_q4_panels(w);
         }
         for (const float* bias : {static_cast<const float*>(nullptr), b.data()}) {
           std::vector<float> got(static_cast<size_t>(n) * out), want(got.size());
@@ -182,7 +182,7 @@ TEST_P(KernelThreads, Q4PanelGemvMatchesTheGenericTwin) {
     const auto wf = random_vec(static_cast<size_t>(rows) * cols, 43, 0.05f);
     const std::vector<uint8_t> bytes = quantize_q4_0(wf, rows, cols);
     kernels::Matrix w{DType::Q4_0, bytes.data(), rows, cols};
-    const std::vector<uint8_t> panels = attach_q4_panels(w);
+    const std::vector<uint8_t> panels = give_q4_panels(w);
     const auto x = random_vec(static_cast<size_t>(cols), 44);
     std::vector<kernels::ActBlockQ8> xq(static_cast<size_t>(cols / 32));
     path.quantize_row_q8(x.data(), cols, xq.data());
@@ -225,7 +225,7 @@ TEST_P(KernelThreads, FusedProductsMatchReference) {
       for (int i = 0; i < 3; ++i)
         ws.push_back({type, bytes[static_cast<size_t>(i)].data(), rows[i], in});
       if (use_panels)
-        for (auto& w : ws) panels.push_back(attach_q4_panels(w));
+        for (auto& w : ws) panels.push_back(give_q4_panels(w));
       const auto x = random_vec(static_cast<size_t>(n) * in, 33);
       std::vector<std::vector<float>> got(3), want(3);
       kernels::MatmulTarget targets[3];
@@ -248,7 +248,7 @@ TEST_P(KernelThreads, FusedProductsMatchReference) {
         up_bytes.insert(up_bytes.end(), r.begin(), r.end());
       }
       kernels::Matrix up{type, up_bytes.data(), rows[0], in};
-      if (use_panels) panels.push_back(attach_q4_panels(up));
+      if (use_panels) panels.push_back(give_q4_panels(up));
       const size_t m = static_cast<size_t>(n) * rows[0];
       std::vector<float> out(m), scratch(m), ref_gate(m), ref_up(m), ref_out(m);
       kernels::matmul_gate_up_silu(cx(), x.data(), n, ws[0], up, out.data(), scratch.data());

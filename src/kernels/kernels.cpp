@@ -465,6 +465,38 @@ void attention_one_row(const Compute& cx, const AttentionShape& s, const float* 
   }
 }
 
+// The steps a block of query rows [i0, i0 + rows) of head h shares in both blocked attentions.
+// Its query rows gathered into qb and pre-multiplied by the softmax scale (one pass over rows·hd
+// values instead of rows·keys scores; exact for head_dim 64, where it is 1/8).
+void gather_scaled_queries(const AttentionShape& s, const float* q, int h, int i0, int rows,
+                           std::vector<float>& qb) {
+  const int hd = s.head_dim;
+  qb.resize(static_cast<size_t>(rows) * hd);
+  for (int i = 0; i < rows; ++i) {
+    const float* src = q + static_cast<size_t>(i0 + i) * s.q_stride + h * hd;
+    float* dst = qb.data() + static_cast<size_t>(i) * hd;
+    for (int d = 0; d < hd; ++d) dst[d] = src[d] * s.scale;
+  }
+}
+// Scores [rows × keys] → softmax numerators, causally hidden keys zero; 1/sum per row into
+// inv_sum (applied to the output rows, not to P).
+void block_softmax(const KernelPath& path, const AttentionShape& s, int i0, int rows, int keys,
+                   const unsigned char* key_mask, float* sb, std::vector<float>& inv_sum) {
+  inv_sum.resize(static_cast<size_t>(rows));
+  for (int i = 0; i < rows; ++i) {
+    float* sr = sb + static_cast<size_t>(i) * keys;
+    const int last = s.causal ? std::min(s.q_pos0 + i0 + i, s.nk - 1) : s.nk - 1;
+    inv_sum[static_cast<size_t>(i)] = 1.0f / softmax_numerators(path, sr, last + 1, key_mask);
+    std::fill(sr + last + 1, sr + keys, 0.0f);
+  }
+}
+void scale_output_rows(const AttentionShape& s, float* orows, int rows,
+                       const std::vector<float>& inv_sum) {
+  for (int i = 0; i < rows; ++i)
+    scale_row(orows + static_cast<size_t>(i) * s.out_stride, s.head_dim,
+              inv_sum[static_cast<size_t>(i)]);
+}
+
 // Blocks of query rows: scores = Q_blk · Kᵀ and out = P · V run as GEMMs on the active path.
 // Only a [block × keys] slice of scores exists at a time, per worker (never heads × nq × nk).
 // K is read in place (a strided matrix); V too where the path multiplies by K-major B
@@ -498,24 +530,10 @@ void attention_blocked(const Compute& cx, const AttentionShape& s, const float* 
       const int i0 = blk * kBlock, rows = std::min(kBlock, s.nq - i0), kvh = h / group;
       const int keys = s.causal ? std::min(nk, s.q_pos0 + i0 + rows) : nk;
       sb.resize(static_cast<size_t>(rows) * keys);
-      inv_sum.resize(static_cast<size_t>(rows));
-      // This head's query rows, gathered and pre-multiplied by the softmax scale (one pass over
-      // rows·hd values instead of rows·keys scores; exact for head_dim 64, where it is 1/8).
-      qb.resize(static_cast<size_t>(rows) * hd);
-      for (int i = 0; i < rows; ++i) {
-        const float* src = q + static_cast<size_t>(i0 + i) * s.q_stride + h * hd;
-        float* dst = qb.data() + static_cast<size_t>(i) * hd;
-        for (int d = 0; d < hd; ++d) dst[d] = src[d] * s.scale;
-      }
+      gather_scaled_queries(s, q, h, i0, rows, qb);
       const Matrix km{DType::F32, k + kv_head_offset(s, kvh), keys, hd, kv_row_bytes};
       path.gemm_float(qb.data(), rows, km, 0, keys, nullptr, sb.data(), keys);
-      for (int i = 0; i < rows; ++i) {
-        float* sr = sb.data() + static_cast<size_t>(i) * keys;
-        const int last = s.causal ? std::min(s.q_pos0 + i0 + i, nk - 1) : nk - 1;
-        // 1/sum is applied to the output row, not to P
-        inv_sum[static_cast<size_t>(i)] = 1.0f / softmax_numerators(path, sr, last + 1, key_mask);
-        std::fill(sr + last + 1, sr + keys, 0.0f);  // causally hidden keys
-      }
+      block_softmax(path, s, i0, rows, keys, key_mask, sb.data(), inv_sum);
       float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
       if (path.gemm_kn) {
         path.gemm_kn(sb.data(), rows, keys, keys, v + kv_head_offset(s, kvh),
@@ -525,9 +543,7 @@ void attention_blocked(const Compute& cx, const AttentionShape& s, const float* 
                         static_cast<size_t>(nk) * sizeof(float)};
         path.gemm_float(sb.data(), rows, vm, 0, hd, nullptr, orows, s.out_stride);
       }
-      for (int i = 0; i < rows; ++i)
-        scale_row(orows + static_cast<size_t>(i) * s.out_stride, hd,
-                  inv_sum[static_cast<size_t>(i)]);
+      scale_output_rows(s, orows, rows, inv_sum);
     }
   });
 }
@@ -567,26 +583,14 @@ void attention_bf16_panels(const Compute& cx, const AttentionShape& s, const flo
       const int i0 = blk * kBlock, rows = std::min(kBlock, s.nq - i0), kvh = h / group;
       const int keys = s.causal ? std::min(nk, s.q_pos0 + i0 + rows) : nk;
       sb.resize(static_cast<size_t>(rows) * keys);
-      inv_sum.resize(static_cast<size_t>(rows));
-      // q · scale rounded to bf16, as the twin rounds it (exact scaling for head_dim 64: 1/8)
-      qb.resize(static_cast<size_t>(rows) * hd);
-      for (int i = 0; i < rows; ++i) {
-        const float* src = q + static_cast<size_t>(i0 + i) * s.q_stride + h * hd;
-        float* dst = qb.data() + static_cast<size_t>(i) * hd;
-        for (int d = 0; d < hd; ++d) dst[d] = src[d] * s.scale;
-      }
+      gather_scaled_queries(s, q, h, i0, rows, qb);  // then rounded to bf16, as the twin rounds
       q16.resize(static_cast<size_t>(rows) * bf16_stride(hd));
       rows_to_bf16(path, qb.data(), static_cast<size_t>(hd), hd, 0, static_cast<size_t>(rows),
                    q16.data());
       path.gemm_bf16_panels(q16.data(), rows, bf16_stride(hd),
                             kp.data() + static_cast<size_t>(kvh) * k_size, hd, hd, keys, sb.data(),
                             keys);
-      for (int i = 0; i < rows; ++i) {
-        float* sr = sb.data() + static_cast<size_t>(i) * keys;
-        const int last = s.causal ? std::min(s.q_pos0 + i0 + i, nk - 1) : nk - 1;
-        inv_sum[static_cast<size_t>(i)] = 1.0f / softmax_numerators(path, sr, last + 1, nullptr);
-        std::fill(sr + last + 1, sr + keys, 0.0f);  // causally hidden keys
-      }
+      block_softmax(path, s, i0, rows, keys, nullptr, sb.data(), inv_sum);
       p16.resize(static_cast<size_t>(rows) * bf16_stride(keys));
       rows_to_bf16(path, sb.data(), static_cast<size_t>(keys), keys, 0, static_cast<size_t>(rows),
                    p16.data());
@@ -594,9 +598,7 @@ void attention_bf16_panels(const Compute& cx, const AttentionShape& s, const flo
       path.gemm_bf16_panels(p16.data(), rows, bf16_stride(keys),
                             vp.data() + static_cast<size_t>(kvh) * v_size, nk, keys, hd, orows,
                             s.out_stride);
-      for (int i = 0; i < rows; ++i)
-        scale_row(orows + static_cast<size_t>(i) * s.out_stride, hd,
-                  inv_sum[static_cast<size_t>(i)]);
+      scale_output_rows(s, orows, rows, inv_sum);
     }
   });
 }
