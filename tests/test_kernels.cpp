@@ -67,14 +67,13 @@ std::vector<uint8_t> store_as(const std::vector<float>& w, DType type) {
   return out;
 }
 
-// Gives a Q4_0 matrix its 16-row panels (kernels/q4_panels.h), 64-byte aligned inside the
-// returned buffer, which must outlive the matrix's use.
+// Gives a Q4_0 matrix its 16-row panels (kernels/q4_panels.h) in the returned buffer, which
+// must outlive the matrix's use. Started 16 bytes past the allocation's alignment, so that the
+// kernels meet panels at no particular alignment (as every other panel of an odd block count).
 std::vector<uint8_t> give_q4_panels(kernels::Matrix& w) {
-  std::vector<uint8_t> buf(kernels::q4_panel_bytes(w.rows, w.cols) + 64);
-  auto* aligned =
-      reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t{63});
-  kernels::pack_q4_panels(w, aligned);
-  w.q4_panels = aligned;
+  std::vector<uint8_t> buf(kernels::q4_panel_bytes(w.rows, w.cols) + 16);
+  kernels::pack_q4_panels(w, buf.data() + 16);
+  w.q4_panels = buf.data() + 16;
   return buf;
 }
 

@@ -1,7 +1,7 @@
 // Q4_0 weights repacked for decoding: 16 rows side by side, so a SIMD register holds one
 // group of 4 consecutive weights of each of 16 rows and an integer dot-product instruction
 // (vpdpbusd) against 4 activation bytes broadcast to every lane adds 4 products into each row's
-// lane. No permutes, no horizontal sums, aligned loads: the single-row kernel on the file's
+// lane. No permutes, no horizontal sums, whole-register loads: the single-row kernel on the file's
 // 18-byte blocks was bound by its shuffles (~12 cycles per 128 weights on Zen 4), this layout by
 // memory.
 //
@@ -26,7 +26,7 @@ constexpr size_t kQ4PanelScaleBytes = 32;    // a block of 16 rows' scales
 
 // Bytes of the panels for a Q4_0 matrix [rows, cols].
 size_t q4_panel_bytes(int rows, int cols);
-// W (Q4_0, file layout) into `out` (q4_panel_bytes, 64-byte aligned).
+// W (Q4_0, file layout) into `out` (q4_panel_bytes).
 void pack_q4_panels(const Matrix& w, uint8_t* out);
 // Row r's block b in the file's 18-byte layout again, read from w.q4_panels.
 void q4_panel_block(const Matrix& w, int r, int b, uint8_t* block);

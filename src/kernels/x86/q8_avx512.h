@@ -265,9 +265,10 @@ inline void gemv_q4_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int
 }
 
 // KernelPath::gemv_q4_panels for the VNNI paths: one panel (16 rows, one int32 lane each) at a
-// time. Per block: four aligned 64-byte loads, each giving groups g (low nibbles) and g + 4
-// (high nibbles), eight vpdpbusd against the activations' 4-byte groups broadcast from memory,
-// then −8·Σx, the 16 rows' scales and one FMA for all 16 rows.
+// time. Per block: four 64-byte loads (a panel is blocks · 288 bytes, so with an odd number of
+// blocks every other panel starts half a cache line in: unaligned loads), each giving groups g (low
+// nibbles) and g + 4 (high nibbles), eight vpdpbusd against the activations' 4-byte groups
+// broadcast from memory, then −8·Σx, the 16 rows' scales and one FMA for all 16 rows.
 inline void gemv_q4_panels_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
                                 const float* bias, float* y) {
   const int blocks = w.cols / kQ8BlockSize;
@@ -293,13 +294,13 @@ inline void gemv_q4_panels_vnni(const ActBlockQ8* xq, const Matrix& w, int o_beg
       std::memcpy(groups, xq[b].q, sizeof(groups));
       __m512i sum = _mm512_set1_epi32(-eight_sum[static_cast<size_t>(b)]);
       for (int g = 0; g < 4; ++g) {
-        const __m512i v = _mm512_load_si512(nb + 64 * g);
+        const __m512i v = _mm512_loadu_si512(nb + 64 * g);
         sum = _mm512_dpbusd_epi32(sum, _mm512_and_si512(v, low4), _mm512_set1_epi32(groups[g]));
         sum = _mm512_dpbusd_epi32(sum, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4),
                                   _mm512_set1_epi32(groups[4 + g]));
       }
       const __m512 d =
-          _mm512_mul_ps(_mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(
+          _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(
                             scales + static_cast<size_t>(b) * kQ4PanelScaleBytes))),
                         _mm512_set1_ps(xq[b].d));
       acc[b & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), d, acc[b & 1]);
