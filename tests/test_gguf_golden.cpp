@@ -315,7 +315,7 @@ TEST_F(Q4PanelCache, PanelsGiveTheFileRowsAnswers) {
   for (const std::string& name : kCases) with_panels.push_back(run_case(*model, name));
   TextWeights& text = const_cast<TextWeights&>(model->weights.text);
   for (TextLayerWeights& l : text.layers) {
-    for (Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) p->w.q4_panels = nullptr;
+    for (Linear* p : l.linears()) p->w.q4_panels = nullptr;
   }
   text.lm_head.w.q4_panels = text.embed.q4_panels = nullptr;
   for (size_t i = 0; i < kCases.size(); ++i) {

@@ -17,6 +17,26 @@ namespace smolvlm::kernels {
 
 void dequantize_row(const Matrix& w, int r, float* out) { ref::dequantize_row(w, r, out); }
 
+namespace {
+// Decode (one activation row) on quantised weights: rows [ob, oe) of y = xq · Wᵀ (+ bias), from
+// a Q4_0 matrix's panels where it has them and the path a kernel for them. False when the path
+// has no single-row kernel for W (Q4_0 without gemv_q4 or panels, float weights).
+bool decode_rows_supported(const KernelPath& path, const Matrix& w) {
+  return w.type == DType::Q8_0 ||
+         (w.type == DType::Q4_0 && (path.gemv_q4 || (w.q4_panels && path.gemv_q4_panels)));
+}
+void decode_rows(const KernelPath& path, const ActBlockQ8* xq, const Matrix& w, int ob, int oe,
+                 const float* bias, float* y) {
+  if (w.type == DType::Q8_0) {
+    path.gemm_q8(xq, 1, w, ob, oe, bias, y, w.rows);
+  } else if (w.q4_panels && path.gemv_q4_panels) {
+    path.gemv_q4_panels(xq, w, ob, oe, bias, y);
+  } else {
+    path.gemv_q4(xq, w, ob, oe, bias, y);
+  }
+}
+}  // namespace
+
 void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const float* bias,
             float* y) {
   const KernelPath& path = cx.path();
@@ -45,17 +65,10 @@ void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const flo
       });
       return;
     }
-    if (n == 1 && w.q4_panels && path.gemv_q4_panels) {  // decode from the 16-row panels
+    if (n == 1 && decode_rows_supported(path, w)) {  // decode: nibbles into the integer products
       pool.parallel_for(units, [&](size_t b, size_t e) {
         const auto [ob, oe] = rows_of(b, e);
-        path.gemv_q4_panels(xqp, w, ob, oe, bias, y);
-      });
-      return;
-    }
-    if (n == 1 && path.gemv_q4) {  // decode: nibbles straight into the integer products
-      pool.parallel_for(units, [&](size_t b, size_t e) {
-        const auto [ob, oe] = rows_of(b, e);
-        path.gemv_q4(xqp, w, ob, oe, bias, y);
+        decode_rows(path, xqp, w, ob, oe, bias, y);
       });
       return;
     }
@@ -106,22 +119,6 @@ Fn pick(const KernelPath& path, Fn KernelPath::*entry) {
   return f ? f : generic_path().*entry;
 }
 
-// Decode (one activation row) on quantised weights: rows [ob, oe) of y = xq · Wᵀ. False when
-// the path has no single-row kernel for W's type (Q4_0 without gemv_q4, float weights).
-bool decode_rows_supported(const KernelPath& path, const Matrix& w) {
-  return w.type == DType::Q8_0 ||
-         (w.type == DType::Q4_0 && (path.gemv_q4 || (w.q4_panels && path.gemv_q4_panels)));
-}
-void decode_rows(const KernelPath& path, const ActBlockQ8* xq, const Matrix& w, int ob, int oe,
-                 float* y) {
-  if (w.type == DType::Q8_0) {
-    path.gemm_q8(xq, 1, w, ob, oe, nullptr, y, w.rows);
-  } else if (w.q4_panels && path.gemv_q4_panels) {
-    path.gemv_q4_panels(xq, w, ob, oe, nullptr, y);
-  } else {
-    path.gemv_q4(xq, w, ob, oe, nullptr, y);
-  }
-}
 const ActBlockQ8* quantize_one_row(const KernelPath& path, const float* x, int cols) {
   thread_local std::vector<ActBlockQ8> xq;
   xq.resize(static_cast<size_t>(cols / kQ8BlockSize));
@@ -170,7 +167,7 @@ void matmul_same_input(const Compute& cx, const float* x, int n, const MatmulTar
   }
   const ActBlockQ8* xq = quantize_one_row(path, x, targets[0].w->cols);
   split_target_rows(cx.pool(), targets, count, [&](int i, int ob, int oe) {
-    decode_rows(path, xq, *targets[i].w, ob, oe, targets[i].y);
+    decode_rows(path, xq, *targets[i].w, ob, oe, nullptr, targets[i].y);
   });
 }
 
@@ -188,8 +185,8 @@ void matmul_gate_up_silu(const Compute& cx, const float* x, int n, const Matrix&
   const auto silu = pick(cx.path(), &KernelPath::silu_mul);
   cx.pool().parallel_for(static_cast<size_t>((gate.rows + 15) / 16), [&](size_t b, size_t e) {
     const int ob = static_cast<int>(b * 16), oe = std::min(gate.rows, static_cast<int>(e * 16));
-    decode_rows(path, xq, gate, ob, oe, out);
-    decode_rows(path, xq, up, ob, oe, up_scratch);
+    decode_rows(path, xq, gate, ob, oe, nullptr, out);
+    decode_rows(path, xq, up, ob, oe, nullptr, up_scratch);
     silu(out + ob, up_scratch + ob, out + ob, static_cast<size_t>(oe - ob));
   });
 }
@@ -550,8 +547,9 @@ void attention_blocked(const Compute& cx, const AttentionShape& s, const float* 
 
 // bf16 products (vision): each KV head's K and V are packed into the path's bf16 panels once
 // (a head's 4 blocks of 256 rows used to pack them 4 times, ~3 MB of panels for a vision layer),
-// then blocks of 64 query rows, so that a block's scores (256 KB), its bf16 P and the head's
-// panels stay in L2 through both products and the softmax.
+// then blocks of 96 query rows (a multiple of the 6-row micro-tile), so that a block's scores
+// (384 KB for 1024 keys), its bf16 P and the head's panels stay in L2 through both products and
+// the softmax.
 void attention_bf16_panels(const Compute& cx, const AttentionShape& s, const float* q,
                            const float* k, const float* v, float* out) {
   const KernelPath& path = cx.path();

@@ -4,22 +4,14 @@
 
 namespace smolvlm::kernels {
 
-namespace {
-
-size_t panel_stride(int cols) {
-  return static_cast<size_t>(cols / kQ8BlockSize) * (kQ4PanelNibbleBytes + kQ4PanelScaleBytes);
-}
-
-}  // namespace
-
 size_t q4_panel_bytes(int rows, int cols) {
   const size_t panels = static_cast<size_t>((rows + kQ4PanelRows - 1) / kQ4PanelRows);
-  return panels * panel_stride(cols);
+  return panels * q4_panel_stride(cols);
 }
 
 void pack_q4_panels(const Matrix& w, uint8_t* out) {
   const int blocks = w.cols / kQ8BlockSize;
-  const size_t stride = panel_stride(w.cols);
+  const size_t stride = q4_panel_stride(w.cols);
   std::memset(out, 0, q4_panel_bytes(w.rows, w.cols));
   for (int r = 0; r < w.rows; ++r) {
     uint8_t* panel = out + static_cast<size_t>(r / kQ4PanelRows) * stride;
@@ -38,7 +30,8 @@ void pack_q4_panels(const Matrix& w, uint8_t* out) {
 
 void q4_panel_block(const Matrix& w, int r, int b, uint8_t* block) {
   const int blocks = w.cols / kQ8BlockSize;
-  const uint8_t* panel = w.q4_panels + static_cast<size_t>(r / kQ4PanelRows) * panel_stride(w.cols);
+  const uint8_t* panel =
+      w.q4_panels + static_cast<size_t>(r / kQ4PanelRows) * q4_panel_stride(w.cols);
   const int lane = r % kQ4PanelRows;
   const uint8_t* nib = panel + static_cast<size_t>(b) * kQ4PanelNibbleBytes;
   for (int g = 0; g < 4; ++g) std::memcpy(block + 2 + 4 * g, nib + 64 * g + 4 * lane, 4);

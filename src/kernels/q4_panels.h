@@ -24,6 +24,10 @@ constexpr int kQ4PanelRows = 16;
 constexpr size_t kQ4PanelNibbleBytes = 256;  // a block of 16 rows' nibbles
 constexpr size_t kQ4PanelScaleBytes = 32;    // a block of 16 rows' scales
 
+// Bytes from one panel of 16 rows to the next, for rows of `cols` weights.
+inline size_t q4_panel_stride(int cols) {
+  return static_cast<size_t>(cols / kQ8BlockSize) * (kQ4PanelNibbleBytes + kQ4PanelScaleBytes);
+}
 // Bytes of the panels for a Q4_0 matrix [rows, cols].
 size_t q4_panel_bytes(int rows, int cols);
 // W (Q4_0, file layout) into `out` (q4_panel_bytes).

@@ -63,7 +63,7 @@ void drop_text_pages(const TextWeights& t) {
   drop_pages(t.embed);
   drop_pages(t.lm_head.w);  // the same pages again when tied: harmless
   for (const TextLayerWeights& l : t.layers) {
-    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) drop_pages(p->w);
+    for (const Linear* p : l.linears()) drop_pages(p->w);
   }
 }
 

@@ -34,7 +34,7 @@ size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 std::vector<kernels::Matrix*> q4_matrices(TextWeights& t) {
   std::vector<kernels::Matrix*> out;
   for (TextLayerWeights& l : t.layers) {
-    for (Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) out.push_back(&p->w);
+    for (Linear* p : l.linears()) out.push_back(&p->w);
   }
   out.push_back(&t.lm_head.w);
   std::erase_if(out, [](const kernels::Matrix* m) { return m->type != DType::Q4_0; });

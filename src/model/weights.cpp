@@ -219,8 +219,7 @@ void requantize(ModelWeights& w, DType text_type, DType vision_type) {
   restore_matrix(w.vision.connector.w, vision_type, st);
   const bool tied = w.text.lm_head.w.data == w.text.embed.data;
   for (auto& l : w.text.layers) {
-    for (Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
-      restore_matrix(lin->w, text_type, st);
+    for (Linear* lin : l.linears()) restore_matrix(lin->w, text_type, st);
   }
   restore_matrix(w.text.embed, text_type, st);
   if (tied) {

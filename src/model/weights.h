@@ -2,6 +2,7 @@
 // config implies against the file (name and shape) and fails with a one-line error naming it.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <string>
@@ -40,6 +41,9 @@ struct VisionWeights {
 struct TextLayerWeights {
   Norm input_norm, post_norm;
   Linear q, k, v, o, gate, up, down;
+  // The layer's seven matrices, in that order (for what is done to each alike).
+  std::array<Linear*, 7> linears() { return {&q, &k, &v, &o, &gate, &up, &down}; }
+  std::array<const Linear*, 7> linears() const { return {&q, &k, &v, &o, &gate, &up, &down}; }
 };
 
 struct TextWeights {

@@ -41,8 +41,7 @@ void KVCache::store(float* layer_base, int pos, const float* row) const {
 double Decoder::weight_bytes_per_step() const {
   double b = static_cast<double>(matrix_bytes(w_.lm_head.w));
   for (const TextLayerWeights& l : w_.layers) {
-    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
-      b += static_cast<double>(matrix_bytes(p->w));
+    for (const Linear* p : l.linears()) b += static_cast<double>(matrix_bytes(p->w));
   }
   return b;
 }

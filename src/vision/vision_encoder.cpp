@@ -15,6 +15,7 @@ namespace {
 bool float_weights(const Linear& l) {
   return l.w.type == DType::F32 || l.w.type == DType::F16 || l.w.type == DType::BF16;
 }
+const float* bias_of(const Linear& l) { return l.b.empty() ? nullptr : l.b.data(); }
 
 // Auto: a 16-bit file already rounds every weight to ~3 significant digits, so rounding the
 // activations to bf16 too costs little more (README, "Vision precision"); float32 files keep
@@ -54,11 +55,10 @@ bool VisionEncoder::uses_bf16(const k::Compute& cx) const {
 
 void VisionEncoder::linear(const k::Compute& cx, const float* x, int n, const Linear& l, float* y,
                            bool bf16) const {
-  const float* bias = l.b.empty() ? nullptr : l.b.data();
   if (bf16 && float_weights(l)) {
-    k::matmul_bf16(cx, x, n, l.w, bias, y);
+    k::matmul_bf16(cx, x, n, l.w, bias_of(l), y);
   } else {
-    k::matmul(cx, x, n, l.w, bias, y);
+    k::matmul(cx, x, n, l.w, bias_of(l), y);
   }
 }
 
@@ -71,9 +71,8 @@ void VisionEncoder::linear_qkv(const k::Compute& cx, const float* x, int n,
     linear(cx, x, n, l.v, v, bf16);
     return;
   }
-  auto bias = [](const Linear& p) { return p.b.empty() ? nullptr : p.b.data(); };
   const k::MatmulTarget qkv[] = {
-      {&l.q.w, q, bias(l.q)}, {&l.k.w, k, bias(l.k)}, {&l.v.w, v, bias(l.v)}};
+      {&l.q.w, q, bias_of(l.q)}, {&l.k.w, k, bias_of(l.k)}, {&l.v.w, v, bias_of(l.v)}};
   k::matmul_bf16_same_input(cx, x, n, qkv, 3);
 }
 

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -198,6 +199,22 @@ void pack_bf16_panel(const Matrix& w, int o0, int cols, int k0, int pairs, uint3
   }
 }
 
+// fn(std::integral_constant<DType, T>{}) for W's float type T: the one place the bf16 kernels
+// turn a run-time type into their template argument.
+template <class Fn>
+void with_float_type(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::F32:
+      return fn(std::integral_constant<DType, DType::F32>{});
+    case DType::F16:
+      return fn(std::integral_constant<DType, DType::F16>{});
+    case DType::BF16:
+      return fn(std::integral_constant<DType, DType::BF16>{});
+    default:
+      throw Error("bf16 GEMM: quantised weights are not supported");
+  }
+}
+
 template <DType WT>
 void gemm_bf16_typed(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_begin, int o_end,
                      const float* bias, float* y, int ldy) {
@@ -257,19 +274,9 @@ inline void pack_bf16_rows(const Matrix& w, uint32_t* panels) {
   for (int o0 = 0; o0 < w.rows; o0 += P) {
     uint32_t* panel = panels + static_cast<size_t>(o0 / P) * pairs * P;
     const int cols = std::min(P, w.rows - o0);
-    switch (w.type) {
-      case DType::F32:
-        pack_bf16_panel<DType::F32, P>(w, o0, cols, 0, pairs, panel);
-        break;
-      case DType::F16:
-        pack_bf16_panel<DType::F16, P>(w, o0, cols, 0, pairs, panel);
-        break;
-      case DType::BF16:
-        pack_bf16_panel<DType::BF16, P>(w, o0, cols, 0, pairs, panel);
-        break;
-      default:
-        throw Error("bf16 GEMM: quantised weights are not supported");
-    }
+    with_float_type(w.type, [&](auto wt) {
+      pack_bf16_panel<decltype(wt)::value, P>(w, o0, cols, 0, pairs, panel);
+    });
   }
 }
 
@@ -330,16 +337,9 @@ inline void gemm_bf16_panels(const uint16_t* xb, int n, int ldx, const uint32_t*
 
 inline void gemm_bf16(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_begin, int o_end,
                       const float* bias, float* y, int ldy) {
-  switch (w.type) {
-    case DType::F32:
-      return gemm_bf16_typed<DType::F32>(xb, n, ldx, w, o_begin, o_end, bias, y, ldy);
-    case DType::F16:
-      return gemm_bf16_typed<DType::F16>(xb, n, ldx, w, o_begin, o_end, bias, y, ldy);
-    case DType::BF16:
-      return gemm_bf16_typed<DType::BF16>(xb, n, ldx, w, o_begin, o_end, bias, y, ldy);
-    default:
-      throw Error("bf16 GEMM: quantised weights are not supported");
-  }
+  with_float_type(w.type, [&](auto wt) {
+    gemm_bf16_typed<decltype(wt)::value>(xb, n, ldx, w, o_begin, o_end, bias, y, ldy);
+  });
 }
 
 }  // namespace

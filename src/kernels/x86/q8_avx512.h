@@ -280,10 +280,9 @@ inline void gemv_q4_panels_vnni(const ActBlockQ8* xq, const Matrix& w, int o_beg
     eight_sum[static_cast<size_t>(b)] = 8 * s;
   }
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  const size_t panel_bytes =
-      static_cast<size_t>(blocks) * (kQ4PanelNibbleBytes + kQ4PanelScaleBytes);
+  const size_t panel_stride = q4_panel_stride(w.cols);
   for (int o0 = o_begin; o0 < o_end; o0 += kQ4PanelRows) {
-    const uint8_t* nib = w.q4_panels + static_cast<size_t>(o0 / kQ4PanelRows) * panel_bytes;
+    const uint8_t* nib = w.q4_panels + static_cast<size_t>(o0 / kQ4PanelRows) * panel_stride;
     const uint8_t* scales = nib + static_cast<size_t>(blocks) * kQ4PanelNibbleBytes;
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int b = 0; b < blocks; ++b) {
