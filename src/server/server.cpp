@@ -208,6 +208,12 @@ class AnswerThreads {
   bool closing_ = false;
 };
 
+std::string joined(const std::deque<std::string>& pieces) {
+  std::string all;
+  for (const std::string& p : pieces) all += p;
+  return all;
+}
+
 // One answer: the scheduler's thread produces text, the HTTP thread sends it (streaming) or
 // waits for all of it.
 struct StreamJob {
@@ -215,7 +221,9 @@ struct StreamJob {
   TempFiles temp_files;
   std::mutex mu;
   std::condition_variable cv;
-  std::string pending;   // filtered text not yet sent
+  // Filtered text not yet sent, one piece per token that showed text: a stream sends each as
+  // its own event (as OpenAI and llama-server do), however far behind the writer is.
+  std::deque<std::string> pending;
   bool started = false;  // the first piece came (the request was accepted)
   bool done = false;
   std::exception_ptr error;
@@ -458,7 +466,7 @@ void HttpServer::Impl::complete(const httplib::Request& req, httplib::Response& 
       std::string shown = filter.push(piece);
       std::lock_guard lock(w->mu);
       w->started = true;
-      w->pending += shown;
+      if (!shown.empty()) w->pending.push_back(std::move(shown));
       w->cv.notify_all();
       return !filter.stopped();
     };
@@ -470,7 +478,7 @@ void HttpServer::Impl::complete(const httplib::Request& req, httplib::Response& 
       error = std::current_exception();
     }
     std::lock_guard lock(w->mu);
-    w->pending += filter.finish();
+    if (std::string tail = filter.finish(); !tail.empty()) w->pending.push_back(std::move(tail));
     w->stopped_by_string = filter.stopped();
     w->result = std::move(r);
     w->error = error;
@@ -500,7 +508,7 @@ void HttpServer::Impl::complete(const httplib::Request& req, httplib::Response& 
       send_error(res, 503, "the server is shutting down", "unavailable_error", {}, "shutting_down");
     } else {
       send_json(res, 200,
-                completion_json(new_completion_id(j->request.model), j->pending, j->result,
+                completion_json(new_completion_id(j->request.model), joined(j->pending), j->result,
                                 j->stopped_by_string));
     }
     return;
@@ -544,19 +552,20 @@ void HttpServer::Impl::stream(std::shared_ptr<StreamJob> job, httplib::Response&
         }
         auto last_write = Clock::now();
         for (;;) {
-          std::string text;
+          std::deque<std::string> pieces;
           bool done = false;
           {
             std::unique_lock lock(j.mu);
             j.cv.wait_for(lock, std::chrono::milliseconds(100),
                           [&] { return j.done || !j.pending.empty(); });
-            text.swap(j.pending);
+            pieces.swap(j.pending);
             done = j.done;
           }
-          if (!text.empty()) {
+          for (const std::string& text : pieces) {
             if (!send(sse_event(chunk_json(id, {{"content", text}}, {}, usage)))) return false;
             last_write = Clock::now();
-          } else if (!done && Clock::now() - last_write > std::chrono::seconds(1)) {
+          }
+          if (pieces.empty() && !done && Clock::now() - last_write > std::chrono::seconds(1)) {
             // An SSE comment while nothing comes (a long prefill): finds clients that left.
             if (!send(": waiting\n\n")) return false;
             last_write = Clock::now();
