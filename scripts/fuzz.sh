@@ -22,11 +22,15 @@ rm -f "$out"/crash-*
 flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -Iinclude -Isrc -Iapps/smolvlm)
 common=(src/formats/mapped_file.cpp)
+# The builds run side by side, one per core; a failed one leaves build-failed behind.
+rm -f "$out/build-failed"
 build() {  # build NAME SOURCES... [-lLIB...]
   local name=$1
   shift
+  while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do wait -n || true; done
   echo "== build fuzz_$name"
-  "$cxx" "${flags[@]}" "$@" -o "$out/fuzz_$name"
+  { "$cxx" "${flags[@]}" "$@" -o "$out/fuzz_$name" ||
+      { echo "fuzz.sh: fuzz_$name did not build" >&2; touch "$out/build-failed"; }; } &
 }
 build gguf fuzz/fuzz_gguf.cpp src/formats/gguf_read.cpp src/formats/tensor.cpp "${common[@]}"
 build safetensors fuzz/fuzz_safetensors.cpp src/formats/safetensors.cpp src/formats/tensor.cpp \
@@ -43,6 +47,8 @@ if [ -f /usr/include/httplib.h ]; then
     src/server/text_stream.cpp -lcurl
   specs+=(chat_request:chat_request:20)
 fi
+wait
+[ ! -e "$out/build-failed" ] || exit 1
 
 # target:binary:default seconds. jpeg and png are one decoder binary fed from two corpora.
 # The targets run side by side, one per core (each fuzzer is one process on one core), each into

@@ -9,12 +9,17 @@ for cfg in release asan; do
   if [ "$cfg" = release ]; then
     flags=(-DCMAKE_BUILD_TYPE=Release)
   else
-    # -O1 keeps the sanitizers' checks while the golden tests still run in seconds.
-    flags=(-DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DSMOLVLM_SANITIZE=ON)
+    # -O1 keeps the sanitizers' checks while the golden tests still run in seconds; -g1 (line
+    # tables: the reports' file:line) builds ~30% faster than full debug info.
+    flags=(-DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" -DSMOLVLM_SANITIZE=ON)
   fi
   echo "== build ($cfg)"
   cmake -S . -B "build-$cfg" "${flags[@]}" >/dev/null
-  cmake --build "build-$cfg" -j "$jobs"
+  # Release builds everything (benchmarks and examples must compile too); the sanitizer build
+  # only what ctest runs (the test program and the programs it starts).
+  targets=()
+  [ "$cfg" = release ] || targets=(--target smolvlm_tests)
+  cmake --build "build-$cfg" -j "$jobs" "${targets[@]}"
   echo "== test ($cfg)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "build-$cfg" --output-on-failure -j "$jobs"
@@ -30,7 +35,7 @@ done
 # The suites that run things at once (two Engines, Chats on two threads, the Scheduler's slots)
 # under ThreadSanitizer: only their own test program is built.
 echo "== build (tsan)"
-cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" \
   -DSMOLVLM_SANITIZE_THREAD=ON >/dev/null
 cmake --build build-tsan -j "$jobs" --target smolvlm_concurrency_tests
 echo "== test (tsan)"
