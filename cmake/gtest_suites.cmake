@@ -1,7 +1,7 @@
 # Read by ctest (a TEST_INCLUDE_FILES script): one ctest test per GoogleTest suite of the test
 # program, not one per test. Each test process pays for loading ~150 shared libraries (libav*,
 # OpenCV, curl and theirs: ~0.1 s, ~0.3 s under AddressSanitizer), which for 760 one-test processes
-# was most of the suite's time; 76 suite processes keep each suite in a process of its own.
+# was most of the suite's time; 75 suite processes keep each suite in a process of its own.
 #
 # Set by the including file: TEST_PROGRAM, TEST_EMULATOR (cross builds: qemu), TEST_ENVIRONMENT,
 # TEST_TIMEOUT.
