@@ -1,5 +1,5 @@
 # Read by ctest (a TEST_INCLUDE_FILES script): one ctest test per GoogleTest suite of the test
-# program, not one per test. Each test process pays for loading ~150 shared libraries (libav*,
+# program, not one per test. Each test process pays for loading ~225 shared libraries (libav*,
 # OpenCV, curl and theirs: ~0.1 s, ~0.3 s under AddressSanitizer), which for 760 one-test processes
 # was most of the suite's time; 75 suite processes keep each suite in a process of its own.
 #
