@@ -247,23 +247,22 @@ def main():
     ours_med = {k: (v["median"] if isinstance(v, dict) else v) for k, v in result["smolvlm"].items()}
     if "decode_tok_s" in ours_med:
         floor = bounds["decode_tok_s"]
-        notes.append(f"decode: 270 tok/s would read {270 * work['decode_weight_mb_q8_0'] / 1000:.1f} GB/s of "
+        step_gb = work["decode_weight_mb_q8_0"] / 1000  # weights a decode step reads
+        notes.append(f"decode: 270 tok/s would read {270 * step_gb:.1f} GB/s of "
                      f"weights alone, {270 / floor:.0%} of the measured {bw:.1f} GB/s (the issue's 270 was 80% of "
                      f"a floor worked out for 49 GB/s); 80% of this run's floor is {0.8 * floor:.0f} tok/s, "
                      f"smolvlm {ours_med['decode_tok_s']:.0f} ({ours_med['decode_tok_s'] / floor:.0%} of the floor)")
         # Round by round: the bandwidth moves with the neighbours, so each decode run is set against
         # the DRAM reading taken in the same round (weights GB/s ÷ DRAM GB/s).
-        def shares(name):
-            return [d * work["decode_weight_mb_q8_0"] / 1000 / g
-                    for d, g in zip(result[name]["decode_tok_s"]["runs"], hw["dram_read_gb_s"])]
-        ours_share, theirs_share = shares("smolvlm"), shares("llama.cpp")
-        result["decode_share_of_dram_by_round"] = {"smolvlm": ours_share, "llama.cpp": theirs_share}
+        by_round = {name: [d * step_gb / g for d, g in zip(figures["decode_tok_s"], hw["dram_read_gb_s"])]
+                    for name, figures in (("smolvlm", ours), ("llama.cpp", theirs)) if figures["decode_tok_s"]}
+        result["decode_share_of_dram_by_round"] = by_round
+        ranges = "; ".join(f"{name} {min(v):.0%}–{max(v):.0%}" for name, v in by_round.items())
+        low, high = min(by_round["smolvlm"]), max(by_round["smolvlm"])
         notes.append("decode, round by round against the DRAM read of the same round ("
-                     + " / ".join(f"{g:.1f}" for g in hw["dram_read_gb_s"]) + " GB/s): smolvlm reads its "
-                     f"weights at {min(ours_share):.0%}–{max(ours_share):.0%} of it, llama.cpp at "
-                     f"{min(theirs_share):.0%}–{max(theirs_share):.0%}; at smolvlm's lowest share 270 tok/s "
-                     f"needs {270 * work['decode_weight_mb_q8_0'] / 1000 / min(ours_share):.1f} GB/s, at its "
-                     f"highest {270 * work['decode_weight_mb_q8_0'] / 1000 / max(ours_share):.1f}")
+                     + " / ".join(f"{g:.1f}" for g in hw["dram_read_gb_s"]) + f" GB/s): weights read at "
+                     f"{ranges} of it; at smolvlm's lowest share 270 tok/s needs {270 * step_gb / low:.1f} "
+                     f"GB/s, at its highest {270 * step_gb / high:.1f}")
     if "vision_s_per_tile" in bounds and "vision_s_per_tile" in ours_med:
         tile = bounds["vision_s_per_tile"]
         notes.append(f"vision: 0.55 s a tile needs {tile / 0.55:.0%} of the bf16 peak sustained through the "
