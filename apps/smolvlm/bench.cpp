@@ -67,11 +67,12 @@ struct Stat {
 double decode(const Model& m, const kernels::Compute& cx, KVCache& cache,
               std::vector<float>& logits, int n) {
   std::vector<float> emb(static_cast<size_t>(m.config.text.hidden));
+  DecoderScratch scratch;  // as the answer loop keeps one
   const auto t = Clock::now();
   for (int i = 0; i < n; ++i) {
     const int32_t id = argmax(logits);
     m.decoder.embed(&id, 1, emb.data());
-    m.decoder.forward(cx, emb.data(), 1, cache, logits.data());
+    m.decoder.forward(cx, emb.data(), 1, cache, scratch, logits.data());
   }
   return ms_since(t);
 }

@@ -65,10 +65,11 @@ void generate_answer(const Model& model, const kernels::Compute& cx, KVCache& ca
                      std::vector<int32_t>* fed) {
   AnswerStream answer(model, std::move(history), options, on_text, result);
   std::vector<float> emb(static_cast<size_t>(model.config.text.hidden));
+  DecoderScratch scratch;
   while (const std::optional<int32_t> id =
              answer.next(logits.data(), cache.length() < cache.capacity())) {
     model.decoder.embed(&*id, 1, emb.data());
-    model.decoder.forward(cx, emb.data(), 1, cache, logits.data());
+    model.decoder.forward(cx, emb.data(), 1, cache, scratch, logits.data());
     if (fed) fed->push_back(*id);
   }
   answer.finish();

@@ -83,4 +83,41 @@ class OpTimer {
   std::chrono::steady_clock::time_point start_;
 };
 
+// Times the consecutive stretches of a pass, one line at the top of each:
+// `zones.enter("attention")` ends the stretch before it and starts this one, and the destructor (or
+// `leave()`) ends the last. A pass then reads as its math, not as a brace scope around every call
+// (gemma.cpp's zones).
+class OpZones {
+ public:
+  explicit OpZones(const Compute& cx) : profile_(cx.profile()) {}
+  ~OpZones() { leave(); }
+  void enter(const char* op, size_t weight_bytes = 0, double flops = 0) {
+    if (!profile_) return;
+    const auto now = std::chrono::steady_clock::now();
+    close(now);
+    op_ = op;
+    bytes_ = weight_bytes;
+    flops_ = flops;
+    start_ = now;
+  }
+  void leave() {
+    if (profile_) close(std::chrono::steady_clock::now());
+  }
+  OpZones(const OpZones&) = delete;
+  OpZones& operator=(const OpZones&) = delete;
+
+ private:
+  void close(std::chrono::steady_clock::time_point now) {
+    if (op_)
+      profile_->add(op_, std::chrono::duration<double, std::milli>(now - start_).count(), bytes_,
+                    flops_);
+    op_ = nullptr;
+  }
+  OpProfile* profile_;
+  const char* op_ = nullptr;
+  size_t bytes_ = 0;
+  double flops_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
 }  // namespace smolvlm::kernels

@@ -1,9 +1,9 @@
 // Scheduler: many conversations on one Engine. One worker thread owns the model's compute: between
 // decode steps it admits waiting requests into free slots (render, encode pictures through the
 // feature cache, prefill what the slot's KV cache does not already hold, first token), then runs
-// one batched decode step for every active slot (Decoder::forward_batch) and streams each slot's
-// new piece. Slots keep their KV cache after a request, so a follow-up that resends the dialogue
-// computes only its new turn.
+// one decoder pass with a row for every active slot (Decoder::forward over their sequences) and
+// streams each slot's new piece. Slots keep their KV cache after a request, so a follow-up that
+// resends the dialogue computes only its new turn.
 #include <smolvlm/serving.h>
 
 #include <algorithm>
@@ -114,6 +114,9 @@ struct Scheduler::Impl {
 
   // Touched by the worker only.
   std::vector<Slot> slots;
+  // The decode step's buffers (the worker thread's alone): sized once for the busiest step.
+  DecoderScratch step_scratch;
+  std::vector<float> step_input, step_logits;
   MediaCache media_cache;
   uint64_t clock = 0;
 
@@ -348,17 +351,18 @@ struct Scheduler::Impl {
     }
     const size_t n = active.size(), hidden = static_cast<size_t>(model.config.text.hidden),
                  vocab = static_cast<size_t>(model.config.text.vocab);
-    thread_local std::vector<float> x, logits;
-    std::vector<KVCache*> caches(n);
+    std::vector<float>& x = step_input;
+    std::vector<float>& logits = step_logits;
+    std::vector<SequenceRows> rows(n);
     x.resize(n * hidden);
     logits.resize(n * vocab);
     for (size_t i = 0; i < n; ++i) {
       model.decoder.embed(&active[i]->next, 1, x.data() + i * hidden);
-      caches[i] = active[i]->cache.get();
+      rows[i] = {active[i]->cache.get(), 1};
     }
     const auto t = Clock::now();
     try {
-      model.decoder.forward_batch(cx, x.data(), static_cast<int>(n), caches.data(), logits.data());
+      model.decoder.forward(cx, x.data(), rows, step_scratch, logits.data());
     } catch (...) {
       for (Slot* s : active) {
         Request* r = s->request;

@@ -85,167 +85,150 @@ void Decoder::embed(const int32_t* ids, int n, float* out) const {
   }
 }
 
-void Decoder::forward(const k::Compute& cx, const float* input, int n, KVCache& cache,
-                      float* last_logits, float* all_logits) const {
-  const int H = cfg_.hidden, hd = cfg_.head_dim, qd = cfg_.heads * hd, kvd = cfg_.kv_heads * hd,
-            F = cfg_.intermediate;
-  const int pos0 = cache.length_;
-  if (pos0 + n > cache.capacity_) {
-    throw Error("context overflow: " + std::to_string(pos0 + n) + " tokens exceed the context of " +
-                std::to_string(cache.capacity_));
-  }
-  const size_t N = static_cast<size_t>(n);
-  // The pass's scratch belongs to the thread running it (not to a cache, not to the shared
-  // Decoder); assign/resize keep capacity, so decoding allocates nothing per token once warm.
-  thread_local std::vector<float> x, h, q, kn, vn, attn, gate, up;
-  x.assign(input, input + N * H);
-  h.resize(N * H);
-  q.resize(N * qd);
-  kn.resize(N * kvd);
-  vn.resize(N * kvd);
-  attn.resize(N * qd);
-  gate.resize(N * F);
-  up.resize(N * F);
-  const k::AttentionShape shape = causal_shape(n, pos0, cache);
-  // Each position's RoPE cos and sin, once for all 30 layers.
-  thread_local std::vector<float> rope_cs;
-  rope_cs.resize(N * hd);
-  for (int i = 0; i < n; ++i) {
-    float* cs = rope_cs.data() + static_cast<size_t>(i) * hd;
-    k::rope_angles(pos0 + i, inv_freq_.data(), hd, cs, cs + hd / 2);
+// One layer over every row of the batch (spec §5.2): pre-norm attention and pre-norm SwiGLU MLP,
+// each added to the residual stream s.x.
+void Decoder::layer(const k::Compute& cx, const TextLayerWeights& l, int index,
+                    std::span<const SequenceRows> batch, DecoderScratch& s) const {
+  const int H = cfg_.hidden, hd = cfg_.head_dim, qd = cfg_.heads * hd, kvd = cfg_.kv_heads * hd;
+  const int n = static_cast<int>(s.x.size() / static_cast<size_t>(H));
+  k::OpZones zone(cx);
+
+  zone.enter("norms + residuals");
+  k::rms_norm(cx, s.x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, s.h.data());
+
+  zone.enter("q, k, v matmuls", matrix_bytes(l.q.w) + matrix_bytes(l.k.w) + matrix_bytes(l.v.w));
+  const k::MatmulTarget qkv[] = {{&l.q.w, s.q.data()}, {&l.k.w, s.k.data()}, {&l.v.w, s.v.data()}};
+  k::matmul_same_input(cx, s.h.data(), n, qkv, 3);
+
+  zone.enter("rope + kv cache writes");
+  size_t row = 0;
+  for (const SequenceRows& run : batch) {
+    float* kc = run.cache->k(index);
+    float* vc = run.cache->v(index);
+    for (int i = 0; i < run.rows; ++i, ++row) {
+      const float* cs = s.rope.data() + row * hd;
+      k::rope_rotate(s.q.data() + row * qd, cfg_.heads, hd, cs, cs + hd / 2);
+      float* ki = s.k.data() + row * kvd;
+      k::rope_rotate(ki, cfg_.kv_heads, hd, cs, cs + hd / 2);
+      run.cache->store(kc, run.cache->length_ + i, ki);
+      run.cache->store(vc, run.cache->length_ + i, s.v.data() + row * kvd);
+    }
   }
 
-  for (size_t li = 0; li < w_.layers.size(); ++li) {
-    const TextLayerWeights& l = w_.layers[li];
-    float* kc = cache.k(static_cast<int>(li));
-    float* vc = cache.v(static_cast<int>(li));
+  zone.enter("attention");
+  row = 0;
+  for (const SequenceRows& run : batch) {
+    const k::AttentionShape shape = causal_shape(run.rows, run.cache->length_, *run.cache);
+    k::attention(cx, shape, s.q.data() + row * qd, run.cache->k(index), run.cache->v(index),
+                 nullptr, s.attn.data() + row * qd);
+    row += static_cast<size_t>(run.rows);
+  }
 
-    {
-      const k::OpTimer t(cx, "norms + residuals");
-      k::rms_norm(cx, x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
-    }
-    {
-      const k::OpTimer t(cx, "q, k, v matmuls",
-                         matrix_bytes(l.q.w) + matrix_bytes(l.k.w) + matrix_bytes(l.v.w));
-      const k::MatmulTarget qkv[] = {{&l.q.w, q.data()}, {&l.k.w, kn.data()}, {&l.v.w, vn.data()}};
-      k::matmul_same_input(cx, h.data(), n, qkv, 3);
-    }
-    {
-      const k::OpTimer t(cx, "rope + kv cache writes");
-      for (int i = 0; i < n; ++i) {
-        const float* cs = rope_cs.data() + static_cast<size_t>(i) * hd;
-        k::rope_rotate(q.data() + static_cast<size_t>(i) * qd, cfg_.heads, hd, cs, cs + hd / 2);
-        float* ki = kn.data() + static_cast<size_t>(i) * kvd;
-        k::rope_rotate(ki, cfg_.kv_heads, hd, cs, cs + hd / 2);
-        cache.store(kc, pos0 + i, ki);
-        cache.store(vc, pos0 + i, vn.data() + static_cast<size_t>(i) * kvd);
-      }
-    }
-    {
-      const k::OpTimer t(cx, "attention");
-      k::attention(cx, shape, q.data(), kc, vc, nullptr, attn.data());
-    }
-    {
-      const k::OpTimer t(cx, "o matmul", matrix_bytes(l.o.w));
-      k::matmul(cx, attn.data(), n, l.o.w, nullptr, h.data());
-    }
-    {
-      const k::OpTimer t(cx, "norms + residuals");
-      k::add_inplace(x.data(), h.data(), x.size());
-      k::rms_norm(cx, x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
-    }
-    {
-      const k::OpTimer t(cx, "gate, up matmuls + silu",
-                         matrix_bytes(l.gate.w) + matrix_bytes(l.up.w));
-      k::matmul_gate_up_silu(cx, h.data(), n, l.gate.w, l.up.w, gate.data(), up.data());
-    }
-    {
-      const k::OpTimer t(cx, "down matmul", matrix_bytes(l.down.w));
-      k::matmul(cx, gate.data(), n, l.down.w, nullptr, h.data());
-    }
-    {
-      const k::OpTimer t(cx, "norms + residuals");
-      k::add_inplace(x.data(), h.data(), x.size());
-    }
-  }
-  cache.length_ = pos0 + n;
+  zone.enter("o matmul", matrix_bytes(l.o.w));
+  k::matmul(cx, s.attn.data(), n, l.o.w, nullptr, s.h.data());
 
-  {
-    const k::OpTimer t(cx, "norms + residuals");
-    k::rms_norm(cx, x.data(), n, H, w_.norm.w.data(), cfg_.rms_norm_eps, h.data());
-  }
-  const k::OpTimer t(cx, "lm_head matmul", matrix_bytes(w_.lm_head.w));
-  if (all_logits) {
-    k::matmul(cx, h.data(), n, w_.lm_head.w, nullptr, all_logits);
-    if (last_logits) {
-      std::memcpy(last_logits, all_logits + (N - 1) * cfg_.vocab, sizeof(float) * cfg_.vocab);
-    }
-  } else if (last_logits) {
-    k::matmul(cx, h.data() + (N - 1) * H, 1, w_.lm_head.w, nullptr, last_logits);
-  }
+  zone.enter("norms + residuals");
+  k::add_inplace(s.x.data(), s.h.data(), s.x.size());
+  k::rms_norm(cx, s.x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, s.h.data());
+
+  zone.enter("gate, up matmuls + silu", matrix_bytes(l.gate.w) + matrix_bytes(l.up.w));
+  k::matmul_gate_up_silu(cx, s.h.data(), n, l.gate.w, l.up.w, s.gate.data(), s.up.data());
+
+  zone.enter("down matmul", matrix_bytes(l.down.w));
+  k::matmul(cx, s.gate.data(), n, l.down.w, nullptr, s.h.data());
+
+  zone.enter("norms + residuals");
+  k::add_inplace(s.x.data(), s.h.data(), s.x.size());
 }
 
-void Decoder::forward_batch(const k::Compute& cx, const float* input, int n, KVCache* const* caches,
-                            float* logits) const {
-  const int H = cfg_.hidden, hd = cfg_.head_dim, qd = cfg_.heads * hd, kvd = cfg_.kv_heads * hd,
-            F = cfg_.intermediate;
-  for (int i = 0; i < n; ++i) {
-    if (caches[i]->length_ + 1 > caches[i]->capacity_) {
-      throw Error("context overflow: " + std::to_string(caches[i]->length_ + 1) +
-                  " tokens exceed the context of " + std::to_string(caches[i]->capacity_));
+void Decoder::forward(const k::Compute& cx, const float* input, std::span<const SequenceRows> batch,
+                      DecoderScratch& s, float* last_logits, float* all_logits) const {
+  const size_t H = static_cast<size_t>(cfg_.hidden), hd = static_cast<size_t>(cfg_.head_dim),
+               qd = static_cast<size_t>(cfg_.heads) * hd,
+               kvd = static_cast<size_t>(cfg_.kv_heads) * hd,
+               F = static_cast<size_t>(cfg_.intermediate), V = static_cast<size_t>(cfg_.vocab);
+  size_t N = 0;
+  for (size_t r = 0; r < batch.size(); ++r) {
+    const SequenceRows& run = batch[r];
+    if (run.rows <= 0) throw Error("decoder pass: a sequence of the batch has no rows");
+    const int end = run.cache->length_ + run.rows;
+    if (end > run.cache->capacity_) {
+      throw Error("context overflow: " + std::to_string(end) + " tokens exceed the context of " +
+                  std::to_string(run.cache->capacity_));
     }
+    for (size_t o = 0; o < r; ++o) {
+      if (batch[o].cache == run.cache) throw Error("decoder pass: one sequence appears twice");
+    }
+    N += static_cast<size_t>(run.rows);
   }
-  const size_t N = static_cast<size_t>(n);
-  thread_local std::vector<float> x, h, q, kn, vn, attn, gate, up;
-  x.assign(input, input + N * H);
-  h.resize(N * H);
-  q.resize(N * qd);
-  kn.resize(N * kvd);
-  vn.resize(N * kvd);
-  attn.resize(N * qd);
-  gate.resize(N * F);
-  up.resize(N * F);
-  thread_local std::vector<float> rope_cs;  // each sequence's position: cos, sin
-  rope_cs.resize(N * hd);
-  for (int i = 0; i < n; ++i) {
-    float* cs = rope_cs.data() + static_cast<size_t>(i) * hd;
-    k::rope_angles(caches[i]->length_, inv_freq_.data(), hd, cs, cs + hd / 2);
+  if (N == 0) return;
+  // assign/resize keep capacity: once warm, a pass allocates nothing.
+  s.x.assign(input, input + N * H);
+  s.h.resize(N * H);
+  s.q.resize(N * qd);
+  s.k.resize(N * kvd);
+  s.v.resize(N * kvd);
+  s.attn.resize(N * qd);
+  s.gate.resize(N * F);
+  s.up.resize(N * F);
+  // Each row's RoPE cos and sin, once for all the layers.
+  s.rope.resize(N * hd);
+  size_t row = 0;
+  for (const SequenceRows& run : batch) {
+    for (int i = 0; i < run.rows; ++i, ++row) {
+      float* cs = s.rope.data() + row * hd;
+      k::rope_angles(run.cache->length_ + i, inv_freq_.data(), static_cast<int>(hd), cs,
+                     cs + hd / 2);
+    }
   }
 
   for (size_t li = 0; li < w_.layers.size(); ++li) {
-    const TextLayerWeights& l = w_.layers[li];
-    k::rms_norm(cx, x.data(), n, H, l.input_norm.w.data(), cfg_.rms_norm_eps, h.data());
-    k::matmul(cx, h.data(), n, l.q.w, nullptr, q.data());
-    k::matmul(cx, h.data(), n, l.k.w, nullptr, kn.data());
-    k::matmul(cx, h.data(), n, l.v.w, nullptr, vn.data());
-    for (int i = 0; i < n; ++i) {
-      KVCache& c = *caches[i];
-      const int pos = c.length_;
-      float* kc = c.k(static_cast<int>(li));
-      float* vc = c.v(static_cast<int>(li));
-      float* qi = q.data() + static_cast<size_t>(i) * qd;
-      float* ki = kn.data() + static_cast<size_t>(i) * kvd;
-      const float* cs = rope_cs.data() + static_cast<size_t>(i) * hd;
-      k::rope_rotate(qi, cfg_.heads, hd, cs, cs + hd / 2);
-      k::rope_rotate(ki, cfg_.kv_heads, hd, cs, cs + hd / 2);
-      c.store(kc, pos, ki);
-      c.store(vc, pos, vn.data() + static_cast<size_t>(i) * kvd);
-      const k::AttentionShape shape = causal_shape(1, pos, c);
-      k::attention(cx, shape, qi, kc, vc, nullptr, attn.data() + static_cast<size_t>(i) * qd);
-    }
-    k::matmul(cx, attn.data(), n, l.o.w, nullptr, h.data());
-    k::add_inplace(x.data(), h.data(), x.size());
-
-    k::rms_norm(cx, x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, h.data());
-    k::matmul(cx, h.data(), n, l.gate.w, nullptr, gate.data());
-    k::matmul(cx, h.data(), n, l.up.w, nullptr, up.data());
-    k::silu_mul(cx, gate.data(), up.data(), gate.data(), gate.size());
-    k::matmul(cx, gate.data(), n, l.down.w, nullptr, h.data());
-    k::add_inplace(x.data(), h.data(), x.size());
+    layer(cx, w_.layers[li], static_cast<int>(li), batch, s);
   }
-  for (int i = 0; i < n; ++i) ++caches[i]->length_;
-  k::rms_norm(cx, x.data(), n, H, w_.norm.w.data(), cfg_.rms_norm_eps, h.data());
-  k::matmul(cx, h.data(), n, w_.lm_head.w, nullptr, logits);
+  for (const SequenceRows& run : batch) run.cache->length_ += run.rows;
+
+  k::OpZones zone(cx);
+  zone.enter("norms + residuals");
+  const int n = static_cast<int>(N);
+  if (all_logits) {
+    k::rms_norm(cx, s.x.data(), n, static_cast<int>(H), w_.norm.w.data(), cfg_.rms_norm_eps,
+                s.h.data());
+    zone.enter("lm_head matmul", matrix_bytes(w_.lm_head.w));
+    k::matmul(cx, s.h.data(), n, w_.lm_head.w, nullptr, all_logits);
+    if (last_logits) {
+      size_t end = 0;
+      for (size_t r = 0; r < batch.size(); ++r) {
+        end += static_cast<size_t>(batch[r].rows);
+        std::memcpy(last_logits + r * V, all_logits + (end - 1) * V, sizeof(float) * V);
+      }
+    }
+    return;
+  }
+  if (!last_logits) return;
+  // Only each run's last row needs its logits: gather those rows, norm them, one product.
+  const size_t runs = batch.size();
+  s.last_hidden.resize(runs * H);
+  size_t end = 0;
+  for (size_t r = 0; r < runs; ++r) {
+    end += static_cast<size_t>(batch[r].rows);
+    std::memcpy(s.last_hidden.data() + r * H, s.x.data() + (end - 1) * H, sizeof(float) * H);
+  }
+  k::rms_norm(cx, s.last_hidden.data(), static_cast<int>(runs), static_cast<int>(H),
+              w_.norm.w.data(), cfg_.rms_norm_eps, s.h.data());
+  zone.enter("lm_head matmul", matrix_bytes(w_.lm_head.w));
+  k::matmul(cx, s.h.data(), static_cast<int>(runs), w_.lm_head.w, nullptr, last_logits);
+}
+
+void Decoder::forward(const k::Compute& cx, const float* x, int n, KVCache& cache,
+                      DecoderScratch& scratch, float* last_logits, float* all_logits) const {
+  const SequenceRows one[] = {{&cache, n}};
+  forward(cx, x, one, scratch, last_logits, all_logits);
+}
+
+void Decoder::forward(const k::Compute& cx, const float* x, int n, KVCache& cache,
+                      float* last_logits, float* all_logits) const {
+  DecoderScratch scratch;
+  forward(cx, x, n, cache, scratch, last_logits, all_logits);
 }
 
 }  // namespace smolvlm

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "kernels/compute.h"
@@ -41,24 +42,43 @@ class KVCache {
   std::unique_ptr<float[], FreeDeleter> k_, v_;
 };
 
+// A run of consecutive rows of a decoder batch that extend one sequence: `rows` positions after
+// those already in `cache`. A prompt is one run of many rows; a server's decode step is one run
+// of one row per active sequence.
+struct SequenceRows {
+  KVCache* cache;
+  int rows;
+};
+
+// The working buffers of decoder passes, sized by the last pass's row count; whoever runs passes
+// keeps one, so that decoding allocates nothing per token once warm.
+struct DecoderScratch {
+  std::vector<float> x, h, q, k, v, attn, gate, up;
+  std::vector<float> rope;         // each row's RoPE cos and sin
+  std::vector<float> last_hidden;  // each run's last row, normed, for the lm_head
+};
+
 class Decoder {
  public:
   Decoder(const TextConfig& cfg, const TextWeights& w);
 
   // Token embeddings for ids → out [n, hidden]. Throws smolvlm::Error for ids outside the vocab.
   void embed(const int32_t* ids, int n, float* out) const;
-  // Runs n positions (input embeddings x [n, hidden]) after those already in `cache`, appends
-  // them to it, and writes the logits of the last position [vocab] (and of every position into
-  // all_logits [n, vocab] when non-null). Throws if the cache would overflow.
+
+  // The decoder pass (spec §5): the input embeddings x [Σ rows, hidden] of every run in `batch`
+  // go through the layers once (the matrix products over all rows, so a step reads the weights
+  // once however many sequences it serves; attention per run against its own cache), are appended
+  // to their caches, and the logits of each run's last row go to last_logits [batch.size(), vocab]
+  // (those of every row to all_logits [Σ rows, vocab] when non-null). Each run's cache must be a
+  // different one. Throws, before any cache changes, if a run would overflow its cache.
+  void forward(const kernels::Compute& cx, const float* x, std::span<const SequenceRows> batch,
+               DecoderScratch& scratch, float* last_logits, float* all_logits = nullptr) const;
+  // One sequence: n positions of x after those in `cache`.
+  void forward(const kernels::Compute& cx, const float* x, int n, KVCache& cache,
+               DecoderScratch& scratch, float* last_logits, float* all_logits = nullptr) const;
+  // The same with a scratch of its own for this one pass (tests, one-off prompts).
   void forward(const kernels::Compute& cx, const float* x, int n, KVCache& cache,
                float* last_logits, float* all_logits = nullptr) const;
-
-  // One decoding step of n different sequences at once (continuous batching): row i of x
-  // [n, hidden] is the next position of caches[i] (each at its own length); appends each row to
-  // its cache and writes the logits [n, vocab]. The matrix products run once over all n rows,
-  // so the weights are read once a step however many sequences there are.
-  void forward_batch(const kernels::Compute& cx, const float* x, int n, KVCache* const* caches,
-                     float* logits) const;
 
   const TextConfig& config() const { return cfg_; }
   // The weight bytes one decoding step reads: every matrix of every layer, and the lm_head.
@@ -66,6 +86,8 @@ class Decoder {
 
  private:
   kernels::AttentionShape causal_shape(int n, int pos0, const KVCache& cache) const;
+  void layer(const kernels::Compute& cx, const TextLayerWeights& l, int index,
+             std::span<const SequenceRows> batch, DecoderScratch& s) const;
   const TextConfig& cfg_;
   const TextWeights& w_;
   std::vector<float> inv_freq_;  // RoPE frequencies, float32 as HF keeps them

@@ -104,12 +104,11 @@ void VisionEncoder::encode_tile(const k::Compute& cx, const float* pixels, TileS
   }
   std::vector<float>& x = s.x;
   x.resize(static_cast<size_t>(N) * D);
-  {
-    const k::OpTimer t(cx, "patch embedding", 0, matmul_flops(w_.patch, N));
-    linear(cx, patches.data(), N, w_.patch, x.data(), bf16);
-    // §3.3 Full tiles only (the processor never pads), so position id p is just p.
-    k::add_inplace(cx, x.data(), w_.position.data(), x.size());
-  }
+  k::OpZones zone(cx);
+  zone.enter("patch embedding", 0, matmul_flops(w_.patch, N));
+  linear(cx, patches.data(), N, w_.patch, x.data(), bf16);
+  // §3.3 Full tiles only (the processor never pads), so position id p is just p.
+  k::add_inplace(cx, x.data(), w_.position.data(), x.size());
 
   // §3.4 Pre-LN encoder layers with bidirectional attention.
   std::vector<float>&h = s.h, &q = s.q, &kk = s.k, &v = s.v, &ctx = s.ctx, &mlp = s.mlp;
@@ -127,43 +126,31 @@ void VisionEncoder::encode_tile(const k::Compute& cx, const float* pixels, TileS
                                 .causal = false,
                                 .q_pos0 = 0};
   auto norm = [&](const Norm& ln) {
-    const k::OpTimer t(cx, "layer norms");
+    zone.enter("layer norms");
     k::layer_norm(cx, x.data(), N, D, ln.w.data(), ln.b.data(), vc.layer_norm_eps, h.data());
   };
   auto residual = [&] {
-    const k::OpTimer t(cx, "residual adds");
+    zone.enter("residual adds");
     k::add_inplace(cx, x.data(), h.data(), x.size());
   };
   for (const VisionLayerWeights& l : w_.layers) {
     norm(l.ln1);
-    {
-      const k::OpTimer t(cx, "q, k, v matmuls", 0,
-                         matmul_flops(l.q, N) + matmul_flops(l.k, N) + matmul_flops(l.v, N));
-      linear_qkv(cx, h.data(), N, l, q.data(), kk.data(), v.data(), bf16);
-    }
-    {
-      const k::OpTimer t(cx, "attention", 0, attention_flops(N, D));
-      k::attention(cx, shape, q.data(), kk.data(), v.data(), nullptr, ctx.data(), bf16);
-    }
-    {
-      const k::OpTimer t(cx, "o matmul", 0, matmul_flops(l.o, N));
-      linear(cx, ctx.data(), N, l.o, h.data(), bf16);
-    }
+    zone.enter("q, k, v matmuls", 0,
+               matmul_flops(l.q, N) + matmul_flops(l.k, N) + matmul_flops(l.v, N));
+    linear_qkv(cx, h.data(), N, l, q.data(), kk.data(), v.data(), bf16);
+    zone.enter("attention", 0, attention_flops(N, D));
+    k::attention(cx, shape, q.data(), kk.data(), v.data(), nullptr, ctx.data(), bf16);
+    zone.enter("o matmul", 0, matmul_flops(l.o, N));
+    linear(cx, ctx.data(), N, l.o, h.data(), bf16);
     residual();
 
     norm(l.ln2);
-    {
-      const k::OpTimer t(cx, "fc1 matmul", 0, matmul_flops(l.fc1, N));
-      linear(cx, h.data(), N, l.fc1, mlp.data(), bf16);
-    }
-    {
-      const k::OpTimer t(cx, "gelu");
-      k::gelu_tanh_inplace(cx, mlp.data(), mlp.size());
-    }
-    {
-      const k::OpTimer t(cx, "fc2 matmul", 0, matmul_flops(l.fc2, N));
-      linear(cx, mlp.data(), N, l.fc2, h.data(), bf16);
-    }
+    zone.enter("fc1 matmul", 0, matmul_flops(l.fc1, N));
+    linear(cx, h.data(), N, l.fc1, mlp.data(), bf16);
+    zone.enter("gelu");
+    k::gelu_tanh_inplace(cx, mlp.data(), mlp.size());
+    zone.enter("fc2 matmul", 0, matmul_flops(l.fc2, N));
+    linear(cx, mlp.data(), N, l.fc2, h.data(), bf16);
     residual();
   }
   // §3.5
