@@ -59,18 +59,12 @@ void AnswerStream::finish() {
   result_.metrics.peak_rss_bytes = peak_rss_bytes();
 }
 
-void generate_answer(const Model& model, const kernels::Compute& cx, KVCache& cache,
-                     std::vector<float>& logits, std::vector<int32_t> history,
-                     const GenerationOptions& options, const TextCallback& on_text, Result& result,
-                     std::vector<int32_t>* fed) {
+void generate_answer(const Model& model, const kernels::Compute& cx, Sequence& sequence,
+                     std::vector<int32_t> history, const GenerationOptions& options,
+                     const TextCallback& on_text, Result& result) {
   AnswerStream answer(model, std::move(history), options, on_text, result);
-  std::vector<float> emb(static_cast<size_t>(model.config.text.hidden));
-  DecoderScratch scratch;
-  while (const std::optional<int32_t> id =
-             answer.next(logits.data(), cache.length() < cache.capacity())) {
-    model.decoder.embed(&*id, 1, emb.data());
-    model.decoder.forward(cx, emb.data(), 1, cache, scratch, logits.data());
-    if (fed) fed->push_back(*id);
+  while (const std::optional<int32_t> id = answer.next(sequence.logits(), sequence.has_room())) {
+    sequence.push(cx, *id);
   }
   answer.finish();
 }

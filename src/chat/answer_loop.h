@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "chat/sequence.h"
 #include "kernels/compute.h"
 #include "loader/model.h"
 #include "text/decoder.h"
@@ -47,12 +48,11 @@ class AnswerStream {
   std::chrono::steady_clock::time_point start_;
 };
 
-// Generates until the answer is over, running each fed-back token through the decoder into
-// `cache` (and appending it to `fed` when non-null). `logits` are the last prompt position's.
-void generate_answer(const Model& model, const kernels::Compute& cx, KVCache& cache,
-                     std::vector<float>& logits, std::vector<int32_t> history,
-                     const GenerationOptions& options, const TextCallback& on_text, Result& result,
-                     std::vector<int32_t>* fed = nullptr);
+// Generates until the answer is over, pushing each fed-back token onto `sequence`, whose logits
+// are the last prompt position's to begin with.
+void generate_answer(const Model& model, const kernels::Compute& cx, Sequence& sequence,
+                     std::vector<int32_t> history, const GenerationOptions& options,
+                     const TextCallback& on_text, Result& result);
 
 // The process's peak resident set size (getrusage), in bytes.
 int64_t peak_rss_bytes();

@@ -85,10 +85,7 @@ struct Chat::Impl {
   const kernels::Compute& cx;
   int context;
   ChatOptions options;
-  std::unique_ptr<KVCache> cache;  // created at the first turn
-  std::vector<float> logits;
-  std::vector<int32_t> cached_ids;  // what `cache` holds, position by position
-  std::vector<int64_t> cached_source;
+  std::unique_ptr<Sequence> sequence;  // the dialogue so far; created at the first turn
   std::vector<Exchange> exchanges;
   PicturePtr current;
   bool current_is_new = false;  // goes before the next turn's text (ChatOptions::image_first)
@@ -193,9 +190,7 @@ struct Chat::Impl {
   }
 
   void reset_cache() {
-    if (cache) cache->clear();
-    cached_ids.clear();
-    cached_source.clear();
+    if (sequence) sequence->clear();
   }
 
   Result ask(const std::string& text, const GenerationOptions& o, const TextCallback& on_text) {
@@ -230,28 +225,13 @@ struct Chat::Impl {
     result.metrics.prompt_tokens = static_cast<int>(target.ids.size());
     result.metrics.image_tiles = target.n_tiles;
 
-    if (!cache) {
-      cache = std::make_unique<KVCache>(model.config.text, context);
-      logits.resize(static_cast<size_t>(model.config.text.vocab));
-    }
-    // Reuse the longest cached prefix; at least the last prompt position is run for its logits.
-    const size_t p = reusable_prefix(cached_ids, cached_source, target);
+    if (!sequence) sequence = std::make_unique<Sequence>(model, context);
+    // The longest cached prefix is kept; at least the last prompt position runs for its logits.
     try {
-      cache->truncate(static_cast<int>(p));
-      cached_ids.resize(p);
-      cached_source.resize(p);
-      result.metrics.cached_tokens = static_cast<int>(p);
-
       const auto t = Clock::now();
-      prefill(model, cx, target, *cache, logits.data());
-      cached_ids = target.ids;
-      cached_source = target.source;
+      result.metrics.cached_tokens = static_cast<int>(sequence->prefill(cx, target));
       result.metrics.prefill_ms = ms_since(t);
-
-      std::vector<int32_t> fed;
-      generate_answer(model, cx, *cache, logits, target.ids, o, on_text, result, &fed);
-      cached_ids.insert(cached_ids.end(), fed.begin(), fed.end());
-      cached_source.resize(cached_ids.size(), kTextSource);
+      generate_answer(model, cx, *sequence, target.ids, o, on_text, result);
     } catch (...) {
       reset_cache();  // the cache may hold part of a step: start it afresh next time
       throw;
@@ -318,8 +298,10 @@ void Chat::clear() {
 }
 
 int Chat::turns() const { return static_cast<int>(impl_->exchanges.size()); }
-int Chat::context_tokens() const { return static_cast<int>(impl_->cached_ids.size()); }
-std::vector<int32_t> Chat::context_ids() const { return impl_->cached_ids; }
+int Chat::context_tokens() const { return impl_->sequence ? impl_->sequence->length() : 0; }
+std::vector<int32_t> Chat::context_ids() const {
+  return impl_->sequence ? impl_->sequence->ids() : std::vector<int32_t>{};
+}
 int Chat::context_length() const { return impl_->context; }
 
 std::string Chat::transcript() const {

@@ -278,21 +278,4 @@ std::vector<float> embed_positions(const Model& model, const RenderedPrompt& pro
   return x;
 }
 
-void prefill(const Model& model, const kernels::Compute& cx, const RenderedPrompt& prompt,
-             KVCache& cache, float* logits) {
-  const size_t from = static_cast<size_t>(cache.length());
-  if (from >= prompt.size()) throw Error("prefill: nothing left to run");
-  const size_t n = prompt.size() - from;
-  const std::vector<float> x = embed_positions(model, prompt, from, n);
-  model.decoder.forward(cx, x.data(), static_cast<int>(n), cache, logits);
-}
-
-size_t reusable_prefix(const std::vector<int32_t>& ids, const std::vector<int64_t>& source,
-                       const RenderedPrompt& prompt) {
-  size_t p = 0;
-  const size_t limit = std::min(ids.size(), prompt.size() == 0 ? 0 : prompt.size() - 1);
-  while (p < limit && ids[p] == prompt.ids[p] && source[p] == prompt.source[p]) ++p;
-  return p;
-}
-
 }  // namespace smolvlm

@@ -87,14 +87,4 @@ RenderedPrompt render_prompt(const Model& model, const std::vector<PromptMessage
 std::vector<float> embed_positions(const Model& model, const RenderedPrompt& prompt, size_t from,
                                    size_t n);
 
-// Runs positions [cache.length(), prompt.size()) through the decoder (the cache holds the first
-// ones already) and writes the last position's logits. Throws when nothing is left to run.
-void prefill(const Model& model, const kernels::Compute& cx, const RenderedPrompt& prompt,
-             KVCache& cache, float* logits);
-
-// The length of the prefix a cache holding (ids, source) can keep for `prompt`; the last prompt
-// position is always left to run, for its logits.
-size_t reusable_prefix(const std::vector<int32_t>& ids, const std::vector<int64_t>& source,
-                       const RenderedPrompt& prompt);
-
 }  // namespace smolvlm

@@ -98,13 +98,12 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
 
   // The cache holds the prompt and the answer, no more (memory stays small for short chats).
   const int capacity = std::min(impl_->context, n_prompt + std::max(options.max_new_tokens, 1));
-  KVCache cache(model.config.text, capacity);
-  std::vector<float> logits(static_cast<size_t>(model.config.text.vocab));
+  Sequence sequence(model, capacity);
   const auto t = Clock::now();
-  prefill(model, cx, prompt, cache, logits.data());
+  sequence.prefill(cx, prompt);
   result.metrics.prefill_ms = ms_since(t);
 
-  generate_answer(model, cx, cache, logits, prompt.ids, options, on_text, result);
+  generate_answer(model, cx, sequence, prompt.ids, options, on_text, result);
   return result;
 }
 

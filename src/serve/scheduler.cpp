@@ -81,12 +81,9 @@ struct Request {
 };
 
 struct Slot {
-  std::unique_ptr<KVCache> cache;
-  std::vector<int32_t> ids;  // what `cache` holds, position by position
-  std::vector<int64_t> source;
+  std::unique_ptr<Sequence> sequence;  // kept after a request, for the next one's prefix
   Request* request = nullptr;
   std::unique_ptr<AnswerStream> answer;
-  std::vector<float> logits;
   int32_t next = -1;  // the token to run at the next step
   uint64_t last_used = 0;
 };
@@ -130,10 +127,7 @@ struct Scheduler::Impl {
         context(o.context > 0 ? std::min(o.context, e.context) : e.context),
         media_cache(o.image_cache_bytes) {
     slots.resize(static_cast<size_t>(o.slots));
-    for (Slot& s : slots) {
-      s.cache = std::make_unique<KVCache>(model.config.text, context);
-      s.logits.resize(static_cast<size_t>(model.config.text.vocab));
-    }
+    for (Slot& s : slots) s.sequence = std::make_unique<Sequence>(model, context);
   }
 
   // ---------------------------------------------------------------------------- the worker
@@ -243,7 +237,7 @@ struct Scheduler::Impl {
     reuse = 0;
     for (Slot& s : slots) {
       if (s.request) continue;
-      const size_t p = reusable_prefix(s.ids, s.source, prompt);
+      const size_t p = s.sequence->reusable(prompt);
       if (!best || p > reuse || (p == reuse && s.last_used < best->last_used)) {
         best = &s;
         reuse = p;
@@ -279,18 +273,12 @@ struct Scheduler::Impl {
       slot = &choose_slot(prompt, reuse);
       slot->request = &r;
       slot->last_used = ++clock;
-      slot->cache->truncate(static_cast<int>(reuse));
-      slot->ids.resize(reuse);
-      slot->source.resize(reuse);
-      m.cached_tokens = static_cast<int>(reuse);
       const auto t = Clock::now();
-      prefill(model, cx, prompt, *slot->cache, slot->logits.data());
-      slot->ids = prompt.ids;
-      slot->source = prompt.source;
+      m.cached_tokens = static_cast<int>(slot->sequence->prefill(cx, prompt));
       m.prefill_ms = ms_since(t);
       slot->answer =
           std::make_unique<AnswerStream>(model, prompt.ids, r.options, r.on_text, r.result);
-      advance(*slot, slot->logits.data());
+      advance(*slot, slot->sequence->logits());
     } catch (...) {
       if (slot) reset(*slot);
       std::lock_guard lock(mu);
@@ -301,8 +289,7 @@ struct Scheduler::Impl {
 
   // Samples the slot's next token from `logits`; finishes the request when the answer is over.
   void advance(Slot& s, float* logits) {
-    const std::optional<int32_t> id =
-        s.answer->next(logits, s.cache->length() < s.cache->capacity());
+    const std::optional<int32_t> id = s.answer->next(logits, s.sequence->has_room());
     if (id) {
       s.next = *id;
     } else {
@@ -311,9 +298,7 @@ struct Scheduler::Impl {
   }
 
   void reset(Slot& s) {
-    s.cache->clear();
-    s.ids.clear();
-    s.source.clear();
+    s.sequence->clear();
     s.answer.reset();
     s.next = -1;
     s.request = nullptr;
@@ -358,7 +343,7 @@ struct Scheduler::Impl {
     logits.resize(n * vocab);
     for (size_t i = 0; i < n; ++i) {
       model.decoder.embed(&active[i]->next, 1, x.data() + i * hidden);
-      rows[i] = {active[i]->cache.get(), 1};
+      rows[i] = active[i]->sequence->next_row();
     }
     const auto t = Clock::now();
     try {
@@ -381,8 +366,7 @@ struct Scheduler::Impl {
     }
     for (size_t i = 0; i < n; ++i) {
       Slot& s = *active[i];
-      s.ids.push_back(s.next);
-      s.source.push_back(kTextSource);
+      s.sequence->pushed_by_batch(s.next);
       try {
         advance(s, logits.data() + i * vocab);
       } catch (...) {  // on_text threw: that request fails, the others go on
