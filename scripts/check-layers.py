@@ -9,7 +9,11 @@ of a higher floor, or of another folder on the same floor, is a back-edge. Apps 
 which says in its header that it is one. A folder missing from FLOORS is an error too: give a new
 folder its floor here and in the README.
 
-    /usr/bin/python3 scripts/check-layers.py      (exit status 1 on a back-edge)
+The README's Layout section shows the printed graph; it must equal what the includes give (exit
+status 1 on a difference too), so the documented picture cannot drift from the code.
+
+    /usr/bin/python3 scripts/check-layers.py                   (exit status 1 on a back-edge or drift)
+    /usr/bin/python3 scripts/check-layers.py --write-readme    (puts the current graph in README.md)
 """
 import os
 import re
@@ -69,6 +73,34 @@ def resolve(including_file, name):
     return None
 
 
+README_LEAD = "as `/usr/bin/python3 scripts/check-layers.py` prints"
+
+
+def readme_graph_drift(graph, write):
+    """None when README.md's printed graph (the code block after README_LEAD) equals `graph`;
+    else what differs. With `write`, puts `graph` there instead."""
+    path = os.path.join(ROOT, "README.md")
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    lead = text.find(README_LEAD)
+    start = text.find("```\n", lead) if lead >= 0 else -1
+    end = text.find("```", start + 4) if start >= 0 else -1
+    if end < 0:
+        return f"README.md: no code block after '{README_LEAD}' (the Layout graph)"
+    shown = text[start + 4:end].rstrip("\n").split("\n")
+    if shown == graph:
+        return None
+    if write:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text[:start + 4] + "\n".join(graph) + "\n" + text[end:])
+        print("README.md: Layout graph updated")
+        return None
+    diff = [f"README: {a!r}  includes: {b!r}" for a, b in zip(shown + [""] * len(graph),
+                                                             graph + [""] * len(shown)) if a != b]
+    return ("README.md's Layout graph differs from the includes (run with --write-readme): "
+            + diff[0])
+
+
 def main():
     edges = {}  # (from folder, to folder) -> an example "file: include"
     errors = []
@@ -109,14 +141,19 @@ def main():
                                           f"{floor_of(src_folder)}) -> {dst_folder} (floor "
                                           f"{dst_floor}) runs {way}")
 
+    graph = []
     for level in reversed(range(len(FLOORS))):
         for folder in FLOORS[level]:
             if not os.path.isdir(os.path.join(ROOT, folder)):
                 continue
             below = sorted(d for (s, d) in edges if s == folder)
-            print(f"{level}  {folder:<16} -> {', '.join(below) if below else '(nothing)'}")
+            graph.append(f"{level}  {folder:<16} -> {', '.join(below) if below else '(nothing)'}")
+    print("\n".join(graph))
+    drift = readme_graph_drift(graph, write="--write-readme" in sys.argv[1:])
+    if drift:
+        errors.append(drift)
     if errors:
-        print("\nback-edges:", file=sys.stderr)
+        print("\nerrors:", file=sys.stderr)
         for e in errors:
             print("  " + e, file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ pkgs=(cmake g++ make pkg-config libjpeg62-turbo-dev libpng-dev nlohmann-json3-de
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libavdevice-dev
       python3-av python3-numpy  # tests: what HF's PyAV backend reads, HF's sampling formula
       clang                 # scripts/fuzz.sh: libFuzzer targets for the file parsers
+      clang-format          # CI checks every C++ file's formatting
       chromium              # the web page's browser tests (tests/webui, headless)
       # optional: RK35llm.h's cv::Mat interface and its seed-compatibility test program
       libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev)
