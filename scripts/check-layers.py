@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Bottom first. Folders on one floor are siblings and must not include each other.
 FLOORS = [
     ["include/smolvlm"],                   # the public API (headers only)
-    ["src/util"],                          # threads
+    ["src/util"],                          # threads, SHA-256, outside text
     ["src/formats"],                       # files: safe reads, mmap, safetensors, GGUF
     ["src/kernels", "src/net"],            # the kernel API, its paths and dispatch | HF download
 

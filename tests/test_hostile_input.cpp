@@ -1,4 +1,4 @@
-// Hostile inputs (issue 14), as a user would give them to the CLI: named pipes, devices,
+// Hostile inputs, as a user would give them to the CLI: named pipes, devices,
 // directories, files past their size limit, and small files whose headers claim far more than
 // they hold. Each gets a one-line error naming the file and what is wrong, exit status 1, at once
 // (every run has a 10 s deadline, so a hang fails instead of stalling the suite) and within

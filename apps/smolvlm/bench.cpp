@@ -198,7 +198,7 @@ int run_bench(int argc, char** argv) {
       const double vision_ms = ms_since(t);
       st["vision_ms_per_image"].v.push_back(vision_ms);
       st["vision_ms_per_tile"].v.push_back(vision_ms / p.n_tiles);
-      std::vector<float>().swap(p.pixels);  // as Engine::ask: not needed for the answer
+      std::vector<float>().swap(p.pixels);  // as Engine::generate: not needed for the answer
       KVCache cache(cfg.text, max_ctx);
       const std::vector<float> x = embed_prompt(m, p.ids, feats);
       t = Clock::now();

@@ -15,7 +15,7 @@
 
 namespace smolvlm::kernels {
 
-// A weight matrix [rows, cols] in its stored type (F32, F16, BF16 or Q8_0), row-major,
+// A weight matrix [rows, cols] in its stored type (F32, F16, BF16, Q8_0 or Q4_0), row-major,
 // not owned: it usually points into a mapped model file.
 struct Matrix {
   DType type = DType::F32;

@@ -164,7 +164,7 @@ ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find) {
     l.k = ld.linear(lp + "self_attn.k_proj", kvd, H, false);
     l.v = ld.linear(lp + "self_attn.v_proj", kvd, H, false);
     l.o = ld.linear(lp + "self_attn.o_proj", H, qd, false);
-    l.post_norm = ld.norm(lp + "post_attention_layernorm", H, false);
+    l.post_attention_norm = ld.norm(lp + "post_attention_layernorm", H, false);
     l.gate = ld.linear(lp + "mlp.gate_proj", tc.intermediate, H, false);
     l.up = ld.linear(lp + "mlp.up_proj", tc.intermediate, H, false);
     l.down = ld.linear(lp + "mlp.down_proj", H, tc.intermediate, false);

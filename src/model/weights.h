@@ -1,5 +1,6 @@
-// The model's parameters as named, shape-checked float32 arrays. Loading checks every tensor the
-// config implies against the file (name and shape) and fails with a one-line error naming it.
+// The model's parameters as named, shape-checked matrices in their stored type (float32 norms).
+// Loading checks every tensor the config implies against the file (name and shape) and fails with a
+// one-line error naming it.
 #pragma once
 
 #include <array>
@@ -39,7 +40,7 @@ struct VisionWeights {
 };
 
 struct TextLayerWeights {
-  Norm input_norm, post_norm;
+  Norm input_norm, post_attention_norm;  // HF: input_layernorm, post_attention_layernorm
   Linear q, k, v, o, gate, up, down;
   // The layer's seven matrices, in that order (for what is done to each alike).
   std::array<Linear*, 7> linears() { return {&q, &k, &v, &o, &gate, &up, &down}; }

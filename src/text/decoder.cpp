@@ -129,7 +129,7 @@ void Decoder::layer(const k::Compute& cx, const TextLayerWeights& l, int index,
 
   zone.enter("norms + residuals");
   k::add_inplace(s.x.data(), s.h.data(), s.x.size());
-  k::rms_norm(cx, s.x.data(), n, H, l.post_norm.w.data(), cfg_.rms_norm_eps, s.h.data());
+  k::rms_norm(cx, s.x.data(), n, H, l.post_attention_norm.w.data(), cfg_.rms_norm_eps, s.h.data());
 
   zone.enter("gate, up matmuls + silu", matrix_bytes(l.gate.w) + matrix_bytes(l.up.w));
   k::matmul_gate_up_silu(cx, s.h.data(), n, l.gate.w, l.up.w, s.gate.data(), s.up.data());

@@ -30,8 +30,7 @@ class KVCache {
   };
   // Per layer, each KV head's keys (values) together: [kv_heads][capacity][head_dim]. A decode
   // step's attention task reads one head's keys, so it walks one contiguous run of pages instead
-  // of every page of the layer (with the heads side by side in a row, each of the three heads'
-  // tasks touched all of them: after a picture prompt, page walks made attention ~2× slower).
+  // of every page of the layer.
   float* k(int layer) { return k_.get() + static_cast<size_t>(layer) * capacity_ * row_; }
   float* v(int layer) { return v_.get() + static_cast<size_t>(layer) * capacity_ * row_; }
   // Floats from one KV head's keys to the next one's.
