@@ -11,6 +11,7 @@ pkgs=(cmake g++ make pkg-config libjpeg62-turbo-dev libpng-dev nlohmann-json3-de
       clang                 # scripts/fuzz.sh: libFuzzer targets for the file parsers
       clang-format          # CI checks every C++ file's formatting
       chromium              # the web page's browser tests (tests/webui, headless)
+      nginx-light           # tests/scaleout: nginx in front of two servers (docs/deploy.md)
       # optional: RK35llm.h's cv::Mat interface and its seed-compatibility test program
       libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev)
 # Ubuntu names libjpeg-turbo's dev package libjpeg-turbo8-dev; plain libjpeg-dev works on both.
