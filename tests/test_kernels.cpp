@@ -592,9 +592,7 @@ std::string path_case_name(const ::testing::TestParamInfo<KernelThreads::ParamTy
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelThreads,
-                         ::testing::Combine(::testing::Values("generic", "avx2", "avx512",
-                                                              "avx512vnni", "avx512bf16", "neon",
-                                                              "dotprod", "i8mm"),
+                         ::testing::Combine(::testing::ValuesIn(kernels::known_path_names()),
                                             ::testing::Values(1, 2, 3)),
                          path_case_name);
 
@@ -630,6 +628,26 @@ TEST(ReferenceKernels, Q4RoundTripKnownValues) {
   EXPECT_EQ(back[31], 14.0f);  // 15 → 16 → clamped to 15 → (15 − 8)·2
   for (int i = 0; i < 32; ++i)
     EXPECT_LE(std::fabs(back[static_cast<size_t>(i)] - x[static_cast<size_t>(i)]), 1.0f);
+}
+
+// One fallback rule: a path's filled entries are never null, wherever its table left them out,
+// and each path the CPU has is among the names the tests iterate over.
+TEST(KernelPaths, FilledEntriesAreNeverNull) {
+  const std::vector<std::string> known = kernels::known_path_names();
+  for (const kernels::KernelPath* p : kernels::available_paths()) {
+    SCOPED_TRACE(p->name);
+    EXPECT_NE(std::find(known.begin(), known.end(), std::string(p->name)), known.end());
+    EXPECT_NE(p->exp_shift_sum, nullptr);
+    EXPECT_NE(p->gelu_tanh, nullptr);
+    EXPECT_NE(p->silu_mul, nullptr);
+    EXPECT_NE(p->row_max, nullptr);
+    EXPECT_NE(p->layer_norm, nullptr);
+    EXPECT_NE(p->rms_norm, nullptr);
+    EXPECT_EQ(&kernels::find_path(p->name), p);
+  }
+  EXPECT_EQ(kernels::available_paths().front(), &kernels::generic_path());
+  std::vector<float> x = {1.0f, -3.0f, 7.5f, 2.0f};
+  EXPECT_EQ(kernels::generic_path().row_max(x.data(), 4), 7.5f);
 }
 
 TEST(KernelPaths, GenericIsAlwaysThereAndSelectable) {

@@ -2,6 +2,9 @@
 #include <smolvlm/error.h>
 
 #include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
 
 #include "kernels/compute.h"
 #include "kernels/kernel_path.h"
@@ -51,7 +54,42 @@ bool cpu_has(const char* feature) {
 #endif
 }
 
+// `p` with its filled entries (kernel_path.h) taken from the generic path where it leaves them
+// out; the same pointer when it leaves none out (the generic path itself). Made once per path.
+const KernelPath* filled(const KernelPath* p) {
+  static std::mutex mu;
+  static std::map<const KernelPath*, std::unique_ptr<KernelPath>> copies;
+  const KernelPath& g = generic_path();
+  const auto missing = [&](const KernelPath& k) {
+    return !k.exp_shift_sum || !k.gelu_tanh || !k.silu_mul || !k.row_max || !k.layer_norm ||
+           !k.rms_norm;
+  };
+  if (!missing(*p)) return p;
+  std::lock_guard lock(mu);
+  std::unique_ptr<KernelPath>& copy = copies[p];
+  if (!copy) {
+    copy = std::make_unique<KernelPath>(*p);
+    if (!copy->exp_shift_sum) copy->exp_shift_sum = g.exp_shift_sum;
+    if (!copy->gelu_tanh) copy->gelu_tanh = g.gelu_tanh;
+    if (!copy->silu_mul) copy->silu_mul = g.silu_mul;
+    if (!copy->row_max) copy->row_max = g.row_max;
+    if (!copy->layer_norm) copy->layer_norm = g.layer_norm;
+    if (!copy->rms_norm) copy->rms_norm = g.rms_norm;
+  }
+  return copy.get();
+}
+
 }  // namespace
+
+std::vector<std::string> known_path_names() {
+#if defined(__x86_64__)
+  return {"generic", "avx2", "avx512", "avx512vnni", "avx512bf16"};
+#elif defined(__aarch64__)
+  return {"generic", "neon", "dotprod", "i8mm"};
+#else
+  return {"generic"};
+#endif
+}
 
 std::vector<const KernelPath*> available_paths() {
   std::vector<const KernelPath*> out = {&generic_path()};
@@ -66,6 +104,7 @@ std::vector<const KernelPath*> available_paths() {
   if (dotprod_path() && cpu_has("dotprod")) out.push_back(dotprod_path());
   if (i8mm_path() && cpu_has("i8mm")) out.push_back(i8mm_path());
 #endif
+  for (const KernelPath*& p : out) p = filled(p);
   return out;
 }
 

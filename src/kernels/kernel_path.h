@@ -18,6 +18,11 @@ struct ActBlockQ8 {
   int8_t q[kQ8BlockSize];
 };
 
+// Two kinds of entry. *Filled* entries are never null in a path from available_paths(): where a
+// path's table leaves one out, dispatch puts the generic path's there (one rule, in one place,
+// instead of a null test at each call). *Capabilities* may be null, and null says the path has
+// no such kernel: each says what the kernels do then (usually a different, faster-here route than
+// the generic twin would be).
 struct KernelPath {
   const char* name;
   // y[r·ldy + o] = x[r] · W[o] (+ bias[o]) for every row r < n and o in [o_begin, o_end):
@@ -27,29 +32,29 @@ struct KernelPath {
   // Q8_0 weights against activations already quantised per row (cols/32 blocks a row).
   void (*gemm_q8)(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
                   const float* bias, float* y, int ldy);
-  // Q4_0 weights against one quantised activation row (decode), rows [o_begin, o_end) of y
-  // (optional: null widens the nibbles to Q8_0 blocks and runs gemm_q8).
+  // Capability: Q4_0 weights against one quantised activation row (decode), rows [o_begin,
+  // o_end) of y (null widens the nibbles to Q8_0 blocks and runs gemm_q8).
   void (*gemv_q4)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
                   float* y);
   // Quantises `cols` floats (a multiple of 32) into cols/32 blocks, round to nearest.
   void (*quantize_row_q8)(const float* x, int cols, ActBlockQ8* out);
   // y += a · x
   void (*axpy)(float a, const float* x, float* y, int n);
-  // Element-wise transcendental steps. Optional: a null entry falls back to the generic path.
+  // Filled: element-wise transcendental steps.
   // x[i] = exp(x[i] − shift), returns Σ x[i] (softmax numerators).
   float (*exp_shift_sum)(float* x, int n, float shift);
   void (*gelu_tanh)(float* x, size_t n);
   void (*silu_mul)(const float* gate, const float* up, float* out, size_t n);
-  // max of x[0..n) (optional: null falls back to a scalar loop). n ≥ 1.
+  // Filled: max of x[0..n). n ≥ 1.
   float (*row_max)(const float* x, int n);
-  // out[0..d) = Σ_j w[j] · rows[j·stride + 0..d) for j < n: attention's weighted sum of V rows
-  // for one query (optional: null falls back to one axpy per row).
+  // Capability: out[0..d) = Σ_j w[j] · rows[j·stride + 0..d) for j < n: attention's weighted
+  // sum of V rows for one query (null: one axpy per row).
   void (*weighted_rows)(const float* w, int n, const float* rows, size_t stride, int d, float* out);
   // y[r·ldy + o] = Σ_k x[r·ldx + k] · b[k·ldb + o] for r < n, o < N: B stored K-major, as
-  // attention's V rows are (optional: null makes attention transpose V for gemm_float).
+  // attention's V rows are (capability: null makes attention transpose V for gemm_float).
   void (*gemm_kn)(const float* x, int n, int ldx, int K, const float* b, size_t ldb, int N,
                   float* y, int ldy);
-  // bf16 arithmetic (optional; null where the CPU has no bf16 dot products). to_bf16 rounds to
+  // Capability: bf16 arithmetic (null where the CPU has no bf16 dot products). to_bf16 rounds to
   // nearest even; gemm_bf16 is gemm_float with x already bf16 (row r at xb + r·ldx, K padded
   // to even with zeros) and W rounded to bf16, products summed in float32.
   void (*to_bf16)(const float* x, size_t n, uint16_t* out);
@@ -67,22 +72,26 @@ struct KernelPath {
                            int K, int N, float* y, int ldy);
   // scores[r·lds + j] = Σ_d q[r·hd + d] · k[j·stride + d] for r < m, j < n: a decode step's
   // query·key products (m query heads on one KV head's n keys, read in place). The generic
-  // path's is the plain twin; optional elsewhere (null uses gemm_float).
+  // path's is the plain twin; a capability elsewhere (null uses gemm_float).
   void (*dot_rows)(const float* q, int m, int hd, const float* k, size_t stride, int n,
                    float* scores, int lds);
-  // LayerNorm / RMSNorm of n rows of d values, as kernels::ref's (which sums in double):
-  // optional, null uses ref's.
+  // Filled: LayerNorm / RMSNorm of n rows of d values, as kernels::ref's (which sums in double;
+  // the generic path's are ref's).
   void (*layer_norm)(const float* x, int n, int d, const float* weight, const float* bias,
                      float eps, float* y);
   void (*rms_norm)(const float* x, int n, int d, const float* weight, float eps, float* y);
   // gemv_q4 from w.q4_panels (kernels/q4_panels.h); o_begin a multiple of 16. The generic
-  // path's is the plain twin; optional elsewhere (null: the file's rows, gemv_q4).
+  // path's is the plain twin; a capability elsewhere (null: the file's rows, gemv_q4).
   void (*gemv_q4_panels)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
                          const float* bias, float* y);
 };
 
-// The paths compiled into this binary that the running CPU supports, best last.
+// The paths compiled into this binary that the running CPU supports, best last, with their filled
+// entries filled.
 std::vector<const KernelPath*> available_paths();
+// The names of every path this architecture knows, whether or not compiled in or supported here
+// (tests run each that is available and say which they skip).
+std::vector<std::string> known_path_names();
 // The path of that name; throws smolvlm::Error when it is unknown or the CPU lacks it.
 const KernelPath& find_path(const std::string& name);
 // $SMOLVLM_KERNELS when set (find_path), else the best available path.

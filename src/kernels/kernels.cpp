@@ -112,13 +112,6 @@ void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const flo
 }
 
 namespace {
-// The path's element-wise entry, or the generic one where a path has none.
-template <typename Fn>
-Fn pick(const KernelPath& path, Fn KernelPath::*entry) {
-  const Fn f = path.*entry;
-  return f ? f : generic_path().*entry;
-}
-
 const ActBlockQ8* quantize_one_row(const KernelPath& path, const float* x, int cols) {
   thread_local std::vector<ActBlockQ8> xq;
   xq.resize(static_cast<size_t>(cols / kQ8BlockSize));
@@ -182,7 +175,7 @@ void matmul_gate_up_silu(const Compute& cx, const float* x, int n, const Matrix&
     return;
   }
   const ActBlockQ8* xq = quantize_one_row(path, x, gate.cols);
-  const auto silu = pick(cx.path(), &KernelPath::silu_mul);
+  const auto silu = path.silu_mul;
   cx.pool().parallel_for(static_cast<size_t>((gate.rows + 15) / 16), [&](size_t b, size_t e) {
     const int ob = static_cast<int>(b * 16), oe = std::min(gate.rows, static_cast<int>(e * 16));
     decode_rows(path, xq, gate, ob, oe, nullptr, out);
@@ -244,7 +237,7 @@ void matmul_bf16_same_input(const Compute& cx, const float* x, int n, const Matm
 
 void layer_norm(const Compute& cx, const float* x, int n, int d, const float* weight,
                 const float* bias, float eps, float* y) {
-  const auto norm = cx.path().layer_norm ? cx.path().layer_norm : &ref::layer_norm;
+  const auto norm = cx.path().layer_norm;
   cx.pool().parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
     norm(x + b * d, static_cast<int>(e - b), d, weight, bias, eps, y + b * d);
   });
@@ -254,19 +247,19 @@ void layer_norm(const Compute& cx, const float* x, int n, int d, const float* we
 // too little to hand to the workers.
 void rms_norm(const Compute& cx, const float* x, int n, int d, const float* weight, float eps,
               float* y) {
-  const auto norm = cx.path().rms_norm ? cx.path().rms_norm : &ref::rms_norm;
+  const auto norm = cx.path().rms_norm;
   norm(x, n, d, weight, eps, y);
 }
 
 void gelu_tanh_inplace(const Compute& cx, float* x, size_t n) {
-  const auto gelu = pick(cx.path(), &KernelPath::gelu_tanh);
+  const auto gelu = cx.path().gelu_tanh;
   cx.pool().parallel_for((n + 255) / 256, [&](size_t b, size_t e) {
     gelu(x + b * 256, std::min(n, e * 256) - b * 256);
   });
 }
 
 void silu_mul(const Compute& cx, const float* gate, const float* up, float* out, size_t n) {
-  const auto silu = pick(cx.path(), &KernelPath::silu_mul);
+  const auto silu = cx.path().silu_mul;
   cx.pool().parallel_for((n + 255) / 256, [&](size_t b, size_t e) {
     silu(gate + b * 256, up + b * 256, out + b * 256, std::min(n, e * 256) - b * 256);
   });
@@ -325,15 +318,9 @@ float softmax_numerators(const KernelPath& path, float* s, int n, const unsigned
     }
     return sum;
   }
-  float maxv;
-  if (path.row_max) {
-    maxv = path.row_max(s, n);
-  } else {
-    maxv = s[0];
-    for (int j = 1; j < n; ++j) maxv = std::max(maxv, s[j]);
-  }
+  const float maxv = path.row_max(s, n);
   if (max_out) *max_out = maxv;
-  return pick(path, &KernelPath::exp_shift_sum)(s, n, maxv);
+  return path.exp_shift_sum(s, n, maxv);
 }
 
 void scale_row(float* x, int n, float a) {

@@ -130,6 +130,12 @@ float exp_shift_sum(float* x, int n, float shift) {
   return sum;
 }
 
+float row_max(const float* x, int n) {
+  float m = x[0];
+  for (int i = 1; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
 void dot_rows(const float* q, int m, int hd, const float* k, size_t stride, int n, float* scores,
               int lds) {
   for (int r = 0; r < m; ++r) {
@@ -162,7 +168,8 @@ void gemv_q4_panels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_en
   }
 }
 
-// Designated: an entry a path leaves out is null (optional entries fall back, see kernel_path.h).
+// Every entry dispatch fills for other paths is here (see kernel_path.h); the capabilities it
+// lacks (bf16, Q4_0 single-row, weighted rows, K-major products) stay null.
 const KernelPath kGeneric = {.name = "generic",
                              .gemm_float = gemm_float,
                              .gemm_q8 = gemm_q8,
@@ -171,7 +178,10 @@ const KernelPath kGeneric = {.name = "generic",
                              .exp_shift_sum = exp_shift_sum,
                              .gelu_tanh = ref::gelu_tanh_inplace,
                              .silu_mul = ref::silu_mul,
+                             .row_max = row_max,
                              .dot_rows = dot_rows,
+                             .layer_norm = ref::layer_norm,
+                             .rms_norm = ref::rms_norm,
                              .gemv_q4_panels = gemv_q4_panels};
 
 }  // namespace
