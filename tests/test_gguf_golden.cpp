@@ -193,32 +193,22 @@ TEST(GgufQ4Golden, ConvertedQ4TextStaysClose) {
 
 // The panels live in a cache file (loader/q4_panel_cache.h): made by the first load of a model
 // file, mapped as it is by the next ones, remade when damaged or when the model file changed;
-// none (the file's rows) when the cache is off or cannot be written.
+// none (the file's rows) when LoadOptions::cache_dir is empty or cannot be written.
 class Q4PanelCache : public ::testing::Test {
  protected:
   void SetUp() override {
     const kernels::KernelPath& path = kernels::default_path();
     if (!path.gemv_q4_panels || &path == &kernels::generic_path())
       GTEST_SKIP() << "no SIMD Q4_0 panel kernel on this CPU";
-    const char* old = std::getenv("SMOLVLM_CACHE_DIR");
-    if (old) saved_ = old;
-    had_ = old != nullptr;
-    set_cache(cache_.path());
+    cache_dir_ = cache_.path();
     ConvertOptions opt;
     opt.text_type = DType::Q4_0;
     opt.vision_type = DType::F16;
     files_ = convert_hf_to_gguf(test::tiny_model(), model_.path(), opt);
   }
-  void TearDown() override {
-    if (had_) {
-      set_cache(saved_);
-    } else {
-      ::unsetenv("SMOLVLM_CACHE_DIR");
-    }
-  }
-  static void set_cache(const std::string& dir) { ::setenv("SMOLVLM_CACHE_DIR", dir.c_str(), 1); }
+  void set_cache(const std::string& dir) { cache_dir_ = dir; }
   std::unique_ptr<Model> load() const {
-    return Model::load_gguf(files_.text_path, files_.mmproj_path, VisionPrecision::F32);
+    return Model::load_gguf(files_.text_path, files_.mmproj_path, VisionPrecision::F32, cache_dir_);
   }
   std::vector<std::filesystem::path> cache_files() const {
     std::vector<std::filesystem::path> out;
@@ -233,8 +223,7 @@ class Q4PanelCache : public ::testing::Test {
 
   test::TempDir cache_, model_;
   ConvertResult files_;
-  std::string saved_;
-  bool had_ = false;
+  std::string cache_dir_;  // LoadOptions::cache_dir
 };
 
 TEST_F(Q4PanelCache, MadeOnceThenMappedAsItIs) {
@@ -295,7 +284,7 @@ TEST_F(Q4PanelCache, OffOrUnwritableMeansTheFileRows) {
   std::FILE* f = std::fopen(not_a_dir.c_str(), "wb");
   ASSERT_NE(f, nullptr);
   std::fclose(f);
-  for (const std::string& dir : {std::string("off"), not_a_dir + "/cache"}) {
+  for (const std::string& dir : {std::string(), not_a_dir + "/cache"}) {  // none, unwritable
     set_cache(dir);
     const std::unique_ptr<Model> m = load();
     EXPECT_FALSE(m->weights.text.layers[0].gate.w.q4_panels) << dir;

@@ -158,12 +158,14 @@ int run_bench(int argc, char** argv) {
   std::map<std::string, Stat> st;
 
   auto t = Clock::now();
-  std::unique_ptr<Model> model = Model::load(model_dir, mmproj, vision_precision);
+  std::unique_ptr<Model> model =
+      Model::load(model_dir, mmproj, vision_precision, load.options.cache_dir);
   st["load_cold_ms"].v.push_back(ms_since(t));  // first load in this process
   for (int r = 0; r < repeat; ++r) {
     model.reset();  // unmapping the previous copy is not part of loading this one
     t = Clock::now();
-    model = Model::load(model_dir, mmproj, vision_precision);  // the page cache is warm now
+    model = Model::load(model_dir, mmproj, vision_precision,
+                        load.options.cache_dir);  // the page cache is warm now
     st["load_warm_ms"].v.push_back(ms_since(t));
   }
   if (!quantize.empty()) {

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 
 namespace smolvlm::cli {
 
@@ -51,6 +52,24 @@ bool parse_generation_flag(int argc, char** argv, int& i, GenerationOptions& gen
   }
   return true;
 }
+
+VisionPrecision parse_vision_precision(const std::string& name) {
+  if (name == "auto") return VisionPrecision::Auto;
+  if (name == "f32") return VisionPrecision::F32;
+  if (name == "bf16") return VisionPrecision::Bf16;
+  throw Error("unknown vision precision '" + name + "' (auto, f32 or bf16)");
+}
+
+std::string cache_dir_from_environment() {
+  namespace fs = std::filesystem;
+  if (const char* d = std::getenv("SMOLVLM_CACHE_DIR"); d && *d)
+    return std::string(d) == "off" ? std::string() : std::string(d);
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "smolvlm";
+  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "smolvlm";
+  return {};
+}
+
+LoadFlags::LoadFlags() { options.cache_dir = cache_dir_from_environment(); }
 
 bool parse_load_flag(int argc, char** argv, int& i, LoadFlags& flags) {
   const std::string a = argv[i];

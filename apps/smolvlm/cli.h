@@ -42,9 +42,15 @@ bool parse_generation_flag(int argc, char** argv, int& i, GenerationOptions& gen
 // -c/--context, --vision-precision, --kernels. Set defaults (a subcommand's own context, say)
 // before parsing.
 struct LoadFlags {
+  LoadFlags();          // options.cache_dir from the environment (cache_dir_from_environment)
   std::string model;    // -m/--model; the subcommand says whether it is required
   LoadOptions options;  // the others
 };
+// --vision-precision's "auto", "f32" or "bf16" → the enum; throws smolvlm::Error otherwise.
+VisionPrecision parse_vision_precision(const std::string& name);
+// LoadOptions::cache_dir as the programs take it: $SMOLVLM_CACHE_DIR ("off": none), else
+// $XDG_CACHE_HOME/smolvlm, else $HOME/.cache/smolvlm, else none.
+std::string cache_dir_from_environment();
 // Consumes argv[i] (and its value, advancing i) when it is a load flag; false otherwise.
 bool parse_load_flag(int argc, char** argv, int& i, LoadFlags& flags);
 

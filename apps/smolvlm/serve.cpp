@@ -61,6 +61,7 @@ int g_signal = 0;
 int run_serve(int argc, char** argv) {
   std::string model_dir;
   LoadOptions load;
+  load.cache_dir = cache_dir_from_environment();
   SchedulerOptions sched;
   server::ServerOptions http;
   if (const char* key = std::getenv("SMOLVLM_API_KEY")) http.api_key = key;

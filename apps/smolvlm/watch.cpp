@@ -89,6 +89,7 @@ int run_watch(int argc, char** argv) {
   GenerationOptions gen;
   gen.max_new_tokens = 64;
   LoadOptions load;
+  load.cache_dir = cache_dir_from_environment();
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {

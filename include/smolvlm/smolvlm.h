@@ -38,6 +38,11 @@ struct LoadOptions {
   // The instruction-set path of this Engine's kernels ("generic", "avx2", "avx512", "avx512vnni",
   // "neon", "dotprod", ...); empty: $SMOLVLM_KERNELS, else the best the CPU has.
   std::string kernels;
+  // A folder for files derived from the model once and reused by later loads (a Q4_0 model's
+  // decode panels); empty: none are made (the same answers, decoded more slowly). The library
+  // reads no environment for it: the smolvlm programs set it from $SMOLVLM_CACHE_DIR, else
+  // $XDG_CACHE_HOME/smolvlm, else ~/.cache/smolvlm ("off": none).
+  std::string cache_dir;
 };
 
 struct GenerationOptions {

@@ -1,8 +1,6 @@
 // The arithmetic of the vision encoder's matrix products (see LoadOptions::vision_precision).
 #pragma once
 
-#include <string>
-
 namespace smolvlm {
 
 //  Auto (default): follows the file — Bf16 when the vision matrices are stored in 16 bits (F16 or
@@ -13,8 +11,5 @@ namespace smolvlm {
 //        (AVX512_BF16: Zen 4, Sapphire Rapids); float32 elsewhere. Answers can differ from the
 //        float32 reference where two tokens are nearly tied.
 enum class VisionPrecision { Auto, F32, Bf16 };
-
-// "auto", "f32" or "bf16" → the enum; throws smolvlm::Error for anything else.
-VisionPrecision parse_vision_precision(const std::string& name);
 
 }  // namespace smolvlm

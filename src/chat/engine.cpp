@@ -20,19 +20,13 @@ double ms_since(Clock::time_point t) {
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
 Engine::~Engine() = default;
 
-VisionPrecision parse_vision_precision(const std::string& name) {
-  if (name == "auto") return VisionPrecision::Auto;
-  if (name == "f32") return VisionPrecision::F32;
-  if (name == "bf16") return VisionPrecision::Bf16;
-  throw Error("unknown vision precision '" + name + "' (auto, f32 or bf16)");
-}
-
 std::unique_ptr<Engine> Engine::load(const std::string& model_dir, const LoadOptions& options) {
   const auto t0 = Clock::now();
   if (options.threads < 0) throw Error("--threads must be positive");
   std::unique_ptr<Engine> e(new Engine());
   e->impl_->compute = std::make_unique<kernels::Compute>(options.threads, options.kernels);
-  e->impl_->model = Model::load(model_dir, options.mmproj, options.vision_precision);
+  e->impl_->model =
+      Model::load(model_dir, options.mmproj, options.vision_precision, options.cache_dir);
   e->impl_->path = model_dir;
   const int max_pos = e->impl_->model->config.text.max_positions;
   if (options.context < 0) throw Error("context length must be positive");

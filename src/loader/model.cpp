@@ -114,14 +114,15 @@ std::unique_ptr<Model> Model::load_hf(const std::string& dir, VisionPrecision vi
 
 std::unique_ptr<Model> Model::load_gguf(const std::string& text_path,
                                         const std::string& mmproj_path,
-                                        VisionPrecision vision_precision) {
+                                        VisionPrecision vision_precision,
+                                        const std::string& cache_dir) {
   auto files = std::make_shared<GgufModelFiles>(text_path, mmproj_path);
   ModelConfig cfg = files->config();
   Tokenizer tok = files->take_tokenizer();
   check_tokens(tok, cfg, "'" + text_path + "'");
   ModelWeights w = load_hf_weights(cfg, [&](const std::string& name) { return files->find(name); });
   w.storage.push_back(files);  // the weights are views into its mapped files
-  attach_q4_panels(w.text, text_path, w.storage);
+  attach_q4_panels(w.text, text_path, cache_dir, w.storage);
   return std::unique_ptr<Model>(
       new Model(std::move(cfg), std::move(tok), std::move(w), vision_precision));
 }
@@ -145,7 +146,7 @@ std::vector<std::string> gguf_files(const std::filesystem::path& dir, bool mmpro
 }  // namespace
 
 std::unique_ptr<Model> Model::load(const std::string& model_path, const std::string& mmproj_path,
-                                   VisionPrecision vision_precision) {
+                                   VisionPrecision vision_precision, const std::string& cache_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path p(model_path);
@@ -163,7 +164,8 @@ std::unique_ptr<Model> Model::load(const std::string& model_path, const std::str
                   " text GGUF and " + std::to_string(projs.size()) +
                   " mmproj GGUF files; name them with -m TEXT.gguf --mmproj MMPROJ.gguf");
     }
-    return load_gguf(texts[0], mmproj_path.empty() ? projs[0] : mmproj_path, vision_precision);
+    return load_gguf(texts[0], mmproj_path.empty() ? projs[0] : mmproj_path, vision_precision,
+                     cache_dir);
   }
   if (!fs::exists(p, ec) || !is_gguf_file(model_path)) {
     if (fs::exists(p, ec)) {
@@ -172,7 +174,7 @@ std::unique_ptr<Model> Model::load(const std::string& model_path, const std::str
     if (p.extension() == ".gguf") throw Error("model file '" + model_path + "' does not exist");
     return load_hf(model_path, vision_precision);  // says the folder does not exist
   }
-  if (!mmproj_path.empty()) return load_gguf(model_path, mmproj_path, vision_precision);
+  if (!mmproj_path.empty()) return load_gguf(model_path, mmproj_path, vision_precision, cache_dir);
   const auto projs = gguf_files(p.has_parent_path() ? p.parent_path() : fs::path("."), true);
   if (projs.size() != 1) {
     throw Error("'" + model_path +
@@ -180,7 +182,7 @@ std::unique_ptr<Model> Model::load(const std::string& model_path, const std::str
                 "--mmproj FILE (found " +
                 std::to_string(projs.size()) + " *mmproj*.gguf beside it)");
   }
-  return load_gguf(model_path, projs[0], vision_precision);
+  return load_gguf(model_path, projs[0], vision_precision, cache_dir);
 }
 
 }  // namespace smolvlm

@@ -21,15 +21,18 @@ class Model {
   static std::unique_ptr<Model> load_hf(const std::string& dir,
                                         VisionPrecision vision_precision = VisionPrecision::Auto);
   // llama.cpp's pair: a text GGUF (tokenizer in its metadata) and its vision projector (mmproj).
+  // cache_dir: LoadOptions::cache_dir (where Q4_0 decode panels are kept; empty: none).
   static std::unique_ptr<Model> load_gguf(const std::string& text_path,
                                           const std::string& mmproj_path,
-                                          VisionPrecision vision_precision = VisionPrecision::Auto);
+                                          VisionPrecision vision_precision = VisionPrecision::Auto,
+                                          const std::string& cache_dir = "");
   // Either kind: a HF folder (mmproj_path must be empty), a text GGUF with its mmproj (when
   // mmproj_path is empty: the one .gguf beside it with "mmproj" in its name), or a folder holding
   // one text GGUF and one *mmproj*.gguf (what `smolvlm convert` writes).
   static std::unique_ptr<Model> load(const std::string& model_path,
                                      const std::string& mmproj_path = "",
-                                     VisionPrecision vision_precision = VisionPrecision::Auto);
+                                     VisionPrecision vision_precision = VisionPrecision::Auto,
+                                     const std::string& cache_dir = "");
 
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

@@ -43,15 +43,7 @@ std::vector<kernels::Matrix*> q4_matrices(TextWeights& t) {
 
 }  // namespace
 
-std::string weights_cache_dir() {
-  if (const char* d = std::getenv("SMOLVLM_CACHE_DIR"); d && *d)
-    return std::string(d) == "off" ? std::string() : std::string(d);
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return (fs::path(x) / "smolvlm");
-  if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".cache" / "smolvlm";
-  return {};
-}
-
-void attach_q4_panels(TextWeights& t, const std::string& text_path,
+void attach_q4_panels(TextWeights& t, const std::string& text_path, const std::string& dir,
                       std::vector<std::shared_ptr<const void>>& storage) {
   // Where a SIMD path decodes from panels: the generic path's entry is the plain twin, no faster
   // than its own way from the file's rows.
@@ -59,7 +51,6 @@ void attach_q4_panels(TextWeights& t, const std::string& text_path,
   if (!best.gemv_q4_panels || &best == &kernels::generic_path()) return;
   const std::vector<kernels::Matrix*> mats = q4_matrices(t);
   if (mats.empty()) return;
-  const std::string dir = weights_cache_dir();
   if (dir.empty()) return;
 
   // Named by the model file's path; the header names its version (size, time) and the shapes.

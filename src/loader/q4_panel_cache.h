@@ -13,16 +13,12 @@
 
 namespace smolvlm {
 
-// $SMOLVLM_CACHE_DIR, else $XDG_CACHE_HOME/smolvlm, else $HOME/.cache/smolvlm; empty (no
-// cache, no panels) when the variable is "off" or no home is known.
-std::string weights_cache_dir();
-
 // Points every Q4_0 matrix of `t` (and a tied embedding) at its panels in the cache file for
-// `text_path` (made on first use), adds the mapping to `storage` and drops the matrices' pages
-// of the model file. Leaves `t` untouched where the best path has no SIMD panel kernel (generic:
-// the twin only), the cache is off,
-// or the file cannot be made or read (the file's rows give the same answers, more slowly).
-void attach_q4_panels(TextWeights& t, const std::string& text_path,
+// `text_path` in `cache_dir` (made on first use), adds the mapping to `storage` and drops the
+// matrices' pages of the model file. Leaves `t` untouched where the best path has no SIMD panel
+// kernel (generic: the twin only), `cache_dir` is empty, or the file cannot be made or read (the
+// file's rows give the same answers, more slowly).
+void attach_q4_panels(TextWeights& t, const std::string& text_path, const std::string& cache_dir,
                       std::vector<std::shared_ptr<const void>>& storage);
 
 }  // namespace smolvlm
