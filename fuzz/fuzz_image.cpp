@@ -1,5 +1,6 @@
-// libFuzzer target: the picture decoders (decode_image: JPEG through libjpeg, PNG through libpng)
-// on arbitrary bytes; scripts/fuzz.sh runs it twice, from a JPEG and from a PNG seed corpus. Any
+// libFuzzer target: the picture decoders (decode_image: JPEG through libjpeg, PNG through libpng,
+// WebP, GIF, TIFF, AVIF and HEIF through their libraries, BMP our own) on arbitrary bytes;
+// scripts/fuzz.sh runs it three times, from a JPEG, a PNG and a corpus of the other formats. Any
 // input must decode to a picture of the size it claims or throw smolvlm::Error.
 #include <smolvlm/error.h>
 
