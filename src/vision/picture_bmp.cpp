@@ -78,7 +78,7 @@ Image decode_bmp(const uint8_t* data, size_t size, const std::string& name) {
     }
   }
   if (bits > 32) f.bad("unsupported BMP pixel depth (" + std::to_string(bits) + ")");
-  if (colors == 0) colors = uint32_t{1} << bits;
+  if (colors == 0 && bits <= 8) colors = uint32_t{1} << bits;  // (only palettes use it)
   uint64_t data_at = offset;
   if (offset == 14 + header_size && bits <= 8) data_at += uint64_t{4} * colors;
 
