@@ -1,4 +1,5 @@
-// Image decoding: JPEG via libjpeg, PNG via libpng, as PIL decodes them.
+// Image decoding: JPEG via libjpeg, PNG via libpng, as PIL decodes them; the other formats are in
+// picture_*.cpp (see picture_codecs.h), chosen here by the bytes' magic (picture_format.h).
 //
 // Decoding reproduces the pixels transformers' SmolVLM processor works on for Image.open(path):
 // - RGB images: the decoded pixels as they are. An RGB PNG's tRNS colour key is ignored, because

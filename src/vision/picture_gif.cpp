@@ -124,8 +124,10 @@ Image decode_gif(const uint8_t* data, size_t size, const std::string& name) {
   out.height = static_cast<int>(h);
   // The canvas: the transparent index, else 0, then the frame's rows over it.
   const uint8_t* fill = rgb[transparent >= 0 ? transparent : 0];
-  out.rgb.resize(static_cast<size_t>(w) * static_cast<size_t>(h) * 3);
-  for (size_t i = 0; i < out.rgb.size(); i += 3) std::memcpy(&out.rgb[i], fill, 3);
+  const size_t row = static_cast<size_t>(w) * 3;
+  out.rgb.resize(row * static_cast<size_t>(h));
+  for (size_t i = 0; i < row; i += 3) std::memcpy(&out.rgb[i], fill, 3);
+  for (int64_t y = 1; y < h; ++y) std::memcpy(&out.rgb[row * y], out.rgb.data(), row);
   std::vector<GifPixelType> line(static_cast<size_t>(fw));
   auto put_row = [&](int64_t y) {
     uint8_t* dst = out.pixel(static_cast<int>(x0), static_cast<int>(y0 + y));
