@@ -261,6 +261,19 @@ def tiff_tiled_rgb(w, h, pixels, tile=16):
     return out + b"".join(tiles)
 
 
+def retag(data, tag, value):
+    """The file with a SHORT tag of its first IFD set to another value."""
+    bo = "<" if data[:2] == b"II" else ">"
+    ifd = struct.unpack(bo + "I", data[4:8])[0]
+    out = bytearray(data)
+    for i in range(struct.unpack(bo + "H", data[ifd:ifd + 2])[0]):
+        at = ifd + 2 + 12 * i
+        if struct.unpack(bo + "H", data[at:at + 2])[0] == tag:
+            out[at + 8:at + 10] = struct.pack(bo + "H", value)
+            return bytes(out)
+    raise KeyError(tag)
+
+
 def main():
     out_dir = sys.argv[1]
     os.makedirs(out_dir, exist_ok=True)
@@ -376,6 +389,13 @@ def main():
     px16 = pattern(w, h, 13).astype(np.uint16) * 257 + np.arange(w)[None, :, None].astype(np.uint16)
     add("rgb16_le.tif", tiff16_rgb(w, h, px16, False), "TIFF 16-bit RGB, little-endian")
     add("rgb16_be.tif", tiff16_rgb(w, h, px16, True), "TIFF 16-bit RGB, big-endian")
+    for comp in ["raw", "tiff_lzw"]:
+        add(f"L_miniswhite_{comp}.tif", retag(saved(modes["L"], "TIFF", compression=comp), 262, 0),
+            f"TIFF grey, MinIsWhite, {comp}")
+    add("1_miniswhite.tif", retag(saved(modes["1"], "TIFF"), 262, 0), "TIFF 1-bit, MinIsWhite")
+    be16 = np.asarray(grey16).astype(">u2")
+    add("I16B.tif", saved(Image.frombuffer("I;16B", (w, h), be16.tobytes(), "raw", "I;16B", 0, 1),
+                          "TIFF"), "TIFF 16-bit grey, big-endian")
     add("tiled.tif", tiff_tiled_rgb(37, 23, pattern(37, 23, 14)), "TIFF in 16x16 tiles")
 
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
