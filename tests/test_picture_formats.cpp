@@ -538,9 +538,7 @@ TEST(PictureFormats, CommandLineAskMessagesAndChat) {
     EXPECT_EQ(r.status, 0) << r.err;
     return r.out;
   };
-  for (size_t i = 0; i < originals.size(); i += 2) {
-    EXPECT_EQ(chat(originals[i]), chat(pngs[i])) << originals[i];
-  }
+  EXPECT_EQ(chat(originals[3]), chat(pngs[3])) << originals[3];
 }
 
 }  // namespace
