@@ -23,7 +23,10 @@ inline const char* picture_format(const uint8_t* d, size_t n) {
   if (starts("GIF87a", 6) || starts("GIF89a", 6)) return "GIF";
   if (n >= 12 && starts("RIFF", 4) && std::memcmp(d + 8, "WEBP", 4) == 0) return "WebP";
   if (starts("BM", 2)) return "BMP";
-  if (starts("II*\0", 4) || starts("MM\0*", 4)) return "TIFF";
+  // TIFF and BigTIFF (libtiff reads both; so does Pillow 9.4).
+  if (starts("II*\0", 4) || starts("MM\0*", 4) || starts("II+\0", 4) || starts("MM\0+", 4)) {
+    return "TIFF";
+  }
   // ISO base media files (HEIF, AVIF, MP4) open with an 'ftyp' box: its major brand, a version,
   // then compatible brands, four bytes each. A brand decides which reader takes the file.
   if (n >= 16 && std::memcmp(d + 4, "ftyp", 4) == 0) {
