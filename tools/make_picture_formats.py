@@ -261,6 +261,30 @@ def tiff_tiled_rgb(w, h, pixels, tile=16):
     return out + b"".join(tiles)
 
 
+def bigtiff_rgb(w, h, pixels):
+    """An uncompressed 8-bit RGB BigTIFF (64-bit offsets; Pillow writes classic TIFF only)."""
+    data = pixels.astype(np.uint8).tobytes()
+    entries = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, 3, None), (259, 3, 1, 1), (262, 3, 1, 2),
+               (273, 16, 1, None), (277, 3, 1, 3), (278, 4, 1, h), (279, 16, 1, len(data))]
+    ifd_at = 16
+    data_at = ifd_at + 8 + 20 * len(entries) + 8
+    out = b"II+\0" + struct.pack("<HHQ", 8, 0, ifd_at) + struct.pack("<Q", len(entries))
+    for tag, typ, count, value in entries:
+        if tag == 258:  # three SHORTs fit in the 8-byte value field
+            out += struct.pack("<HHQ", tag, typ, count) + struct.pack("<HHHH", 8, 8, 8, 0)
+            continue
+        if tag == 273:
+            value = data_at
+        if typ == 3:
+            out += struct.pack("<HHQHHI", tag, typ, count, value, 0, 0)
+        elif typ == 4:
+            out += struct.pack("<HHQII", tag, typ, count, value, 0)
+        else:
+            out += struct.pack("<HHQQ", tag, typ, count, value)
+    out += struct.pack("<Q", 0)
+    return out + data
+
+
 def retag(data, tag, value):
     """The file with a SHORT tag of its first IFD set to another value."""
     bo = "<" if data[:2] == b"II" else ">"
@@ -396,6 +420,7 @@ def main():
     be16 = np.asarray(grey16).astype(">u2")
     add("I16B.tif", saved(Image.frombuffer("I;16B", (w, h), be16.tobytes(), "raw", "I;16B", 0, 1),
                           "TIFF"), "TIFF 16-bit grey, big-endian")
+    add("bigtiff.tif", bigtiff_rgb(w, h, pattern(w, h, 15)), "BigTIFF, 8-bit RGB")
     add("tiled.tif", tiff_tiled_rgb(37, 23, pattern(37, 23, 14)), "TIFF in 16x16 tiles")
 
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
