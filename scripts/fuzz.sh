@@ -7,7 +7,7 @@
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET]
 #
 # Without SECONDS, the model-file parsers (gguf, safetensors) run 30 s each and the other targets
-# (config, tokenizer, messages, jpeg, png, chat_request) 20 s each; with it, every target runs that long.
+# (config, tokenizer, messages, jpeg, png, pictures, chat_request) 20 s each; with it, every target runs that long.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-}
@@ -38,9 +38,19 @@ build safetensors fuzz/fuzz_safetensors.cpp src/formats/safetensors.cpp src/form
 build config fuzz/fuzz_config.cpp src/model/config.cpp "${common[@]}"
 build tokenizer fuzz/fuzz_tokenizer.cpp src/text/tokenizer.cpp src/text/unicode.cpp "${common[@]}"
 build messages fuzz/fuzz_messages.cpp apps/smolvlm/messages.cpp "${common[@]}"
-build image fuzz/fuzz_image.cpp src/vision/image.cpp "${common[@]}" -ljpeg -lpng
+# The picture decoders with each format library this machine has (as CMakeLists.txt finds them).
+image_flags=()
+for spec in "WEBP:libwebp libwebpdemux" "TIFF:libtiff-4" "AVIF:libavif" "HEIF:libheif"; do
+  # shellcheck disable=SC2086
+  if pkg-config --exists ${spec#*:} 2>/dev/null; then
+    image_flags+=("-DSMOLVLM_HAVE_${spec%%:*}=1" $(pkg-config --cflags --libs ${spec#*:}))
+  fi
+done
+if [ -f /usr/include/gif_lib.h ]; then image_flags+=(-DSMOLVLM_HAVE_GIF=1 -lgif); fi
+build image fuzz/fuzz_image.cpp src/vision/image.cpp src/vision/picture_*.cpp "${common[@]}" \
+  -ljpeg -lpng "${image_flags[@]}"
 specs=(gguf:gguf:30 safetensors:safetensors:30 config:config:20 tokenizer:tokenizer:20
-       messages:messages:20 jpeg:image:20 png:image:20)
+       messages:messages:20 jpeg:image:20 png:image:20 pictures:image:20)
 # The server's request parser and stop filter, where cpp-httplib (and so the server) is built.
 if [ -f /usr/include/httplib.h ]; then
   build chat_request fuzz/fuzz_chat_request.cpp src/server/request.cpp src/server/remote_fetch.cpp \
@@ -50,7 +60,8 @@ fi
 wait
 [ ! -e "$out/build-failed" ] || exit 1
 
-# target:binary:default seconds. jpeg and png are one decoder binary fed from two corpora.
+# target:binary:default seconds. jpeg, png and pictures are one decoder binary fed from three
+# corpora.
 # The targets run side by side, one per core (each fuzzer is one process on one core), each into
 # its own log, printed when it ends.
 run_target() {  # spec

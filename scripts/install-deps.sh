@@ -2,6 +2,7 @@
 # Installs the Debian/Ubuntu packages smolvlm.cpp builds and tests with (needs root or sudo).
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config libjpeg62-turbo-dev libpng-dev nlohmann-json3-dev libgtest-dev
+      libwebp-dev libgif-dev libtiff-dev libavif-dev libheif-dev  # WebP, GIF, TIFF, AVIF, HEIC
       libcurl4-openssl-dev  # smolvlm pull, and remote pictures for smolvlm serve
       libcpp-httplib-dev    # smolvlm serve (HTTP)
       libcurl4-openssl-dev  # smolvlm pull

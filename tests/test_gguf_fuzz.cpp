@@ -110,7 +110,7 @@ TEST(FuzzCorpus, MessagesInputsParseOrFailCleanly) {
 }
 
 TEST(FuzzCorpus, PictureInputsDecodeOrFailCleanly) {
-  const int parsed = replay({"jpeg", "png"}, 8, [](const std::string& bytes) {
+  const int parsed = replay({"jpeg", "png", "pictures"}, 8, [](const std::string& bytes) {
     // An exact-size heap copy, so the sanitizer build catches any read past the end.
     const std::vector<uint8_t> buf(bytes.begin(), bytes.end());
     const Image im = decode_image(buf.data(), buf.size(), "fuzz");

@@ -277,25 +277,27 @@ TEST(HostileInput, PngTextChunkClaiming2GiB) {
   expect_refusal(ask_image(dir / "text.png"), "text.png", "truncated PNG data");
 }
 
-TEST(HostileInput, PngHeaderClaiming16000Squared) {
+TEST(HostileInput, PngHeaderClaiming13000Squared) {
   TempDir dir;
-  // The header says 16000x16000 RGB; the one IDAT holds a few bytes.
+  // The header says 13000x13000 RGB (within the pixel limit: 16000x16000 is over it, see
+  // PictureLimit.*); the one IDAT holds a few bytes.
   const std::string idat("\x78\x9c\x63\x00\x00\x00\x01\x00\x01", 9);
   write_file(dir / "big.png",
-             png_ihdr(16000, 16000) + png_chunk("IDAT", idat, 9) + png_chunk("IEND", "", 0));
+             png_ihdr(13000, 13000) + png_chunk("IDAT", idat, 9) + png_chunk("IEND", "", 0));
   expect_refusal(ask_image(dir / "big.png"), "big.png",
-                 "cannot hold the 16000x16000 PNG picture its header claims");
+                 "cannot hold the 13000x13000 PNG picture its header claims");
 }
 
-TEST(HostileInput, JpegSofClaiming16000Squared) {
+TEST(HostileInput, JpegSofClaiming13000Squared) {
   TempDir dir;
-  // A 32 KB baseline and a 24 KB progressive JPEG, their SOF rewritten to 16000x16000: before,
+  // A 32 KB baseline and a 24 KB progressive JPEG, their SOF rewritten to 16000x16000 (now
+  // 13000x13000, within the pixel limit): before,
   // both "decoded" (grey padding) and answered, at 0.8 and 1.5 GB.
   for (const char* fixture : {"j420_big.jpg", "j420_big_prog.jpg"}) {
     SCOPED_TRACE(fixture);
-    write_file(dir / fixture, jpeg_claiming(fixture, 16000, 16000));
+    write_file(dir / fixture, jpeg_claiming(fixture, 13000, 13000));
     expect_refusal(ask_image(dir / fixture), fixture,
-                   "cannot hold the 16000x16000 JPEG picture its header claims");
+                   "cannot hold the 13000x13000 JPEG picture its header claims");
   }
 }
 

@@ -26,6 +26,31 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 std::string image_path(const std::string& name) { return test::tiny_model() + "/images/" + name; }
+// A fixture picture as a 24-bit BMP (bottom-up BGR rows padded to 4 bytes): the same pixels.
+std::string bmp_of(const std::string& name) {
+  const Image im = Image::from_file(image_path(name));
+  const size_t stride = (static_cast<size_t>(im.width) * 3 + 3) & ~size_t{3};
+  std::string b(54 + stride * static_cast<size_t>(im.height), '\0');
+  auto put = [&](size_t at, uint32_t v, int n) {
+    for (int i = 0; i < n; ++i) b[at + i] = static_cast<char>((v >> (8 * i)) & 255);
+  };
+  b[0] = 'B';
+  b[1] = 'M';
+  put(2, static_cast<uint32_t>(b.size()), 4);
+  put(10, 54, 4);
+  put(14, 40, 4);
+  put(18, static_cast<uint32_t>(im.width), 4);
+  put(22, static_cast<uint32_t>(im.height), 4);
+  put(26, 1, 2);
+  put(28, 24, 2);
+  for (int y = 0; y < im.height; ++y) {
+    const size_t row = 54 + stride * static_cast<size_t>(im.height - 1 - y);
+    for (int x = 0; x < im.width; ++x) {
+      for (int c = 0; c < 3; ++c) b[row + 3 * x + c] = static_cast<char>(im.pixel(x, y)[2 - c]);
+    }
+  }
+  return b;
+}
 std::string data_uri(const std::string& name) {
   return "data:image/png;base64," + encode_base64(read_text_file(image_path(name)));
 }
@@ -241,6 +266,14 @@ TEST(ServerApi, AnswersEqualEngineGenerateStreamedOrNot) {
          {"content", {image_part(data_uri("img_b.png")), text_part("Describe the image.")}}}},
        {{"user",
          {Content::image_file(image_path("img_b.png")), Content::text("Describe the image.")}}}},
+      // Another format, the same pixels: the same answer (the format is read from the bytes).
+      {"a BMP picture",
+       {{{"role", "user"},
+         {"content",
+          {image_part("data:image/bmp;base64," + encode_base64(bmp_of("img_b.png"))),
+           text_part("Describe the image.")}}}},
+       {{"user",
+         {Content::image_file(image_path("img_b.png")), Content::text("Describe the image.")}}}},
       {"two pictures, system, multi-turn",
        {{{"role", "system"}, {"content", "Be brief."}},
         {{"role", "user"},
@@ -411,9 +444,17 @@ TEST(ServerApi, BadRequestsGet400) {
   expect_error(post(c, chat_body({{{"role", "user"},
                                    {"content",
                                     {image_part("data:image/png;base64," +
-                                                encode_base64("GIF89a not supported"))}}}},
+                                                encode_base64("no picture format at all"))}}}},
                                  4)),
                400, param);
+  // A GIF's signature on bytes that are not a GIF: refused by the decoder.
+  expect_error(
+      post(c, chat_body({{{"role", "user"},
+                          {"content",
+                           {image_part("data:image/gif;base64," + encode_base64("GIF89a broken")),
+                            text_part("x")}}}},
+                        4)),
+      400);
   // PNG's signature on bytes that are not a PNG: refused by the decoder (400, not a crash).
   std::string broken = read_text_file(image_path("img_d.png")).substr(0, 60);
   expect_error(post(c, chat_body({{{"role", "user"},

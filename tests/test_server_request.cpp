@@ -111,6 +111,38 @@ TEST(ServerRequest, DataUriPicture) {
   EXPECT_EQ(r.pictures, 1);
 }
 
+TEST(ServerRequest, DataUriPictureFormatsByTheirBytes) {
+  auto first_part = [](const std::string& bytes, const std::string& media) {
+    return parse(user({{{"type", "image_url"},
+                        {"image_url", {{"url", "data:" + media + ";base64," + base64(bytes)}}}}}))
+        .conversation[0]
+        .content[0];
+  };
+  // The signatures of WebP, GIF, BMP, TIFF (both byte orders), AVIF and HEIC; the media type
+  // does not matter (decoding comes later and names what is wrong).
+  const std::string ftyp = std::string("\0\0\0\x18", 4) + "ftyp";
+  for (const std::string& bytes :
+       {std::string("RIFF\x10\0\0\0WEBPVP8 ", 16), std::string("GIF87a\1\0\1\0", 10),
+        std::string("GIF89a\1\0\1\0", 10), std::string("BM\0\0\0\0", 6),
+        std::string("II*\0\x08\0\0\0", 8), std::string("MM\0*\0\0\0\x08", 8),
+        ftyp + "avif" + std::string(4, '\0') + "mif1miaf",
+        ftyp + "mif1" + std::string(4, '\0') + "mif1heic"}) {
+    const Content c = first_part(bytes, "image/png");
+    EXPECT_EQ(c.kind, Content::Kind::ImageBytes);
+    EXPECT_EQ(c.value, bytes);
+  }
+  // An MP4 is not a picture.
+  const std::string mp4 = ftyp + "isom" + std::string(4, '\0') + "isomiso2";
+  try {
+    first_part(mp4, "image/heic");
+    ADD_FAILURE() << "an MP4 was taken for a picture";
+  } catch (const RequestError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a picture in a known format (JPEG, PNG, WebP"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(ServerRequest, RefusesMalformedInput) {
   EXPECT_EQ(refusal("{").first, 400);
   EXPECT_EQ(refusal("[]").first, 400);

@@ -209,6 +209,8 @@
       const img = el('img');
       img.src = src;
       img.alt = `picture ${i + 1}`;
+      // A format this browser cannot show: a label instead (the server reads it, or says why not).
+      img.addEventListener('error', () => img.replaceWith(el('span', 'no-preview', 'no preview')));
       const remove = el('button', 'remove', '×');
       remove.type = 'button';
       remove.title = 'Remove this picture';
@@ -239,20 +241,23 @@
       img.src = src;
     });
 
+  // What the server decodes (it checks the bytes, not the name): the browser may show fewer of
+  // them (TIFF, HEIC), so a picture it cannot show is sent all the same, with a placeholder.
+  const pictureExtensions = /\.(jpe?g|png|webp|gif|bmp|dib|tiff?|avif|heic|heif)$/i;
+
   async function addFiles(files) {
     for (const file of files) {
       const name = file.name || 'the pasted file';
-      if (!file.type.startsWith('image/')) {
-        notice(`"${name}" is not a picture (${file.type || 'unknown type'}); attach PNG, JPEG, WebP or GIF files.`);
+      if (!file.type.startsWith('image/') && !pictureExtensions.test(name)) {
+        notice(`"${name}" is not a picture (${file.type || 'unknown type'}); attach JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF or HEIC files.`);
         continue;
       }
       try {
         const src = await readAsDataURL(file);
-        await decode(src);  // a file that says image/* but does not decode is refused here
         state.attachments.push(src);
         notice('');
       } catch {
-        notice(`"${name}" could not be read as a picture.`);
+        notice(`"${name}" could not be read.`);
       }
     }
     renderAttachments();

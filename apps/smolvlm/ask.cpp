@@ -53,6 +53,8 @@ const char kAskHelp[] =
     "  -c, --context N         context length in tokens (default: the model's)\n"
     "  -t, --threads N         worker threads (default: all cores)\n"
     "      --kernels PATH      kernel path (generic, avx2, avx512, neon, ...; default: the best)\n"
+    "      --max-picture-pixels N  refuse pictures of more pixels, from their header\n"
+    "                          (default 178956970, Pillow's decompression-bomb limit)\n"
     "      --json              print one JSON object (text, tokens, timings) instead of "
     "streaming\n";
 

@@ -39,6 +39,8 @@ const char kChatHelp[] =
     "      --max-tiles N       cap the tile grid per picture\n"
     "  -t, --threads N         worker threads (default: all cores)\n"
     "      --kernels PATH      kernel path (generic, avx2, avx512, neon, ...; default: the best)\n"
+    "      --max-picture-pixels N  refuse pictures of more pixels, from their header\n"
+    "                          (default 178956970, Pillow's decompression-bomb limit)\n"
     "      --verbose           the model's facts once, and after each answer: tokens in and out,\n"
     "                          image encode time, prefill and decode speed, peak RAM\n"
     "\n"

@@ -87,8 +87,16 @@ bool parse_load_flag(int argc, char** argv, int& i, LoadFlags& flags) {
   } else if (a == "--kernels") {
     flags.options.kernels = value();
   } else {
-    return false;
+    return parse_picture_flag(argc, argv, i);
   }
+  return true;
+}
+
+bool parse_picture_flag(int argc, char** argv, int& i) {
+  if (std::string(argv[i]) != "--max-picture-pixels") return false;
+  const std::string flag = argv[i];
+  set_max_picture_pixels(
+      parse_int(flag, flag_value(argc, argv, i), 1, static_cast<int>(kMaxPicturePixelsCeiling)));
   return true;
 }
 

@@ -52,6 +52,11 @@ VisionPrecision parse_vision_precision(const std::string& name);
 // $XDG_CACHE_HOME/smolvlm, else $HOME/.cache/smolvlm, else none.
 std::string cache_dir_from_environment();
 // Consumes argv[i] (and its value, advancing i) when it is a load flag; false otherwise.
+// --max-picture-pixels counts as one (parse_picture_flag).
 bool parse_load_flag(int argc, char** argv, int& i, LoadFlags& flags);
+
+// --max-picture-pixels N: sets the process-wide limit of decoded pictures (Pillow's
+// decompression-bomb rule by default, set_max_picture_pixels). False when argv[i] is another flag.
+bool parse_picture_flag(int argc, char** argv, int& i);
 
 }  // namespace smolvlm::cli

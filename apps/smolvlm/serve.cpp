@@ -43,6 +43,8 @@ const char kServeHelp[] =
     "      --image-cache MB     picture features kept for reuse (default 256)\n"
     "      --max-body MB        the largest request body (default 20)\n"
     "      --max-images N       pictures per request (default 16)\n"
+    "      --max-picture-pixels N  refuse pictures of more pixels, from their header\n"
+    "                           (default 178956970, Pillow's decompression-bomb limit)\n"
     "  -n, --max-tokens N       answer length when a request names none (default 1024)\n"
     "      --allow-remote-images  fetch http(s):// picture URLs (off by default)\n"
     "      --allow-local-images DIR  accept paths of pictures and videos inside DIR\n"
@@ -96,6 +98,7 @@ int run_serve(int argc, char** argv) {
     } else if (a == "--max-body") {
       http.max_body_bytes = static_cast<size_t>(parse_int(a, flag_value(argc, argv, i), 1, 1 << 12))
                             << 20;
+    } else if (parse_picture_flag(argc, argv, i)) {
     } else if (a == "--max-images") {
       http.policy.max_pictures = parse_int(a, flag_value(argc, argv, i), 0, 1024);
     } else if (a == "-n" || a == "--max-tokens") {

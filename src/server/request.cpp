@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "vision/picture_format.h"
+
 namespace smolvlm::server {
 
 namespace {
@@ -80,10 +82,12 @@ std::string decode_data_uri(const std::string& url, const std::string& kind,
   return bytes;
 }
 
+// The format by the bytes' magic (the media type is not trusted); decoding comes later.
 void check_picture_bytes(const std::string& bytes, const std::string& param) {
-  const bool png = bytes.size() >= 8 && bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0;
-  const bool jpeg = bytes.size() >= 3 && bytes.compare(0, 3, "\xFF\xD8\xFF") == 0;
-  if (!png && !jpeg) throw bad(param, "the bytes are not a PNG or JPEG picture");
+  if (!picture_format(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())) {
+    throw bad(param, std::string("the bytes are not a picture in a known format (") +
+                         kPictureFormats + ")");
+  }
 }
 
 std::string local_path(const std::string& url, const RequestPolicy& policy,

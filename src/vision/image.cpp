@@ -1,4 +1,5 @@
-// Image decoding: JPEG via libjpeg, PNG via libpng, as PIL decodes them.
+// Image decoding: JPEG via libjpeg, PNG via libpng, as PIL decodes them; the other formats are in
+// picture_*.cpp (see picture_codecs.h), chosen here by the bytes' magic (picture_format.h).
 //
 // Decoding reproduces the pixels transformers' SmolVLM processor works on for Image.open(path):
 // - RGB images: the decoded pixels as they are. An RGB PNG's tRNS colour key is ignored, because
@@ -36,6 +37,7 @@
 #include <png.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <csetjmp>
 #include <cstring>
@@ -46,6 +48,8 @@
 
 #include "formats/mapped_file.h"
 #include "smolvlm/error.h"
+#include "vision/picture_codecs.h"
+#include "vision/picture_format.h"
 
 namespace smolvlm {
 
@@ -63,6 +67,72 @@ std::string check_image_dims(int64_t w, int64_t h) {
 }
 
 namespace {
+std::atomic<int64_t> g_max_picture_pixels{kDefaultMaxPicturePixels};
+}  // namespace
+
+void set_max_picture_pixels(int64_t pixels) {
+  if (pixels < 1 || pixels > kMaxPicturePixelsCeiling) {
+    throw Error("the picture pixel limit must be from 1 to " +
+                std::to_string(kMaxPicturePixelsCeiling) + ", not " + std::to_string(pixels));
+  }
+  g_max_picture_pixels.store(pixels, std::memory_order_relaxed);
+}
+
+int64_t max_picture_pixels() { return g_max_picture_pixels.load(std::memory_order_relaxed); }
+
+std::string check_picture_dims(int64_t w, int64_t h) {
+  std::string bad = check_image_dims(w, h);
+  if (!bad.empty()) return bad;
+  const int64_t limit = max_picture_pixels();
+  if (w * h > limit) {
+    return "the picture is " + std::to_string(w) + "x" + std::to_string(h) + " = " +
+           std::to_string(w * h) + " pixels, over the limit of " + std::to_string(limit) +
+           " (Pillow's decompression-bomb rule; --max-picture-pixels changes it)";
+  }
+  return {};
+}
+
+namespace codecs {
+
+void fail(const std::string& name, const std::string& why) {
+  throw Error("cannot decode image '" + one_line(name) + "': " + one_line(why));
+}
+
+void check_size(const std::string& name, int64_t w, int64_t h) {
+  const std::string bad = check_picture_dims(w, h);
+  if (!bad.empty()) fail(name, bad);
+}
+
+void over_white(const uint8_t* rgba, uint8_t* rgb) {
+  const uint32_t a = rgba[3];
+  if (a == 255) {
+    rgb[0] = rgba[0];
+    rgb[1] = rgba[1];
+    rgb[2] = rgba[2];
+    return;
+  }
+  if (a == 0) {
+    rgb[0] = rgb[1] = rgb[2] = 255;
+    return;
+  }
+  // Destination alpha is 255, so the output alpha is 255 and the weights are a/255 and (255-a)/255
+  // in units of 1/128 (7 fractional bits, division by 255 via (x + (x >> 8)) >> 8, as Pillow).
+  const uint32_t out_a255 = a * 255 + 255 * (255 - a);
+  const uint32_t w_src = a * 255 * 255 * 128 / out_a255;
+  const uint32_t w_dst = 255 * 128 - w_src;
+  for (int c = 0; c < 3; ++c) {
+    const uint32_t t = rgba[c] * w_src + 255 * w_dst + (0x80u << 7);
+    rgb[c] = static_cast<uint8_t>((((t >> 8) + t) >> 8) >> 7);
+  }
+}
+
+void rgba_to_rgb_over_white(const uint8_t* rgba, size_t pixels, uint8_t* rgb) {
+  for (size_t i = 0; i < pixels; ++i) over_white(rgba + 4 * i, rgb + 3 * i);
+}
+
+}  // namespace codecs
+
+namespace {
 
 // The most libpng may allocate for one chunk's data (it skips larger ancillary chunks); far above
 // any real PLTE or tRNS, the only ones read.
@@ -72,13 +142,13 @@ constexpr size_t kMaxPngChunkBytes = size_t{4} << 20;
 constexpr int kMaxJpegScans = 1000;
 
 [[noreturn]] void decode_fail(const std::string& name, const std::string& why) {
-  throw Error("cannot decode image '" + one_line(name) + "': " + one_line(why));
+  codecs::fail(name, why);
 }
 
 // The functions that call setjmp build no strings themselves (GCC's -Wclobbered fires on inlined
 // std::string internals); they call these instead.
 [[gnu::noinline]] bool dims_ok(std::string& reason, int64_t w, int64_t h) {
-  reason = check_image_dims(w, h);
+  reason = check_picture_dims(w, h);
   return reason.empty();
 }
 [[gnu::noinline]] void set_reason(std::string& reason, const char* what, int number = -1) {
@@ -93,30 +163,7 @@ constexpr int kMaxJpegScans = 1000;
            format_bytes(least) + "): corrupt or truncated";
 }
 
-// Composites one RGBA pixel over opaque white the way Pillow's alpha_composite(white, src) does
-// (7 fractional bits, division by 255 via (x + (x >> 8)) >> 8), and drops the alpha.
-inline void over_white(const uint8_t* rgba, uint8_t* rgb) {
-  const uint32_t a = rgba[3];
-  if (a == 255) {
-    rgb[0] = rgba[0];
-    rgb[1] = rgba[1];
-    rgb[2] = rgba[2];
-    return;
-  }
-  if (a == 0) {
-    rgb[0] = rgb[1] = rgb[2] = 255;
-    return;
-  }
-  // Destination alpha is 255, so the output alpha is 255 and the weights are a/255 and (255-a)/255
-  // in units of 1/128.
-  const uint32_t out_a255 = a * 255 + 255 * (255 - a);
-  const uint32_t w_src = a * 255 * 255 * 128 / out_a255;
-  const uint32_t w_dst = 255 * 128 - w_src;
-  for (int c = 0; c < 3; ++c) {
-    const uint32_t t = rgba[c] * w_src + 255 * w_dst + (0x80u << 7);
-    rgb[c] = static_cast<uint8_t>((((t >> 8) + t) >> 8) >> 7);
-  }
-}
+using codecs::over_white;
 
 // ------------------------------------------------------------------------------------------ JPEG
 
@@ -514,8 +561,7 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
       return (uint32_t{data[at]} << 24) | (uint32_t{data[at + 1]} << 16) |
              (uint32_t{data[at + 2]} << 8) | uint32_t{data[at + 3]};
     };
-    const std::string bad = check_image_dims(be32(16), be32(20));
-    if (!bad.empty()) decode_fail(name, bad);
+    codecs::check_size(name, be32(16), be32(20));
   }
   auto job = std::make_unique<PngJob>();
   job->data = data;
@@ -537,32 +583,21 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
   return std::move(job->out);
 }
 
-// Names the formats we recognise but do not decode, for a helpful message.
-std::string sniff_other(const uint8_t* d, size_t n) {
-  auto starts = [&](const char* magic, size_t len) {
-    return n >= len && std::memcmp(d, magic, len) == 0;
-  };
-  if (starts("GIF87a", 6) || starts("GIF89a", 6)) return "GIF";
-  if (n >= 12 && starts("RIFF", 4) && std::memcmp(d + 8, "WEBP", 4) == 0) return "WebP";
-  if (starts("BM", 2)) return "BMP";
-  if (starts("II*\0", 4) || starts("MM\0*", 4)) return "TIFF";
-  if (n >= 12 && std::memcmp(d + 4, "ftyp", 4) == 0) return "HEIF/AVIF/MP4";
-  return "";
-}
-
 }  // namespace
 
 Image decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors) {
   if (data == nullptr || size == 0) decode_fail(name_for_errors, "the file is empty");
-  static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
-  if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
-    return decode_jpeg(data, size, name_for_errors);
-  }
-  if (size >= 8 && std::memcmp(data, kPng, 8) == 0) return decode_png(data, size, name_for_errors);
-  const std::string other = sniff_other(data, size);
-  decode_fail(name_for_errors,
-              (other.empty() ? std::string("unrecognised format") : "unsupported format " + other) +
-                  " (only JPEG and PNG are supported)");
+  const char* format = picture_format(data, size);
+  const std::string f = format ? format : "";
+  if (f == "JPEG") return decode_jpeg(data, size, name_for_errors);
+  if (f == "PNG") return decode_png(data, size, name_for_errors);
+  if (f == "GIF") return codecs::decode_gif(data, size, name_for_errors);
+  if (f == "WebP") return codecs::decode_webp(data, size, name_for_errors);
+  if (f == "BMP") return codecs::decode_bmp(data, size, name_for_errors);
+  if (f == "TIFF") return codecs::decode_tiff(data, size, name_for_errors);
+  if (f == "AVIF") return codecs::decode_avif(data, size, name_for_errors);
+  if (f == "HEIF") return codecs::decode_heif(data, size, name_for_errors);
+  decode_fail(name_for_errors, std::string("unrecognised format (") + kPictureFormats + ")");
 }
 
 Image load_image_file(const std::string& path) {

@@ -262,9 +262,11 @@ describe('the chat page', () => {
     await page.waitForSelector('#notice:not([hidden])');
     assert.match(await page.textContent('#notice'), /"notes\.txt" is not a picture/);
     assert.equal(await page.locator('#attachments .thumb').count(), 0);
-    // A file that claims to be a PNG but is not one is refused too.
+    // A file that claims to be a picture is attached even where the browser cannot show it (the
+    // server reads formats the browser may not: TIFF, HEIC); the server says why it refuses one.
     await page.setInputFiles('#file-input', { name: 'fake.png', mimeType: 'image/png', buffer: Buffer.from('not a png') });
-    await waitFor(async () => /"fake\.png" could not be read as a picture/.test(await page.textContent('#notice')), 'the message');
+    await page.waitForSelector('#attachments .thumb .no-preview');
+    await page.click('#attachments .thumb .remove');
     assert.equal(await page.locator('#attachments .thumb').count(), 0);
   });
 
@@ -405,12 +407,11 @@ describe('safety and errors', () => {
 
   test('a refused picture from the real server is explained', async () => {
     await page.click('#new-chat');
-    // A GIF decodes in the browser but the server reads JPEG and PNG only: a real 400.
-    const gif = Buffer.from('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==', 'base64');
-    await page.setInputFiles('#file-input', { name: 'dot.gif', mimeType: 'image/gif', buffer: gif });
-    await page.waitForSelector('#attachments .thumb img');
+    // Bytes that say image/png but are no picture: a real 400, its reason shown.
+    await page.setInputFiles('#file-input', { name: 'fake.png', mimeType: 'image/png', buffer: Buffer.from('not a png') });
+    await page.waitForSelector('#attachments .thumb .no-preview');
     const answer = await askOnPage(page, 'What is this?');
-    assert.match(await answer.locator('.error').innerText(), /refused the request: .+/);
+    assert.match(await answer.locator('.error').innerText(), /refused the request: .+not a picture in a known format/);
     const logged = problems.filter((p) => p.includes('status of 400'));
     assert.equal(logged.length, 1, problems.join('\n'));
     problems.splice(problems.indexOf(logged[0]), 1);
@@ -418,6 +419,47 @@ describe('safety and errors', () => {
     const next = await askOnPage(page, 'Hello?');
     assert.equal(await next.locator('.error').count(), 0);
     assert.ok((await next.locator('.text').innerText()).length > 0);
+  });
+
+  test('GIF, BMP and TIFF pictures are answered (TIFF without a preview)', async () => {
+    await page.click('#new-chat');
+    const gif = Buffer.from('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==', 'base64');
+    // A 2x2 24-bit BMP and a 2x2 uncompressed RGB TIFF, byte by byte.
+    const bmp = Buffer.alloc(70);
+    bmp.write('BM', 0);
+    bmp.writeUInt32LE(70, 2);
+    bmp.writeUInt32LE(54, 10);
+    bmp.writeUInt32LE(40, 14);
+    bmp.writeInt32LE(2, 18);
+    bmp.writeInt32LE(2, 22);
+    bmp.writeUInt16LE(1, 26);
+    bmp.writeUInt16LE(24, 28);
+    for (let i = 54; i < 70; i++) bmp[i] = (i * 37) & 255;
+    const entries = [[256, 3, 1, 2], [257, 3, 1, 2], [258, 3, 3, 134], [259, 3, 1, 1], [262, 3, 1, 2],
+      [273, 4, 1, 140], [277, 3, 1, 3], [278, 3, 1, 2], [279, 4, 1, 12]];
+    const tif = Buffer.alloc(152);
+    tif.write('II*\0', 0, 'latin1');
+    tif.writeUInt32LE(8, 4);
+    tif.writeUInt16LE(entries.length, 8);
+    entries.forEach(([tag, type, count, value], i) => {
+      const at = 10 + 12 * i;
+      tif.writeUInt16LE(tag, at);
+      tif.writeUInt16LE(type, at + 2);
+      tif.writeUInt32LE(count, at + 4);
+      if (type === 3 && count === 1) tif.writeUInt16LE(value, at + 8);
+      else tif.writeUInt32LE(value, at + 8);
+    });
+    for (let i = 0; i < 3; i++) tif.writeUInt16LE(8, 134 + 2 * i);
+    for (let i = 140; i < 152; i++) tif[i] = (i * 53) & 255;
+    await page.setInputFiles('#file-input', [
+      { name: 'dot.gif', mimeType: 'image/gif', buffer: gif },
+      { name: 'tiny.bmp', mimeType: 'image/bmp', buffer: bmp },
+      { name: 'tiny.tif', mimeType: 'image/tiff', buffer: tif },
+    ]);
+    await waitFor(async () => (await page.locator('#attachments .thumb').count()) === 3, 'three pictures');
+    const answer = await askOnPage(page, 'What are these?');
+    assert.equal(await answer.locator('.error').count(), 0);
+    assert.ok((await answer.locator('.text').innerText()).length > 0);
   });
 
   test('a server that is gone gives a clear message', async () => {
