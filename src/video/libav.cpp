@@ -20,7 +20,8 @@ class RgbBuffer {
  public:
   RgbBuffer(int width, int height, bool guard) {
     if (!guard) {
-      if (av_image_alloc(data_, linesize_, width, height, AV_PIX_FMT_RGB24, 64) < 0) data_[0] = nullptr;
+      if (av_image_alloc(data_, linesize_, width, height, AV_PIX_FMT_RGB24, 64) < 0)
+        data_[0] = nullptr;
       return;
     }
     linesize_[0] = FFALIGN(width * 3, 64);
@@ -55,6 +56,90 @@ class RgbBuffer {
 };
 
 }  // namespace
+
+const char kAllowedContainers[] =
+    "MP4/MOV, Matroska/WebM, AVI, MPEG-TS/PS, FLV, Ogg, GIF, APNG, Y4M or a raw video stream";
+const char kAllowedCodecs[] =
+    "H.264, HEVC, AV1, VP8/VP9, MPEG-1/2/4, H.263, Theora, MJPEG, FFV1, ProRes, PNG, GIF or raw";
+
+bool container_allowed(const AVInputFormat* format, bool live) {
+  if (format == nullptr || format->name == nullptr) return false;
+  // libavformat's demuxer names, whole (one demuxer may carry several comma-separated names).
+  static const char* const kFiles[] = {"mov,mp4,m4a,3gp,3g2,mj2",
+                                       "matroska,webm",
+                                       "avi",
+                                       "mpegts",
+                                       "mpeg",
+                                       "flv",
+                                       "ogg",
+                                       "gif",
+                                       "apng",
+                                       "yuv4mpegpipe",
+                                       "h264",
+                                       "hevc",
+                                       "m4v",
+                                       "obu",
+                                       "ivf",
+                                       "mjpeg"};
+  static const char* const kLive[] = {"rtsp", "video4linux2,v4l2", "mpjpeg", "hls", "sdp"};
+  for (const char* n : kFiles)
+    if (std::strcmp(format->name, n) == 0) return true;
+  if (live) {
+    for (const char* n : kLive)
+      if (std::strcmp(format->name, n) == 0) return true;
+  }
+  return false;
+}
+
+bool codec_allowed(AVCodecID codec) {
+  switch (codec) {
+    case AV_CODEC_ID_H264:
+    case AV_CODEC_ID_HEVC:
+    case AV_CODEC_ID_AV1:
+    case AV_CODEC_ID_VP8:
+    case AV_CODEC_ID_VP9:
+    case AV_CODEC_ID_MPEG1VIDEO:
+    case AV_CODEC_ID_MPEG2VIDEO:
+    case AV_CODEC_ID_MPEG4:
+    case AV_CODEC_ID_H263:
+    case AV_CODEC_ID_THEORA:
+    case AV_CODEC_ID_MJPEG:
+    case AV_CODEC_ID_FFV1:
+    case AV_CODEC_ID_PRORES:
+    case AV_CODEC_ID_PNG:
+    case AV_CODEC_ID_APNG:
+    case AV_CODEC_ID_GIF:
+    case AV_CODEC_ID_RAWVIDEO:
+      return true;
+    default:
+      return false;
+  }
+}
+
+const std::string& allowed_decoders() {
+  static const std::string names = [] {
+    std::string v;
+    void* it = nullptr;
+    while (const AVCodec* c = av_codec_iterate(&it)) {
+      if (av_codec_is_decoder(c) != 0 && codec_allowed(c->id)) {
+        if (!v.empty()) v += ',';
+        v += c->name;
+      }
+    }
+    return v;
+  }();
+  return names;
+}
+
+std::string frame_size_problem(int width, int height) {
+  const std::string size = std::to_string(width) + "x" + std::to_string(height);
+  if (width <= 0 || height <= 0) return "frames of " + size + " pixels";
+  if (static_cast<int64_t>(width) * height > kMaxVideoFramePixels) {
+    return "frames of " + size + " pixels, more than the " + std::to_string(kMaxVideoFramePixels) +
+           " (4096x2160) a video frame may have";
+  }
+  return {};
+}
 
 void set_guard_pages(bool on) { g_guard_pages = on; }
 

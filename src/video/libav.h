@@ -58,6 +58,25 @@ struct Deadline {
 // convert the frame's pixel format or size.
 Image frame_to_rgb(const AVFrame* frame, SwsContext*& sws);
 
+// The containers and codecs a video may come in (README "Video input"): libavformat would also
+// take a text file as ANSI art, a picture as a one-frame video, and dozens of rarely used formats
+// whose demuxers and decoders are attack surface for whoever sends a server a file.
+// `live` adds the sources only `smolvlm watch` opens (RTSP, cameras, HTTP multipart JPEG, HLS).
+bool container_allowed(const AVInputFormat* format, bool live);
+bool codec_allowed(AVCodecID codec);
+extern const char kAllowedContainers[];  // for messages: "MP4/MOV, Matroska/WebM, ..."
+extern const char kAllowedCodecs[];      // for messages: "H.264, HEVC, ..."
+
+// A frame's largest pixel count: 4096x2160 (DCI 4K, more than a phone's 3840x2160 video). Decoding
+// holds several frames per thread; a 1 MB 8192x8192 H.264 file would otherwise take over 1 GB.
+constexpr int64_t kMaxVideoFramePixels = int64_t{4096} * 2160;
+// Every decoder of an allowed codec, comma-separated, for AVFormatContext::codec_whitelist: then
+// avformat_find_stream_info, which opens decoders to learn the streams' parameters, opens no other.
+const std::string& allowed_decoders();
+
+// Empty when width x height is a size we decode, else why not ("8192x8192 pixels: ...").
+std::string frame_size_problem(int width, int height);
+
 // For tests and fuzzing: when on, each buffer handed to libswscale as its destination ends right
 // before a page with no access (mprotect), so a write past what libav was told it may use faults
 // at once. AddressSanitizer cannot see such writes: libav* is not instrumented.
