@@ -13,26 +13,30 @@ namespace {
 
 std::atomic<bool> g_guard_pages{false};
 
-// libswscale's destination: RGB24 rows of `linesize` bytes (a multiple of 64, the widest SIMD
-// alignment libav uses), from av_image_alloc, or in guard mode from mmap with a PROT_NONE page
-// right after the last row.
+// libswscale's destination: RGB24 rows of `linesize` bytes, laid out as av_image_alloc lays them
+// out with 64-byte alignment: rows padded to a multiple of 64 bytes, 64 more bytes after the last
+// one (the SIMD writes of the last row go past its end). From av_malloc, or in guard mode from
+// mmap with a PROT_NONE page right after those 64 bytes: the same layout either way, so the tests
+// check the one in use.
 class RgbBuffer {
  public:
   RgbBuffer(int width, int height, bool guard) {
+    constexpr int kAlign = 64;
+    if (av_image_fill_linesizes(linesize_, AV_PIX_FMT_RGB24, FFALIGN(width, 8)) < 0) return;
+    linesize_[0] = FFALIGN(linesize_[0], kAlign);
+    const size_t bytes = static_cast<size_t>(linesize_[0]) * static_cast<size_t>(height) + kAlign;
     if (!guard) {
-      if (av_image_alloc(data_, linesize_, width, height, AV_PIX_FMT_RGB24, 64) < 0)
-        data_[0] = nullptr;
+      data_[0] =
+          static_cast<uint8_t*>(av_malloc(bytes));  // av_malloc aligns to 64 where AVX-512 is
       return;
     }
-    linesize_[0] = FFALIGN(width * 3, 64);
-    const size_t bytes = static_cast<size_t>(linesize_[0]) * static_cast<size_t>(height);
     const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     map_size_ = (bytes + page - 1) / page * page + page;
     void* m = mmap(nullptr, map_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return;
     map_ = static_cast<uint8_t*>(m);
     if (mprotect(map_ + map_size_ - page, page, PROT_NONE) != 0) return;
-    data_[0] = map_ + (map_size_ - page - bytes);  // bytes is a multiple of 64: still aligned
+    data_[0] = map_ + (map_size_ - page - bytes);  // a multiple of 64 bytes: still aligned
   }
   ~RgbBuffer() {
     if (map_ != nullptr) {
