@@ -257,8 +257,9 @@ struct LiveSource::Impl {
       for (;;) {
         if (frames == 0 || !paced_file) {
           if (!why.empty() && why != "end of stream") {
-            set_error(why + " (reconnecting in " + std::to_string((delay.count() + 999) / 1000) +
-                      " s)");
+            set_error(why + " (reconnecting in " +
+                      (delay.count() < 1000 ? std::to_string(delay.count()) + " ms)"
+                                            : std::to_string(delay.count() / 1000) + " s)"));
           }
           pause(delay);
           delay = std::min(delay * 2, options.max_reconnect_delay);
