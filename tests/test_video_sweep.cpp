@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -25,6 +26,15 @@
 
 #if SMOLVLM_HAVE_VIDEO
 #include "video/libav.h"
+extern "C" {
+#include <libavutil/pixdesc.h>
+}
+#endif
+
+#if SMOLVLM_HAVE_VIDEO
+// LeakSanitizer: libx265 keeps allocations of every encoder it opens until the process ends
+// (x265's own; the tests write clips with it). Nothing of ours is suppressed.
+extern "C" const char* __lsan_default_suppressions() { return "leak:libx265.so\n"; }
 #endif
 
 namespace smolvlm {
@@ -148,6 +158,10 @@ std::string write_clip(const std::string& path, const Clip& c) {
   return "";
 }
 
+// Combinations an encoder cannot make, left out before it is asked (a refused libx264 open leaks
+// its options: LeakSanitizer would fail the suite): name, why.
+std::vector<std::pair<std::string, std::string>> g_left_out;
+
 std::vector<Clip> sweep() {
   using Size = std::pair<int, int>;
   const std::vector<Size> all = {{1, 1},    {2, 2},    {3, 700},  {7, 5},
@@ -158,8 +172,19 @@ std::vector<Clip> sweep() {
   auto add = [&](const std::string& encoder, const std::string& ext,
                  std::vector<AVPixelFormat> pixes, const std::vector<Size>& sizes,
                  std::vector<std::pair<std::string, std::string>> options = {}) {
-    for (AVPixelFormat pix : pixes)
-      for (const Size& s : sizes) v.push_back({encoder, ext, pix, s.first, s.second, options});
+    for (AVPixelFormat pix : pixes) {
+      for (const Size& s : sizes) {
+        Clip c{encoder, ext, pix, s.first, s.second, options};
+        const AVPixFmtDescriptor* d = av_pix_fmt_desc_get(pix);
+        const bool odd = (s.first & ((1 << d->log2_chroma_w) - 1)) != 0 ||
+                         (s.second & ((1 << d->log2_chroma_h) - 1)) != 0;
+        if ((encoder == "libx264" || encoder == "libx265") && odd) {
+          g_left_out.emplace_back(c.name(), encoder + " takes no odd sizes with subsampled chroma");
+        } else {
+          v.push_back(std::move(c));
+        }
+      }
+    }
   };
   add("ffv1", "mkv",
       {AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUV422P, AV_PIX_FMT_YUV444P, AV_PIX_FMT_YUV420P10LE,
@@ -217,7 +242,13 @@ TEST(VideoSweep, EverySizeAndPixelFormatConvertsCleanlyAndAsPyAvDoes) {
   std::map<std::string, int> encoded_per_encoder;
   int skipped = 0;
   const GuardPages guard;
-  for (const Clip& c : sweep()) {
+  g_left_out.clear();
+  const std::vector<Clip> clips = sweep();
+  for (const auto& [name, why] : g_left_out) {
+    std::printf("skipped %s: %s\n", name.c_str(), why.c_str());
+    ++skipped;
+  }
+  for (const Clip& c : clips) {
     std::string name = c.name();
     std::replace(name.begin(), name.end(), '/', '_');
     const std::string path = dir.path() + "/" + name + "." + c.ext;
