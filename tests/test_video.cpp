@@ -953,6 +953,7 @@ TEST(VideoWatch, HttpSourceAnswersAndReconnectsWithGrowingDelay) {
   s.fps = {10, 1};
   s.frames = 10;
   s.gop = 250;
+  s.b_frames = 2;
   const std::string path = dir.path() + "/door.ts";
   if (!write_video(path, s, red_or_blue)) GTEST_SKIP() << "this FFmpeg has no libx264 encoder";
   const std::string bytes = read_text_file(path);

@@ -159,8 +159,8 @@ struct LiveSource::Impl {
       return "cannot set up the decoder";
     dec->thread_count = 2;
     dec->max_pixels = av::kMaxVideoFramePixels;
-    // Frames out as soon as they decode, for live sources; a file's B-frames need reordering.
-    if (!paced_file) dec->flags |= AV_CODEC_FLAG_LOW_DELAY;
+    // No AV_CODEC_FLAG_LOW_DELAY: it makes H.264 give a B-frame stream's frames in decode order,
+    // and a stream without B-frames comes out at once anyway.
     if (avcodec_open2(dec.get(), codec, nullptr) < 0) return "cannot open the decoder";
     return {};
   }
