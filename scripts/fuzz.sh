@@ -7,7 +7,8 @@
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET]
 #
 # Without SECONDS, the model-file parsers (gguf, safetensors) run 30 s each and the other targets
-# (config, tokenizer, messages, jpeg, png, pictures, chat_request) 20 s each; with it, every target runs that long.
+# (config, tokenizer, messages, jpeg, png, pictures, chat_request, video) 20 s each; with it, every
+# target runs that long.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-}
@@ -56,6 +57,13 @@ if [ -f /usr/include/httplib.h ]; then
   build chat_request fuzz/fuzz_chat_request.cpp src/server/request.cpp src/server/remote_fetch.cpp \
     src/server/text_stream.cpp -lcurl
   specs+=(chat_request:chat_request:20)
+fi
+# Video bytes from memory (container, decoder, conversion), where FFmpeg's libraries are installed.
+if pkg-config --exists libavformat libavcodec libswscale libavutil 2>/dev/null; then
+  # shellcheck disable=SC2046
+  build video fuzz/fuzz_video.cpp src/video/video_reader.cpp src/video/libav.cpp \
+    src/video/sampling.cpp $(pkg-config --libs libavformat libavcodec libswscale libavutil)
+  specs+=(video:video:20)
 fi
 wait
 [ ! -e "$out/build-failed" ] || exit 1

@@ -15,6 +15,11 @@
 #include "text/tokenizer.h"
 #include "vision/image.h"
 
+#if SMOLVLM_HAVE_VIDEO
+#include "video/libav.h"
+#include "video/video.h"
+#endif
+
 namespace smolvlm {
 namespace {
 
@@ -118,6 +123,26 @@ TEST(FuzzCorpus, PictureInputsDecodeOrFailCleanly) {
   });
   EXPECT_GE(parsed, 8);  // the fixture pictures among the seeds
 }
+
+#if SMOLVLM_HAVE_VIDEO
+TEST(FuzzCorpus, VideoInputsDecodeOrFailCleanly) {
+  av::set_guard_pages(true);  // as the fuzz target runs: a write past libswscale's buffer faults
+  const int parsed = replay({"video"}, 8, [](const std::string& bytes) {
+    const std::vector<uint8_t> buf(bytes.begin(), bytes.end());
+    VideoReader reader("fuzz", buf.data(), buf.size());
+    std::vector<int> all;
+    for (int i = 0; i < reader.info().total_frames && i < 8; ++i) all.push_back(i);
+    int frames = 0;
+    reader.read_frames(all, [&](int, Image&& f) {
+      ++frames;
+      ASSERT_EQ(f.rgb.size(), static_cast<size_t>(f.width) * static_cast<size_t>(f.height) * 3);
+    });
+    EXPECT_GT(frames, 0);
+  });
+  av::set_guard_pages(false);
+  EXPECT_GE(parsed, 8);  // every seed is a clip that decodes
+}
+#endif
 
 }  // namespace
 }  // namespace smolvlm

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -27,6 +28,9 @@ extern "C" {
 #include <libavutil/opt.h>
 #include <libswscale/swscale.h>
 }
+#endif
+#ifdef SMOLVLM_SERVER_LOAD_PATH  // cpp-httplib is there: a local HTTP source for watch
+#include <httplib.h>
 #endif
 
 namespace smolvlm {
@@ -92,6 +96,18 @@ TEST(VideoSampling, RejectsBadInput) {
   VideoSampling bad;
   bad.max_frames = 0;
   EXPECT_THROW(sample_frame_indices(10, 30, bad), Error);
+  // Past the command line's limits: the sampler would allocate max_frames indices.
+  VideoSampling huge_fps;
+  huge_fps.fps = 1e300;
+  EXPECT_THROW(sample_frame_indices(10, 30, huge_fps), Error);
+  VideoSampling many;
+  many.max_frames = 1 << 30;
+  EXPECT_THROW(sample_frame_indices(10, 30, many), Error);
+  // At the limits, a short clip gives each of its frames once.
+  VideoSampling most;
+  most.fps = 1000;
+  most.max_frames = 4096;
+  EXPECT_EQ(sample_frame_indices(5, 2, most), range(0, 4));
 }
 
 // A copy of the tiny model's JSON files with preprocessor_config.json's video_sampling replaced.
@@ -109,13 +125,20 @@ std::string model_config_with(const test::TempDir& dir, const nlohmann::json& vi
 TEST(VideoSampling, DefaultsFromPreprocessorConfig) {
   EXPECT_EQ(load_hf_config(test::tiny_model()).processor.video_fps, 1.0);
   EXPECT_EQ(load_hf_config(test::tiny_model()).processor.video_max_frames, 64);
-  test::TempDir dir;
+  test::TempDir dir, dir_most;
   const ModelConfig c = load_hf_config(model_config_with(dir, {{"fps", 2.5}, {"max_frames", 8}}));
   EXPECT_EQ(c.processor.video_fps, 2.5);
   EXPECT_EQ(c.processor.video_max_frames, 8);
+  const ModelConfig most =
+      load_hf_config(model_config_with(dir_most, {{"fps", 1000}, {"max_frames", 4096}}));
+  EXPECT_EQ(most.processor.video_fps, 1000);
+  EXPECT_EQ(most.processor.video_max_frames, 4096);
   for (const nlohmann::json& bad :
        {nlohmann::json{{"fps", 1}, {"max_frames", 0}}, nlohmann::json{{"fps", -1}},
-        nlohmann::json{{"fps", "fast"}}, nlohmann::json("every frame")}) {
+        nlohmann::json{{"fps", "fast"}}, nlohmann::json("every frame"),
+        nlohmann::json{{"fps", 1e300}}, nlohmann::json{{"fps", 1001}},
+        nlohmann::json{{"max_frames", 2147483648LL}}, nlohmann::json{{"max_frames", 2147483647}},
+        nlohmann::json{{"max_frames", 4097}}}) {
     test::TempDir d;
     try {
       load_hf_config(model_config_with(d, bad));
@@ -249,6 +272,11 @@ bool write_video(const std::string& path, const VideoSpec& spec,
   frame->width = spec.width;
   frame->height = spec.height;
   av_frame_get_buffer(frame, 0);
+  AVFrame* rgb = av_frame_alloc();
+  rgb->format = AV_PIX_FMT_RGB24;
+  rgb->width = spec.width;
+  rgb->height = spec.height;
+  av_frame_get_buffer(rgb, 0);
   AVPacket* pkt = av_packet_alloc();
   auto drain = [&]() {
     while (avcodec_receive_packet(ctx, pkt) == 0) {
@@ -264,9 +292,12 @@ bool write_video(const std::string& path, const VideoSpec& spec,
   for (int k = 0; k < spec.frames; ++k) {
     const Image img = make(k);
     av_frame_make_writable(frame);
-    const uint8_t* src[1] = {img.rgb.data()};
-    const int src_stride[1] = {img.width * 3};
-    sws_scale(sws, src, src_stride, 0, spec.height, frame->data, frame->linesize);
+    // libswscale reads whole vectors past a row's end too: the rows go in a frame libav lays out.
+    for (int y = 0; y < spec.height; ++y) {
+      std::memcpy(rgb->data[0] + y * rgb->linesize[0], img.rgb.data() + y * spec.width * 3,
+                  static_cast<size_t>(spec.width) * 3);
+    }
+    sws_scale(sws, rgb->data, rgb->linesize, 0, spec.height, frame->data, frame->linesize);
     frame->pts = spec.pts.empty() ? k : spec.pts[static_cast<size_t>(k)];
     avcodec_send_frame(ctx, frame);
     drain();
@@ -275,6 +306,7 @@ bool write_video(const std::string& path, const VideoSpec& spec,
   drain();
   av_write_trailer(oc);
   av_packet_free(&pkt);
+  av_frame_free(&rgb);
   av_frame_free(&frame);
   sws_freeContext(sws);
   avcodec_free_context(&ctx);
@@ -439,6 +471,90 @@ TEST(VideoFileErrors, OneLineMessagesNamingTheFile) {
       EXPECT_EQ(m.find('\n'), std::string::npos) << m;
       std::printf("%s\n", m.c_str());
     }
+  }
+}
+
+// Only real video containers and codecs are opened (README "Video input"): FFmpeg would take a
+// text file as ANSI art and a picture as a one-frame video.
+TEST(VideoFileErrors, OnlyAllowedContainersAndCodecs) {
+  test::TempDir dir;
+  const std::string text = dir.path() + "/notes.txt";
+  {
+    std::ofstream out(text);
+    for (int i = 0; i < 40; ++i) out << "Line " << i << " of some notes that are not a video.\n";
+  }
+  const std::string picture = dir.path() + "/picture.png";
+  fs::copy_file(test::tiny_model() + "/images/img_a.png", picture);
+  for (const std::string& p : {text, picture}) {
+    try {
+      read_video(p, {});
+      ADD_FAILURE() << "no error for " << p;
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(p), std::string::npos) << m;
+      EXPECT_NE(m.find("is not a video container"), std::string::npos) << m;
+    }
+  }
+  // An allowed container holding a codec that is not on the list (HuffYUV in AVI).
+  VideoSpec huffyuv;
+  huffyuv.encoder = "huffyuv";
+  huffyuv.pix = AV_PIX_FMT_YUV422P;
+  huffyuv.frames = 2;
+  const std::string huffyuv_path = dir.path() + "/huffyuv.avi";
+  if (write_video(huffyuv_path, huffyuv, [&](int k) { return painted(64, 48, k); })) {
+    try {
+      read_video(huffyuv_path, {});
+      ADD_FAILURE() << "no error for " << huffyuv_path;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("the codec 'huffyuv' is not one smolvlm decodes"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+// A frame's pixel count is bounded before any frame is decoded: a few hundred bytes of H.264 can
+// declare frames of any size, and decoding holds several of them per thread.
+TEST(VideoFileErrors, FramesOverTheSizeLimitAreRefusedBeforeDecoding) {
+  test::TempDir dir;
+  VideoSpec big;
+  big.encoder = "libx264";
+  big.width = 4112;  // 4112x2160: just over 4096x2160
+  big.height = 2160;
+  big.frames = 1;
+  const std::string path = dir.path() + "/big.mp4";
+  if (!write_video(path, big, [&](int) { return painted(big.width, big.height, 3); }))
+    GTEST_SKIP() << "this FFmpeg has no libx264 encoder";
+  try {
+    VideoReader reader(path);
+    ADD_FAILURE() << "no error for " << path;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("frames of 4112x2160 pixels"), std::string::npos)
+        << e.what();
+  }
+}
+
+// The goal: no video under 1 MB takes the process past 400 MB. A clip at the size limit
+// (4096x2160 H.264), answered through the CLI.
+TEST(VideoFileErrors, AVideoAtTheSizeLimitStaysUnder400Mb) {
+  test::TempDir dir;
+  VideoSpec k4;
+  k4.encoder = "libx264";
+  k4.width = 4096;
+  k4.height = 2160;
+  k4.fps = {1, 1};
+  k4.frames = 4;
+  k4.gop = 4;
+  const std::string path = dir.path() + "/k4.mp4";
+  if (!write_video(path, k4, [&](int k) { return painted(k4.width, k4.height, k); }))
+    GTEST_SKIP() << "this FFmpeg has no libx264 encoder";
+  ASSERT_LT(fs::file_size(path), 1u << 20);
+  const test::CliResult r = test::run_cli(
+      {"ask", "-m", test::tiny_model(), "--video", path, "-p", "What happens?", "-n", "2"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::printf("4096x2160 H.264, 4 frames: peak RSS %ld KB\n", r.peak_rss_kb);
+  if (r.peak_rss_kb > 0) {
+    EXPECT_LT(r.peak_rss_kb, 400 * 1024);
   }
 }
 
@@ -777,6 +893,102 @@ TEST(VideoWatch, StreamThroughANamedPipe) {
   const std::vector<nlohmann::json> lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), 2u) << r.out << r.err;
 }
+
+// An H.264 or HEVC file as a fake camera: its only keyframe must survive the opening (no
+// `nobuffer` for files), B-frames in order.
+TEST(VideoWatch, H264AndHevcFilesGetAnswers) {
+  test::TempDir dir;
+  for (const std::string& encoder : {std::string("libx264"), std::string("libx265")}) {
+    VideoSpec s;
+    s.encoder = encoder;
+    s.fps = {10, 1};
+    s.frames = 10;
+    s.gop = 250;  // one keyframe
+    s.b_frames = 2;
+    const std::string path = dir.path() + "/door-" + encoder + ".mp4";
+    if (!write_video(path, s, red_or_blue)) {
+      std::printf("skipped: this FFmpeg has no %s encoder\n", encoder.c_str());
+      continue;
+    }
+    const test::CliResult r = test::run_cli(
+        {"watch", "-m", test::tiny_model(), "--camera", path, "-p", "Is anyone at the door?",
+         "--every", "100ms", "--max-answers", "2", "--duration", "20s", "-n", "3", "--json"});
+    ASSERT_EQ(r.status, 0) << encoder << ": " << r.err;
+    const std::vector<nlohmann::json> lines = json_lines(r.out);
+    ASSERT_EQ(lines.size(), 2u) << encoder << ": " << r.out << r.err;
+    expect_alternating_answers(lines, 0.45);
+  }
+}
+
+// A source that can never give a frame is a one-line error, soon, not a core spinning on reopens.
+TEST(VideoWatch, SourceWithoutFramesIsOneLineAndStatus1) {
+  test::TempDir dir;
+  VideoSpec s;
+  s.encoder = "mpeg4";
+  s.frames = 0;
+  const std::string empty = dir.path() + "/empty.mp4";
+  ASSERT_TRUE(write_video(empty, s, red_or_blue));
+  const std::string picture = dir.path() + "/still.png";
+  fs::copy_file(test::tiny_model() + "/images/img_a.png", picture);
+  for (const std::string& p : {empty, picture}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const test::CliResult r = test::run_cli({"watch", "-m", test::tiny_model(), "--camera", p, "-p",
+                                             "Anyone?", "--every", "100ms", "--duration", "30s"});
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_NE(r.err.find(p), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_LT(secs, 15) << r.err;
+  }
+}
+
+#ifdef SMOLVLM_SERVER_LOAD_PATH
+// An H.264 stream over HTTP from a local server: answered; when the server goes away, the source
+// reconnects with a delay that doubles (capped), not every `reconnect_delay`.
+TEST(VideoWatch, HttpSourceAnswersAndReconnectsWithGrowingDelay) {
+  test::TempDir dir;
+  VideoSpec s;
+  s.encoder = "libx264";
+  s.fps = {10, 1};
+  s.frames = 10;
+  s.gop = 250;
+  s.b_frames = 2;
+  const std::string path = dir.path() + "/door.ts";
+  if (!write_video(path, s, red_or_blue)) GTEST_SKIP() << "this FFmpeg has no libx264 encoder";
+  const std::string bytes = read_text_file(path);
+  httplib::Server http;
+  http.Get("/door.ts", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(bytes, "video/mp2t");
+  });
+  const int port = http.bind_to_any_port("127.0.0.1");
+  std::thread server([&] { http.listen_after_bind(); });
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/door.ts";
+  const test::CliResult r = test::run_cli(
+      {"watch", "-m", test::tiny_model(), "--camera", url, "-p", "Is anyone at the door?",
+       "--every", "100ms", "--max-answers", "1", "--duration", "20s", "-n", "3", "--json"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json_lines(r.out).size(), 1u) << r.out << r.err;
+
+  LiveSourceOptions o;
+  o.io_timeout = std::chrono::milliseconds(2000);
+  o.reconnect_delay = std::chrono::milliseconds(50);
+  o.max_reconnect_delay = std::chrono::milliseconds(400);
+  LiveSource source(url, o);
+  ASSERT_TRUE(source.newest(0, std::chrono::milliseconds(5000)).has_value());
+  http.stop();
+  server.join();
+  const int before = source.reconnects();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  const int tries = source.reconnects() - before;
+  // 50 + 100 + 200 + 400 + 400 ... ms: about 7 tries in 2 s (a fixed 50 ms: about 40).
+  EXPECT_GE(tries, 3);
+  EXPECT_LE(tries, 12);
+  EXPECT_NE(source.last_error().find("reconnecting in"), std::string::npos) << source.last_error();
+  std::printf("%d reconnects in 2 s after the server stopped: %s\n", tries,
+              source.last_error().c_str());
+}
+#endif
 
 // libavdevice is opened at run time, not linked (it would add ~17 MB of libraries to every
 // process): where the build found it, the cameras' input format must be reachable through it.

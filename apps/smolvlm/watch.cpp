@@ -22,7 +22,9 @@ const char kWatchHelp[] =
     "\n"
     "Every interval, takes the newest frame of SOURCE (older ones are dropped), and unless it\n"
     "looks the same as the last one answered, asks PROMPT about it and prints the answer with\n"
-    "the time. Reconnects when the source fails; Ctrl-C stops.\n"
+    "the time. Reconnects when the source fails, waiting longer after each try that gives no\n"
+    "frame (1 s, doubling up to 30 s); a file with no frame that decodes is an error. Ctrl-C "
+    "stops.\n"
     "\n"
     "  -m, --model DIR         the model (as for ask)\n"
     "      --camera SOURCE     /dev/video0, rtsp://... (over TCP), http://..., a named pipe,\n"
@@ -150,9 +152,10 @@ int run_watch(int argc, char** argv) {
     if (next < Clock::now()) next = Clock::now() + every;  // an answer took longer: no backlog
     std::optional<LiveFrame> frame = source.newest(last_sequence, std::min(every, io_timeout));
     if (!frame) {
-      const std::string e = source.last_error();
+      if (source.gave_up()) throw Error("camera '" + camera + "': " + source.last_error());
+      const std::string e = source.last_error();  // says when the next try comes
       if (!e.empty() && e != reported_error) {
-        std::fprintf(stderr, "smolvlm watch: '%s': %s (reconnecting)\n", camera.c_str(), e.c_str());
+        std::fprintf(stderr, "smolvlm watch: '%s': %s\n", camera.c_str(), e.c_str());
         reported_error = e;
       }
       continue;

@@ -199,8 +199,12 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
       const Section vss{vs, pw, "video_sampling."};
       vss.get("fps", p.video_fps);
       vss.get("max_frames", p.video_max_frames);
-      if (!(p.video_fps > 0) || p.video_max_frames < 1) {
-        throw Error(pw + ": video_sampling fps and max_frames must be positive");
+      // The command line's limits (--fps, --max-frames).
+      if (!(p.video_fps >= kMinSamplingFps && p.video_fps <= kMaxSamplingFps)) {
+        vss.fail("fps", "is " + vs["fps"].dump() + ", not between 0.001 and 1000");
+      }
+      if (p.video_max_frames < 1 || p.video_max_frames > kMaxSampledFrames) {
+        vss.fail("max_frames", "is " + vs["max_frames"].dump() + ", not between 1 and 4096");
       }
     }
   }

@@ -38,6 +38,11 @@ struct TextConfig {
 
 // The image processor's settings (preprocessor_config.json; used by vision/image_processor.h),
 // here so that ModelConfig carries them without the config reaching up into vision/.
+// The sampling values accepted from the command line and from preprocessor_config.json: beyond
+// them a 600-byte config file would have the sampler allocate gigabytes.
+constexpr double kMinSamplingFps = 0.001, kMaxSamplingFps = 1000;
+constexpr int kMaxSampledFrames = 4096;
+
 struct ImageProcessorConfig {
   int longest_edge = 2048;  // preprocessor_config size.longest_edge
   int tile_size = 512;      // max_image_size.longest_edge (== vision image_size)

@@ -1,7 +1,8 @@
 // A live video source for `smolvlm watch`: a camera (/dev/video*), a network stream (rtsp://,
 // http://...), a pipe, or a file played as a fake camera (paced at its frame rate, looped).
 // A thread decodes all the time and keeps only the newest frame, so a slow consumer always gets
-// the present, not a backlog; it reconnects after an error, and every read has an I/O deadline.
+// the present, not a backlog; it reconnects after an error (waiting longer each time a try gives
+// no frame), and every read has an I/O deadline.
 // A declared internal interface for apps/smolvlm/watch.cpp (scripts/check-layers.py).
 #pragma once
 
@@ -16,8 +17,9 @@
 namespace smolvlm {
 
 struct LiveSourceOptions {
-  std::chrono::milliseconds io_timeout{5000};  // a read or open that stalls longer fails
-  std::chrono::milliseconds reconnect_delay{1000};
+  std::chrono::milliseconds io_timeout{5000};            // a read or open that stalls longer fails
+  std::chrono::milliseconds reconnect_delay{1000};       // the first wait before reopening
+  std::chrono::milliseconds max_reconnect_delay{30000};  // the wait doubles up to this
 };
 
 struct LiveFrame {
@@ -40,6 +42,9 @@ class LiveSource {
   std::optional<LiveFrame> newest(uint64_t after_sequence, std::chrono::milliseconds wait);
   int reconnects() const;          // times the source was opened again after an error or its end
   std::string last_error() const;  // the latest failure, empty when none
+  // True when the source will never give a frame (a file that held none in a whole pass);
+  // last_error() says why.
+  bool gave_up() const;
 
  private:
   struct Impl;

@@ -20,10 +20,13 @@ std::vector<int> sample_frame_indices(int64_t total_frames, double native_fps,
   if (!(native_fps > 0) || !std::isfinite(native_fps)) {
     throw Error("the video's frame rate " + std::to_string(native_fps) + " is not positive");
   }
-  if (!(s.fps > 0) || !std::isfinite(s.fps))
-    throw Error("the sampling fps must be positive, got " + std::to_string(s.fps));
-  if (s.max_frames < 1)
-    throw Error("the sampling max_frames must be positive, got " + std::to_string(s.max_frames));
+  if (!(s.fps >= kMinSamplingFps && s.fps <= kMaxSamplingFps)) {
+    throw Error("the sampling fps must be between 0.001 and 1000, got " + std::to_string(s.fps));
+  }
+  if (s.max_frames < 1 || s.max_frames > kMaxSampledFrames) {
+    throw Error("the sampling max_frames must be between 1 and 4096, got " +
+                std::to_string(s.max_frames));
+  }
   const double duration = static_cast<double>(total_frames) / native_fps;
   // int(round(fps * duration)): nearbyint rounds half to even in the default rounding mode.
   const double estimated = std::nearbyint(s.fps * duration);
@@ -43,6 +46,9 @@ std::vector<int> sample_frame_indices(int64_t total_frames, double native_fps,
     end = total_frames - 1;
   }
 
+  // More points than frames floor to every frame in [start, end] either way (the step is then
+  // below 1): as many as there are frames give the same indices.
+  desired = std::min(desired, end - start + 1);
   std::vector<int> indices;
   indices.reserve(static_cast<size_t>(desired));
   const double step =

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "model/config.h"  // kMaxSamplingFps, kMaxSampledFrames
+
 namespace smolvlm {
 
 // preprocessor_config.json "video_sampling" (fps, max_frames) and sample_frames' skip_secs.
@@ -24,7 +26,7 @@ struct VideoSampling {
 
 // The frame indices HF samples from a video of `total_frames` frames at `native_fps` (whose
 // duration is total_frames / native_fps): sorted, unique, fewer than max_frames when they collide.
-// Throws smolvlm::Error for a non-positive frame count, fps or max_frames.
+// Throws smolvlm::Error for a non-positive frame count, fps or max_frames, or one past the limits.
 std::vector<int> sample_frame_indices(int64_t total_frames, double native_fps,
                                       const VideoSampling& sampling);
 
@@ -54,6 +56,8 @@ using VideoProgress = std::function<void(int done, int total)>;
 class VideoReader {
  public:
   explicit VideoReader(const std::string& path);
+  // The same from `size` bytes in memory, which must outlive the reader; `name` is for messages.
+  VideoReader(const std::string& name, const uint8_t* data, size_t size);
   ~VideoReader();
   VideoReader(const VideoReader&) = delete;
   VideoReader& operator=(const VideoReader&) = delete;
@@ -66,6 +70,7 @@ class VideoReader {
                    const std::function<void(int index, Image&& frame)>& on_frame);
 
  private:
+  void open();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

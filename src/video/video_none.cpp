@@ -16,6 +16,7 @@ namespace {
 struct VideoReader::Impl {};
 
 VideoReader::VideoReader(const std::string& path) { no_video(path); }
+VideoReader::VideoReader(const std::string& name, const uint8_t*, size_t) { no_video(name); }
 VideoReader::~VideoReader() = default;
 const VideoInfo& VideoReader::info() const {
   static const VideoInfo none;

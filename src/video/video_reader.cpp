@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -25,11 +26,45 @@ struct PacketEntry {
   int64_t pts, dts;
   bool key;
 };
+
+// Bytes in memory read as a file (the fuzz target's input).
+struct MemoryInput {
+  const uint8_t* data = nullptr;
+  int64_t size = 0, pos = 0;
+  static int read(void* self, uint8_t* buf, int n) {
+    auto* m = static_cast<MemoryInput*>(self);
+    const int64_t left = m->size - m->pos;
+    if (left <= 0) return AVERROR_EOF;
+    const int64_t take = std::min<int64_t>(n, left);
+    std::memcpy(buf, m->data + m->pos, static_cast<size_t>(take));
+    m->pos += take;
+    return static_cast<int>(take);
+  }
+  static int64_t seek(void* self, int64_t offset, int whence) {
+    auto* m = static_cast<MemoryInput*>(self);
+    if ((whence & AVSEEK_SIZE) != 0) return m->size;
+    whence &= ~AVSEEK_FORCE;
+    const int64_t base = whence == SEEK_CUR ? m->pos : whence == SEEK_END ? m->size : 0;
+    if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END) return -1;
+    if (offset > m->size - base || offset < -base) return -1;
+    m->pos = base + offset;
+    return m->pos;
+  }
+};
+struct IoFreer {
+  void operator()(AVIOContext* io) const {
+    av_freep(&io->buffer);
+    avio_context_free(&io);
+  }
+};
+
 }  // namespace
 
 struct VideoReader::Impl {
   std::string path;
   av::Deadline deadline;
+  MemoryInput memory;                        // from memory when memory.data is set
+  std::unique_ptr<AVIOContext, IoFreer> io;  // memory's reader; outlives fmt
   std::unique_ptr<AVFormatContext, av::FormatCloser> fmt;
   std::unique_ptr<AVCodecContext, av::CodecFreer> dec;
   std::unique_ptr<AVPacket, av::PacketFreer> packet{av_packet_alloc()};
@@ -42,7 +77,11 @@ struct VideoReader::Impl {
   bool input_done = false;             // the demuxer hit the end, the decoder was drained
   int64_t last_pts = AV_NOPTS_VALUE;   // pts of the last frame the decoder gave
 
-  ~Impl() { sws_freeContext(sws); }
+  ~Impl() {
+    dec.reset();
+    fmt.reset();
+    sws_freeContext(sws);
+  }
 
   [[noreturn]] void fail(const std::string& what) const {
     throw Error("video '" + path + "': " + what);
@@ -53,16 +92,51 @@ struct VideoReader::Impl {
     AVFormatContext* f = avformat_alloc_context();
     if (f == nullptr) fail("out of memory");
     f->interrupt_callback = {&av::Deadline::callback, &deadline};
+    f->codec_whitelist = av_strdup(av::allowed_decoders().c_str());
+    if (memory.data != nullptr) {
+      io.reset();
+      memory.pos = 0;
+      constexpr int kBuffer = 32768;
+      auto* buffer = static_cast<uint8_t*>(av_malloc(kBuffer));
+      if (buffer != nullptr) {
+        io.reset(avio_alloc_context(buffer, kBuffer, 0, &memory, &MemoryInput::read, nullptr,
+                                    &MemoryInput::seek));
+        if (!io) av_free(buffer);
+      }
+      if (!io) {
+        avformat_free_context(f);
+        fail("out of memory");
+      }
+      f->pb = io.get();
+      f->flags |= AVFMT_FLAG_CUSTOM_IO;
+    }
     deadline.arm(kIoTimeout);
     const int err = avformat_open_input(&f, path.c_str(), nullptr, nullptr);
     if (err < 0) fail("cannot open: " + av::error_text(err));  // f is freed on failure
     fmt.reset(f);
+    if (!av::container_allowed(f->iformat, false)) {
+      fail(std::string("'") + f->iformat->name + "' is not a video container smolvlm opens (" +
+           av::kAllowedContainers + ")");
+    }
+    // Frames past the size limit are refused by the decoders find_stream_info opens too.
+    std::vector<AVDictionary*> options(f->nb_streams, nullptr);
+    const std::string max_pixels = std::to_string(av::kMaxVideoFramePixels);
+    for (AVDictionary*& o : options) av_dict_set(&o, "max_pixels", max_pixels.c_str(), 0);
     deadline.arm(kIoTimeout);
-    if (avformat_find_stream_info(f, nullptr) < 0) fail("cannot read the stream parameters");
+    const int found = avformat_find_stream_info(f, options.empty() ? nullptr : options.data());
+    for (AVDictionary*& o : options) av_dict_free(&o);
     stream = av_find_best_stream(f, AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
     if (stream < 0 || (f->streams[stream]->disposition & AV_DISPOSITION_ATTACHED_PIC) != 0) {
-      fail("no video stream");
+      fail(found < 0 ? "cannot read the stream parameters" : "no video stream");
     }
+    const AVCodecParameters* par = f->streams[stream]->codecpar;
+    if (!av::codec_allowed(par->codec_id)) {
+      fail(std::string("the codec '") + avcodec_get_name(par->codec_id) +
+           "' is not one smolvlm decodes (" + av::kAllowedCodecs + ")");
+    }
+    const std::string size = av::frame_size_problem(par->width, par->height);
+    if (!size.empty()) fail(size);
+    if (found < 0) fail("cannot read the stream parameters");
   }
 
   void open_decoder() {
@@ -75,7 +149,11 @@ struct VideoReader::Impl {
     dec.reset(avcodec_alloc_context3(codec));
     if (!dec || avcodec_parameters_to_context(dec.get(), par) < 0)
       fail("cannot set up the decoder");
+    dec->max_pixels = av::kMaxVideoFramePixels;  // a stream may change its size midway
     dec->thread_count = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+    // Each frame thread holds frames of its own: past 1080p, two threads keep a 4K clip's
+    // decoding near 300 MB.
+    if (static_cast<int64_t>(par->width) * par->height > 1920 * 1088) dec->thread_count = 2;
     dec->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
     const int err = avcodec_open2(dec.get(), codec, nullptr);
     if (err < 0)
@@ -209,6 +287,19 @@ VideoReader::VideoReader(const std::string& path) : impl_(std::make_unique<Impl>
   if (::stat(path.c_str(), &sb) != 0) impl_->fail("no such file");
   if (!S_ISREG(sb.st_mode)) impl_->fail("not a regular file");
   if (sb.st_size == 0) impl_->fail("the file is empty");
+  open();
+}
+
+VideoReader::VideoReader(const std::string& name, const uint8_t* data, size_t size)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->path = name;
+  if (size == 0) impl_->fail("the file is empty");
+  impl_->memory.data = data;
+  impl_->memory.size = static_cast<int64_t>(size);
+  open();
+}
+
+void VideoReader::open() {
   if (!impl_->packet || !impl_->frame) impl_->fail("out of memory");
   // Our one-line errors say what went wrong; libav's own log would add lines to stderr.
   av_log_set_level(AV_LOG_FATAL);
