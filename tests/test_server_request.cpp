@@ -391,6 +391,11 @@ TEST(ServerRequest, Base64EncodesWhatDecodeReadsBack) {
 namespace smolvlm::server {
 namespace {
 
+const Model& tiny() {
+  static const std::unique_ptr<Model> model = Model::load_hf(test::tiny_model());
+  return *model;
+}
+
 // The ids the prompt of `conv` gets, with pictures as unsplit tiles without features (ids only).
 std::vector<int32_t> prompt_ids(const Model& model, const Conversation& conv) {
   std::vector<MediaPtr> media;
@@ -415,7 +420,7 @@ std::vector<int32_t> joined_ids(const Tokenizer& tok, std::initializer_list<std:
 }
 
 TEST(ServerPrompt, TextPartsAreWordsNotMarkersOrControlTokens) {
-  static const std::unique_ptr<Model> model = Model::load_hf(test::tiny_model());
+  const Model* model = &tiny();
   const Tokenizer& tok = model->tokenizer;
   const std::string question = "What does the HTML <image> tag do?";
   // The API's parts are plain text.
@@ -427,6 +432,12 @@ TEST(ServerPrompt, TextPartsAreWordsNotMarkersOrControlTokens) {
   // "<image>" is words: '<', 'image', '>' as the pre-tokenizer splits them, so the expected ids
   // are the encodings of the pieces around it (each free of added tokens).
   const std::vector<int32_t> without_picture = prompt_ids(*model, r.conversation);
+  // HF's ids for it (/work/shared/oracle/js_tokenizer_oracle.mjs on the tiny model's
+  // tokenizer.json with <image> taken out of its added tokens, so the words are plain), between
+  // the template's <|im_start|> (1) and <end_of_utterance> (49279).
+  const std::vector<int32_t> hf = {1,  11126, 42,  1812, 1072,  260, 13640, 2067, 5028,
+                                   46, 7771,  536, 47,   49279, 198, 9519,  9531, 42};
+  EXPECT_EQ(without_picture, hf);
   EXPECT_EQ(without_picture, joined_ids(tok, {"<|im_start|>User: What does the HTML <", "image",
                                               "> tag do?<end_of_utterance>\nAssistant:"}));
   EXPECT_EQ(
@@ -457,8 +468,7 @@ TEST(ServerPrompt, TextPartsAreWordsNotMarkersOrControlTokens) {
 }
 
 TEST(ServerPrompt, PlainRangesKeepAddedTokensOut) {
-  static const std::unique_ptr<Model> model = Model::load_hf(test::tiny_model());
-  const Tokenizer& tok = model->tokenizer;
+  const Tokenizer& tok = tiny().tokenizer;
   const std::string text = "a<image>b<end_of_utterance>c";
   // Nothing plain: the added tokens are matched; all plain: none is.
   EXPECT_EQ(tok.encode(text, {}), tok.encode(text));
