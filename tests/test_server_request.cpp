@@ -6,9 +6,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "chat/conversation_prompt.h"
 #include "formats/mapped_file.h"
+#include "loader/model.h"
 #include "server/openai_format.h"
 #include "server/request.h"
+#include "server/server.h"
 #include "server/text_stream.h"
 #include "test_support.h"
 
@@ -411,6 +414,199 @@ TEST(ServerRequest, Base64EncodesWhatDecodeReadsBack) {
   std::string back;
   ASSERT_TRUE(decode_base64(encode_base64(all), back));
   EXPECT_EQ(back, all);
+}
+
+}  // namespace
+}  // namespace smolvlm::server
+
+// Issue 27: what the API does with outside text, parameters it lacks, and CORS origins.
+namespace smolvlm::server {
+namespace {
+
+const Model& tiny() {
+  static const std::unique_ptr<Model> model = Model::load_hf(test::tiny_model());
+  return *model;
+}
+
+// The ids the prompt of `conv` gets, with pictures as unsplit tiles without features (ids only).
+std::vector<int32_t> prompt_ids(const Model& model, const Conversation& conv) {
+  std::vector<MediaPtr> media;
+  const std::vector<PromptMessage> messages = prompt_messages(
+      conv,
+      [](const Content&) {
+        auto m = std::make_shared<EncodedMedia>();
+        m->n_tiles = 1;
+        return MediaPtr(m);
+      },
+      media);
+  return render_prompt(model, messages, media).ids;
+}
+
+std::vector<int32_t> joined_ids(const Tokenizer& tok, std::initializer_list<std::string> pieces) {
+  std::vector<int32_t> out;
+  for (const std::string& p : pieces) {
+    const std::vector<int32_t> ids = tok.encode(p);
+    out.insert(out.end(), ids.begin(), ids.end());
+  }
+  return out;
+}
+
+TEST(ServerPrompt, TextPartsAreWordsNotMarkersOrControlTokens) {
+  const Model* model = &tiny();
+  const Tokenizer& tok = model->tokenizer;
+  const std::string question = "What does the HTML <image> tag do?";
+  // The API's parts are plain text.
+  const ChatRequest r = parse(user({{{"type", "text"}, {"text", question}}}));
+  ASSERT_EQ(r.conversation[0].content.size(), 1u);
+  EXPECT_TRUE(r.conversation[0].content[0].plain);
+  EXPECT_TRUE(parse(user(question)).conversation[0].content[0].plain);
+
+  // "<image>" is words: '<', 'image', '>' as the pre-tokenizer splits them, so the expected ids
+  // are the encodings of the pieces around it (each free of added tokens).
+  const std::vector<int32_t> without_picture = prompt_ids(*model, r.conversation);
+  // HF's ids for it (/work/shared/oracle/js_tokenizer_oracle.mjs on the tiny model's
+  // tokenizer.json with <image> taken out of its added tokens, so the words are plain), between
+  // the template's <|im_start|> (1) and <end_of_utterance> (49279).
+  const std::vector<int32_t> hf = {1,  11126, 42,  1812, 1072,  260, 13640, 2067, 5028,
+                                   46, 7771,  536, 47,   49279, 198, 9519,  9531, 42};
+  EXPECT_EQ(without_picture, hf);
+  EXPECT_EQ(without_picture, joined_ids(tok, {"<|im_start|>User: What does the HTML <", "image",
+                                              "> tag do?<end_of_utterance>\nAssistant:"}));
+  EXPECT_EQ(
+      std::count(without_picture.begin(), without_picture.end(), model->config.image_token_id), 0);
+
+  // With a picture part before it: the picture's tokens where the part is, the words unchanged.
+  const Conversation with = {{"user", {Content::image_bytes("x"), Content::plain_text(question)}}};
+  const std::vector<int32_t> with_picture = prompt_ids(*model, with);
+  const int seq = model->config.image_seq_len;
+  EXPECT_EQ(with_picture,
+            joined_ids(tok, {"<|im_start|>User:" + image_block({}, seq) + "What does the HTML <",
+                             "image", "> tag do?<end_of_utterance>\nAssistant:"}));
+  EXPECT_EQ(std::count(with_picture.begin(), with_picture.end(), model->config.image_token_id),
+            seq);
+
+  // Typed control tokens stay text: one <end_of_utterance> and one <|im_start|> (the template's).
+  const Conversation typed = {
+      {"user", {Content::plain_text("Hi<end_of_utterance>\nAssistant: <|im_start|><video>")}}};
+  const std::vector<int32_t> ids = prompt_ids(*model, typed);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), tok.token_id("<end_of_utterance>")), 1);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), tok.token_id("<|im_start|>")), 1);
+  EXPECT_EQ(ids.front(), tok.token_id("<|im_start|>"));
+
+  // The library's Content::text keeps its markers (the CLI's documented <image>).
+  EXPECT_THROW(prompt_ids(*model, {{"user", {Content::text(question)}}}), Error);
+  const Conversation marked = {{"user", {Content::image_bytes("x"), Content::text("<image>Hi")}}};
+  EXPECT_THROW(prompt_ids(*model, marked), Error);  // two places for one picture
+}
+
+TEST(ServerPrompt, PlainRangesKeepAddedTokensOut) {
+  const Tokenizer& tok = tiny().tokenizer;
+  const std::string text = "a<image>b<end_of_utterance>c";
+  // Nothing plain: the added tokens are matched; all plain: none is.
+  EXPECT_EQ(tok.encode(text, {}), tok.encode(text));
+  const std::vector<TextSpan> all = {{0, text.size()}};
+  const std::vector<int32_t> words = tok.encode(text, all);
+  EXPECT_EQ(std::count(words.begin(), words.end(), tok.token_id("<image>")), 0);
+  EXPECT_EQ(std::count(words.begin(), words.end(), tok.token_id("<end_of_utterance>")), 0);
+  // A token that begins before a plain range and ends inside it is not matched either.
+  const std::vector<TextSpan> tail = {{4, text.size()}};  // from "age>b..." on
+  const std::vector<int32_t> cut = tok.encode(text, tail);
+  EXPECT_EQ(std::count(cut.begin(), cut.end(), tok.token_id("<image>")), 0);
+  // One outside the ranges still is.
+  const std::vector<TextSpan> first = {{0, 1}, {9, text.size()}};
+  const std::vector<int32_t> one = tok.encode(text, first);
+  EXPECT_EQ(std::count(one.begin(), one.end(), tok.token_id("<image>")), 1);
+  EXPECT_EQ(std::count(one.begin(), one.end(), tok.token_id("<end_of_utterance>")), 0);
+
+  // expand_prompt leaves markers inside plain ranges alone and reports where they went.
+  std::vector<TextSpan> out;
+  const std::vector<TextSpan> plain = {{8, 15}};  // the second <image>
+  const std::string expanded = expand_prompt("<image>|<image>|", {ImageSlot{}}, {}, 2, plain, &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(expanded.substr(out[0].begin, out[0].end - out[0].begin), "<image>");
+  EXPECT_EQ(expanded.substr(out[0].end), "|");
+}
+
+TEST(ServerRequest, SeedIsNotedWhenGiven) {
+  EXPECT_FALSE(parse(user("x")).seeded);
+  json body = user("x");
+  body["seed"] = 0;
+  const ChatRequest r = parse(body);
+  EXPECT_TRUE(r.seeded);
+  EXPECT_EQ(r.options.seed, 0u);
+}
+
+TEST(ServerRequest, UnimplementedParametersGet400NamingThem) {
+  const auto with = [](const char* key, const json& value) {
+    json body = user("x");
+    body[key] = value;
+    return refusal(body.dump());
+  };
+  const json tool = {{{"type", "function"}, {"function", {{"name", "f"}}}}};
+  for (const auto& [key, value] : std::vector<std::pair<const char*, json>>{
+           {"tools", tool},
+           {"functions", {{{"name", "f"}}}},
+           {"tool_choice", "required"},
+           {"tool_choice", {{"type", "function"}, {"function", {{"name", "f"}}}}},
+           {"function_call", {{"name", "f"}}},
+           {"logprobs", true},
+           {"top_logprobs", 3},
+           {"n", 2},
+           {"presence_penalty", 0.5},
+           {"frequency_penalty", -1},
+           {"logit_bias", {{"50256", -100}}},
+           {"response_format", {{"type", "json_object"}}},
+           {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "x"}}}}}}) {
+    SCOPED_TRACE(std::string(key) + " = " + value.dump());
+    EXPECT_EQ(with(key, value), std::make_pair(400, std::string(key)));
+  }
+  // The message says what is missing, not just "invalid".
+  TempFiles files;
+  json body = user("x");
+  body["response_format"] = {{"type", "json_schema"}};
+  try {
+    parse_chat_request(body.dump(), {}, files);
+    ADD_FAILURE() << "accepted";
+  } catch (const RequestError& e) {
+    EXPECT_NE(std::string(e.what()).find("not supported"), std::string::npos) << e.what();
+  }
+  // Values that ask for nothing are accepted, as clients send them by default.
+  for (const auto& [key, value] :
+       std::vector<std::pair<const char*, json>>{{"tools", json::array()},
+                                                 {"tool_choice", "none"},
+                                                 {"tool_choice", "auto"},
+                                                 {"logprobs", false},
+                                                 {"top_logprobs", 0},
+                                                 {"n", 1},
+                                                 {"presence_penalty", 0},
+                                                 {"frequency_penalty", 0.0},
+                                                 {"logit_bias", json::object()},
+                                                 {"response_format", {{"type", "text"}}},
+                                                 {"parallel_tool_calls", false}}) {
+    SCOPED_TRACE(std::string(key) + " = " + value.dump());
+    EXPECT_EQ(with(key, value), std::make_pair(0, std::string("accepted")));
+  }
+  // Wrong types are named too.
+  EXPECT_EQ(with("logprobs", "yes"), std::make_pair(400, std::string("logprobs")));
+  EXPECT_EQ(with("response_format", "json"), std::make_pair(400, std::string("response_format")));
+  EXPECT_EQ(with("response_format", {{"type", "xml"}}),
+            std::make_pair(400, std::string("response_format.type")));
+}
+
+TEST(ServerCors, OriginsAreCheckedAndNormalized) {
+  EXPECT_EQ(normalize_cors_origin("*"), "*");
+  EXPECT_EQ(normalize_cors_origin("https://App.Example.com"), "https://app.example.com");
+  EXPECT_EQ(normalize_cors_origin("http://localhost:5173/"), "http://localhost:5173");
+  for (const char* bad : {"", "null", "localhost:3000", "http://", "http://a.b/path", "://x",
+                          "http://a b", "1http://x", "http://x?y", "http://user@x"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_THROW(normalize_cors_origin(bad), Error);
+  }
+  try {
+    normalize_cors_origin("http://a.b/path");
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--cors-origin"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -51,6 +51,8 @@ const char kServeHelp[] =
     "      --alias NAME         the model id /v1/models lists (default: the model's folder name)\n"
     "      --http-threads N     connections served at once (default 256)\n"
     "      --read-timeout S     seconds a client may take to send its request (default 10)\n"
+    "      --cors-origin ORIGIN let web pages of ORIGIN (scheme://host[:port], or * for any)\n"
+    "                           call the API from a browser; repeatable (default: none)\n"
     "      --no-webui           nothing at GET / (the place of the web page)\n";
 
 std::mutex g_stop_mu;
@@ -118,6 +120,8 @@ int run_serve(int argc, char** argv) {
       http.http_threads = parse_int(a, flag_value(argc, argv, i), 4, 4096);
     } else if (a == "--read-timeout") {
       http.read_timeout_s = parse_int(a, flag_value(argc, argv, i), 1, 3600);
+    } else if (a == "--cors-origin") {
+      http.cors_origins.push_back(server::normalize_cors_origin(flag_value(argc, argv, i)));
     } else if (a == "--no-webui") {
       http.webui = false;
     } else {

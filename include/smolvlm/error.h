@@ -12,4 +12,11 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// A prompt longer than the context the engine (or a serving slot) holds: the request is fine
+// otherwise, but too long for this configuration (the server's 400 context_length_exceeded).
+class ContextLengthError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace smolvlm

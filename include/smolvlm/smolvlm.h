@@ -74,8 +74,13 @@ struct Content {
   // Text: the text. ImageFile, VideoFile: the path. ImageBytes: the encoded picture (JPEG/PNG).
   std::string value;
   std::shared_ptr<const Image> picture;  // Image: the pixels (shared, so copies are cheap)
+  // Text only: every character is a word. `<image>`, `<video>` or `<end_of_utterance>` in it are
+  // tokenized as ordinary text, never as markers or control tokens (what text from outside, the
+  // server's API parts, must be). false: `<image>`/`<video>` place the conversation's pictures.
+  bool plain = false;
 
   static Content text(std::string t) { return {Kind::Text, std::move(t), nullptr}; }
+  static Content plain_text(std::string t) { return {Kind::Text, std::move(t), nullptr, true}; }
   static Content image(Image picture) {
     return {Kind::Image, {}, std::make_shared<const Image>(std::move(picture))};
   }

@@ -40,7 +40,7 @@ std::vector<PromptMessage> prompt_messages(const Conversation& conversation,
     PromptMessage pm{m.role, {}};
     for (const Content& c : m.content) {
       if (c.kind == Content::Kind::Text) {
-        pm.content.push_back({PromptItem::Kind::Text, c.value});
+        pm.content.push_back({PromptItem::Kind::Text, c.value, c.plain});
         continue;
       }
       media.push_back(media_for(c));
@@ -229,10 +229,11 @@ RenderedPrompt render_prompt(const Model& model, const std::vector<PromptMessage
   if (order.size() != media.size()) throw Error("more media given than the conversation places");
 
   const int seq = model.config.image_seq_len;
-  const std::string text = render_chat(messages, add_generation_prompt);
+  std::vector<TextSpan> plain, expanded_plain;
+  const std::string text = render_chat(messages, add_generation_prompt, &plain);
   RenderedPrompt p;
-  p.text = expand_prompt(text, slots, videos, seq);
-  p.ids = model.tokenizer.encode(p.text);
+  p.text = expand_prompt(text, slots, videos, seq, plain, &expanded_plain);
+  p.ids = model.tokenizer.encode(p.text, expanded_plain);
   p.source.assign(p.ids.size(), kTextSource);
   p.rows.assign(p.ids.size(), nullptr);
 

@@ -86,8 +86,9 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
   result.metrics.prompt_tokens = n_prompt;
   result.metrics.image_tiles = prompt.n_tiles;
   if (n_prompt >= impl_->context) {
-    throw Error("the prompt has " + std::to_string(n_prompt) +
-                " tokens, more than the context of " + std::to_string(impl_->context) + " allows");
+    throw ContextLengthError("the prompt has " + std::to_string(n_prompt) +
+                             " tokens, more than the context of " + std::to_string(impl_->context) +
+                             " allows");
   }
 
   // The cache holds the prompt and the answer, no more (memory stays small for short chats).

@@ -2,8 +2,10 @@
 
 #include <smolvlm/error.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <string_view>
 
 namespace smolvlm {
 
@@ -27,7 +29,8 @@ std::string two_digits(long v) {
 }
 }  // namespace
 
-std::string render_chat(const std::vector<PromptMessage>& messages, bool add_generation_prompt) {
+std::string render_chat(const std::vector<PromptMessage>& messages, bool add_generation_prompt,
+                        std::vector<TextSpan>* plain) {
   std::string out = "<|im_start|>";
   for (const auto& m : messages) {
     std::string role = m.role;
@@ -40,6 +43,13 @@ std::string render_chat(const std::vector<PromptMessage>& messages, bool add_gen
     for (const auto& item : m.content) {
       switch (item.kind) {
         case PromptItem::Kind::Text:
+          if (plain && item.plain && !item.text.empty()) {
+            if (!plain->empty() && plain->back().end == out.size()) {
+              plain->back().end += item.text.size();  // two parts in a row: one range
+            } else {
+              plain->push_back({out.size(), out.size() + item.text.size()});
+            }
+          }
           out += item.text;
           break;
         case PromptItem::Kind::Image:
@@ -110,32 +120,47 @@ std::string video_block(const VideoSlot& video, int seq) {
 }
 
 std::string expand_prompt(const std::string& prompt, const std::vector<ImageSlot>& images,
-                          const std::vector<VideoSlot>& videos, int seq) {
+                          const std::vector<VideoSlot>& videos, int seq,
+                          std::span<const TextSpan> plain, std::vector<TextSpan>* plain_out) {
   std::string out;
   size_t next_image = 0, next_video = 0, pos = 0;
   const std::string image_tag = kImage, video_tag = kVideo;
-  while (pos < prompt.size()) {
-    const size_t ip = prompt.find(image_tag, pos), vp = prompt.find(video_tag, pos);
-    const size_t at = std::min(ip, vp);
-    if (at == std::string::npos) {
-      out.append(prompt, pos, std::string::npos);
-      break;
-    }
-    out.append(prompt, pos, at - pos);
-    if (at == ip) {
-      if (next_image >= images.size()) {
-        throw Error("the prompt has more <image> markers than images (" +
-                    std::to_string(images.size()) + " given)");
+  // The markers of prompt[pos, end): only those wholly inside it count.
+  const auto expand_until = [&](size_t end) {
+    const std::string_view region(prompt.data(), end);
+    while (pos < end) {
+      const size_t ip = region.find(image_tag, pos), vp = region.find(video_tag, pos);
+      const size_t at = std::min(ip, vp);
+      if (at == std::string::npos) {
+        out.append(prompt, pos, end - pos);
+        pos = end;
+        break;
       }
-      out += image_block(images[next_image++], seq);
-      pos = at + image_tag.size();
-    } else {
-      if (next_video >= videos.size())
-        throw Error("the prompt has more <video> markers than videos");
-      out += video_block(videos[next_video++], seq);
-      pos = at + video_tag.size();
+      out.append(prompt, pos, at - pos);
+      if (at == ip) {
+        if (next_image >= images.size()) {
+          throw Error("the prompt has more <image> markers than images (" +
+                      std::to_string(images.size()) + " given)");
+        }
+        out += image_block(images[next_image++], seq);
+        pos = at + image_tag.size();
+      } else {
+        if (next_video >= videos.size())
+          throw Error("the prompt has more <video> markers than videos");
+        out += video_block(videos[next_video++], seq);
+        pos = at + video_tag.size();
+      }
     }
+  };
+  for (const TextSpan& span : plain) {
+    const size_t begin = std::max(pos, std::min(span.begin, prompt.size()));
+    const size_t end = std::max(begin, std::min(span.end, prompt.size()));
+    expand_until(begin);
+    if (plain_out && end > begin) plain_out->push_back({out.size(), out.size() + (end - begin)});
+    out.append(prompt, begin, end - begin);
+    pos = end;
   }
+  expand_until(prompt.size());
   if (next_image != images.size()) {
     throw Error(std::to_string(images.size()) + " images given but the prompt places " +
                 std::to_string(next_image));

@@ -266,8 +266,9 @@ struct Scheduler::Impl {
       m.prompt_tokens = n_prompt;
       m.image_tiles = prompt.n_tiles;
       if (n_prompt >= context) {
-        throw Error("the prompt has " + std::to_string(n_prompt) +
-                    " tokens, more than the context of " + std::to_string(context) + " allows");
+        throw ContextLengthError("the prompt has " + std::to_string(n_prompt) +
+                                 " tokens, more than the context of " + std::to_string(context) +
+                                 " allows");
       }
       size_t reuse = 0;
       slot = &choose_slot(prompt, reuse);

@@ -182,7 +182,7 @@ Message parse_message(const json& m, size_t index, const RequestPolicy& policy,
     throw bad(param + ".content", "is missing");
   }
   if (content->is_string()) {
-    msg.content.push_back(Content::text(content->get<std::string>()));
+    msg.content.push_back(Content::plain_text(content->get<std::string>()));
     return msg;
   }
   if (!content->is_array()) throw bad(param + ".content", "must be a string or a list of parts");
@@ -196,7 +196,7 @@ Message parse_message(const json& m, size_t index, const RequestPolicy& policy,
     if (t == "text") {
       const json* text = field(part, "text");
       if (!text || !text->is_string()) throw bad(p + ".text", "must be a string");
-      msg.content.push_back(Content::text(text->get<std::string>()));
+      msg.content.push_back(Content::plain_text(text->get<std::string>()));
     } else if (t == "image_url") {
       if (msg.role == "system") throw bad(p, "a system message cannot hold a picture");
       if (++pictures > policy.max_pictures) {
@@ -212,6 +212,58 @@ Message parse_message(const json& m, size_t index, const RequestPolicy& policy,
     }
   }
   return msg;
+}
+
+// OpenAI parameters this server does not implement: a request that asks for them gets a 400
+// naming the parameter rather than an answer that silently ignores them. The values that ask
+// for nothing (an empty tool list, logprobs false, a penalty of 0, plain text) are accepted.
+void refuse_unsupported(const json& j) {
+  for (const char* key : {"tools", "functions"}) {
+    if (const json* v = field(j, key)) {
+      if (!v->is_array()) throw bad(key, "must be a list");
+      if (!v->empty()) throw bad(key, "tool and function calls are not supported by this server");
+    }
+  }
+  for (const char* key : {"tool_choice", "function_call"}) {
+    if (const json* v = field(j, key)) {
+      // With no tools, "none" and "auto" both mean a text answer.
+      if (!v->is_string() || (*v != "none" && *v != "auto")) {
+        throw bad(key, "tool and function calls are not supported by this server");
+      }
+    }
+  }
+  if (const json* v = field(j, "logprobs")) {
+    if (!v->is_boolean()) throw bad("logprobs", "must be true or false");
+    if (v->get<bool>()) throw bad("logprobs", "log probabilities are not supported by this server");
+  }
+  if (const json* v = field(j, "top_logprobs")) {
+    if (integer(*v, "top_logprobs", 0, 20) != 0) {
+      throw bad("top_logprobs", "log probabilities are not supported by this server");
+    }
+  }
+  for (const char* key : {"presence_penalty", "frequency_penalty"}) {
+    if (const json* v = field(j, key); v && number(*v, key, -2, 2) != 0) {
+      throw bad(key, "is not supported by this server (repeat_penalty is)");
+    }
+  }
+  if (const json* v = field(j, "logit_bias")) {
+    if (!v->is_object()) throw bad("logit_bias", "must be an object");
+    if (!v->empty()) throw bad("logit_bias", "is not supported by this server");
+  }
+  if (const json* v = field(j, "response_format")) {
+    if (!v->is_object()) throw bad("response_format", "must be an object with a \"type\"");
+    const json* type = field(*v, "type");
+    if (!type || !type->is_string()) throw bad("response_format.type", "must be a string");
+    if (*type == "json_object" || *type == "json_schema") {
+      throw bad("response_format", "structured outputs ('" + type->get<std::string>() +
+                                       "') are not supported by this server yet; only 'text' is");
+    }
+    if (*type != "text") {
+      throw bad("response_format.type",
+                "must be 'text' (json_object and json_schema are not "
+                "supported yet)");
+    }
+  }
 }
 
 }  // namespace
@@ -352,6 +404,7 @@ ChatRequest parse_chat_request(std::string_view body, const RequestPolicy& polic
   if (const json* n = field(j, "n")) {
     if (integer(*n, "n", 1, 1 << 20) != 1) throw bad("n", "only 1 choice per request is supported");
   }
+  refuse_unsupported(j);
   const json* messages = field(j, "messages");
   if (!messages || !messages->is_array()) throw bad("messages", "must be a list of messages");
   if (messages->empty()) throw bad("messages", "is empty");
@@ -384,6 +437,7 @@ ChatRequest parse_chat_request(std::string_view body, const RequestPolicy& polic
     if (!v->is_number_integer()) throw bad("seed", "must be a whole number");
     o.seed =
         v->is_number_unsigned() ? v->get<uint64_t>() : static_cast<uint64_t>(v->get<int64_t>());
+    r.seeded = true;
   }
   if (const json* v = field(j, "stop")) {
     if (v->is_string()) {

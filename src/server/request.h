@@ -69,6 +69,7 @@ struct ChatRequest {
   bool include_usage = false;  // stream_options.include_usage
   std::string model;           // as the client named it (echoed back)
   int pictures = 0;
+  bool seeded = false;  // the request named a seed (else the server draws a fresh one)
 };
 
 // Nesting deeper than this is refused before parsing (nlohmann's parser recurses).

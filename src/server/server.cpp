@@ -3,7 +3,9 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -11,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -18,6 +21,7 @@
 #include "server/openai_format.h"
 #include "server/text_stream.h"
 #include "server/webui_assets.h"
+#include "util/input_text.h"
 
 namespace smolvlm::server {
 
@@ -66,16 +70,23 @@ Failure classify(std::exception_ptr error, bool stopping) {
     } else {
       f = {429, e.what(), "rate_limit_error", {}, "server_busy"};
     }
+  } catch (const ContextLengthError& e) {
+    f = {400, e.what(), "invalid_request_error", "messages", "context_length_exceeded"};
   } catch (const Error& e) {
-    const std::string m = e.what();
-    f = {400, m, "invalid_request_error", {}, {}};
-    if (m.find("context") != std::string::npos) f.code = "context_length_exceeded";
+    f = {400, e.what(), "invalid_request_error", {}, {}};
   } catch (const std::bad_alloc&) {
     f = {500, "out of memory", "server_error", {}, {}};
   } catch (const std::exception& e) {
     f = {500, std::string("internal error: ") + e.what(), "server_error", {}, {}};
   }
   return f;
+}
+
+uint64_t fresh_seed() {
+  static std::mutex mu;
+  static std::random_device device;
+  std::lock_guard lock(mu);
+  return static_cast<uint64_t>(device()) << 32 | device();
 }
 
 void send_failure(httplib::Response& res, const Failure& f) {
@@ -286,8 +297,61 @@ struct HttpServer::Impl {
     return path == "/health" || (path.rfind("/v1/", 0) != 0 && path != "/metrics");
   }
 
+  bool any_origin = false;  // cors_origins holds "*"
+
+  // CORS, before anything else: the answer's headers for the request's origin, and the preflight
+  // (a browser's OPTIONS, which carries no API key) answered here. True when it was a preflight.
+  bool cors(const httplib::Request& req, httplib::Response& res) {
+    const std::string origin = req.get_header_value("Origin");
+    bool allowed = false;
+    if (!origin.empty() && !options.cors_origins.empty()) {
+      std::string lower = origin;
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      allowed = any_origin || std::find(options.cors_origins.begin(), options.cors_origins.end(),
+                                        lower) != options.cors_origins.end();
+    }
+    if (allowed) {
+      res.set_header("Access-Control-Allow-Origin", any_origin ? "*" : origin);
+      // Scripts may read these besides the always-readable ones.
+      res.set_header("Access-Control-Expose-Headers", "x-request-id, Retry-After");
+    }
+    // The answer depends on the Origin header: caches must keep one per origin.
+    if (!options.cors_origins.empty() && !any_origin) res.set_header("Vary", "Origin");
+    if (req.method != "OPTIONS") return false;
+    if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
+      res.set_header("Connection", "close");  // a body we do not read must not be the next request
+    }
+    const bool preflight = !origin.empty() && req.has_header("Access-Control-Request-Method");
+    if (preflight && !allowed) {
+      send_error(res, 403,
+                 "the origin " + quote_input(origin) +
+                     " may not call this server from a browser (start it with --cors-origin "
+                     "ORIGIN to allow one)",
+                 "permission_error", {}, "origin_not_allowed");
+      return true;
+    }
+    res.status = 204;
+    res.set_header("Allow", "GET, POST, OPTIONS");
+    if (preflight) {
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      // The headers the page asked for (SDKs add their own x-... ones) when they are header
+      // names; Authorization and Content-Type in any case.
+      const std::string asked = req.get_header_value("Access-Control-Request-Headers");
+      const bool names =
+          asked.size() <= 1024 && asked.find_first_not_of(
+                                      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
+                                      "YZ0123456789-_, ") == std::string::npos;
+      res.set_header("Access-Control-Allow-Headers",
+                     names && !asked.empty() ? "Authorization, Content-Type, " + asked
+                                             : std::string("Authorization, Content-Type"));
+      res.set_header("Access-Control-Max-Age", "600");
+    }
+    return true;
+  }
+
   httplib::Server::HandlerResponse pre_route(const httplib::Request& req, httplib::Response& res) {
     using HR = httplib::Server::HandlerResponse;
+    if (cors(req, res)) return HR::Handled;
     if (stopping && req.path != "/health") {
       send_error(res, 503, "the server is shutting down", "unavailable_error", {}, "shutting_down");
       return HR::Handled;
@@ -345,21 +409,36 @@ struct HttpServer::Impl {
     return false;
   }
 
+  json model_json() {
+    const ModelInfo info = engine.load()->info();
+    return {{"id", options.model_name},
+            {"object", "model"},
+            {"created", load_time},
+            {"owned_by", "smolvlm"},
+            {"meta",
+             {{"parameters", info.parameters},
+              {"context", info.context},
+              {"vocab", info.vocab},
+              {"text_layers", info.text_layers},
+              {"tile_size", info.tile_size}}}};
+  }
+
   void models(httplib::Response& res) {
     if (!ready(res)) return;
-    const ModelInfo info = engine.load()->info();
-    send_json(res, 200,
-              {{"object", "list"},
-               {"data", json::array({{{"id", options.model_name},
-                                      {"object", "model"},
-                                      {"created", load_time},
-                                      {"owned_by", "smolvlm"},
-                                      {"meta",
-                                       {{"parameters", info.parameters},
-                                        {"context", info.context},
-                                        {"vocab", info.vocab},
-                                        {"text_layers", info.text_layers},
-                                        {"tile_size", info.tile_size}}}}})}});
+    send_json(res, 200, {{"object", "list"}, {"data", json::array({model_json()})}});
+  }
+
+  // GET /v1/models/{id}: the one model, or OpenAI's 404 for any other id.
+  void model(const std::string& id, httplib::Response& res) {
+    if (!ready(res)) return;
+    if (id != options.model_name) {
+      send_error(res, 404,
+                 "the model " + quote_input(id) + " does not exist (this server has '" +
+                     options.model_name + "')",
+                 "invalid_request_error", "model", "model_not_found");
+      return;
+    }
+    send_json(res, 200, model_json());
   }
 
   void metrics(httplib::Response& res) {
@@ -412,11 +491,15 @@ struct HttpServer::Impl {
 
   void complete(const httplib::Request& req, httplib::Response& res,
                 const httplib::ContentReader& reader);
-  void stream(std::shared_ptr<StreamJob> job, httplib::Response& res);
+  void stream(std::shared_ptr<StreamJob> job, const CompletionId& id, httplib::Response& res);
 };
 
 void HttpServer::Impl::complete(const httplib::Request& req, httplib::Response& res,
                                 const httplib::ContentReader& reader) {
+  // The answer's id, also on every response to this request (errors too), so a client's log
+  // line and the server's answer can be matched.
+  CompletionId id = new_completion_id(options.model_name);
+  res.set_header("x-request-id", id.id);
   if (!ready(res)) return;
   std::string body;
   bool too_large = false;
@@ -449,6 +532,10 @@ void HttpServer::Impl::complete(const httplib::Request& req, httplib::Response& 
     return;
   }
   if (job->request.model.empty()) job->request.model = options.model_name;
+  id.model = job->request.model;
+  // Without a seed each request samples differently (a "regenerate" gives a new answer), as
+  // OpenAI's API does; with one, the answer repeats.
+  if (!job->request.seeded) job->request.options.seed = fresh_seed();
   // Seen at every decode step, and by a request still waiting for a slot.
   job->request.options.cancel = &job->cancel;
   body.clear();
@@ -507,9 +594,7 @@ void HttpServer::Impl::complete(const httplib::Request& req, httplib::Response& 
     } else if (j->result.cancelled && !j->stopped_by_string) {
       send_error(res, 503, "the server is shutting down", "unavailable_error", {}, "shutting_down");
     } else {
-      send_json(res, 200,
-                completion_json(new_completion_id(j->request.model), joined(j->pending), j->result,
-                                j->stopped_by_string));
+      send_json(res, 200, completion_json(id, joined(j->pending), j->result, j->stopped_by_string));
     }
     return;
   }
@@ -530,13 +615,13 @@ void HttpServer::Impl::complete(const httplib::Request& req, httplib::Response& 
       return;
     }
   }
-  stream(std::move(job), res);
+  stream(std::move(job), id, res);
 }
 
-void HttpServer::Impl::stream(std::shared_ptr<StreamJob> job, httplib::Response& res) {
+void HttpServer::Impl::stream(std::shared_ptr<StreamJob> job, const CompletionId& id,
+                              httplib::Response& res) {
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");  // proxies: do not buffer the stream
-  const CompletionId id = new_completion_id(job->request.model);
   const bool usage = job->request.include_usage;
   res.set_chunked_content_provider(
       "text/event-stream",
@@ -600,6 +685,10 @@ void HttpServer::Impl::stream(std::shared_ptr<StreamJob> job, httplib::Response&
 
 HttpServer::HttpServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
   Impl& s = *impl_;
+  for (std::string& origin : s.options.cors_origins) {
+    origin = normalize_cors_origin(origin);
+    s.any_origin = s.any_origin || origin == "*";
+  }
   httplib::Server& h = s.http;
   const int threads = std::max(4, s.options.http_threads);
   h.new_task_queue = [threads] { return new HttpThreads(static_cast<size_t>(threads)); };
@@ -639,6 +728,9 @@ HttpServer::HttpServer(ServerOptions options) : impl_(std::make_unique<Impl>(std
 
   h.Get("/health", [&s](const httplib::Request&, httplib::Response& res) { s.health(res); });
   h.Get("/v1/models", [&s](const httplib::Request&, httplib::Response& res) { s.models(res); });
+  h.Get(R"(/v1/models/(.+))", [&s](const httplib::Request& req, httplib::Response& res) {
+    s.model(req.matches[1].str(), res);
+  });
   h.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) { s.metrics(res); });
   h.Post("/v1/chat/completions",
          [&s](const httplib::Request& req, httplib::Response& res,
@@ -651,7 +743,7 @@ HttpServer::HttpServer(ServerOptions options) : impl_(std::make_unique<Impl>(std
       res.set_header("Allow", allowed);
     };
   };
-  for (const char* path : {"/health", "/v1/models", "/metrics"}) {
+  for (const char* path : {"/health", "/v1/models", R"(/v1/models/(.+))", "/metrics"}) {
     h.Post(path, refuse("GET"));
     h.Put(path, refuse("GET"));
     h.Delete(path, refuse("GET"));
@@ -700,6 +792,28 @@ HttpServer::HttpServer(ServerOptions options) : impl_(std::make_unique<Impl>(std
 }
 
 HttpServer::~HttpServer() { stop(); }
+
+std::string normalize_cors_origin(const std::string& origin) {
+  if (origin == "*") return origin;
+  std::string o = origin;
+  for (char& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!o.empty() && o.back() == '/') o.pop_back();
+  const size_t sep = o.find("://");
+  const auto scheme_ok = [&] {
+    if (sep == 0 || sep == std::string::npos || !std::isalpha(static_cast<unsigned char>(o[0])))
+      return false;
+    return o.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789+.-") >= sep;
+  };
+  const std::string host = sep == std::string::npos ? std::string() : o.substr(sep + 3);
+  if (!scheme_ok() || host.empty() || host.find_first_of("/?#@ \t\r\n") != std::string::npos ||
+      o.find_first_of("\x7f") != std::string::npos || std::any_of(o.begin(), o.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x20;
+      })) {
+    throw Error("--cors-origin: " + quote_input(origin) +
+                " is not an origin (scheme://host[:port], as a browser sends it, or *)");
+  }
+  return o;
+}
 
 int HttpServer::bind() {
   Impl& s = *impl_;

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "server/request.h"
 
@@ -40,7 +41,15 @@ struct ServerOptions {
   int keep_alive_timeout_s = 5;  // an idle keep-alive connection is closed after this
   int shutdown_grace_ms = 1500;  // stop(): in-flight answers may finish for this long, then
                                  // they are cancelled
+  // Web pages of these origins ("scheme://host[:port]", or "*": any) may call the API from a
+  // browser (CORS). Empty: only the server's own page, as browsers do by default.
+  std::vector<std::string> cors_origins;
 };
+
+// A --cors-origin value as compared with browsers' Origin headers: "*", or scheme://host[:port]
+// in lower case without a trailing '/'. Throws smolvlm::Error (one line, naming the value) for
+// anything else, "null" included (any sandboxed page or file:// sends it).
+std::string normalize_cors_origin(const std::string& origin);
 
 class HttpServer {
  public:

@@ -353,14 +353,27 @@ size_t Tokenizer::match_added(std::string_view text, size_t pos, int32_t& id) co
   return best;
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const { return encode(text, {}); }
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text,
+                                       std::span<const TextSpan> plain) const {
   std::vector<int32_t> out;
   if (id_to_token_.empty()) return out;  // a default-constructed Tokenizer has no vocabulary
   out.reserve(text.size() / 3 + 4);
-  size_t start = 0;
+  size_t start = 0, next_plain = 0;
   for (size_t i = 0; i < text.size();) {
+    while (next_plain < plain.size() && plain[next_plain].end <= i) ++next_plain;
+    // An added token must end before the next plain range begins.
+    size_t limit = text.size();
+    if (next_plain < plain.size()) {
+      if (plain[next_plain].begin <= i) {
+        i = std::min(plain[next_plain].end, text.size());
+        continue;
+      }
+      limit = std::min(plain[next_plain].begin, text.size());
+    }
     int32_t id = -1;
-    const size_t len = added_trie_.empty() ? 0 : match_added(text, i, id);
+    const size_t len = added_trie_.empty() ? 0 : match_added(text.substr(0, limit), i, id);
     if (len == 0) {
       ++i;
       continue;

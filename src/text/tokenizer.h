@@ -15,6 +15,11 @@
 
 namespace smolvlm {
 
+// A byte range [begin, end) of a text.
+struct TextSpan {
+  size_t begin = 0, end = 0;
+};
+
 struct AddedToken {
   std::string content;
   int32_t id = 0;
@@ -34,6 +39,10 @@ class Tokenizer {
                               const std::vector<AddedToken>& added);
 
   std::vector<int32_t> encode(std::string_view text) const;
+  // The same, but the bytes inside `plain` (sorted, disjoint ranges) are ordinary text: no added
+  // token that overlaps one of them is matched, so text from outside cannot write a control
+  // token. Pre-tokenisation runs over the text between added tokens as a whole, as encode() does.
+  std::vector<int32_t> encode(std::string_view text, std::span<const TextSpan> plain) const;
   // Decodes ids to UTF-8 bytes. Invalid UTF-8 (a half character) is kept as raw bytes here; the
   // streaming decoder below is the one that holds incomplete characters back.
   std::string decode(std::span<const int32_t> ids, bool skip_special = false) const;
