@@ -90,12 +90,13 @@ TEST(Config, IntegersMustBeIntegersInRange) {
       "dir/config.json: 'vision_config.patch_size' is -1099511627776, out of range "
       "(-2147483648 to 2147483647)");
   EXPECT_EQ(config_error([](nlohmann::json& j) { j["image_token_id"] = "49190"; }),
-            "dir/config.json: 'image_token_id' is not a number: \"49190\"");
+            "dir/config.json: 'image_token_id' is not a number: '49190'");
   EXPECT_EQ(config_error([](nlohmann::json& j) { j["text_config"]["rms_norm_eps"] = 1e300; }),
             "dir/config.json: 'text_config.rms_norm_eps' is 1e+300, out of range");
   // In range for an int but not a size: validate() still speaks.
   EXPECT_EQ(config_error([](nlohmann::json& j) { j["text_config"]["num_hidden_layers"] = -3; }),
-            "invalid model config: text sizes must be positive");
+            "dir/config.json: invalid model config: the text layer count is -3, expected 1 to "
+            "1024");
 }
 
 TEST(Config, ProcessorIntegersAreCheckedToo) {

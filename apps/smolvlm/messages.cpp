@@ -4,17 +4,13 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/mapped_file.h"
+#include "util/input_text.h"
 
 namespace smolvlm::cli {
 
 Conversation parse_messages(const std::string& text, const std::string& file) {
   const std::string path = one_line(file);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception&) {
-    throw Error("'" + path + "' is not valid JSON");
-  }
+  const nlohmann::json j = parse_json_bounded(text, "'" + path + "'");
   if (!j.is_array()) throw Error("'" + path + "' must hold a JSON list of messages");
   Conversation conv;
   for (const auto& m : j) {

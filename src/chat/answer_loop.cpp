@@ -1,6 +1,9 @@
 #include "chat/answer_loop.h"
 
+#include <smolvlm/error.h>
 #include <sys/resource.h>
+
+#include <cmath>
 
 namespace smolvlm {
 
@@ -30,8 +33,18 @@ std::optional<int32_t> AnswerStream::next(float* logits, bool room) {
     result_.cancelled = true;
     return std::nullopt;
   }
-  const int32_t id = sampler_.sample(
-      std::span<float>(logits, static_cast<size_t>(model_.config.text.vocab)), history_);
+  const size_t vocab = static_cast<size_t>(model_.config.text.vocab);
+  // Corrupt weights (a NaN or infinity in a file) show here first: the sampler would pick some
+  // token from NaN logits and answer garbage with success, so the answer stops with an error.
+  // One pass over a row the sampler reads anyway.
+  for (size_t i = 0; i < vocab; ++i) {
+    if (!std::isfinite(logits[i])) {
+      throw Error("the model computed a non-finite logit (" +
+                  std::string(std::isnan(logits[i]) ? "NaN" : "infinity") + " for token " +
+                  std::to_string(i) + "): its weights are corrupt (NaN or infinity in the file?)");
+    }
+  }
+  const int32_t id = sampler_.sample(std::span<float>(logits, vocab), history_);
   if (id == model_.eos_id()) {
     result_.stopped_by_eos = true;
     return std::nullopt;

@@ -2,6 +2,7 @@
 #include <smolvlm/error.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -9,12 +10,20 @@
 #include <limits>
 
 #include "formats/gguf.h"
+#include "util/input_text.h"
 
 namespace smolvlm {
 
 namespace {
 
 constexpr uint64_t kMaxDim = uint64_t{1} << 40;  // per dimension; far beyond any real model
+// Counts a file states, checked before anything of that count is allocated. Real GGUFs hold tens
+// of keys, hundreds to a few thousand tensors, and arrays of up to a few hundred thousand
+// elements (the tokenizer's); a name is a few dozen bytes (the GGUF spec caps keys at 65535).
+constexpr uint64_t kMaxKeys = uint64_t{1} << 16;
+constexpr uint64_t kMaxTensors = uint64_t{1} << 16;
+constexpr uint64_t kMaxArrayElements = uint64_t{1} << 22;  // all arrays of a file together
+constexpr uint64_t kMaxNameBytes = 65535;
 
 bool mul_ok(uint64_t a, uint64_t b, uint64_t& out) {
   if (a != 0 && b > std::numeric_limits<uint64_t>::max() / a) return false;
@@ -72,9 +81,14 @@ class Cursor {
     pos_ += sizeof(T);
     return v;
   }
-  std::string str(const char* what) {
+  std::string str(const char* what, uint64_t max_bytes = std::numeric_limits<uint64_t>::max()) {
     const uint64_t n = read<uint64_t>(what);
     need(n, what);
+    if (n > max_bytes) {
+      throw Error(where_ + ": " + what + " at byte " + std::to_string(pos_ - 8) + " is " +
+                  std::to_string(n) + " bytes long, over the limit of " +
+                  std::to_string(max_bytes));
+    }
     std::string s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(n));
     pos_ += static_cast<size_t>(n);
     return s;
@@ -130,31 +144,42 @@ void read_scalar(Cursor& c, GgufType t, GgufValue& v, const char* what) {
   }
 }
 
-GgufValue read_value(Cursor& c, GgufType t, const std::string& key, const std::string& where) {
+GgufValue read_value(Cursor& c, GgufType t, const std::string& key, const std::string& where,
+                     uint64_t& array_budget) {
   GgufValue v;
   v.type = t;
   if (t != GgufType::Array) {
     read_scalar(c, t, v, "a metadata value");
     if (t == GgufType::Bool && v.u > 1) {
-      throw Error(where + ": key '" + key + "' holds a bool that is neither 0 nor 1");
+      throw Error(where + ": key " + quote_input(key) + " holds a bool that is neither 0 nor 1");
     }
     return v;
   }
   const uint32_t et = c.read<uint32_t>("an array type");
   if (!valid_type(et)) {
-    throw Error(where + ": key '" + key + "' is an array of unknown type " + std::to_string(et));
+    throw Error(where + ": key " + quote_input(key) + " is an array of unknown type " +
+                std::to_string(et));
   }
   v.elem = static_cast<GgufType>(et);
   if (v.elem == GgufType::Array) {
-    throw Error(where + ": key '" + key + "' is an array of arrays, which is not supported");
+    throw Error(where + ": key " + quote_input(key) +
+                " is an array of arrays, which is not supported");
   }
   const uint64_t n = c.read<uint64_t>("an array length");
   // Every element takes at least scalar_size bytes: a length that cannot fit is refused before
   // anything is allocated.
   if (n > c.left() / scalar_size(v.elem)) {
-    throw Error(where + " is truncated: array '" + key + "' of " + std::to_string(n) +
+    throw Error(where + " is truncated: array " + quote_input(key) + " of " + std::to_string(n) +
                 " elements does not fit in the " + std::to_string(c.left()) + " bytes left");
   }
+  // Each element costs up to 32 bytes of memory for 1 to 8 in the file: the arrays of a file
+  // together are held to a count far above any tokenizer's.
+  if (n > array_budget) {
+    throw Error(where + ": array " + quote_input(key) + " of " + std::to_string(n) +
+                " elements takes the file past " + std::to_string(kMaxArrayElements) +
+                " array elements in all");
+  }
+  array_budget -= n;
   GgufValue e;
   if (v.elem == GgufType::String) {
     v.strs.reserve(static_cast<size_t>(n));
@@ -173,7 +198,8 @@ GgufValue read_value(Cursor& c, GgufType t, const std::string& key, const std::s
                                v.elem == GgufType::U32 || v.elem == GgufType::U64 ||
                                v.elem == GgufType::Bool;
       if (is_unsigned && e.u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        throw Error(where + ": array '" + key + "' holds a value too large for this reader");
+        throw Error(where + ": array " + quote_input(key) +
+                    " holds a value too large for this reader");
       }
       v.ints.push_back(is_unsigned ? static_cast<int64_t>(e.u) : e.i);
     }
@@ -207,13 +233,7 @@ std::string format_float(double f) {
 }
 
 std::string quoted(const std::string& s, size_t max_chars = 60) {
-  std::string out = "'";
-  for (size_t k = 0; k < s.size() && k < max_chars; ++k) {
-    const char ch = s[k];
-    out += ch == '\n' ? std::string("\\n") : std::string(1, ch);
-  }
-  if (s.size() > max_chars) out += "...(" + std::to_string(s.size()) + " bytes)";
-  return out + "'";
+  return quote_input(s, max_chars);
 }
 
 }  // namespace
@@ -412,18 +432,25 @@ GgufContents parse_gguf(const uint8_t* data, size_t size, const std::string& fil
                 " metadata entries and " + std::to_string(n_tensors) + " tensors in " +
                 std::to_string(size) + " bytes");
   }
+  if (n_kv > kMaxKeys || n_tensors > kMaxTensors) {
+    throw Error(where + " claims " + std::to_string(n_kv) + " metadata entries and " +
+                std::to_string(n_tensors) + " tensors, over the limits of " +
+                std::to_string(kMaxKeys) + " and " + std::to_string(kMaxTensors));
+  }
+  uint64_t array_budget = kMaxArrayElements;
 
   std::map<std::string, size_t> seen_keys;
   out.metadata.reserve(static_cast<size_t>(n_kv));
   for (uint64_t k = 0; k < n_kv; ++k) {
-    std::string key = c.str("a metadata key");
+    std::string key = c.str("a metadata key", kMaxNameBytes);
     const uint32_t t = c.read<uint32_t>("a metadata type");
     if (!valid_type(t)) {
-      throw Error(where + ": key '" + key + "' has unknown value type " + std::to_string(t));
+      throw Error(where + ": key " + quote_input(key) + " has unknown value type " +
+                  std::to_string(t));
     }
-    GgufValue v = read_value(c, static_cast<GgufType>(t), key, where);
+    GgufValue v = read_value(c, static_cast<GgufType>(t), key, where, array_budget);
     if (!seen_keys.emplace(key, out.metadata.size()).second) {
-      throw Error(where + ": key '" + key + "' appears twice");
+      throw Error(where + ": key " + quote_input(key) + " appears twice");
     }
     out.metadata.emplace_back(std::move(key), std::move(v));
   }
@@ -444,10 +471,10 @@ GgufContents parse_gguf(const uint8_t* data, size_t size, const std::string& fil
   out.tensors.reserve(static_cast<size_t>(n_tensors));
   for (uint64_t k = 0; k < n_tensors; ++k) {
     TensorView v;
-    v.name = c.str("a tensor name");
-    const std::string tensor = where + ", tensor '" + v.name + "'";
+    v.name = c.str("a tensor name", kMaxNameBytes);
+    const std::string tensor = where + ", tensor " + quote_input(v.name);
     if (!seen_tensors.emplace(v.name, out.tensors.size()).second) {
-      throw Error(where + ": tensor '" + v.name + "' appears twice");
+      throw Error(tensor + " appears twice");
     }
     const uint32_t n_dims = c.read<uint32_t>("a tensor's dimension count");
     if (n_dims == 0 || n_dims > kGgufMaxDims) {
@@ -504,11 +531,26 @@ GgufContents parse_gguf(const uint8_t* data, size_t size, const std::string& fil
     TensorView& v = out.tensors[k];
     const uint64_t begin = infos[k].offset;
     if (begin > data_size || v.nbytes > data_size - begin) {
-      throw Error(where + ", tensor '" + v.name + "': data [" + std::to_string(begin) + ", " +
-                  std::to_string(begin + v.nbytes) + ") lies past the end of the " +
+      throw Error(where + ", tensor " + quote_input(v.name) + ": data [" + std::to_string(begin) +
+                  ", " + std::to_string(begin + v.nbytes) + ") lies past the end of the " +
                   std::to_string(data_size) + " data bytes (file truncated?)");
     }
     v.data = data + out.data_offset + begin;
+  }
+  // Two tensors may not share bytes: sorted by offset, each must end before the next begins.
+  std::vector<size_t> order;
+  for (size_t k = 0; k < out.tensors.size(); ++k) {
+    if (out.tensors[k].nbytes > 0) order.push_back(k);
+  }
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return infos[a].offset < infos[b].offset; });
+  for (size_t k = 1; k < order.size(); ++k) {
+    const size_t a = order[k - 1], b = order[k];
+    if (infos[a].offset + out.tensors[a].nbytes > infos[b].offset) {
+      throw Error(where + ": tensors " + quote_input(out.tensors[a].name) + " and " +
+                  quote_input(out.tensors[b].name) + " share data bytes (at offset " +
+                  std::to_string(infos[b].offset) + ")");
+    }
   }
   return out;
 }

@@ -2,11 +2,14 @@
 
 #include <smolvlm/error.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+
+#include "util/input_text.h"
 
 namespace smolvlm {
 
@@ -32,25 +35,75 @@ bool mul_ok(uint64_t a, uint64_t b, uint64_t& out) {
   return true;
 }
 
-// nlohmann::json keeps the last of repeated keys; a header that names a tensor (or its dtype,
-// shape, offsets) twice is ambiguous, so the parse notes the first repeat in `duplicate`.
-nlohmann::json parse_without_duplicates(const uint8_t* begin, const uint8_t* end,
-                                        std::string& duplicate) {
+// The header as a JSON DOM, built from nlohmann's SAX events. nlohmann::json keeps the last of
+// repeated keys; a header that names a tensor (or its dtype, shape, offsets) twice is ambiguous,
+// so the first repeat stops the parse and is noted. (nlohmann's parser callback would do the same
+// but rescans the parent object at every object end: quadratic, 85,000 entries took minutes.)
+// Nesting is bounded too, so no later recursion over the DOM can run out of stack.
+class HeaderBuilder {
+ public:
   using json = nlohmann::json;
-  std::vector<std::set<std::string>> open_objects;  // the keys seen so far, innermost last
-  const json::parser_callback_t note = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) {
-      open_objects.emplace_back();
-    } else if (event == json::parse_event_t::object_end) {
-      if (!open_objects.empty()) open_objects.pop_back();
-    } else if (event == json::parse_event_t::key && !open_objects.empty() && duplicate.empty()) {
-      const std::string& key = parsed.get_ref<const std::string&>();
-      if (!open_objects.back().insert(key).second) duplicate = key;
+  explicit HeaderBuilder(json& root) : root_(root) {}
+
+  std::string duplicate;  // the first key seen twice in one object
+  bool too_deep = false;
+
+  bool null() { return put(nullptr) != nullptr; }
+  bool boolean(bool v) { return put(v) != nullptr; }
+  bool number_integer(json::number_integer_t v) { return put(v) != nullptr; }
+  bool number_unsigned(json::number_unsigned_t v) { return put(v) != nullptr; }
+  bool number_float(json::number_float_t v, const json::string_t&) { return put(v) != nullptr; }
+  bool string(json::string_t& v) { return put(std::move(v)) != nullptr; }
+  bool binary(json::binary_t& v) { return put(json::binary(std::move(v))) != nullptr; }
+  bool start_object(std::size_t) { return open(json::object()); }
+  bool start_array(std::size_t) { return open(json::array()); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+  bool key(json::string_t& k) {
+    if (open_.back()->contains(k)) {
+      duplicate = std::move(k);
+      return false;
     }
+    key_ = std::move(k);
     return true;
-  };
-  return json::parse(begin, end, note);
-}
+  }
+  template <class Exception>
+  bool parse_error(std::size_t, const std::string&, const Exception&) {
+    return false;
+  }
+
+ private:
+  json* put(json&& v) {
+    if (open_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    json& parent = *open_.back();
+    if (parent.is_array()) {
+      parent.push_back(std::move(v));
+      return &parent.back();  // stays valid: nothing is added to `parent` while it is open
+    }
+    json& slot = parent[key_];
+    slot = std::move(v);
+    return &slot;
+  }
+  bool open(json&& container) {
+    if (open_.size() >= static_cast<size_t>(kMaxJsonDepth)) {
+      too_deep = true;
+      return false;
+    }
+    open_.push_back(put(std::move(container)));
+    return true;
+  }
+  bool close() {
+    open_.pop_back();
+    return true;
+  }
+
+  json& root_;
+  std::vector<json*> open_;  // the arrays and objects not yet closed, innermost last
+  std::string key_;
+};
 
 }  // namespace
 
@@ -64,25 +117,40 @@ std::map<std::string, TensorView> parse_safetensors(const uint8_t* data, size_t 
     throw Error(where + " is truncated: header of " + std::to_string(header_len) +
                 " bytes does not fit in " + std::to_string(size) + " bytes");
   }
+  if (header_len > kMaxSafetensorsHeaderBytes) {
+    throw Error(where + " has a header of " + std::to_string(header_len) +
+                " bytes, over the limit of " + std::to_string(kMaxSafetensorsHeaderBytes));
+  }
   nlohmann::json header;
-  std::string duplicate;
+  HeaderBuilder builder(header);
+  bool parsed = false;
   try {
-    header = parse_without_duplicates(data + 8, data + 8 + header_len, duplicate);
+    parsed = nlohmann::json::sax_parse(data + 8, data + 8 + header_len, &builder);
   } catch (const std::exception&) {
-    throw Error(where + " has a corrupt JSON header");
+    parsed = false;
   }
-  if (!duplicate.empty()) {
-    throw Error(where + " has a JSON header with the key '" + one_line(duplicate) +
-                "' twice in one object (ambiguous)");
+  if (!builder.duplicate.empty()) {
+    throw Error(where + " has a JSON header with the key " + quote_input(builder.duplicate) +
+                " twice in one object (ambiguous)");
   }
+  if (builder.too_deep) {
+    throw Error(where + " has a JSON header nested deeper than " + std::to_string(kMaxJsonDepth) +
+                " levels");
+  }
+  if (!parsed) throw Error(where + " has a corrupt JSON header");
   if (!header.is_object()) throw Error(where + " header is not a JSON object");
   const uint8_t* base = data + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
 
   std::map<std::string, TensorView> out;
+  struct Span {
+    uint64_t begin, end;
+    const std::string* name;
+  };
+  std::vector<Span> spans;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") continue;
-    const std::string tensor = where + ", tensor '" + it.key() + "'";
+    const std::string tensor = where + ", tensor " + quote_input(it.key());
     const auto& e = it.value();
     if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") ||
         !e.contains("data_offsets") || !e["dtype"].is_string() || !e["shape"].is_array() ||
@@ -92,7 +160,7 @@ std::map<std::string, TensorView> parse_safetensors(const uint8_t* data, size_t 
     TensorView v;
     v.name = it.key();
     const std::string dt = e["dtype"].get<std::string>();
-    if (!parse_dtype(dt, v.dtype)) throw Error(tensor + ": unknown dtype '" + dt + "'");
+    if (!parse_dtype(dt, v.dtype)) throw Error(tensor + ": unknown dtype " + quote_input(dt));
     uint64_t numel = 1;
     for (const auto& d : e["shape"]) {
       if (!d.is_number_unsigned()) throw Error(tensor + ": bad shape");
@@ -118,7 +186,18 @@ std::map<std::string, TensorView> parse_safetensors(const uint8_t* data, size_t 
     }
     v.data = base + begin;
     v.nbytes = static_cast<size_t>(nbytes);
+    if (nbytes > 0) spans.push_back({begin, end, &it.key()});
     out.emplace(v.name, std::move(v));
+  }
+  // Two tensors may not share bytes: sorted by offset, each must end before the next begins.
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return a.begin < b.begin; });
+  for (size_t k = 1; k < spans.size(); ++k) {
+    if (spans[k - 1].end > spans[k].begin) {
+      throw Error(where + ": tensors " + quote_input(*spans[k - 1].name) + " and " +
+                  quote_input(*spans[k].name) + " share data bytes (at offset " +
+                  std::to_string(spans[k].begin) + ")");
+    }
   }
   return out;
 }
@@ -145,12 +224,8 @@ TensorStore TensorStore::open_hf_folder(const std::string& dir) {
   std::vector<std::string> files;
   const fs::path index = fs::path(dir) / "model.safetensors.index.json";
   if (fs::exists(index, ec)) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_file(index.string(), "index file", kMaxJsonFileBytes));
-    } catch (const nlohmann::json::exception&) {
-      throw Error("'" + index.string() + "' is not valid JSON");
-    }
+    const nlohmann::json j = parse_json_bounded(
+        read_file(index.string(), "index file", kMaxJsonFileBytes), "'" + index.string() + "'");
     if (!j.contains("weight_map") || !j["weight_map"].is_object()) {
       throw Error("'" + index.string() + "' has no weight_map");
     }
@@ -159,13 +234,17 @@ TensorStore TensorStore::open_hf_folder(const std::string& dir) {
       if (!v.is_string()) throw Error("'" + index.string() + "' has a bad weight_map entry");
       const std::string shard = v.get<std::string>();
       if (shard.find('/') != std::string::npos || shard.find("..") != std::string::npos) {
-        throw Error("'" + index.string() + "' names a shard outside the folder: " + shard);
+        throw Error("'" + index.string() +
+                    "' names a shard outside the folder: " + quote_input(shard));
       }
       shards.insert(shard);
     }
     for (const auto& s : shards) {
       const fs::path p = fs::path(dir) / s;
-      if (!fs::exists(p, ec)) throw Error("missing shard '" + p.string() + "'");
+      if (!fs::exists(p, ec)) {
+        throw Error("'" + index.string() + "' names a missing shard " + quote_input(s) +
+                    " (not in the folder)");
+      }
       files.push_back(p.string());
     }
   } else {
@@ -184,7 +263,8 @@ TensorStore TensorStore::open_hf_folder(const std::string& dir) {
     store.files_.push_back(std::make_unique<SafetensorsFile>(f));
     for (const auto& [name, view] : store.files_.back()->tensors()) {
       if (!store.index_.emplace(name, &view).second) {
-        throw Error("tensor '" + name + "' appears in more than one shard of '" + dir + "'");
+        throw Error("tensor " + quote_input(name) + " appears in more than one shard of '" + dir +
+                    "'");
       }
     }
   }

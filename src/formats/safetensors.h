@@ -27,6 +27,9 @@ class SafetensorsFile {
   std::map<std::string, TensorView> tensors_;
 };
 
+// The JSON header's size limit (the safetensors format's own, as its Rust reader has it).
+inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
+
 // Parses from a buffer (the fuzz target and tests use this); `data` must outlive the views.
 std::map<std::string, TensorView> parse_safetensors(const uint8_t* data, size_t size,
                                                     const std::string& name_for_errors);

@@ -20,6 +20,7 @@
 #include "loader/gguf_model.h"
 #include "model/config.h"
 #include "text/tokenizer.h"
+#include "util/input_text.h"
 
 namespace smolvlm {
 
@@ -30,11 +31,7 @@ using nlohmann::json;
 
 json read_json_file(const fs::path& p, const std::string& kind = "JSON file",
                     uint64_t max_bytes = kMaxJsonFileBytes) {
-  try {
-    return json::parse(read_file(p.string(), kind, max_bytes));
-  } catch (const json::exception&) {
-    throw Error("'" + p.string() + "' is not valid JSON");
-  }
+  return parse_json_bounded(read_file(p.string(), kind, max_bytes), "'" + p.string() + "'");
 }
 
 // llama.cpp's general.file_type (LlamaFileType) for a whole-file type.
@@ -500,7 +497,6 @@ ConvertResult convert_hf_to_gguf(const std::string& hf_dir, const std::string& o
   const ModelConfig cfg = load_hf_config(hf_dir);
   const fs::path dir(hf_dir);
   const json config_json = read_json_file(dir / "config.json");
-  const VocabData vocab = read_vocab(dir, cfg.text.vocab);
   auto store = std::make_shared<TensorStore>(TensorStore::open_hf_folder(hf_dir));
 
   // Every tensor the config implies must be there with its shape (either text prefix).
@@ -516,10 +512,13 @@ ConvertResult convert_hf_to_gguf(const std::string& hf_dir, const std::string& o
     if (t->shape != ns.shape) {
       TensorView want;
       want.shape = ns.shape;
-      throw Error("tensor '" + ns.name + "' has shape " + t->shape_str() + ", expected " +
-                  want.shape_str());
+      throw Error("model folder '" + hf_dir + "': tensor '" + ns.name + "' has shape " +
+                  t->shape_str() + ", expected " + want.shape_str());
     }
   }
+  // Read after the tensors are checked: the vocabulary size sizes its tables, and the embedding
+  // matrix has now shown that the file backs it.
+  const VocabData vocab = read_vocab(dir, cfg.text.vocab);
 
   std::string stem = opt.name;
   if (stem.empty()) stem = fs::path(hf_dir).lexically_normal().filename().string();
@@ -536,7 +535,9 @@ ConvertResult convert_hf_to_gguf(const std::string& hf_dir, const std::string& o
   int64_t text_params = 0, mmproj_params = 0;
   for (const std::string& name : tensor_order(dir, *store)) {
     const std::optional<GgufName> g = gguf_name_for(name);
-    if (!g) throw Error("tensor '" + name + "' in '" + hf_dir + "' is not part of SmolVLM2");
+    if (!g) {
+      throw Error("tensor " + quote_input(name) + " in '" + hf_dir + "' is not part of SmolVLM2");
+    }
     const TensorView* src = store->find(name);
     const bool vision = g->part == GgufPart::Mmproj;
     const int64_t cols = src->shape.back(), rows = src->numel() / std::max<int64_t>(cols, 1);
@@ -551,8 +552,15 @@ ConvertResult convert_hf_to_gguf(const std::string& hf_dir, const std::string& o
     int heads = 0;
     if (!vision && g->name.ends_with(".attn_q.weight")) heads = cfg.text.heads;
     if (!vision && g->name.ends_with(".attn_k.weight")) heads = cfg.text.kv_heads;
-    auto produce = [src, type, rows, cols, heads]() {
+    auto produce = [src, type, rows, cols, heads, hf_dir]() {
       std::vector<float> x = to_f32(*src);
+      // A NaN or infinity would make every answer garbage: the converter says so instead.
+      const auto bad = std::find_if(x.begin(), x.end(), [](float f) { return !std::isfinite(f); });
+      if (bad != x.end()) {
+        throw Error("model folder '" + hf_dir + "': tensor '" + src->name + "' holds " +
+                    (std::isnan(*bad) ? "NaN" : "an infinity") + " (element " +
+                    std::to_string(bad - x.begin()) + "): the weights are corrupt");
+      }
       if (heads > 0) {
         const auto* bytes = reinterpret_cast<const uint8_t*>(x.data());
         const std::vector<uint8_t> p = permute_qk_rows(bytes, static_cast<size_t>(cols) * 4,

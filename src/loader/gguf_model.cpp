@@ -2,9 +2,13 @@
 
 #include <smolvlm/error.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
+#include <tuple>
+
+#include "util/input_text.h"
 
 namespace smolvlm {
 
@@ -166,8 +170,8 @@ void check_gguf_kind(const GgufFile& f, GgufPart expected) {
                   "--mmproj and the text model GGUF with -m");
     }
     if (arch != "llama") {
-      throw Error(file + ": architecture '" + arch +
-                  "' is not supported (SmolVLM2's text model is 'llama')");
+      throw Error(file + ": architecture " + quote_input(arch) +
+                  " is not supported (SmolVLM2's text model is 'llama')");
     }
     return;
   }
@@ -177,27 +181,28 @@ void check_gguf_kind(const GgufFile& f, GgufPart expected) {
                 "(mmproj): give it with -m and the mmproj GGUF with --mmproj");
   }
   if (arch != "clip") {
-    throw Error(file + ": architecture '" + arch + "' is not a vision projector (expected 'clip')");
+    throw Error(file + ": architecture " + quote_input(arch) +
+                " is not a vision projector (expected 'clip')");
   }
   if (f.get_bool_opt("clip.has_vision_encoder") == false) {
     throw Error(file + " has no vision encoder (clip.has_vision_encoder is false)");
   }
   const std::string proj = f.get_string("clip.projector_type");
   if (proj != "idefics3") {
-    throw Error(file + ": projector type '" + proj + "' is not SmolVLM's ('idefics3')");
+    throw Error(file + ": projector type " + quote_input(proj) + " is not SmolVLM's ('idefics3')");
   }
 }
 
 Tokenizer tokenizer_from_gguf(const GgufFile& f) {
   const std::string model = f.get_string("tokenizer.ggml.model");
   if (model != "gpt2") {
-    throw Error("'" + f.path() + "': tokenizer '" + model +
-                "' is not supported (SmolVLM2 uses the byte-level BPE 'gpt2')");
+    throw Error("'" + f.path() + "': tokenizer " + quote_input(model) +
+                " is not supported (SmolVLM2 uses the byte-level BPE 'gpt2')");
   }
   // The pre-tokenizer decides how text is split before BPE; ours is SmolLM2's.
   if (auto pre = f.get_string_opt("tokenizer.ggml.pre"); pre && *pre != "smollm") {
-    throw Error("'" + f.path() + "': pre-tokenizer '" + *pre +
-                "' is not supported (SmolVLM2's is 'smollm')");
+    throw Error("'" + f.path() + "': pre-tokenizer " + quote_input(*pre) +
+                " is not supported (SmolVLM2's is 'smollm')");
   }
   std::vector<std::string> tokens = f.get_array("tokenizer.ggml.tokens", GgufType::String).strs;
   const std::vector<std::string>& merges =
@@ -231,20 +236,22 @@ GgufModelFiles::GgufModelFiles(const std::string& text_path, const std::string& 
   const GgufFile& vf = *mmproj_;
   tokenizer_ = tokenizer_from_gguf(tf);
 
-  // Text decoder (llama.* keys; llama.cpp's defaults where it has them).
+  // Text decoder (llama.* keys; llama.cpp's defaults where it has them). Sizes within
+  // ConfigLimits, checked as they are read.
+  using L = ConfigLimits;
   TextConfig& t = config_.text;
   const std::string a = "llama.";
-  t.hidden = int_key(tf, a + "embedding_length", std::nullopt);
-  t.layers = int_key(tf, a + "block_count", std::nullopt);
-  t.heads = int_key(tf, a + "attention.head_count", std::nullopt);
-  t.kv_heads = int_key(tf, a + "attention.head_count_kv", t.heads);
-  t.intermediate = int_key(tf, a + "feed_forward_length", std::nullopt);
-  t.max_positions = int_key(tf, a + "context_length", std::nullopt);
+  t.hidden = int_key(tf, a + "embedding_length", std::nullopt, 1, L::kHidden);
+  t.layers = int_key(tf, a + "block_count", std::nullopt, 1, L::kLayers);
+  t.heads = int_key(tf, a + "attention.head_count", std::nullopt, 1, L::kHeads);
+  t.kv_heads = int_key(tf, a + "attention.head_count_kv", t.heads, 1, L::kHeads);
+  t.intermediate = int_key(tf, a + "feed_forward_length", std::nullopt, 1, L::kIntermediate);
+  t.max_positions = int_key(tf, a + "context_length", std::nullopt, 1, L::kPositions);
   t.rms_norm_eps = eps_key(tf, a + "attention.layer_norm_rms_epsilon", std::nullopt);
   const double theta = tf.get_float_opt(a + "rope.freq_base").value_or(10000.0);
   if (!(theta > 0)) throw Error("'" + tf.path() + "': llama.rope.freq_base must be positive");
   t.rope_theta = static_cast<float>(theta);
-  t.head_dim = int_key(tf, a + "attention.key_length", t.hidden / t.heads);
+  t.head_dim = int_key(tf, a + "attention.key_length", t.hidden / t.heads, 1, L::kHeadDim);
   if (int_key(tf, a + "attention.value_length", t.head_dim) != t.head_dim) {
     throw Error("'" + tf.path() + "': key and value head sizes differ, which SmolVLM2 never does");
   }
@@ -254,9 +261,9 @@ GgufModelFiles::GgufModelFiles(const std::string& text_path, const std::string& 
                 "not supported");
   }
   if (auto s = tf.get_string_opt(a + "rope.scaling.type"); s && *s != "none") {
-    throw Error("'" + tf.path() + "': RoPE scaling '" + *s + "' is not supported");
+    throw Error("'" + tf.path() + "': RoPE scaling " + quote_input(*s) + " is not supported");
   }
-  t.vocab = int_key(tf, a + "vocab_size", static_cast<int>(tokenizer_.vocab_size()));
+  t.vocab = int_key(tf, a + "vocab_size", static_cast<int>(tokenizer_.vocab_size()), 1, L::kVocab);
   if (tokenizer_.vocab_size() != static_cast<size_t>(t.vocab)) {
     throw Error("'" + tf.path() + "': " + std::to_string(tokenizer_.vocab_size()) +
                 " tokens but a vocabulary of " + std::to_string(t.vocab));
@@ -266,12 +273,12 @@ GgufModelFiles::GgufModelFiles(const std::string& text_path, const std::string& 
   // Vision encoder and connector (clip.* keys).
   VisionConfig& v = config_.vision;
   const std::string c = "clip.vision.";
-  v.hidden = int_key(vf, c + "embedding_length", std::nullopt);
-  v.layers = int_key(vf, c + "block_count", std::nullopt);
-  v.heads = int_key(vf, c + "attention.head_count", std::nullopt);
-  v.intermediate = int_key(vf, c + "feed_forward_length", std::nullopt);
-  v.patch = int_key(vf, c + "patch_size", std::nullopt);
-  v.image_size = int_key(vf, c + "image_size", std::nullopt);
+  v.hidden = int_key(vf, c + "embedding_length", std::nullopt, 1, L::kHidden);
+  v.layers = int_key(vf, c + "block_count", std::nullopt, 1, L::kLayers);
+  v.heads = int_key(vf, c + "attention.head_count", std::nullopt, 1, L::kHeads);
+  v.intermediate = int_key(vf, c + "feed_forward_length", std::nullopt, 1, L::kIntermediate);
+  v.patch = int_key(vf, c + "patch_size", std::nullopt, 1, L::kImageSize);
+  v.image_size = int_key(vf, c + "image_size", std::nullopt, 1, L::kImageSize);
   v.channels = 3;
   // LayerNorm epsilon: every SmolVLM / Idefics3 vision tower uses 1e-6 (transformers' default,
   // spec §3). llama.cpp's converter writes 1e-5 when config.json omits the key, as the released
@@ -283,8 +290,9 @@ GgufModelFiles::GgufModelFiles(const std::string& text_path, const std::string& 
   if (vf.get_bool_opt("clip.use_gelu") == false || vf.get_bool_opt("clip.use_silu") == true) {
     throw Error("'" + vf.path() + "': only the tanh GELU activation is supported");
   }
-  config_.scale_factor = int_key(vf, c + "projector.scale_factor", std::nullopt);
-  const int projection = int_key(vf, c + "projection_dim", std::nullopt);
+  config_.scale_factor =
+      int_key(vf, c + "projector.scale_factor", std::nullopt, 1, L::kScaleFactor);
+  const int projection = int_key(vf, c + "projection_dim", std::nullopt, 1, L::kHidden);
   if (projection != t.hidden) {
     throw Error("mmproj '" + vf.path() + "' projects images to " + std::to_string(projection) +
                 " features but the text model '" + tf.path() + "' is " + std::to_string(t.hidden) +
@@ -296,7 +304,8 @@ GgufModelFiles::GgufModelFiles(const std::string& text_path, const std::string& 
   p.tile_size = v.image_size;
   // clip.vision.preproc_image_size is size.longest_edge; older mmproj files lack it, and SmolVLM2
   // uses 4 tiles' worth (2048 for 512-pixel tiles).
-  p.longest_edge = int_key(vf, c + "preproc_image_size", 4 * v.image_size);
+  p.longest_edge = int_key(vf, c + "preproc_image_size",
+                           std::min(4 * v.image_size, L::kLongestEdge), 1, L::kLongestEdge);
   p.video_longest_edge = p.longest_edge;  // as load_hf_config: the video processor uses size
   p.mean = rgb_key(vf, c + "image_mean", p.mean);
   p.std = rgb_key(vf, c + "image_std", p.std);
@@ -310,7 +319,21 @@ GgufModelFiles::GgufModelFiles(const std::string& text_path, const std::string& 
   const int side =
       v.patch > 0 && config_.scale_factor > 0 ? v.image_size / v.patch / config_.scale_factor : 0;
   config_.image_seq_len = side * side;
-  validate(config_);
+  validate(config_, "'" + tf.path() + "' with '" + vf.path() + "'");
+
+  // The layer counts against the tensors each file holds, before a name is made for each layer:
+  // a small file claiming 2^24 blocks is refused here, not after gigabytes of names.
+  for (const auto& [f, layers, per_layer] :
+       {std::tuple{&tf, t.layers, std::size(kTextLayer)},
+        std::tuple{&vf, v.layers, 2 * std::size(kVisionLayer)}}) {
+    const uint64_t needed = static_cast<uint64_t>(layers) * per_layer;
+    if (needed > f->tensors().size()) {
+      throw Error("'" + f->path() +
+                  "': " + (f == &tf ? "llama.block_count " : "clip.vision.block_count ") +
+                  std::to_string(layers) + " needs at least " + std::to_string(needed) +
+                  " tensors, but the file holds " + std::to_string(f->tensors().size()));
+    }
+  }
 
   // Every tensor the config implies, found by its llama.cpp name in the right file and checked.
   std::set<std::string> used_text, used_mmproj;
@@ -339,8 +362,8 @@ GgufModelFiles::GgufModelFiles(const std::string& text_path, const std::string& 
   for (const auto& [f, used] : {std::pair{&tf, &used_text}, std::pair{&vf, &used_mmproj}}) {
     for (const TensorView& tv : f->tensors()) {
       if (!used->count(tv.name)) {
-        throw Error("'" + f->path() + "' holds the tensor '" + tv.name +
-                    "', which SmolVLM2 does not have (a different model?)");
+        throw Error("'" + f->path() + "' holds the tensor " + quote_input(tv.name) +
+                    ", which SmolVLM2 does not have (a different model?)");
       }
     }
   }

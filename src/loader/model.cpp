@@ -19,7 +19,7 @@ namespace {
 // The tokens the prompt format needs, and the config's <image> id, against the tokenizer.
 void check_tokens(const Tokenizer& tok, const ModelConfig& cfg, const std::string& source) {
   if (static_cast<int>(tok.vocab_size()) > cfg.text.vocab) {
-    throw Error("tokenizer has " + std::to_string(tok.vocab_size()) +
+    throw Error(source + " has " + std::to_string(tok.vocab_size()) +
                 " tokens but the model's vocabulary is " + std::to_string(cfg.text.vocab));
   }
   for (const char* needed :
@@ -28,7 +28,7 @@ void check_tokens(const Tokenizer& tok, const ModelConfig& cfg, const std::strin
   }
   if (tok.token_id("<image>") != cfg.image_token_id) {
     throw Error("config image_token_id " + std::to_string(cfg.image_token_id) +
-                " does not match the tokenizer's <image> id");
+                " does not match the <image> id of " + source);
   }
 }
 
@@ -104,9 +104,14 @@ std::unique_ptr<Model> Model::load_hf(const std::string& dir, VisionPrecision vi
   ModelConfig cfg = load_hf_config(dir);
   const std::string tok_path = (std::filesystem::path(dir) / "tokenizer.json").string();
   Tokenizer tok = Tokenizer::from_hf_json_file(tok_path);
-  check_tokens(tok, cfg, tok_path);
+  check_tokens(tok, cfg, "'" + tok_path + "'");
   auto store = std::make_shared<const TensorStore>(TensorStore::open_hf_folder(dir));
-  ModelWeights w = load_hf_weights(cfg, [&](const std::string& name) { return store->find(name); });
+  ModelWeights w;
+  try {
+    w = load_hf_weights(cfg, [&](const std::string& name) { return store->find(name); });
+  } catch (const Error& e) {
+    throw Error("model folder '" + dir + "': " + e.what());  // which model lacks what
+  }
   w.storage.push_back(store);  // the weights are views into its mapped files
   return std::unique_ptr<Model>(
       new Model(std::move(cfg), std::move(tok), std::move(w), vision_precision));
@@ -120,7 +125,12 @@ std::unique_ptr<Model> Model::load_gguf(const std::string& text_path,
   ModelConfig cfg = files->config();
   Tokenizer tok = files->take_tokenizer();
   check_tokens(tok, cfg, "'" + text_path + "'");
-  ModelWeights w = load_hf_weights(cfg, [&](const std::string& name) { return files->find(name); });
+  ModelWeights w;
+  try {
+    w = load_hf_weights(cfg, [&](const std::string& name) { return files->find(name); });
+  } catch (const Error& e) {
+    throw Error("'" + text_path + "' with '" + mmproj_path + "': " + e.what());
+  }
   w.storage.push_back(files);  // the weights are views into its mapped files
   attach_q4_panels(w.text, text_path, cache_dir, w.storage);
   return std::unique_ptr<Model>(

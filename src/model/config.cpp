@@ -10,6 +10,8 @@
 #include <type_traits>
 
 #include "formats/mapped_file.h"
+#include "util/input_text.h"
+#include "util/json_brief.h"
 
 namespace smolvlm {
 
@@ -18,11 +20,7 @@ namespace {
 using nlohmann::json;
 
 json parse_json(const std::string& text, const std::string& where) {
-  try {
-    return json::parse(text);
-  } catch (const json::exception&) {
-    throw Error("'" + where + "' is not valid JSON");
-  }
+  return parse_json_bounded(text, "'" + where + "'");
 }
 
 // One JSON object of a config file, with the dotted path of its keys for messages
@@ -42,13 +40,13 @@ struct Section {
   void get(const char* key, int& out) const {
     if (!has(key)) return;
     const json& v = j[key];
-    if (!v.is_number()) fail(key, "is not a number: " + v.dump());
-    if (!v.is_number_integer()) fail(key, "must be an integer, got " + v.dump());
+    if (!v.is_number()) fail(key, "is not a number: " + brief_json(v));
+    if (!v.is_number_integer()) fail(key, "must be an integer, got " + brief_json(v));
     const bool in_range = v.is_number_unsigned()
                               ? v.get<uint64_t>() <= uint64_t{INT32_MAX}
                               : v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX;
     if (!in_range) {
-      fail(key, "is " + v.dump() + ", out of range (" + std::to_string(INT32_MIN) + " to " +
+      fail(key, "is " + brief_json(v) + ", out of range (" + std::to_string(INT32_MIN) + " to " +
                     std::to_string(INT32_MAX) + ")");
     }
     out = static_cast<int>(v.get<int64_t>());
@@ -58,10 +56,12 @@ struct Section {
   void get(const char* key, Real& out) const {
     if (!has(key)) return;
     const json& v = j[key];
-    if (!v.is_number()) fail(key, "is not a number: " + v.dump());
+    if (!v.is_number()) fail(key, "is not a number: " + brief_json(v));
     const double d = v.get<double>();
-    if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<Real>::max()) {
-      fail(key, "is " + v.dump() + ", out of range");
+    // JSON has no NaN, but 1e999 reads as infinity: refused here rather than computed with.
+    if (!std::isfinite(d)) fail(key, "is " + brief_json(v) + ", not a finite number");
+    if (std::fabs(d) > std::numeric_limits<Real>::max()) {
+      fail(key, "is " + brief_json(v) + ", out of range");
     }
     out = static_cast<Real>(d);
   }
@@ -127,7 +127,7 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
   v.get("num_channels", c.vision.channels);
   v.get("layer_norm_eps", c.vision.layer_norm_eps);
   if (v.j.contains("hidden_act") && v.j["hidden_act"] != "gelu_pytorch_tanh") {
-    throw Error(where + ": unsupported vision hidden_act " + v.j["hidden_act"].dump());
+    throw Error(where + ": unsupported vision hidden_act " + brief_json(v.j["hidden_act"]));
   }
 
   if (!top.has_object("text_config")) throw Error(where + ": missing text_config");
@@ -149,7 +149,7 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
   if (t.has_object("rope_parameters")) {
     const Section rp = t.sub("rope_parameters");
     if (rp.j.contains("rope_type") && rp.j["rope_type"] != "default") {
-      throw Error(where + ": unsupported rope_type " + rp.j["rope_type"].dump());
+      throw Error(where + ": unsupported rope_type " + brief_json(rp.j["rope_type"]));
     }
     if (rp.j.contains("rope_theta")) {
       rp.get("rope_theta", c.text.rope_theta);
@@ -182,13 +182,18 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
         for (int i = 0; i < 3; ++i) {
           const json& e = pj[key][static_cast<size_t>(i)];
           if (!e.is_number() || !std::isfinite(e.get<double>())) {
-            throw Error(pw + ": '" + key + "' holds " + e.dump() + ", not a finite number");
+            throw Error(pw + ": '" + key + "' holds " + brief_json(e) + ", not a finite number");
+          }
+          // The image processor divides by the std: zero (or a sign flip) is no real model's.
+          if (std::string(key) == "image_std" && !(e.get<double>() > 0)) {
+            throw Error(pw + ": 'image_std' holds " + brief_json(e) + ", not a positive number");
           }
           dst[static_cast<size_t>(i)] = e.get<float>();
         }
       }
     }
     ps.get("rescale_factor", p.rescale);
+    if (!(p.rescale > 0)) throw Error(pw + ": 'rescale_factor' must be positive");
     if (pj.contains("resample") && pj["resample"] != 1) {
       throw Error(pw + ": only LANCZOS (resample 1) is supported");
     }
@@ -220,7 +225,7 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
                                 (c.vision.patches_per_side() / c.scale_factor)
                           : 0;
   if (c.image_seq_len == 0) c.image_seq_len = derived;
-  validate(c);
+  validate(c, where);
   if (c.image_seq_len != derived) {
     throw Error(where + ": image_seq_len " + std::to_string(c.image_seq_len) +
                 " does not match the vision grid (" + std::to_string(derived) + ")");
@@ -228,30 +233,65 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
   return c;
 }
 
-void validate(const ModelConfig& c) {
-  auto need = [](bool ok, const std::string& what) {
-    if (!ok) throw Error("invalid model config: " + what);
+void validate(const ModelConfig& c, const std::string& source) {
+  auto need = [&](bool ok, const std::string& what) {
+    if (!ok) throw Error((source.empty() ? "" : source + ": ") + "invalid model config: " + what);
   };
+  // Each size is a positive count under its ConfigLimits maximum.
+  auto count = [&](int value, int max, const char* what) {
+    need(value > 0 && value <= max, std::string(what) + " is " + std::to_string(value) +
+                                        ", expected 1 to " + std::to_string(max));
+  };
+  using L = ConfigLimits;
   const auto& v = c.vision;
   const auto& t = c.text;
-  need(v.hidden > 0 && v.layers > 0 && v.heads > 0 && v.intermediate > 0,
-       "vision sizes must be positive");
+  count(v.hidden, L::kHidden, "the vision hidden size");
+  count(v.layers, L::kLayers, "the vision layer count");
+  count(v.heads, L::kHeads, "the vision head count");
+  count(v.intermediate, L::kIntermediate, "the vision intermediate size");
+  count(v.image_size, L::kImageSize, "the vision image_size");
+  count(v.patch, v.image_size, "the vision patch_size");
+  count(c.scale_factor, L::kScaleFactor, "scale_factor");
   need(v.hidden % v.heads == 0, "vision hidden size not divisible by its head count");
-  need(v.patch > 0 && v.image_size > 0 && v.image_size % v.patch == 0,
-       "image size not a multiple of the patch size");
+  need(v.image_size % v.patch == 0, "image size not a multiple of the patch size");
   need(v.channels == 3, "vision num_channels must be 3");
-  need(c.scale_factor > 0 && v.patches_per_side() % c.scale_factor == 0,
-       "patch grid not divisible by scale_factor");
-  need(t.hidden > 0 && t.layers > 0 && t.heads > 0 && t.kv_heads > 0 && t.head_dim > 0 &&
-           t.intermediate > 0,
-       "text sizes must be positive");
+  // Attention over the patches is quadratic in their count: 128 a side (16,384 patches) is far
+  // past any released encoder (SmolVLM2: 32) and keeps a hostile config from an endless encode.
+  need(v.patches_per_side() <= 128, "the vision patch grid is " +
+                                        std::to_string(v.patches_per_side()) +
+                                        " patches a side (image_size / patch_size), over 128");
+  need(v.patches_per_side() % c.scale_factor == 0, "patch grid not divisible by scale_factor");
+  need(std::isfinite(v.layer_norm_eps) && v.layer_norm_eps > 0 && v.layer_norm_eps < 1,
+       "vision layer_norm_eps must lie between 0 and 1");
+  count(t.hidden, L::kHidden, "the text hidden size");
+  count(t.layers, L::kLayers, "the text layer count");
+  count(t.heads, L::kHeads, "the text head count");
+  count(t.kv_heads, L::kHeads, "the text key/value head count");
+  count(t.head_dim, L::kHeadDim, "the text head_dim");
+  count(t.intermediate, L::kIntermediate, "the text intermediate size");
+  count(t.vocab, L::kVocab, "the vocabulary size");
+  count(t.max_positions, L::kPositions, "max_position_embeddings");
+  // The KV cache indexes one head's positions with int: positions x head size must fit.
+  need(int64_t{t.max_positions} * t.kv_heads * t.head_dim <= INT32_MAX,
+       "max_position_embeddings x key/value heads x head_dim passes 2^31");
   need(t.head_dim % 2 == 0, "text head_dim must be even (RoPE)");
   need(t.heads % t.kv_heads == 0, "attention heads not a multiple of key/value heads");
-  need(t.vocab > 0 && c.image_token_id >= 0 && c.image_token_id < t.vocab,
+  need(c.image_token_id >= 0 && c.image_token_id < t.vocab,
        "image_token_id outside the vocabulary");
-  need(t.rope_theta > 0, "rope_theta must be positive");
-  need(c.processor.tile_size == v.image_size, "max_image_size differs from the vision image_size");
-  need(c.processor.longest_edge > 0, "size.longest_edge must be positive");
+  need(std::isfinite(t.rope_theta) && t.rope_theta > 0, "rope_theta must be finite and positive");
+  need(std::isfinite(t.rms_norm_eps) && t.rms_norm_eps > 0 && t.rms_norm_eps < 1,
+       "rms_norm_eps must lie between 0 and 1");
+  const auto& p = c.processor;
+  need(p.tile_size == v.image_size, "max_image_size differs from the vision image_size");
+  count(p.longest_edge, L::kLongestEdge, "size.longest_edge");
+  count(p.video_longest_edge, L::kLongestEdge, "the video longest edge");
+  count(p.video_max_frames, L::kVideoFrames, "video_sampling.max_frames");
+  need(std::isfinite(p.video_fps) && p.video_fps > 0, "video_sampling.fps must be positive");
+  need(std::isfinite(p.rescale) && p.rescale > 0, "rescale_factor must be positive");
+  for (size_t i = 0; i < 3; ++i) {
+    need(std::isfinite(p.mean[i]), "image_mean must be finite");
+    need(std::isfinite(p.std[i]) && p.std[i] > 0, "image_std must be finite and positive");
+  }
 }
 
 }  // namespace smolvlm

@@ -66,6 +66,23 @@ struct ModelConfig {
   int connector_in() const { return vision.hidden * scale_factor * scale_factor; }
 };
 
+// Sane maxima for the sizes a config gives, far above any SmolVLM (or other released model) and
+// low enough that a hostile file cannot make the loader allocate or loop past reason before the
+// tensors that should back the sizes are checked (issue 26).
+struct ConfigLimits {
+  static constexpr int kLayers = 1024;
+  static constexpr int kHidden = 1 << 16;
+  static constexpr int kIntermediate = 1 << 18;
+  static constexpr int kHeads = 1024;
+  static constexpr int kHeadDim = 4096;
+  static constexpr int kVocab = 1 << 22;
+  static constexpr int kImageSize = 4096;  // vision image_size (the tile)
+  static constexpr int kScaleFactor = 64;
+  static constexpr int kPositions = 1 << 20;
+  static constexpr int kLongestEdge = 16384;  // size.longest_edge (transformers caps at 4096)
+  static constexpr int kVideoFrames = 1 << 16;
+};
+
 // Reads config.json (required) and preprocessor_config.json / processor_config.json (optional,
 // spec defaults otherwise). Throws smolvlm::Error with a one-line message on bad values.
 ModelConfig load_hf_config(const std::string& dir);
@@ -78,7 +95,8 @@ struct NamedText {
 // processor_config.json where given (nullptr: absent); `dir` names those two in messages.
 ModelConfig parse_hf_config(const NamedText& config, const std::string* preprocessor_json,
                             const std::string* processor_json, const std::string& dir);
-// Checks internal consistency (divisibility etc.); throws smolvlm::Error.
-void validate(const ModelConfig& cfg);
+// Checks internal consistency (divisibility etc.) and the ConfigLimits; throws smolvlm::Error
+// "SOURCE: invalid model config: ..." (SOURCE names the file(s) the config came from).
+void validate(const ModelConfig& cfg, const std::string& source = "");
 
 }  // namespace smolvlm

@@ -21,7 +21,7 @@ class Loader {
 
   const TensorView& view(const std::string& name, const std::vector<int64_t>& shape) const {
     const TensorView* t = find_(name);
-    if (!t) throw Error("model file lacks tensor '" + name + "'");
+    if (!t) throw Error("the model lacks tensor '" + name + "'");
     if (t->shape != shape) {
       TensorView want;
       want.shape = shape;

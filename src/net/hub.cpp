@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "formats/file_hash.h"
+#include "util/input_text.h"
+#include "util/json_brief.h"
 #include "util/sha256.h"
 
 namespace smolvlm::net {
@@ -243,12 +245,7 @@ std::vector<RemoteFile> list_files(const std::string& repo, const PullOptions& o
                 " (is the network closed? HF_ENDPOINT can name a mirror)");
   }
   if (t.status != 200) http_error("cannot list " + repo, url, t.status);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(t.body);
-  } catch (const nlohmann::json::exception&) {
-    throw Error("the file list from " + url + " is not JSON");
-  }
+  const nlohmann::json j = parse_json_bounded(t.body, "the file list from " + url);
   if (!j.is_array()) throw Error("the file list from " + url + " is not a JSON list");
   std::vector<RemoteFile> files;
   for (const auto& e : j) {
@@ -259,7 +256,7 @@ std::vector<RemoteFile> list_files(const std::string& repo, const PullOptions& o
     }
     if (type != "file" || !e.contains("size") || !e["size"].is_number_integer() ||
         e["size"].get<int64_t>() < 0) {
-      throw Error("unexpected entry in the file list from " + url + ": " + e.dump());
+      throw Error("unexpected entry in the file list from " + url + ": " + brief_json(e));
     }
     if (!safe_name(path)) throw Error("refusing the file name '" + path + "' from " + url);
     RemoteFile f{path, e["size"].get<int64_t>(), {}};

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "util/input_text.h"
 #include "vision/picture_format.h"
 
 namespace smolvlm::server {
@@ -391,9 +392,9 @@ ChatRequest parse_chat_request(std::string_view body, const RequestPolicy& polic
   }
   json j;
   try {
-    j = json::parse(body);
-  } catch (const json::exception& e) {
-    throw RequestError(400, std::string("the body is not valid JSON: ") + e.what());
+    j = parse_json_bounded(body, "the body");  // its message names the byte, not nlohmann's text
+  } catch (const Error& e) {
+    throw RequestError(400, e.what());
   }
   if (!j.is_object()) throw RequestError(400, "the body must be a JSON object");
   ChatRequest r;

@@ -8,6 +8,8 @@
 #include "formats/mapped_file.h"
 #include "smolvlm/error.h"
 #include "text/unicode.h"
+#include "util/input_text.h"
+#include "util/json_brief.h"
 
 namespace smolvlm {
 namespace {
@@ -105,13 +107,23 @@ size_t match_gpt2(const CharInfo* c, size_t i, size_t end) {
   throw Error(msg);
 }
 
+// nlohmann's message without its "[json.exception.type_error.302] " prefix, which means nothing
+// to a person; what remains ("key 'model' not found", "type must be string, but is number")
+// names only keys and types of the file, never its values.
+std::string json_failure(const nlohmann::json::exception& e) {
+  const std::string what = e.what();
+  const size_t end = what.rfind("] ", what.find(' '));
+  return what.rfind("[json.exception.", 0) == 0 && end != std::string::npos ? what.substr(end + 2)
+                                                                            : what;
+}
+
 // A token id as written in the file: an integer from 0 to vocab_size - 1.
 int32_t token_id_in(const json& id, const std::string& what, int64_t vocab_size) {
-  if (!id.is_number_integer()) throw Error(what + " has id " + id.dump() + ", not an integer");
+  if (!id.is_number_integer()) throw Error(what + " has id " + brief_json(id) + ", not an integer");
   const bool in_range = id.is_number_unsigned() ? id.get<uint64_t>() < uint64_t(vocab_size)
                                                 : id.get<int64_t>() >= 0;  // negative otherwise
   if (!in_range) {
-    throw Error(what + " has id " + id.dump() + ", outside the vocabulary (ids 0 to " +
+    throw Error(what + " has id " + brief_json(id) + ", outside the vocabulary (ids 0 to " +
                 std::to_string(vocab_size - 1) + ": the vocab and the added tokens)");
   }
   return static_cast<int32_t>(id.get<int64_t>());
@@ -151,8 +163,8 @@ Tokenizer Tokenizer::from_hf_json_file(const std::string& path) {
 
 Tokenizer Tokenizer::from_hf_json(const std::string& text, const std::string& path) {
   Tokenizer tok;
+  const json root = parse_json_bounded(text, "invalid tokenizer file '" + one_line(path) + "'");
   try {
-    const json root = json::parse(text);
     const json& model = root.at("model");
     if (model.at("type") != "BPE") throw Error("model.type is not \"BPE\"");
     if (model.value("byte_fallback", false) || model.value("ignore_merges", false)) {
@@ -189,12 +201,12 @@ Tokenizer Tokenizer::from_hf_json(const std::string& text, const std::string& pa
       }
       added.push_back({a.at("content").get<std::string>(), 0, a.value("special", false)});
       added.back().id =
-          token_id_in(a.at("id"), "added token '" + added.back().content + "'", vocab_size);
+          token_id_in(a.at("id"), "added token " + quote_input(added.back().content), vocab_size);
     }
     int64_t max_id = -1;
     for (const auto& [token, id_json] : vocab.items()) {
-      max_id = std::max<int64_t>(max_id,
-                                 token_id_in(id_json, "vocab token '" + token + "'", vocab_size));
+      max_id = std::max<int64_t>(
+          max_id, token_id_in(id_json, "vocab token " + quote_input(token), vocab_size));
     }
     for (const AddedToken& a : added) max_id = std::max<int64_t>(max_id, a.id);
     std::vector<std::string> tokens(static_cast<size_t>(max_id + 1));
@@ -221,7 +233,7 @@ Tokenizer Tokenizer::from_hf_json(const std::string& text, const std::string& pa
         const std::string& s = m.get_ref<const std::string&>();
         const size_t sp = s.find(' ');
         if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
-          throw Error("merge '" + s + "' is not two tokens");
+          throw Error("merge " + quote_input(s) + " is not two tokens");
         }
         tok.add_merge(std::string_view(s).substr(0, sp), std::string_view(s).substr(sp + 1), rank);
       } else {
@@ -233,7 +245,7 @@ Tokenizer Tokenizer::from_hf_json(const std::string& text, const std::string& pa
     tok.index_bytes();
     tok.set_added(added);
   } catch (const json::exception& e) {
-    fail_file(path, e.what());
+    fail_file(path, json_failure(e));
   } catch (const Error& e) {
     fail_file(path, e.what());
   }
@@ -250,7 +262,7 @@ Tokenizer Tokenizer::from_vocab(std::vector<std::string> tokens,
     int32_t rank = 0;
     for (const std::string& m : merges) {
       const size_t sp = m.find(' ');
-      if (sp == std::string::npos) throw Error("merge '" + m + "' is not two tokens");
+      if (sp == std::string::npos) throw Error("merge " + quote_input(m) + " is not two tokens");
       tok.add_merge(std::string_view(m).substr(0, sp), std::string_view(m).substr(sp + 1), rank++);
     }
     tok.index_bytes();
@@ -276,8 +288,8 @@ void Tokenizer::add_merge(std::string_view left, std::string_view right, int32_t
   const auto id_of = [&](std::string_view s) {
     const auto it = token_to_id_.find(s);
     if (it == token_to_id_.end()) {
-      throw Error("merge '" + std::string(left) + " " + std::string(right) + "' uses '" +
-                  std::string(s) + "', which is not in the vocabulary");
+      throw Error("merge " + quote_input(std::string(left) + " " + std::string(right)) + " uses " +
+                  quote_input(s) + ", which is not in the vocabulary");
     }
     return it->second;
   };
@@ -308,7 +320,7 @@ void Tokenizer::set_added(const std::vector<AddedToken>& added) {
   added_trie_.assign(1, TrieNode{});
   for (const AddedToken& a : added) {
     if (a.id < 0 || static_cast<size_t>(a.id) >= id_to_token_.size()) {
-      throw Error("added token '" + a.content + "' has id " + std::to_string(a.id) +
+      throw Error("added token " + quote_input(a.content) + " has id " + std::to_string(a.id) +
                   " outside the vocabulary");
     }
     if (a.content.empty()) throw Error("empty added token");
@@ -509,7 +521,7 @@ std::optional<int32_t> Tokenizer::find_token(std::string_view token) const {
 
 int32_t Tokenizer::token_id(std::string_view token) const {
   const auto id = find_token(token);
-  if (!id) throw Error("token '" + std::string(token) + "' is not in the vocabulary");
+  if (!id) throw Error("token " + quote_input(token) + " is not in the vocabulary");
   return *id;
 }
 

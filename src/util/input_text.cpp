@@ -78,6 +78,10 @@ nlohmann::json parse_json_bounded(std::string_view text, const std::string& wher
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(where + ": not valid JSON (at byte " + std::to_string(e.byte) + ")");
+  } catch (const nlohmann::json::exception&) {
+    // out_of_range 406: a number past double's range (1e999). nlohmann's text quotes the whole
+    // number, however long, so it is not passed on.
+    throw Error(where + ": not valid JSON (a number too large to represent)");
   }
 }
 
