@@ -553,9 +553,13 @@ TEST(VideoFileErrors, AVideoAtTheSizeLimitStaysUnder400Mb) {
       {"ask", "-m", test::tiny_model(), "--video", path, "-p", "What happens?", "-n", "2"});
   ASSERT_EQ(r.status, 0) << r.err;
   std::printf("4096x2160 H.264, 4 frames: peak RSS %ld KB\n", r.peak_rss_kb);
+#if !defined(__SANITIZE_ADDRESS__)
+  // Not under AddressSanitizer: its shadow memory and quarantine raise the resident set by
+  // amounts that have nothing to do with the code (500 MB here); the answer is checked anyway.
   if (r.peak_rss_kb > 0) {
     EXPECT_LT(r.peak_rss_kb, 400 * 1024);
   }
+#endif
 }
 
 // --- The whole path: a video file → HF's greedy ids -------------------------------------------
