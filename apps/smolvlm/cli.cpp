@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "util/input_text.h"
+
 namespace smolvlm::cli {
 
 int parse_int(const std::string& flag, const std::string& text, int lo, int hi) {
@@ -13,7 +15,7 @@ int parse_int(const std::string& flag, const std::string& text, int lo, int hi) 
   const long v = std::strtol(text.c_str(), &end, 10);
   if (text.empty() || *end != '\0' || errno != 0 || v < lo || v > hi) {
     throw UsageError(flag + " expects a whole number from " + std::to_string(lo) + " to " +
-                     std::to_string(hi) + ", got '" + text + "'");
+                     std::to_string(hi) + ", got " + quote_input(text));
   }
   return static_cast<int>(v);
 }
@@ -24,7 +26,7 @@ double parse_double(const std::string& flag, const std::string& text, double lo,
   const double v = std::strtod(text.c_str(), &end);
   if (text.empty() || *end != '\0' || errno != 0 || !(v >= lo && v <= hi)) {
     throw UsageError(flag + " expects a number from " + std::to_string(lo) + " to " +
-                     std::to_string(hi) + ", got '" + text + "'");
+                     std::to_string(hi) + ", got " + quote_input(text));
   }
   return v;
 }

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "net/hub.h"
 #include "progress.h"
+#include "util/input_text.h"
 
 namespace smolvlm::cli {
 
@@ -45,7 +46,7 @@ int run_pull(int argc, char** argv) {
     } else if (a == "--revision") {
       options.revision = flag_value(argc, argv, i);
     } else if (!a.empty() && a[0] == '-') {
-      throw UsageError("unknown option '" + a + "'");
+      throw UsageError("unknown option " + quote_input(a));
     } else if (repo.empty()) {
       repo = a;
     } else {

@@ -75,6 +75,7 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
   result.metrics.load_ms = impl_->load_ms;
 
   const ImageProcessorConfig proc = processor_for(model, options);
+  check_prompt_fits(model, conversation, proc, impl_->context);  // before encoding anything
   std::vector<MediaPtr> media;
   int videos = 0;
   const std::vector<PromptMessage> messages = prompt_messages(

@@ -114,8 +114,12 @@ std::string expand_prompt(const std::string& prompt, const std::vector<ImageSlot
   std::string out;
   size_t next_image = 0, next_video = 0, pos = 0;
   const std::string image_tag = kImage, video_tag = kVideo;
+  // Each kind's next position is searched again only once passed: many markers of one kind do
+  // not make every step search the rest of the prompt for the other.
+  size_t ip = prompt.find(image_tag), vp = prompt.find(video_tag);
   while (pos < prompt.size()) {
-    const size_t ip = prompt.find(image_tag, pos), vp = prompt.find(video_tag, pos);
+    if (ip != std::string::npos && ip < pos) ip = prompt.find(image_tag, pos);
+    if (vp != std::string::npos && vp < pos) vp = prompt.find(video_tag, pos);
     const size_t at = std::min(ip, vp);
     if (at == std::string::npos) {
       out.append(prompt, pos, std::string::npos);
