@@ -559,6 +559,29 @@ TEST(PullHostile, AnEndlessErrorPageStops) {
   EXPECT_LT(seconds, 5.0);
 }
 
+TEST(PullHostile, ARedirectToALocalFileIsNotFollowed) {
+  HubServer hub(test::tiny_model());
+  hub.on_request([&](int fd, const std::string& path) {
+    if (path == kListPath) {
+      answer_json(fd, listing({{"a.txt", 5}}));
+    } else {
+      HubServer::send_all(fd,
+                          "HTTP/1.1 302 Found\r\nLocation: file:///etc/hostname\r\n"
+                          "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    }
+    return true;
+  });
+  test::TempDir d;
+  net::PullOptions o = options_for(hub);
+  o.attempts = 1;
+  const auto [what, seconds] = error_of([&] { net::pull(kRepo, d / "m", o); });
+  EXPECT_EQ(what.rfind("cannot download a.txt from " + hub.endpoint() + kResolve + "a.txt: ", 0),
+            0u)
+      << what;
+  EXPECT_NE(what.find("file"), std::string::npos) << what;
+  EXPECT_FALSE(fs::exists(d / "m/a.txt"));
+}
+
 TEST(PullHostile, NamesThatCollideEscapeOrRepeatAreRefusedBeforeAnyDownload) {
   struct Case {
     std::string list, error;

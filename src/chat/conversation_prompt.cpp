@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "util/input_text.h"
 #include "video/video.h"
 #include "vision/image.h"
 
@@ -38,7 +39,7 @@ std::vector<PromptMessage> prompt_messages(const Conversation& conversation,
   std::vector<PromptMessage> out;
   for (const Message& m : conversation) {
     if (m.role != "user" && m.role != "assistant" && m.role != "system")
-      throw Error("unknown role '" + m.role + "' (expected system, user or assistant)");
+      throw Error("unknown role " + quote_input(m.role) + " (expected system, user or assistant)");
     PromptMessage pm{m.role, {}};
     for (const Content& c : m.content) {
       if (c.kind == Content::Kind::Text) {
@@ -260,7 +261,8 @@ MediaPtr encode_video_file(const Model& model, const kernels::Compute& cx, const
   decoder.join();
   if (decode_error) std::rethrow_exception(decode_error);
   media->n_tiles = static_cast<int>(media->video.timestamps_s.size());
-  if (media->n_tiles == 0) throw Error("cannot decode video '" + path + "': no frames decoded");
+  if (media->n_tiles == 0)
+    throw Error("cannot decode video " + quote_input(path, 300) + ": no frames decoded");
   decode_ms += producer_ms - blocked_ms;
   m.video_decode_ms += decode_ms;
   m.vision_ms += encode_ms;

@@ -7,6 +7,7 @@
 #include "chat/conversation_prompt.h"
 #include "chat/engine_impl.h"
 #include "kernels/kernels.h"
+#include "util/input_text.h"
 
 namespace smolvlm {
 
@@ -24,7 +25,7 @@ VisionPrecision parse_vision_precision(const std::string& name) {
   if (name == "auto") return VisionPrecision::Auto;
   if (name == "f32") return VisionPrecision::F32;
   if (name == "bf16") return VisionPrecision::Bf16;
-  throw Error("unknown vision precision '" + name + "' (auto, f32 or bf16)");
+  throw Error("unknown vision precision " + quote_input(name) + " (auto, f32 or bf16)");
 }
 
 std::unique_ptr<Engine> Engine::load(const std::string& model_dir, const LoadOptions& options) {

@@ -113,6 +113,14 @@ Transfer get(const std::string& url, const PullOptions& o, const Sink& sink, int
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);  // custom headers go to the first host only
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+  // A hub may redirect to its CDN, never to a local file or another protocol.
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS, long{CURLPROTO_HTTP | CURLPROTO_HTTPS});
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, long{CURLPROTO_HTTP | CURLPROTO_HTTPS});
+#endif
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &on_write);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &state);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
