@@ -353,12 +353,7 @@ std::vector<RemoteFile> list_files(const std::string& repo, const PullOptions& o
                 " (is the network closed? HF_ENDPOINT can name a mirror)");
   }
   if (t.status != 200) http_error("cannot list " + repo, url, t.status);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(t.body);
-  } catch (const nlohmann::json::exception&) {
-    throw Error("the file list from " + url + " is not JSON");
-  }
+  const nlohmann::json j = parse_json_bounded(t.body, "the file list from " + url);
   if (!j.is_array()) throw Error("the file list from " + url + " is not a JSON list");
   // Every field is checked for its type before use: the list comes from a server.
   auto text = [](const nlohmann::json& e, const char* key) {
