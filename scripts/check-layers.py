@@ -44,6 +44,7 @@ DECLARED_FOR_APPS = {
     "src/formats/mapped_file.h",    # --messages: outside files read safely (InputFile)
     "src/server/server.h",          # smolvlm serve: the interface of the smolvlm_server library
     "src/video/live_source.h",      # smolvlm watch: a camera's newest frame
+    "src/util/input_text.h",        # every command: outside text quoted in messages
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^">]+)[">]')

@@ -6,11 +6,14 @@
 #include <poll.h>
 #include <smolvlm/smolvlm.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -81,6 +84,25 @@ class HubServer {
     std::lock_guard<std::mutex> l(mu_);
     ignore_range_ = true;
   }
+  // A hostile hub: `h` answers the requests it returns true for (on the connection `fd`, with
+  // send_all), the usual answers the rest. A handler that sends without end stops when the client
+  // hangs up or the server is destroyed (stopping()).
+  using Handler = std::function<bool(int fd, const std::string& path)>;
+  void on_request(Handler h) {
+    std::lock_guard<std::mutex> l(mu_);
+    handler_ = std::move(h);
+  }
+  bool stopping() const { return stop_; }
+
+  static bool send_all(int c, const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+      const ssize_t n = send(c, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  }
 
  private:
   void loop() {
@@ -92,16 +114,6 @@ class HubServer {
       serve(c);
       close(c);
     }
-  }
-
-  static bool send_all(int c, const std::string& s) {
-    size_t off = 0;
-    while (off < s.size()) {
-      const ssize_t n = send(c, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      off += static_cast<size_t>(n);
-    }
-    return true;
   }
 
   static std::string header(const std::string& head, const std::string& name) {
@@ -155,10 +167,13 @@ class HubServer {
     }
     const size_t sp1 = head.find(' '), sp2 = head.find(' ', sp1 + 1);
     const std::string path = head.substr(sp1 + 1, sp2 - sp1 - 1);
+    Handler handler;
     {
       std::lock_guard<std::mutex> l(mu_);
       requests_.push_back({path, header(head, "range"), header(head, "authorization")});
+      handler = handler_;
     }
+    if (handler && handler(c, path)) return;
     const std::string api = "/api/models/" + kRepo + "/tree/main";
     const std::string resolve = "/" + kRepo + "/resolve/main/";
     if (path == api) return respond(c, 200, "application/json", tree_json());
@@ -209,6 +224,7 @@ class HubServer {
   std::set<std::string> drop_once_;
   std::map<std::string, std::string> replaced_;
   bool ignore_range_ = false;
+  Handler handler_;
 };
 
 net::PullOptions options_for(const HubServer& hub) {
@@ -408,6 +424,273 @@ TEST(PullCli, DownloadsWithHfEndpointAndTokenAndReportsErrorsInOneLine) {
 
   r = test::run_cli({"pull", "not-a-repo"}, "", env, Ms(60000));
   EXPECT_EQ(r.status, 2);
+}
+
+// ------------------------------------------------------------------ a hostile hub (issue 26)
+
+const std::string kListPath = "/api/models/" + kRepo + "/tree/main";
+const std::string kResolve = "/" + kRepo + "/resolve/main/";
+
+// Response headers without a length: the body runs until the server hangs up.
+const std::string kEndlessHead =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n";
+
+// The error of `run`, which must throw smolvlm::Error, and how long it took.
+std::pair<std::string, double> error_of(const std::function<void()>& run) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string what = "(no error)";
+  try {
+    run();
+  } catch (const Error& e) {
+    what = e.what();
+  }
+  return {what, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+}
+
+// Sends `piece` every `gap` until the client hangs up or the hub stops.
+void trickle(const HubServer& hub, int fd, const std::string& piece, Ms gap) {
+  while (!hub.stopping() && HubServer::send_all(fd, piece)) std::this_thread::sleep_for(gap);
+}
+
+std::string listing(const std::vector<std::pair<std::string, int>>& files) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [name, size] : files)
+    list.push_back({{"type", "file"}, {"path", name}, {"size", size}});
+  return list.dump();
+}
+
+void answer_json(int fd, const std::string& body) {
+  HubServer::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                              std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+}
+
+TEST(PullHostile, ATricklingFileFailsAtTheStallTimeoutNamingItsUrl) {
+  HubServer hub(test::tiny_model());
+  hub.on_request([&](int fd, const std::string& path) {
+    if (path == kListPath) {  // at once: the stall is the file's alone
+      answer_json(fd, listing({{"config.json", 100000}}));
+      return true;
+    }
+    HubServer::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+    trickle(hub, fd, "x", Ms(100));  // 10 bytes a second
+    return true;
+  });
+  test::TempDir d;
+  net::PullOptions o = options_for(hub);
+  o.stall_timeout_s = 1;
+  o.attempts = 2;
+  const auto [what, seconds] = error_of([&] { net::pull(kRepo, d / "m", o); });
+  EXPECT_NE(what.find("cannot download config.json from " + hub.endpoint() + kResolve +
+                      "config.json: stalled: less than 1 KiB/s for 1 s (after 2 tries"),
+            std::string::npos)
+      << what;
+  EXPECT_LT(seconds, 10.0);
+}
+
+TEST(PullHostile, ASlowEndlessFileListMeetsItsDeadline) {
+  HubServer hub(test::tiny_model());
+  hub.on_request([&](int fd, const std::string& path) {
+    if (path != kListPath) return false;
+    HubServer::send_all(fd, kEndlessHead + "[");
+    // 4 KB a second: above the stall limit, so only the deadline ends it.
+    const std::string entry = R"({"type":"file","path":"a","size":1},)";
+    trickle(hub, fd, std::string(entry.size() * 4, ' ').replace(0, entry.size(), entry), Ms(40));
+    return true;
+  });
+  net::PullOptions o = options_for(hub);
+  o.list_deadline_s = 1;
+  const auto [what, seconds] = error_of([&] { net::list_files(kRepo, o); });
+  EXPECT_EQ(what, "cannot list " + kRepo + ": " + hub.endpoint() + kListPath +
+                      " did not send the whole file list within 1 s");
+  EXPECT_LT(seconds, 5.0);
+}
+
+TEST(PullHostile, AFastEndlessFileListStopsAtItsBound) {
+  HubServer hub(test::tiny_model());
+  hub.on_request([&](int fd, const std::string& path) {
+    if (path != kListPath) return false;
+    HubServer::send_all(fd, kEndlessHead + "[");
+    trickle(hub, fd, std::string(64 << 10, ' '), Ms(0));
+    return true;
+  });
+  net::PullOptions o = options_for(hub);
+  o.max_list_bytes = 1 << 20;
+  const auto [what, seconds] = error_of([&] { net::list_files(kRepo, o); });
+  EXPECT_EQ(what,
+            "the file list from " + hub.endpoint() + kListPath + " is larger than 1 MiB; refused");
+  EXPECT_LT(seconds, 5.0);
+}
+
+TEST(PullHostile, AnEndlessBodyStopsAtTheAnnouncedSizeAndKeepsNothing) {
+  HubServer hub(test::tiny_model());
+  hub.on_request([&](int fd, const std::string& path) {
+    if (path == kListPath) {
+      answer_json(fd, listing({{"a.txt", 100}}));
+    } else {
+      HubServer::send_all(fd, kEndlessHead);
+      trickle(hub, fd, std::string(64 << 10, 'z'), Ms(0));
+    }
+    return true;
+  });
+  test::TempDir d;
+  const auto [what, seconds] = error_of([&] { net::pull(kRepo, d / "m", options_for(hub)); });
+  EXPECT_EQ(what, "cannot download a.txt from " + hub.endpoint() + kResolve +
+                      "a.txt: the server sends more than the 100 bytes the file list announces "
+                      "(nothing kept)");
+  EXPECT_LT(seconds, 5.0);
+  EXPECT_FALSE(fs::exists(d / "m/a.txt"));
+  EXPECT_FALSE(fs::exists(d / "m/a.txt.part"));
+}
+
+TEST(PullHostile, AnEndlessErrorPageStops) {
+  HubServer hub(test::tiny_model());
+  hub.on_request([&](int fd, const std::string& path) {
+    if (path == kListPath) {
+      answer_json(fd, listing({{"a.txt", 100}}));
+    } else {
+      HubServer::send_all(fd, "HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n");
+      trickle(hub, fd, std::string(64 << 10, 'e'), Ms(0));
+    }
+    return true;
+  });
+  test::TempDir d;
+  const auto [what, seconds] = error_of([&] { net::pull(kRepo, d / "m", options_for(hub)); });
+  EXPECT_EQ(what.rfind("cannot download a.txt: HTTP 500 from " + hub.endpoint(), 0), 0u) << what;
+  EXPECT_LT(seconds, 5.0);
+}
+
+TEST(PullHostile, ARedirectToALocalFileIsNotFollowed) {
+  HubServer hub(test::tiny_model());
+  hub.on_request([&](int fd, const std::string& path) {
+    if (path == kListPath) {
+      answer_json(fd, listing({{"a.txt", 5}}));
+    } else {
+      HubServer::send_all(fd,
+                          "HTTP/1.1 302 Found\r\nLocation: file:///etc/hostname\r\n"
+                          "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    }
+    return true;
+  });
+  test::TempDir d;
+  net::PullOptions o = options_for(hub);
+  o.attempts = 1;
+  const auto [what, seconds] = error_of([&] { net::pull(kRepo, d / "m", o); });
+  EXPECT_EQ(what.rfind("cannot download a.txt from " + hub.endpoint() + kResolve + "a.txt: ", 0),
+            0u)
+      << what;
+  EXPECT_NE(what.find("file"), std::string::npos) << what;
+  EXPECT_FALSE(fs::exists(d / "m/a.txt"));
+}
+
+TEST(PullHostile, NamesThatCollideEscapeOrRepeatAreRefusedBeforeAnyDownload) {
+  struct Case {
+    std::string list, error;
+  };
+  const std::string from = " from http://127.0.0.1:";
+  const std::vector<Case> cases = {
+      {listing({{"a.txt", 1}, {"a.txt.part", 1}}),
+       "names both 'a.txt' and 'a.txt.part', which collide: pull keeps a download in progress as "
+       "NAME.part"},
+      {listing({{"a.txt", 1}, {"a.txt", 2}}), "names 'a.txt' twice"},
+      {listing({{"../evil", 1}}), "refusing the file name '../evil'"},
+      {listing({{"..", 1}}), "refusing the file name '..'"},
+      {listing({{"\x1b]0;owned\x07\x1b[2J", 1}}),
+       "refusing the file name '\\x1b]0;owned\\x07\\x1b[2J'"},
+      {listing({{std::string(5000, 'n'), 1}}), "... (5000 bytes)" + from},
+      {R"([{"type": 5, "path": "a"}])", "entry 1 of the file list" + from},
+      {R"([{"type": "file", "path": "a", "size": "big"}])", "has no size in bytes"},
+      {R"([{"type": "file", "path": "a", "size": -1}])", "has no size in bytes"},
+      {R"([{"type": "file", "path": "a", "size": 1, "lfs": {"size": -5}}])",
+       "has no size in bytes for its LFS file"},
+      {R"([{"type": "file", "path": 7, "size": 1}])", "refusing the file name ''"},
+      {R"([7])", "entry 1 of the file list" + from},
+      {R"({"a": 1})", "is not a JSON list"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.list.substr(0, 100));
+    HubServer hub(test::tiny_model());
+    hub.on_request([&](int fd, const std::string& path) {
+      if (path != kListPath) return false;
+      answer_json(fd, c.list);
+      return true;
+    });
+    test::TempDir d;
+    const auto [what, seconds] = error_of([&] { net::pull(kRepo, d / "m", options_for(hub)); });
+    EXPECT_NE(what.find(c.error), std::string::npos) << what;
+    EXPECT_NE(what.find(hub.endpoint()), std::string::npos) << what;  // names the URL
+    EXPECT_LT(what.size(), 400u) << what;
+    EXPECT_EQ(what.find('\x1b'), std::string::npos);
+    EXPECT_EQ(hub.requests().size(), 1u);  // the list only: nothing downloaded
+  }
+}
+
+TEST(PullHostile, PlacesThatAreNotRegularFilesAreRefusedWithoutBlocking) {
+  HubServer hub(test::tiny_model());
+  for (const std::string name : {"config.json", "config.json.part"}) {
+    SCOPED_TRACE(name);
+    test::TempDir d;
+    fs::create_directories(d / "m");
+    ASSERT_EQ(::mkfifo((d / ("m/" + name)).c_str(), 0600), 0);
+    const auto [what, seconds] = error_of([&] { net::pull(kRepo, d / "m", options_for(hub)); });
+    EXPECT_EQ(what, "cannot write '" + d / ("m/" + name) + "': is a FIFO, not a regular file");
+    EXPECT_LT(seconds, 5.0);
+  }
+  test::TempDir d;
+  fs::create_directories(d / "m/tokenizer.json");
+  const size_t before = hub.requests().size();
+  const auto [what, seconds] = error_of([&] { net::pull(kRepo, d / "m", options_for(hub)); });
+  EXPECT_EQ(what, "cannot write '" + d / "m/tokenizer.json" + "': is a directory");
+  EXPECT_EQ(hub.requests().size(), before + 1);  // the list only: nothing downloaded
+  for (const auto& e : fs::directory_iterator(d / "m"))
+    EXPECT_NE(e.path().extension(), ".part") << e.path();
+}
+
+TEST(PullHostile, CliSaysWhichUrlFailedInOneEscapedLine) {
+  HubServer hub(test::tiny_model());
+  std::atomic<int> mode{0};
+  hub.on_request([&](int fd, const std::string& path) {
+    if (path != kListPath) return false;
+    if (mode == 0) {  // a type that is not a string (was an internal json.exception)
+      answer_json(fd, R"([{"type": {"x": 1}, "path": "a", "size": 1}])");
+    } else if (mode == 1) {  // terminal escapes in a folder's and a file's name
+      answer_json(fd, R"([{"type": "directory", "path": "\u001b[31mred", "size": 0},
+                          {"type": "file", "path": "\u001b[2Jwipe", "size": 1}])");
+    } else {  // a list that never ends
+      HubServer::send_all(fd, kEndlessHead + "[");
+      trickle(hub, fd, std::string(2048, ' '), Ms(50));
+    }
+    return true;
+  });
+  test::TempDir d;
+  const std::vector<std::string> env = {"HF_ENDPOINT=" + hub.endpoint(),
+                                        "SMOLVLM_PULL_LIST_DEADLINE_S=1"};
+  const std::vector<std::string> wants = {
+      "smolvlm: error: entry 1 of the file list from " + hub.endpoint() + kListPath +
+          " is neither a file nor a folder\n",
+      "smolvlm: error: refusing the file name '\\x1b[2Jwipe' from " + hub.endpoint() + kListPath +
+          ": holds control characters\n",
+      "smolvlm: error: cannot list " + kRepo + ": " + hub.endpoint() + kListPath +
+          " did not send the whole file list within 1 s\n"};
+  for (mode = 0; mode < 3; ++mode) {
+    const auto r = test::run_cli({"pull", kRepo, "--dir", d / "m"}, "", env, Ms(20000));
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_NE(r.err.find(wants[mode]), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
+  }
+  const auto r = test::run_cli({"pull", kRepo}, "", {"SMOLVLM_PULL_STALL_S=soon"}, Ms(20000));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err,
+            "smolvlm: error: SMOLVLM_PULL_STALL_S must be a number of seconds from 0 to 86400, "
+            "got 'soon'\n");
+}
+
+TEST(PullHostile, ALongRepositoryIdIsQuotedShort) {
+  const auto r = test::run_cli({"pull", std::string(100000, 'r') + "\x1b[2J"}, "", {}, Ms(20000));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_LT(r.err.size(), 400u) << r.err.substr(0, 400);
+  EXPECT_NE(r.err.find("... (100004 bytes) is not a repository id"), std::string::npos)
+      << r.err.substr(0, 400);
 }
 
 }  // namespace

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   if (argc < 4) {
     std::cerr << "Usage: " << argv[0]
               << " Picture VisionModel LLMModel [NewTokens] [ContextLength]\n";
-    return -1;
+    return 2;  // a usage error, as for every other command line here (not -1, i.e. 255)
   }
   const int new_tokens = argc > 4 ? parse_count(argv[4], "NewTokens") : 2048;
   const int context = argc > 5 ? parse_count(argv[5], "ContextLength") : 4096;

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "messages.h"
 #include "progress.h"
+#include "util/input_text.h"
 
 namespace smolvlm::cli {
 
@@ -85,8 +86,11 @@ std::vector<Content> build_user_content(const std::string& prompt,
   for (; next < images.size() - image_markers; ++next)
     content.push_back(Content::image_file(images[next]));
   size_t pos = 0;
+  // Each kind's next marker is searched again only once passed (many markers stay linear).
+  size_t pi = prompt.find("<image>"), pv = prompt.find("<video>");
   for (;;) {
-    const size_t pi = prompt.find("<image>", pos), pv = prompt.find("<video>", pos);
+    if (pi != std::string::npos && pi < pos) pi = prompt.find("<image>", pos);
+    if (pv != std::string::npos && pv < pos) pv = prompt.find("<video>", pos);
     const size_t p = std::min(pi, pv);
     if (p == std::string::npos) break;
     if (p > pos) content.push_back(Content::text(prompt.substr(pos, p - pos)));
@@ -137,7 +141,7 @@ int run_ask(int argc, char** argv) {
     } else if (a == "--json") {
       json = true;
     } else {
-      throw UsageError("unknown option '" + a + "'");
+      throw UsageError("unknown option " + quote_input(a));
     }
   }
   if (load.model.empty()) throw UsageError("-m MODEL_DIR is required");

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "progress.h"
+#include "util/input_text.h"
 
 namespace smolvlm::cli {
 
@@ -65,7 +66,9 @@ class LineReader {
   enum class Status { Line, End, Interrupted };
   Status next(std::string& line) {
     for (;;) {
-      const size_t nl = buf_.find('\n');
+      // From where the last search stopped: a long line is scanned once, not once a chunk.
+      const size_t nl = buf_.find('\n', scanned_);
+      scanned_ = nl == std::string::npos ? buf_.size() : 0;
       if (nl != std::string::npos) {
         line = buf_.substr(0, nl);
         buf_.erase(0, nl + 1);
@@ -76,9 +79,10 @@ class LineReader {
         if (buf_.empty()) return Status::End;
         line.swap(buf_);
         buf_.clear();
+        scanned_ = 0;
         return Status::Line;
       }
-      char chunk[4096];
+      char chunk[65536];
       const ssize_t n = ::read(0, chunk, sizeof chunk);
       if (n > 0) {
         buf_.append(chunk, static_cast<size_t>(n));
@@ -94,6 +98,7 @@ class LineReader {
 
  private:
   std::string buf_;
+  size_t scanned_ = 0;  // buf_[0, scanned_) holds no newline
   bool eof_ = false;
 };
 
@@ -143,7 +148,7 @@ int run_chat(int argc, char** argv) {
     } else if (a == "--verbose") {
       verbose = true;
     } else if (!parse_generation_flag(argc, argv, i, gen)) {
-      throw UsageError("unknown option '" + a + "'");
+      throw UsageError("unknown option " + quote_input(a));
     }
   }
   if (load.model.empty()) throw UsageError("-m MODEL_DIR is required");
@@ -199,14 +204,14 @@ int run_chat(int argc, char** argv) {
         const std::string path = trim(cmd.substr(6));
         if (path.empty()) throw Error("/image needs a path");
         chat.set_image_file(path);
-        std::fprintf(stderr, "[picture: %s]\n", path.c_str());
+        std::fprintf(stderr, "[picture: %s]\n", quote_input(path, 200).c_str());
         continue;
       }
       if (cmd == "/video" || cmd.rfind("/video ", 0) == 0) {
         const std::string path = trim(cmd.substr(6));
         if (path.empty()) throw Error("/video needs a path");
         chat.set_video_file(path);
-        std::fprintf(stderr, "[video: %s]\n", path.c_str());
+        std::fprintf(stderr, "[video: %s]\n", quote_input(path, 200).c_str());
         if (video_in_dialogue) {
           chat.clear();
           video_in_dialogue = false;

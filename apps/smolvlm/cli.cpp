@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "util/input_text.h"
+
 namespace smolvlm::cli {
 
 int parse_int(const std::string& flag, const std::string& text, int lo, int hi) {
@@ -14,7 +16,7 @@ int parse_int(const std::string& flag, const std::string& text, int lo, int hi) 
   const long v = std::strtol(text.c_str(), &end, 10);
   if (text.empty() || *end != '\0' || errno != 0 || v < lo || v > hi) {
     throw UsageError(flag + " expects a whole number from " + std::to_string(lo) + " to " +
-                     std::to_string(hi) + ", got '" + text + "'");
+                     std::to_string(hi) + ", got " + quote_input(text));
   }
   return static_cast<int>(v);
 }
@@ -25,7 +27,7 @@ double parse_double(const std::string& flag, const std::string& text, double lo,
   const double v = std::strtod(text.c_str(), &end);
   if (text.empty() || *end != '\0' || errno != 0 || !(v >= lo && v <= hi)) {
     throw UsageError(flag + " expects a number from " + std::to_string(lo) + " to " +
-                     std::to_string(hi) + ", got '" + text + "'");
+                     std::to_string(hi) + ", got " + quote_input(text));
   }
   return v;
 }
@@ -57,7 +59,7 @@ VisionPrecision parse_vision_precision(const std::string& name) {
   if (name == "auto") return VisionPrecision::Auto;
   if (name == "f32") return VisionPrecision::F32;
   if (name == "bf16") return VisionPrecision::Bf16;
-  throw Error("unknown vision precision '" + name + "' (auto, f32 or bf16)");
+  throw Error("unknown vision precision " + quote_input(name) + " (auto, f32 or bf16)");
 }
 
 std::string cache_dir_from_environment() {

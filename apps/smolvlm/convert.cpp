@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "loader/tools_interface.h"
 #include "progress.h"
+#include "util/input_text.h"
 
 namespace smolvlm::cli {
 
@@ -30,7 +31,7 @@ DType parse_type(const std::string& flag, const std::string& s) {
   if (s == "f16" || s == "F16") return DType::F16;
   if (s == "bf16" || s == "BF16") return DType::BF16;
   if (s == "f32" || s == "F32") return DType::F32;
-  throw UsageError(flag + " expects q8_0, q4_0, f16, bf16 or f32, got '" + s + "'");
+  throw UsageError(flag + " expects q8_0, q4_0, f16, bf16 or f32, got " + quote_input(s));
 }
 
 }  // namespace
@@ -55,11 +56,12 @@ int run_convert(int argc, char** argv) {
         throw UsageError("--name must be a plain file name stem");
       }
     } else if (!a.empty() && a[0] == '-') {
-      throw UsageError("unknown option '" + a + "'");
+      throw UsageError("unknown option " + quote_input(a));
     } else if (in_dir.empty()) {
       in_dir = a;
     } else {
-      throw UsageError("one model folder only (got '" + in_dir + "' and '" + a + "')");
+      throw UsageError("one model folder only (got " + quote_input(in_dir) + " and " +
+                       quote_input(a) + ")");
     }
   }
   if (in_dir.empty()) throw UsageError("the Hugging Face model folder is required");

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli.h"
+#include "util/input_text.h"
 
 namespace {
 
@@ -54,7 +55,7 @@ int main(int argc, char** argv) {
 #ifdef SMOLVLM_WITH_SERVER
     if (cmd == "serve") return smolvlm::cli::run_serve(argc - 1, argv + 1);
 #endif
-    std::fprintf(stderr, "smolvlm: unknown command '%s'\n", cmd.c_str());
+    std::fprintf(stderr, "smolvlm: unknown command %s\n", smolvlm::quote_input(cmd).c_str());
     print_usage(stderr);
     return 2;
   } catch (const smolvlm::cli::UsageError& e) {

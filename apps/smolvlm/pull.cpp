@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "net/hub.h"
 #include "progress.h"
+#include "util/input_text.h"
 
 namespace smolvlm::cli {
 
@@ -25,7 +26,8 @@ const char kPullHelp[] =
     "  --list           only list the files (path, bytes, sha256 when known); nothing is written\n"
     "\n"
     "Environment: HF_ENDPOINT (a mirror instead of https://huggingface.co), HF_TOKEN (for gated\n"
-    "or private models).\n";
+    "or private models), SMOLVLM_PULL_STALL_S (a transfer below 1 KiB/s this long fails and is\n"
+    "retried; default 30), SMOLVLM_PULL_LIST_DEADLINE_S (the file list's deadline; default 60).\n";
 
 }  // namespace
 
@@ -45,7 +47,7 @@ int run_pull(int argc, char** argv) {
     } else if (a == "--revision") {
       options.revision = flag_value(argc, argv, i);
     } else if (!a.empty() && a[0] == '-') {
-      throw UsageError("unknown option '" + a + "'");
+      throw UsageError("unknown option " + quote_input(a));
     } else if (repo.empty()) {
       repo = a;
     } else {

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "loader/tools_interface.h"
 #include "progress.h"
+#include "util/input_text.h"
 
 namespace smolvlm::cli {
 
@@ -68,7 +69,7 @@ int run_random_model(int argc, char** argv) {
     } else if (a == "--seed") {
       seed = static_cast<uint64_t>(parse_int(a, flag_value(argc, argv, i), 0, 2147483647));
     } else {
-      throw UsageError("unknown option '" + a + "'");
+      throw UsageError("unknown option " + quote_input(a));
     }
   }
   if (config_dir.empty() || out_dir.empty())
@@ -81,19 +82,32 @@ int run_random_model(int argc, char** argv) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(out_dir, ec);
-  if (ec) throw Error("cannot create '" + out_dir + "': " + ec.message());
+  if (ec) throw Error("cannot create " + quote_input(out_dir) + ": " + ec.message());
   if (!fs::exists(fs::path(config_dir) / "tokenizer.json")) {
-    throw Error("'" + config_dir + "' has no tokenizer.json to copy");
+    throw Error(quote_input(config_dir) + " has no tokenizer.json to copy");
   }
-  for (const auto& e : fs::directory_iterator(config_dir)) {
+  // Outputs are checked before anything is written: a FIFO where a copy goes would block it.
+  auto check_output = [](const fs::path& p) {
+    std::error_code e;
+    if (fs::exists(p, e) && !fs::is_regular_file(p, e))
+      throw Error("cannot write " + quote_input(p.string()) + ": not a regular file");
+  };
+  check_output(fs::path(out_dir) / "model.safetensors");
+  for (const auto& e : fs::directory_iterator(config_dir, ec)) {
     const std::string n = e.path().filename().string();
     const bool wanted = e.path().extension() == ".json" || n == "merges.txt";
-    if (wanted && n != "model.safetensors.index.json") {
+    if (wanted && n != "model.safetensors.index.json" && e.is_regular_file(ec)) {
       const fs::path dst = fs::path(out_dir) / n;
-      fs::copy_file(e.path(), dst, fs::copy_options::overwrite_existing);
-      fs::permissions(dst, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add);
+      check_output(dst);
+      fs::copy_file(e.path(), dst, fs::copy_options::overwrite_existing, ec);
+      if (!ec) {
+        fs::permissions(dst, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add,
+                        ec);
+      }
+      if (ec) throw Error("cannot copy " + quote_input(e.path().string()) + ": " + ec.message());
     }
   }
+  if (ec) throw Error("cannot read the folder " + quote_input(config_dir) + ": " + ec.message());
 
   std::vector<TensorSpec> specs;
   size_t total = 0;

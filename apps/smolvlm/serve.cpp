@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "server/server.h"
+#include "util/input_text.h"
 
 namespace smolvlm::cli {
 
@@ -111,7 +112,7 @@ int run_serve(int argc, char** argv) {
       const std::string dir = flag_value(argc, argv, i);
       std::error_code ec;
       if (!std::filesystem::is_directory(dir, ec)) {
-        throw Error("--allow-local-images: '" + dir + "' is not a folder");
+        throw Error("--allow-local-images: " + quote_input(dir) + " is not a folder");
       }
       http.policy.local_media_dir = std::filesystem::canonical(dir, ec).string();
     } else if (a == "--alias") {
@@ -125,7 +126,7 @@ int run_serve(int argc, char** argv) {
     } else if (a == "--no-webui") {
       http.webui = false;
     } else {
-      throw UsageError("unknown option '" + a + "'");
+      throw UsageError("unknown option " + quote_input(a));
     }
   }
   if (model_dir.empty()) throw UsageError("-m MODEL is required");

@@ -11,6 +11,8 @@
 #include <thread>
 
 #include "cli.h"
+#include "formats/mapped_file.h"
+#include "util/input_text.h"
 #include "video/live_source.h"
 
 namespace smolvlm::cli {
@@ -56,7 +58,8 @@ std::chrono::milliseconds parse_duration(const std::string& flag, const std::str
   } else if (unit == "m") {
     scale = 60000;
   } else if (unit != "s" && !unit.empty()) {
-    throw UsageError(flag + " expects a duration such as 5s, 500ms or 1m, got '" + text + "'");
+    throw UsageError(flag + " expects a duration such as 5s, 500ms or 1m, got " +
+                     quote_input(text));
   }
   const double v = parse_double(flag, text.substr(0, digits), 0.001, 1e7);
   return std::chrono::milliseconds(static_cast<int64_t>(v * scale + 0.5));
@@ -121,7 +124,7 @@ int run_watch(int argc, char** argv) {
       json = true;
     } else if (parse_generation_flag(argc, argv, i, gen)) {
     } else {
-      throw UsageError("unknown option '" + a + "'");
+      throw UsageError("unknown option " + quote_input(a));
     }
   }
   if (model_dir.empty()) throw UsageError("-m MODEL_DIR is required");
@@ -152,10 +155,12 @@ int run_watch(int argc, char** argv) {
     if (next < Clock::now()) next = Clock::now() + every;  // an answer took longer: no backlog
     std::optional<LiveFrame> frame = source.newest(last_sequence, std::min(every, io_timeout));
     if (!frame) {
-      if (source.gave_up()) throw Error("camera '" + camera + "': " + source.last_error());
+      if (source.gave_up())
+        throw Error("camera " + quote_input(camera) + ": " + one_line(source.last_error()));
       const std::string e = source.last_error();  // says when the next try comes
       if (!e.empty() && e != reported_error) {
-        std::fprintf(stderr, "smolvlm watch: '%s': %s\n", camera.c_str(), e.c_str());
+        std::fprintf(stderr, "smolvlm watch: %s: %s\n", quote_input(camera).c_str(),
+                     one_line(e).c_str());
         reported_error = e;
       }
       continue;

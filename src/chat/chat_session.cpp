@@ -94,8 +94,15 @@ struct Chat::Impl {
       : model(m), cx(c), context(ctx), options(std::move(o)) {}
 
   // The next <image> or <video> in text from `from`: its position and length (npos: none).
-  static std::pair<size_t, size_t> next_marker(const std::string& text, size_t from) {
-    const size_t i = text.find(kImageMarker, from), v = text.find(kVideoMarker, from);
+  // `seen` keeps each marker kind's next position between calls, so that a line of many markers
+  // of one kind is not searched to its end for the other kind at each of them.
+  static std::pair<size_t, size_t> next_marker(const std::string& text, size_t from,
+                                               std::pair<size_t, size_t>& seen) {
+    auto next = [&](size_t& at, const std::string& tag) {
+      if (at != std::string::npos && at < from) at = text.find(tag, from);
+      return at;
+    };
+    const size_t i = next(seen.first, kImageMarker), v = next(seen.second, kVideoMarker);
     if (i == std::string::npos && v == std::string::npos) return {std::string::npos, 0};
     return i < v ? std::pair{i, kImageMarker.size()} : std::pair{v, kVideoMarker.size()};
   }
@@ -104,8 +111,9 @@ struct Chat::Impl {
     std::vector<Part> parts;
     bool placed = false;
     size_t pos = 0;
-    for (auto [p, n] = next_marker(text, 0); p != std::string::npos;
-         std::tie(p, n) = next_marker(text, pos)) {
+    std::pair<size_t, size_t> seen{text.find(kImageMarker), text.find(kVideoMarker)};
+    for (auto [p, n] = next_marker(text, 0, seen); p != std::string::npos;
+         std::tie(p, n) = next_marker(text, pos, seen)) {
       const bool video = text.compare(p, n, kVideoMarker) == 0;
       if (!current) {
         throw Error(video ? "the text says <video> but no video is loaded"
@@ -189,6 +197,29 @@ struct Chat::Impl {
     return render_prompt(model, messages(ex, &next), media);
   }
 
+  // Refuses at once a turn whose pictures alone cannot fit (a line of 100,000 <image> markers),
+  // before the prompt is written out, tokenised or anything encoded. The text is left to the
+  // full count (its tokens are at most its bytes, and a line is short next to that prompt).
+  void check_turn_fits(const std::vector<Part>& next, const GenerationOptions& o,
+                       size_t reserve) const {
+    const ImageProcessorConfig proc = processor_for(model, o);
+    int64_t tokens = 0;
+    for (const Part& part : next) {
+      if (!part.picture) continue;
+      tokens += part.picture->is_video()
+                    ? model.config.image_seq_len  // at least one frame
+                    : picture_tokens_at_least(model, part.picture->pixels.width,
+                                              part.picture->pixels.height, proc);
+      if (tokens + static_cast<int64_t>(reserve) > context) {
+        throw Error("this turn needs at least " + std::to_string(tokens) +
+                    " prompt tokens for its pictures + up to " + std::to_string(reserve) +
+                    " answer tokens, more than the context of " + std::to_string(context) +
+                    " holds (place the picture fewer times, lower the answer cap or raise the "
+                    "context)");
+      }
+    }
+  }
+
   void reset_cache() {
     if (sequence) sequence->clear();
   }
@@ -198,6 +229,7 @@ struct Chat::Impl {
     Result result;
     std::vector<Part> next = user_parts(text, true);
     const size_t reserve = static_cast<size_t>(std::max(o.max_new_tokens, 1));
+    check_turn_fits(next, o, reserve);
 
     // Fit the dialogue: drop the oldest exchanges until prompt + answer cap fit the context.
     std::vector<Exchange> kept = exchanges;

@@ -9,10 +9,13 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <thread>
 
+#include "util/input_text.h"
 #include "video/video.h"
+#include "vision/image.h"
 
 namespace smolvlm {
 
@@ -36,7 +39,7 @@ std::vector<PromptMessage> prompt_messages(const Conversation& conversation,
   std::vector<PromptMessage> out;
   for (const Message& m : conversation) {
     if (m.role != "user" && m.role != "assistant" && m.role != "system")
-      throw Error("unknown role '" + m.role + "' (expected system, user or assistant)");
+      throw Error("unknown role " + quote_input(m.role) + " (expected system, user or assistant)");
     PromptMessage pm{m.role, {}};
     for (const Content& c : m.content) {
       if (c.kind == Content::Kind::Text) {
@@ -65,6 +68,69 @@ Image content_picture(const Content& c) {
     default:
       throw Error("this item is not a picture");
   }
+}
+
+int64_t picture_tokens_at_least(const Model& model, int width, int height,
+                                const ImageProcessorConfig& proc) {
+  if (!check_image_dims(width, height).empty()) return 0;  // refused when decoded
+  return int64_t{plan_image(width, height, proc).n_tiles} * model.config.image_seq_len;
+}
+
+void check_prompt_fits(const Model& model, const Conversation& conversation,
+                       const ImageProcessorConfig& proc, int context) {
+  int64_t media_tokens = 0;
+  int videos = 0;
+  std::map<std::string, int64_t> file_tokens;  // by path: a picture named 10,000 times
+  std::vector<PromptMessage> text_only;        // the template and the text, media left out
+  auto over = [&](int64_t tokens) {
+    throw Error("the prompt needs at least " + std::to_string(tokens) + " tokens (pictures at " +
+                std::to_string(model.config.image_seq_len) +
+                " a tile, plus the text), more than the context of " + std::to_string(context) +
+                " allows; nothing was encoded");
+  };
+  for (const Message& m : conversation) {
+    PromptMessage pm{m.role, {}};
+    for (const Content& c : m.content) {
+      int w = 0, h = 0;
+      switch (c.kind) {
+        case Content::Kind::Text:
+          pm.content.push_back({PromptItem::Kind::Text, c.value});
+          continue;
+        case Content::Kind::VideoFile:
+          if (++videos > 1) throw Error("only one video per conversation is supported");
+          media_tokens += model.config.image_seq_len;  // at least one frame
+          break;
+        case Content::Kind::Image:
+          if (c.picture)
+            media_tokens +=
+                picture_tokens_at_least(model, c.picture->width, c.picture->height, proc);
+          break;
+        case Content::Kind::ImageBytes:
+          if (image_header_size(reinterpret_cast<const uint8_t*>(c.value.data()), c.value.size(), w,
+                                h))
+            media_tokens += picture_tokens_at_least(model, w, h, proc);
+          break;
+        case Content::Kind::ImageFile: {
+          auto it = file_tokens.find(c.value);
+          if (it == file_tokens.end()) {
+            const int64_t n = image_file_header_size(c.value, w, h)
+                                  ? picture_tokens_at_least(model, w, h, proc)
+                                  : 0;
+            it = file_tokens.emplace(c.value, n).first;
+          }
+          media_tokens += it->second;
+          break;
+        }
+      }
+      if (media_tokens >= context) over(media_tokens);
+    }
+    text_only.push_back(std::move(pm));
+  }
+  // Cheap first: the text can take no more tokens than its bytes (plus the template's few).
+  const std::string rendered = render_chat(text_only, true);
+  if (media_tokens + static_cast<int64_t>(rendered.size()) < context) return;
+  const int64_t text_tokens = static_cast<int64_t>(model.tokenizer.encode(rendered).size());
+  if (media_tokens + text_tokens >= context) over(media_tokens + text_tokens);
 }
 
 ImageProcessorConfig processor_for(const Model& model, const GenerationOptions& options) {
@@ -195,7 +261,8 @@ MediaPtr encode_video_file(const Model& model, const kernels::Compute& cx, const
   decoder.join();
   if (decode_error) std::rethrow_exception(decode_error);
   media->n_tiles = static_cast<int>(media->video.timestamps_s.size());
-  if (media->n_tiles == 0) throw Error("cannot decode video '" + path + "': no frames decoded");
+  if (media->n_tiles == 0)
+    throw Error("cannot decode video " + quote_input(path, 300) + ": no frames decoded");
   decode_ms += producer_ms - blocked_ms;
   m.video_decode_ms += decode_ms;
   m.vision_ms += encode_ms;

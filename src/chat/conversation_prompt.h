@@ -42,6 +42,20 @@ std::vector<PromptMessage> prompt_messages(const Conversation& conversation,
 // The pixels of a picture item (Image, ImageFile or ImageBytes), decoded with the usual limits.
 Image content_picture(const Content& content);
 
+// Refuses at once a conversation that cannot fit `context` tokens, before any picture is decoded
+// or encoded: each picture costs at least its tiles (from the size in its header, tiled as the
+// image processor tiles it) × image_seq_len tokens, a video at least one frame's; the text is
+// counted only where it could decide (a token covers at least one byte). A picture named many
+// times is read once. Throws smolvlm::Error ("... more than the context of N allows"), and for a
+// second video; pictures whose header says nothing usable count nothing here (decoding them
+// reports what is wrong).
+void check_prompt_fits(const Model& model, const Conversation& conversation,
+                       const ImageProcessorConfig& proc, int context);
+
+// The least number of tokens one picture (width × height) takes in a prompt.
+int64_t picture_tokens_at_least(const Model& model, int width, int height,
+                                const ImageProcessorConfig& proc);
+
 // The tile settings of a request applied to the model's processor config.
 ImageProcessorConfig processor_for(const Model& model, const GenerationOptions& options);
 

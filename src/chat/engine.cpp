@@ -7,6 +7,7 @@
 #include "chat/conversation_prompt.h"
 #include "chat/engine_impl.h"
 #include "kernels/kernels.h"
+#include "util/input_text.h"
 
 namespace smolvlm {
 
@@ -69,6 +70,7 @@ Result Engine::generate(const Conversation& conversation, const GenerationOption
   result.metrics.load_ms = impl_->load_ms;
 
   const ImageProcessorConfig proc = processor_for(model, options);
+  check_prompt_fits(model, conversation, proc, impl_->context);  // before encoding anything
   std::vector<MediaPtr> media;
   int videos = 0;
   const std::vector<PromptMessage> messages = prompt_messages(

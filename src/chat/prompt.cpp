@@ -125,13 +125,19 @@ std::string expand_prompt(const std::string& prompt, const std::vector<ImageSlot
   std::string out;
   size_t next_image = 0, next_video = 0, pos = 0;
   const std::string image_tag = kImage, video_tag = kVideo;
-  // The markers of prompt[pos, end): only those wholly inside it count.
+  // The markers of prompt[pos, end): only those wholly inside it count. Each kind's next
+  // position is searched again only once passed, so many markers of one kind do not make every
+  // step search the rest of the prompt for the other (linear in the prompt).
+  constexpr size_t npos = std::string::npos;
+  size_t next_ip = prompt.find(image_tag), next_vp = prompt.find(video_tag);
   const auto expand_until = [&](size_t end) {
-    const std::string_view region(prompt.data(), end);
     while (pos < end) {
-      const size_t ip = region.find(image_tag, pos), vp = region.find(video_tag, pos);
+      if (next_ip != npos && next_ip < pos) next_ip = prompt.find(image_tag, pos);
+      if (next_vp != npos && next_vp < pos) next_vp = prompt.find(video_tag, pos);
+      const size_t ip = next_ip != npos && next_ip + image_tag.size() <= end ? next_ip : npos;
+      const size_t vp = next_vp != npos && next_vp + video_tag.size() <= end ? next_vp : npos;
       const size_t at = std::min(ip, vp);
-      if (at == std::string::npos) {
+      if (at == npos) {
         out.append(prompt, pos, end - pos);
         pos = end;
         break;

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "formats/gguf.h"
+#include "formats/output_file.h"
 
 namespace smolvlm {
 
@@ -59,12 +60,8 @@ namespace {
 
 class FileOut {
  public:
-  FileOut(const std::string& path) : path_(path), f_(std::fopen(path.c_str(), "wb")) {
-    if (!f_) throw Error("cannot write '" + path + "': " + std::strerror(errno));
-  }
-  ~FileOut() {
-    if (f_) std::fclose(f_);
-  }
+  // Opened without blocking and only as a regular file: a FIFO at the path is refused.
+  FileOut(const std::string& path) : path_(path), file_(open_output_file(path)), f_(file_.get()) {}
   FileOut(const FileOut&) = delete;
   FileOut& operator=(const FileOut&) = delete;
 
@@ -91,13 +88,14 @@ class FileOut {
     }
   }
   void close() {
-    const int rc = std::fclose(f_);
+    const int rc = std::fclose(file_.release());
     f_ = nullptr;
     if (rc != 0) throw Error("cannot write '" + path_ + "' (disk full?)");
   }
 
  private:
   std::string path_;
+  OutputFile file_;
   std::FILE* f_;
   size_t pos_ = 0;
 };
@@ -155,6 +153,10 @@ bool unsigned_type(GgufType t) {
 void GgufWriter::write(const std::string& path, const Progress& progress) const {
   const std::string tmp = path + ".part";
   const size_t align = alignment();
+  // Both places are checked before any work: a directory named like the output would otherwise
+  // fail only at the rename, after the whole file was written.
+  check_output_path(path);
+  check_output_path(tmp);
   try {
     FileOut out(tmp);
     out.bytes("GGUF", 4);
@@ -212,7 +214,11 @@ void GgufWriter::write(const std::string& path, const Progress& progress) const 
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  if (ec) throw Error("cannot write '" + path + "': " + ec.message());
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);  // no half-finished .part is left behind
+    throw Error("cannot write '" + path + "': " + ec.message());
+  }
 }
 
 }  // namespace smolvlm

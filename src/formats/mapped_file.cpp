@@ -46,10 +46,11 @@ void remove_range(const uint8_t* p) {
 }  // namespace
 
 std::string one_line(const std::string& s) {
-  std::string r = s;
+  std::string r = s.substr(0, kMaxOneLineBytes);
   for (char& c : r) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   }
+  if (s.size() > r.size()) r += "... (" + std::to_string(s.size()) + " bytes)";
   return r;
 }
 

@@ -45,7 +45,9 @@ inline constexpr uint64_t kMaxTokenizerFileBytes = uint64_t{64} << 20;  // the r
 std::string format_bytes(uint64_t bytes);
 
 // `s` with control characters (a newline in a file name, say) replaced by '?': messages stay on
-// one line.
+// one line. Past kMaxOneLineBytes (far longer than any real path) it is cut there and its length
+// given: a 10 MB file name does not become a 10 MB message.
+inline constexpr size_t kMaxOneLineBytes = 300;
 std::string one_line(const std::string& s);
 
 class MappedFile {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "formats/output_file.h"
 #include "util/input_text.h"
 
 namespace smolvlm {
@@ -306,6 +307,7 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<Tensor
   }
   std::string h = header.dump();
   while ((h.size() + 8) % 8 != 0) h += ' ';  // the format pads the header with spaces
+  check_output_path(path);                   // a FIFO there would block the open below
   out_ = std::make_unique<std::ofstream>(path, std::ios::binary | std::ios::trunc);
   if (!*out_) throw Error("cannot write '" + path + "'");
   uint8_t len[8];

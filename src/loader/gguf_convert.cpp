@@ -15,6 +15,7 @@
 #include <set>
 
 #include "formats/gguf.h"
+#include "formats/output_file.h"
 #include "formats/quantize.h"
 #include "formats/safetensors.h"
 #include "loader/gguf_model.h"
@@ -639,6 +640,11 @@ ConvertResult convert_hf_to_gguf(const std::string& hf_dir, const std::string& o
   r.text_tensors = text.tensor_count();
   r.mmproj_tensors = mmproj.tensor_count();
   const size_t total = text.data_bytes() + mmproj.data_bytes(), first = text.data_bytes();
+  // Every output place first: none is written when one of them cannot be.
+  for (const std::string& out : {r.text_path, r.mmproj_path}) {
+    check_output_path(out);
+    check_output_path(out + ".part");
+  }
   text.write(r.text_path, [&](size_t done, size_t) {
     if (progress) progress(done, total);
   });

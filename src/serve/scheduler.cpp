@@ -252,6 +252,8 @@ struct Scheduler::Impl {
       if (r.options.max_new_tokens < 0) throw Error("max new tokens must not be negative");
       Metrics& m = r.result.metrics;
       m.load_ms = load_ms;
+      // Before any picture is decoded or encoded: a prompt that cannot fit is refused at once.
+      check_prompt_fits(model, r.conversation, processor_for(model, r.options), context);
       std::vector<MediaPtr> media;
       const std::vector<PromptMessage> messages = prompt_messages(
           r.conversation, [&](const Content& c) { return media_for(c, r.options, m); }, media);

@@ -1,5 +1,6 @@
 // Helpers for text that comes from outside (files, requests, command lines): quoting a piece of it
-// in a one-line message, and parsing JSON with a bounded nesting depth.
+// in a one-line message, and parsing JSON with a bounded nesting depth. A declared internal
+// interface for apps too: the commands quote their arguments with it (scripts/check-layers.py).
 #pragma once
 
 #include <cstddef>

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "util/input_text.h"
 #include "video/libav.h"
 
 #if SMOLVLM_HAVE_AVDEVICE
@@ -82,6 +83,16 @@ struct LiveSource::Impl {
     sws_freeContext(sws);
   }
 
+  // libav's words for a failed open or read, except where our own deadline cut it short: libav
+  // then says "Immediate exit requested", which reads as if someone had asked to quit.
+  std::string io_error(const char* what, int err) const {
+    if ((err == AVERROR_EXIT && !stop) || err == AVERROR(ETIMEDOUT)) {
+      return std::string(what) + ": no data for " + std::to_string(options.io_timeout.count()) +
+             " ms (the I/O time-out, --io-timeout)";
+    }
+    return std::string(what) + ": " + av::error_text(err);
+  }
+
   void set_error(const std::string& e) {
     std::lock_guard<std::mutex> lock(mu);
     error = e;
@@ -129,7 +140,7 @@ struct LiveSource::Impl {
     deadline.arm(options.io_timeout);
     const int err = avformat_open_input(&f, target.c_str(), input, &opts);
     av_dict_free(&opts);
-    if (err < 0) return "cannot open: " + av::error_text(err);
+    if (err < 0) return io_error("cannot open", err);
     fmt.reset(f);
     if (!av::container_allowed(f->iformat, true)) {
       return std::string("'") + f->iformat->name + "' is not a video container smolvlm opens (" +
@@ -223,7 +234,7 @@ struct LiveSource::Impl {
         }
         return "end of stream";
       }
-      if (err < 0) return stop ? "" : "cannot read: " + av::error_text(err);
+      if (err < 0) return stop ? "" : io_error("cannot read", err);
       if (packet->stream_index == stream && avcodec_send_packet(dec.get(), packet.get()) >= 0)
         take_frames();
       av_packet_unref(packet.get());
@@ -285,12 +296,12 @@ LiveSource::LiveSource(const std::string& url, const LiveSourceOptions& options)
   struct stat sb {};
   m.paced_file = ::stat(url.c_str(), &sb) == 0 && S_ISREG(sb.st_mode);
   if (url.find("://") == std::string::npos && ::stat(url.c_str(), &sb) != 0) {
-    throw Error("camera '" + url + "': no such file or device");
+    throw Error("camera " + quote_input(url) + ": no such file or device");
   }
   av_log_set_level(AV_LOG_FATAL);
-  if (!m.newest) throw Error("camera '" + url + "': out of memory");
+  if (!m.newest) throw Error("camera " + quote_input(url) + ": out of memory");
   const std::string e = m.open();
-  if (!e.empty()) throw Error("camera '" + url + "': " + e);
+  if (!e.empty()) throw Error("camera " + quote_input(url) + ": " + e);
   m.worker = std::thread([&m] { m.loop(); });
 }
 

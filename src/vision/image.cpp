@@ -35,12 +35,15 @@
 #include <jerror.h>  // after jpeglib.h: which warnings exist depends on its jconfig.h
 // clang-format on
 #include <png.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <csetjmp>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <numbers>
 #include <string>
@@ -598,6 +601,91 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& name_for
   if (f == "AVIF") return codecs::decode_avif(data, size, name_for_errors);
   if (f == "HEIF") return codecs::decode_heif(data, size, name_for_errors);
   decode_fail(name_for_errors, std::string("unrecognised format (") + kPictureFormats + ")");
+}
+
+namespace {
+
+// Reads `n` bytes at `offset` of a picture's bytes; false past the end.
+using ReadAt = std::function<bool(uint64_t offset, uint8_t* out, size_t n)>;
+
+bool header_size(const ReadAt& read_at, int& width, int& height) {
+  uint8_t b[24];
+  if (!read_at(0, b, 8)) return false;
+  static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
+  auto be = [&](int at, int bytes) {
+    uint32_t v = 0;
+    for (int k = 0; k < bytes; ++k) v = v << 8 | b[at + k];
+    return v;
+  };
+  if (std::memcmp(b, kPng, 8) == 0) {
+    if (!read_at(0, b, 24) || std::memcmp(b + 12, "IHDR", 4) != 0) return false;
+    if (be(16, 4) > 0x7fffffffu || be(20, 4) > 0x7fffffffu) return false;
+    width = static_cast<int>(be(16, 4));
+    height = static_cast<int>(be(20, 4));
+    return true;
+  }
+  if (b[0] != 0xff || b[1] != 0xd8) return false;
+  // JPEG: walk the marker segments up to the first SOFn (a bounded number of them: a real file
+  // has a few dozen before its frame header).
+  uint64_t at = 2;
+  for (int segments = 0; segments < 10000; ++segments) {
+    if (!read_at(at, b, 4) || b[0] != 0xff) return false;
+    const uint8_t marker = b[1];
+    if (marker == 0xff) {  // fill byte
+      ++at;
+      continue;
+    }
+    const bool standalone = marker == 0x01 || (marker >= 0xd0 && marker <= 0xd7);
+    if (standalone) {
+      at += 2;
+      continue;
+    }
+    if (marker == 0xd9 || marker == 0xda) return false;  // EOI or SOS before any frame header
+    const uint32_t length = be(2, 2);
+    if (length < 2) return false;
+    const bool sof =
+        marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc;
+    if (sof) {
+      if (length < 7 || !read_at(at + 4, b, 5)) return false;
+      height = static_cast<int>(be(1, 2));
+      width = static_cast<int>(be(3, 2));
+      return true;
+    }
+    at += 2 + length;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool image_header_size(const uint8_t* data, size_t size, int& width, int& height) {
+  if (data == nullptr) return false;
+  return header_size(
+      [&](uint64_t offset, uint8_t* out, size_t n) {
+        if (offset > size || n > size - offset) return false;
+        std::memcpy(out, data + offset, n);
+        return true;
+      },
+      width, height);
+}
+
+bool image_file_header_size(const std::string& path, int& width, int& height) {
+  const InputFile file(path, "image", kMaxImageFileBytes);
+  const uint64_t size = file.size();
+  return header_size(
+      [&](uint64_t offset, uint8_t* out, size_t n) {
+        if (offset > size || n > size - offset) return false;
+        while (n > 0) {
+          const ssize_t got = ::pread(file.fd(), out, n, static_cast<off_t>(offset));
+          if (got < 0 && errno == EINTR) continue;
+          if (got <= 0) return false;
+          out += got;
+          n -= static_cast<size_t>(got);
+          offset += static_cast<uint64_t>(got);
+        }
+        return true;
+      },
+      width, height);
 }
 
 Image load_image_file(const std::string& path) {

@@ -22,6 +22,14 @@ namespace smolvlm {
 Image load_image_file(const std::string& path);
 Image decode_image(const uint8_t* data, size_t size, const std::string& name_for_errors);
 
+// A picture's width and height from its header alone (PNG: IHDR; JPEG: the SOF marker), nothing
+// decoded: for counting a prompt's tokens before any picture is decoded or encoded. False where
+// the bytes hold no PNG or JPEG header this can read (decoding then says what is wrong).
+bool image_header_size(const uint8_t* data, size_t size, int& width, int& height);
+// The same for a file, reading only the header's bytes; the file is opened as load_image_file
+// opens it (a FIFO, a directory or a file over the limit throw the same one-line error).
+bool image_file_header_size(const std::string& path, int& width, int& height);
+
 // Size limits every picture obeys (decoded or given as pixels): 32768 a side, 2^28 in all.
 // Returns an empty string when the size is acceptable, else the reason.
 std::string check_image_dims(int64_t width, int64_t height);
