@@ -316,10 +316,6 @@ TEST(PictureFormats, AvifAsLibavifDecodesIt) {
 }  // namespace
 }  // namespace smolvlm
 
-// x265 (libheif's HEVC encoder, used only to make the test pictures) keeps a few blocks for the
-// life of the process; LeakSanitizer would report them as leaks of this program.
-extern "C" const char* __lsan_default_suppressions() { return "leak:libx265.so\n"; }
-
 namespace smolvlm {
 namespace {
 

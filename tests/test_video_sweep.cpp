@@ -31,12 +31,6 @@ extern "C" {
 }
 #endif
 
-#if SMOLVLM_HAVE_VIDEO
-// LeakSanitizer: libx265 keeps allocations of every encoder it opens until the process ends
-// (x265's own; the tests write clips with it). Nothing of ours is suppressed.
-extern "C" const char* __lsan_default_suppressions() { return "leak:libx265.so\n"; }
-#endif
-
 namespace smolvlm {
 namespace {
 
