@@ -770,7 +770,7 @@ TEST(VideoEndToEnd, ChatCliVideoFlagAndSlashVideo) {
           "\nWhat happens in this video?\n/video " + dir.path() +
           "/missing.mp4\nStill there?\n/exit\n");
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.err.find("[video: " + path + "]"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[video: '" + path + "']"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("[a dialogue holds one video: dialogue cleared]"), std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("error: "), std::string::npos) << r.err;  // the missing file, one line

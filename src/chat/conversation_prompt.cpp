@@ -83,10 +83,10 @@ void check_prompt_fits(const Model& model, const Conversation& conversation,
   std::map<std::string, int64_t> file_tokens;  // by path: a picture named 10,000 times
   std::vector<PromptMessage> text_only;        // the template and the text, media left out
   auto over = [&](int64_t tokens) {
-    throw Error("the prompt needs at least " + std::to_string(tokens) + " tokens (pictures at " +
-                std::to_string(model.config.image_seq_len) +
-                " a tile, plus the text), more than the context of " + std::to_string(context) +
-                " allows; nothing was encoded");
+    throw ContextLengthError("the prompt needs at least " + std::to_string(tokens) +
+                             " tokens (pictures at " + std::to_string(model.config.image_seq_len) +
+                             " a tile, plus the text), more than the context of " +
+                             std::to_string(context) + " allows; nothing was encoded");
   };
   for (const Message& m : conversation) {
     PromptMessage pm{m.role, {}};
