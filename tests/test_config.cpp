@@ -46,6 +46,9 @@ TEST(Config, Real500MWithoutProcessorFiles) {
   EXPECT_EQ(c.text.intermediate, 2560);
   EXPECT_EQ(c.vision.layers, 12);
   EXPECT_EQ(c.image_seq_len, 64);  // derived from the grid when processor_config.json is absent
+  EXPECT_EQ(c.processor.longest_edge, 2048);  // 4 tiles, SmolVLMImageProcessor's default
+  EXPECT_EQ(c.defaulted,
+            "vision_config.num_hidden_layers = 12, vision_config.intermediate_size = 3072");
   EXPECT_EQ(c.processor.tile_size, 512);
 }
 
@@ -82,7 +85,6 @@ TEST(Config, Real22BGeometry) {
   EXPECT_EQ(c.processor.video_longest_edge, 1536);
   EXPECT_EQ(c.processor.video_max_frames, 64);
   EXPECT_EQ(c.defaulted,
-            "vision_config.num_hidden_layers = 12, vision_config.intermediate_size = 3072, "
             "text_config.num_attention_heads = 32, text_config.num_key_value_heads = 32");
   // The weights' shapes: 2.2B parameters, the head untied.
   int64_t params = 0;
@@ -124,9 +126,9 @@ TEST(Config, DefaultsFollowTransformers) {
     (void)parse_hf_config({"d/config.json", j.dump()}, nullptr, nullptr, "d");
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(
-        std::string(e.what()).find("(left out, so transformers' defaults: scale_factor = 2, "),
-        std::string::npos)
+    EXPECT_NE(std::string(e.what()).find(
+                  "(transformers' defaults for what config.json leaves out: scale_factor = 2, "),
+              std::string::npos)
         << e.what();
   }
   j["scale_factor"] = 3;

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include "chat/pipeline.h"
@@ -250,6 +251,82 @@ TEST(Golden22BEngine, AskAboutASplitPicture) {
   EXPECT_EQ(r.metrics.prompt_tokens, static_cast<int>((*split)["input_ids"].size()));
   EXPECT_EQ(r.metrics.image_tiles, (*split)["n_tiles"].get<int>());
   EXPECT_EQ(r.tokens, (*split)["greedy_new_ids"].get<std::vector<int32_t>>());
+}
+
+// The model's weights under a config.json edited by `edit`; returns load_hf's error ("" if none).
+template <typename Edit>
+std::string load_error(Edit edit) {
+  namespace fs = std::filesystem;
+  test::TempDir dir;
+  for (const auto& e : fs::directory_iterator(model_dir())) {
+    const fs::path to = fs::path(dir.path()) / e.path().filename();
+    if (e.path().extension() == ".safetensors") {
+      fs::create_hard_link(e.path(), to);  // 50 MB: linked, not copied
+    } else {
+      fs::copy_file(e.path(), to);
+    }
+  }
+  nlohmann::json j = nlohmann::json::parse(read_text_file(dir.path() + "/config.json"));
+  edit(j);
+  std::ofstream(dir.path() + "/config.json", std::ios::trunc) << j.dump();
+  try {
+    (void)Model::load_hf(dir.path());
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A default that does not fit the weights is named in the error; a config that counts fewer
+// layers than the weights hold is refused rather than run short.
+TEST(Golden22BModel, WrongLayerCountsAndDefaultsAreSaid) {
+  EXPECT_EQ(load_error([](nlohmann::json&) {}), "");
+  EXPECT_EQ(load_error([](nlohmann::json& j) { j["vision_config"].erase("num_hidden_layers"); }),
+            "model file lacks tensor 'model.vision_model.encoder.layers.2.layer_norm1.weight' "
+            "(transformers' defaults for what config.json leaves out: "
+            "vision_config.num_hidden_layers = 12, text_config.num_attention_heads = 32, "
+            "text_config.num_key_value_heads = 32)");
+  EXPECT_EQ(load_error([](nlohmann::json& j) { j["vision_config"].erase("intermediate_size"); }),
+            "tensor 'model.vision_model.encoder.layers.0.mlp.fc1.weight' has shape [80, 48], "
+            "expected [3072, 48] (transformers' defaults for what config.json leaves out: "
+            "vision_config.intermediate_size = 3072, text_config.num_attention_heads = 32, "
+            "text_config.num_key_value_heads = 32)");
+  EXPECT_EQ(load_error([](nlohmann::json& j) { j["text_config"]["num_hidden_layers"] = 1; }),
+            "the weights hold more than the config's 1 layers "
+            "('model.text_model.layers.1.input_layernorm.weight') (transformers' defaults for "
+            "what config.json leaves out: text_config.num_attention_heads = 32, "
+            "text_config.num_key_value_heads = 32)");
+  EXPECT_EQ(load_error([](nlohmann::json& j) { j["vision_config"]["num_hidden_layers"] = 1; }),
+            "the weights hold more than the config's 1 layers "
+            "('model.vision_model.encoder.layers.1.layer_norm1.weight') (transformers' defaults "
+            "for what config.json leaves out: text_config.num_attention_heads = 32, "
+            "text_config.num_key_value_heads = 32)");
+}
+
+// The same model as a GGUF pair (`convert --type f32 --vision-type f32`): the mmproj's patch 14,
+// image 132, scale 3 and preprocessing size give the same tiles, features and answer.
+TEST(Golden22BEngine, GgufPairAnswersAsTheOracle) {
+  const nlohmann::json* split = nullptr;
+  for (const auto& c : oracle_json()["cases"]) {
+    if (c["name"] == "image_split") split = &c;
+  }
+  ASSERT_NE(split, nullptr);
+  test::TempDir out;
+  const test::CliResult r = test::run_cli({"convert", model_dir(), "-o", out.path(), "--type",
+                                           "f32", "--vision-type", "f32", "--name", "tiny22b"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto engine = Engine::load(out.path() + "/tiny22b-F32.gguf", LoadOptions{});
+  EXPECT_EQ(engine->info().tokens_per_tile, 9);
+  EXPECT_EQ(engine->info().tile_size, 132);
+  const Conversation conv = {{"user",
+                              {Content::image_file(test::tiny_model() + "/images/img_b.png"),
+                               Content::text("Describe the image.")}}};
+  GenerationOptions opt;
+  opt.max_new_tokens = 24;
+  const Result res = engine->generate(conv, opt);
+  EXPECT_EQ(res.metrics.prompt_tokens, static_cast<int>((*split)["input_ids"].size()));
+  EXPECT_EQ(res.metrics.image_tiles, (*split)["n_tiles"].get<int>());
+  EXPECT_EQ(res.tokens, (*split)["greedy_new_ids"].get<std::vector<int32_t>>());
 }
 
 }  // namespace

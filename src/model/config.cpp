@@ -255,7 +255,9 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
   if (c.image_seq_len == 0) c.image_seq_len = derived;
   // A default that does not fit the rest says it was one.
   const std::string note =
-      c.defaulted.empty() ? "" : " (left out, so transformers' defaults: " + c.defaulted + ")";
+      c.defaulted.empty()
+          ? ""
+          : " (transformers' defaults for what config.json leaves out: " + c.defaulted + ")";
   try {
     validate(c);
   } catch (const Error& e) {

@@ -20,9 +20,9 @@ class Loader {
   // `defaulted`: ModelConfig::defaulted, said in every error (a wrong default shows up here).
   Loader(const TensorLookup& find, const std::string& defaulted)
       : find_(find),
-        note_(defaulted.empty()
-                  ? ""
-                  : " (config.json leaves out " + defaulted + " by transformers' defaults)") {}
+        note_(defaulted.empty() ? ""
+                                : " (transformers' defaults for what config.json leaves out: " +
+                                      defaulted + ")") {}
 
   const TensorView& view(const std::string& name, const std::vector<int64_t>& shape) const {
     const TensorView* t = find_(name);
