@@ -16,8 +16,8 @@ image_nosplit (img_a, do_image_splitting False: one squashed tile); video (frame
 and tokenizer: the node oracle; expansion: the numpy oracle), an FNV-1a 64 hash of each tile's
 8-bit values (CHW order, recovered exactly from the normalised pixels), the image features of every
 tile and the vision output of tile 0, the last prompt position's logits at up to 512 ids (its 256
-largest and every 193rd id), the argmax at every prompt position, and 24 greedy ids (KV cache). The smallest
-top-1/top-2 gap on the prompt and greedy paths is printed and stored: a tie that close could flip.
+largest and every 193rd id), the argmax at every prompt position, and 24 greedy ids (KV cache).
+The smallest top-1/top-2 gap on the prompt and greedy paths is printed and stored: a tie that close could flip.
 Seed 1 keeps every gap at 3.6e-4 or more (the engine agrees with the oracle to ~1e-6); seeds 2, 4
 and 5 had ties within 2e-5.
 
