@@ -107,7 +107,19 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
   const Section top{j, where, ""};
 
   ModelConfig c;
+  // Keys left out take transformers' defaults; the ones that shape tensors are listed in
+  // c.defaulted, which the weight loader's errors repeat (a wrong default then says so).
+  auto defaulted = [&](const Section& s, const char* key, const std::string& value) {
+    if (s.has(key)) return;
+    c.defaulted += (c.defaulted.empty() ? "" : ", ") + s.prefix + key + " = " + value;
+  };
+  c.scale_factor = 2;  // SmolVLMConfig's default
+  defaulted(top, "scale_factor", "2");
   top.get("scale_factor", c.scale_factor);
+  if (!top.has("image_token_id")) {  // SmolVLMConfig's 128257 is no SmolVLM2 tokenizer's id
+    throw Error(where + ": no 'image_token_id' (transformers' default 128257 is not a SmolVLM2 " +
+                "token; the released configs say 49190)");
+  }
   top.get("image_token_id", c.image_token_id);
   top.get("tie_word_embeddings", c.text.tie_word_embeddings);
 
@@ -118,6 +130,8 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
   for (const char* key : {"hidden_size", "image_size", "patch_size", "num_attention_heads"}) {
     if (!v.j.contains(key)) throw Error(where + ": vision_config lacks '" + key + "'");
   }
+  defaulted(v, "num_hidden_layers", std::to_string(c.vision.layers));
+  defaulted(v, "intermediate_size", std::to_string(c.vision.intermediate));
   v.get("hidden_size", c.vision.hidden);
   v.get("num_hidden_layers", c.vision.layers);
   v.get("num_attention_heads", c.vision.heads);
@@ -132,10 +146,28 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
 
   if (!top.has_object("text_config")) throw Error(where + ": missing text_config");
   const Section t = top.sub("text_config");
+  // LlamaConfig's defaults where they are the architecture's (32 heads: the 2.2B's config leaves
+  // the head counts out); its sizes are Llama-7B's (4096 wide, 32 layers, 11008, a vocabulary of
+  // 32000), never a SmolVLM2's, so those keys must be there.
+  for (const char* key : {"hidden_size", "num_hidden_layers", "intermediate_size"}) {
+    if (!t.has(key)) {
+      throw Error(where + ": text_config lacks '" + key +
+                  "' (transformers' LlamaConfig default is a Llama-7B size, not a SmolVLM2 one)");
+    }
+  }
+  if (!t.has("vocab_size") && !top.has("vocab_size")) {
+    throw Error(where + ": no 'vocab_size' in text_config or at the top (LlamaConfig's default " +
+                "32000 is not the SmolVLM2 tokenizer's 49280)");
+  }
+  c.text.heads = 32;
+  c.text.rms_norm_eps = 1e-6f;
+  c.text.max_positions = 2048;
   t.get("hidden_size", c.text.hidden);
   t.get("num_hidden_layers", c.text.layers);
+  defaulted(t, "num_attention_heads", "32");
   t.get("num_attention_heads", c.text.heads);
   c.text.kv_heads = c.text.heads;  // LlamaConfig: num_key_value_heads defaults to the head count
+  defaulted(t, "num_key_value_heads", std::to_string(c.text.heads));
   t.get("num_key_value_heads", c.text.kv_heads);
   t.get("intermediate_size", c.text.intermediate);
   t.get("vocab_size", c.text.vocab);
@@ -143,6 +175,7 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
   t.get("rms_norm_eps", c.text.rms_norm_eps);
   t.get("max_position_embeddings", c.text.max_positions);
   c.text.head_dim = c.text.heads > 0 ? c.text.hidden / c.text.heads : 0;
+  defaulted(t, "head_dim", std::to_string(c.text.head_dim));
   t.get("head_dim", c.text.head_dim);
   // rope_theta: transformers < 5 writes text_config.rope_theta, >= 5 rope_parameters.rope_theta.
   bool have_theta = false;
@@ -167,11 +200,13 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
   // Processor: preprocessor_config.json / processor_config.json, spec §12 values when absent.
   ImageProcessorConfig& p = c.processor;
   p.tile_size = c.vision.image_size;
+  bool have_longest_edge = false;
   if (preprocessor_json) {
     const std::string pw = (fs::path(dir) / "preprocessor_config.json").string();
     const json pj = parse_json(*preprocessor_json, pw);
     if (!pj.is_object()) throw Error(pw + ": not a JSON object");
     const Section ps{pj, pw, ""};
+    have_longest_edge = ps.has_object("size") && ps.sub("size").has("longest_edge");
     p.longest_edge = longest_edge(ps, "size", p.longest_edge);
     p.tile_size = longest_edge(ps, "max_image_size", p.tile_size);
     ps.get("do_image_splitting", p.do_split);
@@ -197,7 +232,6 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
     if (pj.contains("resample") && pj["resample"] != 1) {
       throw Error(pw + ": only LANCZOS (resample 1) is supported");
     }
-    p.video_longest_edge = p.longest_edge;  // the video processor overrides video_size with size
     if (pj.contains("video_sampling")) {
       const json& vs = pj["video_sampling"];
       if (!vs.is_object()) throw Error(pw + ": video_sampling is not an object");
@@ -213,6 +247,9 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
       }
     }
   }
+  // SmolVLMImageProcessor's default is 4 tiles: 2048 for 512-pixel tiles, 1536 for 384.
+  if (!have_longest_edge) p.longest_edge = 4 * p.tile_size;
+  p.video_longest_edge = p.longest_edge;  // the video processor overrides video_size with size
   c.image_seq_len = 0;
   if (processor_json) {
     const std::string pw = (fs::path(dir) / "processor_config.json").string();
@@ -225,10 +262,19 @@ ModelConfig parse_hf_config(const NamedText& config, const std::string* preproce
                                 (c.vision.patches_per_side() / c.scale_factor)
                           : 0;
   if (c.image_seq_len == 0) c.image_seq_len = derived;
-  validate(c, where);
+  // A default that does not fit the rest says it was one.
+  const std::string note =
+      c.defaulted.empty()
+          ? ""
+          : " (transformers' defaults for what config.json leaves out: " + c.defaulted + ")";
+  try {
+    validate(c, where);
+  } catch (const Error& e) {
+    throw Error(e.what() + note);
+  }
   if (c.image_seq_len != derived) {
     throw Error(where + ": image_seq_len " + std::to_string(c.image_seq_len) +
-                " does not match the vision grid (" + std::to_string(derived) + ")");
+                " does not match the vision grid (" + std::to_string(derived) + ")" + note);
   }
   return c;
 }
@@ -253,7 +299,9 @@ void validate(const ModelConfig& c, const std::string& source) {
   count(v.patch, v.image_size, "the vision patch_size");
   count(c.scale_factor, L::kScaleFactor, "scale_factor");
   need(v.hidden % v.heads == 0, "vision hidden size not divisible by its head count");
-  need(v.image_size % v.patch == 0, "image size not a multiple of the patch size");
+  // A tile need not be whole patches (the 2.2B: 384 = 27 · 14 + 6): the stride-patch 'valid'
+  // convolution drops the remainder.
+  need(v.patch > 0 && v.image_size >= v.patch, "patch size larger than the image size");
   need(v.channels == 3, "vision num_channels must be 3");
   // Attention over the patches is quadratic in their count: 128 a side (16,384 patches) is far
   // past any released encoder (SmolVLM2: 32) and keeps a hostile config from an endless encode.

@@ -17,6 +17,8 @@ struct VisionConfig {
   int image_size = 512;
   int channels = 3;
   float layer_norm_eps = 1e-6f;
+  // The valid convolution's grid: a remainder of image_size / patch is dropped (the 2.2B's
+  // 384-pixel tiles make 27 patches of 14 and lose 6 pixels).
   int patches_per_side() const { return image_size / patch; }
   int num_patches() const { return patches_per_side() * patches_per_side(); }
   int head_dim() const { return hidden / heads; }
@@ -63,6 +65,9 @@ struct ModelConfig {
   int image_token_id = 49190;
   int image_seq_len = 64;  // embeddings per tile = (patches per side / scale)^2
   ImageProcessorConfig processor;
+  // The tensor-shaping keys config.json left out, with the transformers defaults used for them
+  // ("vision_config.num_hidden_layers = 12, ..."); "" when none. Weight errors repeat it.
+  std::string defaulted;
   int connector_in() const { return vision.hidden * scale_factor * scale_factor; }
 };
 

@@ -17,18 +17,31 @@ namespace {
 
 class Loader {
  public:
-  explicit Loader(const TensorLookup& find) : find_(find) {}
+  // `defaulted`: ModelConfig::defaulted, said in every error (a wrong default shows up here).
+  Loader(const TensorLookup& find, const std::string& defaulted)
+      : find_(find),
+        note_(defaulted.empty() ? ""
+                                : " (transformers' defaults for what config.json leaves out: " +
+                                      defaulted + ")") {}
 
   const TensorView& view(const std::string& name, const std::vector<int64_t>& shape) const {
     const TensorView* t = find_(name);
-    if (!t) throw Error("the model lacks tensor '" + name + "'");
+    if (!t) throw Error("the model lacks tensor '" + name + "'" + note_);
     if (t->shape != shape) {
       TensorView want;
       want.shape = shape;
       throw Error("tensor '" + name + "' has shape " + t->shape_str() + ", expected " +
-                  want.shape_str());
+                  want.shape_str() + note_);
     }
     return *t;
+  }
+  // A layer past the config's count in the file: the count (perhaps a default) is wrong, and
+  // running fewer layers than the weights hold would answer with nonsense.
+  void no_layer(const std::string& prefix, int count, const char* key) const {
+    if (find_(prefix + std::to_string(count) + "." + key)) {
+      throw Error("the weights hold more than the config's " + std::to_string(count) +
+                  " layers ('" + prefix + std::to_string(count) + "." + key + "')" + note_);
+    }
   }
   // Small tensors: widened to float32.
   std::vector<float> floats(const std::string& name, std::vector<int64_t> shape) const {
@@ -67,6 +80,7 @@ class Loader {
 
  private:
   const TensorLookup& find_;
+  std::string note_;
 };
 
 }  // namespace
@@ -119,7 +133,7 @@ std::vector<NamedShape> hf_tensor_shapes(const ModelConfig& cfg) {
 }
 
 ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find) {
-  const Loader ld(find);
+  const Loader ld(find, cfg.defaulted);
   ModelWeights m;
   const VisionConfig& vc = cfg.vision;
   const int D = vc.hidden, C = vc.channels, P = vc.patch;
@@ -143,6 +157,7 @@ ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find) {
     l.fc2 = ld.linear(lp + "mlp.fc2", D, vc.intermediate, true);
     vw.layers.push_back(std::move(l));
   }
+  ld.no_layer(vp + "encoder.layers.", vc.layers, "layer_norm1.weight");
   vw.post_ln = ld.norm(vp + "post_layernorm", D, true);
 
   const TextConfig& tc = cfg.text;
@@ -170,6 +185,7 @@ ModelWeights load_hf_weights(const ModelConfig& cfg, const TensorLookup& find) {
     l.down = ld.linear(lp + "mlp.down_proj", H, tc.intermediate, false);
     tw.layers.push_back(std::move(l));
   }
+  ld.no_layer(tp + "layers.", tc.layers, "input_layernorm.weight");
   tw.norm = ld.norm(tp + "norm", H, false);
   if (!tc.tie_word_embeddings && ld.has("lm_head.weight")) {
     tw.lm_head = ld.linear("lm_head", tc.vocab, H, false);
