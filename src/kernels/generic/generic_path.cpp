@@ -162,6 +162,20 @@ void gemv_q4_panels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_en
   }
 }
 
+// Each row by the plain twin, the activation blocks split into scales and values once.
+void gemv_kquant(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
+                 float* y) {
+  const int blocks = w.cols / kQ8BlockSize;
+  std::vector<float> xd(static_cast<size_t>(blocks));
+  std::vector<int8_t> xv(static_cast<size_t>(w.cols));
+  for (int b = 0; b < blocks; ++b) {
+    xd[static_cast<size_t>(b)] = xq[b].d;
+    std::memcpy(xv.data() + static_cast<size_t>(b) * kQ8BlockSize, xq[b].q, kQ8BlockSize);
+  }
+  for (int o = o_begin; o < o_end; ++o)
+    y[o] = ref::kquant_row_dot(w, o, xd.data(), xv.data()) + (bias ? bias[o] : 0.0f);
+}
+
 // Designated: an entry a path leaves out is null (optional entries fall back, see kernel_path.h).
 const KernelPath kGeneric = {.name = "generic",
                              .gemm_float = gemm_float,
@@ -172,7 +186,8 @@ const KernelPath kGeneric = {.name = "generic",
                              .gelu_tanh = ref::gelu_tanh_inplace,
                              .silu_mul = ref::silu_mul,
                              .dot_rows = dot_rows,
-                             .gemv_q4_panels = gemv_q4_panels};
+                             .gemv_q4_panels = gemv_q4_panels,
+                             .gemv_kquant = gemv_kquant};
 
 }  // namespace
 

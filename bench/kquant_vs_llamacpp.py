@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Greedy text of `smolvlm ask` against llama-server's /completion on the same GGUF files.
+
+For each text GGUF given (e.g. llama-quantize's Q4_K_M, Q6_K, IQ4_XS ... of one F16 file), runs
+`smolvlm ask -m FILE -p PROMPT -n N --json` and llama-server (on 127.0.0.1) with the prompt our
+chat template makes (SmolVLM2's "<|im_start|>User: ...<end_of_utterance>\\nAssistant:"), greedy,
+and prints whether the two texts are the same. Use a model whose logits are peaky (a random model
+with a large lm_head std, e.g. 2.5), so that neither reader's rounding can flip a choice.
+
+    python3 bench/kquant_vs_llamacpp.py --smolvlm build-release/smolvlm \\
+        --llama-server ../shared/tools/llama.cpp/llama-server kq-Q4_K_M.gguf kq-Q6_K.gguf ...
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def ours(smolvlm, model, prompt, n, threads):
+    out = subprocess.run([smolvlm, "ask", "-m", model, "-p", prompt, "-n", str(n), "-t", str(threads),
+                          "--json"], capture_output=True, text=True)
+    if out.returncode != 0:
+        return None, out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"
+    return json.loads(out.stdout)["text"], None
+
+
+def theirs(server, model, prompt, n, port, threads):
+    proc = subprocess.Popen([server, "-m", model, "--host", "127.0.0.1", "--port", str(port), "-t",
+                             str(threads), "-c", "512", "--no-webui"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except Exception:
+                time.sleep(0.1)
+        body = json.dumps({"prompt": f"<|im_start|>User: {prompt}<end_of_utterance>\nAssistant:",
+                           "n_predict": n, "temperature": 0, "top_k": 1, "cache_prompt": False,
+                           "samplers": ["top_k"]}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/completion", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return json.loads(r.read())["content"]
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--smolvlm", required=True)
+    ap.add_argument("--llama-server", required=True)
+    ap.add_argument("--prompt", action="append")
+    ap.add_argument("-n", type=int, default=24)
+    ap.add_argument("--port", type=int, default=8093)
+    ap.add_argument("-t", "--threads", type=int, default=2)
+    ap.add_argument("models", nargs="+")
+    a = ap.parse_args()
+    prompts = a.prompt or ["What is the capital of France?", "Write a short poem about the sea."]
+    same = 0
+    total = 0
+    for m in a.models:
+        for p in prompts:
+            mine, err = ours(a.smolvlm, m, p, a.n, a.threads)
+            ref = theirs(a.llama_server, m, p, a.n, a.port, a.threads)
+            total += 1
+            ok = mine is not None and mine.strip() == ref.strip()
+            same += ok
+            print(f"{'SAME' if ok else 'DIFF'}  {m.split('/')[-1]:24s} {p[:30]!r}")
+            if not ok:
+                print(f"   ours:  {mine!r}{' (' + err + ')' if err else ''}\n   llama: {ref!r}")
+    print(f"{same}/{total} the same")
+    return 0 if same == total else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
