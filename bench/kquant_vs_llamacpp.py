@@ -23,7 +23,8 @@ def ours(smolvlm, model, prompt, n, threads):
                           "--json"], capture_output=True, text=True)
     if out.returncode != 0:
         return None, out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"
-    return json.loads(out.stdout)["text"], None
+    j = json.loads(out.stdout)
+    return (j["text"], j["tokens"]), None
 
 
 def theirs(server, model, prompt, n, port, threads):
@@ -40,11 +41,15 @@ def theirs(server, model, prompt, n, port, threads):
                 time.sleep(0.1)
         body = json.dumps({"prompt": f"<|im_start|>User: {prompt}<end_of_utterance>\nAssistant:",
                            "n_predict": n, "temperature": 0, "top_k": 1, "cache_prompt": False,
-                           "samplers": ["top_k"]}).encode()
+                           "samplers": ["top_k"], "n_probs": 2}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port}/completion", data=body,
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=120) as r:
-            return json.loads(r.read())["content"]
+            j = json.loads(r.read())
+            # Each step's chosen id and the log-probability gap between its top two.
+            steps = [(p["id"], p["top_logprobs"][0]["logprob"] - p["top_logprobs"][1]["logprob"])
+                     for p in j["completion_probabilities"]]
+            return j["content"], steps
     finally:
         proc.terminate()
         proc.wait()
@@ -66,13 +71,21 @@ def main():
     for m in a.models:
         for p in prompts:
             mine, err = ours(a.smolvlm, m, p, a.n, a.threads)
-            ref = theirs(a.llama_server, m, p, a.n, a.port, a.threads)
+            ref, steps = theirs(a.llama_server, m, p, a.n, a.port, a.threads)
             total += 1
-            ok = mine is not None and mine.strip() == ref.strip()
+            ok = mine is not None and mine[0].strip() == ref.strip()
             same += ok
-            print(f"{'SAME' if ok else 'DIFF'}  {m.split('/')[-1]:24s} {p[:30]!r}")
+            where = ""
+            if mine is not None and not ok:
+                k = next((i for i, (t, _) in enumerate(steps) if i >= len(mine[1]) or mine[1][i] != t),
+                         len(steps))
+                if k < len(steps):
+                    where = (f"first differing token {k + 1} of {len(steps)}, where llama.cpp's top two "
+                             f"are {steps[k][1]:.3f} apart in log-probability")
+            print(f"{'SAME' if ok else 'DIFF'}  {m.split('/')[-1]:24s} {p[:30]!r}  {where}")
             if not ok:
-                print(f"   ours:  {mine!r}{' (' + err + ')' if err else ''}\n   llama: {ref!r}")
+                print(f"   ours:  {mine[0] if mine else None!r}{' (' + err + ')' if err else ''}\n"
+                      f"   llama: {ref!r}")
     print(f"{same}/{total} the same")
     return 0 if same == total else 1
 

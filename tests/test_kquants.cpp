@@ -17,6 +17,7 @@
 
 #include "formats/gguf.h"
 #include "formats/kquants.h"
+#include "formats/quantize.h"
 #include "formats/tensor.h"
 #include "kernels/kernel_path.h"
 #include "kernels/kernels.h"
@@ -382,6 +383,34 @@ TEST(KQuants, FastProductsFollowTheirTwins) {
         }
       }
     }
+  }
+}
+
+// Our Q4_K / Q6_K writers (convert --type q4_k_m / q6_k): the values come back within the
+// rounding the layouts allow (root-mean-square error against the spread of the values).
+TEST(KQuants, WritersRoundTrip) {
+  const int cols = 512, rows = 4;
+  std::vector<float> x = random_floats(static_cast<size_t>(rows) * cols, 77);
+  x[3] = 9.0f;  // an outlier
+  for (const auto& [t, max_rel] : {std::pair{DType::Q4_K, 0.12}, std::pair{DType::Q6_K, 0.03}}) {
+    const std::vector<uint8_t> bytes = quantize_rows(t, x, rows, cols);
+    ASSERT_EQ(bytes.size(), rows * row_bytes(t, cols));
+    const kernels::Matrix m{t, bytes.data(), rows, cols};
+    std::vector<float> back(static_cast<size_t>(cols));
+    for (int r = 0; r < rows; ++r) {
+      kernels::ref::dequantize_row(m, r, back.data());
+      double err = 0, ss = 0;
+      for (int i = 0; i < cols; ++i) {
+        const double v = x[static_cast<size_t>(r) * cols + i];
+        err += (back[static_cast<size_t>(i)] - v) * (back[static_cast<size_t>(i)] - v);
+        ss += v * v;
+      }
+      EXPECT_LT(std::sqrt(err / ss), max_rel) << dtype_name(t) << " row " << r;
+      EXPECT_GT(std::sqrt(err / ss), 0.0) << dtype_name(t);  // lossy: not a copy
+    }
+    // The largest value comes back to within a step.
+    kernels::ref::dequantize_row(m, 0, back.data());
+    EXPECT_NEAR(back[3], 9.0f, t == DType::Q4_K ? 0.7f : 0.2f) << dtype_name(t);
   }
 }
 
