@@ -32,13 +32,14 @@ def theirs(server, model, prompt, n, port, threads):
                              str(threads), "-c", "512", "--no-webui"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(300):
+        deadline = time.time() + 300  # a loaded machine may take a while to start it
+        while time.time() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
                     if r.status == 200:
                         break
             except Exception:
-                time.sleep(0.1)
+                time.sleep(0.2)
         body = json.dumps({"prompt": f"<|im_start|>User: {prompt}<end_of_utterance>\nAssistant:",
                            "n_predict": n, "temperature": 0, "top_k": 1, "cache_prompt": False,
                            "samplers": ["top_k"], "n_probs": 2}).encode()
