@@ -169,8 +169,11 @@ TEST(GgufFormat, RefusesCorruptHeaders) {
   EXPECT_NE(parse(b).find("truncated"), std::string::npos);
   b = good;
   const size_t type_at = test::tensor_type_pos(b, "v.blk.0.ffn_up.weight");
-  test::poke<uint32_t>(b, type_at, 12);  // Q4_K: known to ggml, not to us
-  EXPECT_NE(parse(b).find("has type Q4_K, which is not supported"), std::string::npos);
+  test::poke<uint32_t>(b, type_at, 16);  // IQ2_XXS: known to ggml, not to us
+  EXPECT_NE(parse(b).find("has type IQ2_XXS, which is not supported"), std::string::npos);
+  b = good;
+  test::poke<uint32_t>(b, type_at, 12);  // Q4_K: read, but this tensor's rows are not 256-wide
+  EXPECT_NE(parse(b).find("not whole Q4_K blocks of 256"), std::string::npos);
   b = good;
   const size_t dims_at = test::tensor_info_pos(b, "v.blk.0.ffn_up.weight");
   test::poke<uint32_t>(b, dims_at, 5);

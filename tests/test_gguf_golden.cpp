@@ -191,6 +191,35 @@ TEST(GgufQ4Golden, ConvertedQ4TextStaysClose) {
   std::printf("  worst cosine %.6f\n", worst);
 }
 
+// `convert --type q4_k_m` of the tiny model: its 96-wide rows fall back to Q8_0, the 256-wide
+// ffn_down rows take Q4_K (layer 0) and Q6_K (layer 1, a "more bits" layer), as llama.cpp's
+// recipe does; the logits stay close to transformers' (a wrong K-quant layout gives ≈ 0).
+TEST(GgufKQuantGolden, ConvertedQ4KMTextStaysClose) {
+  test::TempDir dir;
+  ConvertOptions opt;
+  opt.text_type = DType::Q4_K;
+  opt.vision_type = DType::F16;
+  const ConvertResult files = convert_hf_to_gguf(test::tiny_model(), dir.path(), opt);
+  EXPECT_NE(files.text_path.find("Q4_K_M"), std::string::npos) << files.text_path;
+  const std::unique_ptr<Model> model =
+      Model::load_gguf(files.text_path, files.mmproj_path, VisionPrecision::F32);
+  EXPECT_EQ(model->weights.text.layers[0].down.w.type, DType::Q4_K);
+  EXPECT_EQ(model->weights.text.layers[1].down.w.type, DType::Q6_K);
+  EXPECT_EQ(model->weights.text.layers[0].gate.w.type, DType::Q8_0);
+  std::printf("\nQ4_K_M text + F16 mmproj: logits_last against transformers (float32)\n");
+  double worst = 1;
+  for (const std::string& name : kCases) {
+    const CaseRun r = run_case(*model, name);
+    const std::vector<float> ref = golden(name + ".logits_last");
+    const double cs = cosine(r.logits_last, ref);
+    worst = std::min(worst, cs);
+    std::printf("  %-14s cosine %.6f  max abs %.4g\n", name.c_str(), cs,
+                max_abs_diff(r.logits_last, ref));
+    EXPECT_GE(cs, 0.99) << name;
+  }
+  std::printf("  worst cosine %.6f\n", worst);
+}
+
 // The panels live in a cache file (loader/q4_panel_cache.h): made by the first load of a model
 // file, mapped as it is by the next ones, remade when damaged or when the model file changed;
 // none (the file's rows) when LoadOptions::cache_dir is empty or cannot be written.

@@ -643,6 +643,7 @@ TEST(KernelPaths, FilledEntriesAreNeverNull) {
     EXPECT_NE(p->row_max, nullptr);
     EXPECT_NE(p->layer_norm, nullptr);
     EXPECT_NE(p->rms_norm, nullptr);
+    EXPECT_NE(p->gemv_kquant, nullptr);
     EXPECT_EQ(&kernels::find_path(p->name), p);
   }
   EXPECT_EQ(kernels::available_paths().front(), &kernels::generic_path());

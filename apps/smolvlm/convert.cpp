@@ -19,7 +19,8 @@ const char kConvertHelp[] =
     "names and metadata: llama.cpp and smolvlm read them alike.\n"
     "\n"
     "  -o, --outdir DIR     where to write the two files (created if needed)\n"
-    "      --type T         language model weights: q8_0 (default), q4_0, f16, bf16 or f32\n"
+    "      --type T         language model weights: q8_0 (default), q4_0, q4_k_m, q6_k, f16,\n"
+    "                       bf16 or f32 (K-quants: rows not 256-wide fall back to q8_0)\n"
     "      --vision-type T  vision weights: f16 (default), q8_0 or f32 (bf16 also works)\n"
     "      --name NAME      file name stem (default: the folder's name)\n"
     "\n"
@@ -28,10 +29,13 @@ const char kConvertHelp[] =
 DType parse_type(const std::string& flag, const std::string& s) {
   if (s == "q8_0" || s == "Q8_0") return DType::Q8_0;
   if (s == "q4_0" || s == "Q4_0") return DType::Q4_0;
+  if (flag == "--type" && (s == "q4_k_m" || s == "Q4_K_M")) return DType::Q4_K;
+  if (flag == "--type" && (s == "q6_k" || s == "Q6_K")) return DType::Q6_K;
   if (s == "f16" || s == "F16") return DType::F16;
   if (s == "bf16" || s == "BF16") return DType::BF16;
   if (s == "f32" || s == "F32") return DType::F32;
-  throw UsageError(flag + " expects q8_0, q4_0, f16, bf16 or f32, got " + quote_input(s));
+  throw UsageError(flag + " expects q8_0, q4_0, " + (flag == "--type" ? "q4_k_m, q6_k, " : "") +
+                   "f16, bf16 or f32, got " + quote_input(s));
 }
 
 }  // namespace

@@ -222,8 +222,26 @@ constexpr GgmlTypeInfo kGgmlTypes[] = {
 };
 
 constexpr std::pair<uint32_t, DType> kSupported[] = {
-    {0, DType::F32},  {1, DType::F16},  {2, DType::Q4_0}, {8, DType::Q8_0},  {24, DType::I8},
-    {26, DType::I32}, {27, DType::I64}, {28, DType::F64}, {30, DType::BF16},
+    {0, DType::F32},
+    {1, DType::F16},
+    {2, DType::Q4_0},
+    {8, DType::Q8_0},
+    {24, DType::I8},
+    {26, DType::I32},
+    {27, DType::I64},
+    {28, DType::F64},
+    {30, DType::BF16},
+    // The block types of formats/kquants.h.
+    {3, DType::Q4_1},
+    {6, DType::Q5_0},
+    {7, DType::Q5_1},
+    {10, DType::Q2_K},
+    {11, DType::Q3_K},
+    {12, DType::Q4_K},
+    {13, DType::Q5_K},
+    {14, DType::Q6_K},
+    {20, DType::IQ4_NL},
+    {23, DType::IQ4_XS},
 };
 
 std::string format_float(double f) {
@@ -495,12 +513,17 @@ GgufContents parse_gguf(const uint8_t* data, size_t size, const std::string& fil
       throw Error(tensor +
                   (name[0] == '#' ? " has unknown tensor type " + name.substr(1)
                                   : " has type " + name + ", which is not supported") +
-                  " (supported: F32, F16, BF16, Q8_0, Q4_0)");
+                  " (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K,"
+                  " Q5_K, Q6_K, IQ4_NL, IQ4_XS)");
     }
     v.dtype = *dt;
     if ((v.dtype == DType::Q8_0 || v.dtype == DType::Q4_0) && info.ne[0] % kQ8BlockSize != 0) {
       throw Error(tensor + ": rows of " + std::to_string(info.ne[0]) +
                   " values are not whole Q8_0 blocks of 32");
+    }
+    if (is_block_type(v.dtype) && info.ne[0] % block_elems(v.dtype) != 0) {
+      throw Error(tensor + ": rows of " + std::to_string(info.ne[0]) + " values are not whole " +
+                  dtype_name(v.dtype) + " blocks of " + std::to_string(block_elems(v.dtype)));
     }
     uint64_t nbytes = 0;
     const uint64_t rows = info.ne[0] ? numel / info.ne[0] : 0;

@@ -34,6 +34,10 @@ void GgufWriter::add_tensor(const std::string& name, DType type, std::vector<int
   if ((type == DType::Q8_0 || type == DType::Q4_0) && cols % kQ8BlockSize != 0) {
     throw Error("GGUF writer: tensor '" + name + "' rows are not whole Q8_0 blocks");
   }
+  if (is_block_type(type) && cols % block_elems(type) != 0) {
+    throw Error("GGUF writer: tensor '" + name + "' rows are not whole " + dtype_name(type) +
+                " blocks");
+  }
   const size_t nbytes = row_bytes(type, cols) * static_cast<size_t>(rows);
   tensors_.push_back({name, type, std::move(shape), nbytes, std::move(bytes)});
 }

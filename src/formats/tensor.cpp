@@ -29,6 +29,26 @@ const char* dtype_name(DType t) {
       return "Q8_0";
     case DType::Q4_0:
       return "Q4_0";
+    case DType::Q4_1:
+      return "Q4_1";
+    case DType::Q5_0:
+      return "Q5_0";
+    case DType::Q5_1:
+      return "Q5_1";
+    case DType::Q2_K:
+      return "Q2_K";
+    case DType::Q3_K:
+      return "Q3_K";
+    case DType::Q4_K:
+      return "Q4_K";
+    case DType::Q5_K:
+      return "Q5_K";
+    case DType::Q6_K:
+      return "Q6_K";
+    case DType::IQ4_NL:
+      return "IQ4_NL";
+    case DType::IQ4_XS:
+      return "IQ4_XS";
   }
   return "?";
 }
@@ -47,16 +67,67 @@ size_t dtype_size(DType t) {
     case DType::U8:
     case DType::I8:
       return 1;
-    case DType::Q8_0:
-    case DType::Q4_0:
+    default:  // block types
       return 0;
   }
-  return 0;
 }
 
+int block_elems(DType t) {
+  switch (t) {
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::IQ4_NL:
+      return 32;
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+    case DType::IQ4_XS:
+      return 256;
+    default:
+      return 0;
+  }
+}
+
+size_t block_bytes(DType t) {
+  switch (t) {
+    case DType::Q8_0:
+      return kQ8BlockBytes;  // 34
+    case DType::Q4_0:
+      return kQ4BlockBytes;  // 18
+    case DType::Q4_1:
+      return 20;  // d, m (f16), 16 bytes of nibbles
+    case DType::Q5_0:
+      return 22;  // d, 4 bytes of fifth bits, 16 bytes of nibbles
+    case DType::Q5_1:
+      return 24;  // d, m, fifth bits, nibbles
+    case DType::IQ4_NL:
+      return 18;  // d, 16 bytes of table indices
+    case DType::Q2_K:
+      return 84;  // 16 scale/min bytes, 64 bytes of 2-bit values, d, dmin
+    case DType::Q3_K:
+      return 110;  // 32 bytes of high bits, 64 bytes of 2-bit values, 12 scale bytes, d
+    case DType::Q4_K:
+      return 144;  // d, dmin, 12 scale bytes, 128 bytes of nibbles
+    case DType::Q5_K:
+      return 176;  // d, dmin, 12 scale bytes, 32 bytes of fifth bits, 128 bytes of nibbles
+    case DType::Q6_K:
+      return 210;  // 128 bytes of low nibbles, 64 bytes of high 2 bits, 16 int8 scales, d
+    case DType::IQ4_XS:
+      return 136;  // d, 2 bytes of high scale bits, 4 bytes of low scale bits, 128 bytes
+    default:
+      return 0;
+  }
+}
+
+bool is_block_type(DType t) { return block_elems(t) != 0; }
+
 size_t row_bytes(DType t, int64_t cols) {
-  if (t == DType::Q8_0) return static_cast<size_t>(cols / kQ8BlockSize) * kQ8BlockBytes;
-  if (t == DType::Q4_0) return static_cast<size_t>(cols / kQ8BlockSize) * kQ4BlockBytes;
+  if (is_block_type(t)) return static_cast<size_t>(cols / block_elems(t)) * block_bytes(t);
   return static_cast<size_t>(cols) * dtype_size(t);
 }
 

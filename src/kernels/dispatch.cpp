@@ -62,7 +62,7 @@ const KernelPath* filled(const KernelPath* p) {
   const KernelPath& g = generic_path();
   const auto missing = [&](const KernelPath& k) {
     return !k.exp_shift_sum || !k.gelu_tanh || !k.silu_mul || !k.row_max || !k.layer_norm ||
-           !k.rms_norm;
+           !k.rms_norm || !k.gemv_kquant;
   };
   if (!missing(*p)) return p;
   std::lock_guard lock(mu);
@@ -75,6 +75,7 @@ const KernelPath* filled(const KernelPath* p) {
     if (!copy->row_max) copy->row_max = g.row_max;
     if (!copy->layer_norm) copy->layer_norm = g.layer_norm;
     if (!copy->rms_norm) copy->rms_norm = g.rms_norm;
+    if (!copy->gemv_kquant) copy->gemv_kquant = g.gemv_kquant;
   }
   return copy.get();
 }

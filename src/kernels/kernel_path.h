@@ -84,6 +84,11 @@ struct KernelPath {
   // path's is the plain twin; a capability elsewhere (null: the file's rows, gemv_q4).
   void (*gemv_q4_panels)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
                          const float* bias, float* y);
+  // Filled: the formats/kquants.h types (Q4_K, Q6_K, IQ4_NL, ...) against one quantised
+  // activation row (decode), rows [o_begin, o_end) of y, as ref::kquant_row_dot. The generic
+  // path's is the plain twin.
+  void (*gemv_kquant)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
+                      const float* bias, float* y);
 };
 
 // The paths compiled into this binary that the running CPU supports, best last, with their filled

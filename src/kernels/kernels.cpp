@@ -10,6 +10,7 @@
 #include <limits>
 #include <vector>
 
+#include "formats/kquants.h"
 #include "kernels/kernel_path.h"
 #include "kernels/q4_panels.h"
 
@@ -22,13 +23,15 @@ namespace {
 // a Q4_0 matrix's panels where it has them and the path a kernel for them. False when the path
 // has no single-row kernel for W (Q4_0 without gemv_q4 or panels, float weights).
 bool decode_rows_supported(const KernelPath& path, const Matrix& w) {
-  return w.type == DType::Q8_0 ||
+  return w.type == DType::Q8_0 || is_kquant_type(w.type) ||
          (w.type == DType::Q4_0 && (path.gemv_q4 || (w.q4_panels && path.gemv_q4_panels)));
 }
 void decode_rows(const KernelPath& path, const ActBlockQ8* xq, const Matrix& w, int ob, int oe,
                  const float* bias, float* y) {
   if (w.type == DType::Q8_0) {
     path.gemm_q8(xq, 1, w, ob, oe, bias, y, w.rows);
+  } else if (is_kquant_type(w.type)) {
+    path.gemv_kquant(xq, w, ob, oe, bias, y);
   } else if (w.q4_panels && path.gemv_q4_panels) {
     path.gemv_q4_panels(xq, w, ob, oe, bias, y);
   } else {
@@ -48,7 +51,24 @@ void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const flo
     return std::pair<int, int>(static_cast<int>(b * 16),
                                std::min(w.rows, static_cast<int>(e * 16)));
   };
-  if (w.type == DType::Q8_0 || w.type == DType::Q4_0) {
+  if (is_kquant_type(w.type) && n > 1) {
+    // Prefill: each worker widens a slice of rows to float and runs the float GEMM on it.
+    pool.parallel_for(units, [&](size_t b, size_t e) {
+      const auto [ob, oe] = rows_of(b, e);
+      constexpr int kSlice = 32;
+      thread_local std::vector<float> widened;
+      widened.resize(static_cast<size_t>(w.cols) * kSlice);
+      for (int s0 = ob; s0 < oe; s0 += kSlice) {
+        const int rows = std::min(kSlice, oe - s0);
+        for (int r = 0; r < rows; ++r)
+          ref::dequantize_row(w, s0 + r, widened.data() + static_cast<size_t>(r) * w.cols);
+        const Matrix slice = f32_matrix(widened.data(), rows, w.cols);
+        path.gemm_float(x, n, slice, 0, rows, bias ? bias + s0 : nullptr, y + s0, w.rows);
+      }
+    });
+    return;
+  }
+  if (w.type == DType::Q8_0 || w.type == DType::Q4_0 || is_kquant_type(w.type)) {
     // w8a8: quantise each activation row once, then integer dot products.
     thread_local std::vector<ActBlockQ8> xq;
     const size_t blocks = static_cast<size_t>(w.cols / kQ8BlockSize);

@@ -40,6 +40,8 @@ inline Matrix f32_matrix(const float* data, int rows, int cols) {
 // Q8_0 weights run as w8a8: each activation row is quantised to int8 per block of 32 (scale =
 // max|x|/127, round to nearest), blocks are dotted in integers, scales applied in float.
 // Q4_0 weights run the same way (w4a8), their nibbles widened to int8 a slice at a time.
+// The formats/kquants.h types (Q4_K, Q6_K, IQ4_NL, ...) decode (n = 1) the same way, each block
+// as int8 values with a scale and min per 16; several rows (prefill) widen slices of W to float.
 void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const float* bias, float* y);
 // Several products of one input, no bias: targets[i].y = x · targets[i].wᵀ. Decoding (n = 1)
 // with quantised weights of one width quantises x once and splits all the rows over the threads
@@ -124,6 +126,10 @@ void matmul_bf16(const float* x, int n, const Matrix& w, const float* bias, floa
 void dequantize_row(const Matrix& w, int r, float* out);
 // One Q4_0 block as its 32 signed values (nibble − 8); returns the block scale.
 float q4_block_to_int8(const uint8_t* block, int8_t* q);
+// Row r of a kquant-typed W (formats/kquants.h) dotted with a quantised activation row: int8
+// values xq[cols] with one scale xd per 32; integer sums per 16 values, then
+// Σ scale·dx·Σq·xq + min·dx·Σxq in block order (what the decode kernels compute).
+float kquant_row_dot(const Matrix& w, int r, const float* xd, const int8_t* xq);
 void layer_norm(const float* x, int n, int d, const float* weight, const float* bias, float eps,
                 float* y);
 void rms_norm(const float* x, int n, int d, const float* weight, float eps, float* y);

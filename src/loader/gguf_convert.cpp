@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -48,6 +49,10 @@ uint32_t file_type(DType t) {
       return 2;
     case DType::BF16:
       return 32;
+    case DType::Q4_K:  // the Q4_K_M mix (kquant_tensor_type)
+      return 15;
+    case DType::Q6_K:
+      return 18;
     default:
       throw Error(std::string("cannot convert to ") + dtype_name(t));
   }
@@ -56,7 +61,28 @@ uint32_t file_type(DType t) {
 // The file name label of a whole-file type (llama.cpp's: "Q8_0", "F16", ...).
 const char* type_label(DType t) {
   file_type(t);  // refuses the types a file cannot be converted to
-  return dtype_name(t);
+  return t == DType::Q4_K ? "Q4_K_M" : dtype_name(t);
+}
+
+// The type of one text matrix in a K-quant file, after llama.cpp's recipes, simplified: Q6_K
+// everywhere for Q6_K; for Q4_K_M, Q6_K for the output head (the embedding when it is tied)
+// and for attn_v and ffn_down in llama.cpp's "more bits" layers (the first and last eighth,
+// and every third between), Q4_K elsewhere. Rows that are not whole 256-value blocks fall back
+// to Q8_0 (llama.cpp falls back to Q5_0 or Q8_0), or F16 where not whole 32-value blocks.
+DType kquant_tensor_type(DType file, const std::string& name, int layers, bool tied, int64_t cols) {
+  DType t = file;
+  if (file == DType::Q4_K) {
+    int layer = -1;
+    if (name.starts_with("blk.")) layer = std::atoi(name.c_str() + 4);
+    const bool more_bits = layer >= 0 && (layer < layers / 8 || layer >= 7 * layers / 8 ||
+                                          (layer - layers / 8) % 3 == 2);
+    if (name == "output.weight" || (tied && name == "token_embd.weight") ||
+        (more_bits && (name.ends_with(".attn_v.weight") || name.ends_with(".ffn_down.weight")))) {
+      t = DType::Q6_K;
+    }
+  }
+  if (cols % 256 != 0) t = cols % kQ8BlockSize == 0 ? DType::Q8_0 : DType::F16;
+  return t;
 }
 
 // ---- general.name and friends: gguf-py's Metadata heuristics on the model id ----
@@ -484,6 +510,10 @@ std::vector<uint8_t> encode(const std::vector<float>& x, DType t, int64_t rows, 
     case DType::Q4_0:
       out = quantize_q4_0(x, static_cast<int>(rows), static_cast<int>(cols));
       break;
+    case DType::Q4_K:
+    case DType::Q6_K:
+      out = quantize_rows(t, x, static_cast<int>(rows), static_cast<int>(cols));
+      break;
     default:
       throw Error(std::string("cannot encode ") + dtype_name(t));
   }
@@ -550,6 +580,9 @@ ConvertResult convert_hf_to_gguf(const std::string& hf_dir, const std::string& o
       type = DType::F32;
     }
     if ((type == DType::Q8_0 || type == DType::Q4_0) && cols % kQ8BlockSize != 0) type = DType::F16;
+    if (type == DType::Q4_K || type == DType::Q6_K) {
+      type = kquant_tensor_type(type, g->name, cfg.text.layers, cfg.text.tie_word_embeddings, cols);
+    }
     int heads = 0;
     if (!vision && g->name.ends_with(".attn_q.weight")) heads = cfg.text.heads;
     if (!vision && g->name.ends_with(".attn_k.weight")) heads = cfg.text.kv_heads;

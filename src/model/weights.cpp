@@ -9,8 +9,7 @@
 namespace smolvlm {
 
 bool is_matrix_type(DType t) {
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 ||
-         t == DType::Q4_0;
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || is_block_type(t);
 }
 
 namespace {
@@ -58,8 +57,9 @@ class Loader {
     if (!is_matrix_type(t.dtype)) {
       throw Error("tensor '" + name + "' has unsupported dtype " + dtype_name(t.dtype));
     }
-    if ((t.dtype == DType::Q8_0 || t.dtype == DType::Q4_0) && cols % kQ8BlockSize != 0) {
-      throw Error("tensor '" + name + "' is Q8_0 but its rows are not whole blocks");
+    if (is_block_type(t.dtype) && cols % block_elems(t.dtype) != 0) {
+      throw Error("tensor '" + name + "' is " + dtype_name(t.dtype) +
+                  " but its rows are not whole blocks");
     }
     return {t.dtype, t.data, rows, cols};
   }

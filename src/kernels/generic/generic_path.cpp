@@ -168,6 +168,20 @@ void gemv_q4_panels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_en
   }
 }
 
+// Each row by the plain twin, the activation blocks split into scales and values once.
+void gemv_kquant(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
+                 float* y) {
+  const int blocks = w.cols / kQ8BlockSize;
+  std::vector<float> xd(static_cast<size_t>(blocks));
+  std::vector<int8_t> xv(static_cast<size_t>(w.cols));
+  for (int b = 0; b < blocks; ++b) {
+    xd[static_cast<size_t>(b)] = xq[b].d;
+    std::memcpy(xv.data() + static_cast<size_t>(b) * kQ8BlockSize, xq[b].q, kQ8BlockSize);
+  }
+  for (int o = o_begin; o < o_end; ++o)
+    y[o] = ref::kquant_row_dot(w, o, xd.data(), xv.data()) + (bias ? bias[o] : 0.0f);
+}
+
 // Every entry dispatch fills for other paths is here (see kernel_path.h); the capabilities it
 // lacks (bf16, Q4_0 single-row, weighted rows, K-major products) stay null.
 const KernelPath kGeneric = {.name = "generic",
@@ -182,7 +196,8 @@ const KernelPath kGeneric = {.name = "generic",
                              .dot_rows = dot_rows,
                              .layer_norm = ref::layer_norm,
                              .rms_norm = ref::rms_norm,
-                             .gemv_q4_panels = gemv_q4_panels};
+                             .gemv_q4_panels = gemv_q4_panels,
+                             .gemv_kquant = gemv_kquant};
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/kquants.h"
 #include "kernels/kernels.h"
 
 namespace smolvlm::kernels::ref {
@@ -57,8 +58,39 @@ void dequantize_row(const Matrix& w, int r, float* out) {
       }
       return;
     default:
+      if (is_kquant_type(w.type)) {
+        const int n = block_elems(w.type);
+        UnpackedBlock u;
+        for (int b = 0; b < w.cols / n; ++b) {
+          unpack_block(w.type, src + static_cast<size_t>(b) * block_bytes(w.type), u);
+          for (int i = 0; i < n; ++i)
+            out[b * n + i] = u.scale[i / 16] * static_cast<float>(u.q[i]) + u.min[i / 16];
+        }
+        return;
+      }
       throw Error(std::string("no kernel for weights of type ") + dtype_name(w.type));
   }
+}
+
+float kquant_row_dot(const Matrix& w, int r, const float* xd, const int8_t* xq) {
+  const int n = block_elems(w.type);
+  const uint8_t* src = w.row(r);
+  UnpackedBlock u;
+  float acc = 0.0f;
+  for (int b = 0; b < w.cols / n; ++b) {
+    unpack_block(w.type, src + static_cast<size_t>(b) * block_bytes(w.type), u);
+    for (int g = 0; g < n / 16; ++g) {
+      const int i0 = b * n + g * 16;
+      const float dx = xd[i0 / kQ8BlockSize];
+      int32_t dot = 0, sum = 0;
+      for (int i = 0; i < 16; ++i) {
+        dot += static_cast<int32_t>(u.q[g * 16 + i]) * xq[i0 + i];
+        sum += xq[i0 + i];
+      }
+      acc += u.scale[g] * dx * static_cast<float>(dot) + u.min[g] * dx * static_cast<float>(sum);
+    }
+  }
+  return acc;
 }
 
 namespace {
@@ -109,6 +141,22 @@ void matmul(const float* x, int n, const Matrix& w, const float* bias, float* y)
           acc += static_cast<float>(sum) * (dw * xq[b].d);
         }
         y[static_cast<size_t>(r) * w.rows + o] = acc + (bias ? bias[o] : 0.0f);
+      }
+    }
+    return;
+  }
+  if (is_kquant_type(w.type)) {  // w·a8: integer dots per 16 values, the block's scales and mins
+    std::vector<float> xd(static_cast<size_t>(w.cols / kQ8BlockSize));
+    std::vector<int8_t> xq(static_cast<size_t>(w.cols));
+    for (int r = 0; r < n; ++r) {
+      const std::vector<RefBlock> blocks = quantize_q8(x + static_cast<size_t>(r) * w.cols, w.cols);
+      for (size_t b = 0; b < blocks.size(); ++b) {
+        xd[b] = blocks[b].d;
+        std::memcpy(xq.data() + b * kQ8BlockSize, blocks[b].q, kQ8BlockSize);
+      }
+      for (int o = 0; o < w.rows; ++o) {
+        y[static_cast<size_t>(r) * w.rows + o] =
+            kquant_row_dot(w, o, xd.data(), xq.data()) + (bias ? bias[o] : 0.0f);
       }
     }
     return;

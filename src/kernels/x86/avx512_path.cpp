@@ -4,6 +4,7 @@
 
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__)
 #include "kernels/x86/gemm_x86.h"
+#include "kernels/x86/kquant_x86.h"
 #include "kernels/x86/q8_avx512.h"
 
 namespace smolvlm::kernels {
@@ -11,7 +12,8 @@ namespace {
 constexpr KernelPath kAvx512 = [] {
   KernelPath p = x86::avx512_entries("avx512");
   p.gemm_q8 = x86::gemm_q8_512<false>;
-  p.gemv_q4 = x86::gemv_q4_avx2;  // no VNNI: the 256-bit vpmaddubsw kernel
+  p.gemv_q4 = x86::gemv_q4_avx2;          // no VNNI: the 256-bit vpmaddubsw kernel
+  p.gemv_kquant = x86::gemv_kquant_avx2;  // the 256-bit kernel
   return p;
 }();
 }  // namespace

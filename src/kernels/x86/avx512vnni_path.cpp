@@ -4,6 +4,7 @@
 
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #include "kernels/x86/gemm_x86.h"
+#include "kernels/x86/kquant_x86.h"
 #include "kernels/x86/q8_avx512.h"
 
 namespace smolvlm::kernels {
@@ -12,6 +13,7 @@ constexpr KernelPath kAvx512Vnni = [] {
   KernelPath p = x86::avx512_entries("avx512vnni");
   p.gemm_q8 = x86::gemm_q8_512<true>;
   p.gemv_q4 = x86::gemv_q4_vnni;
+  p.gemv_kquant = x86::gemv_kquant_avx2;  // the 256-bit kernel
   p.gemv_q4_panels = x86::gemv_q4_panels_vnni;
   return p;
 }();

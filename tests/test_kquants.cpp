@@ -1,0 +1,474 @@
+// The GGUF K-quant, legacy and IQ4 block types (formats/kquants.h): blocks packed by hand here
+// from the layouts (ggml-common.h's structs, written as encoders: logical codes and scales in,
+// bytes out) dequantise to the values the layout defines, in the plain twin and, through
+// one-hot activations, in every kernel path's decode kernel; and the fast products follow
+// their twins on random blocks.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "formats/gguf.h"
+#include "formats/kquants.h"
+#include "formats/quantize.h"
+#include "formats/tensor.h"
+#include "kernels/kernel_path.h"
+#include "kernels/kernels.h"
+
+namespace smolvlm {
+namespace {
+
+void put_half(uint8_t* p, float v) {
+  const uint16_t h = f32_to_f16(v);
+  std::memcpy(p, &h, 2);
+}
+float as_half(float v) { return f16_to_f32(f32_to_f16(v)); }
+
+// One block's logical content: the stored codes (unsigned, as the bits hold them), the f16
+// super-scales and the sub-block scales / mins.
+struct Logical {
+  std::vector<int> code;
+  float d = 0, dmin = 0;
+  std::vector<int> sc, mn;
+};
+
+// "Nibbles of 32": byte j = code j | code j+16 << 4.
+void pack_nibbles32(const int* c, uint8_t* out) {
+  for (int j = 0; j < 16; ++j) out[j] = static_cast<uint8_t>(c[j] | c[j + 16] << 4);
+}
+
+// The bytes of one block of type t holding `l`.
+std::vector<uint8_t> encode(DType t, const Logical& l) {
+  std::vector<uint8_t> b(block_bytes(t), 0);
+  const int* c = l.code.data();
+  switch (t) {
+    case DType::Q4_1:
+      put_half(b.data(), l.d);
+      put_half(b.data() + 2, l.dmin);
+      pack_nibbles32(c, b.data() + 4);
+      break;
+    case DType::Q5_0:
+    case DType::Q5_1: {
+      const size_t o = t == DType::Q5_1 ? 4 : 2;
+      put_half(b.data(), l.d);
+      if (t == DType::Q5_1) put_half(b.data() + 2, l.dmin);
+      uint32_t qh = 0;
+      int low[32];
+      for (int j = 0; j < 32; ++j) {
+        qh |= static_cast<uint32_t>(c[j] >> 4) << j;
+        low[j] = c[j] & 15;
+      }
+      std::memcpy(b.data() + o, &qh, 4);
+      pack_nibbles32(low, b.data() + o + 4);
+      break;
+    }
+    case DType::IQ4_NL:
+      put_half(b.data(), l.d);
+      pack_nibbles32(c, b.data() + 2);
+      break;
+    case DType::IQ4_XS: {
+      put_half(b.data(), l.d);
+      uint16_t sh = 0;
+      for (int s = 0; s < 8; ++s) {
+        sh = static_cast<uint16_t>(sh | (l.sc[s] >> 4) << (2 * s));
+        b[4 + s / 2] = static_cast<uint8_t>(b[4 + s / 2] | (l.sc[s] & 15) << (4 * (s % 2)));
+        pack_nibbles32(c + 32 * s, b.data() + 8 + 16 * s);
+      }
+      std::memcpy(b.data() + 2, &sh, 2);
+      break;
+    }
+    case DType::Q4_K:
+    case DType::Q5_K: {
+      put_half(b.data(), l.d);
+      put_half(b.data() + 2, l.dmin);
+      uint8_t* s = b.data() + 4;
+      for (int j = 0; j < 4; ++j) {
+        s[j] = static_cast<uint8_t>((l.sc[j] & 63) | (l.sc[j + 4] >> 4) << 6);
+        s[j + 4] = static_cast<uint8_t>((l.mn[j] & 63) | (l.mn[j + 4] >> 4) << 6);
+        s[j + 8] = static_cast<uint8_t>((l.sc[j + 4] & 15) | (l.mn[j + 4] & 15) << 4);
+      }
+      const bool five = t == DType::Q5_K;
+      uint8_t* qs = b.data() + (five ? 48 : 16);
+      for (int ch = 0; ch < 4; ++ch) {
+        for (int j = 0; j < 32; ++j) {
+          const int lo = c[64 * ch + j], hi = c[64 * ch + 32 + j];
+          qs[32 * ch + j] = static_cast<uint8_t>((lo & 15) | (hi & 15) << 4);
+          if (five)
+            b[16 + j] =
+                static_cast<uint8_t>(b[16 + j] | (lo >> 4) << (2 * ch) | (hi >> 4) << (2 * ch + 1));
+        }
+      }
+      break;
+    }
+    case DType::Q6_K:
+      for (int h = 0; h < 2; ++h) {
+        for (int j = 0; j < 32; ++j) {
+          const int* v = c + 128 * h + j;  // v[32k] is value 128h + 32k + j
+          b[64 * h + j] = static_cast<uint8_t>((v[0] & 15) | (v[64] & 15) << 4);
+          b[64 * h + 32 + j] = static_cast<uint8_t>((v[32] & 15) | (v[96] & 15) << 4);
+          b[128 + 32 * h + j] = static_cast<uint8_t>(v[0] >> 4 | (v[32] >> 4) << 2 |
+                                                     (v[64] >> 4) << 4 | (v[96] >> 4) << 6);
+        }
+      }
+      for (int g = 0; g < 16; ++g) b[192 + g] = static_cast<uint8_t>(static_cast<int8_t>(l.sc[g]));
+      put_half(b.data() + 208, l.d);
+      break;
+    case DType::Q3_K:
+      for (int h = 0; h < 2; ++h) {
+        for (int k = 0; k < 4; ++k) {
+          for (int j = 0; j < 32; ++j) {
+            const int v = c[128 * h + 32 * k + j];
+            b[32 + 32 * h + j] = static_cast<uint8_t>(b[32 + 32 * h + j] | (v & 3) << (2 * k));
+            b[j] = static_cast<uint8_t>(b[j] | (v >> 2) << (4 * h + k));
+          }
+        }
+      }
+      for (int g = 0; g < 16; ++g) {
+        uint8_t* s = b.data() + 96;
+        if (g < 8) {
+          s[g] = static_cast<uint8_t>(s[g] | (l.sc[g] & 15));
+        } else {
+          s[g - 8] = static_cast<uint8_t>(s[g - 8] | (l.sc[g] & 15) << 4);
+        }
+        s[8 + g % 4] = static_cast<uint8_t>(s[8 + g % 4] | (l.sc[g] >> 4) << (2 * (g / 4)));
+      }
+      put_half(b.data() + 108, l.d);
+      break;
+    case DType::Q2_K:
+      for (int g = 0; g < 16; ++g) b[g] = static_cast<uint8_t>(l.sc[g] | l.mn[g] << 4);
+      for (int h = 0; h < 2; ++h) {
+        for (int k = 0; k < 4; ++k) {
+          for (int j = 0; j < 32; ++j)
+            b[16 + 32 * h + j] =
+                static_cast<uint8_t>(b[16 + 32 * h + j] | c[128 * h + 32 * k + j] << (2 * k));
+        }
+      }
+      put_half(b.data() + 80, l.d);
+      put_half(b.data() + 82, l.dmin);
+      break;
+    default:
+      ADD_FAILURE() << "no encoder for " << dtype_name(t);
+  }
+  return b;
+}
+
+// Value i of the block as the layout defines it.
+float expected(DType t, const Logical& l, int i) {
+  const int c = l.code[static_cast<size_t>(i)];
+  const auto f = [](int v) { return static_cast<float>(v); };
+  switch (t) {
+    case DType::Q4_1:
+    case DType::Q5_1:
+      return l.d * f(c) + l.dmin;
+    case DType::Q5_0:
+      return l.d * f(c - 16);
+    case DType::IQ4_NL:
+      return l.d * f(kIq4nlValues[c]);
+    case DType::IQ4_XS:
+      return l.d * f(l.sc[i / 32] - 32) * f(kIq4nlValues[c]);
+    case DType::Q4_K:
+    case DType::Q5_K:
+      return l.d * f(l.sc[i / 32]) * f(c) - l.dmin * f(l.mn[i / 32]);
+    case DType::Q6_K:
+      return l.d * f(l.sc[i / 16]) * f(c - 32);
+    case DType::Q3_K:
+      return l.d * f(l.sc[i / 16] - 32) * f(c - 4);
+    case DType::Q2_K:
+      return l.d * f(l.sc[i / 16]) * f(c) - l.dmin * f(l.mn[i / 16]);
+    default:
+      return NAN;
+  }
+}
+
+// Random logical content within each field's range.
+Logical random_logical(DType t, std::mt19937& rng) {
+  const auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  Logical l;
+  const int n = block_elems(t);
+  int code_max = 15, sc_n = 0, sc_lo = 0, sc_hi = 0, mn_n = 0, mn_hi = 0;
+  switch (t) {
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q5_K:
+      code_max = 31;
+      break;
+    case DType::Q6_K:
+      code_max = 63;
+      break;
+    case DType::Q3_K:
+      code_max = 7;
+      break;
+    case DType::Q2_K:
+      code_max = 3;
+      break;
+    default:
+      break;
+  }
+  switch (t) {
+    case DType::IQ4_XS:
+      sc_n = 8, sc_hi = 63;
+      break;
+    case DType::Q4_K:
+    case DType::Q5_K:
+      sc_n = 8, sc_hi = 63, mn_n = 8, mn_hi = 63;
+      break;
+    case DType::Q6_K:
+      sc_n = 16, sc_lo = -128, sc_hi = 127;
+      break;
+    case DType::Q3_K:
+      sc_n = 16, sc_hi = 63;
+      break;
+    case DType::Q2_K:
+      sc_n = 16, sc_hi = 15, mn_n = 16, mn_hi = 15;
+      break;
+    default:
+      break;
+  }
+  for (int i = 0; i < n; ++i) l.code.push_back(pick(0, code_max));
+  for (int i = 0; i < sc_n; ++i) l.sc.push_back(pick(sc_lo, sc_hi));
+  for (int i = 0; i < mn_n; ++i) l.mn.push_back(pick(0, mn_hi));
+  // f16-exact super-scales of either sign for d (dmin too where the type has one).
+  l.d = as_half(static_cast<float>(pick(-64, 64)) / 1024.0f);
+  l.dmin = as_half(static_cast<float>(pick(-64, 64)) / 2048.0f);
+  if (l.d == 0.0f) l.d = 0.0625f;
+  // The extremes of each range in the first block values.
+  l.code[0] = 0;
+  l.code[1] = code_max;
+  return l;
+}
+
+constexpr DType kTypes[] = {DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL, DType::Q2_K,
+                            DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K,   DType::IQ4_XS};
+
+// A matrix of `rows` rows, `per_row` hand-made blocks each; `want` gets its values.
+struct HandMatrix {
+  std::vector<uint8_t> bytes;
+  std::vector<float> want;
+  kernels::Matrix m;
+};
+HandMatrix hand_matrix(DType t, int rows, int per_row, uint32_t seed) {
+  std::mt19937 rng(seed);
+  HandMatrix h;
+  const int n = block_elems(t);
+  for (int r = 0; r < rows; ++r) {
+    for (int b = 0; b < per_row; ++b) {
+      const Logical l = random_logical(t, rng);
+      const std::vector<uint8_t> bytes = encode(t, l);
+      h.bytes.insert(h.bytes.end(), bytes.begin(), bytes.end());
+      for (int i = 0; i < n; ++i) h.want.push_back(expected(t, l, i));
+    }
+  }
+  h.m = {t, h.bytes.data(), rows, n * per_row};
+  return h;
+}
+
+TEST(KQuants, BlockSizesAreGgmls) {
+  // (values, bytes) per block, as ggml's type traits state them.
+  const std::pair<DType, std::pair<int, size_t>> sizes[] = {
+      {DType::Q4_1, {32, 20}},    {DType::Q5_0, {32, 22}},   {DType::Q5_1, {32, 24}},
+      {DType::IQ4_NL, {32, 18}},  {DType::Q2_K, {256, 84}},  {DType::Q3_K, {256, 110}},
+      {DType::Q4_K, {256, 144}},  {DType::Q5_K, {256, 176}}, {DType::Q6_K, {256, 210}},
+      {DType::IQ4_XS, {256, 136}}};
+  for (const auto& [t, s] : sizes) {
+    EXPECT_EQ(block_elems(t), s.first) << dtype_name(t);
+    EXPECT_EQ(block_bytes(t), s.second) << dtype_name(t);
+    EXPECT_EQ(row_bytes(t, 2 * s.first), 2 * s.second) << dtype_name(t);
+    EXPECT_TRUE(is_kquant_type(t));
+  }
+  EXPECT_FALSE(is_kquant_type(DType::Q8_0));
+  EXPECT_FALSE(is_kquant_type(DType::F16));
+}
+
+// The plain twin dequantises hand-made blocks to the values the layout defines.
+TEST(KQuants, HandMadeBlocksDequantiseToTheLayoutsValues) {
+  for (DType t : kTypes) {
+    const HandMatrix h = hand_matrix(t, 3, 2, 11);
+    std::vector<float> row(static_cast<size_t>(h.m.cols));
+    for (int r = 0; r < h.m.rows; ++r) {
+      kernels::ref::dequantize_row(h.m, r, row.data());
+      for (int i = 0; i < h.m.cols; ++i) {
+        ASSERT_FLOAT_EQ(row[static_cast<size_t>(i)],
+                        h.want[static_cast<size_t>(r) * h.m.cols + static_cast<size_t>(i)])
+            << dtype_name(t) << " row " << r << " value " << i;
+      }
+    }
+  }
+}
+
+// Every path's decode kernel gives each hand-made value back for a one-hot activation (the
+// activation quantises to 127 · (1/127), so each product is the weight within a few ulps).
+TEST(KQuants, EveryPathsDecodeKernelReadsHandMadeBlocks) {
+  for (const kernels::KernelPath* p : kernels::available_paths()) {
+    const kernels::Compute cx(1, p->name);
+    for (DType t : kTypes) {
+      const HandMatrix h = hand_matrix(t, 19, 2, 23);
+      std::vector<float> x(static_cast<size_t>(h.m.cols), 0.0f), y(static_cast<size_t>(h.m.rows));
+      for (int i = 0; i < h.m.cols; ++i) {
+        x[static_cast<size_t>(i)] = 1.0f;
+        kernels::matmul(cx, x.data(), 1, h.m, nullptr, y.data());
+        x[static_cast<size_t>(i)] = 0.0f;
+        for (int r = 0; r < h.m.rows; ++r) {
+          const float* wr = h.want.data() + static_cast<size_t>(r) * h.m.cols;
+          float big = 0;
+          for (int k = 0; k < h.m.cols; ++k) big = std::max(big, std::fabs(wr[k]));
+          const float want = wr[i];
+          ASSERT_NEAR(y[static_cast<size_t>(r)], want, 1e-6f + 2e-6f * big)
+              << p->name << " " << dtype_name(t) << " row " << r << " value " << i;
+        }
+      }
+    }
+  }
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& f : v) f = d(rng);
+  return v;
+}
+
+// Decode (w·a8 integer sums) follows the twin ref::matmul within float summation order, and
+// prefill (rows widened to float) follows the float product of the dequantised rows.
+TEST(KQuants, FastProductsFollowTheirTwins) {
+  for (const kernels::KernelPath* p : kernels::available_paths()) {
+    for (int threads : {1, 3}) {
+      const kernels::Compute cx(threads, p->name);
+      for (DType t : kTypes) {
+        const int per_row = block_elems(t) == 32 ? 24 : 3;
+        const HandMatrix h = hand_matrix(t, 37, per_row, 5);
+        const int rows = h.m.rows, cols = h.m.cols;
+        const std::vector<float> x = random_floats(static_cast<size_t>(cols) * 3, 9);
+        const std::vector<float> bias = random_floats(static_cast<size_t>(rows), 10);
+        std::vector<float> got(static_cast<size_t>(rows) * 3), want(got.size());
+        // Decode.
+        kernels::matmul(cx, x.data(), 1, h.m, bias.data(), got.data());
+        kernels::ref::matmul(x.data(), 1, h.m, bias.data(), want.data());
+        double scale = 0;
+        for (int r = 0; r < rows; ++r) scale = std::max(scale, std::fabs(double(want[r])));
+        for (int r = 0; r < rows; ++r) {
+          ASSERT_NEAR(got[static_cast<size_t>(r)], want[static_cast<size_t>(r)], 1e-5 * scale)
+              << p->name << " " << dtype_name(t) << " decode row " << r;
+        }
+        // Prefill: against float sums of the dequantised rows (the values of the test above).
+        kernels::matmul(cx, x.data(), 3, h.m, bias.data(), got.data());
+        for (int n = 0; n < 3; ++n) {
+          for (int r = 0; r < rows; ++r) {
+            double acc = bias[static_cast<size_t>(r)], l1 = std::fabs(acc);
+            for (int i = 0; i < cols; ++i) {
+              const double term = double(x[static_cast<size_t>(n) * cols + i]) *
+                                  h.want[static_cast<size_t>(r) * cols + static_cast<size_t>(i)];
+              acc += term;
+              l1 += std::fabs(term);
+            }
+            // Float sums in another order: a few ulps of the summed magnitudes.
+            ASSERT_NEAR(got[static_cast<size_t>(n) * rows + r], acc, 1e-6 * l1 + 1e-6)
+                << p->name << " " << dtype_name(t) << " prefill row " << n << "," << r;
+          }
+        }
+        // The decode's activation rounding (int8 per 32) keeps it near the float product.
+        for (int r = 0; r < rows; ++r) {
+          double acc = bias[static_cast<size_t>(r)];
+          for (int i = 0; i < cols; ++i)
+            acc += double(x[static_cast<size_t>(i)]) * h.want[static_cast<size_t>(r) * cols + i];
+          EXPECT_NEAR(want[static_cast<size_t>(r)], acc, 0.02 * scale + 1e-3)
+              << dtype_name(t) << " row " << r;
+        }
+      }
+    }
+  }
+}
+
+// Our Q4_K / Q6_K writers (convert --type q4_k_m / q6_k): the values come back within the
+// rounding the layouts allow (root-mean-square error against the spread of the values).
+TEST(KQuants, WritersRoundTrip) {
+  const int cols = 512, rows = 4;
+  std::vector<float> x = random_floats(static_cast<size_t>(rows) * cols, 77);
+  x[3] = 9.0f;  // an outlier
+  for (const auto& [t, max_rel] : {std::pair{DType::Q4_K, 0.12}, std::pair{DType::Q6_K, 0.03}}) {
+    const std::vector<uint8_t> bytes = quantize_rows(t, x, rows, cols);
+    ASSERT_EQ(bytes.size(), rows * row_bytes(t, cols));
+    const kernels::Matrix m{t, bytes.data(), rows, cols};
+    std::vector<float> back(static_cast<size_t>(cols));
+    for (int r = 0; r < rows; ++r) {
+      kernels::ref::dequantize_row(m, r, back.data());
+      double err = 0, ss = 0;
+      for (int i = 0; i < cols; ++i) {
+        const double v = x[static_cast<size_t>(r) * cols + i];
+        err += (back[static_cast<size_t>(i)] - v) * (back[static_cast<size_t>(i)] - v);
+        ss += v * v;
+      }
+      EXPECT_LT(std::sqrt(err / ss), max_rel) << dtype_name(t) << " row " << r;
+      EXPECT_GT(std::sqrt(err / ss), 0.0) << dtype_name(t);  // lossy: not a copy
+    }
+    // The largest value comes back to within a step.
+    kernels::ref::dequantize_row(m, 0, back.data());
+    EXPECT_NEAR(back[3], 9.0f, t == DType::Q4_K ? 0.7f : 0.2f) << dtype_name(t);
+  }
+}
+
+TEST(KQuants, DequantizeRowServesEmbeddings) {
+  // kernels::dequantize_row (embedding lookups) is the twin's.
+  const HandMatrix h = hand_matrix(DType::Q6_K, 2, 1, 3);
+  std::vector<float> row(256);
+  kernels::dequantize_row(h.m, 1, row.data());
+  for (int i = 0; i < 256; ++i) EXPECT_FLOAT_EQ(row[static_cast<size_t>(i)], h.want[256 + i]);
+}
+
+}  // namespace
+}  // namespace smolvlm
+
+namespace smolvlm {
+namespace {
+
+// Files from llama.cpp's own tools, where $SMOLVLM_KQUANT_DIR names a folder of pairs
+// NAME.gguf (llama-quantize's output) and deq-NAME.gguf (the same file requantised to F32 by
+// `llama-quantize --allow-requantize NAME.gguf deq-NAME.gguf F32`, i.e. ggml's dequantisation):
+// every block tensor of each file dequantises to ggml's values bit for bit.
+TEST(KQuants, LlamaQuantizeFilesDequantiseAsGgmlDoes) {
+  const char* dir = std::getenv("SMOLVLM_KQUANT_DIR");
+  if (!dir || !*dir) GTEST_SKIP() << "set SMOLVLM_KQUANT_DIR to a folder of llama-quantize files";
+  namespace fs = std::filesystem;
+  int files = 0, tensors = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("deq-", 0) != 0 || e.path().extension() != ".gguf") continue;
+    const fs::path quant = e.path().parent_path() / name.substr(4);
+    if (!fs::exists(quant)) continue;
+    const GgufFile q(quant.string()), f(e.path().string());
+    ++files;
+    for (const TensorView& t : q.tensors()) {
+      if (!is_kquant_type(t.dtype)) continue;
+      const TensorView* ref = f.find_tensor(t.name);
+      ASSERT_TRUE(ref && ref->dtype == DType::F32) << t.name;
+      const int cols = static_cast<int>(t.shape.back());
+      const int rows = static_cast<int>(t.numel() / cols);
+      const kernels::Matrix m{t.dtype, t.data, rows, cols};
+      std::vector<float> row(static_cast<size_t>(cols));
+      for (int r = 0; r < rows; ++r) {
+        kernels::ref::dequantize_row(m, r, row.data());
+        // Equal as numbers (ggml's d·sc·0 may be −0 where ours adds a zero min: +0).
+        const auto* want = reinterpret_cast<const float*>(ref->data) + size_t(cols) * r;
+        int i = 0;
+        while (i < cols && row[static_cast<size_t>(i)] == want[i]) ++i;
+        ASSERT_EQ(i, cols) << "value " << i << ": "
+                           << row[static_cast<size_t>(std::min(i, cols - 1))] << " vs ggml's "
+                           << want[std::min(i, cols - 1)] << ", " << quant << " " << t.name << " ("
+                           << dtype_name(t.dtype) << ") row " << r;
+      }
+      ++tensors;
+    }
+  }
+  std::printf("%d files, %d block tensors the same as ggml's\n", files, tensors);
+  EXPECT_GT(files, 0);
+}
+
+}  // namespace
+}  // namespace smolvlm
