@@ -8,6 +8,7 @@ pkgs=(cmake g++ make pkg-config libjpeg62-turbo-dev libpng-dev nlohmann-json3-de
       # video input (src/video) and smolvlm watch's cameras (libavdevice)
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libavdevice-dev
       python3-av python3-numpy  # tests: what HF's PyAV backend reads, HF's sampling formula
+      python3-jsonschema    # tests: structured outputs' answers validated against their schemas
       clang                 # scripts/fuzz.sh: libFuzzer targets for the file parsers
       chromium              # the web page's browser tests (tests/webui, headless)
       # optional: RK35llm.h's cv::Mat interface and its seed-compatibility test program

@@ -16,6 +16,9 @@ AnswerStream::AnswerStream(const Model& model, std::vector<int32_t> history,
                 options.seed}),
       stream_(model.tokenizer, /*skip_special=*/true),
       start_(std::chrono::steady_clock::now()) {
+  if (options.constraint)
+    constrained_ =
+        std::make_unique<ConstrainedStep>(*options.constraint, model.tokenizer, model.eos_id());
   if (cancel_requested()) result_.cancelled = true;
 }
 
@@ -30,12 +33,15 @@ std::optional<int32_t> AnswerStream::next(float* logits, bool room) {
     result_.cancelled = true;
     return std::nullopt;
   }
-  const int32_t id = sampler_.sample(
-      std::span<float>(logits, static_cast<size_t>(model_.config.text.vocab)), history_);
+  const auto vocab = static_cast<size_t>(model_.config.text.vocab);
+  // Structured outputs: refused tokens masked (none allowed at all: the grammar is stuck).
+  if (constrained_ && !constrained_->mask(logits, vocab)) return std::nullopt;
+  const int32_t id = sampler_.sample(std::span<float>(logits, vocab), history_);
   if (id == model_.eos_id()) {
     result_.stopped_by_eos = true;
     return std::nullopt;
   }
+  if (constrained_) constrained_->accept(id);
   ++produced_;
   result_.tokens.push_back(id);
   history_.push_back(id);

@@ -7,9 +7,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
+#include "chat/constrained.h"
 #include "kernels/compute.h"
 #include "loader/model.h"
 #include "text/decoder.h"
@@ -44,6 +46,7 @@ class AnswerStream {
   Sampler sampler_;
   StreamDecoder stream_;
   int produced_ = 0;
+  std::unique_ptr<ConstrainedStep> constrained_;  // GenerationOptions::constraint, when set
   std::chrono::steady_clock::time_point start_;
 };
 
