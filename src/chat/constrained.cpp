@@ -20,12 +20,16 @@ std::shared_ptr<const constrain::TokenIndex> token_index_for(const Tokenizer& to
     for (unsigned char c : bytes[id]) h = (h ^ c) * 1099511628211ULL;
     h = (h ^ (special[id] ? 0x1FFu : 0x100u)) * 1099511628211ULL;
   }
+  // Held for the process's life (a few MB each; a process sees one or two vocabularies), at most
+  // kKeep of them.
+  constexpr size_t kKeep = 4;
   static std::mutex mu;
-  static std::map<uint64_t, std::weak_ptr<const constrain::TokenIndex>> cache;
+  static std::map<uint64_t, std::shared_ptr<const constrain::TokenIndex>> cache;
   const std::lock_guard lock(mu);
-  if (auto found = cache[h].lock()) return found;
+  if (const auto found = cache.find(h); found != cache.end()) return found->second;
+  if (cache.size() >= kKeep) cache.erase(cache.begin());
   auto index = std::make_shared<const constrain::TokenIndex>(std::move(bytes), special);
-  cache[h] = index;
+  cache.emplace(h, index);
   return index;
 }
 

@@ -149,7 +149,7 @@ class Parser {
   }
 
   int32_t helper(std::vector<Seq> alts) {
-    const int32_t id = rule_id(current_ + "-" + std::to_string(++helpers_));
+    const int32_t id = rule_id(current_ + "@" + std::to_string(++helpers_));
     defined_[static_cast<size_t>(id)] = true;
     alts_[static_cast<size_t>(id)] = std::move(alts);
     return id;
@@ -457,7 +457,7 @@ class Parser {
     Seq out(static_cast<size_t>(lo), x);
     if (hi < 0) {
       // star ::= x star | ""
-      const int32_t star = rule_id(current_ + "-" + std::to_string(++helpers_));
+      const int32_t star = rule_id(current_ + "@" + std::to_string(++helpers_));
       defined_[static_cast<size_t>(star)] = true;
       alts_[static_cast<size_t>(star)] = {Seq{x, {Element::Kind::Rule, star}}, Seq{}};
       out.push_back({Element::Kind::Rule, star});
