@@ -14,6 +14,7 @@
 #include <set>
 
 #include "chat/constrained.h"
+#include "cli_runner.h"
 #include "constrain/grammar.h"
 #include "constrain/json_schema.h"
 #include "constrain/matcher.h"
@@ -462,6 +463,40 @@ TEST(Structured, MaskEqualsBruteForceOnRandomStates) {
     }
   }
   EXPECT_GE(states, 20);
+}
+
+// smolvlm ask --json-schema / --grammar / --json-object, and a bad schema's one-line error.
+TEST(Structured, AskTakesSchemaAndGrammarFiles) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("smolvlm-structured-cli-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string schema = (dir / "s.json").string(), grammar = (dir / "g.gbnf").string(),
+                    bad = (dir / "bad.json").string();
+  std::ofstream(schema)
+      << R"({"type":"object","properties":{"n":{"type":"integer","minimum":1,"maximum":3}},"required":["n"],"additionalProperties":false})";
+  std::ofstream(grammar) << "root ::= \"colour: \" (\"red\" | \"green\")\n";
+  std::ofstream(bad) << R"({"type":"string","format":"hostname"})";
+  const std::string m = test::tiny_model();
+  const auto a = test::run_cli({"ask", "-m", m, "-p", "n?", "--json-schema", schema, "--json"});
+  ASSERT_EQ(a.status, 0) << a.err;
+  const std::string text = nlohmann::json::parse(a.out)["text"];
+  const auto n = nlohmann::json::parse(text);
+  EXPECT_TRUE(n["n"].get<int>() >= 1 && n["n"].get<int>() <= 3) << text;
+  const auto g = test::run_cli({"ask", "-m", m, "-p", "colour?", "--grammar", grammar, "--json"});
+  ASSERT_EQ(g.status, 0) << g.err;
+  const std::string colour = nlohmann::json::parse(g.out)["text"];
+  EXPECT_TRUE(colour == "colour: red" || colour == "colour: green") << colour;
+  const auto o = test::run_cli({"ask", "-m", m, "-p", "?", "--json-object", "-n", "300", "--json"});
+  ASSERT_EQ(o.status, 0) << o.err;
+  const nlohmann::json out = nlohmann::json::parse(o.out);
+  if (out["stopped_by_eos"].get<bool>()) {
+    EXPECT_TRUE(nlohmann::json::parse(out["text"].get<std::string>()).is_object());
+  }
+  const auto b = test::run_cli({"ask", "-m", m, "-p", "?", "--json-schema", bad});
+  EXPECT_EQ(b.status, 1);
+  EXPECT_NE(b.err.find("'hostname'"), std::string::npos) << b.err;
+  EXPECT_EQ(std::count(b.err.begin(), b.err.end(), '\n'), 1) << b.err;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
