@@ -463,6 +463,11 @@ TEST(Structured, MaskEqualsBruteForceOnRandomStates) {
     }
   }
   EXPECT_GE(states, 20);
+  // Special tokens (the end of utterance among them) are never taken as text.
+  constrain::Matcher any(std::make_shared<const Grammar>(constrain::parse_gbnf("root ::= .*")),
+                         index);
+  EXPECT_FALSE(any.accept_token(model().eos_id()));
+  EXPECT_TRUE(any.accepting());
 }
 
 // smolvlm ask --json-schema / --grammar / --json-object, and a bad schema's one-line error.

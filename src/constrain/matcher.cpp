@@ -10,11 +10,14 @@ constexpr size_t kMaxMasks = 1024;    // cached masks (6 KB each for 49k tokens)
 }  // namespace
 
 TokenIndex::TokenIndex(std::vector<std::string> token_bytes, const std::vector<bool>& excluded)
-    : bytes_(std::move(token_bytes)) {
+    : bytes_(std::move(token_bytes)), allowed_(bytes_.size(), false) {
   std::vector<int32_t> order;
   for (size_t id = 0; id < bytes_.size(); ++id) {
     const bool skip = id < excluded.size() && excluded[id];
-    if (!skip && !bytes_[id].empty()) order.push_back(static_cast<int32_t>(id));
+    if (!skip && !bytes_[id].empty()) {
+      order.push_back(static_cast<int32_t>(id));
+      allowed_[id] = true;
+    }
   }
   std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
     const auto& x = bytes_[static_cast<size_t>(a)];
@@ -189,8 +192,7 @@ bool Matcher::accept_bytes(std::string_view bytes) {
 
 bool Matcher::accept_token(int32_t id) {
   if (id < 0 || static_cast<size_t>(id) >= index_->vocab_size()) return false;
-  const std::string& b = index_->bytes(id);
-  return !b.empty() && accept_bytes(b);
+  return index_->usable(id) && accept_bytes(index_->bytes(id));
 }
 
 bool Matcher::allows(std::string_view bytes) {

@@ -29,11 +29,13 @@ class TokenIndex {
   TokenIndex(std::vector<std::string> token_bytes, const std::vector<bool>& excluded);
   size_t vocab_size() const { return bytes_.size(); }
   const std::string& bytes(int32_t id) const { return bytes_[static_cast<size_t>(id)]; }
+  bool usable(int32_t id) const { return allowed_[static_cast<size_t>(id)]; }
   size_t nodes() const { return byte_.size(); }
 
  private:
   friend class Matcher;
   std::vector<std::string> bytes_;
+  std::vector<bool> allowed_;         // id -> in the trie (not excluded, not empty)
   std::vector<uint8_t> byte_;         // node -> its byte
   std::vector<uint16_t> depth_;       // node -> depth (1 for a first byte)
   std::vector<int32_t> subtree_end_;  // node -> the first node after its subtree
