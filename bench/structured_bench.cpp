@@ -133,7 +133,25 @@ int main(int argc, char** argv) {
                       {"decode_tok_s", tps},
                       {"free_decode_tok_s", free_tps}});
     }
+    // The costliest mask: inside a string (almost every token allowed: the whole trie walked),
+    // cold (a fresh matcher: no DFA steps known yet), then warm (the cached mask).
+    constrain::Matcher cold(Constraint::json_object()->compiled(), index);
+    cold.accept_bytes("{\"");
+    auto t0 = Clock::now();
+    const auto& bits = cold.mask();
+    const double string_cold_ms = ms_since(t0);
+    size_t allowed = 0;
+    for (uint64_t w : bits) allowed += static_cast<size_t>(__builtin_popcountll(w));
+    cold.accept_bytes("ab");  // back to the same state: the cached mask
+    t0 = Clock::now();
+    cold.mask();
+    const double string_warm_ms = ms_since(t0);
+    std::printf("inside a string: %zu tokens allowed, mask %.3f ms cold, %.4f ms cached\n", allowed,
+                string_cold_ms, string_warm_ms);
     const nlohmann::json out = {{"model", model_dir},
+                                {"string_mask_cold_ms", string_cold_ms},
+                                {"string_mask_cached_ms", string_warm_ms},
+                                {"string_tokens_allowed", allowed},
                                 {"threads", threads},
                                 {"vocab", index->vocab_size()},
                                 {"trie_nodes", index->nodes()},
