@@ -28,7 +28,7 @@ FLOORS = [
     ["src/formats"],                       # files: safe reads, mmap, safetensors, GGUF
     ["src/kernels", "src/net"],            # the kernel API, its paths and dispatch | HF download
 
-    ["src/model"],                         # ModelConfig (+ ImageProcessorConfig), weights
+    ["src/model", "src/constrain"],        # ModelConfig (+ ImageProcessorConfig), weights | grammars
     ["src/text", "src/vision", "src/video"],  # tokenizer, decoder | pictures, encoder | video
     ["src/loader"],                        # the Model aggregate, the GGUF loader, the converter
     ["src/chat"],                          # prompt format, conversation, the Engine

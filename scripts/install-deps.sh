@@ -10,6 +10,7 @@ pkgs=(cmake g++ make pkg-config libjpeg62-turbo-dev libpng-dev nlohmann-json3-de
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libavdevice-dev
       python3-av python3-numpy  # tests: what HF's PyAV backend reads, HF's sampling formula
       python3-pil           # tests: the pictures of every format and their pixels as Pillow reads them
+      python3-jsonschema    # tests: structured outputs' answers validated against their schemas
       clang                 # scripts/fuzz.sh: libFuzzer targets for the file parsers
       clang-format          # CI checks every C++ file's formatting
       chromium              # the web page's browser tests (tests/webui, headless)

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "formats/mapped_file.h"
 #include "messages.h"
 #include "progress.h"
 #include "util/input_text.h"
@@ -57,7 +58,10 @@ const char kAskHelp[] =
     "      --max-picture-pixels N  refuse pictures of more pixels, from their header\n"
     "                          (default 178956970, Pillow's decompression-bomb limit)\n"
     "      --json              print one JSON object (text, tokens, timings) instead of "
-    "streaming\n";
+    "streaming\n"
+    "      --json-schema FILE  answer with JSON valid for this JSON Schema (structured output)\n"
+    "      --json-object       answer with any JSON object\n"
+    "      --grammar FILE      answer in this GBNF-style grammar (start rule: root)\n";
 
 // Splits a -p prompt at its <image> and <video> markers into content items, placing the pictures
 // and the video; those without a marker go before the text, as the HF chat template puts media
@@ -140,6 +144,15 @@ int run_ask(int argc, char** argv) {
       // --temp, --top-k, --top-p, --repeat-penalty, --seed, --no-split, --max-tiles
     } else if (a == "--json") {
       json = true;
+    } else if (a == "--json-schema" || a == "--grammar" || a == "--json-object") {
+      // Structured outputs (README "Structured outputs"); the last one given counts.
+      if (a == "--json-object") {
+        gen.constraint = Constraint::json_object();
+      } else {
+        const std::string text = read_file(flag_value(argc, argv, i), a.substr(2), 1 << 20);
+        gen.constraint =
+            a == "--grammar" ? Constraint::grammar(text) : Constraint::json_schema(text);
+      }
     } else {
       throw UsageError("unknown option " + quote_input(a));
     }

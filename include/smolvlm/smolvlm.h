@@ -14,6 +14,7 @@
 //   chat.ask("What colour is it?");        // computes only the new turn
 #pragma once
 
+#include <smolvlm/constraint.h>
 #include <smolvlm/error.h>
 #include <smolvlm/image.h>
 #include <smolvlm/vision_precision.h>
@@ -63,6 +64,10 @@ struct GenerationOptions {
   // Set to true (from any thread, or a signal handler: the store is lock-free) to stop the answer
   // after the current token; the result then has `cancelled` set. Owned by the caller.
   const std::atomic<bool>* cancel = nullptr;
+  // Structured outputs (smolvlm/constraint.h): the answer follows this grammar or schema; tokens
+  // it refuses are masked before sampling, and the end of the answer comes only when it is
+  // complete (max_new_tokens may still cut it short: an incomplete prefix then). Null: free text.
+  std::shared_ptr<const Constraint> constraint;
 };
 static_assert(std::atomic<bool>::is_always_lock_free,
               "cancel must be usable from a signal handler");

@@ -19,6 +19,9 @@ AnswerStream::AnswerStream(const Model& model, std::vector<int32_t> history,
                 options.seed}),
       stream_(model.tokenizer, /*skip_special=*/true),
       start_(std::chrono::steady_clock::now()) {
+  if (options.constraint)
+    constrained_ =
+        std::make_unique<ConstrainedStep>(*options.constraint, model.tokenizer, model.eos_id());
   if (cancel_requested()) result_.cancelled = true;
 }
 
@@ -44,11 +47,14 @@ std::optional<int32_t> AnswerStream::next(float* logits, bool room) {
                   std::to_string(i) + "): its weights are corrupt (NaN or infinity in the file?)");
     }
   }
+  // Structured outputs: refused tokens masked (none allowed at all: the grammar is stuck).
+  if (constrained_ && !constrained_->mask(logits, vocab)) return std::nullopt;
   const int32_t id = sampler_.sample(std::span<float>(logits, vocab), history_);
   if (id == model_.eos_id()) {
     result_.stopped_by_eos = true;
     return std::nullopt;
   }
+  if (constrained_) constrained_->accept(id);
   ++produced_;
   result_.tokens.push_back(id);
   history_.push_back(id);

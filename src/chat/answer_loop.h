@@ -7,9 +7,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
+#include "chat/constrained.h"
 #include "chat/sequence.h"
 #include "kernels/compute.h"
 #include "loader/model.h"
@@ -45,6 +47,7 @@ class AnswerStream {
   Sampler sampler_;
   StreamDecoder stream_;
   int produced_ = 0;
+  std::unique_ptr<ConstrainedStep> constrained_;  // GenerationOptions::constraint, when set
   std::chrono::steady_clock::time_point start_;
 };
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "server/response_format.h"
 #include "util/input_text.h"
 #include "vision/picture_format.h"
 
@@ -251,20 +252,7 @@ void refuse_unsupported(const json& j) {
     if (!v->is_object()) throw bad("logit_bias", "must be an object");
     if (!v->empty()) throw bad("logit_bias", "is not supported by this server");
   }
-  if (const json* v = field(j, "response_format")) {
-    if (!v->is_object()) throw bad("response_format", "must be an object with a \"type\"");
-    const json* type = field(*v, "type");
-    if (!type || !type->is_string()) throw bad("response_format.type", "must be a string");
-    if (*type == "json_object" || *type == "json_schema") {
-      throw bad("response_format", "structured outputs ('" + type->get<std::string>() +
-                                       "') are not supported by this server yet; only 'text' is");
-    }
-    if (*type != "text") {
-      throw bad("response_format.type",
-                "must be 'text' (json_object and json_schema are not "
-                "supported yet)");
-    }
-  }
+  // response_format is structured outputs (server/response_format.h), applied with the options.
 }
 
 }  // namespace
@@ -456,6 +444,7 @@ ChatRequest parse_chat_request(std::string_view body, const RequestPolicy& polic
       if (s.empty()) throw bad("stop", "a stop string cannot be empty");
     }
   }
+  if (const json* v = field(j, "response_format")) apply_response_format(*v, o);
   if (const json* v = field(j, "stream")) {
     if (!v->is_boolean()) throw bad("stream", "must be true or false");
     r.stream = v->get<bool>();

@@ -1,0 +1,60 @@
+#include "chat/constrained.h"
+
+#include <smolvlm/error.h>
+
+#include <limits>
+#include <map>
+#include <mutex>
+
+namespace smolvlm {
+
+std::shared_ptr<const constrain::TokenIndex> token_index_for(const Tokenizer& tokenizer) {
+  // Keyed by the vocabulary's content (an FNV-1a hash of every token's bytes and special flag),
+  // so a tokenizer at a reused address never finds another one's index.
+  std::vector<std::string> bytes(tokenizer.vocab_size());
+  std::vector<bool> special(tokenizer.vocab_size());
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t id = 0; id < bytes.size(); ++id) {
+    bytes[id] = tokenizer.token_bytes(static_cast<int32_t>(id));
+    special[id] = tokenizer.is_special(static_cast<int32_t>(id));
+    for (unsigned char c : bytes[id]) h = (h ^ c) * 1099511628211ULL;
+    h = (h ^ (special[id] ? 0x1FFu : 0x100u)) * 1099511628211ULL;
+  }
+  // Held for the process's life (a few MB each; a process sees one or two vocabularies), at most
+  // kKeep of them.
+  constexpr size_t kKeep = 4;
+  static std::mutex mu;
+  static std::map<uint64_t, std::shared_ptr<const constrain::TokenIndex>> cache;
+  const std::lock_guard lock(mu);
+  if (const auto found = cache.find(h); found != cache.end()) return found->second;
+  if (cache.size() >= kKeep) cache.erase(cache.begin());
+  auto index = std::make_shared<const constrain::TokenIndex>(std::move(bytes), special);
+  cache.emplace(h, index);
+  return index;
+}
+
+ConstrainedStep::ConstrainedStep(const Constraint& constraint, const Tokenizer& tokenizer,
+                                 int32_t eos)
+    : matcher_(constraint.compiled(), token_index_for(tokenizer)), eos_(eos) {}
+
+bool ConstrainedStep::mask(float* logits, size_t vocab) {
+  const std::vector<uint64_t>& bits = matcher_.mask();
+  constexpr float kNo = -std::numeric_limits<float>::infinity();
+  const bool eos_ok = eos_ >= 0 && static_cast<size_t>(eos_) < vocab && matcher_.accepting();
+  const float eos_logit = eos_ok ? logits[eos_] : kNo;
+  bool any = eos_ok;
+  for (size_t id = 0; id < vocab; ++id) {
+    const bool ok = (id >> 6) < bits.size() && ((bits[id >> 6] >> (id & 63)) & 1u);
+    if (!ok) logits[id] = kNo;
+    any = any || ok;
+  }
+  if (eos_ok) logits[eos_] = eos_logit;
+  return any;
+}
+
+void ConstrainedStep::accept(int32_t id) {
+  if (!matcher_.accept_token(id))
+    throw Error("structured output: the sampler chose a refused token");
+}
+
+}  // namespace smolvlm
