@@ -272,7 +272,9 @@ std::string load_error(Edit edit) {
   try {
     (void)Model::load_hf(dir.path());
   } catch (const Error& e) {
-    return e.what();
+    // Load errors name the folder first; what follows is compared.
+    const std::string m = e.what(), folder = "model folder '" + dir.path() + "': ";
+    return m.rfind(folder, 0) == 0 ? m.substr(folder.size()) : "(the folder is not named) " + m;
   }
   return "";
 }
@@ -282,7 +284,7 @@ std::string load_error(Edit edit) {
 TEST(Golden22BModel, WrongLayerCountsAndDefaultsAreSaid) {
   EXPECT_EQ(load_error([](nlohmann::json&) {}), "");
   EXPECT_EQ(load_error([](nlohmann::json& j) { j["vision_config"].erase("num_hidden_layers"); }),
-            "model file lacks tensor 'model.vision_model.encoder.layers.2.layer_norm1.weight' "
+            "the model lacks tensor 'model.vision_model.encoder.layers.2.layer_norm1.weight' "
             "(transformers' defaults for what config.json leaves out: "
             "vision_config.num_hidden_layers = 12, text_config.num_attention_heads = 32, "
             "text_config.num_key_value_heads = 32)");
