@@ -118,24 +118,41 @@ TEST(HostilePrompt, TheCountNeverRefusesAPromptThatFits) {
   }
 }
 
+// An 8x8 24-bit BMP, a format whose header the up-front count does not read (it counts one tile).
+std::string write_small_bmp(const std::string& path) {
+  std::string b = "BM";
+  auto le = [&](uint32_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) b += static_cast<char>(v >> (8 * i) & 0xff);
+  };
+  le(54 + 8 * 24, 4), le(0, 4), le(54, 4);             // file size, reserved, pixel offset
+  le(40, 4), le(8, 4), le(8, 4), le(1, 2), le(24, 2);  // BITMAPINFOHEADER: 8x8, 24-bit
+  le(0, 4), le(8 * 24, 4), le(2835, 4), le(2835, 4), le(0, 4), le(0, 4);
+  for (int i = 0; i < 8 * 24; ++i) b += static_cast<char>(i * 7);
+  std::ofstream(path, std::ios::binary) << b;
+  return path;
+}
+
 TEST(HostilePrompt, OnePictureNamed10000TimesIsRefusedAtOnce) {
   TempDir dir;
-  nlohmann::json content = nlohmann::json::array();
-  for (int i = 0; i < 10000; ++i) content.push_back({{"type", "image"}, {"path", kImage}});
-  content.push_back({{"type", "text"}, {"text", "What is different?"}});
-  std::ofstream(dir / "chat.json")
-      << nlohmann::json::array({{{"role", "user"}, {"content", content}}}).dump();
-  const auto t0 = std::chrono::steady_clock::now();
-  const CliResult r =
-      test::run_cli({"ask", "-m", kModel, "-t", "2", "-n", "2", "--messages", dir / "chat.json"},
-                    "", {}, kDeadline);
-  EXPECT_LT(seconds_since(t0), 15.0);  // encoding them all: minutes
-  EXPECT_EQ(r.status, 1) << r.err;
-  EXPECT_EQ(count_lines(r.err), 1u) << r.err;
-  EXPECT_NE(r.err.find("smolvlm: error: the prompt needs at least "), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("more than the context of 8192 allows; nothing was encoded"),
-            std::string::npos)
-      << r.err;
+  for (const std::string& picture : {std::string(kImage), write_small_bmp(dir / "small.bmp")}) {
+    SCOPED_TRACE(picture);
+    nlohmann::json content = nlohmann::json::array();
+    for (int i = 0; i < 10000; ++i) content.push_back({{"type", "image"}, {"path", picture}});
+    content.push_back({{"type", "text"}, {"text", "What is different?"}});
+    std::ofstream(dir / "chat.json")
+        << nlohmann::json::array({{{"role", "user"}, {"content", content}}}).dump();
+    const auto t0 = std::chrono::steady_clock::now();
+    const CliResult r =
+        test::run_cli({"ask", "-m", kModel, "-t", "2", "-n", "2", "--messages", dir / "chat.json"},
+                      "", {}, kDeadline);
+    EXPECT_LT(seconds_since(t0), 15.0);  // encoding them all: minutes
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+    EXPECT_NE(r.err.find("smolvlm: error: the prompt needs at least "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("more than the context of 8192 allows; nothing was encoded"),
+              std::string::npos)
+        << r.err;
+  }
 }
 
 TEST(HostilePrompt, ALineOf100000ImageMarkersIsRefusedAndTheChatGoesOn) {

@@ -106,16 +106,18 @@ void check_prompt_fits(const Model& model, const Conversation& conversation,
                 picture_tokens_at_least(model, c.picture->width, c.picture->height, proc);
           break;
         case Content::Kind::ImageBytes:
-          if (image_header_size(reinterpret_cast<const uint8_t*>(c.value.data()), c.value.size(), w,
-                                h))
-            media_tokens += picture_tokens_at_least(model, w, h, proc);
+          // A format whose header this does not read counts one tile: every picture has one.
+          media_tokens += image_header_size(reinterpret_cast<const uint8_t*>(c.value.data()),
+                                            c.value.size(), w, h)
+                              ? picture_tokens_at_least(model, w, h, proc)
+                              : model.config.image_seq_len;
           break;
         case Content::Kind::ImageFile: {
           auto it = file_tokens.find(c.value);
           if (it == file_tokens.end()) {
             const int64_t n = image_file_header_size(c.value, w, h)
                                   ? picture_tokens_at_least(model, w, h, proc)
-                                  : 0;
+                                  : model.config.image_seq_len;
             it = file_tokens.emplace(c.value, n).first;
           }
           media_tokens += it->second;
