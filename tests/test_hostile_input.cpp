@@ -20,14 +20,6 @@
 // Sanitizer builds: ASan's shadow memory and its quarantine of freed blocks raise the resident
 // set by amounts that have nothing to do with the code under test, so the memory bound is only
 // checked in plain builds; the error and the exit status are checked everywhere.
-#if defined(__SANITIZE_ADDRESS__)
-#define SMOLVLM_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SMOLVLM_TEST_SANITIZED 1
-#endif
-#endif
-
 namespace smolvlm {
 namespace {
 

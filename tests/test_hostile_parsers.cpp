@@ -30,14 +30,6 @@
 #include "test_support.h"
 #include "text/tokenizer.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SMOLVLM_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SMOLVLM_TEST_SANITIZED 1
-#endif
-#endif
-
 namespace smolvlm {
 namespace {
 
