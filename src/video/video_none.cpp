@@ -1,6 +1,7 @@
 // A build without FFmpeg's libraries (SMOLVLM_VIDEO off): video input says so, once, clearly.
 #include <smolvlm/error.h>
 
+#include "util/input_text.h"
 #include "video/live_source.h"
 #include "video/video.h"
 
@@ -8,7 +9,8 @@ namespace smolvlm {
 
 namespace {
 [[noreturn]] void no_video(const std::string& path) {
-  throw Error("video '" + path + "': this build has no video support (rebuild with FFmpeg's " +
+  throw Error("video " + quote_input(path) +
+              ": this build has no video support (rebuild with FFmpeg's " +
               "libavformat/libavcodec/libswscale development packages)");
 }
 }  // namespace
@@ -36,5 +38,6 @@ LiveSource::~LiveSource() = default;
 std::optional<LiveFrame> LiveSource::newest(uint64_t, std::chrono::milliseconds) { return {}; }
 int LiveSource::reconnects() const { return 0; }
 std::string LiveSource::last_error() const { return {}; }
+bool LiveSource::gave_up() const { return false; }
 
 }  // namespace smolvlm
