@@ -22,7 +22,9 @@ mkdir -p "$out"
 rm -f "$out"/crash-*
 flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -Iinclude -Isrc -Iapps/smolvlm)
-common=(src/formats/mapped_file.cpp)
+# What every target links: safe reads, outside text (bounded JSON, quoted input), output paths.
+common=(src/formats/mapped_file.cpp src/formats/output_file.cpp src/util/input_text.cpp
+        src/util/json_brief.cpp)
 # The builds run side by side, one per core; a failed one leaves build-failed behind.
 rm -f "$out/build-failed"
 build() {  # build NAME SOURCES... [-lLIB...]
@@ -55,7 +57,8 @@ specs=(gguf:gguf:30 safetensors:safetensors:30 config:config:20 tokenizer:tokeni
 # The server's request parser and stop filter, where cpp-httplib (and so the server) is built.
 if [ -f /usr/include/httplib.h ]; then
   build chat_request fuzz/fuzz_chat_request.cpp src/server/request.cpp src/server/remote_fetch.cpp \
-    src/server/text_stream.cpp -lcurl
+    src/server/response_format.cpp src/constrain/*.cpp \
+    src/server/text_stream.cpp "${common[@]}" -lcurl
   specs+=(chat_request:chat_request:20)
 fi
 # Video bytes from memory (container, decoder, conversion), where FFmpeg's libraries are installed.
