@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # ARM64 (the RK3588 class of board), as CI runs it: cross-builds the engine and its tests for
 # aarch64 with Debian's g++-aarch64-linux-gnu (cmake/aarch64-linux-gnu.cmake), then runs the
-# golden, tokenizer, image and kernel suites under qemu-user twice:
-#   -cpu max         NEON + dotprod + i8mm: the best path, i8mm, must be the one picked
-#   -cpu cortex-a72  ARMv8.0 without dotprod: the fallback, neon, must be the one picked
-# then the kernel and Q8_0 golden suites as -cpu cortex-a76 (the RK3588's big core: dotprod).
+# golden, tokenizer, image and kernel suites under qemu-user: -cpu max (NEON + dotprod + i8mm: the
+# best path, i8mm, must be the one picked) on every suite, split in two shards side by side; then
+# the kernel, K-quant and Q8_0 golden suites as -cpu cortex-a72 (ARMv8.0 without dotprod: the
+# fallback, neon) and -cpu cortex-a76 (the RK3588's big core: dotprod).
 # Each run prints the kernel paths the CPU offers and the one the tests ran on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,55 +52,60 @@ filter+=':*avx*'  # the x86 kernel paths: skipped anyway
 emulator=(qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/lib)
 echo "image decoding under qemu: libjpeg-turbo and libpng (Debian's arm64 packages)"
 
-# The two runs go side by side, one core each (qemu runs a test process at a tenth of native
-# speed; pinned, each process sizes its thread pool to its one core). KernelThreads still runs
-# every kernel with 1, 2 and 3 threads.
-run() {  # cpu, core, log
-  local t0=$SECONDS rc=0
-  taskset -c "$2" "${emulator[@]}" -cpu "$1" build-arm64/smolvlm_tests --gtest_brief=1 \
-    --gtest_filter="$filter" >"$3" 2>&1 || rc=$?
-  echo "$rc $((SECONDS - t0))" >"$3.status"
+# Two rounds of two runs side by side, one core each (qemu runs a test process at a tenth of native
+# speed; pinned, each process sizes its thread pool to its one core; KernelThreads still runs every
+# kernel with 1, 2 and 3 threads):
+#   1. -cpu max (NEON + dotprod + i8mm: i8mm must be picked), every suite above, split in two
+#      GoogleTest shards, one per core;
+#   2. the other paths on the kernels, the K-quants and the Q8_0 (w8a8) golden model:
+#      -cpu cortex-a72 (ARMv8.0, no dotprod: neon must be picked; also the float golden model) and
+#      -cpu cortex-a76 (the RK3588's big core: dotprod must be picked).
+run() {  # name cpu core filter shard(index/total or -) expected-path
+  local name=$1 cpu=$2 core=$3 filter=$4 shard=$5 want=$6 t0=$SECONDS rc=0
+  local log=build-arm64/qemu-$name.log
+  local shard_env=()
+  [ "$shard" = - ] || shard_env=(GTEST_SHARD_INDEX="${shard%/*}" GTEST_TOTAL_SHARDS="${shard#*/}")
+  env "${shard_env[@]}" taskset -c "$core" "${emulator[@]}" -cpu "$cpu" \
+    build-arm64/smolvlm_tests --gtest_brief=1 --gtest_filter="$filter" >"$log" 2>&1 || rc=$?
+  echo "$rc $((SECONDS - t0)) $cpu $want" >"$log.status"
 }
 ids=()  # the CPUs this script may use, from a list such as "0-3,8"
 IFS=, read -ra ranges <<<"$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status)"
 for r in "${ranges[@]}"; do for ((i = ${r%-*}; i <= ${r#*-}; i++)); do ids+=("$i"); done; done
-echo "== arm64: tests under qemu-aarch64 -cpu max and -cpu cortex-a72"
-run max "${ids[0]}" build-arm64/qemu-max.log &
-[ ${#ids[@]} -gt 1 ] || wait
-run cortex-a72 "${ids[$((1 % ${#ids[@]}))]}" build-arm64/qemu-cortex-a72.log &
-wait
+core2=${ids[$((1 % ${#ids[@]}))]}
+side_by_side() {  # two run argument lists, as strings split by |
+  IFS='|' read -ra a <<<"$1"
+  IFS='|' read -ra b <<<"$2"
+  run "${a[0]}" "${a[1]}" "${ids[0]}" "${a[2]}" "${a[3]}" "${a[4]}" &
+  [ ${#ids[@]} -gt 1 ] || wait
+  run "${b[0]}" "${b[1]}" "$core2" "${b[2]}" "${b[3]}" "${b[4]}" &
+  wait
+}
+other_paths='Kernel*:KQuants*:GgufQ8Golden*-*avx*'
+echo "== arm64: -cpu max under qemu-aarch64, two shards"
+side_by_side "max-0|max|$filter|0/2|i8mm" "max-1|max|$filter|1/2|i8mm"
+echo "== arm64: -cpu cortex-a72 and -cpu cortex-a76 under qemu-aarch64"
+side_by_side "cortex-a72|cortex-a72|${other_paths%-*}:TinyModel*-*avx*|-|neon" \
+  "cortex-a76|cortex-a76|$other_paths|-|dotprod"
 
 failed=0
-for pair in max:i8mm cortex-a72:neon; do
-  cpu=${pair%%:*} want=${pair##*:} log=build-arm64/qemu-${pair%%:*}.log
-  read -r rc secs <"$log.status"
-  echo "== arm64: qemu-aarch64 -cpu $cpu ($secs s, expects kernel path $want)"
-  cat "$log"
+for name in max-0 max-1 cortex-a72 cortex-a76; do
+  log=build-arm64/qemu-$name.log
+  read -r rc secs cpu want <"$log.status"
+  echo "== arm64: qemu-aarch64 -cpu $cpu ($name, $secs s, expects kernel path $want)"
   if [ "$rc" -ne 0 ]; then
-    echo "arm64 -cpu $cpu: tests failed (exit $rc)"
+    cat "$log"
+    echo "arm64 -cpu $cpu ($name): tests failed (exit $rc)"
     failed=1
-  elif ! grep -q "^\[ kernels  \] .*active: $want\$" "$log"; then
+  # KernelPaths.ReportsTheDefaultPath prints the path; of two shards, one of them runs it.
+  elif ! cat "${log/max-[01]/max-0}" "${log/max-[01]/max-1}" |
+         grep -q "^\[ kernels  \] .*active: $want\$"; then
     echo "arm64 -cpu $cpu: expected kernel path $want, got: $(grep '^\[ kernels' "$log" || echo none)"
     failed=1
   else
-    echo "== arm64 -cpu $cpu: passed on kernel path $want"
+    grep -E '^\[ kernels|^\[  PASSED|worst cosine' "$log"
+    echo "== arm64 -cpu $cpu ($name): passed on kernel path $want"
   fi
 done
-# The RK3588's own big core (Cortex-A76: dotprod, no i8mm): the dotprod path must be picked, and
-# it runs the kernel suite and the Q8_0 (w8a8) golden model. About 40 s.
-t0=$SECONDS log=build-arm64/qemu-cortex-a76.log
-echo "== arm64: qemu-aarch64 -cpu cortex-a76, kernels and Q8_0 golden (expects kernel path dotprod)"
-if ! "${emulator[@]}" -cpu cortex-a76 build-arm64/smolvlm_tests --gtest_brief=1 \
-     --gtest_filter='Kernel*:GgufQ8Golden*-*avx*' >"$log" 2>&1; then
-  cat "$log"
-  echo "arm64 -cpu cortex-a76: tests failed"
-  failed=1
-elif ! grep -q "^\[ kernels  \] .*active: dotprod\$" "$log"; then
-  echo "arm64 -cpu cortex-a76: expected kernel path dotprod, got: $(grep '^\[ kernels' "$log" || echo none)"
-  failed=1
-else
-  grep -E '^\[ kernels|^\[  PASSED|worst cosine' "$log"
-  echo "== arm64 -cpu cortex-a76: passed on kernel path dotprod ($((SECONDS - t0)) s)"
-fi
 echo "== arm64: done ($((SECONDS - start)) s)"
 exit "$failed"

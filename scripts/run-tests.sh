@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+stage() { echo "== $1 (at $((SECONDS / 60))m$((SECONDS % 60))s)"; }  # CI's log shows where time goes
 for cfg in release asan; do
   if [ "$cfg" = release ]; then
     flags=(-DCMAKE_BUILD_TYPE=Release)
@@ -15,20 +16,20 @@ for cfg in release asan; do
     # tables: the reports' file:line) builds ~30% faster than full debug info.
     flags=(-DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" -DSMOLVLM_SANITIZE=ON)
   fi
-  echo "== build ($cfg)"
+  stage "build ($cfg)"
   cmake -S . -B "build-$cfg" "${flags[@]}" >/dev/null
   # Release builds everything (benchmarks and examples must compile too); the sanitizer build
   # only what ctest runs (the test program and the programs it starts).
   targets=()
   [ "$cfg" = release ] || targets=(--target smolvlm_tests)
   cmake --build "build-$cfg" -j "$jobs" "${targets[@]}"
-  echo "== test ($cfg)"
+  stage "test ($cfg)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "build-$cfg" --output-on-failure -j "$jobs"
   if [ "$cfg" = release ]; then
     # The web page of smolvlm serve in Debian's chromium (headless), against servers on the tiny
     # model the test starts itself; screenshots go to build-release/webui-artifacts/.
-    echo "== web page in a browser (release)"
+    stage "web page in a browser (release)"
     [ -d tests/webui/node_modules/playwright-core ] ||
       npm ci --prefix tests/webui --no-audit --no-fund --loglevel=error
     SMOLVLM_BIN=build-release/smolvlm node --test tests/webui/webui.test.mjs
@@ -36,16 +37,17 @@ for cfg in release asan; do
 done
 # The suites that run things at once (two Engines, Chats on two threads, the Scheduler's slots)
 # under ThreadSanitizer: only their own test program is built.
-echo "== build (tsan)"
+stage "build (tsan)"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" \
   -DSMOLVLM_SANITIZE_THREAD=ON >/dev/null
 cmake --build build-tsan -j "$jobs" --target smolvlm_concurrency_tests
-echo "== test (tsan)"
+stage "test (tsan)"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ./build-tsan/smolvlm_concurrency_tests
 # The file parsers and decoders under libFuzzer, briefly: SMOLVLM_FUZZ_SECONDS per target where
 # set (0 skips), else fuzz.sh's defaults (30 s for gguf and safetensors, 20 s for the others).
 fuzz_secs=${SMOLVLM_FUZZ_SECONDS:-}
 if [ "${fuzz_secs:-1}" -gt 0 ]; then
-  echo "== fuzz (${fuzz_secs:-default} s per target)"
+  stage "fuzz (${fuzz_secs:-default} s per target)"
   bash scripts/fuzz.sh ${fuzz_secs:+"$fuzz_secs"}
 fi
+stage "all stages done"
