@@ -649,6 +649,7 @@ describe('conversations, pictures, actions, rendering, input, access', () => {
     await page.locator('.conv-open', { hasText: /^First conversation$/ }).click();
     await waitFor(async () => (await page.locator('article.msg.user .text').first().innerText()) === 'First conversation', 'the first');
     assert.equal(await page.locator('article.msg.user .pics img').count(), 1);
+    await page.screenshot({ path: path.join(artifacts, 'webui.png') });  // docs/webui.png
     // Rename: Enter keeps the new name.
     await page.locator('.conversation').nth(1).locator('.conv-rename').click();
     await page.fill('.conv-name', 'Renamed chat');
