@@ -1108,8 +1108,10 @@
 
   function closeSidebar() {
     if (!document.body.classList.contains('sidebar-open')) return;
+    const hadFocus = $('sidebar').contains(document.activeElement);
     document.body.classList.remove('sidebar-open');
     $('toggle-sidebar').setAttribute('aria-expanded', 'false');
+    if (hadFocus) $('toggle-sidebar').focus();
   }
 
   // ---- wiring ------------------------------------------------------------------------------------
@@ -1149,6 +1151,8 @@
         send();
       }
     });
+    // On a narrow screen the list lies over the conversation: a touch beside it closes it.
+    document.querySelector('.column').addEventListener('click', closeSidebar);
     const list = $('messages');
     list.addEventListener('scroll', () => {
       following = nearBottom(list);
