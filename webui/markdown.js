@@ -26,8 +26,9 @@
       /<((?:https?|mailto):[^>\s]+)>/.source,                            // 7: <autolink>
       /((?:https?:\/\/)[^\s<]*[^\s<.,:;"')\]!?*_~])/.source,             // 8: bare address
       /(\*\*|__)(?=\S)([\s\S]*?\S)\9/.source,                            // 9, 10: strong
-      /(\*|_)(?=[^\s*_])([\s\S]*?[^\s\\])\11(?![*\w])/.source,           // 11, 12: emphasis
-      /~~(?=\S)([\s\S]*?\S)~~/.source,                                   // 13: strikethrough
+      /(\*)(?=[^\s*])([\s\S]*?[^\s\\*])\*(?!\*)/.source,                 // 11, 12: *emphasis*
+      /(_)(?=[^\s_])([\s\S]*?[^\s\\_])_(?!\w)/.source,                    // 13, 14: _emphasis_
+      /~~(?=\S)([\s\S]*?\S)~~/.source,                                   // 15: strikethrough
     ].join('|'),
     'g');
 
@@ -53,7 +54,7 @@
     const plain = (s) => s && parent.append(document.createTextNode(s));
     while ((m = pattern.exec(text)) !== null) {
       // An underscore inside a word (snake_case, window.__name) is no emphasis.
-      if ((m[9] === '__' || m[11] === '_') && (/\w/.test(text[m.index - 1] || '') || /\w/.test(text[pattern.lastIndex] || ''))) {
+      if ((m[9] === '__' || m[13] === '_') && (/\w/.test(text[m.index - 1] || '') || /\w/.test(text[pattern.lastIndex] || ''))) {
         pattern.lastIndex = m.index + 1;
         continue;
       }
@@ -64,9 +65,15 @@
       else if (m[7] !== undefined) link(parent, '', m[7]);
       else if (m[8] !== undefined) link(parent, '', m[8]);
       else {
-        const tag = m[9] ? 'strong' : m[11] ? 'em' : 'del';
+        const tag = m[9] ? 'strong' : m[11] || m[13] ? 'em' : 'del';
         const inner = el(tag);
-        appendInline(inner, m[10] ?? m[12] ?? m[13]);
+        let content = m[10] ?? m[12] ?? m[14] ?? m[15];
+        if (m[9] === '**' && content.startsWith('*') && text[pattern.lastIndex] === '*') {
+          // ***both***: strong and emphasis.
+          pattern.lastIndex++;
+          content = `${content}*`;
+        }
+        appendInline(inner, content);
         parent.append(inner);
       }
       last = pattern.lastIndex;

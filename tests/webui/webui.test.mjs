@@ -620,6 +620,7 @@ async function axeProblems(page, state) {
 const MARKDOWN = [
   '# A heading\n\n',
   'Some *emphasis*, **strong**, ~~struck~~ and `code`; snake_case stays.\n\n',
+  '***Both*** at once, and 2 * 3 * 4 stays.\n\n',
   'A [safe link](https://example.org/a) and a [bad one](javascript:alert(1)).\n\n',
   '| Name | Size |\n|:-----|-----:|\n| one | 1 |\n| two | 22 |\n\n',
   '> quoted **text**\n\n',
@@ -839,7 +840,9 @@ describe('conversations, pictures, actions, rendering, input, access', () => {
     const answer = await askOnPage(page, 'Show me Markdown.');
     const text = answer.locator('.text');
     assert.equal(await text.locator('h3').innerText(), 'A heading');
-    assert.equal(await text.locator('em').innerText(), 'emphasis');
+    assert.equal(await text.locator('em').first().innerText(), 'emphasis');
+    assert.equal(await text.locator('strong > em').innerText(), 'Both');
+    assert.match(await text.locator('p').nth(1).innerText(), /^Both at once, and 2 \* 3 \* 4 stays\.$/);
     assert.equal(await text.locator('strong').first().innerText(), 'strong');
     assert.equal(await text.locator('del').innerText(), 'struck');
     assert.match(await text.locator('p').nth(0).innerText(), /snake_case stays/);
