@@ -115,6 +115,7 @@ TEST(WebUi, ServedWithTypesPolicyAndRevalidation) {
     EXPECT_EQ(stale->status, 200);
   }
   EXPECT_EQ(asset("/").content_type, std::string("text/html; charset=utf-8"));
+  EXPECT_EQ(asset("/markdown.js").content_type, std::string("text/javascript; charset=utf-8"));
   EXPECT_EQ(asset("/app.js").content_type, std::string("text/javascript; charset=utf-8"));
   EXPECT_EQ(asset("/style.css").content_type, std::string("text/css; charset=utf-8"));
 }
