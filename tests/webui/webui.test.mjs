@@ -1047,6 +1047,13 @@ describe('conversations, pictures, actions, rendering, input, access', () => {
     await page.emulateMedia({ colorScheme: 'dark' });
     found.push(...(await axeProblems(page, 'answered, dark')));
     await page.emulateMedia({ colorScheme: 'light' });
+    await dropPicture(page, 40, 30);
+    await slowAnswer(page, ['A picture.']);
+    await askOnPage(page, 'And this?');
+    await page.click('article.msg.user .pic >> nth=-1');
+    await page.waitForSelector('#viewer[open]');
+    found.push(...(await axeProblems(page, 'picture view')));
+    await page.keyboard.press('Escape');
     await page.click('#open-settings');
     found.push(...(await axeProblems(page, 'settings')));
     await page.keyboard.press('Escape');
@@ -1156,6 +1163,14 @@ describe('with --api-key, --max-body 1 and one slot', () => {
   });
 
   test('a busy server gives a clear message', async () => {
+    // The page first (ready to ask), so that the other client's answer, fast on the tiny model,
+    // is still running when the page asks.
+    const context = await newContext();
+    await context.addInitScript(() => localStorage.setItem('smolvlm.apiKey', 'board-secret'));
+    const page = await context.newPage();
+    watch(page);
+    await page.goto(keyed.url);
+    await page.waitForSelector('body[data-ready="true"]');
     // Another client holds the only slot, and nothing may wait: the page's request gets a real 429.
     const other = new AbortController();
     const res = await fetch(`${keyed.url}/v1/chat/completions`, {
@@ -1168,12 +1183,6 @@ describe('with --api-key, --max-body 1 and one slot', () => {
     assert.equal(res.status, 200);
     const reader = res.body.getReader();
     await reader.read();
-    const context = await newContext();
-    await context.addInitScript(() => localStorage.setItem('smolvlm.apiKey', 'board-secret'));
-    const page = await context.newPage();
-    watch(page);
-    await page.goto(keyed.url);
-    await page.waitForSelector('body[data-ready="true"]');
     const answer = await askOnPage(page, 'Hello?');
     assert.match(await answer.locator('.error').innerText(), /server is busy/);
     const logged = problems.filter((p) => p.includes('status of 429'));
