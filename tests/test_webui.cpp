@@ -146,7 +146,7 @@ TEST(WebUi, NoWebuiServesNothing) {
   ServerOptions options;
   options.webui = false;
   PageServer server(options);
-  for (const char* path : {"/", "/app.js", "/style.css", "/webui-config.json"}) {
+  for (const char* path : {"/", "/markdown.js", "/app.js", "/style.css", "/webui-config.json"}) {
     auto res = server.get(path);
     ASSERT_TRUE(res) << path;
     EXPECT_EQ(res->status, 404) << path;
