@@ -201,6 +201,8 @@
         await saveConversation(record);
         await refreshList();
       });
+      // The × that had focus is gone with its entry: focus goes to Undo rather than nowhere.
+      if (!document.activeElement || document.activeElement === document.body) $('toast-undo').focus();
     }
   }
 

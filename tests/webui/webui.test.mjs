@@ -670,6 +670,18 @@ describe('conversations, pictures, actions, rendering, input, access', () => {
     assert.match(body.messages[0].content[0].image_url.url, /^data:image\/png;base64,/);
     assert.match(await page.textContent('#storage-use'), /^2 conversations, [\d.]+ MB of 200 MB$/);
     await page.screenshot({ path: path.join(artifacts, 'conversations.png') });
+    // Deleting from the list: the entry goes, Undo takes the focus and brings it back.
+    const entries = await page.locator('.conv-open').count();
+    await page.locator('.conversation').first().locator('.conv-delete').focus();
+    await page.keyboard.press('Enter');
+    await waitFor(async () => (await page.locator('.conv-open').count()) === entries - 1, 'one entry fewer');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'toast-undo');
+    await page.keyboard.press('Enter');
+    await waitFor(async () => (await page.locator('.conv-open').count()) === entries, 'the entry back');
+    assert.notEqual(await page.evaluate(() => document.body.dataset.conversation), first, 'a new chat in place of the deleted one');
+    await page.locator('.conv-open', { hasText: /^Renamed chat$/ }).click();
+    await waitFor(async () => (await page.evaluate(() => document.body.dataset.conversation)) === first, 'the restored one');
+    assert.equal(await page.locator('article.msg').count(), 4);
   });
 
   test('conversations: a full browser store says so and keeps the text', async () => {
