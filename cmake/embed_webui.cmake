@@ -1,9 +1,10 @@
-# Writes OUTPUT, a C++ file holding the web page's files (WEBUI_DIR/index.html, app.js, style.css)
-# as byte arrays, so that `smolvlm serve` carries its page with no files beside the binary.
+# Writes OUTPUT, a C++ file holding the web page's files (WEBUI_DIR/index.html, markdown.js,
+# app.js, style.css) as byte arrays, so that `smolvlm serve` carries its page with no files beside
+# the binary.
 # Run by the build (CMakeLists.txt) whenever one of the files changes:
 #   cmake -DWEBUI_DIR=webui -DOUTPUT=webui_assets.cpp -P cmake/embed_webui.cmake
 # file|URL path|media type (served with "; charset=utf-8")
-set(assets "index.html|/|text/html" "app.js|/app.js|text/javascript" "style.css|/style.css|text/css")
+set(assets "index.html|/|text/html" "markdown.js|/markdown.js|text/javascript" "app.js|/app.js|text/javascript" "style.css|/style.css|text/css")
 set(arrays "")
 set(entries "")
 set(n 0)

@@ -28,6 +28,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# playwright-core for the browser tests, at the version package-lock.json pins (no browser
-# download: the tests drive Debian's chromium).
+# playwright-core and axe-core for the browser tests, at the versions package-lock.json pins (no
+# browser download: the tests drive Debian's chromium).
 npm ci --prefix "$(dirname "$0")/../tests/webui" --no-audit --no-fund --loglevel=error

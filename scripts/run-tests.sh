@@ -30,7 +30,7 @@ for cfg in release asan; do
     # The web page of smolvlm serve in Debian's chromium (headless), against servers on the tiny
     # model the test starts itself; screenshots go to build-release/webui-artifacts/.
     stage "web page in a browser (release)"
-    [ -d tests/webui/node_modules/playwright-core ] ||
+    [ -d tests/webui/node_modules/playwright-core ] && [ -d tests/webui/node_modules/axe-core ] ||
       npm ci --prefix tests/webui --no-audit --no-fund --loglevel=error
     SMOLVLM_BIN=build-release/smolvlm node --test tests/webui/webui.test.mjs
   fi

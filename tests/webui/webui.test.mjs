@@ -2,12 +2,15 @@
 // playwright-core, against servers on the tiny fixture model.
 //   node --test tests/webui/webui.test.mjs      (SMOLVLM_BIN: the CLI, default build-release/smolvlm)
 // Artifacts (screenshots) go to SMOLVLM_WEBUI_ARTIFACTS (default build-release/webui-artifacts).
+// SMOLVLM_WEBUI_DIR=webui serves the page's files from that folder instead of the binary's copy
+// (editing the page without rebuilding; the server's headers are kept).
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
 
 import { chromium } from 'playwright-core';
 
@@ -93,8 +96,24 @@ function watch(page) {
   });
 }
 
-async function openPage(url, viewport = { width: 1100, height: 800 }) {
-  const context = await browser.newContext({ viewport });
+const pageFiles = { '/': 'index.html', '/markdown.js': 'markdown.js', '/app.js': 'app.js', '/style.css': 'style.css' };
+async function newContext(options = {}) {
+  const context = await browser.newContext(options);
+  const dir = process.env.SMOLVLM_WEBUI_DIR;
+  if (dir) {
+    await context.route((u) => Object.hasOwn(pageFiles, new URL(u).pathname), async (route) => {
+      const res = await route.fetch();
+      const file = pageFiles[new URL(route.request().url()).pathname];
+      const type = { html: 'text/html', js: 'text/javascript', css: 'text/css' }[file.split('.').pop()];
+      route.fulfill({ response: res, status: 200, headers: { ...res.headers(), 'content-type': `${type}; charset=utf-8` },
+        body: fs.readFileSync(path.join(dir, file)) });
+    });
+  }
+  return context;
+}
+
+async function openPage(url, viewport = { width: 1100, height: 800 }, options = {}) {
+  const context = await newContext({ viewport, ...options });
   const page = await context.newPage();
   watch(page);
   await page.goto(url);
@@ -103,6 +122,24 @@ async function openPage(url, viewport = { width: 1100, height: 800 }) {
 }
 
 const answers = (page) => page.locator('article.msg.assistant');
+
+// The conversation on screen as the browser keeps it (IndexedDB): its messages, or null.
+async function storedMessages(page, id) {
+  return page.evaluate(async (wanted) => {
+    const key = wanted || document.body.dataset.conversation;
+    const db = await new Promise((resolve, reject) => {
+      const req = indexedDB.open('smolvlm', 1);
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+    const record = await new Promise((resolve) => {
+      const req = db.transaction('conversations').objectStore('conversations').get(key);
+      req.onsuccess = () => resolve(req.result);
+    });
+    db.close();
+    return record ? record.messages : null;
+  }, id);
+}
 const lastAnswer = (page) => answers(page).last();
 
 async function askOnPage(page, question, { byEnter = false } = {}) {
@@ -159,7 +196,7 @@ describe('the chat page', () => {
     assert.ok(expected.length > 0);
     const answer = await askOnPage(page, QUESTION);
     assert.equal(await answer.locator('.text').innerText().then((t) => t.trim()), expected.trim());
-    const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('smolvlm.chat.v1')));
+    const stored = await storedMessages(page);
     assert.equal(stored[1].text, expected, 'the streamed text, byte for byte');
     assert.ok(stored[1].timings.image_tiles > 0);
     assert.equal(stored[1].timings.image_cache_hits, 0);
@@ -171,7 +208,7 @@ describe('the chat page', () => {
   test('a follow-up reuses the picture from the cache', async () => {
     const hitsBefore = await metric(server.url, 'smolvlm_image_cache_hits_total');
     const answer = await askOnPage(page, 'And what colour is it?', { byEnter: true });
-    const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('smolvlm.chat.v1')));
+    const stored = await storedMessages(page);
     assert.equal(stored.length, 4);
     assert.ok(stored[3].timings.image_cache_hits >= 1, JSON.stringify(stored[3].timings));
     assert.match(await answer.locator('.stats').innerText(), /picture from cache/);
@@ -199,7 +236,7 @@ describe('the chat page', () => {
     await page.waitForSelector('#send:not([hidden])');
     await waitFor(async () => (await metric(server.url, 'smolvlm_busy_slots')) === 0, 'a free slot');
     assert.equal(await lastAnswer(page).locator('.meta').innerText(), 'stopped');
-    const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('smolvlm.chat.v1')));
+    const stored = await storedMessages(page);
     assert.equal(stored[1].stopped, true);
     assert.equal(stored[1].timings, undefined, 'the answer did not run to its end');
     // The one expected failure: the request Stop aborted.
@@ -226,7 +263,7 @@ describe('the chat page', () => {
   test('New chat clears the conversation', async () => {
     await page.click('#new-chat');
     assert.equal(await page.locator('article.msg').count(), 0);
-    assert.deepEqual(await page.evaluate(() => JSON.parse(localStorage.getItem('smolvlm.chat.v1'))), []);
+    assert.equal(await storedMessages(page), null, 'an empty conversation is not kept');
     await page.reload();
     await page.waitForSelector('body[data-ready="true"]');
     assert.equal(await page.locator('article.msg').count(), 0);
@@ -250,7 +287,7 @@ describe('the chat page', () => {
     assert.deepEqual(sources, Array(2).fill(`data:image/png;base64,${pictureBase64}`));
     // Both travel to the server as data: URIs and are answered.
     const answer = await askOnPage(page, 'Compare them.');
-    const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('smolvlm.chat.v1')));
+    const stored = await storedMessages(page);
     assert.equal(stored[0].images.length, 2);
     assert.equal(stored[1].text, askAnswer('Compare them.', [otherPicture, otherPicture], MAX_TOKENS));
     assert.ok(!(await answer.locator('.error').count()));
@@ -306,7 +343,7 @@ describe('the chat page', () => {
       { max_tokens: 5, temperature: 0.7, top_p: 0.9, seed: 42, stream: true });
     assert.deepEqual(body.messages, [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: [{ type: 'text', text: 'Hi' }] }]);
     assert.equal(body.model, 'tiny-smolvlm2');
-    const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('smolvlm.chat.v1')));
+    const stored = await storedMessages(page);
     assert.ok(stored[1].text.length > 0 && !(await answer.locator('.error').count()));
     await page.click('#open-settings');
     await page.fill('#temperature', '0');
@@ -317,10 +354,16 @@ describe('the chat page', () => {
     await page.click('#close-settings');
   });
 
-  test('Delete removes the stored conversation', async () => {
+  test('Delete removes the stored conversation, and Undo brings it back', async () => {
+    const id = await page.evaluate(() => document.body.dataset.conversation);
+    assert.ok(await storedMessages(page, id));
     await page.click('#delete-chat');
-    assert.equal(await page.evaluate(() => localStorage.getItem('smolvlm.chat.v1')), null);
+    await waitFor(async () => (await storedMessages(page, id)) === null, 'the deletion');
     assert.equal(await page.locator('article.msg').count(), 0);
+    assert.match(await page.textContent('#toast'), /Deleted “Hi”/);
+    await page.click('#toast-undo');
+    await waitFor(async () => (await storedMessages(page, id)) !== null, 'the undo');
+    await waitFor(async () => (await page.locator('.conv-open', { hasText: /^Hi$/ }).count()) === 1, 'the list entry');
   });
 
   test('no console errors and no failed requests', () => {
@@ -389,7 +432,7 @@ describe('safety and errors', () => {
   const refusals = [
     [429, { error: { message: 'the queue is full', type: 'rate_limit_error' } }, /server is busy/],
     [400, { error: { message: 'messages[0].content[0].image_url.url: not a picture', type: 'invalid_request_error' } },
-      /refused the request: messages\[0\]\.content\[0\]\.image_url\.url: not a picture/],
+      /The server refused a message \(“.+”\): not a picture\./],
   ];
   for (const [status, body, shown] of refusals) {
     test(`HTTP ${status} gives a clear message`, async () => {
@@ -411,7 +454,10 @@ describe('safety and errors', () => {
     await page.setInputFiles('#file-input', { name: 'fake.png', mimeType: 'image/png', buffer: Buffer.from('not a png') });
     await page.waitForSelector('#attachments .thumb .no-preview');
     const answer = await askOnPage(page, 'What is this?');
-    assert.match(await answer.locator('.error').innerText(), /refused the request: .+not a picture in a known format/);
+    // In words, not as a JSON path; the picture is marked in the question.
+    assert.match(await answer.locator('.error').innerText(), /^The server refused picture 1 of the question “What is this\?”: .*not a picture in a known format/);
+    assert.doesNotMatch(await answer.locator('.error').innerText(), /messages\[/);
+    assert.equal(await page.locator('article.msg.user .pic.refused').count(), 1);
     const logged = problems.filter((p) => p.includes('status of 400'));
     assert.equal(logged.length, 1, problems.join('\n'));
     problems.splice(problems.indexOf(logged[0]), 1);
@@ -479,6 +525,577 @@ describe('safety and errors', () => {
   });
 });
 
+// Streams `pieces` into the page's next /v1/chat/completions, one every `everyMs` (the first after
+// `firstMs`), through a stand-in for fetch: page.route answers all at once, and these checks need
+// an answer that grows while they look.
+async function slowAnswer(page, pieces, { everyMs = 30, firstMs = everyMs, finish = 'stop' } = {}) {
+  await page.evaluate(({ pieces, everyMs, firstMs, finish }) => {
+    const real = window.fetch;
+    window.fetch = async (url, init) => {
+      if (!String(url).endsWith('/v1/chat/completions')) return real(url, init);
+      window.fetch = real;
+      window.__sentBody = JSON.parse(init.body);
+      const encoder = new TextEncoder();
+      const event = (o) => encoder.encode(`data: ${JSON.stringify(o)}\n\n`);
+      let timer = 0;
+      const body = new ReadableStream({
+        start(controller) {
+          let i = 0;
+          const next = () => {
+            if (i < pieces.length) {
+              controller.enqueue(event({ choices: [{ index: 0, delta: { content: pieces[i++] }, finish_reason: null }] }));
+              timer = setTimeout(next, everyMs);
+            } else {
+              controller.enqueue(event({ choices: [{ index: 0, delta: {}, finish_reason: finish }] }));
+              controller.enqueue(encoder.encode('data: [DONE]\n\n'));
+              controller.close();
+            }
+          };
+          timer = setTimeout(next, firstMs);
+          init.signal.addEventListener('abort', () => {
+            clearTimeout(timer);
+            controller.error(new DOMException('stopped', 'AbortError'));
+          });
+        },
+      });
+      return new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } });
+    };
+  }, { pieces, everyMs, firstMs, finish });
+}
+
+// Drops a w x h picture (a PNG drawn in the page) on the page.
+async function dropPicture(page, width, height) {
+  await page.evaluate(async ([w, h]) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = w;
+    canvas.height = h;
+    const ctx = canvas.getContext('2d');
+    ctx.fillStyle = '#c33';
+    ctx.fillRect(0, 0, w, h);
+    ctx.fillStyle = '#33c';
+    ctx.fillRect(0, 0, w / 2, h / 2);
+    const blob = await new Promise((r) => canvas.toBlob(r, 'image/png'));
+    const dt = new DataTransfer();
+    dt.items.add(new File([blob], `p${w}x${h}.png`, { type: 'image/png' }));
+    document.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, [width, height]);
+  await page.waitForSelector('#attachments .thumb img');
+}
+
+// Records what the page copies (the clipboard itself is the browser's, not the page's).
+async function watchClipboard(page) {
+  await page.evaluate(() => {
+    window.__copied = [];
+    Object.defineProperty(navigator, 'clipboard', {
+      configurable: true,
+      value: { writeText: async (t) => void window.__copied.push(t) },
+    });
+  });
+}
+
+function contrast(fg, bg) {
+  const lum = (rgb) => {
+    const [r, g, b] = rgb.match(/\d+(\.\d+)?/g).slice(0, 3).map((v) => {
+      const c = Number(v) / 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}
+
+const axeSource = fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), 'node_modules/axe-core/axe.min.js'), 'utf8');
+
+// axe-core's findings on the page as it stands, serious and critical only.
+async function axeProblems(page, state) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(axeSource);
+  const found = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
+  });
+  return found.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => ({ state, ...v }));
+}
+
+const MARKDOWN = [
+  '# A heading\n\n',
+  'Some *emphasis*, **strong**, ~~struck~~ and `code`; snake_case stays.\n\n',
+  '***Both*** at once, and 2 * 3 * 4 stays.\n\n',
+  'A [safe link](https://example.org/a) and a [bad one](javascript:alert(1)).\n\n',
+  '| Name | Size |\n|:-----|-----:|\n| one | 1 |\n| two | 22 |\n\n',
+  '> quoted **text**\n\n',
+  '- outer\n  - inner one\n  - inner two\n- second\n\n3. three\n4. four\n\n',
+  '```python\ndef f(x):\n    return "s" + 1  # note\n```\n\n<b>raw</b> <img src=x>',
+];
+
+describe('conversations, pictures, actions, rendering, input, access', () => {
+  let context;
+  let page;
+  before(async () => {
+    ({ context, page } = await openPage(server.url));
+    await setMaxTokens(page, MAX_TOKENS);
+  });
+  after(async () => context?.close());
+
+  test('conversations: a list kept in the browser, switched, renamed, pictures included', async () => {
+    await page.click('#new-chat');
+    await page.setInputFiles('#file-input', picture);
+    await askOnPage(page, 'First conversation');
+    const first = await page.evaluate(() => document.body.dataset.conversation);
+    await page.click('#new-chat');
+    await askOnPage(page, 'Second conversation');
+    await waitFor(async () => (await page.locator('.conv-open').count()) === 2, 'two entries');
+    assert.deepEqual(await page.locator('.conv-open').allInnerTexts(), ['Second conversation', 'First conversation']);
+    assert.equal(await page.getAttribute('.conv-open >> nth=0', 'aria-current'), 'page');
+    await page.locator('.conv-open', { hasText: /^First conversation$/ }).click();
+    await waitFor(async () => (await page.locator('article.msg.user .text').first().innerText()) === 'First conversation', 'the first');
+    assert.equal(await page.locator('article.msg.user .pics img').count(), 1);
+    await page.screenshot({ path: path.join(artifacts, 'webui.png') });  // docs/webui.png
+    // Rename: Enter keeps the new name.
+    await page.locator('.conversation').nth(1).locator('.conv-rename').click();
+    await page.fill('.conv-name', 'Renamed chat');
+    await page.press('.conv-name', 'Enter');
+    await waitFor(async () => (await page.locator('.conv-open', { hasText: /^Renamed chat$/ }).count()) === 1, 'the new name');
+    // A reload shows this tab's conversation (its address says which), picture included, and a
+    // follow-up sends the picture again.
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    assert.equal(await page.evaluate(() => document.body.dataset.conversation), first);
+    assert.equal(await page.locator('article.msg.user .pics img').count(), 1);
+    assert.equal(await page.locator('.dropped').count(), 0);
+    const sent = page.waitForRequest('**/v1/chat/completions');
+    await askOnPage(page, 'And now?');
+    const body = (await sent).postDataJSON();
+    assert.equal(body.messages[0].content[0].type, 'image_url');
+    assert.match(body.messages[0].content[0].image_url.url, /^data:image\/png;base64,/);
+    assert.match(await page.textContent('#storage-use'), /^2 conversations, [\d.]+ MB of 200 MB$/);
+    await page.screenshot({ path: path.join(artifacts, 'conversations.png') });
+    // Deleting from the list: the entry goes, Undo takes the focus and brings it back.
+    const entries = await page.locator('.conv-open').count();
+    await page.locator('.conversation').first().locator('.conv-delete').focus();
+    await page.keyboard.press('Enter');
+    await waitFor(async () => (await page.locator('.conv-open').count()) === entries - 1, 'one entry fewer');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'toast-undo');
+    await page.keyboard.press('Enter');
+    await waitFor(async () => (await page.locator('.conv-open').count()) === entries, 'the entry back');
+    assert.notEqual(await page.evaluate(() => document.body.dataset.conversation), first, 'a new chat in place of the deleted one');
+    await page.locator('.conv-open', { hasText: /^Renamed chat$/ }).click();
+    await waitFor(async () => (await page.evaluate(() => document.body.dataset.conversation)) === first, 'the restored one');
+    assert.equal(await page.locator('article.msg').count(), 4);
+  });
+
+  test('conversations: a full browser store says so and keeps the text', async () => {
+    const small = await newContext({ viewport: { width: 1100, height: 800 } });
+    await small.addInitScript(() => localStorage.setItem('smolvlm.storageLimit', '60000'));
+    const p = await small.newPage();
+    watch(p);
+    await p.goto(server.url);
+    await p.waitForSelector('body[data-ready="true"]');
+    await setMaxTokens(p, 8);
+    await p.setInputFiles('#file-input', picture);  // 63 KB: more than the whole store
+    await askOnPage(p, QUESTION);
+    assert.match(await p.textContent('#notice'), /room for conversations is full \(0\.1 MB\): 1 picture\(s\) of this conversation are not kept after a reload\. Delete old conversations/);
+    await p.reload();
+    await p.waitForSelector('body[data-ready="true"]');
+    assert.equal(await p.locator('article.msg').count(), 2, 'the text is kept');
+    assert.match(await p.locator('.dropped').innerText(), /1 picture was not kept: the browser's room for conversations was full/);
+    await askOnPage(p, 'And now?');
+    assert.match(await p.textContent('#notice'), /1 earlier picture\(s\) of this conversation were not kept in the browser: the model does not see them/);
+    await p.screenshot({ path: path.join(artifacts, 'storage-full.png') });
+    await small.close();
+  });
+
+  test('conversations: the one conversation the first page kept moves into the list', async () => {
+    const old = await newContext();
+    await old.addInitScript(() => {
+      if (!sessionStorage.getItem('started')) {
+        localStorage.setItem('smolvlm.chat.v1', JSON.stringify([
+          { role: 'user', text: 'Old question', images: [] }, { role: 'assistant', text: 'Old *answer*', images: [] }]));
+      }
+      sessionStorage.setItem('started', '1');
+    });
+    const p = await old.newPage();
+    watch(p);
+    await p.goto(server.url);
+    await p.waitForSelector('body[data-ready="true"]');
+    assert.deepEqual(await p.locator('article.msg .text').allInnerTexts(), ['Old question', 'Old answer']);
+    assert.deepEqual(await p.locator('.conv-open').allInnerTexts(), ['Old question']);
+    assert.equal(await p.evaluate(() => localStorage.getItem('smolvlm.chat.v1')), null);
+    await p.reload();
+    await p.waitForSelector('body[data-ready="true"]');
+    assert.equal(await p.locator('.conv-open').count(), 1, 'moved once');
+    await old.close();
+  });
+
+  test('conversations: two tabs see each other and never overwrite each other', async () => {
+    const other = await context.newPage();
+    watch(other);
+    await other.goto(`${server.url}/#${await page.evaluate(() => document.body.dataset.conversation)}`);
+    await other.waitForSelector('body[data-ready="true"]');
+    const count = await page.locator('article.msg').count();
+    assert.equal(await other.locator('article.msg').count(), count);
+    // An answer in one tab shows in the other.
+    await askOnPage(page, 'From tab one');
+    await waitFor(async () => (await other.locator('article.msg').count()) === count + 2, 'the other tab following');
+    // A new conversation in the other tab leaves this one alone and joins the list here.
+    await other.click('#new-chat');
+    await askOnPage(other, 'From tab two');
+    await waitFor(async () => (await page.locator('.conv-open', { hasText: /^From tab two$/ }).count()) === 1, 'the list');
+    assert.equal(await page.locator('article.msg.user .text').last().innerText(), 'From tab one');
+    // Both tabs on one conversation, both answering at once: the later save becomes a copy.
+    await other.locator('.conv-open', { hasText: /^Renamed chat$/ }).click();
+    await waitFor(async () => (await other.locator('article.msg').count()) === count + 2, 'the same conversation');
+    await slowAnswer(other, Array(20).fill('slow '), { everyMs: 100 });
+    await other.fill('#prompt', 'Slow question');
+    await other.click('#send');
+    await slowAnswer(page, ['quick']);
+    await askOnPage(page, 'Quick question');
+    await other.waitForSelector('#send:not([hidden])');
+    assert.match(await other.textContent('#notice'), /Another tab changed this conversation meanwhile: this version is kept as a new conversation/);
+    const mine = await storedMessages(page);
+    assert.equal(mine[mine.length - 2].text, 'Quick question');
+    const theirs = await storedMessages(other);
+    assert.equal(theirs[theirs.length - 2].text, 'Slow question');
+    await waitFor(async () => (await page.locator('.conv-open', { hasText: /^Renamed chat \(copy\)$/ }).count()) === 1, 'the copy listed');
+    await other.close();
+  });
+
+  test('pictures: natural proportions, a larger view on click', async () => {
+    await page.click('#new-chat');
+    await dropPicture(page, 17, 13);
+    await slowAnswer(page, ['A small picture.']);
+    await askOnPage(page, 'What is this small picture?');
+    const shown = await page.locator('article.msg.user .pics img').evaluate((img) => ({
+      w: img.getBoundingClientRect().width, h: img.getBoundingClientRect().height, nw: img.naturalWidth, nh: img.naturalHeight }));
+    assert.deepEqual([shown.nw, shown.nh], [17, 13]);
+    assert.ok(Math.abs(shown.w / shown.h - 17 / 13) < 0.05, `not stretched: ${JSON.stringify(shown)}`);
+    assert.ok(shown.h < 40, `not blown up: ${JSON.stringify(shown)}`);
+    await page.click('article.msg.user .pic');
+    await page.waitForSelector('#viewer[open]');
+    const large = await page.locator('#viewer-img').evaluate((img) => img.getBoundingClientRect());
+    assert.ok(large.width > shown.w && Math.abs(large.width / large.height - 17 / 13) < 0.05, JSON.stringify(large));
+    await page.screenshot({ path: path.join(artifacts, 'picture-viewer.png') });
+    await page.keyboard.press('Escape');
+    await page.waitForFunction(() => !document.querySelector('#viewer').open);
+    assert.equal(await page.evaluate(() => document.activeElement.classList.contains('pic')), true, 'focus back on the picture');
+  });
+
+  test('acting on messages: copy as Markdown and as text, copy a code block', async () => {
+    await page.click('#new-chat');
+    await watchClipboard(page);
+    await slowAnswer(page, ['# Title\n\nSome **bold** text.\n\n```python\nprint("hi")\n```\n']);
+    await askOnPage(page, 'Copy me');
+    await page.click('article.msg.user .act-copy');
+    assert.equal(await page.locator('article.msg.user .act-copy').innerText(), 'Copied');
+    await page.click('article.msg.assistant .act-copy');
+    await page.click('article.msg.assistant .act-copy-text');
+    await page.click('article.msg.assistant .code-copy');
+    const copied = await page.evaluate(() => window.__copied);
+    assert.equal(copied[0], 'Copy me');
+    assert.equal(copied[1], '# Title\n\nSome **bold** text.\n\n```python\nprint("hi")\n```\n');
+    assert.match(copied[2], /^Title\n+Some bold text\.\n+print\("hi"\)\s*$/);
+    assert.equal(copied[3], 'print("hi")');
+  });
+
+  test('acting on messages: edit a question and send it again', async () => {
+    await page.click('#new-chat');
+    await page.setInputFiles('#file-input', picture);
+    await askOnPage(page, 'Describe it.');
+    await page.click('article.msg.user .act-edit');
+    await page.fill('article.msg.user .edit-text', QUESTION);
+    await page.press('article.msg.user .edit-text', 'Enter');
+    await page.waitForSelector('#send:not([hidden])');
+    await waitFor(async () => (await page.locator('article.msg').count()) === 2, 'one exchange');
+    assert.equal(await page.locator('article.msg.user .text').innerText(), QUESTION);
+    assert.equal(await page.locator('article.msg.user .pics img').count(), 1, 'the picture stays');
+    const stored = await storedMessages(page);
+    assert.equal(stored.length, 2);
+    assert.equal(stored[1].text, askAnswer(QUESTION, [picture], MAX_TOKENS));
+  });
+
+  test('acting on messages: a cut answer says so and continues; regenerate samples anew', async () => {
+    // The tiny model does not stop by itself within MAX_TOKENS: the answer above was cut.
+    const cut = await storedMessages(page);
+    assert.equal(cut[1].finish, 'length');
+    assert.match(await lastAnswer(page).locator('.meta.length').innerText(), /Stopped at the length limit/);
+    await page.screenshot({ path: path.join(artifacts, 'length-limit.png') });
+    let sent = page.waitForRequest('**/v1/chat/completions');
+    await page.click('article.msg.assistant .act-continue');
+    await page.waitForSelector('#send:not([hidden])');
+    let body = (await sent).postDataJSON();
+    assert.equal(body.messages.length, 3);
+    assert.deepEqual(body.messages[1], { role: 'assistant', content: cut[1].text });
+    assert.equal(body.messages[2].role, 'user');
+    assert.match(body.messages[2].content[0].text, /^Continue your previous answer/);
+    const continued = (await storedMessages(page))[1].text;
+    assert.ok(continued.startsWith(cut[1].text) && continued.length > cut[1].text.length + 5, continued);
+    assert.equal(await page.locator('article.msg').count(), 2, 'the same answer, longer');
+
+    const texts = new Set([continued]);
+    for (let i = 0; i < 2; i++) {
+      sent = page.waitForRequest('**/v1/chat/completions');
+      await page.click('article.msg.assistant .act-regenerate');
+      await page.waitForSelector('#send:not([hidden])');
+      body = (await sent).postDataJSON();
+      assert.equal(body.temperature, 0.7, 'sampled, the greedy setting notwithstanding');
+      assert.equal(body.seed, undefined);
+      assert.equal(body.messages.length, 1);
+      assert.equal(await page.locator('article.msg').count(), 2, 'the answer replaced');
+      texts.add((await storedMessages(page))[1].text);
+    }
+    assert.equal(texts.size, 3, 'a new answer each time');
+  });
+
+  test('rendering: Markdown without raw HTML, highlighted code, safe links', async () => {
+    await page.click('#new-chat');
+    await slowAnswer(page, MARKDOWN);
+    const answer = await askOnPage(page, 'Show me Markdown.');
+    const text = answer.locator('.text');
+    assert.equal(await text.locator('h3').innerText(), 'A heading');
+    assert.equal(await text.locator('em').first().innerText(), 'emphasis');
+    assert.equal(await text.locator('strong > em').innerText(), 'Both');
+    assert.match(await text.locator('p').nth(1).innerText(), /^Both at once, and 2 \* 3 \* 4 stays\.$/);
+    assert.equal(await text.locator('strong').first().innerText(), 'strong');
+    assert.equal(await text.locator('del').innerText(), 'struck');
+    assert.match(await text.locator('p').nth(0).innerText(), /snake_case stays/);
+    const links = await text.locator('a').evaluateAll((as) => as.map((a) => [a.textContent, a.href, a.target, a.rel]));
+    assert.deepEqual(links, [['safe link', 'https://example.org/a', '_blank', 'noopener noreferrer nofollow']]);
+    assert.match(await text.innerText(), /bad one \(javascript:alert\(1/);
+    assert.deepEqual(await text.locator('th').allInnerTexts(), ['Name', 'Size']);
+    assert.deepEqual(await text.locator('td').allInnerTexts(), ['one', '1', 'two', '22']);
+    assert.equal(await text.locator('td.align-right').count(), 2);
+    assert.equal(await text.locator('blockquote strong').innerText(), 'text');
+    assert.deepEqual(await text.locator('ul > li > ul > li').allInnerTexts(), ['inner one', 'inner two']);
+    assert.equal(await text.locator('ol').getAttribute('start'), '3');
+    assert.equal(await text.locator('pre code .tok-keyword').first().innerText(), 'def');
+    assert.equal(await text.locator('pre code .tok-string').first().innerText(), '"s"');
+    assert.equal(await text.locator('pre code .tok-comment').innerText(), '# note');
+    assert.equal(await page.locator('#messages img, #messages b').count(), 0, 'no raw HTML');
+    assert.match(await text.innerText(), /<b>raw<\/b> <img src=x>/);
+    await page.screenshot({ path: path.join(artifacts, 'markdown.png') });
+  });
+
+  test('rendering: "thinking…" before the first token, one announcement per answer', async () => {
+    await page.click('#new-chat');
+    await page.evaluate(() => {
+      window.__announced = [];
+      new MutationObserver(() => window.__announced.push(document.querySelector('#announcer').textContent))
+        .observe(document.querySelector('#announcer'), { childList: true, characterData: true, subtree: true });
+    });
+    await slowAnswer(page, Array.from({ length: 26 }, (_, i) => `word${i} `), { firstMs: 1200, everyMs: 20 });
+    await page.fill('#prompt', 'Think first.');
+    await page.click('#send');
+    await page.waitForSelector('article.msg.assistant .thinking');
+    assert.equal(await page.locator('article.msg.assistant .thinking').innerText(), 'thinking…');
+    await page.waitForSelector('#send:not([hidden])');
+    assert.equal(await page.locator('.thinking').count(), 0);
+    const announced = await page.evaluate(() => window.__announced);
+    assert.equal(announced.length, 1, JSON.stringify(announced));
+    assert.match(announced[0], /^Answer: word0 word1 .*word25/);
+    assert.equal(await page.getAttribute('#messages', 'aria-live'), null, 'the stream itself is not read out');
+  });
+
+  test('rendering: scrolling follows the stream only while the reader is at the bottom', async () => {
+    await page.setViewportSize({ width: 1100, height: 500 });
+    await page.click('#new-chat');
+    await slowAnswer(page, Array.from({ length: 400 }, (_, i) => `Line ${i}.\n\n`), { everyMs: 25 });
+    await page.fill('#prompt', 'A long answer.');
+    await page.click('#send');
+    const list = page.locator('#messages');
+    await waitFor(() => list.evaluate((l) => l.scrollHeight > l.clientHeight + 300), 'an answer taller than the view');
+    assert.ok(await list.evaluate((l) => l.scrollHeight - l.scrollTop - l.clientHeight < 60), 'following at first');
+    await page.mouse.move(500, 200);
+    await page.mouse.wheel(0, -400);
+    await waitFor(() => list.evaluate((l) => l.scrollHeight - l.scrollTop - l.clientHeight > 300), 'scrolled up');
+    const [top, length] = await list.evaluate((l) => [l.scrollTop, l.textContent.length]);
+    await new Promise((r) => setTimeout(r, 700));
+    const [topLater, lengthLater] = await list.evaluate((l) => [l.scrollTop, l.textContent.length]);
+    assert.ok(lengthLater > length, 'the answer went on');
+    assert.ok(Math.abs(topLater - top) < 2, `the reader's place is kept: ${top} -> ${topLater}`);
+    await list.evaluate((l) => l.scrollTo(0, l.scrollHeight));
+    await new Promise((r) => setTimeout(r, 400));
+    assert.ok(await list.evaluate((l) => l.scrollHeight - l.scrollTop - l.clientHeight < 60), 'following again');
+    await page.click('#stop');
+    await page.waitForSelector('#send:not([hidden])');
+    await page.setViewportSize({ width: 1100, height: 800 });
+  });
+
+  test('input: the question box grows with its text', async () => {
+    const height = () => page.locator('#prompt').evaluate((t) => t.getBoundingClientRect().height);
+    await page.fill('#prompt', '');
+    const one = await height();
+    await page.fill('#prompt', 'a\nb\nc\nd\ne');
+    const five = await height();
+    assert.ok(five > one * 2, `${one} -> ${five}`);
+    assert.ok(await page.locator('#prompt').evaluate((t) => t.scrollHeight <= t.clientHeight + 2), 'nothing clipped');
+    await page.fill('#prompt', Array(80).fill('line').join('\n'));
+    assert.ok((await height()) <= 800 * 0.4 + 1, 'at most 40% of the window, then it scrolls');
+    await page.screenshot({ path: path.join(artifacts, 'input-grown.png') });
+    await page.fill('#prompt', '');
+    assert.ok(Math.abs((await height()) - one) < 2);
+  });
+
+  test('input: sampling settings and a JSON schema, validated as typed, shape the request', async () => {
+    await page.click('#new-chat');
+    await page.click('#open-settings');
+    const error = (id) => page.locator(`#${id}-error`).innerText();
+    await page.fill('#temperature', '3');
+    assert.equal(await error('temperature'), 'Temperature must be at most 2.');
+    assert.equal(await page.getAttribute('#temperature', 'aria-invalid'), 'true');
+    await page.fill('#temperature', '0.5');
+    assert.equal(await error('temperature'), '');
+    await page.fill('#top-k', '2.5');
+    assert.equal(await error('top-k'), 'Top-k must be a whole number.');
+    await page.fill('#top-k', '40');
+    await page.fill('#repeat-penalty', '0');
+    assert.equal(await error('repeat-penalty'), 'Repeat penalty must be at least 0.01.');
+    await page.fill('#repeat-penalty', '1.1');
+    await page.fill('#top-p', '0');
+    assert.equal(await error('top-p'), 'Top-p must be more than 0.');
+    await page.fill('#top-p', '0.9');
+    await page.fill('#json-schema', '{"type": "object",');
+    assert.match(await error('json-schema'), /^Not valid JSON: /);
+    await page.fill('#json-schema', '[1, 2]');
+    assert.equal(await error('json-schema'), 'The schema must be a JSON object ({…}).');
+    const schema = { type: 'object', properties: { colour: { type: 'string', enum: ['red', 'blue'] } }, required: ['colour'] };
+    await page.fill('#json-schema', JSON.stringify(schema));
+    assert.equal(await error('json-schema'), '');
+    await page.screenshot({ path: path.join(artifacts, 'settings.png') });
+    await page.keyboard.press('Escape');
+    const sent = page.waitForRequest('**/v1/chat/completions');
+    const answer = await askOnPage(page, 'Which colour?');
+    const body = (await sent).postDataJSON();
+    assert.deepEqual(
+      { temperature: body.temperature, top_p: body.top_p, top_k: body.top_k, repeat_penalty: body.repeat_penalty, response_format: body.response_format },
+      { temperature: 0.5, top_p: 0.9, top_k: 40, repeat_penalty: 1.1, response_format: { type: 'json_schema', json_schema: { name: 'answer', strict: true, schema } } });
+    assert.equal(await answer.locator('.error').count(), 0);
+    assert.match(JSON.parse((await storedMessages(page))[1].text).colour, /^(red|blue)$/, 'the server kept to the schema');
+    // A setting left invalid stops the question with a word, and nothing is sent.
+    await page.click('#open-settings');
+    await page.fill('#temperature', '5');
+    await page.keyboard.press('Escape');
+    let requests = 0;
+    const count = (r) => r.url().endsWith('/v1/chat/completions') && requests++;
+    page.on('request', count);
+    const refused = await askOnPage(page, 'Again?');
+    page.off('request', count);
+    assert.equal(requests, 0);
+    assert.equal(await refused.locator('.error').innerText(), 'Settings: Temperature must be at most 2.');
+    await page.click('#open-settings');
+    for (const [id, value] of [['temperature', '0'], ['top-p', '1'], ['top-k', ''], ['repeat-penalty', ''], ['json-schema', '']]) await page.fill(`#${id}`, value);
+    await page.keyboard.press('Escape');
+  });
+
+  test('keyboard: a focus ring on every control; the drawer holds focus, Esc closes it, focus returns', async () => {
+    await page.click('#new-chat');
+    await slowAnswer(page, ['Some answer.']);
+    await askOnPage(page, 'Something to act on');
+    await page.evaluate(() => document.activeElement.blur());
+    const seen = [];
+    while (!seen.some((s) => s.what === 'send') && seen.length < 150) {
+      await page.keyboard.press('Tab');
+      seen.push(await page.evaluate(() => {
+        const e = document.activeElement;
+        const ringed = e.closest('.attach') || e;
+        const s = getComputedStyle(ringed);
+        return { what: e.id || e.className || e.tagName, outline: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2 };
+      }));
+    }
+    assert.ok(seen.some((s) => s.what === 'file-input'), JSON.stringify(seen));
+    // (BODY: Tab past the last control, on its way round to the first.)
+    assert.deepEqual(seen.filter((s) => !s.outline && s.what !== 'BODY'), [], 'every focused control shows a ring');
+    await page.focus('#open-settings');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#settings[open]');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'max-tokens');
+    await page.keyboard.press('Shift+Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'close-settings', 'Shift+Tab wraps to the end');
+    for (let i = 0; i < 20; i++) {
+      await page.keyboard.press('Tab');
+      assert.ok(await page.evaluate(() => document.querySelector('#settings').contains(document.activeElement)), `Tab ${i} stays in the drawer`);
+    }
+    await page.keyboard.press('Escape');
+    await page.waitForFunction(() => !document.querySelector('#settings').open);
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'open-settings');
+  });
+
+  test('screen readers: who said what, and Send readable in both themes', async () => {
+    assert.deepEqual(await page.locator('article.msg').evaluateAll((as) => as.map((a) => a.getAttribute('aria-label'))), ['You', 'Assistant']);
+    assert.equal(await page.locator('article.msg.user .sr').innerText(), 'You said:');
+    for (const colorScheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme });
+      const [fg, bg] = await page.locator('#send').evaluate((b) => [getComputedStyle(b).color, getComputedStyle(b).backgroundColor]);
+      assert.ok(contrast(fg, bg) >= 4.5, `${colorScheme}: ${fg} on ${bg} is ${contrast(fg, bg).toFixed(2)}:1`);
+    }
+    await page.screenshot({ path: path.join(artifacts, 'chat-dark.png') });
+    await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  test('phones: every control is at least 44 px, the list opens from Chats', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    const small = async () => page.evaluate(() => Array.from(document.querySelectorAll('button, input, textarea, .attach, select, a'))
+      .filter((e) => e.offsetParent !== null && !e.closest('.attach input, .sr') && getComputedStyle(e).visibility !== 'hidden' && !(e.type === 'file'))
+      .map((e) => ({ e: e.id || e.className || e.tagName, r: e.getBoundingClientRect() }))
+      .filter(({ r }) => r.width > 0 && (r.width < 44 || r.height < 44))
+      .map(({ e, r }) => `${e} ${Math.round(r.width)}x${Math.round(r.height)}`));
+    assert.deepEqual(await small(), []);
+    await page.click('#toggle-sidebar');
+    await page.waitForFunction(() => getComputedStyle(document.querySelector('#sidebar')).visibility === 'visible');
+    assert.deepEqual(await small(), []);
+    await page.screenshot({ path: path.join(artifacts, 'phone-list.png') });
+    await page.keyboard.press('Escape');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: path.join(artifacts, 'phone-dark.png') });
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 1100, height: 800 });
+  });
+
+  test('axe-core finds nothing serious or critical in the main states', async () => {
+    await page.click('#new-chat');
+    const found = [...(await axeProblems(page, 'empty'))];
+    await slowAnswer(page, MARKDOWN);
+    await askOnPage(page, 'Show me Markdown.');
+    found.push(...(await axeProblems(page, 'answered')));
+    await page.emulateMedia({ colorScheme: 'dark' });
+    found.push(...(await axeProblems(page, 'answered, dark')));
+    await page.emulateMedia({ colorScheme: 'light' });
+    await dropPicture(page, 40, 30);
+    await slowAnswer(page, ['A picture.']);
+    await askOnPage(page, 'And this?');
+    await page.click('article.msg.user .pic >> nth=-1');
+    await page.waitForSelector('#viewer[open]');
+    found.push(...(await axeProblems(page, 'picture view')));
+    await page.keyboard.press('Escape');
+    await page.click('#open-settings');
+    found.push(...(await axeProblems(page, 'settings')));
+    await page.keyboard.press('Escape');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.click('#toggle-sidebar');
+    found.push(...(await axeProblems(page, 'phone, list open')));
+    await page.keyboard.press('Escape');
+    await page.setViewportSize({ width: 1100, height: 800 });
+    assert.deepEqual(found, []);
+  });
+
+  test('the page stays small: at most 150 KB, 50 KB compressed', async () => {
+    let raw = 0;
+    let packed = 0;
+    for (const file of Object.keys(pageFiles)) {
+      const dir = process.env.SMOLVLM_WEBUI_DIR;
+      const body = dir ? fs.readFileSync(path.join(dir, pageFiles[file]))
+        : Buffer.from(await (await page.request.get(`${server.url}${file}`)).body());
+      raw += body.length;
+      packed += zlib.gzipSync(body, { level: 9 }).length;
+    }
+    assert.ok(raw <= 150 * 1024 && packed <= 50 * 1024, `${raw} bytes, ${packed} compressed`);
+    console.log(`# the page: ${raw} bytes, ${packed} gzipped`);
+  });
+
+  test('no console errors or failed requests in these checks', () => {
+    assert.deepEqual(problems, []);
+  });
+});
+
 describe('with --api-key, --max-body 1 and one slot', () => {
   let keyed;
   before(async () => {
@@ -526,24 +1143,58 @@ describe('with --api-key, --max-body 1 and one slot', () => {
     assert.deepEqual(problems, []);
   });
 
-  test('a busy server gives a clear message', async () => {
-    // Another client holds the only slot, and nothing may wait: the page's request gets a real 429.
-    const other = new AbortController();
-    const res = await fetch(`${keyed.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { Authorization: 'Bearer board-secret', 'Content-Type': 'application/json' },
-      body: JSON.stringify({ messages: [{ role: 'user', content: 'Talk.' }], max_tokens: 8000, stream: true }),
-      signal: other.signal,
+  test('a wrong key is said to be wrong, and so is a saved key that no longer works', async () => {
+    const context = await newContext();
+    await context.addInitScript(() => {
+      if (!sessionStorage.getItem('started')) localStorage.setItem('smolvlm.apiKey', 'old-secret');
+      sessionStorage.setItem('started', '1');
     });
-    assert.equal(res.status, 200);
-    const reader = res.body.getReader();
-    await reader.read();
-    const context = await browser.newContext();
+    const page = await context.newPage();
+    watch(page);
+    await page.goto(keyed.url);
+    await page.waitForSelector('#key-dialog[open]');
+    assert.match(await page.textContent('#key-error'), /The server refused the saved API key/);
+    await page.fill('#key-input', 'wrong-secret');
+    await page.click('#key-form button[type="submit"]');
+    await waitFor(async () => /refused this key/.test(await page.textContent('#key-error')), 'the word on the wrong key');
+    assert.equal(await page.locator('#key-dialog[open]').count(), 1, 'still asking');
+    assert.equal(await page.evaluate(() => localStorage.getItem('smolvlm.apiKey')), null, 'a wrong key is not kept');
+    await page.screenshot({ path: path.join(artifacts, 'wrong-key.png') });
+    const found = await axeProblems(page, 'key dialog');
+    await page.fill('#key-input', 'board-secret');
+    await page.click('#key-form button[type="submit"]');
+    await page.waitForFunction(() => !document.querySelector('#key-dialog').open);
+    await waitFor(async () => (await page.textContent('#model')) === 'tiny-smolvlm2', 'the model name');
+    // Chromium logs each refused request: the saved key's and the wrong key's.
+    const logged = problems.filter((p) => p.includes('status of 401'));
+    assert.equal(logged.length, 2, problems.join('\n'));
+    for (const l of logged) problems.splice(problems.indexOf(l), 1);
+    await context.close();
+    assert.deepEqual(found, []);
+    assert.deepEqual(problems, []);
+  });
+
+  test('a busy server gives a clear message', async () => {
+    // The page first (ready to ask), so that the other client's answer, fast on the tiny model,
+    // is still running when the page asks.
+    const context = await newContext();
     await context.addInitScript(() => localStorage.setItem('smolvlm.apiKey', 'board-secret'));
     const page = await context.newPage();
     watch(page);
     await page.goto(keyed.url);
     await page.waitForSelector('body[data-ready="true"]');
+    // Another client holds the only slot, and nothing may wait: the page's request gets a real 429.
+    const other = new AbortController();
+    const res = await fetch(`${keyed.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { Authorization: 'Bearer board-secret', 'Content-Type': 'application/json' },
+      // Greedy: a sampled answer may end early and free the slot.
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'Talk.' }], max_tokens: 8000, temperature: 0, stream: true }),
+      signal: other.signal,
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    await reader.read();
     const answer = await askOnPage(page, 'Hello?');
     assert.match(await answer.locator('.error').innerText(), /server is busy/);
     const logged = problems.filter((p) => p.includes('status of 429'));
