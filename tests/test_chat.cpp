@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <atomic>
 
-#include "chat/pipeline.h"
+#include "prompt_route_support.h"
 #include "test_support.h"
 
 namespace smolvlm {
@@ -40,7 +40,7 @@ std::vector<int32_t> reference_ids(const std::vector<PromptMessage>& messages,
                                    const std::vector<std::string>& image_files) {
   std::vector<Image> images;
   for (const auto& f : image_files) images.push_back(load_image_file(f));
-  return prepare_prompt(model(), messages, images, model().config.processor).ids;
+  return test::case_prompt(model(), messages, images, model().config.processor).prompt.ids;
 }
 
 PromptMessage text_message(const std::string& role, const std::string& text) {
