@@ -1,7 +1,6 @@
 // smolvlm bench: load, vision, prefill, decode and memory figures — medians over --repeat runs
 // with their min–max, as a table for people and JSON for scripts.
 #include <smolvlm/smolvlm.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -46,11 +45,7 @@ double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
-double peak_rss_mb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
+double peak_rss_mb() { return static_cast<double>(peak_rss_bytes()) / (1024.0 * 1024.0); }
 
 struct Stat {
   std::vector<double> v;

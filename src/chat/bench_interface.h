@@ -12,3 +12,4 @@
 #include "kernels/op_profile.h"
 #include "loader/model.h"
 #include "text/sampler.h"
+#include "util/process_memory.h"
