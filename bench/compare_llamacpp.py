@@ -29,7 +29,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPT = "Describe the image."
 
-# Issue 16's targets: (figure key, how it compares, value or None for "report").
+# The targets: (figure key, how it compares, value or None for "report").
 TARGETS = {
     "decode_tok_s": (">=", 270),
     "prefill_tok_s": (">=", 1060),

@@ -39,6 +39,7 @@ FLOORS = [
 # Internal headers an app may include, each declared as such in its own comment.
 DECLARED_FOR_APPS = {
     "src/chat/bench_interface.h",   # smolvlm bench: the stages of an answer, one by one
+    "src/chat/markers.h",           # smolvlm ask -p: the <image>/<video> markers and their splitter
     "src/loader/tools_interface.h", # smolvlm convert and random-model: the file writers
     "src/net/hub.h",                # smolvlm pull: the interface of the smolvlm_net library
     "src/formats/mapped_file.h",    # --messages: outside files read safely (InputFile)

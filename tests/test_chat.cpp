@@ -2,12 +2,13 @@
 // the whole rendered dialogue, compute only what is new, encode each picture once, drop the oldest
 // turns when the context fills, and stop on cancel.
 #include <gtest/gtest.h>
+#include <smolvlm/serving.h>
 #include <smolvlm/smolvlm.h>
 
 #include <algorithm>
 #include <atomic>
 
-#include "chat/pipeline.h"
+#include "prompt_route_support.h"
 #include "test_support.h"
 
 namespace smolvlm {
@@ -40,7 +41,7 @@ std::vector<int32_t> reference_ids(const std::vector<PromptMessage>& messages,
                                    const std::vector<std::string>& image_files) {
   std::vector<Image> images;
   for (const auto& f : image_files) images.push_back(load_image_file(f));
-  return prepare_prompt(model(), messages, images, model().config.processor).ids;
+  return test::case_prompt(model(), messages, images, model().config.processor).prompt.ids;
 }
 
 PromptMessage text_message(const std::string& role, const std::string& text) {
@@ -293,6 +294,26 @@ TEST(Chat, ImagesFromMemoryConvertBgrAndStride) {
   Image bad{4, 4, std::vector<uint8_t>(5)};
   EXPECT_THROW(chat.set_image(bad), Error);
 }
+
+// The media-cache figures and Chat::clear_media under their old names, kept for code written
+// against them: the same members.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+TEST(Chat, OldNamesOfMediaCacheAndClearStillWork) {
+  const SchedulerOptions o{.slots = 2, .image_cache_bytes = 1234};
+  EXPECT_EQ(o.media_cache_bytes, 1234);
+  Metrics m;
+  m.media_cache_hits = 3;
+  EXPECT_EQ(m.image_cache_hits, 3);
+  SchedulerStats st;
+  st.media_cache_misses = 5;
+  EXPECT_EQ(st.image_cache_misses, 5);
+  Chat chat = engine().chat();
+  chat.set_image_file(kImages + "img_a.png");
+  chat.clear_image();
+  EXPECT_FALSE(chat.has_image());
+}
+#pragma GCC diagnostic pop
 
 }  // namespace
 }  // namespace smolvlm

@@ -15,10 +15,10 @@
 #include <map>
 #include <memory>
 
-#include "chat/pipeline.h"
 #include "gguf_test_support.h"
 #include "kernels/kernel_path.h"
 #include "loader/gguf_model.h"
+#include "prompt_route_support.h"
 #include "text/sampler.h"
 
 namespace smolvlm {
@@ -72,7 +72,7 @@ CaseRun run_case(const Model& model, const std::string& name) {
     }
     features = model.vision.image_features(test::test_compute(), pixels.data(), n_tiles);
   }
-  const std::vector<float> x = embed_prompt(model, ids, features);
+  const std::vector<float> x = test::embed_with_features(model, ids, features);
   const int n = static_cast<int>(ids.size()), V = model.config.text.vocab;
   KVCache cache(model.config.text, n + 24);
   std::vector<float> all(static_cast<size_t>(n) * V);

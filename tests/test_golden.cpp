@@ -14,9 +14,10 @@
 #include <memory>
 #include <tuple>
 
-#include "chat/pipeline.h"
+#include "chat/sequence.h"
 #include "gguf_test_support.h"
 #include "kernels/kernels.h"
+#include "prompt_route_support.h"
 #include "test_support.h"
 #include "text/sampler.h"
 
@@ -146,7 +147,7 @@ TEST_P(Golden, LogitsArgmaxAndGreedy) {
     features = model.vision.image_features(test::test_compute(), pixels.data(),
                                            static_cast<int>(pixels.size() / tile));
   }
-  const std::vector<float> x = embed_prompt(model, ids, features);
+  const std::vector<float> x = test::embed_with_features(model, ids, features);
   const int n = static_cast<int>(ids.size()), V = model.config.text.vocab;
   KVCache cache(model.config.text, n + 24);
   std::vector<float> all(static_cast<size_t>(n) * V), last(static_cast<size_t>(V));
@@ -206,35 +207,33 @@ TEST(WorkFigures, FromTheConfigShapes) {
   EXPECT_DOUBLE_EQ(model.vision.flops_per_tile(), flops);
 }
 
-// Model::encode_pictures drops the text weights' pages before the vision encoder runs and the
-// vision weights' after it (peak RSS): the features are those of the encoder, and both networks
-// read back intact afterwards (the pages come back from the file).
-TEST(EncodePictures, SameFeaturesAndWeightsIntactAfterDroppingPages) {
+// The vision encoder on a picture's 8-bit tiles (what encode_picture runs, one tile at a time)
+// gives the features of the whole float tensor; Model::with_vision_resident drops the text
+// weights' pages before the encoder runs and the vision weights' after it (peak RSS), and both
+// networks read back intact afterwards (the pages come back from the file).
+TEST(EncodePictures, TilesGiveTheFloatFeaturesAndWeightsStayIntact) {
   const Model& model = model_for("f32");
-  const std::vector<float> pixels = golden("image_split.pixel_values");
-  const size_t tile =
-      static_cast<size_t>(3) * model.config.vision.image_size * model.config.vision.image_size;
-  const int n = static_cast<int>(pixels.size() / tile);
-  const std::vector<float> first = model.encode_pictures(test::test_compute(), pixels.data(), n);
-  EXPECT_EQ(first, model.vision.image_features(test::test_compute(), pixels.data(), n));
-  EXPECT_EQ(first, model.encode_pictures(test::test_compute(), pixels.data(), n));
-  EXPECT_TRUE(model.encode_pictures(test::test_compute(), pixels.data(), 0).empty());
-
-  // From 8-bit tiles (what the engine keeps: a quarter of the memory), each turned into pixel
-  // values when the encoder reaches it: the same features as from the whole float tensor.
+  const kernels::Compute& cx = test::test_compute();
   const Image picture = load_image_file(test::tiny_model() + "/images/img_b.png");
-  ImageProcessorConfig proc = model.config.processor;
+  const ImageProcessorConfig proc = model.config.processor;
   const PictureTiles tiles = preprocess_image_tiles(picture, proc);
   const ProcessedImage floats = preprocess_image(picture, proc);
   ASSERT_EQ(tiles.n_tiles, floats.n_tiles);
   ASSERT_GT(tiles.n_tiles, 1);
   EXPECT_EQ(tiles.rgb.size(), floats.pixels.size());  // one byte where there were four
-  EXPECT_EQ(model.encode_pictures(test::test_compute(), tiles),
-            model.encode_pictures(test::test_compute(), floats.pixels.data(), floats.n_tiles));
+  std::vector<float> first, again;
+  model.with_vision_resident([&] { first = model.vision.image_features(cx, tiles); });
+  EXPECT_EQ(first, model.vision.image_features(cx, floats.pixels.data(), floats.n_tiles));
+  model.with_vision_resident([&] { again = model.vision.image_features(cx, tiles); });
+  EXPECT_EQ(first, again);
+  EXPECT_TRUE(model.vision.image_features(cx, PictureTiles{}).empty());
+  const MediaPtr encoded = encode_picture(model, cx, picture, proc);
+  EXPECT_EQ(encoded->features, first);
+  EXPECT_EQ(encoded->n_tiles, tiles.n_tiles);
 
   const std::vector<int32_t> ids =
       test::parse_int_list(golden_json()["cases"]["text_only"]["input_ids"]);
-  const std::vector<float> x = embed_prompt(model, ids, {});
+  const std::vector<float> x = test::embed_with_features(model, ids, {});
   KVCache cache(model.config.text, static_cast<int>(ids.size()));
   std::vector<float> last(static_cast<size_t>(model.config.text.vocab));
   model.decoder.forward(test::test_compute(), x.data(), static_cast<int>(ids.size()), cache,
@@ -281,7 +280,7 @@ TEST_P(GoldenBf16Vision, FeaturesAndLogitsWithinBf16Precision) {
   const double cf = cosine(features, want_feat), df = max_abs_diff(features, want_feat);
 
   const std::vector<int32_t> ids = test::parse_int_list(gcase["input_ids"]);
-  const std::vector<float> x = embed_prompt(*model, ids, features);
+  const std::vector<float> x = test::embed_with_features(*model, ids, features);
   const int n = static_cast<int>(ids.size());
   KVCache cache(model->config.text, n + 24);
   std::vector<float> last(static_cast<size_t>(model->config.text.vocab));
@@ -368,9 +367,9 @@ TEST_P(GoldenPrompt, IdsAndPixels) {
   if (name() == "image_nosplit") proc.do_split = false;
   const auto messages = golden_messages(name());
   EXPECT_EQ(render_chat(messages, true), gcase()["prompt"].get<std::string>());
-  const PreparedPrompt p = prepare_prompt(model, messages, images, proc, frames, video);
-  EXPECT_EQ(p.text, gcase()["expanded_prompt"].get<std::string>());
-  EXPECT_EQ(p.ids, test::parse_int_list(gcase()["input_ids"]));
+  const test::CasePrompt p = test::case_prompt(model, messages, images, proc, frames, video);
+  EXPECT_EQ(p.prompt.text, gcase()["expanded_prompt"].get<std::string>());
+  EXPECT_EQ(p.prompt.ids, test::parse_int_list(gcase()["input_ids"]));
   if (has_pixels()) {
     const std::vector<float> want = golden(name() + ".pixel_values");
     const double d = max_abs_diff(p.pixels, want);
@@ -380,6 +379,30 @@ TEST_P(GoldenPrompt, IdsAndPixels) {
       EXPECT_EQ(d, 0.0) << "the PIL LANCZOS path should be bit-exact";
     }
   }
+}
+
+// The product's route end to end on the golden pictures: encode_picture (8-bit tiles, one at a
+// time), render_prompt and Sequence::prefill give the reference's ids and its logits_last within
+// the same 1e-3 as the stage-by-stage run above.
+TEST_P(GoldenPrompt, ProductRouteMatchesLogitsLast) {
+  if (!kCaseImages.count(name())) GTEST_SKIP() << "no picture";
+  const Model& model = model_for("f32");
+  const kernels::Compute& cx = test::test_compute();
+  ImageProcessorConfig proc = model.config.processor;
+  if (name() == "image_nosplit") proc.do_split = false;
+  std::vector<MediaPtr> media;
+  for (const auto& img : kCaseImages.at(name())) {
+    media.push_back(encode_picture(
+        model, cx, load_image_file(test::tiny_model() + "/images/" + img + ".png"), proc));
+  }
+  const RenderedPrompt p = render_prompt(model, golden_messages(name()), media);
+  ASSERT_EQ(p.ids, test::parse_int_list(gcase()["input_ids"]));
+  Sequence seq(model, static_cast<int>(p.size()) + 1);
+  EXPECT_EQ(seq.prefill(cx, p), 0u);
+  const std::vector<float> last(seq.logits(), seq.logits() + model.config.text.vocab);
+  const double dl = max_abs_diff(last, golden(name() + ".logits_last"));
+  std::printf("[product route %s] logits_last max abs %.3g\n", name().c_str(), dl);
+  EXPECT_LE(dl, 1e-3);
 }
 
 std::string case_name(const ::testing::TestParamInfo<Golden::ParamType>& info) {

@@ -16,9 +16,9 @@
 #include <fstream>
 #include <memory>
 
-#include "chat/pipeline.h"
 #include "cli_runner.h"
 #include "loader/model.h"
+#include "prompt_route_support.h"
 #include "test_support.h"
 #include "text/sampler.h"
 
@@ -113,7 +113,7 @@ class Golden22B : public ::testing::TestWithParam<std::string> {
     }
     throw Error("no oracle case " + GetParam());
   }
-  PreparedPrompt prepare() const {
+  test::CasePrompt prepare() const {
     const nlohmann::json& c = ocase();
     std::vector<Image> images, frames;
     VideoSlot video;
@@ -131,7 +131,7 @@ class Golden22B : public ::testing::TestWithParam<std::string> {
     }
     ImageProcessorConfig proc = model().config.processor;
     proc.do_split = c["split"].get<bool>();
-    return prepare_prompt(model(), messages_of(GetParam()), images, proc, frames, video);
+    return test::case_prompt(model(), messages_of(GetParam()), images, proc, frames, video);
   }
 };
 
@@ -153,9 +153,9 @@ TEST(Golden22BModel, HasTheGeometry) {
 TEST_P(Golden22B, PromptIdsAndTiles) {
   const nlohmann::json& c = ocase();
   EXPECT_EQ(render_chat(messages_of(GetParam()), true), c["prompt"].get<std::string>());
-  const PreparedPrompt p = prepare();
-  EXPECT_EQ(p.text, c["expanded_prompt"].get<std::string>());
-  EXPECT_EQ(p.ids, c["input_ids"].get<std::vector<int32_t>>());
+  const test::CasePrompt p = prepare();
+  EXPECT_EQ(p.prompt.text, c["expanded_prompt"].get<std::string>());
+  EXPECT_EQ(p.prompt.ids, c["input_ids"].get<std::vector<int32_t>>());
   if (!c.contains("n_tiles")) {
     EXPECT_EQ(p.n_tiles, 0);
     return;
@@ -175,7 +175,7 @@ TEST_P(Golden22B, VisionLogitsAndGreedy) {
   const nlohmann::json& c = ocase();
   const std::string& name = GetParam();
   const Model& m = model();
-  const PreparedPrompt p = prepare();
+  const test::CasePrompt p = prepare();
   std::vector<float> features;
   double dh = 0, df = 0;
   if (p.n_tiles > 0) {
@@ -187,7 +187,7 @@ TEST_P(Golden22B, VisionLogitsAndGreedy) {
     EXPECT_LE(df, 1e-3);
   }
   const std::vector<int32_t> ids = c["input_ids"].get<std::vector<int32_t>>();
-  const std::vector<float> x = embed_prompt(m, ids, features);
+  const std::vector<float> x = test::embed_with_features(m, ids, features);
   const int n = static_cast<int>(ids.size()), V = m.config.text.vocab;
   KVCache cache(m.config.text, n + 24);
   std::vector<float> all(static_cast<size_t>(n) * V), last(static_cast<size_t>(V));

@@ -1,4 +1,4 @@
-// Hostile inputs, round 3 (issue 26), in the command-line area: prompts that cannot fit are refused
+// Hostile inputs in the command-line area: prompts that cannot fit are refused
 // before any picture is decoded or encoded (a picture named 10,000 times, a line of 100,000
 // <image> markers), outputs that are not regular files (a FIFO where convert writes, a directory
 // of the output's name), and messages that quote at most a little of a long or hostile input.

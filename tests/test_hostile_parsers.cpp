@@ -1,4 +1,4 @@
-// Hostile inputs, round 3 (issue 26), for the model-file and config parsers: JSON nested 100,000
+// Hostile inputs for the model-file and config parsers: JSON nested 100,000
 // deep, counts that would size gigabytes from a few kilobytes, a safetensors header that was
 // quadratic to parse, tensors sharing bytes, NaN and infinity in configs and weights, and messages
 // that quote at most ~80 escaped bytes of input. Every input is generated here; each CLI run has a

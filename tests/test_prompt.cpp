@@ -123,3 +123,30 @@ TEST(ImageExpansion, CountMismatchesAreErrors) {
 
 }  // namespace
 }  // namespace smolvlm
+
+namespace smolvlm {
+namespace {
+
+// The one splitter of the prompt's markers (ask -p, Chat's turns, the template's expansion).
+TEST(Markers, SplitLeftToRightWithTheTextBetween) {
+  const std::vector<MarkedPiece> p = split_markers("<image>a<video><image>b<imag");
+  ASSERT_EQ(p.size(), 5u);
+  EXPECT_EQ(p[0].kind, MarkedPiece::Kind::Image);
+  EXPECT_EQ(p[1].kind, MarkedPiece::Kind::Text);
+  EXPECT_EQ(p[1].text, "a");
+  EXPECT_EQ(p[2].kind, MarkedPiece::Kind::Video);
+  EXPECT_EQ(p[3].kind, MarkedPiece::Kind::Image);
+  EXPECT_EQ(p[4].text, "b<imag");
+  EXPECT_TRUE(split_markers("").empty());
+  EXPECT_EQ(split_markers(std::string(100000, 'x') + "<video>").size(), 2u);
+}
+
+TEST(Markers, RemovedAlsoWhenRemovingOneJoinsAnother) {
+  EXPECT_EQ(without_markers("a<image>b<video>c"), "abc");
+  EXPECT_EQ(without_markers("<ima<image>ge>x<vi<image>deo>"), "x");
+  EXPECT_EQ(without_markers("<<<image>image>image>!"), "!");
+  EXPECT_EQ(without_markers("<image"), "<image");
+}
+
+}  // namespace
+}  // namespace smolvlm

@@ -426,7 +426,7 @@ TEST(PullCli, DownloadsWithHfEndpointAndTokenAndReportsErrorsInOneLine) {
   EXPECT_EQ(r.status, 2);
 }
 
-// ------------------------------------------------------------------ a hostile hub (issue 26)
+// ------------------------------------------------------------------ a hostile hub
 
 const std::string kListPath = "/api/models/" + kRepo + "/tree/main";
 const std::string kResolve = "/" + kRepo + "/resolve/main/";

@@ -104,7 +104,7 @@ TEST(Scheduler, ConcurrentRequestsAnswerAsAloneAndShareDecodeSteps) {
   EXPECT_GT(st.decode_steps, 0);
   EXPECT_GT(static_cast<double>(st.decode_rows) / static_cast<double>(st.decode_steps), 1.5)
       << st.decode_rows << " rows in " << st.decode_steps << " steps";
-  EXPECT_GT(st.image_cache_hits, 0);
+  EXPECT_GT(st.media_cache_hits, 0);
 }
 
 // The same with w8a8 weights (Q8_0 text GGUF): batched rows take the multi-row integer GEMM,
@@ -134,13 +134,13 @@ TEST(Scheduler, FollowUpReusesThePictureAndThePrefix) {
   Conversation c = ask_picture("img_b.png", "Describe the image.");
   const Result first = scheduler.complete(c, greedy(12));
   EXPECT_GT(first.metrics.vision_ms, 0);
-  EXPECT_EQ(first.metrics.image_cache_hits, 0);
+  EXPECT_EQ(first.metrics.media_cache_hits, 0);
   c.push_back({"assistant", {Content::text(first.text)}});
   c.push_back({"user", {Content::text("And the colours?")}});
   const Result want = engine().generate(c, greedy(12));
   const Result second = scheduler.complete(c, greedy(12));
   EXPECT_EQ(second.tokens, want.tokens);
-  EXPECT_EQ(second.metrics.image_cache_hits, 1);
+  EXPECT_EQ(second.metrics.media_cache_hits, 1);
   EXPECT_EQ(second.metrics.vision_ms, 0);
   EXPECT_GT(second.metrics.cached_tokens, first.metrics.prompt_tokens / 2)
       << "the slot's cache should hold the first turn";

@@ -806,7 +806,7 @@ TEST(ServerLoad, ConcurrentClientsGetTheirOwnAnswers) {
 }  // namespace
 }  // namespace smolvlm::server
 
-// Issue 27: text parts are text, sampling seeds, CORS, /v1/models/{id}, x-request-id, refusals.
+// Text parts are text, sampling seeds, CORS, /v1/models/{id}, x-request-id, refusals.
 namespace smolvlm::server {
 namespace {
 

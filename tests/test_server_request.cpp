@@ -419,7 +419,7 @@ TEST(ServerRequest, Base64EncodesWhatDecodeReadsBack) {
 }  // namespace
 }  // namespace smolvlm::server
 
-// Issue 27: what the API does with outside text, parameters it lacks, and CORS origins.
+// What the API does with outside text, parameters it lacks, and CORS origins.
 namespace smolvlm::server {
 namespace {
 

@@ -682,12 +682,12 @@ TEST(VideoEndToEnd, SchedulerAnswersAVideoAndCachesItsFeatures) {
   EXPECT_EQ(first.tokens, one_fps["greedy_new_ids"].get<std::vector<int32_t>>());
   EXPECT_EQ(first.metrics.image_tiles, 4);
   EXPECT_EQ(first.metrics.prompt_tokens, static_cast<int>(one_fps["input_ids"].size()));
-  const int64_t misses = scheduler.stats().image_cache_misses;
+  const int64_t misses = scheduler.stats().media_cache_misses;
   const Result again = scheduler.complete(conv, opt);
   EXPECT_EQ(again.tokens, first.tokens);
   EXPECT_EQ(again.metrics.video_decode_ms, 0.0);
-  EXPECT_EQ(scheduler.stats().image_cache_misses, misses);
-  EXPECT_GE(scheduler.stats().image_cache_hits, 1);
+  EXPECT_EQ(scheduler.stats().media_cache_misses, misses);
+  EXPECT_GE(scheduler.stats().media_cache_hits, 1);
 }
 
 TEST(VideoEndToEnd, AskCliWithVideo) {

@@ -1,5 +1,5 @@
 // The conversion of decoded frames to RGB swept over frame sizes, pixel formats, codecs and
-// containers (issue 25: libswscale's SIMD wrote past a destination sized width x height x 3).
+// containers (libswscale's SIMD wrote past a destination sized width x height x 3).
 // The clips are written at test time with libavcodec's own encoders, two frames each, and decoded
 // with every destination handed to libswscale followed by a page with no access
 // (av::set_guard_pages): a write past what libav was told it may use faults. AddressSanitizer

@@ -1,6 +1,7 @@
 // smolvlm ask: one answer about zero or more pictures.
 #include <smolvlm/smolvlm.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "chat/markers.h"
 #include "cli.h"
 #include "formats/mapped_file.h"
 #include "messages.h"
@@ -69,13 +71,13 @@ const char kAskHelp[] =
 std::vector<Content> build_user_content(const std::string& prompt,
                                         const std::vector<std::string>& images,
                                         const std::string& video) {
-  auto count = [&](const std::string& marker) {
-    size_t n = 0;
-    for (size_t p = prompt.find(marker); p != std::string::npos; p = prompt.find(marker, p + 1))
-      ++n;
-    return n;
+  const std::vector<MarkedPiece> pieces = split_markers(prompt);
+  const auto count = [&](MarkedPiece::Kind kind) {
+    return static_cast<size_t>(std::count_if(pieces.begin(), pieces.end(),
+                                             [&](const MarkedPiece& p) { return p.kind == kind; }));
   };
-  const size_t image_markers = count("<image>"), video_markers = count("<video>");
+  const size_t image_markers = count(MarkedPiece::Kind::Image),
+               video_markers = count(MarkedPiece::Kind::Video);
   if (image_markers > images.size()) {
     throw Error("the prompt has " + std::to_string(image_markers) + " <image> markers but " +
                 std::to_string(images.size()) + " images were given");
@@ -89,23 +91,15 @@ std::vector<Content> build_user_content(const std::string& prompt,
   size_t next = 0;
   for (; next < images.size() - image_markers; ++next)
     content.push_back(Content::image_file(images[next]));
-  size_t pos = 0;
-  // Each kind's next marker is searched again only once passed (many markers stay linear).
-  size_t pi = prompt.find("<image>"), pv = prompt.find("<video>");
-  for (;;) {
-    if (pi != std::string::npos && pi < pos) pi = prompt.find("<image>", pos);
-    if (pv != std::string::npos && pv < pos) pv = prompt.find("<video>", pos);
-    const size_t p = std::min(pi, pv);
-    if (p == std::string::npos) break;
-    if (p > pos) content.push_back(Content::text(prompt.substr(pos, p - pos)));
-    if (p == pi) {
+  for (const MarkedPiece& p : pieces) {
+    if (p.kind == MarkedPiece::Kind::Text) {
+      content.push_back(Content::text(std::string(p.text)));
+    } else if (p.kind == MarkedPiece::Kind::Image) {
       content.push_back(Content::image_file(images[next++]));
     } else {
       content.push_back(Content::video_file(video));
     }
-    pos = p + 7;  // both markers are 7 characters
   }
-  if (pos < prompt.size()) content.push_back(Content::text(prompt.substr(pos)));
   return content;
 }
 

@@ -1,7 +1,6 @@
 // smolvlm bench: load, vision, prefill, decode and memory figures — medians over --repeat runs
 // with their min–max, as a table for people and JSON for scripts.
 #include <smolvlm/smolvlm.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -9,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,11 +45,7 @@ double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
-double peak_rss_mb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
+double peak_rss_mb() { return static_cast<double>(peak_rss_bytes()) / (1024.0 * 1024.0); }
 
 struct Stat {
   std::vector<double> v;
@@ -63,17 +59,10 @@ struct Stat {
   double max() const { return v.empty() ? 0 : *std::max_element(v.begin(), v.end()); }
 };
 
-// Decodes n tokens greedily after whatever is in the cache; returns the ms spent.
-double decode(const Model& m, const kernels::Compute& cx, KVCache& cache,
-              std::vector<float>& logits, int n) {
-  std::vector<float> emb(static_cast<size_t>(m.config.text.hidden));
-  DecoderScratch scratch;  // as the answer loop keeps one
+// Decodes n tokens greedily after what `seq` holds, as the answer loop does; returns the ms spent.
+double decode(const kernels::Compute& cx, Sequence& seq, int vocab, int n) {
   const auto t = Clock::now();
-  for (int i = 0; i < n; ++i) {
-    const int32_t id = argmax(logits);
-    m.decoder.embed(&id, 1, emb.data());
-    m.decoder.forward(cx, emb.data(), 1, cache, scratch, logits.data());
-  }
+  for (int i = 0; i < n; ++i) seq.push(cx, argmax(std::span<const float>(seq.logits(), vocab)));
   return ms_since(t);
 }
 
@@ -179,10 +168,11 @@ int run_bench(int argc, char** argv) {
     throw Error("-p + -n exceed the context of " + std::to_string(max_ctx));
 
   std::mt19937 rng(1234);
-  std::vector<float> logits(static_cast<size_t>(cfg.text.vocab));
-  // The whole picture request, as `ask` runs it — first, so that its peak RSS is that of a
-  // process that loaded the model and answered the picture (the text tests come after).
-  // std::mt19937 is seeded below for the text tests either way.
+  const int vocab = cfg.text.vocab;
+  // The whole picture request, as `ask` runs it (8-bit tiles encoded one at a time, the prompt
+  // rendered and prefilled) — first, so that its peak RSS is that of a process that loaded the
+  // model and answered the picture (the text tests come after). std::mt19937 is seeded below for
+  // the text tests either way.
   int tiles = 0, prompt_tokens = 0;
   nlohmann::json image_prof = nlohmann::json::array();
   double image_prof_step_ms = 0;
@@ -192,26 +182,23 @@ int run_bench(int argc, char** argv) {
         {"user", {{PromptItem::Kind::Image, {}}, {PromptItem::Kind::Text, "Describe the image."}}}};
     for (int r = 0; r < repeat; ++r) {
       const auto t0 = Clock::now();
-      PreparedPrompt p = prepare_prompt(m, msgs, {img}, cfg.processor);
-      tiles = p.n_tiles;
-      prompt_tokens = static_cast<int>(p.ids.size());
-      t = Clock::now();
-      const std::vector<float> feats = m.encode_pictures(cx, p.pixels.data(), p.n_tiles);
-      const double vision_ms = ms_since(t);
+      double vision_ms = 0;  // preprocessing and encoding, as Metrics::vision_ms
+      const MediaPtr media = encode_picture(m, cx, img, cfg.processor, &vision_ms);
+      tiles = media->n_tiles;
       st["vision_ms_per_image"].v.push_back(vision_ms);
-      st["vision_ms_per_tile"].v.push_back(vision_ms / p.n_tiles);
-      std::vector<float>().swap(p.pixels);  // as Engine::generate: not needed for the answer
-      KVCache cache(cfg.text, max_ctx);
-      const std::vector<float> x = embed_prompt(m, p.ids, feats);
+      st["vision_ms_per_tile"].v.push_back(vision_ms / tiles);
+      const RenderedPrompt prompt = render_prompt(m, msgs, {media});
+      prompt_tokens = static_cast<int>(prompt.size());
+      Sequence seq(m, max_ctx);
       t = Clock::now();
-      m.decoder.forward(cx, x.data(), prompt_tokens, cache, logits.data());
+      seq.prefill(cx, prompt);
       st["image_prefill_tok_s"].v.push_back(prompt_tokens * 1000.0 / ms_since(t));
       st["ttft_ms"].v.push_back(ms_since(t0));
       // The first run's decode is profiled too (--profile): a step after the picture prompt
       // reads ~900 positions of keys and values a layer.
       kernels::OpProfile ops;
       if (profile && r == 0) cx.set_profile(&ops);
-      const double decode_ms = decode(m, cx, cache, logits, n_gen);
+      const double decode_ms = decode(cx, seq, vocab, n_gen);
       cx.set_profile(nullptr);
       if (profile && r == 0) {
         image_prof_step_ms = decode_ms / n_gen;
@@ -236,20 +223,19 @@ int run_bench(int argc, char** argv) {
   // Text prefill and decode on a random prompt of ordinary tokens.
   std::uniform_int_distribution<int32_t> tok(100,
                                              49000 < cfg.text.vocab ? 49000 : cfg.text.vocab - 1);
-  std::vector<int32_t> ids(static_cast<size_t>(n_prompt));
-  for (auto& id : ids) id = tok(rng);
+  RenderedPrompt text_prompt;  // ordinary tokens, no media
+  text_prompt.ids.resize(static_cast<size_t>(n_prompt));
+  for (auto& id : text_prompt.ids) id = tok(rng);
+  text_prompt.source.assign(text_prompt.ids.size(), kTextSource);
+  text_prompt.rows.assign(text_prompt.ids.size(), nullptr);
   for (int r = 0; r < repeat; ++r) {
-    KVCache cache(cfg.text, n_prompt + n_gen);
-    const std::vector<float> x = embed_prompt(m, ids, {});
+    Sequence seq(m, n_prompt + n_gen);
     t = Clock::now();
-    m.decoder.forward(cx, x.data(), n_prompt, cache, logits.data());
+    seq.prefill(cx, text_prompt);
     st["prefill_tok_s"].v.push_back(n_prompt * 1000.0 / ms_since(t));
-    KVCache fresh(cfg.text, n_gen + 1);  // text-only decode from an empty context (tg-style)
-    const int32_t first = 1;
-    std::vector<float> emb(static_cast<size_t>(cfg.text.hidden));
-    m.decoder.embed(&first, 1, emb.data());
-    m.decoder.forward(cx, emb.data(), 1, fresh, logits.data());
-    st["decode_tok_s"].v.push_back(n_gen * 1000.0 / decode(m, cx, fresh, logits, n_gen));
+    Sequence fresh(m, n_gen + 1);  // text-only decode from an empty context (tg-style)
+    fresh.push(cx, 1);
+    st["decode_tok_s"].v.push_back(n_gen * 1000.0 / decode(cx, fresh, vocab, n_gen));
   }
 
   const double rss = peak_rss_mb();
@@ -260,13 +246,10 @@ int run_bench(int argc, char** argv) {
   double prof_step_ms = 0;
   if (profile) {
     kernels::OpProfile ops;
-    KVCache fresh(cfg.text, n_gen + 1);
-    const int32_t first = 1;
-    std::vector<float> emb(static_cast<size_t>(cfg.text.hidden));
-    m.decoder.embed(&first, 1, emb.data());
-    m.decoder.forward(cx, emb.data(), 1, fresh, logits.data());
+    Sequence fresh(m, n_gen + 1);
+    fresh.push(cx, 1);
     cx.set_profile(&ops);
-    prof_step_ms = decode(m, cx, fresh, logits, n_gen) / n_gen;
+    prof_step_ms = decode(cx, fresh, vocab, n_gen) / n_gen;
     cx.set_profile(nullptr);
     prof = decode_profile_rows(ops, prof_step_ms, n_gen);
   }

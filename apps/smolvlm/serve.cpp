@@ -96,7 +96,7 @@ int run_serve(int argc, char** argv) {
     } else if (a == "-t" || a == "--threads") {
       load.threads = parse_int(a, flag_value(argc, argv, i), 1, 256);
     } else if (a == "--image-cache") {
-      sched.image_cache_bytes =
+      sched.media_cache_bytes =
           static_cast<int64_t>(parse_int(a, flag_value(argc, argv, i), 0, 1 << 20)) << 20;
     } else if (a == "--max-body") {
       http.max_body_bytes = static_cast<size_t>(parse_int(a, flag_value(argc, argv, i), 1, 1 << 12))

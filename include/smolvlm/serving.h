@@ -15,7 +15,11 @@ namespace smolvlm {
 struct SchedulerOptions {
   int slots = 4;   // conversations decoded together, each with its own KV cache
   int queue = 16;  // requests that may wait for a slot; one more is refused (BusyError)
-  int64_t image_cache_bytes = int64_t{256} << 20;  // picture features kept for reuse (LRU)
+  // Features of pictures and videos kept for reuse (LRU). image_cache_bytes: the old name.
+  union {
+    int64_t media_cache_bytes = int64_t{256} << 20;
+    [[deprecated("use media_cache_bytes")]] int64_t image_cache_bytes;
+  };
   int context = 0;  // tokens each slot holds; 0: the engine's context length
 };
 
@@ -30,7 +34,19 @@ struct SchedulerStats {
   int slots = 0, busy_slots = 0, queued = 0;
   int64_t requests = 0;  // completed, failed or cancelled since start
   int64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;
-  int64_t image_cache_hits = 0, image_cache_misses = 0, image_cache_bytes = 0;
+  // The feature cache of pictures and videos (image_cache_*: the old names, the same numbers).
+  union {
+    int64_t media_cache_hits = 0;
+    [[deprecated("use media_cache_hits")]] int64_t image_cache_hits;
+  };
+  union {
+    int64_t media_cache_misses = 0;
+    [[deprecated("use media_cache_misses")]] int64_t image_cache_misses;
+  };
+  union {
+    int64_t media_cache_bytes = 0;
+    [[deprecated("use media_cache_bytes")]] int64_t image_cache_bytes;
+  };
   double decode_ms = 0;  // time spent in decode steps (tokens/s = generated_tokens / decode_ms)
   int64_t decode_steps = 0, decode_rows = 0;  // batched steps, and the sequences they carried
 };

@@ -118,8 +118,11 @@ struct Metrics {
   int prompt_tokens = 0;  // the whole prompt (for a Chat: the dialogue so far + the new turn)
   int cached_tokens = 0;  // of those, served from the KV cache of earlier turns (not recomputed)
   int generated_tokens = 0;
-  int image_tiles = 0;         // tiles in the prompt
-  int image_cache_hits = 0;    // pictures whose features were reused, not encoded again
+  int image_tiles = 0;  // tiles in the prompt
+  union {               // pictures and videos whose features were reused, not encoded again
+    int media_cache_hits = 0;
+    [[deprecated("use media_cache_hits")]] int image_cache_hits;  // the old name
+  };
   int64_t peak_rss_bytes = 0;  // the process's peak resident memory so far
   int prefill_tokens() const { return prompt_tokens - cached_tokens; }
   double prefill_tokens_per_s() const {
@@ -171,7 +174,8 @@ class Chat {
   // now (a bad file throws here), its frames at the first turn that shows it (sampled by that
   // turn's GenerationOptions). A dialogue holds one video: another needs clear() first.
   void set_video_file(const std::string& path);
-  void clear_image();      // forgets the current picture or video
+  void clear_media();  // forgets the current picture or video
+  [[deprecated("use clear_media")]] void clear_image() { clear_media(); }  // the old name
   bool has_image() const;  // the current item is a picture
   bool has_video() const;  // the current item is a video
 

@@ -1,9 +1,10 @@
 #include "chat/answer_loop.h"
 
 #include <smolvlm/error.h>
-#include <sys/resource.h>
 
 #include <cmath>
+
+#include "util/process_memory.h"
 
 namespace smolvlm {
 
@@ -86,12 +87,6 @@ void generate_answer(const Model& model, const kernels::Compute& cx, Sequence& s
     sequence.push(cx, *id);
   }
   answer.finish();
-}
-
-int64_t peak_rss_bytes() {
-  rusage ru{};
-  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-  return static_cast<int64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
 }  // namespace smolvlm

@@ -57,7 +57,4 @@ void generate_answer(const Model& model, const kernels::Compute& cx, Sequence& s
                      std::vector<int32_t> history, const GenerationOptions& options,
                      const TextCallback& on_text, Result& result);
 
-// The process's peak resident set size (getrusage), in bytes.
-int64_t peak_rss_bytes();
-
 }  // namespace smolvlm

@@ -18,6 +18,7 @@
 #include "chat/answer_loop.h"
 #include "chat/conversation_prompt.h"
 #include "chat/engine_impl.h"
+#include "chat/markers.h"
 #include "chat/prompt.h"
 #include "video/video.h"
 #include "vision/image.h"
@@ -32,12 +33,9 @@ double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
-const std::string kImageMarker = "<image>";
-const std::string kVideoMarker = "<video>";
-
 // A picture or a video of the dialogue with its features for each setting it was used with
 // (tiles for a picture, frame sampling for a video).
-struct Picture {
+struct ChatMedia {
   Image pixels;
   std::string video_path;  // set: a video file, its frames decoded when first encoded
   bool is_video() const { return !video_path.empty(); }
@@ -50,11 +48,11 @@ struct Picture {
   };
   std::vector<Encoded> encoded;
 };
-using PicturePtr = std::shared_ptr<Picture>;
+using ChatMediaPtr = std::shared_ptr<ChatMedia>;
 
 struct Part {
   std::string text;
-  PicturePtr picture;  // set: this part is the picture
+  ChatMediaPtr media;  // set: this part is the picture or video
 };
 
 struct Exchange {
@@ -62,20 +60,11 @@ struct Exchange {
   std::string answer;
 };
 
-bool uses(const std::vector<Part>& parts, const PicturePtr& p) {
+bool uses(const std::vector<Part>& parts, const ChatMediaPtr& p) {
   for (const Part& part : parts) {
-    if (part.picture == p) return true;
+    if (part.media == p) return true;
   }
   return false;
-}
-
-// Removes placeholder strings that would be read as pictures or videos when re-rendered.
-std::string without_placeholders(std::string s) {
-  for (const char* tag : {"<image>", "<video>"}) {
-    for (size_t p = s.find(tag); p != std::string::npos; p = s.find(tag, p))
-      s.erase(p, std::strlen(tag));
-  }
-  return s;
 }
 
 }  // namespace
@@ -87,34 +76,21 @@ struct Chat::Impl {
   ChatOptions options;
   std::unique_ptr<Sequence> sequence;  // the dialogue so far; created at the first turn
   std::vector<Exchange> exchanges;
-  PicturePtr current;
+  ChatMediaPtr current;
   bool current_is_new = false;  // goes before the next turn's text (ChatOptions::image_first)
 
   Impl(const Model& m, const kernels::Compute& c, int ctx, ChatOptions o)
       : model(m), cx(c), context(ctx), options(std::move(o)) {}
 
-  // The next <image> or <video> in text from `from`: its position and length (npos: none).
-  // `seen` keeps each marker kind's next position between calls, so that a line of many markers
-  // of one kind is not searched to its end for the other kind at each of them.
-  static std::pair<size_t, size_t> next_marker(const std::string& text, size_t from,
-                                               std::pair<size_t, size_t>& seen) {
-    auto next = [&](size_t& at, const std::string& tag) {
-      if (at != std::string::npos && at < from) at = text.find(tag, from);
-      return at;
-    };
-    const size_t i = next(seen.first, kImageMarker), v = next(seen.second, kVideoMarker);
-    if (i == std::string::npos && v == std::string::npos) return {std::string::npos, 0};
-    return i < v ? std::pair{i, kImageMarker.size()} : std::pair{v, kVideoMarker.size()};
-  }
-
   std::vector<Part> user_parts(const std::string& text, bool place_new_picture) const {
     std::vector<Part> parts;
     bool placed = false;
-    size_t pos = 0;
-    std::pair<size_t, size_t> seen{text.find(kImageMarker), text.find(kVideoMarker)};
-    for (auto [p, n] = next_marker(text, 0, seen); p != std::string::npos;
-         std::tie(p, n) = next_marker(text, pos, seen)) {
-      const bool video = text.compare(p, n, kVideoMarker) == 0;
+    for (const MarkedPiece& piece : split_markers(text)) {
+      if (piece.kind == MarkedPiece::Kind::Text) {
+        parts.push_back({std::string(piece.text), nullptr});
+        continue;
+      }
+      const bool video = piece.kind == MarkedPiece::Kind::Video;
       if (!current) {
         throw Error(video ? "the text says <video> but no video is loaded"
                           : "the text says <image> but no picture is loaded");
@@ -123,12 +99,9 @@ struct Chat::Impl {
         throw Error(video ? "the text says <video> but the current item is a picture"
                           : "the text says <image> but the current item is a video");
       }
-      if (p > pos) parts.push_back({text.substr(pos, p - pos), nullptr});
       parts.push_back({{}, current});
       placed = true;
-      pos = p + n;
     }
-    if (pos < text.size()) parts.push_back({text.substr(pos), nullptr});
     if (!placed && place_new_picture && current_is_new && options.image_first && current) {
       parts.insert(parts.begin(), Part{{}, current});
     }
@@ -143,9 +116,9 @@ struct Chat::Impl {
     auto user = [](const std::vector<Part>& parts) {
       PromptMessage m{"user", {}};
       for (const Part& p : parts) {
-        if (p.picture) {
+        if (p.media) {
           m.content.push_back(
-              {p.picture->is_video() ? PromptItem::Kind::Video : PromptItem::Kind::Image, {}});
+              {p.media->is_video() ? PromptItem::Kind::Video : PromptItem::Kind::Image, {}});
         } else {
           m.content.push_back({PromptItem::Kind::Text, p.text});
         }
@@ -161,7 +134,7 @@ struct Chat::Impl {
   }
 
   // The features of `p` for the call's settings, encoding them on first use.
-  MediaPtr encoded(Picture& p, const GenerationOptions& o, Metrics& metrics) const {
+  MediaPtr encoded(ChatMedia& p, const GenerationOptions& o, Metrics& metrics) const {
     for (const auto& e : p.encoded) {
       if (p.is_video() ? e.video_max_frames == o.video_max_frames && e.video_fps == o.video_fps
                        : e.split == o.split_images && e.max_tiles == o.max_tiles) {
@@ -179,17 +152,17 @@ struct Chat::Impl {
   RenderedPrompt render(const std::vector<Exchange>& ex, const std::vector<Part>& next,
                         const GenerationOptions& o, Metrics& metrics) const {
     std::vector<MediaPtr> media;  // in placement order
-    const Picture* video = nullptr;
+    const ChatMedia* video = nullptr;
     auto collect = [&](const std::vector<Part>& parts) {
       for (const Part& p : parts) {
-        if (!p.picture) continue;
-        if (p.picture->is_video()) {
-          if (video && video != p.picture.get()) {
+        if (!p.media) continue;
+        if (p.media->is_video()) {
+          if (video && video != p.media.get()) {
             throw Error("a dialogue holds one video: clear it to talk about another");
           }
-          video = p.picture.get();
+          video = p.media.get();
         }
-        media.push_back(encoded(*p.picture, o, metrics));
+        media.push_back(encoded(*p.media, o, metrics));
       }
     };
     for (const Exchange& e : ex) collect(e.user);
@@ -205,11 +178,10 @@ struct Chat::Impl {
     const ImageProcessorConfig proc = processor_for(model, o);
     int64_t tokens = 0;
     for (const Part& part : next) {
-      if (!part.picture) continue;
-      tokens += part.picture->is_video()
-                    ? model.config.image_seq_len  // at least one frame
-                    : picture_tokens_at_least(model, part.picture->pixels.width,
-                                              part.picture->pixels.height, proc);
+      if (!part.media) continue;
+      tokens += part.media->is_video() ? model.config.image_seq_len  // at least one frame
+                                       : picture_tokens_at_least(model, part.media->pixels.width,
+                                                                 part.media->pixels.height, proc);
       if (tokens + static_cast<int64_t>(reserve) > context) {
         throw Error("this turn needs at least " + std::to_string(tokens) +
                     " prompt tokens for its pictures + up to " + std::to_string(reserve) +
@@ -269,7 +241,7 @@ struct Chat::Impl {
       throw;
     }
     if (uses(next, current)) current_is_new = false;
-    kept.push_back({std::move(next), without_placeholders(result.text)});
+    kept.push_back({std::move(next), without_markers(result.text)});
     exchanges = std::move(kept);
     return result;
   }
@@ -287,7 +259,7 @@ void Chat::set_image(Image image) {
       static_cast<size_t>(image.width) * static_cast<size_t>(image.height) * 3) {
     throw Error("the picture's pixel buffer does not match its size");
   }
-  auto p = std::make_shared<Picture>();
+  auto p = std::make_shared<ChatMedia>();
   p->pixels = {image.width, image.height, std::move(image.rgb)};
   impl_->current = std::move(p);
   impl_->current_is_new = true;
@@ -297,13 +269,13 @@ void Chat::set_image_file(const std::string& path) { set_image(Image::from_file(
 
 void Chat::set_video_file(const std::string& path) {
   VideoReader check(path);  // opens it and reads its metadata now: a bad file throws here
-  auto p = std::make_shared<Picture>();
+  auto p = std::make_shared<ChatMedia>();
   p->video_path = path;
   impl_->current = std::move(p);
   impl_->current_is_new = true;
 }
 
-void Chat::clear_image() {
+void Chat::clear_media() {
   impl_->current.reset();
   impl_->current_is_new = false;
 }
@@ -319,7 +291,7 @@ Result Chat::ask(const std::string& text, const GenerationOptions& options,
 void Chat::add_exchange(const std::string& user_text, const std::string& assistant_text) {
   std::vector<Part> parts = impl_->user_parts(user_text, true);
   if (uses(parts, impl_->current)) impl_->current_is_new = false;
-  impl_->exchanges.push_back({std::move(parts), without_placeholders(assistant_text)});
+  impl_->exchanges.push_back({std::move(parts), without_markers(assistant_text)});
 }
 
 void Chat::clear() {

@@ -150,27 +150,7 @@ MediaPtr encode_picture(const Model& model, const kernels::Compute& cx, const Im
   m->uid = next_uid();
   m->slot = {tiles.rows, tiles.cols};
   m->n_tiles = tiles.n_tiles;
-  m->features = model.encode_pictures(cx, tiles);
-  if (vision_ms) *vision_ms += ms_since(t);
-  return m;
-}
-
-MediaPtr encode_video(const Model& model, const kernels::Compute& cx,
-                      const std::vector<Image>& frames, const VideoSlot& video,
-                      const ImageProcessorConfig& proc, double* vision_ms) {
-  if (frames.empty() || frames.size() != video.timestamps_s.size())
-    throw Error("video frames and timestamps differ in number");
-  const auto t = std::chrono::steady_clock::now();
-  auto m = std::make_shared<EncodedMedia>();
-  m->uid = next_uid();
-  m->is_video = true;
-  m->video = video;
-  m->n_tiles = static_cast<int>(frames.size());
-  for (const Image& f : frames) {
-    const ProcessedImage pre = preprocess_video_frame(f, proc);
-    const std::vector<float> rows = model.encode_pictures(cx, pre.pixels.data(), pre.n_tiles);
-    m->features.insert(m->features.end(), rows.begin(), rows.end());
-  }
+  model.with_vision_resident([&] { m->features = model.vision.image_features(cx, tiles); });
   if (vision_ms) *vision_ms += ms_since(t);
   return m;
 }
@@ -232,6 +212,7 @@ MediaPtr encode_video_file(const Model& model, const kernels::Compute& cx, const
   double encode_ms = 0;
   try {
     model.with_vision_resident([&] {
+      VisionEncoder::TileScratch scratch;  // one set of buffers for all the frames
       for (size_t k = 0;; ++k) {
         Image frame;
         {
@@ -245,7 +226,7 @@ MediaPtr encode_video_file(const Model& model, const kernels::Compute& cx, const
         const auto te = std::chrono::steady_clock::now();
         const ProcessedImage pre = preprocess_video_frame(frame, proc);
         const std::vector<float> rows =
-            model.vision.image_features(cx, pre.pixels.data(), pre.n_tiles);
+            model.vision.image_features(cx, pre.pixels.data(), pre.n_tiles, &scratch);
         media->features.insert(media->features.end(), rows.begin(), rows.end());
         media->video.timestamps_s.push_back(indices[k] / info.native_fps);
         encode_ms += ms_since(te);

@@ -59,14 +59,11 @@ int64_t picture_tokens_at_least(const Model& model, int width, int height,
 // The tile settings of a request applied to the model's processor config.
 ImageProcessorConfig processor_for(const Model& model, const GenerationOptions& options);
 
-// Preprocesses and encodes one picture (adds the encoder's time to *vision_ms when given).
+// Preprocesses one picture into 8-bit tiles and encodes them one at a time with the vision
+// weights resident (Model::with_vision_resident); adds the time, preprocessing included, to
+// *vision_ms when given.
 MediaPtr encode_picture(const Model& model, const kernels::Compute& cx, const Image& picture,
                         const ImageProcessorConfig& proc, double* vision_ms = nullptr);
-// Encodes the frames of a video (one unsplit tile each) at their timestamps.
-MediaPtr encode_video(const Model& model, const kernels::Compute& cx,
-                      const std::vector<Image>& frames, const VideoSlot& video,
-                      const ImageProcessorConfig& proc, double* vision_ms = nullptr);
-
 // Opens a video file, samples its frames as HF does (options.video_fps / video_max_frames, else
 // the model's video_sampling) and encodes them, one unsplit tile a frame. Pipelined: the decoder
 // runs one frame ahead on its own thread while the encoder works. Adds to m.video_decode_ms

@@ -12,8 +12,7 @@ namespace smolvlm {
 namespace {
 const char kFake[] = "<fake_token_around_image>";
 const char kGlobal[] = "<global-img>";
-const char kImage[] = "<image>";
-const char kVideo[] = "<video>";
+const std::string kImageToken(kImageMarker);  // the image token's text is the marker's
 
 std::string repeat(const std::string& s, int n) {
   std::string out;
@@ -53,10 +52,10 @@ std::string render_chat(const std::vector<PromptMessage>& messages, bool add_gen
           out += item.text;
           break;
         case PromptItem::Kind::Image:
-          out += kImage;
+          out += kImageMarker;
           break;
         case PromptItem::Kind::Video:
-          out += kVideo;
+          out += kVideoMarker;
           break;
       }
     }
@@ -67,7 +66,7 @@ std::string render_chat(const std::vector<PromptMessage>& messages, bool add_gen
 }
 
 std::string image_block(const ImageSlot& img, int seq) {
-  const std::string tokens = repeat(kImage, seq);
+  const std::string tokens = repeat(kImageToken, seq);
   const std::string global = std::string(kFake) + kGlobal + tokens + kFake;
   if (img.rows == 0 || img.cols == 0) return global;
   std::string out;
@@ -110,7 +109,7 @@ std::string video_block(const VideoSlot& video, int seq) {
   std::string out = "You are provided the following series of " +
                     number_words(static_cast<int>(video.timestamps_s.size())) + " frames from a " +
                     duration + " [H:MM:SS] video.\n";
-  const std::string frame = std::string(kFake) + kGlobal + repeat(kImage, seq) + kFake;
+  const std::string frame = std::string(kFake) + kGlobal + repeat(kImageToken, seq) + kFake;
   for (double t : video.timestamps_s) {
     const long minutes = static_cast<long>(std::floor(t / 60.0));
     const long seconds = static_cast<long>(std::fmod(t, 60.0));
@@ -124,39 +123,25 @@ std::string expand_prompt(const std::string& prompt, const std::vector<ImageSlot
                           std::span<const TextSpan> plain, std::vector<TextSpan>* plain_out) {
   std::string out;
   size_t next_image = 0, next_video = 0, pos = 0;
-  const std::string image_tag = kImage, video_tag = kVideo;
-  // The markers of prompt[pos, end): only those wholly inside it count. Each kind's next
-  // position is searched again only once passed, so many markers of one kind do not make every
-  // step search the rest of the prompt for the other (linear in the prompt).
-  constexpr size_t npos = std::string::npos;
-  size_t next_ip = prompt.find(image_tag), next_vp = prompt.find(video_tag);
+  // The markers of prompt[pos, end): only those wholly inside it count.
   const auto expand_until = [&](size_t end) {
-    while (pos < end) {
-      if (next_ip != npos && next_ip < pos) next_ip = prompt.find(image_tag, pos);
-      if (next_vp != npos && next_vp < pos) next_vp = prompt.find(video_tag, pos);
-      const size_t ip = next_ip != npos && next_ip + image_tag.size() <= end ? next_ip : npos;
-      const size_t vp = next_vp != npos && next_vp + video_tag.size() <= end ? next_vp : npos;
-      const size_t at = std::min(ip, vp);
-      if (at == npos) {
-        out.append(prompt, pos, end - pos);
-        pos = end;
-        break;
-      }
-      out.append(prompt, pos, at - pos);
-      if (at == ip) {
+    for (const MarkedPiece& piece :
+         split_markers(std::string_view(prompt).substr(pos, end - pos))) {
+      if (piece.kind == MarkedPiece::Kind::Text) {
+        out += piece.text;
+      } else if (piece.kind == MarkedPiece::Kind::Image) {
         if (next_image >= images.size()) {
           throw Error("the prompt has more <image> markers than images (" +
                       std::to_string(images.size()) + " given)");
         }
         out += image_block(images[next_image++], seq);
-        pos = at + image_tag.size();
       } else {
         if (next_video >= videos.size())
           throw Error("the prompt has more <video> markers than videos");
         out += video_block(videos[next_video++], seq);
-        pos = at + video_tag.size();
       }
     }
+    pos = end;
   };
   for (const TextSpan& span : plain) {
     const size_t begin = std::max(pos, std::min(span.begin, prompt.size()));

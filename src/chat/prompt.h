@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "chat/markers.h"
 #include "text/tokenizer.h"
 
 namespace smolvlm {

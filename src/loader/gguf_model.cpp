@@ -239,31 +239,31 @@ GgufModelFiles::GgufModelFiles(const std::string& text_path, const std::string& 
   // Text decoder (llama.* keys; llama.cpp's defaults where it has them). Sizes within
   // ConfigLimits, checked as they are read.
   using L = ConfigLimits;
+  namespace K = gguf_key;
   TextConfig& t = config_.text;
-  const std::string a = "llama.";
-  t.hidden = int_key(tf, a + "embedding_length", std::nullopt, 1, L::kHidden);
-  t.layers = int_key(tf, a + "block_count", std::nullopt, 1, L::kLayers);
-  t.heads = int_key(tf, a + "attention.head_count", std::nullopt, 1, L::kHeads);
-  t.kv_heads = int_key(tf, a + "attention.head_count_kv", t.heads, 1, L::kHeads);
-  t.intermediate = int_key(tf, a + "feed_forward_length", std::nullopt, 1, L::kIntermediate);
-  t.max_positions = int_key(tf, a + "context_length", std::nullopt, 1, L::kPositions);
-  t.rms_norm_eps = eps_key(tf, a + "attention.layer_norm_rms_epsilon", std::nullopt);
-  const double theta = tf.get_float_opt(a + "rope.freq_base").value_or(10000.0);
+  t.hidden = int_key(tf, K::kTextHidden, std::nullopt, 1, L::kHidden);
+  t.layers = int_key(tf, K::kTextLayers, std::nullopt, 1, L::kLayers);
+  t.heads = int_key(tf, K::kTextHeads, std::nullopt, 1, L::kHeads);
+  t.kv_heads = int_key(tf, K::kTextKvHeads, t.heads, 1, L::kHeads);
+  t.intermediate = int_key(tf, K::kTextIntermediate, std::nullopt, 1, L::kIntermediate);
+  t.max_positions = int_key(tf, K::kTextContext, std::nullopt, 1, L::kPositions);
+  t.rms_norm_eps = eps_key(tf, K::kTextRmsEps, std::nullopt);
+  const double theta = tf.get_float_opt(K::kTextRopeBase).value_or(10000.0);
   if (!(theta > 0)) throw Error("'" + tf.path() + "': llama.rope.freq_base must be positive");
   t.rope_theta = static_cast<float>(theta);
-  t.head_dim = int_key(tf, a + "attention.key_length", t.hidden / t.heads, 1, L::kHeadDim);
-  if (int_key(tf, a + "attention.value_length", t.head_dim) != t.head_dim) {
+  t.head_dim = int_key(tf, K::kTextKeyLength, t.hidden / t.heads, 1, L::kHeadDim);
+  if (int_key(tf, K::kTextValueLength, t.head_dim) != t.head_dim) {
     throw Error("'" + tf.path() + "': key and value head sizes differ, which SmolVLM2 never does");
   }
-  if (int_key(tf, a + "rope.dimension_count", t.head_dim) != t.head_dim) {
+  if (int_key(tf, K::kTextRopeDims, t.head_dim) != t.head_dim) {
     throw Error("'" + tf.path() +
                 "': partial RoPE (rope.dimension_count below the head size) is "
                 "not supported");
   }
-  if (auto s = tf.get_string_opt(a + "rope.scaling.type"); s && *s != "none") {
+  if (auto s = tf.get_string_opt(K::kTextRopeScaling); s && *s != "none") {
     throw Error("'" + tf.path() + "': RoPE scaling " + quote_input(*s) + " is not supported");
   }
-  t.vocab = int_key(tf, a + "vocab_size", static_cast<int>(tokenizer_.vocab_size()), 1, L::kVocab);
+  t.vocab = int_key(tf, K::kTextVocab, static_cast<int>(tokenizer_.vocab_size()), 1, L::kVocab);
   if (tokenizer_.vocab_size() != static_cast<size_t>(t.vocab)) {
     throw Error("'" + tf.path() + "': " + std::to_string(tokenizer_.vocab_size()) +
                 " tokens but a vocabulary of " + std::to_string(t.vocab));
@@ -272,27 +272,25 @@ GgufModelFiles::GgufModelFiles(const std::string& text_path, const std::string& 
 
   // Vision encoder and connector (clip.* keys).
   VisionConfig& v = config_.vision;
-  const std::string c = "clip.vision.";
-  v.hidden = int_key(vf, c + "embedding_length", std::nullopt, 1, L::kHidden);
-  v.layers = int_key(vf, c + "block_count", std::nullopt, 1, L::kLayers);
-  v.heads = int_key(vf, c + "attention.head_count", std::nullopt, 1, L::kHeads);
-  v.intermediate = int_key(vf, c + "feed_forward_length", std::nullopt, 1, L::kIntermediate);
-  v.patch = int_key(vf, c + "patch_size", std::nullopt, 1, L::kImageSize);
-  v.image_size = int_key(vf, c + "image_size", std::nullopt, 1, L::kImageSize);
+  v.hidden = int_key(vf, K::kVisionHidden, std::nullopt, 1, L::kHidden);
+  v.layers = int_key(vf, K::kVisionLayers, std::nullopt, 1, L::kLayers);
+  v.heads = int_key(vf, K::kVisionHeads, std::nullopt, 1, L::kHeads);
+  v.intermediate = int_key(vf, K::kVisionIntermediate, std::nullopt, 1, L::kIntermediate);
+  v.patch = int_key(vf, K::kVisionPatch, std::nullopt, 1, L::kImageSize);
+  v.image_size = int_key(vf, K::kVisionImageSize, std::nullopt, 1, L::kImageSize);
   v.channels = 3;
   // LayerNorm epsilon: every SmolVLM / Idefics3 vision tower uses 1e-6 (transformers' default,
   // spec §3). llama.cpp's converter writes 1e-5 when config.json omits the key, as the released
   // SmolVLM2 configs do, so a stated 1e-5 in an idefics3 mmproj is that fallback, not the model:
   // we use 1e-6 to compute what transformers computes. Any other stated value is used as is.
-  file_vision_eps_ = vf.get_float_opt(c + "attention.layer_norm_epsilon");
-  v.layer_norm_eps = eps_key(vf, c + "attention.layer_norm_epsilon", 1e-6);
+  file_vision_eps_ = vf.get_float_opt(K::kVisionNormEps);
+  v.layer_norm_eps = eps_key(vf, K::kVisionNormEps, 1e-6);
   if (v.layer_norm_eps == 1e-5f) v.layer_norm_eps = 1e-6f;
-  if (vf.get_bool_opt("clip.use_gelu") == false || vf.get_bool_opt("clip.use_silu") == true) {
+  if (vf.get_bool_opt(K::kUseGelu) == false || vf.get_bool_opt(K::kUseSilu) == true) {
     throw Error("'" + vf.path() + "': only the tanh GELU activation is supported");
   }
-  config_.scale_factor =
-      int_key(vf, c + "projector.scale_factor", std::nullopt, 1, L::kScaleFactor);
-  const int projection = int_key(vf, c + "projection_dim", std::nullopt, 1, L::kHidden);
+  config_.scale_factor = int_key(vf, K::kVisionScaleFactor, std::nullopt, 1, L::kScaleFactor);
+  const int projection = int_key(vf, K::kVisionProjection, std::nullopt, 1, L::kHidden);
   if (projection != t.hidden) {
     throw Error("mmproj '" + vf.path() + "' projects images to " + std::to_string(projection) +
                 " features but the text model '" + tf.path() + "' is " + std::to_string(t.hidden) +
@@ -304,11 +302,11 @@ GgufModelFiles::GgufModelFiles(const std::string& text_path, const std::string& 
   p.tile_size = v.image_size;
   // clip.vision.preproc_image_size is size.longest_edge; older mmproj files lack it, and SmolVLM2
   // uses 4 tiles' worth (2048 for 512-pixel tiles).
-  p.longest_edge = int_key(vf, c + "preproc_image_size",
-                           std::min(4 * v.image_size, L::kLongestEdge), 1, L::kLongestEdge);
+  p.longest_edge = int_key(vf, K::kVisionLongestEdge, std::min(4 * v.image_size, L::kLongestEdge),
+                           1, L::kLongestEdge);
   p.video_longest_edge = p.longest_edge;  // as load_hf_config: the video processor uses size
-  p.mean = rgb_key(vf, c + "image_mean", p.mean);
-  p.std = rgb_key(vf, c + "image_std", p.std);
+  p.mean = rgb_key(vf, K::kVisionMean, p.mean);
+  p.std = rgb_key(vf, K::kVisionStd, p.std);
   for (float s : p.std) {
     if (!(s > 0)) throw Error("'" + vf.path() + "': image_std must be positive");
   }
@@ -328,8 +326,7 @@ GgufModelFiles::GgufModelFiles(const std::string& text_path, const std::string& 
         std::tuple{&vf, v.layers, 2 * std::size(kVisionLayer)}}) {
     const uint64_t needed = static_cast<uint64_t>(layers) * per_layer;
     if (needed > f->tensors().size()) {
-      throw Error("'" + f->path() +
-                  "': " + (f == &tf ? "llama.block_count " : "clip.vision.block_count ") +
+      throw Error("'" + f->path() + "': " + (f == &tf ? K::kTextLayers : K::kVisionLayers) + " " +
                   std::to_string(layers) + " needs at least " + std::to_string(needed) +
                   " tensors, but the file holds " + std::to_string(f->tensors().size()));
     }

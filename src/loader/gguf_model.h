@@ -37,6 +37,40 @@ namespace smolvlm {
 
 enum class GgufPart { Text, Mmproj };
 
+// The metadata keys of the config, one spelling for the reader (GgufModelFiles) and the writer
+// (convert_hf_to_gguf): llama.cpp's names for a `llama` text model and a `clip` mmproj.
+namespace gguf_key {
+// Text GGUF.
+inline constexpr char kTextHidden[] = "llama.embedding_length";
+inline constexpr char kTextLayers[] = "llama.block_count";
+inline constexpr char kTextHeads[] = "llama.attention.head_count";
+inline constexpr char kTextKvHeads[] = "llama.attention.head_count_kv";
+inline constexpr char kTextIntermediate[] = "llama.feed_forward_length";
+inline constexpr char kTextContext[] = "llama.context_length";
+inline constexpr char kTextRmsEps[] = "llama.attention.layer_norm_rms_epsilon";
+inline constexpr char kTextRopeBase[] = "llama.rope.freq_base";
+inline constexpr char kTextRopeDims[] = "llama.rope.dimension_count";
+inline constexpr char kTextRopeScaling[] = "llama.rope.scaling.type";  // read: refused unless none
+inline constexpr char kTextKeyLength[] = "llama.attention.key_length";
+inline constexpr char kTextValueLength[] = "llama.attention.value_length";
+inline constexpr char kTextVocab[] = "llama.vocab_size";
+// Vision projector GGUF.
+inline constexpr char kVisionHidden[] = "clip.vision.embedding_length";
+inline constexpr char kVisionLayers[] = "clip.vision.block_count";
+inline constexpr char kVisionHeads[] = "clip.vision.attention.head_count";
+inline constexpr char kVisionIntermediate[] = "clip.vision.feed_forward_length";
+inline constexpr char kVisionPatch[] = "clip.vision.patch_size";
+inline constexpr char kVisionImageSize[] = "clip.vision.image_size";
+inline constexpr char kVisionNormEps[] = "clip.vision.attention.layer_norm_epsilon";
+inline constexpr char kVisionScaleFactor[] = "clip.vision.projector.scale_factor";
+inline constexpr char kVisionProjection[] = "clip.vision.projection_dim";
+inline constexpr char kVisionLongestEdge[] = "clip.vision.preproc_image_size";
+inline constexpr char kVisionMean[] = "clip.vision.image_mean";
+inline constexpr char kVisionStd[] = "clip.vision.image_std";
+inline constexpr char kUseGelu[] = "clip.use_gelu";
+inline constexpr char kUseSilu[] = "clip.use_silu";  // read: refused when set
+}  // namespace gguf_key
+
 struct GgufName {
   GgufPart part;
   std::string name;

@@ -69,31 +69,6 @@ void drop_text_pages(const TextWeights& t) {
 
 }  // namespace
 
-std::vector<float> Model::encode_pictures(const kernels::Compute& cx, const float* pixels,
-                                          int n_tiles) const {
-  if (n_tiles <= 0) return {};
-  std::vector<float> features;
-  with_vision_resident([&] { features = vision.image_features(cx, pixels, n_tiles); });
-  return features;
-}
-
-std::vector<float> Model::encode_pictures(const kernels::Compute& cx,
-                                          const PictureTiles& tiles) const {
-  std::vector<float> features;
-  if (tiles.n_tiles <= 0) return features;
-  const size_t per_tile = static_cast<size_t>(3) * tiles.tile_size * tiles.tile_size;
-  std::vector<float> pixels(per_tile);
-  with_vision_resident([&] {
-    VisionEncoder::TileScratch scratch;  // one set of buffers for all the tiles
-    for (int t = 0; t < tiles.n_tiles; ++t) {
-      tiles.pixel_values(t, pixels.data());
-      const std::vector<float> f = vision.image_features(cx, pixels.data(), 1, &scratch);
-      features.insert(features.end(), f.begin(), f.end());
-    }
-  });
-  return features;
-}
-
 void Model::with_vision_resident(const std::function<void()>& encode) const {
   drop_text_pages(weights.text);
   encode();

@@ -43,18 +43,12 @@ class Model {
   const VisionEncoder vision;
   const Decoder decoder;
   int eos_id() const { return eos_id_; }
-  // The image features of n tiles ([n, C, S, S] pixels), with one network resident at a time:
-  // the text weights' file pages are dropped from the resident set before the vision encoder
-  // runs, and the vision weights' after it, so a picture never costs both (256M: ~140 MB Q8_0
-  // text + ~190 MB F16 vision). Dropped pages stay in the page cache and fault back in when next
-  // read (~tens of ms; a tile takes ~1 s). Weights not read from a mapped file (converted at
-  // load time) stay as they are.
-  std::vector<float> encode_pictures(const kernels::Compute& cx, const float* pixels,
-                                     int n_tiles) const;
-  // The same from 8-bit tiles, each turned into pixel values only when the encoder reaches it.
-  std::vector<float> encode_pictures(const kernels::Compute& cx, const PictureTiles& tiles) const;
-  // The same residency for work that encodes piece by piece (a video, frame by frame as it
-  // decodes): `encode` runs between dropping the text pages and dropping the vision pages.
+  // Runs `encode` (the vision encoder's work on a picture, or a video frame by frame as it
+  // decodes) with one network resident at a time: the text weights' file pages are dropped from
+  // the resident set before, and the vision weights' after, so a picture never costs both (256M:
+  // ~140 MB Q8_0 text + ~190 MB F16 vision). Dropped pages stay in the page cache and fault back
+  // in when next read (~tens of ms; a tile takes ~1 s). Weights not read from a mapped file
+  // (converted at load time) stay as they are.
   void with_vision_resident(const std::function<void()>& encode) const;
 
  private:

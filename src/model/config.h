@@ -73,7 +73,7 @@ struct ModelConfig {
 
 // Sane maxima for the sizes a config gives, far above any SmolVLM (or other released model) and
 // low enough that a hostile file cannot make the loader allocate or loop past reason before the
-// tensors that should back the sizes are checked (issue 26).
+// tensors that should back the sizes are checked.
 struct ConfigLimits {
   static constexpr int kLayers = 1024;
   static constexpr int kHidden = 1 << 16;

@@ -125,7 +125,7 @@ struct Scheduler::Impl {
         load_ms(e.load_ms),
         options(o),
         context(o.context > 0 ? std::min(o.context, e.context) : e.context),
-        media_cache(o.image_cache_bytes) {
+        media_cache(o.media_cache_bytes) {
     slots.resize(static_cast<size_t>(o.slots));
     for (Slot& s : slots) s.sequence = std::make_unique<Sequence>(model, context);
   }
@@ -199,7 +199,7 @@ struct Scheduler::Impl {
       const std::string key = "video:" + sha256_file(c.value) + "/" + std::to_string(o.video_fps) +
                               "/" + std::to_string(o.video_max_frames) + settings_key(o);
       if (MediaPtr hit = media_cache.find(key)) {
-        ++m.image_cache_hits;
+        ++m.media_cache_hits;
         return hit;
       }
       MediaPtr media = encode_video_file(model, cx, c.value, o, processor_for(model, o), m);
@@ -222,7 +222,7 @@ struct Scheduler::Impl {
     }
     key += settings_key(o);
     if (MediaPtr hit = media_cache.find(key)) {
-      ++m.image_cache_hits;
+      ++m.media_cache_hits;
       return hit;
     }
     if (c.kind == Content::Kind::ImageBytes) decoded = content_picture(c);
@@ -259,9 +259,9 @@ struct Scheduler::Impl {
           r.conversation, [&](const Content& c) { return media_for(c, r.options, m); }, media);
       {
         std::lock_guard lock(mu);
-        totals.image_cache_hits = media_cache.hits();
-        totals.image_cache_misses = media_cache.misses();
-        totals.image_cache_bytes = media_cache.bytes();
+        totals.media_cache_hits = media_cache.hits();
+        totals.media_cache_misses = media_cache.misses();
+        totals.media_cache_bytes = media_cache.bytes();
       }
       const RenderedPrompt prompt = render_prompt(model, messages, media);
       const int n_prompt = static_cast<int>(prompt.size());

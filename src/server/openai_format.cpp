@@ -40,7 +40,7 @@ json timings_json(const Result& r) {
           {"prefill_tokens_per_s", m.prefill_tokens_per_s()},
           {"decode_tokens_per_s", m.decode_tokens_per_s()},
           {"image_tiles", m.image_tiles},
-          {"image_cache_hits", m.image_cache_hits}};
+          {"image_cache_hits", m.media_cache_hits}};  // the wire keeps its first name
 }
 
 CompletionId new_completion_id(const std::string& model) {

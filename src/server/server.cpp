@@ -163,10 +163,10 @@ class HttpThreads : public httplib::TaskQueue {
   bool closing_ = false;
 };
 
-// Threads that call Scheduler::complete, created as needed up to a cap and then reused: a live
-// thread keeps its stack, its malloc arena and the engine's thread-local scratch buffers, so the
-// memory reaches a plateau, where a thread per request (exited threads' stacks stay in glibc's
-// cache) or httplib's pooled threads would spread the answers' memory ever wider.
+// Threads that call Scheduler::complete (and wait there: the Scheduler's worker runs the engine),
+// created as needed up to a cap and then reused: a live thread keeps its stack and its malloc
+// arena, so the memory reaches a plateau, where a thread per request (exited threads' stacks stay
+// in glibc's cache) or httplib's pooled threads would spread the answers' memory ever wider.
 class AnswerThreads {
  public:
   explicit AnswerThreads(size_t cap) : cap_(cap) {}
@@ -476,12 +476,13 @@ struct HttpServer::Impl {
            static_cast<double>(st.cached_tokens));
       line("smolvlm_generated_tokens_total", "tokens generated", "counter",
            static_cast<double>(st.generated_tokens));
-      line("smolvlm_image_cache_hits_total", "pictures whose features were reused", "counter",
-           static_cast<double>(st.image_cache_hits));
-      line("smolvlm_image_cache_misses_total", "pictures encoded", "counter",
-           static_cast<double>(st.image_cache_misses));
-      line("smolvlm_image_cache_bytes", "picture features held", "gauge",
-           static_cast<double>(st.image_cache_bytes));
+      // The feature cache holds videos too; its metrics keep their first names (dashboards).
+      line("smolvlm_image_cache_hits_total", "pictures and videos whose features were reused",
+           "counter", static_cast<double>(st.media_cache_hits));
+      line("smolvlm_image_cache_misses_total", "pictures and videos encoded", "counter",
+           static_cast<double>(st.media_cache_misses));
+      line("smolvlm_image_cache_bytes", "picture and video features held", "gauge",
+           static_cast<double>(st.media_cache_bytes));
       line("smolvlm_decode_tokens_per_second", "generated tokens per second of decoding", "gauge",
            st.decode_ms > 0 ? st.generated_tokens * 1000.0 / st.decode_ms : 0.0);
     }
@@ -761,7 +762,7 @@ HttpServer::HttpServer(ServerOptions options) : impl_(std::make_unique<Impl>(std
       send_error(res, 404, "no such endpoint: " + req.path, "not_found_error");
       return;
     }
-    // The page runs only its own script and talks only to this server (issue 13).
+    // The page runs only its own script and talks only to this server.
     res.set_header("Content-Security-Policy",
                    "default-src 'self'; script-src 'self'; style-src 'self'; "
                    "img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; "

@@ -74,7 +74,7 @@ class HttpServer {
   int port() const;
   std::string url() const;  // http://host:port
 
-  // The hook for static assets (the web page of issue 13): GET `path` answers `body`.
+  // The hook for static assets (the web page): GET `path` answers `body`.
   void add_static(const std::string& path, std::string body, std::string content_type);
 
   struct Impl;

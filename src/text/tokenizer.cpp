@@ -295,9 +295,8 @@ void Tokenizer::add_merge(std::string_view left, std::string_view right, int32_t
   };
   const int32_t a = id_of(left);
   const int32_t b = id_of(right);
-  thread_local std::string joined;
-  joined.assign(left).append(right);
-  const int32_t merged = id_of(joined);
+  merge_joined_.assign(left).append(right);
+  const int32_t merged = id_of(merge_joined_);
   // A repeated pair keeps its last rank, as HF builds its merge map.
   merges_[pair_key(a, b)] = Merge{rank, merged};
 }

@@ -74,7 +74,8 @@ class Tokenizer {
   };
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> token_to_id_;
   std::unordered_map<uint64_t, Merge> merges_;  // key: left id << 32 | right id
-  std::array<int32_t, 256> byte_id_{};          // the one-byte token of each byte, -1 if absent
+  std::string merge_joined_;  // add_merge's buffer: one allocation for all the merges of a load
+  std::array<int32_t, 256> byte_id_{};  // the one-byte token of each byte, -1 if absent
   std::vector<TrieNode> added_trie_;
   std::vector<bool> special_;
   bool split_digits_ = true;  // the Digits(individual_digits) pre-tokenizer step

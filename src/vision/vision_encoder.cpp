@@ -1,5 +1,7 @@
 #include "vision/vision_encoder.h"
 
+#include <smolvlm/error.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -177,12 +179,6 @@ void pixel_shuffle_into(const float* x, int grid, int dim, int scale, float* out
 }
 }  // namespace
 
-std::vector<float> pixel_shuffle(const std::vector<float>& x, int grid, int dim, int scale) {
-  std::vector<float> out(x.size());
-  pixel_shuffle_into(x.data(), grid, dim, scale, out.data());
-  return out;
-}
-
 std::vector<float> VisionEncoder::connect(const k::Compute& cx,
                                           const std::vector<float>& hidden) const {
   TileScratch s;
@@ -211,6 +207,23 @@ std::vector<float> VisionEncoder::image_features(const k::Compute& cx, const flo
   TileScratch& s = scratch ? *scratch : own;
   for (int t = 0; t < n_tiles; ++t) {
     encode_tile(cx, pixels + tile_floats * t, s);
+    connect(cx, s.h.data(), s, out.data() + tile_out * t);
+  }
+  return out;
+}
+
+std::vector<float> VisionEncoder::image_features(const k::Compute& cx,
+                                                 const PictureTiles& tiles) const {
+  const size_t tile_out = static_cast<size_t>(cfg_.image_seq_len) * cfg_.text.hidden;
+  if (tiles.n_tiles <= 0) return {};
+  if (tiles.tile_size != cfg_.vision.image_size)
+    throw Error("the picture's tiles are not the vision encoder's size");
+  std::vector<float> out(tile_out * tiles.n_tiles);
+  std::vector<float> pixels(static_cast<size_t>(3) * tiles.tile_size * tiles.tile_size);
+  TileScratch s;
+  for (int t = 0; t < tiles.n_tiles; ++t) {
+    tiles.pixel_values(t, pixels.data());
+    encode_tile(cx, pixels.data(), s);
     connect(cx, s.h.data(), s, out.data() + tile_out * t);
   }
   return out;

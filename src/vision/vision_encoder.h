@@ -8,6 +8,7 @@
 #include "kernels/compute.h"
 #include "model/config.h"
 #include "model/weights.h"
+#include "vision/image_processor.h"
 
 namespace smolvlm {
 
@@ -40,6 +41,10 @@ class VisionEncoder {
   // given, carries the buffers over to the next call (tiles encoded one call each).
   std::vector<float> image_features(const kernels::Compute& cx, const float* pixels, int n_tiles,
                                     TileScratch* scratch = nullptr) const;
+  // The same for a preprocessed picture's 8-bit tiles (what the engine keeps: a quarter of the
+  // floats' memory), each turned into pixel values only when the encoder reaches it, with one
+  // float tile and one set of scratch buffers for all the tiles.
+  std::vector<float> image_features(const kernels::Compute& cx, const PictureTiles& tiles) const;
 
  private:
   const ModelConfig& cfg_;
@@ -54,8 +59,5 @@ class VisionEncoder {
   void linear_qkv(const kernels::Compute& cx, const float* x, int n, const VisionLayerWeights& l,
                   float* q, float* k, float* v, bool bf16) const;
 };
-
-// The pixel-shuffle permutation alone (exposed for tests): x [G·G, D] → [(G/s)², D·s²].
-std::vector<float> pixel_shuffle(const std::vector<float>& x, int grid, int dim, int scale);
 
 }  // namespace smolvlm
