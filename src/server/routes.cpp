@@ -56,9 +56,10 @@ bool HttpServer::Impl::wait_idle(std::chrono::milliseconds limit) {
   return flight_cv.wait_for(lock, limit, [&] { return in_flight == 0; });
 }
 
-// CORS, before anything else: the answer's headers for the request's origin, and the preflight
-// (a browser's OPTIONS, which carries no API key) answered here. True when it was a preflight.
-bool HttpServer::Impl::cors(HttpExchange& x) {
+// CORS, before anything else: the answer's headers for the request's origin, and (unless
+// headers_only) the preflight, a browser's OPTIONS, which carries no API key, answered here.
+// True when it answered.
+bool HttpServer::Impl::cors(HttpExchange& x, bool headers_only) {
   const std::string origin = x.header("Origin");
   bool allowed = false;
   if (!origin.empty() && !options.cors_origins.empty()) {
@@ -74,7 +75,7 @@ bool HttpServer::Impl::cors(HttpExchange& x) {
   }
   // The answer depends on the Origin header: caches must keep one per origin.
   if (!options.cors_origins.empty() && !any_origin) x.add_header("Vary", "Origin");
-  if (x.method() != "OPTIONS") return false;
+  if (headers_only || x.method() != "OPTIONS") return false;
   const bool preflight = !origin.empty() && x.has_header("Access-Control-Request-Method");
   if (preflight && !allowed) {
     send_error(x, 403,
@@ -105,7 +106,7 @@ bool HttpServer::Impl::cors(HttpExchange& x) {
 
 void HttpServer::Impl::refuse(HttpExchange& x, int status, const std::string& message,
                               const std::string& code) {
-  cors(x);  // a page of an allowed origin may read why
+  cors(x, /*headers_only=*/true);  // a page of an allowed origin may read why
   send_error(x, status, message, status >= 500 ? "server_error" : "invalid_request_error", {},
              code);
 }

@@ -57,7 +57,7 @@ struct HttpServer::Impl {
   // routes.cpp
   void route(HttpExchange& x);
   void refuse(HttpExchange& x, int status, const std::string& message, const std::string& code);
-  bool cors(HttpExchange& x);  // true when it answered (a preflight)
+  bool cors(HttpExchange& x, bool headers_only = false);  // true when it answered (a preflight)
   void health(HttpExchange& x);
   bool ready(HttpExchange& x);
   nlohmann::json model_json();
