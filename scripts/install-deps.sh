@@ -4,7 +4,8 @@ set -euo pipefail
 pkgs=(cmake g++ make pkg-config libjpeg62-turbo-dev libpng-dev nlohmann-json3-dev libgtest-dev
       libwebp-dev libgif-dev libtiff-dev libavif-dev libheif-dev  # WebP, GIF, TIFF, AVIF, HEIC
       libcurl4-openssl-dev  # smolvlm pull, and remote pictures for smolvlm serve
-      libcpp-httplib-dev    # smolvlm serve (HTTP)
+      libboost-dev          # smolvlm serve: HTTP by Boost.Beast's parser (header-only)
+      libcpp-httplib-dev    # the HTTP client of the server's tests, load tool and benchmark
       libcurl4-openssl-dev  # smolvlm pull
       # video input (src/video) and smolvlm watch's cameras (libavdevice)
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libavdevice-dev

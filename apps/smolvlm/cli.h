@@ -20,7 +20,7 @@ int run_bench(int argc, char** argv);
 int run_chat(int argc, char** argv);
 int run_pull(int argc, char** argv);
 int run_convert(int argc, char** argv);
-int run_serve(int argc, char** argv);  // only in builds with cpp-httplib (SMOLVLM_WITH_SERVER)
+int run_serve(int argc, char** argv);  // only in builds with the server (SMOLVLM_WITH_SERVER)
 int run_watch(int argc, char** argv);
 
 // The value after the flag at argv[i] (advancing i), or a UsageError naming the flag.

@@ -147,7 +147,7 @@ int run_serve(int argc, char** argv) {
   mallopt(M_ARENA_MAX, 2);
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
-  // SIGINT and SIGTERM go to one thread (sigwait); every other thread, httplib's included,
+  // SIGINT and SIGTERM go to one thread (sigwait); every other thread, the HTTP ones included,
   // starts with them blocked.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -189,7 +189,7 @@ int run_serve(int argc, char** argv) {
               static_cast<long long>(st.requests), static_cast<long long>(st.generated_tokens));
   std::fflush(stdout);
   std::fflush(stderr);
-  // Nothing is in flight; idle keep-alive connections would hold httplib's threads for their
+  // Nothing is in flight; idle keep-alive connections would hold the HTTP threads for their
   // timeout, so the process ends here rather than joining them.
   std::_Exit(0);
 }

@@ -1,7 +1,7 @@
 // The HTTP server of `smolvlm serve`: OpenAI's chat-completions API (and /v1/models, /health,
-// /metrics) over cpp-httplib, answering through a Scheduler. It listens before the model is
-// loaded (/health says 503 until attach()), so a supervisor can watch the loading.
-// The interface of the smolvlm_server library, declared for apps/smolvlm/serve.cpp.
+// /metrics) over its own HTTP transport (http_transport.h), answering through a Scheduler. It
+// listens before the model is loaded (/health says 503 until attach()), so a supervisor can watch
+// the loading. The interface of the smolvlm_server library, declared for apps/smolvlm/serve.cpp.
 //
 //   smolvlm::server::HttpServer http({.host = "127.0.0.1", .port = 0});
 //   int port = http.bind();  // 0: a free port
