@@ -19,26 +19,10 @@ namespace smolvlm::cli {
 
 namespace {
 
-const char kHelp[] =
+const char kUsage[] =
     "usage: smolvlm bench -m MODEL [--image FILE] [-p N_PROMPT] [-n N_GEN] [--threads N]\n"
     "                     [--repeat N] [--context N] [--json]\n"
-    "\n"
-    "  -m, --model PATH    HF model folder, text GGUF, or a folder with a GGUF pair\n"
-    "      --mmproj FILE   the vision GGUF for a text GGUF (default: found beside it)\n"
-    "      --vision-precision P  auto (default: bf16 for an F16/BF16 mmproj), f32 or bf16\n"
-    "      --image FILE    also time the whole picture request (\"Describe the image.\")\n"
-    "  -p N                prompt tokens for the text prefill test (default 512)\n"
-    "  -n N                tokens to decode (default 128)\n"
-    "  -t, --threads N     worker threads (default: all cores)\n"
-    "      --kernels PATH  kernel path (generic, avx2, avx512, neon, ...; default: the best)\n"
-    "  -r, --repeat N      runs per figure; medians are reported (default 3)\n"
-    "  -c, --context N     KV-cache size for the picture request (default 4096)\n"
-    "      --quantize T    run the text model's matrices as T (q8_0, f16) after loading\n"
-    "      --json          print JSON instead of the table\n"
-    "      --profile       also time each operation of a decode step (one more run of -n\n"
-    "                      tokens; with --image, the first picture request's decode too):\n"
-    "                      time per token, share, weight bytes and GB/s per op;\n"
-    "                      and of one vision tile: time, share, GFLOP and GFLOP/s per op\n";
+    "\n";
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) {
@@ -122,31 +106,35 @@ int run_bench(int argc, char** argv) {
   std::string quantize;
   LoadFlags load;
   load.options.context = 4096;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      std::fputs(kHelp, stdout);
-      return 0;
-    } else if (parse_load_flag(argc, argv, i, load)) {
-      // -m, --mmproj, -t, -c, --vision-precision, --kernels
-    } else if (a == "--image") {
-      image = flag_value(argc, argv, i);
-    } else if (a == "-p") {
-      n_prompt = parse_int(a, flag_value(argc, argv, i), 1, 1 << 16);
-    } else if (a == "-n") {
-      n_gen = parse_int(a, flag_value(argc, argv, i), 1, 1 << 16);
-    } else if (a == "-r" || a == "--repeat") {
-      repeat = parse_int(a, flag_value(argc, argv, i), 1, 100);
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--profile") {
-      profile = true;
-    } else if (a == "--quantize") {
-      quantize = flag_value(argc, argv, i);
-      if (quantize != "q8_0" && quantize != "f16") throw UsageError("--quantize is q8_0 or f16");
-    } else {
-      throw UsageError("unknown option '" + a + "'");
-    }
+  FlagTable flags;
+  add_load_flags(flags, load);
+  flags["-c"].help = "KV-cache size for the picture request (default 4096)";
+  flags.add({"--image"}, "FILE", "also time the whole picture request (\"Describe the image.\")",
+            [&](const std::string&, const std::string& v) { image = v; });
+  flags.add(
+      {"-p"}, "N", "prompt tokens for the text prefill test (default 512)",
+      [&](const std::string& a, const std::string& v) { n_prompt = parse_int(a, v, 1, 1 << 16); });
+  flags.add(
+      {"-n"}, "N", "tokens to decode (default 128)",
+      [&](const std::string& a, const std::string& v) { n_gen = parse_int(a, v, 1, 1 << 16); });
+  flags.add({"-r", "--repeat"}, "N", "runs per figure; medians are reported (default 3)",
+            [&](const std::string& a, const std::string& v) { repeat = parse_int(a, v, 1, 100); });
+  flags.add({"--quantize"}, "T", "run the text model's matrices as T (q8_0, f16) after loading",
+            [&](const std::string&, const std::string& v) {
+              if (v != "q8_0" && v != "f16") throw UsageError("--quantize is q8_0 or f16");
+              quantize = v;
+            });
+  flags.add({"--json"}, "", "print JSON instead of the table",
+            [&](const std::string&, const std::string&) { json = true; });
+  flags.add({"--profile"}, "",
+            "also time each operation of a decode step (one more run of -n\n"
+            "tokens; with --image, the first picture request's decode too):\n"
+            "time per token, share, weight bytes and GB/s per op;\n"
+            "and of one vision tile: time, share, GFLOP and GFLOP/s per op",
+            [&](const std::string&, const std::string&) { profile = true; });
+  if (!flags.parse(argc, argv)) {
+    std::fputs((kUsage + flags.help()).c_str(), stdout);
+    return 0;
   }
   if (load.model.empty()) throw UsageError("-m MODEL is required");
   const std::string& model_dir = load.model;
