@@ -72,68 +72,86 @@ std::vector<Content> build_user_content(const std::string& prompt,
   return content;
 }
 
-}  // namespace
-
-int run_ask(int argc, char** argv) {
+// What ask's command line sets.
+struct AskSettings {
+  LoadFlags load;
+  GenerationOptions gen;
   std::string prompt, messages_path, video;
   bool have_prompt = false, json = false;
   std::vector<std::string> images;
-  GenerationOptions gen;
-  LoadFlags load;
+};
+
+// ask's flags: the load flags, the question's, then the sampling flags and the output's.
+FlagTable ask_flags(AskSettings& s) {
   FlagTable flags;
-  add_load_flags(flags, load);
+  add_load_flags(flags, s.load);
   flags.add({"-i", "--image"}, "FILE", "a JPEG or PNG picture; repeat for several",
-            [&](const std::string&, const std::string& v) { images.push_back(v); });
+            [&](const std::string&, const std::string& v) { s.images.push_back(v); });
   flags.add({"-p", "--prompt"}, "TEXT",
             "the question; each <image> marks where the next picture goes,\n"
             "pictures without a marker go before the text",
             [&](const std::string&, const std::string& v) {
-              prompt = v;
-              have_prompt = true;
+              s.prompt = v;
+              s.have_prompt = true;
             });
   flags.add({"--video"}, "FILE",
             "a video (MP4, MKV, WebM, AVI, ...: what FFmpeg decodes); frames\n"
             "are sampled as HF does (<video> in -p places it, else it goes first)",
             [&](const std::string&, const std::string& v) {
-              if (!video.empty()) throw UsageError("one --video per question");
-              video = v;
+              if (!s.video.empty()) throw UsageError("one --video per question");
+              s.video = v;
             });
   flags.add({"--max-frames"}, "N", "sample at most N frames (default: the model's, 64)",
             [&](const std::string& a, const std::string& v) {
-              gen.video_max_frames = parse_int(a, v, 1, 4096);
+              s.gen.video_max_frames = parse_int(a, v, 1, 4096);
             });
   flags.add({"--fps"}, "F", "sample F frames per second (default: the model's, 1)",
             [&](const std::string& a, const std::string& v) {
-              gen.video_fps = parse_double(a, v, 0.001, 1000);
+              s.gen.video_fps = parse_double(a, v, 0.001, 1000);
             });
   flags.add({"--messages"}, "FILE",
             "a whole conversation in the HF chat format (JSON list of\n"
             "{role, content:[{type:text,text}|{type:image,path}|\n"
             "{type:video,path}]})",
-            [&](const std::string&, const std::string& v) { messages_path = v; });
+            [&](const std::string&, const std::string& v) { s.messages_path = v; });
   flags.add({"-n", "--max-new-tokens"}, "N", "answer length cap (default 256)",
             [&](const std::string& a, const std::string& v) {
-              gen.max_new_tokens = parse_int(a, v, 0, 1 << 20);
+              s.gen.max_new_tokens = parse_int(a, v, 0, 1 << 20);
             });
-  add_generation_flags(flags, gen);
+  add_generation_flags(flags, s.gen);
   flags.add({"--json"}, "", "print one JSON object (text, tokens, timings) instead of streaming",
-            [&](const std::string&, const std::string&) { json = true; });
+            [&](const std::string&, const std::string&) { s.json = true; });
   // Structured outputs (README "Structured outputs"); the last one given counts.
   auto constraint_file = [&](const std::string& a, const std::string& v) {
     const std::string text = read_file(v, a.substr(2), 1 << 20);
-    gen.constraint = a == "--grammar" ? Constraint::grammar(text) : Constraint::json_schema(text);
+    s.gen.constraint = a == "--grammar" ? Constraint::grammar(text) : Constraint::json_schema(text);
   };
   flags.add({"--json-schema"}, "FILE",
             "answer with JSON valid for this JSON Schema (structured output)", constraint_file);
-  flags.add(
-      {"--json-object"}, "", "answer with any JSON object",
-      [&](const std::string&, const std::string&) { gen.constraint = Constraint::json_object(); });
+  flags.add({"--json-object"}, "", "answer with any JSON object",
+            [&](const std::string&, const std::string&) {
+              s.gen.constraint = Constraint::json_object();
+            });
   flags.add({"--grammar"}, "FILE", "answer in this GBNF-style grammar (start rule: root)",
             constraint_file);
+  return flags;
+}
+
+}  // namespace
+
+int run_ask(int argc, char** argv) {
+  AskSettings settings;
+  const FlagTable flags = ask_flags(settings);
   if (!flags.parse(argc, argv)) {
     std::fputs((kAskUsage + flags.help()).c_str(), stdout);
     return 0;
   }
+  LoadFlags& load = settings.load;
+  GenerationOptions& gen = settings.gen;
+  const std::string &prompt = settings.prompt, &messages_path = settings.messages_path,
+                    &video = settings.video;
+  const std::vector<std::string>& images = settings.images;
+  const bool have_prompt = settings.have_prompt, json = settings.json;
   if (load.model.empty()) throw UsageError("-m MODEL_DIR is required");
   if (have_prompt == !messages_path.empty())
     throw UsageError("give either -p PROMPT or --messages FILE");

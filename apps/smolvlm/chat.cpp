@@ -94,52 +94,70 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
-}  // namespace
-
-int run_chat(int argc, char** argv) {
+// What chat's command line sets.
+struct ChatSettings {
+  LoadFlags load;
+  GenerationOptions gen;
+  ChatOptions chat_options;
   std::string image_path, video_path;
   bool verbose = false;
-  GenerationOptions gen;
-  gen.max_new_tokens = 2048;
-  LoadFlags load;
-  load.options.context = 4096;
-  ChatOptions chat_options;
+  ChatSettings() {
+    gen.max_new_tokens = 2048;
+    load.options.context = 4096;
+  }
+};
+
+// chat's flags: the load flags, the dialogue's, then the sampling flags.
+FlagTable chat_flags(ChatSettings& s) {
   FlagTable flags;
-  add_load_flags(flags, load);
+  add_load_flags(flags, s.load);
   flags["-c"].help =
       "cap of the whole dialogue in tokens (default 4096); the oldest\n"
       "turns are dropped when the next one would not fit";
   flags.add({"-i", "--image"}, "FILE",
             "the picture to talk about (JPEG or PNG); encoded once, reused",
-            [&](const std::string&, const std::string& v) { image_path = v; });
+            [&](const std::string&, const std::string& v) { s.image_path = v; });
   flags.add({"--video"}, "FILE",
             "or a video (what FFmpeg decodes); its frames are sampled as HF\n"
             "does, encoded once at the first turn, reused",
-            [&](const std::string&, const std::string& v) { video_path = v; });
+            [&](const std::string&, const std::string& v) { s.video_path = v; });
   flags.add({"--max-frames"}, "N",
             "sample at most N frames of the video (default: the model's, 64)",
             [&](const std::string& a, const std::string& v) {
-              gen.video_max_frames = parse_int(a, v, 1, 4096);
+              s.gen.video_max_frames = parse_int(a, v, 1, 4096);
             });
   flags.add({"--fps"}, "F", "sample F frames per second (default: the model's, 1)",
             [&](const std::string& a, const std::string& v) {
-              gen.video_fps = parse_double(a, v, 0.001, 1000);
+              s.gen.video_fps = parse_double(a, v, 0.001, 1000);
             });
   flags.add({"-n", "--max-new-tokens"}, "N", "cap of each answer (default 2048)",
             [&](const std::string& a, const std::string& v) {
-              gen.max_new_tokens = parse_int(a, v, 1, 1 << 20);
+              s.gen.max_new_tokens = parse_int(a, v, 1, 1 << 20);
             });
   flags.add({"--system"}, "TEXT", "a system message",
-            [&](const std::string&, const std::string& v) { chat_options.system = v; });
-  add_generation_flags(flags, gen);
+            [&](const std::string&, const std::string& v) { s.chat_options.system = v; });
+  add_generation_flags(flags, s.gen);
   flags.add({"--verbose"}, "",
             "the model's facts once, and after each answer: tokens in and out,\n"
             "image encode time, prefill and decode speed, peak RAM",
-            [&](const std::string&, const std::string&) { verbose = true; });
+            [&](const std::string&, const std::string&) { s.verbose = true; });
+  return flags;
+}
+
+}  // namespace
+
+int run_chat(int argc, char** argv) {
+  ChatSettings settings;
+  const FlagTable flags = chat_flags(settings);
   if (!flags.parse(argc, argv)) {
     std::fputs((kChatUsage + flags.help() + kChatCommands).c_str(), stdout);
     return 0;
   }
+  const LoadFlags& load = settings.load;
+  GenerationOptions& gen = settings.gen;
+  const std::string &image_path = settings.image_path, &video_path = settings.video_path;
+  const bool verbose = settings.verbose;
+  const ChatOptions& chat_options = settings.chat_options;
   if (load.model.empty()) throw UsageError("-m MODEL_DIR is required");
   if (!image_path.empty() && !video_path.empty())
     throw UsageError("talk about a picture or a video: give -i or --video, not both");

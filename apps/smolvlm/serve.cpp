@@ -34,90 +34,104 @@ std::condition_variable g_stop_cv;
 bool g_stop = false;
 int g_signal = 0;
 
-}  // namespace
-
-int run_serve(int argc, char** argv) {
+// What serve's command line sets.
+struct ServeSettings {
   LoadFlags load;
   SchedulerOptions sched;
   server::ServerOptions http;
-  if (const char* key = std::getenv("SMOLVLM_API_KEY")) http.api_key = key;
-  bool named = false;
+  bool named = false;  // --alias given
+};
+
+// serve's flags: the load flags, then the server's own.
+FlagTable serve_flags(ServeSettings& s) {
   FlagTable flags;
-  add_load_flags(flags, load);
+  add_load_flags(flags, s.load);
   flags["-c"].help = "tokens each conversation may hold (default: the model's)";
   flags.add({"--host"}, "ADDR", "the address to listen on (default 127.0.0.1)",
-            [&](const std::string&, const std::string& v) { http.host = v; });
+            [&](const std::string&, const std::string& v) { s.http.host = v; });
   flags.add(
       {"--port"}, "N", "the port (default 8080; 0 picks a free one and prints it)",
-      [&](const std::string& a, const std::string& v) { http.port = parse_int(a, v, 0, 65535); });
+      [&](const std::string& a, const std::string& v) { s.http.port = parse_int(a, v, 0, 65535); });
   flags.add(
       {"--parallel"}, "N",
       "conversations answered at once, each with its own KV cache\n(default 4)",
-      [&](const std::string& a, const std::string& v) { sched.slots = parse_int(a, v, 1, 256); });
+      [&](const std::string& a, const std::string& v) { s.sched.slots = parse_int(a, v, 1, 256); });
   flags.add({"--queue"}, "Q", "requests that may wait for a slot; more get 429 (default 16)",
             [&](const std::string& a, const std::string& v) {
-              sched.queue = parse_int(a, v, 0, 1 << 16);
+              s.sched.queue = parse_int(a, v, 0, 1 << 16);
             });
   flags.add({"--api-key"}, "KEY",
             "require 'Authorization: Bearer KEY' (also SMOLVLM_API_KEY);\n/health stays public",
-            [&](const std::string&, const std::string& v) { http.api_key = v; });
+            [&](const std::string&, const std::string& v) { s.http.api_key = v; });
   flags.add({"--image-cache"}, "MB", "picture features kept for reuse (default 256)",
             [&](const std::string& a, const std::string& v) {
-              sched.image_cache_bytes = static_cast<int64_t>(parse_int(a, v, 0, 1 << 20)) << 20;
+              s.sched.image_cache_bytes = static_cast<int64_t>(parse_int(a, v, 0, 1 << 20)) << 20;
             });
   flags.add({"--max-body"}, "MB", "the largest request body (default 20)",
             [&](const std::string& a, const std::string& v) {
-              http.max_body_bytes = static_cast<size_t>(parse_int(a, v, 1, 1 << 12)) << 20;
+              s.http.max_body_bytes = static_cast<size_t>(parse_int(a, v, 1, 1 << 12)) << 20;
             });
   flags.add({"--max-images"}, "N", "pictures per request (default 16)",
             [&](const std::string& a, const std::string& v) {
-              http.policy.max_pictures = parse_int(a, v, 0, 1024);
+              s.http.policy.max_pictures = parse_int(a, v, 0, 1024);
             });
   flags.add({"-n", "--max-tokens"}, "N", "answer length when a request names none (default 1024)",
             [&](const std::string& a, const std::string& v) {
-              http.policy.default_max_tokens = parse_int(a, v, 1, 1 << 20);
+              s.http.policy.default_max_tokens = parse_int(a, v, 1, 1 << 20);
             });
   flags.add(
       {"--allow-remote-images"}, "", "fetch http(s):// picture URLs (off by default)",
-      [&](const std::string&, const std::string&) { http.policy.allow_remote_images = true; });
+      [&](const std::string&, const std::string&) { s.http.policy.allow_remote_images = true; });
   flags.add({"--allow-local-images"}, "DIR", "accept paths of pictures and videos inside DIR",
             [&](const std::string&, const std::string& dir) {
               std::error_code ec;
               if (!std::filesystem::is_directory(dir, ec)) {
                 throw Error("--allow-local-images: " + quote_input(dir) + " is not a folder");
               }
-              http.policy.local_media_dir = std::filesystem::canonical(dir, ec).string();
+              s.http.policy.local_media_dir = std::filesystem::canonical(dir, ec).string();
             });
   flags.add({"--alias"}, "NAME", "the model id /v1/models lists (default: the model's folder name)",
             [&](const std::string&, const std::string& v) {
-              http.model_name = v;
-              named = true;
+              s.http.model_name = v;
+              s.named = true;
             });
   flags.add({"--http-threads"}, "N", "connections served at once (default 256)",
             [&](const std::string& a, const std::string& v) {
-              http.http_threads = parse_int(a, v, 4, 4096);
+              s.http.http_threads = parse_int(a, v, 4, 4096);
             });
   flags.add({"--read-timeout"}, "S", "seconds a client may take to send its request (default 10)",
             [&](const std::string& a, const std::string& v) {
-              http.read_timeout_s = parse_int(a, v, 1, 3600);
+              s.http.read_timeout_s = parse_int(a, v, 1, 3600);
             });
   flags.add({"--cors-origin"}, "ORIGIN",
             "let web pages of ORIGIN (scheme://host[:port], or * for any)\n"
             "call the API from a browser; repeatable (default: none)",
             [&](const std::string&, const std::string& v) {
-              http.cors_origins.push_back(server::normalize_cors_origin(v));
+              s.http.cors_origins.push_back(server::normalize_cors_origin(v));
             });
   flags.add({"--no-webui"}, "", "nothing at GET / (the place of the web page)",
-            [&](const std::string&, const std::string&) { http.webui = false; });
+            [&](const std::string&, const std::string&) { s.http.webui = false; });
+  return flags;
+}
+
+}  // namespace
+
+int run_serve(int argc, char** argv) {
+  ServeSettings settings;
+  if (const char* key = std::getenv("SMOLVLM_API_KEY")) settings.http.api_key = key;
+  const FlagTable flags = serve_flags(settings);
   if (!flags.parse(argc, argv)) {
     std::fputs((kServeUsage + flags.help()).c_str(), stdout);
     return 0;
   }
+  const LoadFlags& load = settings.load;
+  const SchedulerOptions& sched = settings.sched;
+  server::ServerOptions& http = settings.http;
   if (load.model.empty()) throw UsageError("-m MODEL is required");
   const std::string& model_dir = load.model;
   http.policy.max_remote_bytes = http.max_body_bytes;
   http.answer_threads = sched.slots + sched.queue + 4;  // the scheduler decides 429 first
-  if (!named) {
+  if (!settings.named) {
     const std::filesystem::path p(model_dir);
     http.model_name = (p.has_filename() ? p.filename() : p.parent_path().filename()).string();
     if (http.model_name.empty()) http.model_name = "smolvlm";
