@@ -65,7 +65,8 @@ class Scheduler {
   // On the scheduler's own thread, on_text gets each new piece in order, then on_done runs
   // once, after the last piece; requests are admitted in the order they were submitted. Both
   // callbacks hold up every slot's decoding while they run: they hand the piece on and return
-  // (neither may call complete(); on_done may submit). on_done must not throw.
+  // (neither may call complete(); on_done may submit). on_done must not throw (an exception
+  // from it is dropped, so that the other requests go on).
   // options.cancel, or false from on_text, stops the answer within one decode step (a request
   // still waiting ends without any piece) and on_done gets the Result with `cancelled` set;
   // options.cancel must live until on_done. Throws BusyError, and never calls on_done, when
