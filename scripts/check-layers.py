@@ -26,13 +26,13 @@ FLOORS = [
     ["include/smolvlm"],                   # the public API (headers only)
     ["src/util"],                          # threads, SHA-256, outside text
     ["src/formats"],                       # files: safe reads, mmap, safetensors, GGUF
-    ["src/kernels", "src/net"],            # the kernel API, its paths and dispatch | HF download
+    ["src/kernels", "src/net"],            # the kernel API, its paths and dispatch | downloads
 
     ["src/model", "src/constrain"],        # ModelConfig (+ ImageProcessorConfig), weights | grammars
     ["src/text", "src/vision", "src/video"],  # tokenizer, decoder | pictures, encoder | video
     ["src/loader"],                        # the Model aggregate, the GGUF loader, the converter
-    ["src/chat"],                          # prompt format, conversation, the Engine
-    ["src/serve", "src/server", "src/compat"],  # serving, HTTP server, RK35llm.h over the API
+    ["src/chat"],                          # prompt format, conversation, the Engine, the Scheduler
+    ["src/server", "src/compat"],          # HTTP server | RK35llm.h over the API
     ["apps/smolvlm", "apps/VLM_NPU"],      # the programs
 ]
 

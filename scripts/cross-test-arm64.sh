@@ -58,7 +58,8 @@ echo "image decoding under qemu: libjpeg-turbo and libpng (Debian's arm64 packag
 #   1. -cpu max (NEON + dotprod + i8mm: i8mm must be picked), every suite above, split in two
 #      GoogleTest shards, one per core;
 #   2. the other paths on the kernels, the K-quants and the Q8_0 (w8a8) golden model:
-#      -cpu cortex-a72 (ARMv8.0, no dotprod: neon must be picked; also the float golden model) and
+#      -cpu cortex-a72 (ARMv8.0, no dotprod: neon must be picked; also the float golden model,
+#      TinyModel/Golden) and
 #      -cpu cortex-a76 (the RK3588's big core: dotprod must be picked).
 run() {  # name cpu core filter shard(index/total or -) expected-path
   local name=$1 cpu=$2 core=$3 filter=$4 shard=$5 want=$6 t0=$SECONDS rc=0
@@ -85,7 +86,7 @@ other_paths='Kernel*:KQuants*:GgufQ8Golden*-*avx*'
 echo "== arm64: -cpu max under qemu-aarch64, two shards"
 side_by_side "max-0|max|$filter|0/2|i8mm" "max-1|max|$filter|1/2|i8mm"
 echo "== arm64: -cpu cortex-a72 and -cpu cortex-a76 under qemu-aarch64"
-side_by_side "cortex-a72|cortex-a72|${other_paths%-*}:TinyModel*-*avx*|-|neon" \
+side_by_side "cortex-a72|cortex-a72|${other_paths%-*}:TinyModel/Golden.*-*avx*|-|neon" \
   "cortex-a76|cortex-a76|$other_paths|-|dotprod"
 
 failed=0

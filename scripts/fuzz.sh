@@ -56,7 +56,7 @@ specs=(gguf:gguf:30 safetensors:safetensors:30 config:config:20 tokenizer:tokeni
        messages:messages:20 jpeg:image:20 png:image:20 pictures:image:20)
 # The server's request parser and stop filter, where cpp-httplib (and so the server) is built.
 if [ -f /usr/include/httplib.h ]; then
-  build chat_request fuzz/fuzz_chat_request.cpp src/server/request.cpp src/server/remote_fetch.cpp \
+  build chat_request fuzz/fuzz_chat_request.cpp src/server/request.cpp src/net/remote_fetch.cpp \
     src/server/response_format.cpp src/constrain/*.cpp \
     src/server/text_stream.cpp "${common[@]}" -lcurl
   specs+=(chat_request:chat_request:20)

@@ -223,5 +223,228 @@ TEST(Scheduler, AfterShutdownRequestsAreRefused) {
   EXPECT_THROW(scheduler.complete(ask_text("Hi"), greedy(4)), BusyError);
 }
 
+// ---------------------------------------------------------------- submit: no thread waits
+
+// What a submitted request's callbacks saw, filled from the scheduler's thread.
+struct Outcome {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string pieces;
+  int done_calls = 0;
+  bool piece_after_done = false;
+  Result result;
+  std::exception_ptr error;
+
+  TextCallback on_text() {
+    return [this](std::string_view p) {
+      std::lock_guard l(mu);
+      if (done_calls > 0) piece_after_done = true;
+      pieces += p;
+      return true;
+    };
+  }
+  DoneCallback on_done(std::vector<int>* order = nullptr, std::mutex* order_mu = nullptr,
+                       int id = 0) {
+    return [=, this](Result r, std::exception_ptr e) {
+      if (order) {
+        std::lock_guard l(*order_mu);
+        order->push_back(id);
+      }
+      std::lock_guard l(mu);
+      ++done_calls;
+      result = std::move(r);
+      error = e;
+      cv.notify_all();
+    };
+  }
+  void wait() {
+    std::unique_lock l(mu);
+    cv.wait(l, [&] { return done_calls > 0; });
+  }
+};
+
+// The exception a DoneCallback was given, rethrown so EXPECT_THROW can read its type.
+void rethrow(const Outcome& o) {
+  if (o.error) std::rethrow_exception(o.error);
+}
+
+int thread_count() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+// submit returns at once; the pieces come in order before on_done, which runs once with the
+// same answer Engine::generate gives.
+TEST(SchedulerSubmit, ReturnsAtOncePiecesThenOneDone) {
+  const Conversation c = ask_picture("img_a.png", "Describe the image.");
+  Outcome held, o;
+  {
+    Scheduler scheduler(engine(), {.slots = 1, .queue = 4});
+    Gate gate;
+    scheduler.submit(
+        ask_text("Tell me a long story."), greedy(20),
+        [&](std::string_view) {
+          gate.wait();
+          return true;
+        },
+        held.on_done());
+    gate.wait_entered();  // the worker is inside the first request's on_text
+    scheduler.submit(c, greedy(20), o.on_text(), o.on_done());  // returns with the worker held
+    {
+      std::lock_guard l(o.mu);
+      EXPECT_EQ(o.done_calls, 0);
+    }
+    gate.release();
+    o.wait();
+  }  // the destructor waits for the requests in flight: every on_done has run
+  const Result want = engine().generate(c, greedy(20));
+  std::lock_guard l(o.mu);
+  EXPECT_EQ(o.done_calls, 1);
+  EXPECT_EQ(held.done_calls, 1);
+  EXPECT_FALSE(o.piece_after_done);
+  ASSERT_FALSE(o.error);
+  EXPECT_EQ(o.result.tokens, want.tokens);
+  EXPECT_EQ(o.result.text, want.text);
+  EXPECT_EQ(o.pieces, want.text);
+}
+
+// With one slot, waiting requests are admitted, and so end, in the order they were submitted.
+TEST(SchedulerSubmit, WaitingRequestsRunInSubmitOrder) {
+  Scheduler scheduler(engine(), {.slots = 1, .queue = 8});
+  std::mutex order_mu;
+  std::vector<int> order;
+  std::vector<std::unique_ptr<Outcome>> outcomes;
+  for (int i = 0; i < 5; ++i) {
+    outcomes.push_back(std::make_unique<Outcome>());
+    scheduler.submit(ask_text(i % 2 ? "Hi" : "What is the capital of France?"), greedy(4), nullptr,
+                     outcomes.back()->on_done(&order, &order_mu, i));
+  }
+  for (auto& o : outcomes) o->wait();
+  std::lock_guard l(order_mu);
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+// Many requests in flight from one thread: no thread is started for any of them, each on_done
+// runs once, and each answer is its own.
+TEST(SchedulerSubmit, ManyInFlightWithoutAThreadEach) {
+  const std::vector<Conversation> jobs = {ask_text("What is the capital of France?"),
+                                          ask_picture("img_a.png", "Describe the image."),
+                                          ask_text("Tell me a story."), ask_text("Hi")};
+  std::vector<std::vector<int32_t>> want;
+  for (const auto& c : jobs) want.push_back(engine().generate(c, greedy(8)).tokens);
+  constexpr int kRequests = 24;
+  Scheduler scheduler(engine(), {.slots = 4, .queue = kRequests});
+  const int threads_before = thread_count();
+  std::vector<std::unique_ptr<Outcome>> outcomes;
+  for (int i = 0; i < kRequests; ++i) {
+    outcomes.push_back(std::make_unique<Outcome>());
+    scheduler.submit(jobs[static_cast<size_t>(i) % jobs.size()], greedy(8),
+                     outcomes.back()->on_text(), outcomes.back()->on_done());
+  }
+  const int threads_in_flight = thread_count();
+  for (auto& o : outcomes) o->wait();
+  EXPECT_EQ(threads_in_flight, threads_before);
+  for (int i = 0; i < kRequests; ++i) {
+    Outcome& o = *outcomes[static_cast<size_t>(i)];
+    std::lock_guard l(o.mu);
+    EXPECT_EQ(o.done_calls, 1) << "request " << i;
+    ASSERT_FALSE(o.error) << "request " << i;
+    EXPECT_EQ(o.result.tokens, want[static_cast<size_t>(i) % jobs.size()]) << "request " << i;
+    EXPECT_EQ(o.pieces, o.result.text) << "request " << i;
+  }
+  EXPECT_EQ(scheduler.stats().requests, kRequests);
+}
+
+// A full queue refuses at submit (BusyError, on_done never runs); a cancelled request ends
+// with `cancelled` set, whether it was running or still waiting (then without any piece).
+TEST(SchedulerSubmit, BusyAtOnceAndCancelRunningOrWaiting) {
+  Scheduler scheduler(engine(), {.slots = 1, .queue = 1});
+  Gate gate;
+  std::atomic<bool> cancel_running{false}, cancel_waiting{false};
+  GenerationOptions running_options = greedy(200), waiting_options = greedy(20);
+  running_options.cancel = &cancel_running;
+  waiting_options.cancel = &cancel_waiting;
+  Outcome running, waiting, refused;
+  scheduler.submit(
+      ask_text("Tell me a long story."), running_options,
+      [&](std::string_view) {
+        gate.wait();
+        return true;
+      },
+      running.on_done());
+  gate.wait_entered();
+  scheduler.submit(ask_text("Hi"), waiting_options, waiting.on_text(), waiting.on_done());
+  EXPECT_THROW(scheduler.submit(ask_text("Hi"), greedy(4), nullptr, refused.on_done()), BusyError);
+  cancel_waiting = true;
+  cancel_running = true;
+  gate.release();
+  running.wait();
+  waiting.wait();
+  {
+    std::lock_guard l(running.mu);
+    ASSERT_FALSE(running.error);
+    EXPECT_TRUE(running.result.cancelled);
+    EXPECT_LE(running.result.tokens.size(), 2u);
+  }
+  {
+    std::lock_guard l(waiting.mu);
+    ASSERT_FALSE(waiting.error);
+    EXPECT_TRUE(waiting.result.cancelled);
+    EXPECT_TRUE(waiting.result.tokens.empty());
+    EXPECT_TRUE(waiting.pieces.empty());
+  }
+  EXPECT_EQ(refused.done_calls, 0);
+  EXPECT_EQ(scheduler.stats().busy_slots, 0);
+}
+
+// Errors reach on_done with their type: a prompt too long is a ContextLengthError, a bad
+// picture an Error, a request still waiting at shutdown a BusyError; on_text's own exception
+// comes back as it was thrown.
+TEST(SchedulerSubmit, ErrorsReachOnDoneTyped) {
+  std::string huge;
+  for (int i = 0; i < 5000; ++i) huge += "word ";
+  Scheduler small(engine(), {.slots = 1, .context = 256});
+  Outcome too_long, bad_picture, threw;
+  small.submit(ask_text(huge), greedy(4), nullptr, too_long.on_done());
+  small.submit({{"user", {Content::image_bytes("not a picture")}}}, greedy(4), nullptr,
+               bad_picture.on_done());
+  small.submit(
+      ask_text("Hi"), greedy(4),
+      [](std::string_view) -> bool { throw std::runtime_error("the client went away"); },
+      threw.on_done());
+  too_long.wait();
+  bad_picture.wait();
+  threw.wait();
+  EXPECT_THROW(rethrow(too_long), ContextLengthError);
+  EXPECT_THROW(rethrow(bad_picture), Error);
+  EXPECT_THROW(rethrow(threw), std::runtime_error);
+
+  Scheduler scheduler(engine(), {.slots = 1, .queue = 2});
+  Gate gate;
+  Outcome running, waiting;
+  scheduler.submit(
+      ask_text("Tell me a long story."), greedy(200),
+      [&](std::string_view) {
+        gate.wait();
+        return true;
+      },
+      running.on_done());
+  gate.wait_entered();
+  scheduler.submit(ask_text("Hi"), greedy(4), nullptr, waiting.on_done());
+  scheduler.shutdown();
+  gate.release();
+  running.wait();
+  waiting.wait();
+  EXPECT_TRUE(running.result.cancelled);
+  EXPECT_THROW(rethrow(waiting), BusyError);
+  Outcome late;
+  EXPECT_THROW(scheduler.submit(ask_text("Hi"), greedy(4), nullptr, late.on_done()), BusyError);
+  EXPECT_EQ(late.done_calls, 0);
+}
+
 }  // namespace
 }  // namespace smolvlm

@@ -23,47 +23,10 @@ namespace smolvlm::cli {
 
 namespace {
 
-const char kAskHelp[] =
+const char kAskUsage[] =
     "usage: smolvlm ask -m MODEL_DIR [-i IMAGE]... -p PROMPT [options]\n"
     "       smolvlm ask -m MODEL_DIR --messages CHAT.json [options]\n"
-    "\n"
-    "  -m, --model DIR         Hugging Face SmolVLM2 folder (config.json, tokenizer.json, "
-    "*.safetensors),\n"
-    "                          or a llama.cpp text GGUF (then --mmproj), or a folder with both "
-    "GGUFs\n"
-    "      --mmproj FILE       the vision projector GGUF that goes with a text GGUF\n"
-    "      --vision-precision P  auto (default: bf16 where the CPU has AVX512_BF16 and the\n"
-    "                          mmproj is F16/BF16, else f32), f32 (the reference's float32)\n"
-    "                          or bf16 (about 2x faster vision than f32)\n"
-    "  -i, --image FILE        a JPEG or PNG picture; repeat for several\n"
-    "  -p, --prompt TEXT       the question; each <image> marks where the next picture goes,\n"
-    "                          pictures without a marker go before the text\n"
-    "      --video FILE        a video (MP4, MKV, WebM, AVI, ...: what FFmpeg decodes); frames\n"
-    "                          are sampled as HF does (<video> in -p places it, else it goes "
-    "first)\n"
-    "      --max-frames N      sample at most N frames (default: the model's, 64)\n"
-    "      --fps F             sample F frames per second (default: the model's, 1)\n"
-    "      --messages FILE     a whole conversation in the HF chat format (JSON list of\n"
-    "                          {role, content:[{type:text,text}|{type:image,path}|\n"
-    "                          {type:video,path}]})\n"
-    "  -n, --max-new-tokens N  answer length cap (default 256)\n"
-    "      --temp T            sampling temperature (default 0 = greedy)\n"
-    "      --top-k K           keep the K most likely tokens (default 0 = off)\n"
-    "      --top-p P           nucleus sampling mass (default 1 = off)\n"
-    "      --repeat-penalty R  HF repetition penalty (default 1 = off)\n"
-    "      --seed S            random seed for sampling (default 0)\n"
-    "      --no-split          one tile per picture (faster, less detail)\n"
-    "      --max-tiles N       cap the tile grid per picture (speed over detail)\n"
-    "  -c, --context N         context length in tokens (default: the model's)\n"
-    "  -t, --threads N         worker threads (default: all cores)\n"
-    "      --kernels PATH      kernel path (generic, avx2, avx512, neon, ...; default: the best)\n"
-    "      --max-picture-pixels N  refuse pictures of more pixels, from their header\n"
-    "                          (default 178956970, Pillow's decompression-bomb limit)\n"
-    "      --json              print one JSON object (text, tokens, timings) instead of "
-    "streaming\n"
-    "      --json-schema FILE  answer with JSON valid for this JSON Schema (structured output)\n"
-    "      --json-object       answer with any JSON object\n"
-    "      --grammar FILE      answer in this GBNF-style grammar (start rule: root)\n";
+    "\n";
 
 // Splits a -p prompt at its <image> and <video> markers into content items, placing the pictures
 // and the video; those without a marker go before the text, as the HF chat template puts media
@@ -103,54 +66,86 @@ std::vector<Content> build_user_content(const std::string& prompt,
   return content;
 }
 
-}  // namespace
-
-int run_ask(int argc, char** argv) {
+// What ask's command line sets.
+struct AskSettings {
+  LoadFlags load;
+  GenerationOptions gen;
   std::string prompt, messages_path, video;
   bool have_prompt = false, json = false;
   std::vector<std::string> images;
-  GenerationOptions gen;
-  LoadFlags load;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      std::fputs(kAskHelp, stdout);
-      return 0;
-    } else if (parse_load_flag(argc, argv, i, load)) {
-      // -m, --mmproj, -t, -c, --vision-precision, --kernels
-    } else if (a == "-i" || a == "--image") {
-      images.push_back(flag_value(argc, argv, i));
-    } else if (a == "--video") {
-      if (!video.empty()) throw UsageError("one --video per question");
-      video = flag_value(argc, argv, i);
-    } else if (a == "--max-frames") {
-      gen.video_max_frames = parse_int(a, flag_value(argc, argv, i), 1, 4096);
-    } else if (a == "--fps") {
-      gen.video_fps = parse_double(a, flag_value(argc, argv, i), 0.001, 1000);
-    } else if (a == "-p" || a == "--prompt") {
-      prompt = flag_value(argc, argv, i);
-      have_prompt = true;
-    } else if (a == "--messages") {
-      messages_path = flag_value(argc, argv, i);
-    } else if (a == "-n" || a == "--max-new-tokens") {
-      gen.max_new_tokens = parse_int(a, flag_value(argc, argv, i), 0, 1 << 20);
-    } else if (parse_generation_flag(argc, argv, i, gen)) {
-      // --temp, --top-k, --top-p, --repeat-penalty, --seed, --no-split, --max-tiles
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--json-schema" || a == "--grammar" || a == "--json-object") {
-      // Structured outputs (README "Structured outputs"); the last one given counts.
-      if (a == "--json-object") {
-        gen.constraint = Constraint::json_object();
-      } else {
-        const std::string text = read_file(flag_value(argc, argv, i), a.substr(2), 1 << 20);
-        gen.constraint =
-            a == "--grammar" ? Constraint::grammar(text) : Constraint::json_schema(text);
-      }
-    } else {
-      throw UsageError("unknown option " + quote_input(a));
-    }
+};
+
+// ask's flags: the load flags, the question's, then the sampling flags and the output's.
+FlagTable ask_flags(AskSettings& s) {
+  FlagTable flags;
+  add_load_flags(flags, s.load);
+  flags.add({"-i", "--image"}, "FILE", "a JPEG or PNG picture; repeat for several",
+            [&](const std::string&, const std::string& v) { s.images.push_back(v); });
+  flags.add({"-p", "--prompt"}, "TEXT",
+            "the question; each <image> marks where the next picture goes,\n"
+            "pictures without a marker go before the text",
+            [&](const std::string&, const std::string& v) {
+              s.prompt = v;
+              s.have_prompt = true;
+            });
+  flags.add({"--video"}, "FILE",
+            "a video (MP4, MKV, WebM, AVI, ...: what FFmpeg decodes); frames\n"
+            "are sampled as HF does (<video> in -p places it, else it goes first)",
+            [&](const std::string&, const std::string& v) {
+              if (!s.video.empty()) throw UsageError("one --video per question");
+              s.video = v;
+            });
+  flags.add({"--max-frames"}, "N", "sample at most N frames (default: the model's, 64)",
+            [&](const std::string& a, const std::string& v) {
+              s.gen.video_max_frames = parse_int(a, v, 1, 4096);
+            });
+  flags.add({"--fps"}, "F", "sample F frames per second (default: the model's, 1)",
+            [&](const std::string& a, const std::string& v) {
+              s.gen.video_fps = parse_double(a, v, 0.001, 1000);
+            });
+  flags.add({"--messages"}, "FILE",
+            "a whole conversation in the HF chat format (JSON list of\n"
+            "{role, content:[{type:text,text}|{type:image,path}|\n"
+            "{type:video,path}]})",
+            [&](const std::string&, const std::string& v) { s.messages_path = v; });
+  flags.add({"-n", "--max-new-tokens"}, "N", "answer length cap (default 256)",
+            [&](const std::string& a, const std::string& v) {
+              s.gen.max_new_tokens = parse_int(a, v, 0, 1 << 20);
+            });
+  add_generation_flags(flags, s.gen);
+  flags.add({"--json"}, "", "print one JSON object (text, tokens, timings) instead of streaming",
+            [&](const std::string&, const std::string&) { s.json = true; });
+  // Structured outputs (README "Structured outputs"); the last one given counts.
+  auto constraint_file = [&](const std::string& a, const std::string& v) {
+    const std::string text = read_file(v, a.substr(2), 1 << 20);
+    s.gen.constraint = a == "--grammar" ? Constraint::grammar(text) : Constraint::json_schema(text);
+  };
+  flags.add({"--json-schema"}, "FILE",
+            "answer with JSON valid for this JSON Schema (structured output)", constraint_file);
+  flags.add({"--json-object"}, "", "answer with any JSON object",
+            [&](const std::string&, const std::string&) {
+              s.gen.constraint = Constraint::json_object();
+            });
+  flags.add({"--grammar"}, "FILE", "answer in this GBNF-style grammar (start rule: root)",
+            constraint_file);
+  return flags;
+}
+
+}  // namespace
+
+int run_ask(int argc, char** argv) {
+  AskSettings settings;
+  const FlagTable flags = ask_flags(settings);
+  if (!flags.parse(argc, argv)) {
+    std::fputs((kAskUsage + flags.help()).c_str(), stdout);
+    return 0;
   }
+  LoadFlags& load = settings.load;
+  GenerationOptions& gen = settings.gen;
+  const std::string &prompt = settings.prompt, &messages_path = settings.messages_path,
+                    &video = settings.video;
+  const std::vector<std::string>& images = settings.images;
+  const bool have_prompt = settings.have_prompt, json = settings.json;
   if (load.model.empty()) throw UsageError("-m MODEL_DIR is required");
   if (have_prompt == !messages_path.empty())
     throw UsageError("give either -p PROMPT or --messages FILE");

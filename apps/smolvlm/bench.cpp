@@ -19,26 +19,10 @@ namespace smolvlm::cli {
 
 namespace {
 
-const char kHelp[] =
+const char kUsage[] =
     "usage: smolvlm bench -m MODEL [--image FILE] [-p N_PROMPT] [-n N_GEN] [--threads N]\n"
     "                     [--repeat N] [--context N] [--json]\n"
-    "\n"
-    "  -m, --model PATH    HF model folder, text GGUF, or a folder with a GGUF pair\n"
-    "      --mmproj FILE   the vision GGUF for a text GGUF (default: found beside it)\n"
-    "      --vision-precision P  auto (default: bf16 for an F16/BF16 mmproj), f32 or bf16\n"
-    "      --image FILE    also time the whole picture request (\"Describe the image.\")\n"
-    "  -p N                prompt tokens for the text prefill test (default 512)\n"
-    "  -n N                tokens to decode (default 128)\n"
-    "  -t, --threads N     worker threads (default: all cores)\n"
-    "      --kernels PATH  kernel path (generic, avx2, avx512, neon, ...; default: the best)\n"
-    "  -r, --repeat N      runs per figure; medians are reported (default 3)\n"
-    "  -c, --context N     KV-cache size for the picture request (default 4096)\n"
-    "      --quantize T    run the text model's matrices as T (q8_0, f16) after loading\n"
-    "      --json          print JSON instead of the table\n"
-    "      --profile       also time each operation of a decode step (one more run of -n\n"
-    "                      tokens; with --image, the first picture request's decode too):\n"
-    "                      time per token, share, weight bytes and GB/s per op;\n"
-    "                      and of one vision tile: time, share, GFLOP and GFLOP/s per op\n";
+    "\n";
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) {
@@ -102,251 +86,339 @@ void print_decode_profile(const char* what, const nlohmann::json& rows, double s
   }
 }
 
-}  // namespace
-
-int run_bench(int argc, char** argv) {
-  std::string image;
-  int n_prompt = 512, n_gen = 128, repeat = 3;
-  bool json = false, profile = false;
-  std::string quantize;
+// What to measure: the command line, parsed.
+struct BenchSettings {
   LoadFlags load;
-  load.options.context = 4096;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      std::fputs(kHelp, stdout);
-      return 0;
-    } else if (parse_load_flag(argc, argv, i, load)) {
-      // -m, --mmproj, -t, -c, --vision-precision, --kernels
-    } else if (a == "--image") {
-      image = flag_value(argc, argv, i);
-    } else if (a == "-p") {
-      n_prompt = parse_int(a, flag_value(argc, argv, i), 1, 1 << 16);
-    } else if (a == "-n") {
-      n_gen = parse_int(a, flag_value(argc, argv, i), 1, 1 << 16);
-    } else if (a == "-r" || a == "--repeat") {
-      repeat = parse_int(a, flag_value(argc, argv, i), 1, 100);
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--profile") {
-      profile = true;
-    } else if (a == "--quantize") {
-      quantize = flag_value(argc, argv, i);
-      if (quantize != "q8_0" && quantize != "f16") throw UsageError("--quantize is q8_0 or f16");
-    } else {
-      throw UsageError("unknown option '" + a + "'");
-    }
-  }
-  if (load.model.empty()) throw UsageError("-m MODEL is required");
-  const std::string& model_dir = load.model;
-  const std::string& mmproj = load.options.mmproj;
-  const VisionPrecision vision_precision = load.options.vision_precision;
-  const int context = load.options.context;
-  // This run's threads and kernel path.
-  kernels::Compute cx(load.options.threads, load.options.kernels);
-  std::map<std::string, Stat> st;
+  std::string image;  // empty: vision is timed on a random tile
+  int n_prompt = 512, n_gen = 128, repeat = 3;
+  std::string quantize;  // empty: the text weights as stored
+  bool profile = false;
+};
 
+// One profiled decode run: the step time and the rows of decode_profile_rows.
+struct DecodeProfile {
+  double step_ms = 0;
+  nlohmann::json ops = nlohmann::json::array();
+};
+
+// One profiled vision tile: its time and a row an op.
+struct TileProfile {
+  double tile_ms = 0;
+  nlohmann::json ops = nlohmann::json::array();
+};
+
+// Everything a run measured; the printers read only this.
+struct BenchFigures {
+  std::map<std::string, Stat> stats;  // by figure name, a value a run
+  int threads = 0;
+  std::string kernels, vision_precision;
+  int image_tiles = 0, image_prompt_tokens = 0;
+  double decode_weight_mb_per_token = 0, vision_gflop_per_tile = 0;
+  double peak_rss_mb = 0, image_peak_rss_mb = 0;
+  DecodeProfile text_profile, image_profile;  // with --profile (image: with --image too)
+  TileProfile vision_profile;
+};
+
+// Loads the model once cold and `repeat` times warm (the page cache then holds the files).
+std::unique_ptr<Model> time_loads(const BenchSettings& s, BenchFigures& f) {
+  const LoadOptions& o = s.load.options;
   auto t = Clock::now();
   std::unique_ptr<Model> model =
-      Model::load(model_dir, mmproj, vision_precision, load.options.cache_dir);
-  st["load_cold_ms"].v.push_back(ms_since(t));  // first load in this process
-  for (int r = 0; r < repeat; ++r) {
+      Model::load(s.load.model, o.mmproj, o.vision_precision, o.cache_dir);
+  f.stats["load_cold_ms"].v.push_back(ms_since(t));  // first load in this process
+  for (int r = 0; r < s.repeat; ++r) {
     model.reset();  // unmapping the previous copy is not part of loading this one
     t = Clock::now();
-    model = Model::load(model_dir, mmproj, vision_precision,
-                        load.options.cache_dir);  // the page cache is warm now
-    st["load_warm_ms"].v.push_back(ms_since(t));
+    model = Model::load(s.load.model, o.mmproj, o.vision_precision, o.cache_dir);
+    f.stats["load_warm_ms"].v.push_back(ms_since(t));
   }
-  if (!quantize.empty()) {
-    requantize(const_cast<ModelWeights&>(model->weights),
-               quantize == "q8_0" ? DType::Q8_0 : DType::F16, DType::F32);
-  }
-  const Model& m = *model;
+  return model;
+}
+
+// The whole picture request, as `ask` runs it (8-bit tiles encoded one at a time, the prompt
+// rendered and prefilled): vision, prefill, time to first token, decode. With --profile the first
+// run's decode is profiled too: a step after the picture prompt reads ~900 positions of keys and
+// values a layer.
+void time_picture_request(const Model& m, kernels::Compute& cx, const BenchSettings& s, int max_ctx,
+                          BenchFigures& f) {
   const ModelConfig& cfg = m.config;
-  const int max_ctx = std::min(context, cfg.text.max_positions);
-  if (n_prompt + n_gen > max_ctx)
-    throw Error("-p + -n exceed the context of " + std::to_string(max_ctx));
-
-  std::mt19937 rng(1234);
   const int vocab = cfg.text.vocab;
-  // The whole picture request, as `ask` runs it (8-bit tiles encoded one at a time, the prompt
-  // rendered and prefilled) — first, so that its peak RSS is that of a process that loaded the
-  // model and answered the picture (the text tests come after). std::mt19937 is seeded below for
-  // the text tests either way.
-  int tiles = 0, prompt_tokens = 0;
-  nlohmann::json image_prof = nlohmann::json::array();
-  double image_prof_step_ms = 0;
-  if (!image.empty()) {
-    const Image img = load_image_file(image);
-    const std::vector<PromptMessage> msgs = {
-        {"user", {{PromptItem::Kind::Image, {}}, {PromptItem::Kind::Text, "Describe the image."}}}};
-    for (int r = 0; r < repeat; ++r) {
-      const auto t0 = Clock::now();
-      double vision_ms = 0;  // preprocessing and encoding, as Metrics::vision_ms
-      const MediaPtr media = encode_picture(m, cx, img, cfg.processor, &vision_ms);
-      tiles = media->n_tiles;
-      st["vision_ms_per_image"].v.push_back(vision_ms);
-      st["vision_ms_per_tile"].v.push_back(vision_ms / tiles);
-      const RenderedPrompt prompt = render_prompt(m, msgs, {media});
-      prompt_tokens = static_cast<int>(prompt.size());
-      Sequence seq(m, max_ctx);
-      t = Clock::now();
-      seq.prefill(cx, prompt);
-      st["image_prefill_tok_s"].v.push_back(prompt_tokens * 1000.0 / ms_since(t));
-      st["ttft_ms"].v.push_back(ms_since(t0));
-      // The first run's decode is profiled too (--profile): a step after the picture prompt
-      // reads ~900 positions of keys and values a layer.
-      kernels::OpProfile ops;
-      if (profile && r == 0) cx.set_profile(&ops);
-      const double decode_ms = decode(cx, seq, vocab, n_gen);
-      cx.set_profile(nullptr);
-      if (profile && r == 0) {
-        image_prof_step_ms = decode_ms / n_gen;
-        image_prof = decode_profile_rows(ops, image_prof_step_ms, n_gen);
-      }
-      st["image_decode_tok_s"].v.push_back(n_gen * 1000.0 / decode_ms);
-      st["image_request_ms"].v.push_back(ms_since(t0));
+  const Image img = load_image_file(s.image);
+  const std::vector<PromptMessage> msgs = {
+      {"user", {{PromptItem::Kind::Image, {}}, {PromptItem::Kind::Text, "Describe the image."}}}};
+  for (int r = 0; r < s.repeat; ++r) {
+    const auto t0 = Clock::now();
+    double vision_ms = 0;  // preprocessing and encoding, as Metrics::vision_ms
+    const MediaPtr media = encode_picture(m, cx, img, cfg.processor, &vision_ms);
+    f.image_tiles = media->n_tiles;
+    f.stats["vision_ms_per_image"].v.push_back(vision_ms);
+    f.stats["vision_ms_per_tile"].v.push_back(vision_ms / media->n_tiles);
+    const RenderedPrompt prompt = render_prompt(m, msgs, {media});
+    f.image_prompt_tokens = static_cast<int>(prompt.size());
+    Sequence seq(m, max_ctx);
+    const auto t = Clock::now();
+    seq.prefill(cx, prompt);
+    f.stats["image_prefill_tok_s"].v.push_back(f.image_prompt_tokens * 1000.0 / ms_since(t));
+    f.stats["ttft_ms"].v.push_back(ms_since(t0));
+    const bool profiled = s.profile && r == 0;
+    kernels::OpProfile ops;
+    if (profiled) cx.set_profile(&ops);
+    const double decode_ms = decode(cx, seq, vocab, s.n_gen);
+    cx.set_profile(nullptr);
+    if (profiled) {
+      f.image_profile.step_ms = decode_ms / s.n_gen;
+      f.image_profile.ops = decode_profile_rows(ops, f.image_profile.step_ms, s.n_gen);
     }
-  } else {  // vision speed on one random tile
-    const size_t tile = static_cast<size_t>(3) * cfg.vision.image_size * cfg.vision.image_size;
-    std::vector<float> px(tile);
-    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    for (auto& v : px) v = u(rng);
-    for (int r = 0; r < repeat; ++r) {
-      t = Clock::now();
-      (void)m.vision.image_features(cx, px.data(), 1);
-      st["vision_ms_per_tile"].v.push_back(ms_since(t));
-    }
+    f.stats["image_decode_tok_s"].v.push_back(s.n_gen * 1000.0 / decode_ms);
+    f.stats["image_request_ms"].v.push_back(ms_since(t0));
   }
-  const double image_rss = image.empty() ? 0.0 : peak_rss_mb();
+}
 
-  // Text prefill and decode on a random prompt of ordinary tokens.
+std::vector<float> random_tile(const ModelConfig& cfg, std::mt19937& rng) {
+  std::vector<float> px(static_cast<size_t>(3) * cfg.vision.image_size * cfg.vision.image_size);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (auto& v : px) v = u(rng);
+  return px;
+}
+
+// Vision speed on one random tile (without --image).
+void time_random_tile(const Model& m, const kernels::Compute& cx, const BenchSettings& s,
+                      std::mt19937& rng, BenchFigures& f) {
+  const std::vector<float> px = random_tile(m.config, rng);
+  for (int r = 0; r < s.repeat; ++r) {
+    const auto t = Clock::now();
+    (void)m.vision.image_features(cx, px.data(), 1);
+    f.stats["vision_ms_per_tile"].v.push_back(ms_since(t));
+  }
+}
+
+// A fresh sequence holding one token, for decode from an empty context (tg-style).
+Sequence one_token_sequence(const Model& m, const kernels::Compute& cx, int n_gen) {
+  Sequence fresh(m, n_gen + 1);
+  fresh.push(cx, 1);
+  return fresh;
+}
+
+// Text prefill and decode on a random prompt of ordinary tokens.
+void time_text(const Model& m, const kernels::Compute& cx, const BenchSettings& s,
+               std::mt19937& rng, BenchFigures& f) {
+  const ModelConfig& cfg = m.config;
   std::uniform_int_distribution<int32_t> tok(100,
                                              49000 < cfg.text.vocab ? 49000 : cfg.text.vocab - 1);
   RenderedPrompt text_prompt;  // ordinary tokens, no media
-  text_prompt.ids.resize(static_cast<size_t>(n_prompt));
+  text_prompt.ids.resize(static_cast<size_t>(s.n_prompt));
   for (auto& id : text_prompt.ids) id = tok(rng);
   text_prompt.source.assign(text_prompt.ids.size(), kTextSource);
   text_prompt.rows.assign(text_prompt.ids.size(), nullptr);
-  for (int r = 0; r < repeat; ++r) {
-    Sequence seq(m, n_prompt + n_gen);
-    t = Clock::now();
+  for (int r = 0; r < s.repeat; ++r) {
+    Sequence seq(m, s.n_prompt + s.n_gen);
+    const auto t = Clock::now();
     seq.prefill(cx, text_prompt);
-    st["prefill_tok_s"].v.push_back(n_prompt * 1000.0 / ms_since(t));
-    Sequence fresh(m, n_gen + 1);  // text-only decode from an empty context (tg-style)
-    fresh.push(cx, 1);
-    st["decode_tok_s"].v.push_back(n_gen * 1000.0 / decode(cx, fresh, vocab, n_gen));
+    f.stats["prefill_tok_s"].v.push_back(s.n_prompt * 1000.0 / ms_since(t));
+    Sequence fresh = one_token_sequence(m, cx, s.n_gen);
+    f.stats["decode_tok_s"].v.push_back(s.n_gen * 1000.0 /
+                                        decode(cx, fresh, cfg.text.vocab, s.n_gen));
   }
+}
 
-  const double rss = peak_rss_mb();
+// One more decode run with each operation timed (the timers' own cost is two clock reads an
+// op, under 1% of a step), from an empty context like the decode figure.
+DecodeProfile profile_decode(const Model& m, kernels::Compute& cx, int n_gen) {
+  Sequence fresh = one_token_sequence(m, cx, n_gen);
+  kernels::OpProfile ops;
+  cx.set_profile(&ops);
+  DecodeProfile p;
+  p.step_ms = decode(cx, fresh, m.config.text.vocab, n_gen) / n_gen;
+  cx.set_profile(nullptr);
+  p.ops = decode_profile_rows(ops, p.step_ms, n_gen);
+  return p;
+}
 
-  // One more decode run with each operation timed (the timers' own cost is two clock reads an
-  // op, under 1% of a step), from an empty context like the decode figure above.
-  nlohmann::json prof = nlohmann::json::array();
-  double prof_step_ms = 0;
-  if (profile) {
-    kernels::OpProfile ops;
-    Sequence fresh(m, n_gen + 1);
-    fresh.push(cx, 1);
-    cx.set_profile(&ops);
-    prof_step_ms = decode(cx, fresh, vocab, n_gen) / n_gen;
-    cx.set_profile(nullptr);
-    prof = decode_profile_rows(ops, prof_step_ms, n_gen);
+// One vision tile with each operation timed: where a tile's time goes, and the GFLOP/s of each
+// product (for setting against the arithmetic peak, bench/compare_llamacpp.py). A tile first
+// runs untimed, as the tiles of a picture share their buffers: the profiled one is a picture's
+// second tile, not one paying for ~30 MB of first-touched scratch.
+TileProfile profile_vision_tile(const Model& m, kernels::Compute& cx, std::mt19937& rng) {
+  const std::vector<float> px = random_tile(m.config, rng);
+  VisionEncoder::TileScratch scratch;
+  (void)m.vision.image_features(cx, px.data(), 1, &scratch);
+  kernels::OpProfile ops;
+  cx.set_profile(&ops);
+  const auto t = Clock::now();
+  (void)m.vision.image_features(cx, px.data(), 1, &scratch);
+  TileProfile p;
+  p.tile_ms = ms_since(t);
+  cx.set_profile(nullptr);
+  double timed = 0;
+  for (const auto& r : ops.rows()) {
+    timed += r.ms;
+    p.ops.push_back({{"op", r.op},
+                     {"calls_per_tile", r.calls},
+                     {"ms_per_tile", r.ms},
+                     {"share", r.ms / p.tile_ms},
+                     {"gflop_per_tile", r.flops / 1e9},
+                     {"gflop_s", r.ms > 0 ? r.flops / (r.ms * 1e6) : 0.0}});
   }
+  p.ops.push_back({{"op", "outside the ops (patches, pixel shuffle)"},
+                   {"calls_per_tile", 1},
+                   {"ms_per_tile", p.tile_ms - timed},
+                   {"share", (p.tile_ms - timed) / p.tile_ms},
+                   {"gflop_per_tile", 0},
+                   {"gflop_s", 0}});
+  return p;
+}
 
-  // And one vision tile with each operation timed: where a tile's time goes, and the GFLOP/s of
-  // each product (for setting against the arithmetic peak, bench/compare_llamacpp.py). A tile
-  // first runs untimed, as the tiles of a picture share their buffers: the profiled one is a
-  // picture's second tile, not one paying for ~30 MB of first-touched scratch.
-  nlohmann::json vision_prof = nlohmann::json::array();
-  double prof_tile_ms = 0;
-  if (profile) {
-    const size_t tile = static_cast<size_t>(3) * cfg.vision.image_size * cfg.vision.image_size;
-    std::vector<float> px(tile);
-    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    for (auto& v : px) v = u(rng);
-    VisionEncoder::TileScratch scratch;
-    (void)m.vision.image_features(cx, px.data(), 1, &scratch);
-    kernels::OpProfile ops;
-    cx.set_profile(&ops);
-    t = Clock::now();
-    (void)m.vision.image_features(cx, px.data(), 1, &scratch);
-    prof_tile_ms = ms_since(t);
-    cx.set_profile(nullptr);
-    double timed = 0;
-    for (const auto& r : ops.rows()) {
-      timed += r.ms;
-      vision_prof.push_back({{"op", r.op},
-                             {"calls_per_tile", r.calls},
-                             {"ms_per_tile", r.ms},
-                             {"share", r.ms / prof_tile_ms},
-                             {"gflop_per_tile", r.flops / 1e9},
-                             {"gflop_s", r.ms > 0 ? r.flops / (r.ms * 1e6) : 0.0}});
-    }
-    vision_prof.push_back({{"op", "outside the ops (patches, pixel shuffle)"},
-                           {"calls_per_tile", 1},
-                           {"ms_per_tile", prof_tile_ms - timed},
-                           {"share", (prof_tile_ms - timed) / prof_tile_ms},
-                           {"gflop_per_tile", 0},
-                           {"gflop_s", 0}});
+// Every measurement, in the order that keeps each figure honest: the picture request first (its
+// peak RSS is that of a process that loaded the model and answered the picture), the text tests
+// after, the profiled runs last.
+BenchFigures measure(const BenchSettings& s) {
+  BenchFigures f;
+  // This run's threads and kernel path.
+  kernels::Compute cx(s.load.options.threads, s.load.options.kernels);
+  std::unique_ptr<Model> model = time_loads(s, f);
+  if (!s.quantize.empty()) {
+    requantize(const_cast<ModelWeights&>(model->weights),
+               s.quantize == "q8_0" ? DType::Q8_0 : DType::F16, DType::F32);
   }
+  const Model& m = *model;
+  const int max_ctx = std::min(s.load.options.context, m.config.text.max_positions);
+  if (s.n_prompt + s.n_gen > max_ctx)
+    throw Error("-p + -n exceed the context of " + std::to_string(max_ctx));
 
-  nlohmann::json out = {{"model", model_dir},
-                        {"threads", cx.threads()},
-                        {"kernels", cx.path_name()},
-                        {"vision_precision", m.vision.uses_bf16(cx) ? "bf16" : "f32"},
-                        {"text_weights", quantize.empty() ? "as stored" : quantize},
-                        {"repeat", repeat},
-                        {"n_prompt", n_prompt},
-                        {"n_gen", n_gen},
-                        {"image_tiles", tiles},
-                        {"image_prompt_tokens", prompt_tokens},
-                        // The work behind two figures, for setting them against the hardware's
-                        // ceilings (bench/compare_llamacpp.py).
-                        {"decode_weight_mb_per_token", m.decoder.weight_bytes_per_step() / 1e6},
-                        {"vision_gflop_per_tile", m.vision.flops_per_tile() / 1e9},
-                        {"peak_rss_mb", rss}};
-  if (!image.empty()) out["image_peak_rss_mb"] = image_rss;
-  if (profile) {
-    out["profile"] = {{"step_ms", prof_step_ms}, {"ops", prof}};
-    if (!image.empty())
-      out["image_decode_profile"] = {{"step_ms", image_prof_step_ms}, {"ops", image_prof}};
-    out["vision_profile"] = {{"tile_ms", prof_tile_ms}, {"ops", vision_prof}};
+  std::mt19937 rng(1234);
+  if (!s.image.empty()) {
+    time_picture_request(m, cx, s, max_ctx, f);
+    f.image_peak_rss_mb = peak_rss_mb();
+  } else {
+    time_random_tile(m, cx, s, rng, f);
   }
-  for (const auto& [k, s] : st) {
-    out[k] = s.median();
-    out["range"][k] = {s.min(), s.max()};
+  time_text(m, cx, s, rng, f);
+  f.peak_rss_mb = peak_rss_mb();
+  if (s.profile) {
+    f.text_profile = profile_decode(m, cx, s.n_gen);
+    f.vision_profile = profile_vision_tile(m, cx, rng);
   }
-  if (json) {
-    std::puts(out.dump(2).c_str());
+  f.threads = cx.threads();
+  f.kernels = cx.path_name();
+  f.vision_precision = m.vision.uses_bf16(cx) ? "bf16" : "f32";
+  // The work behind two figures, for setting them against the hardware's ceilings
+  // (bench/compare_llamacpp.py).
+  f.decode_weight_mb_per_token = m.decoder.weight_bytes_per_step() / 1e6;
+  f.vision_gflop_per_tile = m.vision.flops_per_tile() / 1e9;
+  return f;
+}
+
+// ---------------------------------------------------------------------------- printing
+
+nlohmann::json figures_json(const BenchSettings& s, const BenchFigures& f) {
+  nlohmann::json out = {{"model", s.load.model},
+                        {"threads", f.threads},
+                        {"kernels", f.kernels},
+                        {"vision_precision", f.vision_precision},
+                        {"text_weights", s.quantize.empty() ? "as stored" : s.quantize},
+                        {"repeat", s.repeat},
+                        {"n_prompt", s.n_prompt},
+                        {"n_gen", s.n_gen},
+                        {"image_tiles", f.image_tiles},
+                        {"image_prompt_tokens", f.image_prompt_tokens},
+                        {"decode_weight_mb_per_token", f.decode_weight_mb_per_token},
+                        {"vision_gflop_per_tile", f.vision_gflop_per_tile},
+                        {"peak_rss_mb", f.peak_rss_mb}};
+  if (!s.image.empty()) out["image_peak_rss_mb"] = f.image_peak_rss_mb;
+  if (s.profile) {
+    out["profile"] = {{"step_ms", f.text_profile.step_ms}, {"ops", f.text_profile.ops}};
+    if (!s.image.empty())
+      out["image_decode_profile"] = {{"step_ms", f.image_profile.step_ms},
+                                     {"ops", f.image_profile.ops}};
+    out["vision_profile"] = {{"tile_ms", f.vision_profile.tile_ms}, {"ops", f.vision_profile.ops}};
+  }
+  for (const auto& [k, st] : f.stats) {
+    out[k] = st.median();
+    out["range"][k] = {st.min(), st.max()};
+  }
+  return out;
+}
+
+void print_vision_profile(const TileProfile& p) {
+  std::printf("\nvision tile: %.1f ms\n", p.tile_ms);
+  std::printf("%-42s %8s %10s %7s %12s %8s\n", "op", "calls", "ms/tile", "share", "GFLOP",
+              "GFLOP/s");
+  for (const auto& r : p.ops) {
+    std::printf("%-42s %8d %10.2f %6.1f%% %12.2f %8.1f\n", r["op"].get<std::string>().c_str(),
+                r["calls_per_tile"].get<int>(), r["ms_per_tile"].get<double>(),
+                r["share"].get<double>() * 100, r["gflop_per_tile"].get<double>(),
+                r["gflop_s"].get<double>());
+  }
+}
+
+void print_figures(const BenchSettings& s, const BenchFigures& f) {
+  std::printf("model %s, %d threads, kernels %s, vision %s, %d runs (median, min-max)\n",
+              s.load.model.c_str(), f.threads, f.kernels.c_str(), f.vision_precision.c_str(),
+              s.repeat);
+  std::printf("%-22s %12s %22s\n", "figure", "median", "range");
+  for (const auto& [k, st] : f.stats) {
+    std::printf("%-22s %12.2f %10.2f - %-10.2f\n", k.c_str(), st.median(), st.min(), st.max());
+  }
+  std::printf("%-22s %12.1f\n", "peak_rss_mb", f.peak_rss_mb);
+  if (!s.image.empty()) std::printf("%-22s %12.1f\n", "image_peak_rss_mb", f.image_peak_rss_mb);
+  if (f.image_tiles)
+    std::printf("%-22s %12d (%d prompt tokens)\n", "image_tiles", f.image_tiles,
+                f.image_prompt_tokens);
+  std::printf("%-22s %12.1f MB of weights a decode step, %.1f GFLOP a vision tile\n", "work",
+              f.decode_weight_mb_per_token, f.vision_gflop_per_tile);
+  if (s.profile) {
+    print_decode_profile("decode step", f.text_profile.ops, f.text_profile.step_ms, s.n_gen);
+    if (!s.image.empty())
+      print_decode_profile("decode step after the picture prompt", f.image_profile.ops,
+                           f.image_profile.step_ms, s.n_gen);
+    print_vision_profile(f.vision_profile);
+  }
+}
+
+}  // namespace
+
+int run_bench(int argc, char** argv) {
+  BenchSettings s;
+  s.load.options.context = 4096;
+  bool json = false;
+  FlagTable flags;
+  add_load_flags(flags, s.load);
+  flags["-c"].help = "KV-cache size for the picture request (default 4096)";
+  flags.add({"--image"}, "FILE", "also time the whole picture request (\"Describe the image.\")",
+            [&](const std::string&, const std::string& v) { s.image = v; });
+  flags.add({"-p"}, "N", "prompt tokens for the text prefill test (default 512)",
+            [&](const std::string& a, const std::string& v) {
+              s.n_prompt = parse_int(a, v, 1, 1 << 16);
+            });
+  flags.add(
+      {"-n"}, "N", "tokens to decode (default 128)",
+      [&](const std::string& a, const std::string& v) { s.n_gen = parse_int(a, v, 1, 1 << 16); });
+  flags.add(
+      {"-r", "--repeat"}, "N", "runs per figure; medians are reported (default 3)",
+      [&](const std::string& a, const std::string& v) { s.repeat = parse_int(a, v, 1, 100); });
+  flags.add({"--quantize"}, "T", "run the text model's matrices as T (q8_0, f16) after loading",
+            [&](const std::string&, const std::string& v) {
+              if (v != "q8_0" && v != "f16") throw UsageError("--quantize is q8_0 or f16");
+              s.quantize = v;
+            });
+  flags.add({"--json"}, "", "print JSON instead of the table",
+            [&](const std::string&, const std::string&) { json = true; });
+  flags.add({"--profile"}, "",
+            "also time each operation of a decode step (one more run of -n\n"
+            "tokens; with --image, the first picture request's decode too):\n"
+            "time per token, share, weight bytes and GB/s per op;\n"
+            "and of one vision tile: time, share, GFLOP and GFLOP/s per op",
+            [&](const std::string&, const std::string&) { s.profile = true; });
+  if (!flags.parse(argc, argv)) {
+    std::fputs((kUsage + flags.help()).c_str(), stdout);
     return 0;
   }
-  std::printf("model %s, %d threads, kernels %s, vision %s, %d runs (median, min-max)\n",
-              model_dir.c_str(), cx.threads(), cx.path_name(),
-              m.vision.uses_bf16(cx) ? "bf16" : "f32", repeat);
-  std::printf("%-22s %12s %22s\n", "figure", "median", "range");
-  for (const auto& [k, s] : st) {
-    std::printf("%-22s %12.2f %10.2f - %-10.2f\n", k.c_str(), s.median(), s.min(), s.max());
-  }
-  std::printf("%-22s %12.1f\n", "peak_rss_mb", rss);
-  if (!image.empty()) std::printf("%-22s %12.1f\n", "image_peak_rss_mb", image_rss);
-  if (tiles) std::printf("%-22s %12d (%d prompt tokens)\n", "image_tiles", tiles, prompt_tokens);
-  std::printf("%-22s %12.1f MB of weights a decode step, %.1f GFLOP a vision tile\n", "work",
-              m.decoder.weight_bytes_per_step() / 1e6, m.vision.flops_per_tile() / 1e9);
-  if (profile) {
-    print_decode_profile("decode step", prof, prof_step_ms, n_gen);
-    if (!image.empty())
-      print_decode_profile("decode step after the picture prompt", image_prof, image_prof_step_ms,
-                           n_gen);
-    std::printf("\nvision tile: %.1f ms\n", prof_tile_ms);
-    std::printf("%-42s %8s %10s %7s %12s %8s\n", "op", "calls", "ms/tile", "share", "GFLOP",
-                "GFLOP/s");
-    for (const auto& r : vision_prof) {
-      std::printf("%-42s %8d %10.2f %6.1f%% %12.2f %8.1f\n", r["op"].get<std::string>().c_str(),
-                  r["calls_per_tile"].get<int>(), r["ms_per_tile"].get<double>(),
-                  r["share"].get<double>() * 100, r["gflop_per_tile"].get<double>(),
-                  r["gflop_s"].get<double>());
-    }
+  if (s.load.model.empty()) throw UsageError("-m MODEL is required");
+  const BenchFigures figures = measure(s);
+  if (json) {
+    std::puts(figures_json(s, figures).dump(2).c_str());
+  } else {
+    print_figures(s, figures);
   }
   return 0;
 }

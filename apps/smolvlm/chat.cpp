@@ -17,33 +17,12 @@ namespace smolvlm::cli {
 
 namespace {
 
-const char kChatHelp[] =
+const char kChatUsage[] =
     "usage: smolvlm chat -m MODEL_DIR [-i IMAGE | --video FILE] [-n NEW_TOKENS] [-c CONTEXT]\n"
     "                    [options]\n"
-    "\n"
-    "  -m, --model DIR         Hugging Face SmolVLM2 folder (or a text GGUF, with --mmproj)\n"
-    "      --mmproj FILE       the vision projector GGUF of a GGUF model\n"
-    "      --vision-precision P  auto (default: bf16 where the CPU has AVX512_BF16 and the\n"
-    "                          mmproj is F16/BF16, else f32), f32 (the reference's float32)\n"
-    "                          or bf16 (about 2x faster vision than f32)\n"
-    "  -i, --image FILE        the picture to talk about (JPEG or PNG); encoded once, reused\n"
-    "      --video FILE        or a video (what FFmpeg decodes); its frames are sampled as HF\n"
-    "                          does, encoded once at the first turn, reused\n"
-    "      --max-frames N, --fps F  the video's frame sampling (default: the model's, 64 and 1)\n"
-    "  -n, --max-new-tokens N  cap of each answer (default 2048)\n"
-    "  -c, --context N         cap of the whole dialogue in tokens (default 4096); the oldest\n"
-    "                          turns are dropped when the next one would not fit\n"
-    "      --system TEXT       a system message\n"
-    "      --temp T, --top-k K, --top-p P, --repeat-penalty R, --seed S\n"
-    "                          sampling, as for 'smolvlm ask' (default greedy)\n"
-    "      --no-split          one tile per picture (faster, less detail)\n"
-    "      --max-tiles N       cap the tile grid per picture\n"
-    "  -t, --threads N         worker threads (default: all cores)\n"
-    "      --kernels PATH      kernel path (generic, avx2, avx512, neon, ...; default: the best)\n"
-    "      --max-picture-pixels N  refuse pictures of more pixels, from their header\n"
-    "                          (default 178956970, Pillow's decompression-bomb limit)\n"
-    "      --verbose           the model's facts once, and after each answer: tokens in and out,\n"
-    "                          image encode time, prefill and decode speed, peak RAM\n"
+    "\n";
+
+const char kChatCommands[] =
     "\n"
     "In the chat:\n"
     "  <image>                 in a line, puts the picture there; without it, a new picture goes\n"
@@ -115,42 +94,70 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
+// What chat's command line sets.
+struct ChatSettings {
+  LoadFlags load;
+  GenerationOptions gen;
+  ChatOptions chat_options;
+  std::string image_path, video_path;
+  bool verbose = false;
+  ChatSettings() {
+    gen.max_new_tokens = 2048;
+    load.options.context = 4096;
+  }
+};
+
+// chat's flags: the load flags, the dialogue's, then the sampling flags.
+FlagTable chat_flags(ChatSettings& s) {
+  FlagTable flags;
+  add_load_flags(flags, s.load);
+  flags["-c"].help =
+      "cap of the whole dialogue in tokens (default 4096); the oldest\n"
+      "turns are dropped when the next one would not fit";
+  flags.add({"-i", "--image"}, "FILE",
+            "the picture to talk about (JPEG or PNG); encoded once, reused",
+            [&](const std::string&, const std::string& v) { s.image_path = v; });
+  flags.add({"--video"}, "FILE",
+            "or a video (what FFmpeg decodes); its frames are sampled as HF\n"
+            "does, encoded once at the first turn, reused",
+            [&](const std::string&, const std::string& v) { s.video_path = v; });
+  flags.add({"--max-frames"}, "N",
+            "sample at most N frames of the video (default: the model's, 64)",
+            [&](const std::string& a, const std::string& v) {
+              s.gen.video_max_frames = parse_int(a, v, 1, 4096);
+            });
+  flags.add({"--fps"}, "F", "sample F frames per second (default: the model's, 1)",
+            [&](const std::string& a, const std::string& v) {
+              s.gen.video_fps = parse_double(a, v, 0.001, 1000);
+            });
+  flags.add({"-n", "--max-new-tokens"}, "N", "cap of each answer (default 2048)",
+            [&](const std::string& a, const std::string& v) {
+              s.gen.max_new_tokens = parse_int(a, v, 1, 1 << 20);
+            });
+  flags.add({"--system"}, "TEXT", "a system message",
+            [&](const std::string&, const std::string& v) { s.chat_options.system = v; });
+  add_generation_flags(flags, s.gen);
+  flags.add({"--verbose"}, "",
+            "the model's facts once, and after each answer: tokens in and out,\n"
+            "image encode time, prefill and decode speed, peak RAM",
+            [&](const std::string&, const std::string&) { s.verbose = true; });
+  return flags;
+}
+
 }  // namespace
 
 int run_chat(int argc, char** argv) {
-  std::string image_path, video_path;
-  bool verbose = false;
-  GenerationOptions gen;
-  gen.max_new_tokens = 2048;
-  LoadFlags load;
-  load.options.context = 4096;
-  ChatOptions chat_options;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&] { return flag_value(argc, argv, i); };
-    if (a == "-h" || a == "--help") {
-      std::fputs(kChatHelp, stdout);
-      return 0;
-    } else if (parse_load_flag(argc, argv, i, load)) {
-      // -m, --mmproj, -t, -c, --vision-precision, --kernels
-    } else if (a == "-i" || a == "--image") {
-      image_path = value();
-    } else if (a == "--video") {
-      video_path = value();
-    } else if (a == "--max-frames") {
-      gen.video_max_frames = parse_int(a, value(), 1, 4096);
-    } else if (a == "--fps") {
-      gen.video_fps = parse_double(a, value(), 0.001, 1000);
-    } else if (a == "-n" || a == "--max-new-tokens") {
-      gen.max_new_tokens = parse_int(a, value(), 1, 1 << 20);
-    } else if (a == "--system") {
-      chat_options.system = value();
-    } else if (a == "--verbose") {
-      verbose = true;
-    } else if (!parse_generation_flag(argc, argv, i, gen)) {
-      throw UsageError("unknown option " + quote_input(a));
-    }
+  ChatSettings settings;
+  const FlagTable flags = chat_flags(settings);
+  if (!flags.parse(argc, argv)) {
+    std::fputs((kChatUsage + flags.help() + kChatCommands).c_str(), stdout);
+    return 0;
   }
+  const LoadFlags& load = settings.load;
+  GenerationOptions& gen = settings.gen;
+  const std::string &image_path = settings.image_path, &video_path = settings.video_path;
+  const bool verbose = settings.verbose;
+  const ChatOptions& chat_options = settings.chat_options;
   if (load.model.empty()) throw UsageError("-m MODEL_DIR is required");
   if (!image_path.empty() && !video_path.empty())
     throw UsageError("talk about a picture or a video: give -i or --video, not both");

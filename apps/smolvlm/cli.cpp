@@ -32,27 +32,32 @@ double parse_double(const std::string& flag, const std::string& text, double lo,
   return v;
 }
 
-bool parse_generation_flag(int argc, char** argv, int& i, GenerationOptions& gen) {
-  const std::string a = argv[i];
-  auto value = [&] { return flag_value(argc, argv, i); };
-  if (a == "--temp") {
-    gen.temperature = static_cast<float>(parse_double(a, value(), 0.0, 100.0));
-  } else if (a == "--top-k") {
-    gen.top_k = parse_int(a, value(), 0, 1 << 20);
-  } else if (a == "--top-p") {
-    gen.top_p = static_cast<float>(parse_double(a, value(), 0.0, 1.0));
-  } else if (a == "--repeat-penalty") {
-    gen.repeat_penalty = static_cast<float>(parse_double(a, value(), 0.01, 100.0));
-  } else if (a == "--seed") {
-    gen.seed = static_cast<uint64_t>(parse_int(a, value(), 0, 2147483647));
-  } else if (a == "--no-split") {
-    gen.split_images = false;
-  } else if (a == "--max-tiles") {
-    gen.max_tiles = parse_int(a, value(), 1, 1024);
-  } else {
-    return false;
-  }
-  return true;
+void add_generation_flags(FlagTable& table, GenerationOptions& gen) {
+  table.add({"--temp"}, "T", "sampling temperature (default 0 = greedy)",
+            [&](const std::string& a, const std::string& v) {
+              gen.temperature = static_cast<float>(parse_double(a, v, 0.0, 100.0));
+            });
+  table.add(
+      {"--top-k"}, "K", "keep the K most likely tokens (default 0 = off)",
+      [&](const std::string& a, const std::string& v) { gen.top_k = parse_int(a, v, 0, 1 << 20); });
+  table.add({"--top-p"}, "P", "nucleus sampling mass (default 1 = off)",
+            [&](const std::string& a, const std::string& v) {
+              gen.top_p = static_cast<float>(parse_double(a, v, 0.0, 1.0));
+            });
+  table.add({"--repeat-penalty"}, "R", "HF repetition penalty (default 1 = off)",
+            [&](const std::string& a, const std::string& v) {
+              gen.repeat_penalty = static_cast<float>(parse_double(a, v, 0.01, 100.0));
+            });
+  table.add({"--seed"}, "S", "random seed for sampling (default 0)",
+            [&](const std::string& a, const std::string& v) {
+              gen.seed = static_cast<uint64_t>(parse_int(a, v, 0, 2147483647));
+            });
+  table.add({"--no-split"}, "", "one tile per picture (faster, less detail)",
+            [&](const std::string&, const std::string&) { gen.split_images = false; });
+  table.add({"--max-tiles"}, "N", "cap the tile grid per picture (speed over detail)",
+            [&](const std::string& a, const std::string& v) {
+              gen.max_tiles = parse_int(a, v, 1, 1024);
+            });
 }
 
 VisionPrecision parse_vision_precision(const std::string& name) {
@@ -73,33 +78,43 @@ std::string cache_dir_from_environment() {
 
 LoadFlags::LoadFlags() { options.cache_dir = cache_dir_from_environment(); }
 
-bool parse_load_flag(int argc, char** argv, int& i, LoadFlags& flags) {
-  const std::string a = argv[i];
-  auto value = [&] { return flag_value(argc, argv, i); };
-  if (a == "-m" || a == "--model") {
-    flags.model = value();
-  } else if (a == "--mmproj") {
-    flags.options.mmproj = value();
-  } else if (a == "-t" || a == "--threads") {
-    flags.options.threads = parse_int(a, value(), 1, 256);
-  } else if (a == "-c" || a == "--context") {
-    flags.options.context = parse_int(a, value(), 16, 1 << 20);
-  } else if (a == "--vision-precision") {
-    flags.options.vision_precision = parse_vision_precision(value());
-  } else if (a == "--kernels") {
-    flags.options.kernels = value();
-  } else {
-    return parse_picture_flag(argc, argv, i);
-  }
-  return true;
-}
-
-bool parse_picture_flag(int argc, char** argv, int& i) {
-  if (std::string(argv[i]) != "--max-picture-pixels") return false;
-  const std::string flag = argv[i];
-  set_max_picture_pixels(
-      parse_int(flag, flag_value(argc, argv, i), 1, static_cast<int>(kMaxPicturePixelsCeiling)));
-  return true;
+void add_load_flags(FlagTable& table, LoadFlags& flags) {
+  table.add({"-m", "--model"}, "DIR",
+            "Hugging Face SmolVLM2 folder (config.json, tokenizer.json,\n"
+            "*.safetensors), or a llama.cpp text GGUF (then --mmproj), or a\n"
+            "folder with both GGUFs",
+            [&](const std::string&, const std::string& v) { flags.model = v; });
+  table.add({"--mmproj"}, "FILE", "the vision projector GGUF that goes with a text GGUF",
+            [&](const std::string&, const std::string& v) { flags.options.mmproj = v; });
+  table.add({"--vision-precision"}, "P",
+            "auto (default: bf16 where the CPU has AVX512_BF16 and the\n"
+            "mmproj is F16/BF16, else f32), f32 (the reference's float32)\n"
+            "or bf16 (about 2x faster vision than f32)",
+            [&](const std::string&, const std::string& v) {
+              flags.options.vision_precision = parse_vision_precision(v);
+            });
+  const int context = flags.options.context;
+  table.add({"-c", "--context"}, "N",
+            "context length in tokens (default: " +
+                (context > 0 ? std::to_string(context) : std::string("the model's")) + ")",
+            [&](const std::string& a, const std::string& v) {
+              flags.options.context = parse_int(a, v, 16, 1 << 20);
+            });
+  table.add({"-t", "--threads"}, "N", "worker threads (default: all cores)",
+            [&](const std::string& a, const std::string& v) {
+              flags.options.threads = parse_int(a, v, 1, 256);
+            });
+  table.add({"--kernels"}, "PATH",
+            "kernel path (generic, avx2, avx512, neon, ...; default: the best)",
+            [&](const std::string&, const std::string& v) { flags.options.kernels = v; });
+  table.add(
+      {"--max-picture-pixels"}, "N",
+      "refuse pictures of more pixels, from their header\n"
+      "(default " +
+          std::to_string(kDefaultMaxPicturePixels) + ", Pillow's decompression-bomb limit)",
+      [](const std::string& a, const std::string& v) {
+        set_max_picture_pixels(parse_int(a, v, 1, static_cast<int>(kMaxPicturePixelsCeiling)));
+      });
 }
 
 }  // namespace smolvlm::cli

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "flag_table.h"
+
 namespace smolvlm::cli {
 
 // A bad command line: reported with a hint to --help, exit status 2.
@@ -33,30 +35,25 @@ inline std::string flag_value(int argc, char** argv, int& i) {
 int parse_int(const std::string& flag, const std::string& text, int lo, int hi);
 double parse_double(const std::string& flag, const std::string& text, double lo, double hi);
 
-// Sampling and tiling flags shared by ask and chat (--temp, --top-k, --top-p, --repeat-penalty,
-// --seed, --no-split, --max-tiles); argv[i] is the flag (i advances past its value). Returns
-// false when argv[i] is not one of them.
-bool parse_generation_flag(int argc, char** argv, int& i, GenerationOptions& gen);
-
-// The load flags of every subcommand that loads a model: -m/--model, --mmproj, -t/--threads,
-// -c/--context, --vision-precision, --kernels. Set defaults (a subcommand's own context, say)
-// before parsing.
+// The load flags of every subcommand that loads a model, declared once: -m/--model, --mmproj,
+// -t/--threads, -c/--context, --vision-precision, --kernels, and --max-picture-pixels (the
+// process-wide limit of decoded pictures, set_max_picture_pixels). Set defaults (a subcommand's
+// own context, say) before adding: the help states them.
 struct LoadFlags {
   LoadFlags();          // options.cache_dir from the environment (cache_dir_from_environment)
   std::string model;    // -m/--model; the subcommand says whether it is required
   LoadOptions options;  // the others
 };
+void add_load_flags(FlagTable& table, LoadFlags& flags);
+
+// The sampling and tiling flags, declared once: --temp, --top-k, --top-p, --repeat-penalty,
+// --seed, --no-split, --max-tiles.
+void add_generation_flags(FlagTable& table, GenerationOptions& gen);
+
 // --vision-precision's "auto", "f32" or "bf16" → the enum; throws smolvlm::Error otherwise.
 VisionPrecision parse_vision_precision(const std::string& name);
 // LoadOptions::cache_dir as the programs take it: $SMOLVLM_CACHE_DIR ("off": none), else
 // $XDG_CACHE_HOME/smolvlm, else $HOME/.cache/smolvlm, else none.
 std::string cache_dir_from_environment();
-// Consumes argv[i] (and its value, advancing i) when it is a load flag; false otherwise.
-// --max-picture-pixels counts as one (parse_picture_flag).
-bool parse_load_flag(int argc, char** argv, int& i, LoadFlags& flags);
-
-// --max-picture-pixels N: sets the process-wide limit of decoded pictures (Pillow's
-// decompression-bomb rule by default, set_max_picture_pixels). False when argv[i] is another flag.
-bool parse_picture_flag(int argc, char** argv, int& i);
 
 }  // namespace smolvlm::cli

@@ -22,119 +22,116 @@ namespace smolvlm::cli {
 
 namespace {
 
-const char kServeHelp[] =
+const char kServeUsage[] =
     "usage: smolvlm serve -m MODEL [options]\n"
     "\n"
     "Serves OpenAI's chat-completions API (POST /v1/chat/completions, streaming or not), with\n"
     "GET /v1/models, /health and /metrics, until SIGINT or SIGTERM.\n"
-    "\n"
-    "  -m, --model DIR          a Hugging Face SmolVLM2 folder, a text GGUF (with --mmproj) or a\n"
-    "                           folder with both GGUFs (as for ask)\n"
-    "      --mmproj FILE        the vision projector GGUF that goes with a text GGUF\n"
-    "      --vision-precision P f32 (default) or bf16\n"
-    "      --host ADDR          the address to listen on (default 127.0.0.1)\n"
-    "      --port N             the port (default 8080; 0 picks a free one and prints it)\n"
-    "      --parallel N         conversations answered at once, each with its own KV cache\n"
-    "                           (default 4)\n"
-    "      --queue Q            requests that may wait for a slot; more get 429 (default 16)\n"
-    "      --api-key KEY        require 'Authorization: Bearer KEY' (also SMOLVLM_API_KEY);\n"
-    "                           /health stays public\n"
-    "  -c, --context N          tokens each conversation may hold (default: the model's)\n"
-    "  -t, --threads N          worker threads (default: all cores)\n"
-    "      --image-cache MB     picture features kept for reuse (default 256)\n"
-    "      --max-body MB        the largest request body (default 20)\n"
-    "      --max-images N       pictures per request (default 16)\n"
-    "      --max-picture-pixels N  refuse pictures of more pixels, from their header\n"
-    "                           (default 178956970, Pillow's decompression-bomb limit)\n"
-    "  -n, --max-tokens N       answer length when a request names none (default 1024)\n"
-    "      --allow-remote-images  fetch http(s):// picture URLs (off by default)\n"
-    "      --allow-local-images DIR  accept paths of pictures and videos inside DIR\n"
-    "      --alias NAME         the model id /v1/models lists (default: the model's folder name)\n"
-    "      --http-threads N     connections served at once (default 256)\n"
-    "      --read-timeout S     seconds a client may take to send its request (default 10)\n"
-    "      --cors-origin ORIGIN let web pages of ORIGIN (scheme://host[:port], or * for any)\n"
-    "                           call the API from a browser; repeatable (default: none)\n"
-    "      --no-webui           nothing at GET / (the place of the web page)\n";
+    "\n";
 
 std::mutex g_stop_mu;
 std::condition_variable g_stop_cv;
 bool g_stop = false;
 int g_signal = 0;
 
+// What serve's command line sets.
+struct ServeSettings {
+  LoadFlags load;
+  SchedulerOptions sched;
+  server::ServerOptions http;
+  bool named = false;  // --alias given
+};
+
+// serve's flags: the load flags, then the server's own.
+FlagTable serve_flags(ServeSettings& s) {
+  FlagTable flags;
+  add_load_flags(flags, s.load);
+  flags["-c"].help = "tokens each conversation may hold (default: the model's)";
+  flags.add({"--host"}, "ADDR", "the address to listen on (default 127.0.0.1)",
+            [&](const std::string&, const std::string& v) { s.http.host = v; });
+  flags.add(
+      {"--port"}, "N", "the port (default 8080; 0 picks a free one and prints it)",
+      [&](const std::string& a, const std::string& v) { s.http.port = parse_int(a, v, 0, 65535); });
+  flags.add(
+      {"--parallel"}, "N",
+      "conversations answered at once, each with its own KV cache\n(default 4)",
+      [&](const std::string& a, const std::string& v) { s.sched.slots = parse_int(a, v, 1, 256); });
+  flags.add({"--queue"}, "Q", "requests that may wait for a slot; more get 429 (default 16)",
+            [&](const std::string& a, const std::string& v) {
+              s.sched.queue = parse_int(a, v, 0, 1 << 16);
+            });
+  flags.add({"--api-key"}, "KEY",
+            "require 'Authorization: Bearer KEY' (also SMOLVLM_API_KEY);\n/health stays public",
+            [&](const std::string&, const std::string& v) { s.http.api_key = v; });
+  flags.add({"--image-cache"}, "MB", "picture features kept for reuse (default 256)",
+            [&](const std::string& a, const std::string& v) {
+              s.sched.media_cache_bytes = static_cast<int64_t>(parse_int(a, v, 0, 1 << 20)) << 20;
+            });
+  flags.add({"--max-body"}, "MB", "the largest request body (default 20)",
+            [&](const std::string& a, const std::string& v) {
+              s.http.max_body_bytes = static_cast<size_t>(parse_int(a, v, 1, 1 << 12)) << 20;
+            });
+  flags.add({"--max-images"}, "N", "pictures per request (default 16)",
+            [&](const std::string& a, const std::string& v) {
+              s.http.policy.max_pictures = parse_int(a, v, 0, 1024);
+            });
+  flags.add({"-n", "--max-tokens"}, "N", "answer length when a request names none (default 1024)",
+            [&](const std::string& a, const std::string& v) {
+              s.http.policy.default_max_tokens = parse_int(a, v, 1, 1 << 20);
+            });
+  flags.add(
+      {"--allow-remote-images"}, "", "fetch http(s):// picture URLs (off by default)",
+      [&](const std::string&, const std::string&) { s.http.policy.allow_remote_images = true; });
+  flags.add({"--allow-local-images"}, "DIR", "accept paths of pictures and videos inside DIR",
+            [&](const std::string&, const std::string& dir) {
+              std::error_code ec;
+              if (!std::filesystem::is_directory(dir, ec)) {
+                throw Error("--allow-local-images: " + quote_input(dir) + " is not a folder");
+              }
+              s.http.policy.local_media_dir = std::filesystem::canonical(dir, ec).string();
+            });
+  flags.add({"--alias"}, "NAME", "the model id /v1/models lists (default: the model's folder name)",
+            [&](const std::string&, const std::string& v) {
+              s.http.model_name = v;
+              s.named = true;
+            });
+  flags.add({"--http-threads"}, "N", "connections served at once (default 256)",
+            [&](const std::string& a, const std::string& v) {
+              s.http.http_threads = parse_int(a, v, 4, 4096);
+            });
+  flags.add({"--read-timeout"}, "S", "seconds a client may take to send its request (default 10)",
+            [&](const std::string& a, const std::string& v) {
+              s.http.read_timeout_s = parse_int(a, v, 1, 3600);
+            });
+  flags.add({"--cors-origin"}, "ORIGIN",
+            "let web pages of ORIGIN (scheme://host[:port], or * for any)\n"
+            "call the API from a browser; repeatable (default: none)",
+            [&](const std::string&, const std::string& v) {
+              s.http.cors_origins.push_back(server::normalize_cors_origin(v));
+            });
+  flags.add({"--no-webui"}, "", "nothing at GET / (the place of the web page)",
+            [&](const std::string&, const std::string&) { s.http.webui = false; });
+  return flags;
+}
+
 }  // namespace
 
 int run_serve(int argc, char** argv) {
-  std::string model_dir;
-  LoadOptions load;
-  load.cache_dir = cache_dir_from_environment();
-  SchedulerOptions sched;
-  server::ServerOptions http;
-  if (const char* key = std::getenv("SMOLVLM_API_KEY")) http.api_key = key;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      std::fputs(kServeHelp, stdout);
-      return 0;
-    } else if (a == "-m" || a == "--model") {
-      model_dir = flag_value(argc, argv, i);
-    } else if (a == "--mmproj") {
-      load.mmproj = flag_value(argc, argv, i);
-    } else if (a == "--vision-precision") {
-      load.vision_precision = parse_vision_precision(flag_value(argc, argv, i));
-    } else if (a == "--host") {
-      http.host = flag_value(argc, argv, i);
-    } else if (a == "--port") {
-      http.port = parse_int(a, flag_value(argc, argv, i), 0, 65535);
-    } else if (a == "--parallel") {
-      sched.slots = parse_int(a, flag_value(argc, argv, i), 1, 256);
-    } else if (a == "--queue") {
-      sched.queue = parse_int(a, flag_value(argc, argv, i), 0, 1 << 16);
-    } else if (a == "--api-key") {
-      http.api_key = flag_value(argc, argv, i);
-    } else if (a == "-c" || a == "--context") {
-      load.context = parse_int(a, flag_value(argc, argv, i), 16, 1 << 20);
-    } else if (a == "-t" || a == "--threads") {
-      load.threads = parse_int(a, flag_value(argc, argv, i), 1, 256);
-    } else if (a == "--image-cache") {
-      sched.media_cache_bytes =
-          static_cast<int64_t>(parse_int(a, flag_value(argc, argv, i), 0, 1 << 20)) << 20;
-    } else if (a == "--max-body") {
-      http.max_body_bytes = static_cast<size_t>(parse_int(a, flag_value(argc, argv, i), 1, 1 << 12))
-                            << 20;
-    } else if (parse_picture_flag(argc, argv, i)) {
-    } else if (a == "--max-images") {
-      http.policy.max_pictures = parse_int(a, flag_value(argc, argv, i), 0, 1024);
-    } else if (a == "-n" || a == "--max-tokens") {
-      http.policy.default_max_tokens = parse_int(a, flag_value(argc, argv, i), 1, 1 << 20);
-    } else if (a == "--allow-remote-images") {
-      http.policy.allow_remote_images = true;
-    } else if (a == "--allow-local-images") {
-      const std::string dir = flag_value(argc, argv, i);
-      std::error_code ec;
-      if (!std::filesystem::is_directory(dir, ec)) {
-        throw Error("--allow-local-images: " + quote_input(dir) + " is not a folder");
-      }
-      http.policy.local_media_dir = std::filesystem::canonical(dir, ec).string();
-    } else if (a == "--alias") {
-      http.model_name = flag_value(argc, argv, i);
-    } else if (a == "--http-threads") {
-      http.http_threads = parse_int(a, flag_value(argc, argv, i), 4, 4096);
-    } else if (a == "--read-timeout") {
-      http.read_timeout_s = parse_int(a, flag_value(argc, argv, i), 1, 3600);
-    } else if (a == "--cors-origin") {
-      http.cors_origins.push_back(server::normalize_cors_origin(flag_value(argc, argv, i)));
-    } else if (a == "--no-webui") {
-      http.webui = false;
-    } else {
-      throw UsageError("unknown option " + quote_input(a));
-    }
+  ServeSettings settings;
+  if (const char* key = std::getenv("SMOLVLM_API_KEY")) settings.http.api_key = key;
+  const FlagTable flags = serve_flags(settings);
+  if (!flags.parse(argc, argv)) {
+    std::fputs((kServeUsage + flags.help()).c_str(), stdout);
+    return 0;
   }
-  if (model_dir.empty()) throw UsageError("-m MODEL is required");
+  const LoadFlags& load = settings.load;
+  const SchedulerOptions& sched = settings.sched;
+  server::ServerOptions& http = settings.http;
+  if (load.model.empty()) throw UsageError("-m MODEL is required");
+  const std::string& model_dir = load.model;
   http.policy.max_remote_bytes = http.max_body_bytes;
   http.answer_threads = sched.slots + sched.queue + 4;  // the scheduler decides 429 first
-  bool named = false;
-  for (int i = 1; i < argc; ++i) named = named || std::string(argv[i]) == "--alias";
-  if (!named) {
+  if (!settings.named) {
     const std::filesystem::path p(model_dir);
     http.model_name = (p.has_filename() ? p.filename() : p.parent_path().filename()).string();
     if (http.model_name.empty()) http.model_name = "smolvlm";
@@ -170,7 +167,7 @@ int run_serve(int argc, char** argv) {
   server.start();
   std::printf("smolvlm serve: listening on %s (loading the model)\n", server.url().c_str());
   std::fflush(stdout);
-  auto engine = Engine::load(model_dir, load);
+  auto engine = Engine::load(model_dir, load.options);
   Scheduler scheduler(*engine, sched);
   server.attach(*engine, scheduler);
   std::printf("smolvlm serve: ready on %s (model '%s', %d slots, %s)\n", server.url().c_str(),

@@ -19,7 +19,7 @@ namespace smolvlm::cli {
 
 namespace {
 
-const char kWatchHelp[] =
+const char kWatchUsage[] =
     "usage: smolvlm watch -m MODEL_DIR --camera SOURCE -p PROMPT [options]\n"
     "\n"
     "Every interval, takes the newest frame of SOURCE (older ones are dropped), and unless it\n"
@@ -27,21 +27,7 @@ const char kWatchHelp[] =
     "the time. Reconnects when the source fails, waiting longer after each try that gives no\n"
     "frame (1 s, doubling up to 30 s); a file with no frame that decodes is an error. Ctrl-C "
     "stops.\n"
-    "\n"
-    "  -m, --model DIR         the model (as for ask)\n"
-    "      --camera SOURCE     /dev/video0, rtsp://... (over TCP), http://..., a named pipe,\n"
-    "                          or a video file (played at its frame rate and looped: a fake\n"
-    "                          camera)\n"
-    "  -p, --prompt TEXT       the question asked about each frame\n"
-    "      --every D           the interval, e.g. 5s, 500ms, 1m (default 5s)\n"
-    "      --change T          skip a frame whose 16x16 grey thumbnail differs from the last\n"
-    "                          answered one by less than T on average (0-255; default 3)\n"
-    "      --max-answers N     stop after N answers\n"
-    "      --duration D        stop after D\n"
-    "      --io-timeout D      a source read that stalls longer fails (default 5s)\n"
-    "  -n, --max-new-tokens N  answer length cap (default 64)\n"
-    "      --json              one JSON object a line: time, frame, source_time_s, answer, ...\n"
-    "  -t, --threads N         worker threads (default: all cores)\n";
+    "\n";
 
 std::atomic<bool> g_stop{false};
 extern "C" void watch_on_sigint(int) { g_stop.store(true); }
@@ -82,56 +68,76 @@ std::string local_time(std::chrono::system_clock::time_point t, bool iso) {
   return out;
 }
 
+// What watch's command line sets.
+struct WatchSettings {
+  LoadFlags load;
+  GenerationOptions gen;
+  std::string camera, prompt;
+  bool json = false;
+  std::chrono::milliseconds every{5000}, io_timeout{5000}, duration{0};
+  int max_answers = 0;
+  double change = 3;
+  WatchSettings() { gen.max_new_tokens = 64; }
+};
+
+// watch's flags: the load flags, its own, then the sampling flags.
+FlagTable watch_flags(WatchSettings& s) {
+  FlagTable flags;
+  add_load_flags(flags, s.load);
+  flags.add({"--camera"}, "SOURCE",
+            "/dev/video0, rtsp://... (over TCP), http://..., a named pipe,\n"
+            "or a video file (played at its frame rate and looped: a fake\n"
+            "camera)",
+            [&](const std::string&, const std::string& v) { s.camera = v; });
+  flags.add({"-p", "--prompt"}, "TEXT", "the question asked about each frame",
+            [&](const std::string&, const std::string& v) { s.prompt = v; });
+  flags.add({"--every"}, "D", "the interval, e.g. 5s, 500ms, 1m (default 5s)",
+            [&](const std::string& a, const std::string& v) { s.every = parse_duration(a, v); });
+  flags.add(
+      {"--change"}, "T",
+      "skip a frame whose 16x16 grey thumbnail differs from the last\n"
+      "answered one by less than T on average (0-255; default 3)",
+      [&](const std::string& a, const std::string& v) { s.change = parse_double(a, v, 0, 255); });
+  flags.add({"--max-answers"}, "N", "stop after N answers",
+            [&](const std::string& a, const std::string& v) {
+              s.max_answers = parse_int(a, v, 1, 1 << 30);
+            });
+  flags.add({"--duration"}, "D", "stop after D",
+            [&](const std::string& a, const std::string& v) { s.duration = parse_duration(a, v); });
+  flags.add(
+      {"--io-timeout"}, "D", "a source read that stalls longer fails (default 5s)",
+      [&](const std::string& a, const std::string& v) { s.io_timeout = parse_duration(a, v); });
+  flags.add({"-n", "--max-new-tokens"}, "N", "answer length cap (default 64)",
+            [&](const std::string& a, const std::string& v) {
+              s.gen.max_new_tokens = parse_int(a, v, 1, 1 << 20);
+            });
+  add_generation_flags(flags, s.gen);
+  flags.add({"--json"}, "", "one JSON object a line: time, frame, source_time_s, answer, ...",
+            [&](const std::string&, const std::string&) { s.json = true; });
+  return flags;
+}
+
 }  // namespace
 
 int run_watch(int argc, char** argv) {
-  std::string model_dir, camera, prompt;
-  bool json = false;
-  auto every = std::chrono::milliseconds(5000), io_timeout = std::chrono::milliseconds(5000);
-  std::chrono::milliseconds duration{0};
-  int max_answers = 0;
-  double change = 3;
-  GenerationOptions gen;
-  gen.max_new_tokens = 64;
-  LoadOptions load;
-  load.cache_dir = cache_dir_from_environment();
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      std::fputs(kWatchHelp, stdout);
-      return 0;
-    } else if (a == "-m" || a == "--model") {
-      model_dir = flag_value(argc, argv, i);
-    } else if (a == "--camera") {
-      camera = flag_value(argc, argv, i);
-    } else if (a == "-p" || a == "--prompt") {
-      prompt = flag_value(argc, argv, i);
-    } else if (a == "--every") {
-      every = parse_duration(a, flag_value(argc, argv, i));
-    } else if (a == "--duration") {
-      duration = parse_duration(a, flag_value(argc, argv, i));
-    } else if (a == "--io-timeout") {
-      io_timeout = parse_duration(a, flag_value(argc, argv, i));
-    } else if (a == "--max-answers") {
-      max_answers = parse_int(a, flag_value(argc, argv, i), 1, 1 << 30);
-    } else if (a == "--change") {
-      change = parse_double(a, flag_value(argc, argv, i), 0, 255);
-    } else if (a == "-n" || a == "--max-new-tokens") {
-      gen.max_new_tokens = parse_int(a, flag_value(argc, argv, i), 1, 1 << 20);
-    } else if (a == "-t" || a == "--threads") {
-      load.threads = parse_int(a, flag_value(argc, argv, i), 1, 256);
-    } else if (a == "--json") {
-      json = true;
-    } else if (parse_generation_flag(argc, argv, i, gen)) {
-    } else {
-      throw UsageError("unknown option " + quote_input(a));
-    }
+  WatchSettings settings;
+  const FlagTable flags = watch_flags(settings);
+  if (!flags.parse(argc, argv)) {
+    std::fputs((kWatchUsage + flags.help()).c_str(), stdout);
+    return 0;
   }
+  const std::string& model_dir = settings.load.model;
+  const std::string &camera = settings.camera, &prompt = settings.prompt;
+  const auto every = settings.every, io_timeout = settings.io_timeout, duration = settings.duration;
+  const int max_answers = settings.max_answers;
+  const double change = settings.change;
+  const bool json = settings.json;
+  GenerationOptions& gen = settings.gen;
   if (model_dir.empty()) throw UsageError("-m MODEL_DIR is required");
   if (camera.empty()) throw UsageError("--camera SOURCE is required");
   if (prompt.empty()) throw UsageError("-p PROMPT is required");
 
-  auto engine = Engine::load(model_dir, load);
+  auto engine = Engine::load(model_dir, settings.load.options);
   LiveSourceOptions source_options;
   source_options.io_timeout = io_timeout;
   LiveSource source(camera, source_options);

@@ -1,13 +1,19 @@
 // Serving many conversations on one Engine at once (what `smolvlm serve` stands on).
 //
 //   smolvlm::Scheduler scheduler(*engine, {.slots = 4});
-//   // from any number of threads:
+//   // from any number of threads, blocking:
 //   smolvlm::Result r = scheduler.complete(conversation, options, on_text);
+//   // or without a waiting thread: returns at once, on_done runs when the answer is over
+//   scheduler.submit(conversation, options, on_text, [](smolvlm::Result r, std::exception_ptr e) {
+//     if (e) { /* std::rethrow_exception(e) to read the smolvlm::Error */ } else { /* use r */ }
+//   });
 #pragma once
 
 #include <smolvlm/smolvlm.h>
 
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 
 namespace smolvlm {
@@ -23,12 +29,19 @@ struct SchedulerOptions {
   int context = 0;  // tokens each slot holds; 0: the engine's context length
 };
 
-// Thrown by Scheduler::complete when every slot is busy and the queue is full (HTTP 429), or
-// after shutdown() (HTTP 503).
+// Thrown by Scheduler::submit and complete when every slot is busy and the queue is full (HTTP
+// 429), or after shutdown() (HTTP 503); given to on_done for a request still waiting at shutdown().
 class BusyError : public Error {
  public:
   using Error::Error;
 };
+
+// The end of a submitted request, called exactly once: `error` null and the answer in `result`
+// (`cancelled` set when it was cancelled), or `error` set and `result` empty. The error is a
+// smolvlm::Error or one of its kinds: ContextLengthError (the prompt does not fit), BusyError
+// (shut down before it had a slot), Error (a bad request, the message says why), or what
+// on_text threw.
+using DoneCallback = std::function<void(Result result, std::exception_ptr error)>;
 
 struct SchedulerStats {
   int slots = 0, busy_slots = 0, queued = 0;
@@ -55,7 +68,7 @@ struct SchedulerStats {
 // in one forward pass per step; a new request joins at the next step), prompt-prefix reuse (a
 // request goes to the slot whose KV cache holds the longest prefix of its prompt, and only the
 // rest is computed), and an LRU cache of picture features keyed by the picture's bytes.
-// Thread-safe: complete() may be called from any number of threads at once.
+// Thread-safe: submit() and complete() may be called from any number of threads at once.
 class Scheduler {
  public:
   explicit Scheduler(Engine& engine, const SchedulerOptions& options = {});
@@ -63,16 +76,29 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Answers the conversation's last user turn exactly as Engine::generate would (the same ids for
-  // greedy decoding), calling on_text from the scheduler's thread with each new piece; blocks until
-  // the answer is done. options.cancel, or false from on_text, stops it within one decode step
-  // and frees its slot. Throws smolvlm::Error for a bad request (the message says why),
-  // BusyError when it cannot be queued.
+  // Queues an answer to the conversation's last user turn and returns at once; no thread waits
+  // for it. The answer is exactly what Engine::generate gives (the same ids for greedy decoding).
+  // On the scheduler's own thread, on_text gets each new piece in order, then on_done runs
+  // once, after the last piece; requests are admitted in the order they were submitted. Both
+  // callbacks hold up every slot's decoding while they run: they hand the piece on and return
+  // (neither may call complete(); on_done may submit). on_done must not throw (an exception
+  // from it is dropped, so that the other requests go on).
+  // options.cancel, or false from on_text, stops the answer within one decode step (a request
+  // still waiting ends without any piece) and on_done gets the Result with `cancelled` set;
+  // options.cancel must live until on_done. Throws BusyError, and never calls on_done, when
+  // every slot is busy and the queue is full or after shutdown(); every other failure reaches
+  // on_done (see DoneCallback).
+  void submit(Conversation conversation, GenerationOptions options, TextCallback on_text,
+              DoneCallback on_done);
+
+  // submit() and wait: returns the Result, or throws on_done's error (BusyError at once when
+  // it cannot be queued). on_text runs on the scheduler's thread, as for submit().
   Result complete(const Conversation& conversation, const GenerationOptions& options = {},
                   const TextCallback& on_text = nullptr);
 
   SchedulerStats stats() const;
-  // Stops taking requests (complete throws BusyError) and cancels those in flight.
+  // Stops taking requests (submit and complete throw BusyError), cancels those in a slot and
+  // ends those waiting with BusyError. Does not wait: the destructor does.
   void shutdown();
 
  private:

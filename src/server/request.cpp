@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "net/remote_fetch.h"
 #include "server/response_format.h"
 #include "util/input_text.h"
 #include "vision/picture_format.h"
@@ -457,6 +458,15 @@ ChatRequest parse_chat_request(std::string_view body, const RequestPolicy& polic
     }
   }
   return r;
+}
+
+std::string fetch_remote(const std::string& url, size_t max_bytes) {
+  try {
+    return net::fetch_url(url, max_bytes);
+  } catch (const net::FetchError& e) {
+    if (e.local()) throw RequestError(500, e.what(), "server_error");
+    throw RequestError(400, e.what());
+  }
 }
 
 }  // namespace smolvlm::server

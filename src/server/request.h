@@ -44,7 +44,7 @@ struct RequestPolicy {
   int max_tokens_limit = 1 << 20;      // the largest max_tokens accepted
   int default_max_tokens = 1024;       // when the request names none
   std::string temp_dir;                // where uploaded videos are written (empty: the system's)
-  RemoteFetcher fetch;                 // empty: the libcurl fetcher (remote_fetch.cpp)
+  RemoteFetcher fetch;                 // empty: fetch_remote (libcurl, in smolvlm_net)
 };
 
 // Files a request wrote (uploaded videos), removed when the request is done.
@@ -88,7 +88,8 @@ std::string encode_base64(std::string_view bytes);
 // True when `text` nests arrays/objects no deeper than `max_depth` (brackets in strings ignored).
 bool json_depth_within(std::string_view text, int max_depth);
 
-// The libcurl fetcher: http and https only (redirects too), at most max_bytes, 10 s in all.
+// smolvlm_net's libcurl fetcher (net/remote_fetch.h: http and https only, redirects too, at most
+// max_bytes, 10 s in all), its errors as RequestErrors (400; 500 when no download could start).
 std::string fetch_remote(const std::string& url, size_t max_bytes);
 
 // `path` resolved (symlinks followed) when it lies inside `dir` (also resolved); throws

@@ -1,11 +1,11 @@
 // http(s) pictures for --allow-remote-images: libcurl with a size cap and a time limit.
+#include "net/remote_fetch.h"
+
 #include <curl/curl.h>
 
 #include <mutex>
 
-#include "server/request.h"
-
-namespace smolvlm::server {
+namespace smolvlm::net {
 
 namespace {
 
@@ -28,11 +28,11 @@ size_t on_data(char* data, size_t size, size_t count, void* user) {
 
 }  // namespace
 
-std::string fetch_remote(const std::string& url, size_t max_bytes) {
+std::string fetch_url(const std::string& url, size_t max_bytes) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   CURL* curl = curl_easy_init();
-  if (!curl) throw RequestError(500, "cannot start a download", "server_error");
+  if (!curl) throw FetchError("cannot start a download", true);
   Download d;
   d.max_bytes = max_bytes;
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
@@ -51,14 +51,15 @@ std::string fetch_remote(const std::string& url, size_t max_bytes) {
   const CURLcode rc = curl_easy_perform(curl);
   curl_easy_cleanup(curl);
   if (d.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-    throw RequestError(
-        400, "the picture at '" + url + "' is larger than " + std::to_string(max_bytes) + " bytes");
+    throw FetchError(
+        "the picture at '" + url + "' is larger than " + std::to_string(max_bytes) + " bytes",
+        false);
   }
   if (rc != CURLE_OK) {
-    throw RequestError(400,
-                       "cannot download the picture at '" + url + "': " + curl_easy_strerror(rc));
+    throw FetchError("cannot download the picture at '" + url + "': " + curl_easy_strerror(rc),
+                     false);
   }
   return std::move(d.bytes);
 }
 
-}  // namespace smolvlm::server
+}  // namespace smolvlm::net

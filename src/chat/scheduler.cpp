@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <future>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -71,18 +72,21 @@ class MediaCache {
   std::unordered_map<std::string, std::list<std::pair<std::string, MediaPtr>>::iterator> index_;
 };
 
+// A submitted request, owned by exactly one place at a time (the queue, a slot, or the code ending
+// it), so that its on_done runs once.
 struct Request {
-  const Conversation& conversation;
+  Conversation conversation;
   GenerationOptions options;
-  const TextCallback& on_text;
+  TextCallback on_text;
+  DoneCallback on_done;
   Result result;
   std::exception_ptr error;
-  bool done = false;
 };
+using RequestPtr = std::unique_ptr<Request>;
 
 struct Slot {
   std::unique_ptr<Sequence> sequence;  // kept after a request, for the next one's prefix
-  Request* request = nullptr;
+  RequestPtr request;                  // null while the slot is free
   std::unique_ptr<AnswerStream> answer;
   int32_t next = -1;  // the token to run at the next step
   uint64_t last_used = 0;
@@ -103,10 +107,10 @@ struct Scheduler::Impl {
 
   mutable std::mutex mu;
   std::condition_variable cv;
-  std::deque<Request*> queue;  // guarded by mu
-  int busy = 0;                // slots with a request; guarded by mu
-  bool stopping = false;       // guarded by mu
-  SchedulerStats totals;       // guarded by mu
+  std::deque<RequestPtr> queue;  // guarded by mu
+  int busy = 0;                  // slots with a request; guarded by mu
+  bool stopping = false;         // guarded by mu
+  SchedulerStats totals;         // guarded by mu
   std::atomic<bool> stop_now{false};
 
   // Touched by the worker only.
@@ -139,19 +143,27 @@ struct Scheduler::Impl {
         return stopping || busy > 0 || (!queue.empty() && busy < options.slots) ||
                any_cancelled_waiting();
       });
-      drop_cancelled_waiting();
+      std::vector<RequestPtr> ended = take_cancelled_waiting();
       if (stopping) {
-        for (Request* r : queue)
-          fail(r, std::make_exception_ptr(BusyError("the server is shutting down")));
+        for (RequestPtr& r : queue) {
+          r->error = std::make_exception_ptr(BusyError("the server is shutting down"));
+          ended.push_back(std::move(r));
+        }
         queue.clear();
-        if (busy == 0) return;
       }
+      if (!ended.empty()) {
+        totals.requests += static_cast<int64_t>(ended.size());
+        lock.unlock();
+        for (RequestPtr& r : ended) deliver(*r);
+        lock.lock();
+      }
+      if (stopping && busy == 0) return;
       while (!queue.empty() && busy < options.slots && !stopping) {
-        Request* r = queue.front();
+        RequestPtr r = std::move(queue.front());
         queue.pop_front();
         ++busy;
         lock.unlock();
-        admit(*r);
+        admit(std::move(r));
         lock.lock();
       }
       if (busy == 0) continue;
@@ -161,35 +173,56 @@ struct Scheduler::Impl {
     }
   }
 
-  // Called with mu held.
+  // Called with mu held. A waiting request is only ever behind busy slots, so the worker is
+  // stepping and looks at the queue between steps: a cancel is seen within one decode step.
   bool any_cancelled_waiting() const {
-    return std::any_of(queue.begin(), queue.end(), [](const Request* r) {
+    return std::any_of(queue.begin(), queue.end(), [](const RequestPtr& r) {
       return r->options.cancel && r->options.cancel->load();
     });
   }
 
-  // Called with mu held.
-  void drop_cancelled_waiting() {
+  // Called with mu held: the waiting requests whose cancel is set, out of the queue.
+  std::vector<RequestPtr> take_cancelled_waiting() {
+    std::vector<RequestPtr> cancelled;
     for (auto it = queue.begin(); it != queue.end();) {
-      Request* r = *it;
-      if (r->options.cancel && r->options.cancel->load()) {
-        r->result.cancelled = true;
-        r->done = true;
-        ++totals.requests;
+      if ((*it)->options.cancel && (*it)->options.cancel->load()) {
+        (*it)->result.cancelled = true;
+        cancelled.push_back(std::move(*it));
         it = queue.erase(it);
-        cv.notify_all();
       } else {
         ++it;
       }
     }
+    return cancelled;
   }
 
-  // Called with mu held.
-  void fail(Request* r, std::exception_ptr e) {
+  // Hands the answer or the error to on_done. Called without mu: on_done may submit again.
+  static void deliver(Request& r) {
+    if (!r.on_done) return;
+    try {
+      r.on_done(std::move(r.result), r.error);
+    } catch (...) {  // the contract says on_done does not throw; the other requests go on
+    }
+  }
+
+  // Ends a request that held a slot (already emptied): counts it, then delivers it.
+  void end(RequestPtr r) {
+    {
+      std::lock_guard lock(mu);
+      --busy;
+      ++totals.requests;
+      if (!r->error) {
+        totals.prompt_tokens += r->result.metrics.prompt_tokens;
+        totals.cached_tokens += r->result.metrics.cached_tokens;
+        totals.generated_tokens += r->result.metrics.generated_tokens;
+      }
+    }
+    deliver(*r);
+  }
+
+  void fail(RequestPtr r, std::exception_ptr e) {
     r->error = std::move(e);
-    r->done = true;
-    ++totals.requests;
-    cv.notify_all();
+    end(std::move(r));
   }
 
   MediaPtr media_for(const Content& c, const GenerationOptions& o, Metrics& m) {
@@ -246,7 +279,8 @@ struct Scheduler::Impl {
     return *best;  // admit() runs only while a slot is free
   }
 
-  void admit(Request& r) {
+  void admit(RequestPtr request) {
+    Request& r = *request;
     Slot* slot = nullptr;
     try {
       if (r.options.max_new_tokens < 0) throw Error("max new tokens must not be negative");
@@ -274,7 +308,7 @@ struct Scheduler::Impl {
       }
       size_t reuse = 0;
       slot = &choose_slot(prompt, reuse);
-      slot->request = &r;
+      slot->request = std::move(request);
       slot->last_used = ++clock;
       const auto t = Clock::now();
       m.cached_tokens = static_cast<int>(slot->sequence->prefill(cx, prompt));
@@ -283,10 +317,7 @@ struct Scheduler::Impl {
           std::make_unique<AnswerStream>(model, prompt.ids, r.options, r.on_text, r.result);
       advance(*slot, slot->sequence->logits());
     } catch (...) {
-      if (slot) reset(*slot);
-      std::lock_guard lock(mu);
-      --busy;
-      fail(&r, std::current_exception());
+      fail(slot ? reset(*slot) : std::move(request), std::current_exception());
     }
   }
 
@@ -300,27 +331,19 @@ struct Scheduler::Impl {
     }
   }
 
-  void reset(Slot& s) {
+  // Frees the slot after a failure (its cache may hold half a prompt): returns its request.
+  RequestPtr reset(Slot& s) {
     s.sequence->clear();
     s.answer.reset();
     s.next = -1;
-    s.request = nullptr;
+    return std::move(s.request);
   }
 
   void finish(Slot& s) {
-    Request& r = *s.request;
     s.answer->finish();
     s.answer.reset();
     s.next = -1;
-    s.request = nullptr;
-    std::lock_guard lock(mu);
-    --busy;
-    ++totals.requests;
-    totals.prompt_tokens += r.result.metrics.prompt_tokens;
-    totals.cached_tokens += r.result.metrics.cached_tokens;
-    totals.generated_tokens += r.result.metrics.generated_tokens;
-    r.done = true;
-    cv.notify_all();
+    end(std::move(s.request));
   }
 
   // One batched decode step over the active slots.
@@ -333,7 +356,11 @@ struct Scheduler::Impl {
     if (stop_now.load()) {
       for (Slot* s : active) {
         s->request->result.cancelled = true;
-        finish(*s);
+        try {
+          finish(*s);
+        } catch (...) {  // on_text threw on the last piece
+          fail(reset(*s), std::current_exception());
+        }
       }
       return;
     }
@@ -352,13 +379,7 @@ struct Scheduler::Impl {
     try {
       model.decoder.forward(cx, x.data(), rows, step_scratch, logits.data());
     } catch (...) {
-      for (Slot* s : active) {
-        Request* r = s->request;
-        reset(*s);
-        std::lock_guard lock(mu);
-        --busy;
-        fail(r, std::current_exception());
-      }
+      for (Slot* s : active) fail(reset(*s), std::current_exception());
       return;
     }
     {
@@ -373,16 +394,11 @@ struct Scheduler::Impl {
       try {
         advance(s, logits.data() + i * vocab);
       } catch (...) {  // on_text threw: that request fails, the others go on
-        Request* r = s.request;
-        reset(s);
-        std::lock_guard lock(mu);
-        --busy;
-        fail(r, std::current_exception());
+        fail(reset(s), std::current_exception());
       }
     }
   }
 };
-
 Scheduler::Scheduler(Engine& engine, const SchedulerOptions& options) {
   if (options.slots < 1) throw Error("the scheduler needs at least one slot");
   if (options.queue < 0) throw Error("the queue length must not be negative");
@@ -397,25 +413,40 @@ Scheduler::~Scheduler() {
   if (impl_->worker.joinable()) impl_->worker.join();
 }
 
-Result Scheduler::complete(const Conversation& conversation, const GenerationOptions& options,
-                           const TextCallback& on_text) {
+void Scheduler::submit(Conversation conversation, GenerationOptions options, TextCallback on_text,
+                       DoneCallback on_done) {
   Impl& s = *impl_;
-  Request r{conversation, options, on_text, {}, nullptr, false};
-  std::unique_lock lock(s.mu);
+  auto r = std::make_unique<Request>(Request{std::move(conversation),
+                                             std::move(options),
+                                             std::move(on_text),
+                                             std::move(on_done),
+                                             {},
+                                             nullptr});
+  std::lock_guard lock(s.mu);
   if (s.stopping) throw BusyError("the server is shutting down");
   const int in_flight = s.busy + static_cast<int>(s.queue.size());
   if (in_flight >= s.options.slots + s.options.queue)
     throw BusyError("all " + std::to_string(s.options.slots) + " slots are busy and " +
                     std::to_string(s.queue.size()) + " requests are waiting");
-  s.queue.push_back(&r);
+  s.queue.push_back(std::move(r));
   s.cv.notify_all();
-  // A cancelled request that is still waiting is dropped by the worker; poll so it notices.
-  while (!r.done) {
-    s.cv.wait_for(lock, std::chrono::milliseconds(50));
-    if (!r.done && options.cancel && options.cancel->load()) s.cv.notify_all();
-  }
-  if (r.error) std::rethrow_exception(r.error);
-  return std::move(r.result);
+}
+
+Result Scheduler::complete(const Conversation& conversation, const GenerationOptions& options,
+                           const TextCallback& on_text) {
+  // Shared with on_done, which may still be returning from set_value when this call returns.
+  auto answer = std::make_shared<std::promise<Result>>();
+  std::future<Result> done = answer->get_future();
+  TextCallback forward;  // calls the caller's own callback (its state, not a copy's)
+  if (on_text) forward = [&on_text](std::string_view piece) { return on_text(piece); };
+  submit(conversation, options, std::move(forward), [answer](Result r, std::exception_ptr e) {
+    if (e) {
+      answer->set_exception(std::move(e));
+    } else {
+      answer->set_value(std::move(r));
+    }
+  });
+  return done.get();
 }
 
 SchedulerStats Scheduler::stats() const {
