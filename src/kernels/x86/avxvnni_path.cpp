@@ -7,6 +7,7 @@
     defined(__AVXVNNI__)
 #include "kernels/x86/gemm_x86.h"
 #include "kernels/x86/kquant_x86.h"
+#include "kernels/x86/q4_panels_avx2.h"
 #include "kernels/x86/q8_panels_avx2.h"
 
 namespace smolvlm::kernels {
@@ -26,6 +27,7 @@ const KernelPath kAvxVnni = {.name = "avxvnni",
                              .dot_rows = x86::dot_rows<x86::Avx2>,
                              .layer_norm = x86::layer_norm<x86::Avx2>,
                              .rms_norm = x86::rms_norm<x86::Avx2>,
+                             .gemv_q4_panels = x86::gemv_q4_panels_avx2,
                              .gemv_kquant = x86::gemv_kquant_avx2};
 }  // namespace
 const KernelPath* avxvnni_path() { return &kAvxVnni; }
