@@ -16,12 +16,19 @@ Makes the full-size random SmolVLM2-256M GGUF pairs if they are missing (`smolvl
     peak plus the rest of the request as measured.
 Every figure is the median of --runs runs (min-max beside it). Prints a markdown table and then
 the same figures as JSON (also written to --json-out).
+
+--isa avx2 measures both programs on their AVX2 code, as on the AVX2-only machines most people
+have: smolvlm with SMOLVLM_KERNELS=avx2, llama.cpp from a copy of its folder that keeps only its
+haswell CPU variant (AVX2 + FMA + F16C), so that its loader cannot pick a newer one.
+--before BUILD measures a second smolvlm build (the start of a piece of work) in the same rounds,
+right after the first, for a before/after column.
 """
 
 import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -93,6 +100,24 @@ def ensure_models(smolvlm, models):
     return pairs
 
 
+def llama_avx2_dir(folder):
+    """A copy of llama.cpp's folder whose only CPU variant is haswell (AVX2), made once."""
+    out = "/tmp/llama-cpp-avx2"
+    if not os.path.isfile(os.path.join(folder, "libggml-cpu-haswell.so")):
+        sys.exit(f"{folder}: no libggml-cpu-haswell.so, cannot force llama.cpp to AVX2")
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.startswith("libggml-cpu-") and name != "libggml-cpu-haswell.so":
+            continue
+        src, dst = os.path.join(folder, name), os.path.join(out, name)
+        if not os.path.exists(dst):
+            shutil.copy2(src, dst)
+    for name in os.listdir(out):  # left from a copy of another folder
+        if name.startswith("libggml-cpu-") and name != "libggml-cpu-haswell.so":
+            os.remove(os.path.join(out, name))
+    return out
+
+
 def stat(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
             "runs": values}
@@ -108,6 +133,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json-out", default="")
     ap.add_argument("--skip-request", action="store_true", help="no picture requests (quick)")
+    ap.add_argument("--isa", choices=("native", "avx2"), default="native",
+                    help="avx2: both programs on their AVX2 code (smolvlm's avx2 path, llama.cpp's haswell variant)")
+    ap.add_argument("--before", default="", help="a second smolvlm build folder, measured in the same rounds")
     args = ap.parse_args()
 
     smolvlm = os.path.join(args.build, "smolvlm")
@@ -116,6 +144,10 @@ def main():
     # SIGILL, as llama.cpp's sapphirerapids build does on VMs without AMX).
     args.llama = subprocess.run(["bash", os.path.join(ROOT, "bench", "llama_cpp_dir.sh"), args.llama],
                                 capture_output=True, text=True, check=True).stdout.strip()
+    ours_env = dict(os.environ)
+    if args.isa == "avx2":
+        args.llama = llama_avx2_dir(args.llama)
+        ours_env["SMOLVLM_KERNELS"] = "avx2"
     llama_bench = os.path.join(args.llama, "llama-bench")
     mtmd = os.path.join(args.llama, "llama-mtmd-cli")
     env = dict(os.environ)
@@ -128,6 +160,7 @@ def main():
     ours = {k: [] for k in ("decode_tok_s", "prefill_tok_s", "vision_s_per_tile", "q4_decode_tok_s",
                             "request_wall_s", "request_peak_rss_mb")}
     theirs = {k: [] for k in ours}
+    before = {k: [] for k in ("decode_tok_s", "prefill_tok_s", "vision_s_per_tile", "q4_decode_tok_s")}
     info = {}
     hw = {"dram_read_gb_s": [], "bf16_peak_gflops": []}
     work = {}  # weight MB a decode step per text type, GFLOP a tile, tiles of the request
@@ -150,8 +183,16 @@ def main():
                     theirs["prefill_tok_s"].append(test["avg_ts"])
             # smolvlm: text figures and one random vision tile (default precision).
             out, _ = run([smolvlm, "bench", "-m", pairs[qtype], "-p", "512", "-n", "128", "-t", t,
-                          "-r", "1", "--json"])
+                          "-r", "1", "--json"], env=ours_env)
             b = json.loads(out)
+            if args.before:
+                out, _ = run([os.path.join(args.before, "smolvlm"), "bench", "-m", pairs[qtype], "-p",
+                              "512", "-n", "128", "-t", t, "-r", "1", "--json"], env=ours_env)
+                a = json.loads(out)
+                before[key_dec].append(a["decode_tok_s"])
+                if qtype == "q8_0":
+                    before["prefill_tok_s"].append(a["prefill_tok_s"])
+                    before["vision_s_per_tile"].append(a["vision_ms_per_tile"] / 1000.0)
             work[f"decode_weight_mb_{qtype}"] = b["decode_weight_mb_per_token"]
             work["vision_gflop_per_tile"] = b["vision_gflop_per_tile"]
             ours[key_dec].append(b["decode_tok_s"])
@@ -171,7 +212,7 @@ def main():
         if tiles:
             theirs["vision_s_per_tile"].append(statistics.median(tiles) / 1000.0)
         out, err = run([smolvlm, "ask", "-m", pairs["q8_0"], "-i", args.image, "-p", PROMPT, "-n",
-                        "64", "-c", "4096", "-t", t, "--json"], timed=True)
+                        "64", "-c", "4096", "-t", t, "--json"], env=ours_env, timed=True)
         wall, rss = time_v(err)
         answer = json.loads(out)
         work["request_tiles"] = answer["tiles"]
@@ -180,9 +221,10 @@ def main():
         ours["request_peak_rss_mb"].append(rss)
 
     load_after = os.getloadavg()
-    result = {"threads": args.threads, "runs": args.runs, "load_average_before": load_before,
-              "load_average_after": load_after, "smolvlm": {}, "llama.cpp": {}, **info}
-    for name, figures in (("smolvlm", ours), ("llama.cpp", theirs)):
+    result = {"threads": args.threads, "runs": args.runs, "isa": args.isa,
+              "load_average_before": load_before, "load_average_after": load_after, "smolvlm": {},
+              "llama.cpp": {}, "smolvlm_before": {}, **info}
+    for name, figures in (("smolvlm", ours), ("llama.cpp", theirs), ("smolvlm_before", before)):
         for k, v in figures.items():
             if v:
                 result[name][k] = stat(v)
@@ -213,8 +255,23 @@ def main():
         return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
 
     print(f"{args.threads} threads, medians of {args.runs} runs (min–max); smolvlm kernels "
-          f"{info.get('kernels')}, vision {info.get('vision_precision')}; load average "
-          f"{load_before[0]:.1f} before, {load_after[0]:.1f} after\n")
+          f"{info.get('kernels')}, vision {info.get('vision_precision')}"
+          + (f"; llama.cpp {args.llama} (haswell variant only)" if args.isa == "avx2" else "")
+          + f"; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after\n")
+    if args.before:
+        # The before/after table: the same rounds, the second build right after the first.
+        print(f"smolvlm before ({args.before}) and after ({args.build}):\n")
+        print("| figure | llama.cpp | smolvlm before | smolvlm after | after / before | after / llama.cpp | hardware bound |")
+        print("|---|---|---|---|---|---|---|")
+        for k, label in LABELS.items():
+            a, b0, b1 = (result[n].get(k) for n in ("llama.cpp", "smolvlm_before", "smolvlm"))
+            if not b0:
+                continue
+            gain = f"{b1['median'] / b0['median']:.2f}×" if b1 else "—"
+            vs = f"{b1['median'] / a['median']:.2f}×" if a and b1 else "—"
+            bound = f"{bounds[k]:.2f}" if k in bounds else ""
+            print(f"| {label} | {cell('llama.cpp', k)} | {cell('smolvlm_before', k)} | {cell('smolvlm', k)} | {gain} | {vs} | {bound} |")
+        print()
     print("| figure | llama.cpp | smolvlm.cpp | smolvlm / llama.cpp | target | met | hardware bound | smolvlm / bound |")
     print("|---|---|---|---|---|---|---|---|")
     for k, label in LABELS.items():

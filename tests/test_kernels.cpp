@@ -103,8 +103,10 @@ TEST_P(KernelThreads, MatmulMatchesReference) {
 // Q8_0 and Q4_0 weights (w8a8, w4a8) through the path's quantiser and integer kernels: the
 // integer block sums are exact, so only the float sums across blocks may differ from the
 // reference. n = 1 takes the single-row (decode) kernels, odd block counts their half pair;
-// n ≥ 8 the packed-panel GEMM on the VNNI paths (16-column panels in pairs, tiles of 4 rows, K
-// in slices of 12 blocks): partial panels, row tails and several K slices below.
+// n ≥ 8 the packed-panel GEMMs: on the AVX-512 VNNI paths 16-column panels in pairs, K in slices
+// of 12 blocks; on the AVX2 and AVX-VNNI paths 8-column panels in pairs, K in slices of 24 blocks;
+// tiles of 4 rows on both: partial panels, row tails and several K slices (49 blocks: a last slice
+// of one) below.
 TEST_P(KernelThreads, Q8MatmulMatchesReference) {
   for (DType type : {DType::Q8_0, DType::Q4_0}) {
     for (auto [n, in, out] : {std::tuple{1, 32, 1},
@@ -120,7 +122,9 @@ TEST_P(KernelThreads, Q8MatmulMatchesReference) {
                               {9, 96, 47},
                               {11, 416, 33},
                               {34, 800, 100},
-                              {64, 1536, 70}}) {
+                              {64, 1536, 70},
+                              {8, 64, 8},
+                              {12, 1568, 25}}) {
       const auto x = random_vec(static_cast<size_t>(n) * in, 13);
       const auto wf = random_vec(static_cast<size_t>(out) * in, 14, 0.05f);
       std::vector<uint8_t> bytes;

@@ -32,6 +32,8 @@ bool cpu_has(const char* feature) {
   const std::string f = feature;
   __builtin_cpu_init();
   if (f == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // AVX-VNNI: the VEX vpdpbusd (Alder Lake, the N100 class, Zen 5), apart from AVX-512 VNNI.
+  if (f == "avxvnni") return cpu_has("avx2") && __builtin_cpu_supports("avxvnni");
   if (f == "avx512") {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
@@ -84,7 +86,7 @@ const KernelPath* filled(const KernelPath* p) {
 
 std::vector<std::string> known_path_names() {
 #if defined(__x86_64__)
-  return {"generic", "avx2", "avx512", "avx512vnni", "avx512bf16"};
+  return {"generic", "avx2", "avxvnni", "avx512", "avx512vnni", "avx512bf16"};
 #elif defined(__aarch64__)
   return {"generic", "neon", "dotprod", "i8mm"};
 #else
@@ -96,6 +98,7 @@ std::vector<const KernelPath*> available_paths() {
   std::vector<const KernelPath*> out = {&generic_path()};
 #if defined(__x86_64__)
   if (avx2_path() && cpu_has("avx2")) out.push_back(avx2_path());
+  if (avxvnni_path() && cpu_has("avxvnni")) out.push_back(avxvnni_path());
   if (avx512_path() && cpu_has("avx512")) out.push_back(avx512_path());
   if (avx512vnni_path() && cpu_has("avx512vnni")) out.push_back(avx512vnni_path());
   if (avx512bf16_path() && cpu_has("avx512bf16")) out.push_back(avx512bf16_path());

@@ -105,6 +105,7 @@ const KernelPath& default_path();
 const KernelPath& generic_path();
 #if defined(__x86_64__)
 const KernelPath* avx2_path();  // nullptr when not compiled in
+const KernelPath* avxvnni_path();
 const KernelPath* avx512_path();
 const KernelPath* avx512vnni_path();
 const KernelPath* avx512bf16_path();
