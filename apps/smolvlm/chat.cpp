@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cli.h"
+#include "formats/mapped_file.h"
 #include "progress.h"
 #include "util/input_text.h"
 
@@ -36,6 +37,9 @@ const char kChatHelp[] =
     "      --system TEXT       a system message\n"
     "      --temp T, --top-k K, --top-p P, --repeat-penalty R, --seed S\n"
     "                          sampling, as for 'smolvlm ask' (default greedy)\n"
+    "      --json-schema FILE, --grammar FILE, --json-object\n"
+    "                          every answer JSON valid for this schema / follows this GBNF\n"
+    "                          grammar / any JSON object, as for 'smolvlm ask' (see /schema)\n"
     "      --no-split          one tile per picture (faster, less detail)\n"
     "      --max-tiles N       cap the tile grid per picture\n"
     "  -t, --threads N         worker threads (default: all cores)\n"
@@ -51,7 +55,11 @@ const char kChatHelp[] =
     "  <video>                 the same for the video\n"
     "  /image PATH             switch to another picture\n"
     "  /video PATH             switch to a video (a dialogue holds one: a second clears it)\n"
-    "  clear, <clear>, /clear  forget the dialogue (the picture stays)\n"
+    "  /schema FILE            the following answers are JSON valid for this JSON Schema\n"
+    "  /grammar FILE           the following answers follow this GBNF-style grammar\n"
+    "  /json                   the following answers are any JSON object\n"
+    "  /schema off             free answers again (also /grammar off, /json off)\n"
+    "  clear, <clear>, /clear  forget the dialogue (the picture and the schema stay)\n"
     "  exit, <exit>, /exit, /quit, Ctrl-D   leave\n"
     "  Ctrl-C                  stop the current answer\n";
 
@@ -115,6 +123,41 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
+// `word` alone or followed by a space (its argument).
+bool is_command(const std::string& cmd, const std::string& word) {
+  return cmd == word || cmd.rfind(word + " ", 0) == 0;
+}
+
+// A constraint from --json-schema / --grammar FILE (kind "json-schema" or "grammar").
+std::shared_ptr<const Constraint> constraint_from_file(const std::string& kind,
+                                                       const std::string& path) {
+  const std::string text = read_file(path, kind, 1 << 20);
+  return kind == "grammar" ? Constraint::grammar(text) : Constraint::json_schema(text);
+}
+
+// /schema FILE, /grammar FILE, /json, and "off" after any of them: sets what the following answers
+// follow. A file that fails leaves the constraint as it was (the error line says why).
+void structured_command(const std::string& cmd, std::shared_ptr<const Constraint>& constraint) {
+  const size_t space = cmd.find(' ');
+  const std::string word = cmd.substr(0, space);
+  const std::string arg = space == std::string::npos ? "" : trim(cmd.substr(space));
+  if (arg == "off") {
+    constraint.reset();
+    std::fputs("[free answers again]\n", stderr);
+  } else if (word == "/json") {
+    if (!arg.empty()) throw Error("/json takes no file (or 'off')");
+    constraint = Constraint::json_object();
+    std::fputs("[the following answers: any JSON object]\n", stderr);
+  } else {
+    if (arg.empty()) throw Error(word + " needs a file (or 'off')");
+    const bool schema = word == "/schema";
+    constraint = constraint_from_file(schema ? "json-schema" : "grammar", arg);
+    std::fprintf(stderr, "[the following answers: %s %s]\n",
+                 schema ? "JSON valid for the schema in" : "the grammar in",
+                 quote_input(arg, 200).c_str());
+  }
+}
+
 }  // namespace
 
 int run_chat(int argc, char** argv) {
@@ -147,6 +190,10 @@ int run_chat(int argc, char** argv) {
       chat_options.system = value();
     } else if (a == "--verbose") {
       verbose = true;
+    } else if (a == "--json-object") {
+      gen.constraint = Constraint::json_object();
+    } else if (a == "--json-schema" || a == "--grammar") {
+      gen.constraint = constraint_from_file(a.substr(2), value());
     } else if (!parse_generation_flag(argc, argv, i, gen)) {
       throw UsageError("unknown option " + quote_input(a));
     }
@@ -200,6 +247,10 @@ int run_chat(int argc, char** argv) {
       continue;
     }
     try {
+      if (is_command(cmd, "/schema") || is_command(cmd, "/grammar") || is_command(cmd, "/json")) {
+        structured_command(cmd, gen.constraint);
+        continue;
+      }
       if (cmd == "/image" || cmd.rfind("/image ", 0) == 0) {
         const std::string path = trim(cmd.substr(6));
         if (path.empty()) throw Error("/image needs a path");
