@@ -610,6 +610,40 @@ TEST(Structured, MaskEqualsBruteForceOnRandomStates) {
   EXPECT_TRUE(any.accepting());
 }
 
+// ConstrainedStep::mask (a word of the bit mask at a time) against the plain rule, id by id: a
+// refused token's logit is -inf, an allowed one's unchanged, EOS only where the grammar is whole.
+TEST(Structured, LogitMaskMatchesTheBitsIdById) {
+  const Model& m = model();
+  const size_t V = static_cast<size_t>(m.config.text.vocab);
+  const auto c = Constraint::json_schema(schema_with("currency"));
+  ConstrainedStep step(*c, m.tokenizer, m.eos_id());
+  constrain::Matcher twin(c->compiled(), token_index_for(m.tokenizer));
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-5.0f, 5.0f);
+  for (const std::string piece : {"", "{\"total\":", "12", ",\"currency\":\"", "EUR\"",
+                                  ",\"items\":[{\"name\":\"", "tea", "\",\"price\":3}]}"}) {
+    for (char ch : piece) {
+      // Moved one byte-token at a time where the vocabulary has it, as an answer would.
+      const auto id = m.tokenizer.find_token(std::string(1, ch));
+      ASSERT_TRUE(id.has_value()) << ch;
+      step.accept(*id);
+      ASSERT_TRUE(twin.accept_token(*id));
+    }
+    std::vector<float> logits(V);
+    for (float& l : logits) l = u(rng);
+    const std::vector<float> before = logits;
+    ASSERT_TRUE(step.mask(logits.data(), V));
+    const std::vector<uint64_t>& bits = twin.mask();
+    for (size_t id = 0; id < V; ++id) {
+      bool ok = (bits[id >> 6] >> (id & 63)) & 1u;
+      if (static_cast<int32_t>(id) == m.eos_id()) ok = twin.accepting();
+      ASSERT_EQ(logits[id], ok ? before[id] : -std::numeric_limits<float>::infinity())
+          << "token " << id << " after '" << piece << "'";
+    }
+  }
+  EXPECT_TRUE(step.complete());
+}
+
 // smolvlm ask --json-schema / --grammar / --json-object, and a bad schema's one-line error.
 TEST(Structured, AskTakesSchemaAndGrammarFiles) {
   const auto dir = std::filesystem::temp_directory_path() /

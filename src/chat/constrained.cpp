@@ -2,6 +2,7 @@
 
 #include <smolvlm/error.h>
 
+#include <algorithm>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -43,10 +44,23 @@ bool ConstrainedStep::mask(float* logits, size_t vocab) {
   const bool eos_ok = eos_ >= 0 && static_cast<size_t>(eos_) < vocab && matcher_.accepting();
   const float eos_logit = eos_ok ? logits[eos_] : kNo;
   bool any = eos_ok;
-  for (size_t id = 0; id < vocab; ++id) {
-    const bool ok = (id >> 6) < bits.size() && ((bits[id >> 6] >> (id & 63)) & 1u);
-    if (!ok) logits[id] = kNo;
-    any = any || ok;
+  // A word at a time: inside a string nearly every word is all ones (nothing to do), elsewhere
+  // nearly every word is zero (64 logits set at once).
+  for (size_t w = 0; w * 64 < vocab; ++w) {
+    const uint64_t word = w < bits.size() ? bits[w] : 0;
+    const size_t begin = w * 64, end = std::min(vocab, begin + 64);
+    if (word == ~uint64_t{0} && end - begin == 64) {
+      any = true;
+      continue;
+    }
+    any = any || word != 0;
+    if (word == 0) {
+      std::fill(logits + begin, logits + end, kNo);
+      continue;
+    }
+    for (size_t id = begin; id < end; ++id) {
+      if (!((word >> (id - begin)) & 1u)) logits[id] = kNo;
+    }
   }
   if (eos_ok) logits[eos_] = eos_logit;
   return any;
