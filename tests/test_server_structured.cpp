@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "constrain/matcher.h"
 #include "server/request.h"
 #include "server/server.h"
 #include "test_support.h"
@@ -48,6 +49,26 @@ TEST(ServerStructured, ResponseFormatBecomesTheConstraint) {
       {}, files);
   ASSERT_NE(with_schema.options.constraint, nullptr);
   EXPECT_NE(with_schema.options.constraint->gbnf().find("\\\"open\\\""), std::string::npos);
+}
+
+// Members come in the order the request wrote them (OpenAI's strict mode does the same), not
+// sorted by name as a parsed nlohmann::json object would have them.
+TEST(ServerStructured, MembersKeepTheRequestsOrder) {
+  TempFiles files;
+  const std::string body =
+      R"({"messages":[{"role":"user","content":"Hi"}],"response_format":{"type":"json_schema",)"
+      R"("json_schema":{"name":"t","schema":{"type":"object","properties":{"total":{"type":"integer"},)"
+      R"("currency":{"enum":["EUR"]}},"required":["total","currency"],"additionalProperties":false}}}})";
+  const auto r = parse_chat_request(body, {}, files);
+  ASSERT_NE(r.options.constraint, nullptr);
+  auto accepts = [&](const std::string& text) {
+    constrain::Matcher m(r.options.constraint->compiled(),
+                         std::make_shared<const constrain::TokenIndex>(std::vector<std::string>{},
+                                                                       std::vector<bool>{}));
+    return m.accept_bytes(text) && m.accepting();
+  };
+  EXPECT_TRUE(accepts(R"({"total":12,"currency":"EUR"})"));
+  EXPECT_FALSE(accepts(R"({"currency":"EUR","total":12})"));
 }
 
 TEST(ServerStructured, BadResponseFormatIsA400NamingIt) {

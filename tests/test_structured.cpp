@@ -6,20 +6,26 @@
 #include <smolvlm/smolvlm.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <random>
 #include <set>
 
 #include "chat/constrained.h"
+#include "chat/prompt.h"
 #include "cli_runner.h"
 #include "constrain/grammar.h"
 #include "constrain/json_schema.h"
 #include "constrain/matcher.h"
 #include "loader/model.h"
 #include "test_support.h"
+#include "text/decoder.h"
+#include "text/sampler.h"
 
 namespace smolvlm {
 namespace {
@@ -28,7 +34,12 @@ using constrain::Element;
 using constrain::Grammar;
 
 Engine& engine() {
-  static const std::unique_ptr<Engine> e = Engine::load(test::tiny_model());
+  // One thread: the tiny model's steps are too small to share, and the test runs thousands.
+  static const std::unique_ptr<Engine> e = [] {
+    LoadOptions o;
+    o.threads = 1;
+    return Engine::load(test::tiny_model(), o);
+  }();
   return *e;
 }
 
@@ -193,6 +204,14 @@ TEST(Structured, UnsupportedSchemaKeywordIsNamed) {
   EXPECT_NE(message("{not json").find("not valid JSON"), std::string::npos);
 }
 
+// Members are generated in the order `properties` lists them (not sorted by name).
+TEST(Structured, MembersFollowThePropertiesOrder) {
+  const auto c = Constraint::json_schema(
+      R"({"type":"object","properties":{"z":{"type":"integer"},"a":{"type":"integer"}},"required":["z","a"],"additionalProperties":false})");
+  EXPECT_TRUE(naive_accepts(*c->compiled(), R"({"z":1,"a":2})"));
+  EXPECT_FALSE(naive_accepts(*c->compiled(), R"({"a":2,"z":1})"));
+}
+
 // Integer ranges: the grammar accepts exactly the integers in range (checked by brute force).
 TEST(Structured, IntegerRangesAreExact) {
   const std::vector<std::pair<std::string, std::function<bool(long long)>>> cases = {
@@ -244,54 +263,74 @@ TEST(Structured, PatternSubsetMatchesWhatItShould) {
 }
 
 // ---- The schemas of the property tests: every keyword, nested, recursive.
+// tests/fixtures/structured-schemas.json (also what the benchmark compiles), each as its text with
+// its members in their written order.
 const std::vector<std::string>& schemas() {
-  static const std::vector<std::string> list = {
-      R"({"type":"object","properties":{"open":{"type":"boolean"}},"required":["open"],"additionalProperties":false})",
-      R"({"type":"string","maxLength":8})",
-      R"({"type":"integer","minimum":0,"maximum":10})",
-      R"({"type":"number"})",
-      R"({"type":"boolean"})",
-      R"({"type":"null"})",
-      R"({"type":["integer","null"],"minimum":-5,"maximum":5})",
-      R"({"type":["string","boolean"],"maxLength":4})",
-      R"({"enum":["red","green","blue",42,null,true]})",
-      R"({"const":{"kind":"fixed","n":[1,2]}})",
-      R"({"type":"array","items":{"type":"integer","minimum":1,"maximum":9},"minItems":2,"maxItems":4})",
-      R"({"type":"array","items":{"type":"boolean"},"maxItems":0})",
-      R"({"type":"array","items":{"enum":["a","b"]},"minItems":3,"maxItems":3})",
-      R"({"type":"string","minLength":2,"maxLength":5})",
-      R"({"type":"string","pattern":"^[A-Z]{3}-[0-9]{2,4}$"})",
-      R"({"type":"string","pattern":"^(yes|no|maybe)$"})",
-      R"({"type":"string","pattern":"^\\d+(\\.\\d{1,2})?$"})",
-      R"({"type":"string","format":"date"})",
-      R"({"type":"string","format":"time"})",
-      R"({"type":"string","format":"date-time"})",
-      R"({"type":"string","format":"uuid"})",
-      R"({"type":"string","format":"email"})",
-      R"({"anyOf":[{"type":"integer","minimum":0,"maximum":3},{"type":"string","maxLength":3}]})",
-      R"({"oneOf":[{"type":"boolean"},{"type":"null"},{"type":"object","properties":{"x":{"type":"integer","minimum":0,"maximum":9}},"required":["x"],"additionalProperties":false}]})",
-      R"({"allOf":[{"type":"integer","minimum":5,"maximum":50}]})",
-      R"({"$defs":{"pt":{"type":"object","properties":{"x":{"type":"integer","minimum":0,"maximum":99},"y":{"type":"integer","minimum":0,"maximum":99}},"required":["x","y"],"additionalProperties":false}},"type":"array","items":{"$ref":"#/$defs/pt"},"maxItems":3})",
-      R"({"definitions":{"c":{"enum":["r","g"]}},"type":"object","properties":{"a":{"$ref":"#/definitions/c"},"b":{"$ref":"#/definitions/c"}},"required":["a","b"],"additionalProperties":false})",
-      R"({"$defs":{"node":{"type":"object","properties":{"v":{"type":"integer","minimum":0,"maximum":9},"kids":{"type":"array","items":{"$ref":"#/$defs/node"},"maxItems":2}},"required":["v"],"additionalProperties":false}},"$ref":"#/$defs/node"})",
-      R"({"type":"object","properties":{"name":{"type":"string","maxLength":6},"next":{"anyOf":[{"$ref":"#"},{"type":"null"}]}},"required":["name","next"],"additionalProperties":false})",
-      R"({"type":"object","properties":{"a":{"type":"integer","minimum":0,"maximum":5},"b":{"type":"boolean"},"c":{"type":"null"}},"additionalProperties":false})",
-      R"({"type":"object","properties":{"a":{"type":"boolean"},"b":{"type":"integer","minimum":1,"maximum":2}},"required":["b"],"additionalProperties":false})",
-      R"({"type":"object","properties":{},"additionalProperties":false})",
-      R"({"type":"object","additionalProperties":{"type":"integer","minimum":0,"maximum":9}})",
-      R"({"type":"object","additionalProperties":{"type":"boolean"}})",
-      R"({"type":"object","properties":{"total":{"type":"integer","minimum":0,"maximum":999},"currency":{"enum":["EUR","USD"]},"items":{"type":"array","items":{"type":"object","properties":{"name":{"type":"string","maxLength":10},"price":{"type":"integer","minimum":0,"maximum":99}},"required":["name","price"],"additionalProperties":false},"minItems":1,"maxItems":3}},"required":["total","currency","items"],"additionalProperties":false})",
-      R"({"type":"object","properties":{"people":{"type":"integer","minimum":0,"maximum":20},"vehicles":{"type":"array","items":{"enum":["car","bike","truck"]},"maxItems":3}},"required":["people","vehicles"],"additionalProperties":false})",
-      R"({"type":"array","items":{"type":"array","items":{"type":"integer","minimum":-9,"maximum":9},"maxItems":2},"maxItems":2})",
-      R"({"type":"object","properties":{"when":{"type":"string","format":"date"},"id":{"type":"string","format":"uuid"},"code":{"type":"string","pattern":"^[a-f0-9]{4}$"}},"required":["when","id","code"],"additionalProperties":false})",
-      R"({"type":"object","title":"annotated","description":"annotations are ignored","properties":{"k":{"type":"string","maxLength":3,"description":"d","examples":["x"]}},"required":["k"],"additionalProperties":false})",
-      R"({"type":"integer","minimum":-1000,"maximum":-990})",
-      R"({"type":"integer","exclusiveMinimum":0,"exclusiveMaximum":4})",
-      R"({"type":["number","null"]})",
-      R"({"type":"object","properties":{"tag":{"const":"v1"},"n":{"type":["integer","string"],"minimum":0,"maximum":3,"maxLength":2}},"required":["tag","n"],"additionalProperties":false})",
-      R"({"$defs":{"expr":{"anyOf":[{"type":"integer","minimum":0,"maximum":9},{"type":"object","properties":{"op":{"enum":["+","*"]},"args":{"type":"array","items":{"$ref":"#/$defs/expr"},"minItems":2,"maxItems":2}},"required":["op","args"],"additionalProperties":false}]}},"$ref":"#/$defs/expr"})",
-  };
+  static const std::vector<std::string> list = [] {
+    std::ifstream in(std::string(SMOLVLM_FIXTURES_DIR) + "/structured-schemas.json");
+    std::vector<std::string> out;
+    for (const auto& s : nlohmann::ordered_json::parse(in)) out.push_back(s.dump());
+    return out;
+  }();
   return list;
+}
+
+// The property tests' schemas use every supported keyword, each type and format, recursion and
+// nesting.
+TEST(Structured, TestSchemasCoverEveryKeyword) {
+  std::set<std::string> seen;
+  std::function<void(const nlohmann::ordered_json&)> visit = [&](const nlohmann::ordered_json& j) {
+    if (j.is_object()) {
+      for (const auto& [k, v] : j.items()) {
+        seen.insert(k);
+        if ((k == "type" || k == "format") && v.is_string())
+          seen.insert(k + ":" + v.get<std::string>());
+        if (k == "type" && v.is_array()) seen.insert("type:list");
+        if (k == "$ref" && v.is_string() && v.get<std::string>() == "#") seen.insert("$ref:#");
+        visit(v);
+      }
+    } else if (j.is_array()) {
+      for (const auto& v : j) visit(v);
+    }
+  };
+  for (const std::string& s : schemas()) visit(nlohmann::ordered_json::parse(s));
+  for (const char* want : {"type:object",
+                           "type:array",
+                           "type:string",
+                           "type:number",
+                           "type:integer",
+                           "type:boolean",
+                           "type:null",
+                           "type:list",
+                           "properties",
+                           "required",
+                           "additionalProperties",
+                           "enum",
+                           "const",
+                           "items",
+                           "minItems",
+                           "maxItems",
+                           "anyOf",
+                           "oneOf",
+                           "allOf",
+                           "$ref",
+                           "$defs",
+                           "definitions",
+                           "$ref:#",
+                           "minLength",
+                           "maxLength",
+                           "pattern",
+                           "minimum",
+                           "maximum",
+                           "exclusiveMinimum",
+                           "exclusiveMaximum",
+                           "format:date",
+                           "format:time",
+                           "format:date-time",
+                           "format:uuid",
+                           "format:email"})
+    EXPECT_TRUE(seen.count(want)) << want;
+  EXPECT_GE(schemas().size(), 40u);
 }
 
 const std::string& schema_with(const std::string& part) {
@@ -317,7 +356,7 @@ for c in cases:
             v.validate(json.loads(text))
         except Exception as e:
             bad.append(json.dumps(c["schema"])[:80] + " <- " + repr(text)[:120] + ": " + str(e).splitlines()[0][:120])
-print(len(bad))
+print(f"{len(bad)} of {sum(len(c['answers']) for c in cases)}")
 for b in bad[:20]:
     print(b)
 )PY";
@@ -340,36 +379,60 @@ TEST(Structured, SampledAnswersValidateForEverySchema) {
   if (!have_jsonschema())
     GTEST_SKIP() << "python3-jsonschema is not installed (scripts/install-deps.sh)";
   ASSERT_GE(schemas().size(), 40u);
+  // 50 seeds a schema (the issue's proof); the sanitized build, whose job is memory errors and
+  // which runs several times slower, samples 8. SMOLVLM_STRUCTURED_SEEDS overrides.
+#ifdef SMOLVLM_TEST_SANITIZED
+  constexpr int kSeeds = 8;
+#else
+  constexpr int kSeeds = 50;
+#endif
   const int seeds = std::getenv("SMOLVLM_STRUCTURED_SEEDS")
                         ? std::atoi(std::getenv("SMOLVLM_STRUCTURED_SEEDS"))
-                        : 2;
+                        : kSeeds;
   nlohmann::json cases = nlohmann::json::array();
-  int complete = 0, total = 0;
+  int answered = 0, cut = 0;
   size_t tokens = 0;
   for (const std::string& schema : schemas()) {
     const auto c = Constraint::json_schema(schema);
     nlohmann::json answers = nlohmann::json::array();
-    for (int seed = -1; seed < seeds; ++seed) {  // -1: greedy
+    // The greedy answer, then sampled ones, each with its own seed, until `seeds` of them are
+    // whole. One that the token cap cuts first is an incomplete prefix by design (checked a
+    // prefix of the grammar here, not validated); a schema whose answers rarely finish fails.
+    int sampled = 0, tries = 0;
+    for (int seed = -1; sampled < seeds && tries < 2 * seeds + 1; ++seed, ++tries) {
       GenerationOptions o;
       o.max_new_tokens = 200;
       o.temperature = seed < 0 ? 0.0f : 1.0f;
       o.seed = static_cast<uint64_t>(seed) * 7919 + 1;
       o.constraint = c;
       const Result r = engine().generate({{"user", {Content::text("Answer in JSON.")}}}, o);
-      ++total;
       tokens += r.tokens.size();
-      if (!r.stopped_by_eos) continue;  // cut short by max_new_tokens: an incomplete prefix
-      ++complete;
+      if (!r.stopped_by_eos) {
+        ++cut;
+        NaiveRecognizer prefix(*c->compiled());
+        EXPECT_TRUE(prefix.feed(r.text)) << schema << " cut answer " << r.text;
+        continue;
+      }
+      sampled += seed >= 0;
       answers.push_back(r.text);
     }
+    // An object whose members' names are free strings has no bound the random model meets often
+    // within 200 tokens (it rarely picks a closing quote among ~48k allowed tokens): there the
+    // tries run out first (3 and 10 whole answers of 101 tries with 50 seeds), the whole ones
+    // validate and the others are prefixes of the grammar.
+    const bool open_names = schema.find(R"("additionalProperties":{)") != std::string::npos;
+    if (!open_names) {
+      EXPECT_EQ(sampled, seeds) << schema << ": too few sampled answers finished in 200 tokens";
+    }
+    answered += static_cast<int>(answers.size());
     cases.push_back({{"schema", nlohmann::json::parse(schema)}, {"answers", answers}});
   }
-  // Most answers finish within the cap (strings are bounded in these schemas).
-  EXPECT_GE(complete, total * 9 / 10) << complete << " of " << total;
-  std::printf("%zu schemas, %d answers (%d finished), %zu tokens\n", schemas().size(), total,
-              complete, tokens);
+  std::printf(
+      "%zu schemas, %d whole answers validated (%d sampled seeds + greedy each), %d cut "
+      "by the token cap, %zu tokens\n",
+      schemas().size(), answered, seeds, cut, tokens);
   const std::string report = validate_with_python(cases);
-  EXPECT_EQ(report.substr(0, 2), "0\n") << report;
+  EXPECT_EQ(report.substr(0, report.find('\n')), "0 of " + std::to_string(answered)) << report;
 }
 
 // The same with greedy decoding, and the mask only removes tokens: where the unconstrained
@@ -403,6 +466,83 @@ TEST(Structured, GreedyKeepsTheUnconstrainedArgmaxWhereAllowed) {
             std::vector<int32_t>(plain.tokens.begin(), plain.tokens.begin() + 5));
   EXPECT_EQ(constrained.text, head + "{}");
   EXPECT_TRUE(constrained.stopped_by_eos);
+}
+
+// The same, step by step, with schemas: the engine's constrained greedy answer is taught to the
+// decoder token by token, and at each step the chosen token is the argmax of the masked logits,
+// and it is the unconstrained argmax itself wherever that one is allowed (the mask only removes).
+TEST(Structured, GreedyWithASchemaIsTheFreeArgmaxWhereAllowed) {
+  const Model& m = model();
+  const std::string question = "Describe the scene as JSON.";
+  const std::vector<int32_t> prompt = m.tokenizer.encode(
+      render_chat({{"user", {PromptItem{PromptItem::Kind::Text, question, false}}}}, true));
+  const size_t V = static_cast<size_t>(m.config.text.vocab);
+  auto argmax = [&](const std::vector<float>& v) {
+    return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+  };
+  // Float sums differ in order between the engine's threads and this single pass: a token counts
+  // as the argmax within this much of the top logit.
+  constexpr float kTie = 1e-4f;
+  int kept = 0, removed = 0;
+  const std::vector<std::string> cases = {
+      R"({"type":"object","properties":{"caption":{"type":"string"},"count":{"type":"integer"}},"required":["caption","count"],"additionalProperties":false})",
+      schema_with("currency"), schema_with("kids"), schema_with("date-time"),
+      schema_with("\"op\"")};
+  for (const std::string& schema : cases) {
+    const auto c = Constraint::json_schema(schema);
+    GenerationOptions o;
+    o.max_new_tokens = 48;
+    o.constraint = c;
+    const Result r = engine().generate({{"user", {Content::text(question)}}}, o);
+    std::vector<int32_t> taken = r.tokens;
+    if (r.stopped_by_eos) taken.push_back(m.eos_id());
+    KVCache cache(m.config.text, static_cast<int>(prompt.size() + taken.size()) + 1);
+    std::vector<float> x(prompt.size() * static_cast<size_t>(m.config.text.hidden)), last(V);
+    m.decoder.embed(prompt.data(), static_cast<int>(prompt.size()), x.data());
+    m.decoder.forward(test::test_compute(), x.data(), static_cast<int>(prompt.size()), cache,
+                      last.data());
+    ConstrainedStep step(*c, m.tokenizer, m.eos_id());
+    for (const int32_t id : taken) {
+      std::vector<float> masked = last;
+      ASSERT_TRUE(step.mask(masked.data(), V));
+      const int32_t top = argmax(masked), free_top = argmax(last);
+      ASSERT_TRUE(std::isfinite(masked[static_cast<size_t>(id)])) << schema << " token " << id;
+      EXPECT_GE(masked[static_cast<size_t>(id)], masked[static_cast<size_t>(top)] - kTie)
+          << schema << " took " << id << ", masked argmax " << top;
+      if (std::isfinite(masked[static_cast<size_t>(free_top)])) {
+        ++kept;
+        EXPECT_GE(last[static_cast<size_t>(id)], last[static_cast<size_t>(free_top)] - kTie)
+            << schema << " took " << id << " where the free argmax " << free_top << " is allowed";
+      } else {
+        ++removed;
+      }
+      if (id == m.eos_id()) break;
+      step.accept(id);
+      m.decoder.embed(&id, 1, x.data());
+      m.decoder.forward(test::test_compute(), x.data(), 1, cache, last.data());
+    }
+  }
+  // Both cases happened: steps where the free choice stood, and steps the mask overruled.
+  std::printf("free argmax allowed (and taken) at %d steps, masked out at %d\n", kept, removed);
+  EXPECT_GE(kept, 10);
+  EXPECT_GE(removed, 10);
+}
+
+// Masked tokens (-inf) have probability zero: sampling never returns one, whatever the seed, and
+// the others keep their softmax shares.
+TEST(Structured, SamplerNeverPicksAMaskedToken) {
+  std::vector<float> logits(49280, -std::numeric_limits<float>::infinity());
+  logits[7] = 1.0f;
+  logits[40000] = 1.0f + std::log(3.0f);  // three times as likely as token 7
+  int sevens = 0;
+  for (uint64_t seed = 0; seed < 4000; ++seed) {
+    Sampler s({1.0f, 0, 1.0f, 1.0f, seed});
+    std::vector<float> l = logits;
+    const int32_t id = s.sample(l, {});
+    ASSERT_TRUE(id == 7 || id == 40000) << id;
+    sevens += id == 7;
+  }
+  EXPECT_NEAR(sevens, 1000, 120);
 }
 
 // max_new_tokens cuts a constrained answer short: a prefix, not stopped by EOS.
@@ -470,6 +610,40 @@ TEST(Structured, MaskEqualsBruteForceOnRandomStates) {
   EXPECT_TRUE(any.accepting());
 }
 
+// ConstrainedStep::mask (a word of the bit mask at a time) against the plain rule, id by id: a
+// refused token's logit is -inf, an allowed one's unchanged, EOS only where the grammar is whole.
+TEST(Structured, LogitMaskMatchesTheBitsIdById) {
+  const Model& m = model();
+  const size_t V = static_cast<size_t>(m.config.text.vocab);
+  const auto c = Constraint::json_schema(schema_with("currency"));
+  ConstrainedStep step(*c, m.tokenizer, m.eos_id());
+  constrain::Matcher twin(c->compiled(), token_index_for(m.tokenizer));
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-5.0f, 5.0f);
+  for (const std::string piece : {"", "{\"total\":", "12", ",\"currency\":\"", "EUR\"",
+                                  ",\"items\":[{\"name\":\"", "tea", "\",\"price\":3}]}"}) {
+    for (char ch : piece) {
+      // Moved one byte-token at a time where the vocabulary has it, as an answer would.
+      const auto id = m.tokenizer.find_token(std::string(1, ch));
+      ASSERT_TRUE(id.has_value()) << ch;
+      step.accept(*id);
+      ASSERT_TRUE(twin.accept_token(*id));
+    }
+    std::vector<float> logits(V);
+    for (float& l : logits) l = u(rng);
+    const std::vector<float> before = logits;
+    ASSERT_TRUE(step.mask(logits.data(), V));
+    const std::vector<uint64_t>& bits = twin.mask();
+    for (size_t id = 0; id < V; ++id) {
+      bool ok = (bits[id >> 6] >> (id & 63)) & 1u;
+      if (static_cast<int32_t>(id) == m.eos_id()) ok = twin.accepting();
+      ASSERT_EQ(logits[id], ok ? before[id] : -std::numeric_limits<float>::infinity())
+          << "token " << id << " after '" << piece << "'";
+    }
+  }
+  EXPECT_TRUE(step.complete());
+}
+
 // smolvlm ask --json-schema / --grammar / --json-object, and a bad schema's one-line error.
 TEST(Structured, AskTakesSchemaAndGrammarFiles) {
   const auto dir = std::filesystem::temp_directory_path() /
@@ -501,6 +675,53 @@ TEST(Structured, AskTakesSchemaAndGrammarFiles) {
   EXPECT_EQ(b.status, 1);
   EXPECT_NE(b.err.find("'hostname'"), std::string::npos) << b.err;
   EXPECT_EQ(std::count(b.err.begin(), b.err.end(), '\n'), 1) << b.err;
+  std::filesystem::remove_all(dir);
+}
+
+// smolvlm chat: /schema FILE (and /grammar, /json) sets what the following answers follow, a bad
+// file is an error line that keeps the previous constraint, and "off" frees the answers again.
+TEST(Structured, ChatSchemaPerTurn) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("smolvlm-structured-chat-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string schema = (dir / "s.json").string(), grammar = (dir / "g.gbnf").string(),
+                    bad = (dir / "bad.json").string();
+  std::ofstream(schema)
+      << R"({"type":"object","properties":{"n":{"type":"integer","minimum":1,"maximum":3}},"required":["n"],"additionalProperties":false})";
+  std::ofstream(grammar) << "root ::= \"colour: \" (\"red\" | \"green\")\n";
+  std::ofstream(bad) << R"({"type":"string","format":"hostname"})";
+  const auto help = test::run_cli({"chat", "--help"});
+  EXPECT_NE(help.out.find("/schema FILE"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("/schema off"), std::string::npos) << help.out;
+  const auto r = test::run_cli({"chat", "-m", test::tiny_model(), "-n", "40"},
+                               "/schema " + schema + "\nHow many?\n/schema " + bad +
+                                   "\nHow many now?\n/schema off\nAnd now?\n/grammar " + grammar +
+                                   "\nWhich colour?\n/json\nAn object?\n/json off\nBye.\nexit\n");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::vector<std::string> answers;
+  for (size_t p = r.out.find("Assistant:"); p != std::string::npos;
+       p = r.out.find("Assistant:", p + 1)) {
+    const size_t from = p + std::string("Assistant:").size();
+    answers.push_back(r.out.substr(from, r.out.find('\n', from) - from));
+  }
+  ASSERT_EQ(answers.size(), 6u) << r.out;
+  for (int k : {0, 1}) {  // the schema, then still the schema (the bad file changed nothing)
+    const auto n = nlohmann::json::parse(answers[k], nullptr, false);
+    ASSERT_TRUE(n.is_object()) << answers[k];
+    EXPECT_TRUE(n["n"].is_number_integer() && n["n"] >= 1 && n["n"] <= 3) << answers[k];
+  }
+  EXPECT_NE(r.err.find("'hostname'"), std::string::npos) << r.err;
+  // Free again: the tiny model's random words, not JSON.
+  EXPECT_TRUE(nlohmann::json::parse(answers[2], nullptr, false).is_discarded()) << answers[2];
+  EXPECT_TRUE(answers[3] == "colour: red" || answers[3] == "colour: green") << answers[3];
+  EXPECT_EQ(answers[4].rfind("{", 0), 0u) << answers[4];
+  EXPECT_TRUE(nlohmann::json::parse(answers[5], nullptr, false).is_discarded()) << answers[5];
+  EXPECT_NE(r.err.find("[free answers again]"), std::string::npos) << r.err;
+  const auto missing = test::run_cli({"chat", "-m", test::tiny_model(), "-n", "4"},
+                                     "/schema\n/schema /nonexistent.json\nexit\n");
+  EXPECT_EQ(missing.status, 0) << missing.err;
+  EXPECT_NE(missing.err.find("/schema needs a file"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("nonexistent.json"), std::string::npos) << missing.err;
   std::filesystem::remove_all(dir);
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cli.h"
+#include "formats/mapped_file.h"
 #include "progress.h"
 #include "util/input_text.h"
 
@@ -30,7 +31,11 @@ const char kChatCommands[] =
     "  <video>                 the same for the video\n"
     "  /image PATH             switch to another picture\n"
     "  /video PATH             switch to a video (a dialogue holds one: a second clears it)\n"
-    "  clear, <clear>, /clear  forget the dialogue (the picture stays)\n"
+    "  /schema FILE            the following answers are JSON valid for this JSON Schema\n"
+    "  /grammar FILE           the following answers follow this GBNF-style grammar\n"
+    "  /json                   the following answers are any JSON object\n"
+    "  /schema off             free answers again (also /grammar off, /json off)\n"
+    "  clear, <clear>, /clear  forget the dialogue (the picture and the schema stay)\n"
     "  exit, <exit>, /exit, /quit, Ctrl-D   leave\n"
     "  Ctrl-C                  stop the current answer\n";
 
@@ -94,6 +99,41 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
+// `word` alone or followed by a space (its argument).
+bool is_command(const std::string& cmd, const std::string& word) {
+  return cmd == word || cmd.rfind(word + " ", 0) == 0;
+}
+
+// A constraint from --json-schema / --grammar FILE (kind "json-schema" or "grammar").
+std::shared_ptr<const Constraint> constraint_from_file(const std::string& kind,
+                                                       const std::string& path) {
+  const std::string text = read_file(path, kind, 1 << 20);
+  return kind == "grammar" ? Constraint::grammar(text) : Constraint::json_schema(text);
+}
+
+// /schema FILE, /grammar FILE, /json, and "off" after any of them: sets what the following answers
+// follow. A file that fails leaves the constraint as it was (the error line says why).
+void structured_command(const std::string& cmd, std::shared_ptr<const Constraint>& constraint) {
+  const size_t space = cmd.find(' ');
+  const std::string word = cmd.substr(0, space);
+  const std::string arg = space == std::string::npos ? "" : trim(cmd.substr(space));
+  if (arg == "off") {
+    constraint.reset();
+    std::fputs("[free answers again]\n", stderr);
+  } else if (word == "/json") {
+    if (!arg.empty()) throw Error("/json takes no file (or 'off')");
+    constraint = Constraint::json_object();
+    std::fputs("[the following answers: any JSON object]\n", stderr);
+  } else {
+    if (arg.empty()) throw Error(word + " needs a file (or 'off')");
+    const bool schema = word == "/schema";
+    constraint = constraint_from_file(schema ? "json-schema" : "grammar", arg);
+    std::fprintf(stderr, "[the following answers: %s %s]\n",
+                 schema ? "JSON valid for the schema in" : "the grammar in",
+                 quote_input(arg, 200).c_str());
+  }
+}
+
 // What chat's command line sets.
 struct ChatSettings {
   LoadFlags load;
@@ -137,6 +177,19 @@ FlagTable chat_flags(ChatSettings& s) {
   flags.add({"--system"}, "TEXT", "a system message",
             [&](const std::string&, const std::string& v) { s.chat_options.system = v; });
   add_generation_flags(flags, s.gen);
+  // Structured outputs for every answer (/schema changes it later); the last one given counts.
+  auto constraint_file = [&](const std::string& a, const std::string& v) {
+    s.gen.constraint = constraint_from_file(a.substr(2), v);
+  };
+  flags.add({"--json-schema"}, "FILE",
+            "every answer JSON valid for this JSON Schema, as for 'smolvlm ask'\n(see /schema)",
+            constraint_file);
+  flags.add({"--json-object"}, "", "every answer any JSON object",
+            [&](const std::string&, const std::string&) {
+              s.gen.constraint = Constraint::json_object();
+            });
+  flags.add({"--grammar"}, "FILE",
+            "every answer follows this GBNF-style grammar (start rule: root)", constraint_file);
   flags.add({"--verbose"}, "",
             "the model's facts once, and after each answer: tokens in and out,\n"
             "image encode time, prefill and decode speed, peak RAM",
@@ -207,6 +260,10 @@ int run_chat(int argc, char** argv) {
       continue;
     }
     try {
+      if (is_command(cmd, "/schema") || is_command(cmd, "/grammar") || is_command(cmd, "/json")) {
+        structured_command(cmd, gen.constraint);
+        continue;
+      }
       if (cmd == "/image" || cmd.rfind("/image ", 0) == 0) {
         const std::string path = trim(cmd.substr(6));
         if (path.empty()) throw Error("/image needs a path");

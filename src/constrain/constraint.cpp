@@ -12,9 +12,9 @@ std::shared_ptr<const Constraint> Constraint::grammar(const std::string& gbnf) {
 }
 
 std::shared_ptr<const Constraint> Constraint::json_schema(const std::string& schema_json) {
-  nlohmann::json schema;
+  nlohmann::ordered_json schema;  // members keep their order
   try {
-    schema = nlohmann::json::parse(schema_json);
+    schema = nlohmann::ordered_json::parse(schema_json);
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("json schema: not valid JSON: ") + e.what());
   }

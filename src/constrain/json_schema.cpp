@@ -13,7 +13,8 @@ namespace smolvlm::constrain {
 
 namespace {
 
-using nlohmann::json;
+// Ordered: members are generated in the order of `properties`, as written.
+using json = nlohmann::ordered_json;
 
 const char* const kBase = R"(value ::= object | array | string | number | boolean | null
 object ::= "{" ( string ":" value ( "," string ":" value )* )? "}"

@@ -445,7 +445,7 @@ ChatRequest parse_chat_request(std::string_view body, const RequestPolicy& polic
       if (s.empty()) throw bad("stop", "a stop string cannot be empty");
     }
   }
-  if (const json* v = field(j, "response_format")) apply_response_format(*v, o);
+  if (const json* v = field(j, "response_format")) apply_response_format(*v, o, body);
   if (const json* v = field(j, "stream")) {
     if (!v->is_boolean()) throw bad("stream", "must be true or false");
     r.stream = v->get<bool>();

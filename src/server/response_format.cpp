@@ -7,7 +7,7 @@ namespace smolvlm::server {
 
 using nlohmann::json;
 
-void apply_response_format(const json& rf, GenerationOptions& options) {
+void apply_response_format(const json& rf, GenerationOptions& options, std::string_view body) {
   auto fail = [](const std::string& what) {
     return RequestError(400, "response_format: " + what, "invalid_request_error",
                         "response_format");
@@ -39,7 +39,19 @@ void apply_response_format(const json& rf, GenerationOptions& options) {
       options.constraint = Constraint::json_object();
       return;
     }
-    options.constraint = Constraint::json_schema(js["schema"].dump());
+    std::string schema = js["schema"].dump();
+    if (!body.empty()) {
+      // The same schema with its members in their written order (the body parsed once already,
+      // within the parser's bounds).
+      const auto ordered = nlohmann::ordered_json::parse(body, nullptr, false);
+      if (ordered.is_object() && ordered.contains("response_format") &&
+          ordered["response_format"].is_object() &&
+          ordered["response_format"].contains("json_schema") &&
+          ordered["response_format"]["json_schema"].is_object() &&
+          ordered["response_format"]["json_schema"].contains("schema"))
+        schema = ordered["response_format"]["json_schema"]["schema"].dump();
+    }
+    options.constraint = Constraint::json_schema(schema);
   } catch (const RequestError&) {
     throw;
   } catch (const Error& e) {

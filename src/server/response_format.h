@@ -7,9 +7,13 @@
 #include <smolvlm/smolvlm.h>
 
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 namespace smolvlm::server {
 
-void apply_response_format(const nlohmann::json& response_format, GenerationOptions& options);
+// `body` is the request's text: a json_schema's members are generated in the order written there
+// (nlohmann::json, which parsed it, sorts an object's members by name).
+void apply_response_format(const nlohmann::json& response_format, GenerationOptions& options,
+                           std::string_view body = {});
 
 }  // namespace smolvlm::server

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <unordered_set>
 
 namespace smolvlm {
@@ -24,8 +25,12 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
 
   candidates_.clear();
   for (size_t i = 0; i < logits.size(); ++i) {
+    // A logit of -inf (a token a constraint refused) has probability zero: left out, it is not
+    // sorted, and the rounding fallback below can never return it.
+    if (logits[i] == -std::numeric_limits<float>::infinity()) continue;
     candidates_.emplace_back(logits[i] / p_.temperature, static_cast<int32_t>(i));
   }
+  if (candidates_.empty()) return argmax(logits);
   auto by_logit = [](const auto& a, const auto& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
@@ -34,12 +39,15 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
     keep = static_cast<size_t>(p_.top_k);
     std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<std::ptrdiff_t>(keep),
                       candidates_.end(), by_logit);
-  } else {
+  } else if (p_.top_p < 1.0f) {
     std::sort(candidates_.begin(), candidates_.end(), by_logit);
   }
+  // Without top-k or top-p nothing is cut, so no order is needed: the draw below walks the
+  // vocabulary in id order (the same distribution, without sorting ~49k candidates a token).
   candidates_.resize(keep);
   // Softmax over the survivors.
-  const float maxv = candidates_.front().first;
+  float maxv = candidates_.front().first;
+  for (const auto& c : candidates_) maxv = std::max(maxv, c.first);
   double sum = 0.0;
   for (auto& c : candidates_) {
     c.first = std::exp(c.first - maxv);
