@@ -4,14 +4,19 @@
 For each text GGUF given (e.g. llama-quantize's Q4_K_M, Q6_K, IQ4_XS ... of one F16 file), runs
 `smolvlm ask -m FILE -p PROMPT -n N --json` and llama-server (on 127.0.0.1) with the prompt our
 chat template makes (SmolVLM2's "<|im_start|>User: ...<end_of_utterance>\\nAssistant:"), greedy,
-and prints whether the two texts are the same. Use a model whose logits are peaky (a random model
-with a large lm_head std, e.g. 2.5), so that neither reader's rounding can flip a choice.
+and prints whether the two texts are the same, and where they part llama.cpp's top-two gap. A random
+model's near ties let either reader's activation rounding flip a choice (a larger lm_head std
+scales the gaps and the rounding's effect alike; README, "K-quants, legacy and IQ4 files").
 
     python3 bench/kquant_vs_llamacpp.py --smolvlm build-release/smolvlm \\
         --llama-server ../shared/tools/llama.cpp/llama-server kq-Q4_K_M.gguf kq-Q6_K.gguf ...
+
+With --llama-float it compares llama-server with itself instead: each FILE against deq-FILE, the
+same weights widened to F32 by `llama-quantize --allow-requantize FILE deq-FILE F32`.
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -59,20 +64,33 @@ def theirs(server, model, prompt, n, port, threads):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--smolvlm", required=True)
+    ap.add_argument("--smolvlm")
     ap.add_argument("--llama-server", required=True)
     ap.add_argument("--prompt", action="append")
     ap.add_argument("-n", type=int, default=24)
     ap.add_argument("--port", type=int, default=8093)
     ap.add_argument("-t", "--threads", type=int, default=2)
+    ap.add_argument("--llama-float", action="store_true",
+                    help="compare llama-server on each FILE with llama-server on deq-FILE beside it "
+                         "(llama-quantize --allow-requantize FILE deq-FILE F32: the same weights "
+                         "in float) instead of with smolvlm: how often llama.cpp's own activation "
+                         "rounding flips a greedy choice")
     ap.add_argument("models", nargs="+")
     a = ap.parse_args()
+    if not a.llama_float and not a.smolvlm:
+        ap.error("--smolvlm is required (unless --llama-float)")
     prompts = a.prompt or ["What is the capital of France?", "Write a short poem about the sea."]
     same = 0
     total = 0
     for m in a.models:
         for p in prompts:
-            mine, err = ours(a.smolvlm, m, p, a.n, a.threads)
+            if a.llama_float:
+                folder, name = os.path.split(m)
+                text, steps = theirs(a.llama_server, os.path.join(folder, "deq-" + name), p, a.n,
+                                     a.port, a.threads)
+                mine, err = (text, [t for t, _ in steps]), None
+            else:
+                mine, err = ours(a.smolvlm, m, p, a.n, a.threads)
             try:
                 ref, steps = theirs(a.llama_server, m, p, a.n, a.port, a.threads)
             except urllib.error.HTTPError as e:  # e.g. its chat-format check refusing the output

@@ -220,6 +220,67 @@ TEST(GgufKQuantGolden, ConvertedQ4KMTextStaysClose) {
   std::printf("  worst cosine %.6f\n", worst);
 }
 
+// The other K-quant mixes `convert` writes, on the tiny model: only its 256-wide ffn_down rows
+// take K-quants (the rest fall back to Q8_0), in each mix's type for a first ("more bits" for
+// the _M mixes) and a last layer, as llama-quantize picks them; the table is the README's.
+TEST(GgufKQuantGolden, EveryMixStaysClose) {
+  struct Mix {
+    const char* label;
+    DType type;
+    bool small;
+    DType down0, down1;  // ffn_down of layers 0 and 1
+    double min_cosine;   // well above what a wrong layout gives (≈ 0)
+  };
+  const Mix mixes[] = {
+      {"Q2_K", DType::Q2_K, false, DType::Q3_K, DType::Q3_K, 0.9},
+      {"Q3_K_M", DType::Q3_K, false, DType::Q4_K, DType::Q4_K, 0.95},
+      {"Q4_K_S", DType::Q4_K, true, DType::Q4_K, DType::Q4_K, 0.95},
+      {"Q4_K_M", DType::Q4_K, false, DType::Q4_K, DType::Q6_K, 0.95},
+      {"Q5_K_S", DType::Q5_K, true, DType::Q5_K, DType::Q5_K, 0.99},
+      {"Q5_K_M", DType::Q5_K, false, DType::Q5_K, DType::Q6_K, 0.99},
+      {"Q6_K", DType::Q6_K, false, DType::Q6_K, DType::Q6_K, 0.99},
+  };
+  std::printf("\nK-quant mixes (text) + F16 mmproj against transformers (float32), %zu cases\n",
+              kCases.size());
+  std::printf("  %-8s %10s %16s %16s\n", "mix", "min cosine", "greedy prefix", "greedy same");
+  for (const Mix& mix : mixes) {
+    test::TempDir dir;
+    ConvertOptions opt;
+    opt.text_type = mix.type;
+    opt.kquant_small = mix.small;
+    opt.vision_type = DType::F16;
+    const ConvertResult files = convert_hf_to_gguf(test::tiny_model(), dir.path(), opt);
+    EXPECT_NE(files.text_path.find(std::string("-") + mix.label + ".gguf"), std::string::npos)
+        << files.text_path;
+    const std::unique_ptr<Model> model =
+        Model::load_gguf(files.text_path, files.mmproj_path, VisionPrecision::F32);
+    EXPECT_EQ(model->weights.text.layers[0].down.w.type, mix.down0) << mix.label;
+    EXPECT_EQ(model->weights.text.layers[1].down.w.type, mix.down1) << mix.label;
+    EXPECT_EQ(model->weights.text.layers[0].gate.w.type, DType::Q8_0) << mix.label;
+    double worst = 1;
+    int prefix_lo = 24, prefix_hi = 0, same_lo = 24, same_hi = 0;
+    for (const std::string& name : kCases) {
+      const CaseRun r = run_case(*model, name);
+      const std::vector<int32_t> want =
+          test::parse_int_list(golden_json()["cases"][name]["greedy_new_ids"]);
+      int prefix = 0, same = 0;
+      while (prefix < 24 &&
+             r.greedy[static_cast<size_t>(prefix)] == want[static_cast<size_t>(prefix)])
+        ++prefix;
+      for (size_t i = 0; i < 24; ++i) same += r.greedy[i] == want[i];
+      const double cs = cosine(r.logits_last, golden(name + ".logits_last"));
+      worst = std::min(worst, cs);
+      prefix_lo = std::min(prefix_lo, prefix);
+      prefix_hi = std::max(prefix_hi, prefix);
+      same_lo = std::min(same_lo, same);
+      same_hi = std::max(same_hi, same);
+      EXPECT_GE(cs, mix.min_cosine) << mix.label << " " << name;
+    }
+    std::printf("  %-8s %10.6f %8d–%2d/24 %8d–%2d/24\n", mix.label, worst, prefix_lo, prefix_hi,
+                same_lo, same_hi);
+  }
+}
+
 // The panels live in a cache file (loader/q4_panel_cache.h): made by the first load of a model
 // file, mapped as it is by the next ones, remade when damaged or when the model file changed;
 // none (the file's rows) when LoadOptions::cache_dir is empty or cannot be written.

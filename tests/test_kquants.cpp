@@ -386,13 +386,16 @@ TEST(KQuants, FastProductsFollowTheirTwins) {
   }
 }
 
-// Our Q4_K / Q6_K writers (convert --type q4_k_m / q6_k): the values come back within the
-// rounding the layouts allow (root-mean-square error against the spread of the values).
+// Our K-quant writers (convert --type q4_k_m, q5_k_m, q6_k, q3_k_m, q2_k, ...): the values come
+// back within the rounding the layouts allow (root-mean-square error against the spread of the
+// values: about a step over sqrt(12) of each sub-block's range, so each bit fewer doubles it).
 TEST(KQuants, WritersRoundTrip) {
   const int cols = 512, rows = 4;
   std::vector<float> x = random_floats(static_cast<size_t>(rows) * cols, 77);
   x[3] = 9.0f;  // an outlier
-  for (const auto& [t, max_rel] : {std::pair{DType::Q4_K, 0.12}, std::pair{DType::Q6_K, 0.03}}) {
+  for (const auto& [t, max_rel] :
+       {std::pair{DType::Q2_K, 0.45}, std::pair{DType::Q3_K, 0.25}, std::pair{DType::Q4_K, 0.12},
+        std::pair{DType::Q5_K, 0.06}, std::pair{DType::Q6_K, 0.03}}) {
     const std::vector<uint8_t> bytes = quantize_rows(t, x, rows, cols);
     ASSERT_EQ(bytes.size(), rows * row_bytes(t, cols));
     const kernels::Matrix m{t, bytes.data(), rows, cols};
@@ -410,7 +413,7 @@ TEST(KQuants, WritersRoundTrip) {
     }
     // The largest value comes back to within a step.
     kernels::ref::dequantize_row(m, 0, back.data());
-    EXPECT_NEAR(back[3], 9.0f, t == DType::Q4_K ? 0.7f : 0.2f) << dtype_name(t);
+    EXPECT_NEAR(back[3], 9.0f, t == DType::Q6_K ? 0.2f : 0.7f) << dtype_name(t);
   }
 }
 

@@ -1,4 +1,5 @@
 // smolvlm convert: a Hugging Face SmolVLM2 folder → llama.cpp's GGUF pair (text + mmproj).
+#include <cctype>
 #include <cstdio>
 #include <string>
 
@@ -19,23 +20,35 @@ const char kConvertHelp[] =
     "names and metadata: llama.cpp and smolvlm read them alike.\n"
     "\n"
     "  -o, --outdir DIR     where to write the two files (created if needed)\n"
-    "      --type T         language model weights: q8_0 (default), q4_0, q4_k_m, q6_k, f16,\n"
-    "                       bf16 or f32 (K-quants: rows not 256-wide fall back to q8_0)\n"
+    "      --type T         language model weights: q8_0 (default), q4_0, f16, bf16, f32, or\n"
+    "                       a K-quant mix as llama-quantize makes it: q4_k_m, q4_k_s, q5_k_m,\n"
+    "                       q5_k_s, q6_k, q3_k_m, q2_k (rows not 256-wide fall back to q8_0)\n"
     "      --vision-type T  vision weights: f16 (default), q8_0 or f32 (bf16 also works)\n"
     "      --name NAME      file name stem (default: the folder's name)\n"
     "\n"
     "Norms, biases and the vision embeddings stay F32, as llama.cpp keeps them.\n";
 
-DType parse_type(const std::string& flag, const std::string& s) {
+// *small: the _S mix of Q4_K / Q5_K (--type only).
+DType parse_type(const std::string& flag, const std::string& s, bool* small) {
   if (s == "q8_0" || s == "Q8_0") return DType::Q8_0;
   if (s == "q4_0" || s == "Q4_0") return DType::Q4_0;
-  if (flag == "--type" && (s == "q4_k_m" || s == "Q4_K_M")) return DType::Q4_K;
-  if (flag == "--type" && (s == "q6_k" || s == "Q6_K")) return DType::Q6_K;
+  if (flag == "--type") {
+    std::string lower = s;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    *small = lower == "q4_k_s" || lower == "q5_k_s";
+    if (lower == "q4_k_m" || lower == "q4_k_s") return DType::Q4_K;
+    if (lower == "q5_k_m" || lower == "q5_k_s") return DType::Q5_K;
+    if (lower == "q6_k") return DType::Q6_K;
+    if (lower == "q3_k_m") return DType::Q3_K;
+    if (lower == "q2_k") return DType::Q2_K;
+  }
   if (s == "f16" || s == "F16") return DType::F16;
   if (s == "bf16" || s == "BF16") return DType::BF16;
   if (s == "f32" || s == "F32") return DType::F32;
-  throw UsageError(flag + " expects q8_0, q4_0, " + (flag == "--type" ? "q4_k_m, q6_k, " : "") +
-                   "f16, bf16 or f32, got " + quote_input(s));
+  throw UsageError(
+      flag + " expects q8_0, q4_0, " +
+      (flag == "--type" ? "q4_k_m, q4_k_s, q5_k_m, q5_k_s, q6_k, q3_k_m, q2_k, " : "") +
+      "f16, bf16 or f32, got " + quote_input(s));
 }
 
 }  // namespace
@@ -51,9 +64,10 @@ int run_convert(int argc, char** argv) {
     } else if (a == "-o" || a == "--outdir" || a == "--out") {
       out_dir = flag_value(argc, argv, i);
     } else if (a == "--type" || a == "--outtype") {
-      opt.text_type = parse_type(a, flag_value(argc, argv, i));
+      opt.text_type = parse_type(a, flag_value(argc, argv, i), &opt.kquant_small);
     } else if (a == "--vision-type") {
-      opt.vision_type = parse_type(a, flag_value(argc, argv, i));
+      bool unused = false;
+      opt.vision_type = parse_type(a, flag_value(argc, argv, i), &unused);
     } else if (a == "--name") {
       opt.name = flag_value(argc, argv, i);
       if (opt.name.empty() || opt.name.find('/') != std::string::npos) {

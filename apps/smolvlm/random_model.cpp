@@ -20,10 +20,14 @@ namespace {
 
 const char kHelp[] =
     "usage: smolvlm random-model --config DIR -o OUT_DIR [--dtype f32|bf16] [--seed S]\n"
+    "                            [--lm-head-std X]\n"
     "\n"
     "Writes OUT_DIR/model.safetensors with random weights shaped by DIR/config.json, and copies\n"
     "DIR's config, processor and tokenizer files next to it. Speed does not depend on the\n"
-    "weight values, so the folder benchmarks the real architecture.\n";
+    "weight values, so the folder benchmarks the real architecture.\n"
+    "\n"
+    "  --lm-head-std X   standard deviation of an untied lm_head (default 0.02, as every\n"
+    "                    matrix): a larger one makes the logits peakier (llama.cpp comparisons)\n";
 
 // xorshift64*: fast, reproducible; the sum of four uniforms is a good enough bell curve.
 class Random {
@@ -55,6 +59,7 @@ bool is_norm_weight(const std::string& name) {
 int run_random_model(int argc, char** argv) {
   std::string config_dir, out_dir, dtype_name_arg = "f32";
   uint64_t seed = 1;
+  float lm_head_std = 0.02f;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -68,6 +73,8 @@ int run_random_model(int argc, char** argv) {
       dtype_name_arg = flag_value(argc, argv, i);
     } else if (a == "--seed") {
       seed = static_cast<uint64_t>(parse_int(a, flag_value(argc, argv, i), 0, 2147483647));
+    } else if (a == "--lm-head-std") {
+      lm_head_std = static_cast<float>(parse_double(a, flag_value(argc, argv, i), 1e-6, 100.0));
     } else {
       throw UsageError("unknown option " + quote_input(a));
     }
@@ -124,8 +131,9 @@ int run_random_model(int argc, char** argv) {
     const size_t n = s.nbytes() / dtype_size(dtype);
     bytes.resize(s.nbytes());
     const bool norm = is_norm_weight(s.name);
+    const float std_dev = s.name == "lm_head.weight" ? lm_head_std : 0.02f;
     for (size_t i = 0; i < n; ++i) {
-      const float v = norm ? 1.0f + 0.05f * rng.normal() : 0.02f * rng.normal();
+      const float v = norm ? 1.0f + 0.05f * rng.normal() : std_dev * rng.normal();
       if (dtype == DType::F32) {
         std::memcpy(bytes.data() + 4 * i, &v, 4);
       } else {

@@ -1,8 +1,11 @@
 #include "formats/quantize.h"
 
+#include <smolvlm/error.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 
 #include "formats/tensor.h"
 
@@ -80,11 +83,16 @@ int round_clamp(float v, int lo, int hi) {
 }
 }  // namespace
 
-void quantize_row_q4_k(const float* x, int cols, uint8_t* out) {
+namespace {
+// Q4_K (levels 15) and Q5_K (levels 31): per 32, scale = (max − min(0, min)) / levels and
+// min = −min(0, min), as 6-bit multiples of the block's f16 d and dmin (the largest / 63).
+void quantize_row_affine_k(const float* x, int cols, uint8_t* out, int levels) {
+  const bool five = levels == 31;
+  const size_t bytes = five ? 176 : 144;
   for (int b = 0; b < cols / 256; ++b) {
     const float* xb = x + static_cast<size_t>(b) * 256;
-    uint8_t* blk = out + static_cast<size_t>(b) * 144;
-    std::memset(blk, 0, 144);
+    uint8_t* blk = out + static_cast<size_t>(b) * bytes;
+    std::memset(blk, 0, bytes);
     float scale[8], min[8], max_scale = 0, max_min = 0;
     for (int s = 0; s < 8; ++s) {
       float lo = 0, hi = -INFINITY;
@@ -92,7 +100,7 @@ void quantize_row_q4_k(const float* x, int cols, uint8_t* out) {
         lo = std::min(lo, xb[32 * s + i]);
         hi = std::max(hi, xb[32 * s + i]);
       }
-      scale[s] = (hi - lo) / 15.0f;
+      scale[s] = (hi - lo) / static_cast<float>(levels);
       min[s] = -lo;
       max_scale = std::max(max_scale, scale[s]);
       max_min = std::max(max_min, min[s]);
@@ -118,11 +126,99 @@ void quantize_row_q4_k(const float* x, int cols, uint8_t* out) {
     int q[256];
     for (int i = 0; i < 256; ++i) {
       const float s = d * static_cast<float>(sc[i / 32]), m = dmin * static_cast<float>(mn[i / 32]);
-      q[i] = s > 0 ? round_clamp((xb[i] + m) / s, 0, 15) : 0;
+      q[i] = s > 0 ? round_clamp((xb[i] + m) / s, 0, levels) : 0;
     }
+    uint8_t* qh = blk + 16;
+    uint8_t* qs = blk + (five ? 48 : 16);
     for (int c = 0; c < 4; ++c) {
-      for (int j = 0; j < 32; ++j)
-        blk[16 + 32 * c + j] = static_cast<uint8_t>(q[64 * c + j] | q[64 * c + 32 + j] << 4);
+      for (int j = 0; j < 32; ++j) {
+        const int lo = q[64 * c + j], hi = q[64 * c + 32 + j];
+        qs[32 * c + j] = static_cast<uint8_t>((lo & 15) | (hi & 15) << 4);
+        if (five) qh[j] |= static_cast<uint8_t>((lo >> 4) << (2 * c) | (hi >> 4) << (2 * c + 1));
+      }
+    }
+  }
+}
+}  // namespace
+
+void quantize_row_q4_k(const float* x, int cols, uint8_t* out) {
+  quantize_row_affine_k(x, cols, out, 15);
+}
+void quantize_row_q5_k(const float* x, int cols, uint8_t* out) {
+  quantize_row_affine_k(x, cols, out, 31);
+}
+
+void quantize_row_q3_k(const float* x, int cols, uint8_t* out) {
+  for (int b = 0; b < cols / 256; ++b) {
+    const float* xb = x + static_cast<size_t>(b) * 256;
+    uint8_t* blk = out + static_cast<size_t>(b) * 110;
+    std::memset(blk, 0, 110);
+    float scale[16], max_abs = 0;
+    for (int g = 0; g < 16; ++g) {
+      float m = 0;  // the value of largest magnitude, with its sign: it becomes −4
+      for (int i = 0; i < 16; ++i) {
+        if (std::fabs(xb[16 * g + i]) > std::fabs(m)) m = xb[16 * g + i];
+      }
+      scale[g] = m / -4.0f;
+      max_abs = std::max(max_abs, std::fabs(scale[g]));
+    }
+    put_f16(blk + 108, max_abs / 31.0f);
+    uint16_t h;
+    std::memcpy(&h, blk + 108, 2);
+    const float d = f16_to_f32(h);
+    int sc[16];
+    for (int g = 0; g < 16; ++g) sc[g] = d > 0 ? round_clamp(scale[g] / d, -32, 31) : 0;
+    uint8_t* sp = blk + 96;  // 16 six-bit scales + 32: low nibbles in 0..7, high bits in 8..11
+    for (int j = 0; j < 16; ++j) {
+      const int v = sc[j] + 32;
+      sp[j % 8] |= static_cast<uint8_t>((v & 15) << (j < 8 ? 0 : 4));
+      sp[8 + j % 4] |= static_cast<uint8_t>((v >> 4) << (2 * (j / 4)));
+    }
+    for (int i = 0; i < 256; ++i) {
+      const float s = d * static_cast<float>(sc[i / 16]);
+      const int code = (s != 0 ? round_clamp(xb[i] / s, -4, 3) : 0) + 4;  // 0..7
+      const int hh = i / 128, k = (i % 128) / 32, j = i % 32;
+      blk[32 + 32 * hh + j] |= static_cast<uint8_t>((code & 3) << (2 * k));
+      blk[j] |= static_cast<uint8_t>((code >> 2) << (4 * hh + k));
+    }
+  }
+}
+
+void quantize_row_q2_k(const float* x, int cols, uint8_t* out) {
+  for (int b = 0; b < cols / 256; ++b) {
+    const float* xb = x + static_cast<size_t>(b) * 256;
+    uint8_t* blk = out + static_cast<size_t>(b) * 84;
+    std::memset(blk, 0, 84);
+    float scale[16], min[16], max_scale = 0, max_min = 0;
+    for (int g = 0; g < 16; ++g) {
+      float lo = 0, hi = -INFINITY;
+      for (int i = 0; i < 16; ++i) {
+        lo = std::min(lo, xb[16 * g + i]);
+        hi = std::max(hi, xb[16 * g + i]);
+      }
+      scale[g] = (hi - lo) / 3.0f;
+      min[g] = -lo;
+      max_scale = std::max(max_scale, scale[g]);
+      max_min = std::max(max_min, min[g]);
+    }
+    put_f16(blk + 80, max_scale / 15.0f);
+    put_f16(blk + 82, max_min / 15.0f);
+    uint16_t h;
+    std::memcpy(&h, blk + 80, 2);
+    const float d = f16_to_f32(h);
+    std::memcpy(&h, blk + 82, 2);
+    const float dmin = f16_to_f32(h);
+    int sc[16], mn[16];
+    for (int g = 0; g < 16; ++g) {
+      sc[g] = d > 0 ? round_clamp(scale[g] / d, 0, 15) : 0;
+      mn[g] = dmin > 0 ? round_clamp(min[g] / dmin, 0, 15) : 0;
+      blk[g] = static_cast<uint8_t>(sc[g] | mn[g] << 4);
+    }
+    for (int i = 0; i < 256; ++i) {
+      const float s = d * static_cast<float>(sc[i / 16]), m = dmin * static_cast<float>(mn[i / 16]);
+      const int q = s > 0 ? round_clamp((xb[i] + m) / s, 0, 3) : 0;
+      const int hh = i / 128, k = (i % 128) / 32, j = i % 32;
+      blk[16 + 32 * hh + j] |= static_cast<uint8_t>(q << (2 * k));
     }
   }
 }
@@ -172,10 +268,24 @@ std::vector<uint8_t> quantize_rows(DType t, const std::vector<float>& x, int row
   for (int r = 0; r < rows; ++r) {
     const float* src = x.data() + static_cast<size_t>(r) * cols;
     uint8_t* dst = out.data() + static_cast<size_t>(r) * row_bytes(t, cols);
-    if (t == DType::Q4_K) {
-      quantize_row_q4_k(src, cols, dst);
-    } else {
-      quantize_row_q6_k(src, cols, dst);
+    switch (t) {
+      case DType::Q2_K:
+        quantize_row_q2_k(src, cols, dst);
+        break;
+      case DType::Q3_K:
+        quantize_row_q3_k(src, cols, dst);
+        break;
+      case DType::Q4_K:
+        quantize_row_q4_k(src, cols, dst);
+        break;
+      case DType::Q5_K:
+        quantize_row_q5_k(src, cols, dst);
+        break;
+      case DType::Q6_K:
+        quantize_row_q6_k(src, cols, dst);
+        break;
+      default:
+        throw Error(std::string("no writer for type ") + dtype_name(t));
     }
   }
   return out;

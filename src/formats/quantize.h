@@ -25,9 +25,16 @@ std::vector<uint8_t> quantize_q4_0(const std::vector<float>& x, int rows, int co
 // and dmin (the largest / 63); q = round((x + min) / scale). Q6_K: per 16, scale = the value of
 // largest magnitude / −32, as int8 multiples of d = largest |scale| / 127; q = round(x / scale)
 // in [−32, 31]. `cols` must be a multiple of 256.
+// Q5_K as Q4_K with 31 levels. Q3_K: per 16, scale = the value of largest magnitude / −4, as
+// 6-bit signed multiples of d = largest |scale| / 31; q = round(x / scale) in [−4, 3]. Q2_K: per
+// 16, scale = (max − min(0, min)) / 3 and min as Q4_K's, as 4-bit multiples of d and dmin (the
+// largest / 15); q in [0, 3].
 void quantize_row_q4_k(const float* x, int cols, uint8_t* out);
+void quantize_row_q5_k(const float* x, int cols, uint8_t* out);
 void quantize_row_q6_k(const float* x, int cols, uint8_t* out);
-// Rows of Q4_K or Q6_K.
+void quantize_row_q3_k(const float* x, int cols, uint8_t* out);
+void quantize_row_q2_k(const float* x, int cols, uint8_t* out);
+// Rows of Q2_K, Q3_K, Q4_K, Q5_K or Q6_K.
 std::vector<uint8_t> quantize_rows(DType t, const std::vector<float>& x, int rows, int cols);
 
 }  // namespace smolvlm

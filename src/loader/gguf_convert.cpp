@@ -16,6 +16,7 @@
 #include <set>
 
 #include "formats/gguf.h"
+#include "formats/kquants.h"
 #include "formats/output_file.h"
 #include "formats/quantize.h"
 #include "formats/safetensors.h"
@@ -37,7 +38,8 @@ json read_json_file(const fs::path& p, const std::string& kind = "JSON file",
 }
 
 // llama.cpp's general.file_type (LlamaFileType) for a whole-file type.
-uint32_t file_type(DType t) {
+// llama.cpp's general.file_type of a whole file (LLAMA_FTYPE_*).
+uint32_t file_type(DType t, bool kquant_small = false) {
   switch (t) {
     case DType::F32:
       return 0;
@@ -49,8 +51,14 @@ uint32_t file_type(DType t) {
       return 2;
     case DType::BF16:
       return 32;
-    case DType::Q4_K:  // the Q4_K_M mix (kquant_tensor_type)
-      return 15;
+    case DType::Q2_K:
+      return 10;
+    case DType::Q3_K:  // the Q3_K_M mix (kquant_tensor_type)
+      return 12;
+    case DType::Q4_K:  // the Q4_K_M or Q4_K_S mix
+      return kquant_small ? 14 : 15;
+    case DType::Q5_K:
+      return kquant_small ? 16 : 17;
     case DType::Q6_K:
       return 18;
     default:
@@ -58,28 +66,62 @@ uint32_t file_type(DType t) {
   }
 }
 
-// The file name label of a whole-file type (llama.cpp's: "Q8_0", "F16", ...).
-const char* type_label(DType t) {
+// The file name label of a whole-file type (llama.cpp's: "Q8_0", "F16", "Q4_K_M", ...).
+std::string type_label(DType t, bool kquant_small = false) {
   file_type(t);  // refuses the types a file cannot be converted to
-  return t == DType::Q4_K ? "Q4_K_M" : dtype_name(t);
+  if (t == DType::Q3_K) return "Q3_K_M";
+  if (t == DType::Q4_K || t == DType::Q5_K)
+    return std::string(dtype_name(t)) + (kquant_small ? "_S" : "_M");
+  return dtype_name(t);
 }
 
-// The type of one text matrix in a K-quant file, after llama.cpp's recipes, simplified: Q6_K
-// everywhere for Q6_K; for Q4_K_M, Q6_K for the output head (the embedding when it is tied)
-// and for attn_v and ffn_down in llama.cpp's "more bits" layers (the first and last eighth,
-// and every third between), Q4_K elsewhere. Rows that are not whole 256-value blocks fall back
-// to Q8_0 (llama.cpp falls back to Q5_0 or Q8_0), or F16 where not whole 32-value blocks.
-DType kquant_tensor_type(DType file, const std::string& name, int layers, bool tied, int64_t cols) {
+// The type of one text matrix in a K-quant file, after llama-quantize's recipes for a
+// llama-architecture model (llama_tensor_get_type; checked against its output for each mix):
+//   output head (the embedding when it is tied)  Q6_K in every mix
+//   attn_v      Q2_K: Q4_K where 4+ query heads share a KV head, else Q3_K; Q3_K_M: Q5_K in
+//               the first 2 layers, else Q4_K; Q4_K_M, Q5_K_M: Q6_K in the "more bits" layers
+//               (the first and last eighth, every third between); Q4_K_S: Q5_K in the first 4
+//   ffn_down    Q2_K: Q3_K; Q3_K_M: Q5_K in the first sixteenth, else Q4_K; Q4_K_M, Q5_K_M:
+//               Q6_K in the "more bits" layers; Q4_K_S: Q5_K in the first eighth
+//   attn_output Q2_K: Q3_K; Q3_K_M: Q4_K
+// and the mix's main type elsewhere. Rows that are not whole 256-value blocks fall back to Q8_0
+// (llama-quantize picks IQ4_NL, Q5_0, Q5_1 or Q8_0 by type, which convert does not write), or
+// F16 where not whole 32-value blocks.
+DType kquant_tensor_type(DType file, bool small, const std::string& name, const TextConfig& tc,
+                         int64_t cols) {
   DType t = file;
-  if (file == DType::Q4_K) {
-    int layer = -1;
-    if (name.starts_with("blk.")) layer = std::atoi(name.c_str() + 4);
-    const bool more_bits = layer >= 0 && (layer < layers / 8 || layer >= 7 * layers / 8 ||
-                                          (layer - layers / 8) % 3 == 2);
-    if (name == "output.weight" || (tied && name == "token_embd.weight") ||
-        (more_bits && (name.ends_with(".attn_v.weight") || name.ends_with(".ffn_down.weight")))) {
+  int layer = -1;
+  if (name.starts_with("blk.")) layer = std::atoi(name.c_str() + 4);
+  const int n = tc.layers;
+  const bool more_bits =
+      layer >= 0 && (layer < n / 8 || layer >= 7 * n / 8 || (layer - n / 8) % 3 == 2);
+  const bool m_mix = !small && (file == DType::Q4_K || file == DType::Q5_K);
+  const bool s_mix = small && file == DType::Q4_K;
+  if (name == "output.weight" || (tc.tie_word_embeddings && name == "token_embd.weight")) {
+    t = DType::Q6_K;
+  } else if (name.ends_with(".attn_v.weight")) {
+    if (file == DType::Q2_K) {
+      t = tc.kv_heads > 0 && tc.heads / tc.kv_heads >= 4 ? DType::Q4_K : DType::Q3_K;
+    } else if (file == DType::Q3_K) {
+      t = layer < 2 ? DType::Q5_K : DType::Q4_K;
+    } else if (m_mix && more_bits) {
       t = DType::Q6_K;
+    } else if (s_mix && layer < 4) {
+      t = DType::Q5_K;
     }
+  } else if (name.ends_with(".ffn_down.weight")) {
+    if (file == DType::Q2_K) {
+      t = DType::Q3_K;
+    } else if (file == DType::Q3_K) {
+      t = layer < n / 16 ? DType::Q5_K : DType::Q4_K;
+    } else if (m_mix && more_bits) {
+      t = DType::Q6_K;
+    } else if (s_mix && layer < n / 8) {
+      t = DType::Q5_K;
+    }
+  } else if (name.ends_with(".attn_output.weight")) {
+    if (file == DType::Q2_K) t = DType::Q3_K;
+    if (file == DType::Q3_K) t = DType::Q4_K;
   }
   if (cols % 256 != 0) t = cols % kQ8BlockSize == 0 ? DType::Q8_0 : DType::F16;
   return t;
@@ -510,7 +552,10 @@ std::vector<uint8_t> encode(const std::vector<float>& x, DType t, int64_t rows, 
     case DType::Q4_0:
       out = quantize_q4_0(x, static_cast<int>(rows), static_cast<int>(cols));
       break;
+    case DType::Q2_K:
+    case DType::Q3_K:
     case DType::Q4_K:
+    case DType::Q5_K:
     case DType::Q6_K:
       out = quantize_rows(t, x, static_cast<int>(rows), static_cast<int>(cols));
       break;
@@ -580,9 +625,8 @@ ConvertResult convert_hf_to_gguf(const std::string& hf_dir, const std::string& o
       type = DType::F32;
     }
     if ((type == DType::Q8_0 || type == DType::Q4_0) && cols % kQ8BlockSize != 0) type = DType::F16;
-    if (type == DType::Q4_K || type == DType::Q6_K) {
-      type = kquant_tensor_type(type, g->name, cfg.text.layers, cfg.text.tie_word_embeddings, cols);
-    }
+    if (is_kquant_type(type))
+      type = kquant_tensor_type(type, opt.kquant_small, g->name, cfg.text, cols);
     int heads = 0;
     if (!vision && g->name.ends_with(".attn_q.weight")) heads = cfg.text.heads;
     if (!vision && g->name.ends_with(".attn_k.weight")) heads = cfg.text.kv_heads;
@@ -624,7 +668,7 @@ ConvertResult convert_hf_to_gguf(const std::string& hf_dir, const std::string& o
   text.set(K::kTextRmsEps, GgufValue::f32(tc.rms_norm_eps));
   text.set(K::kTextKeyLength, u32(tc.head_dim));
   text.set(K::kTextValueLength, u32(tc.head_dim));
-  text.set("general.file_type", GgufValue::u32(file_type(opt.text_type)));
+  text.set("general.file_type", GgufValue::u32(file_type(opt.text_type, opt.kquant_small)));
   text.set(K::kTextVocab, u32(tc.vocab));
   text.set(K::kTextRopeDims, u32(tc.head_dim));
   text.set("general.quantization_version", GgufValue::u32(2));
@@ -667,7 +711,9 @@ ConvertResult convert_hf_to_gguf(const std::string& hf_dir, const std::string& o
   fs::create_directories(out_dir, ec);
   if (!fs::is_directory(out_dir)) throw Error("cannot create output folder '" + out_dir + "'");
   ConvertResult r;
-  r.text_path = (fs::path(out_dir) / (stem + "-" + type_label(opt.text_type) + ".gguf")).string();
+  r.text_path =
+      (fs::path(out_dir) / (stem + "-" + type_label(opt.text_type, opt.kquant_small) + ".gguf"))
+          .string();
   r.mmproj_path =
       (fs::path(out_dir) / ("mmproj-" + stem + "-" + type_label(opt.vision_type) + ".gguf"))
           .string();

@@ -124,7 +124,10 @@ void check_gguf_kind(const GgufFile& f, GgufPart expected);
 // ---- writing ----
 
 struct ConvertOptions {
-  DType text_type = DType::Q8_0;   // Q8_0, F16, BF16 or F32
+  // Q8_0, Q4_0, F16, BF16, F32, or a K-quant mix named by its main type: Q2_K, Q3_K (Q3_K_M),
+  // Q4_K and Q5_K (their _M mix, or _S with kquant_small), Q6_K.
+  DType text_type = DType::Q8_0;
+  bool kquant_small = false;       // Q4_K_S / Q5_K_S instead of Q4_K_M / Q5_K_M
   DType vision_type = DType::F16;  // F16, Q8_0, BF16 or F32
   std::string name;                // file name stem; default: the folder's name
 };
