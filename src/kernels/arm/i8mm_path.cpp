@@ -10,6 +10,7 @@
 #if defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD) && defined(__ARM_FEATURE_MATMUL_INT8)
 #include "kernels/arm/gemm_neon.h"
 #include "kernels/arm/kquant_neon.h"
+#include "kernels/arm/q4_panels_sdot.h"
 
 namespace smolvlm::kernels {
 namespace {
@@ -150,6 +151,7 @@ constexpr KernelPath kI8mm = [] {
   KernelPath p = arm::make_path("i8mm", gemm_q8_mmla, arm::gemv_q4<arm::BlockDotSdot>);
   // One activation row (decode): the dotprod path's sdot kernels.
   p.gemv_kquant = arm::gemv_kquant<arm::Dot16Sdot>;
+  p.gemv_q4_panels = arm::gemv_q4_panels_sdot;
   return p;
 }();
 
