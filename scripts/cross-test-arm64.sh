@@ -45,7 +45,7 @@ echo "== arm64: built ($((SECONDS - start)) s)"
 filter='TinyModel*:Golden*:Tokenizer*:Kernel*:Reference*:Image*:ChatTemplate*:ImageExpansion*'
 filter+=':VideoExpansion*:Gguf*:Safetensors*:Floats*:Config*:LanczosResize*:BicubicResize*'
 filter+=':NumberWords*:StreamDecoder*'
-filter+=':KQuants*'
+filter+=':KQuants*'  # the K-quant decode kernels of each ARM path (kquant_neon.h)
 filter+='-GgufCli*:GgufBadInput*:*GgufGolden*:GgufConvertedPair*:GgufQ4Golden*:*Golden22B*'
 filter+=':*avx*'  # the x86 kernel paths: skipped anyway
 # The toolchain file's CMAKE_CROSSCOMPILING_EMULATOR (see there for LD_LIBRARY_PATH=/lib).

@@ -327,6 +327,15 @@ TEST(KQuants, EveryPathsDecodeKernelReadsHandMadeBlocks) {
   }
 }
 
+// Every SIMD path brings its own decode kernel: none runs the generic path's plain twin in its
+// place (the filled entry a path gets when its table leaves one out).
+TEST(KQuants, EverySimdPathHasItsOwnDecodeKernel) {
+  for (const kernels::KernelPath* p : kernels::available_paths()) {
+    if (p == &kernels::generic_path()) continue;
+    EXPECT_NE(p->gemv_kquant, kernels::generic_path().gemv_kquant) << p->name;
+  }
+}
+
 std::vector<float> random_floats(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> d(0.0f, 1.0f);

@@ -9,6 +9,8 @@
 
 #if defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD) && defined(__ARM_FEATURE_MATMUL_INT8)
 #include "kernels/arm/gemm_neon.h"
+#include "kernels/arm/kquant_neon.h"
+#include "kernels/arm/q4_panels_sdot.h"
 
 namespace smolvlm::kernels {
 namespace {
@@ -145,7 +147,13 @@ void gemm_q8_mmla(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int
   }
 }
 
-const KernelPath kI8mm = arm::make_path("i8mm", gemm_q8_mmla, arm::gemv_q4<arm::BlockDotSdot>);
+constexpr KernelPath kI8mm = [] {
+  KernelPath p = arm::make_path("i8mm", gemm_q8_mmla, arm::gemv_q4<arm::BlockDotSdot>);
+  // One activation row (decode): the dotprod path's sdot kernels.
+  p.gemv_kquant = arm::gemv_kquant<arm::Dot16Sdot>;
+  p.gemv_q4_panels = arm::gemv_q4_panels_sdot;
+  return p;
+}();
 
 }  // namespace
 const KernelPath* i8mm_path() { return &kI8mm; }

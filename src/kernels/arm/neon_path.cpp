@@ -4,11 +4,16 @@
 
 #if defined(__aarch64__)
 #include "kernels/arm/gemm_neon.h"
+#include "kernels/arm/kquant_neon.h"
 
 namespace smolvlm::kernels {
 namespace {
-const KernelPath kNeon =
-    arm::make_path("neon", arm::gemm_q8<arm::BlockDotNeon>, arm::gemv_q4<arm::BlockDotNeon>);
+constexpr KernelPath kNeon = [] {
+  KernelPath p =
+      arm::make_path("neon", arm::gemm_q8<arm::BlockDotNeon>, arm::gemv_q4<arm::BlockDotNeon>);
+  p.gemv_kquant = arm::gemv_kquant<arm::Dot16Neon>;
+  return p;
+}();
 }  // namespace
 const KernelPath* neon_path() { return &kNeon; }
 }  // namespace smolvlm::kernels
