@@ -13,6 +13,9 @@
 #include "kernels/kernel_path.h"
 
 namespace smolvlm::kernels::x86 {
+// Internal linkage, as simd_x86.h: each path's translation unit keeps its own copy, compiled for
+// its own -m flags (a shared inline copy could hand an AVX2-only CPU AVX-512 code).
+namespace {
 
 namespace kq {
 
@@ -135,4 +138,5 @@ inline void gemv_kquant_avx2(const ActBlockQ8* xq, const Matrix& w, int o_begin,
   }
 }
 
+}  // namespace
 }  // namespace smolvlm::kernels::x86
