@@ -130,7 +130,6 @@ int run_serve(int argc, char** argv) {
   if (load.model.empty()) throw UsageError("-m MODEL is required");
   const std::string& model_dir = load.model;
   http.policy.max_remote_bytes = http.max_body_bytes;
-  http.answer_threads = sched.slots + sched.queue + 4;  // the scheduler decides 429 first
   if (!settings.named) {
     const std::filesystem::path p(model_dir);
     http.model_name = (p.has_filename() ? p.filename() : p.parent_path().filename()).string();

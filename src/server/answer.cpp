@@ -2,8 +2,8 @@
 // then sent whole or as Server-Sent Events, one event per piece of text as it is made.
 //
 // An answer is driven by two callbacks, on_text (a piece) and on_done (the result or the
-// error); today a reused answer thread calls Scheduler::complete and feeds them
-// (start_answer(), the one place that knows how the answer is produced).
+// error), which the Scheduler calls from its own thread (Scheduler::submit, in start_answer():
+// the one place that knows how the answer is produced); the connection's thread sends them.
 #include <deque>
 #include <random>
 
@@ -104,19 +104,14 @@ struct Answer {
   bool failed() const { return error || (result.cancelled && !stopped_by_string); }
 };
 
-// Starts making the answer; false when no thread is free for it (429).
-bool start_answer(AnswerThreads& threads, Scheduler& scheduler, std::shared_ptr<Answer> a) {
-  return threads.run([a, &scheduler] {
-    Result r;
-    std::exception_ptr error;
-    try {
-      r = scheduler.complete(a->request.conversation, a->request.options,
-                             [&](std::string_view piece) { return a->on_text(piece); });
-    } catch (...) {
-      error = std::current_exception();
-    }
-    a->on_done(std::move(r), error);
-  });
+// Starts making the answer on the Scheduler's thread: no thread here waits for it, the HTTP
+// thread only sends what on_text and on_done leave in `a`. Throws BusyError (429) when every slot
+// is busy and the queue is full.
+void start_answer(Scheduler& scheduler, const std::shared_ptr<Answer>& a) {
+  scheduler.submit(
+      a->request.conversation, a->request.options,
+      [a](std::string_view piece) { return a->on_text(piece); },
+      [a](Result r, std::exception_ptr error) { a->on_done(std::move(r), error); });
 }
 
 std::string joined(const std::deque<std::string>& pieces) {
@@ -244,10 +239,11 @@ void HttpServer::Impl::complete(HttpExchange& x) {
   body.clear();
   body.shrink_to_fit();
   enter();
-  if (!start_answer(*answer_threads, *scheduler.load(), answer)) {
+  try {
+    start_answer(*scheduler.load(), answer);
+  } catch (...) {
     leave();
-    x.add_header("Retry-After", "1");
-    return send_error(x, 429, "all answer threads are busy", "rate_limit_error", {}, "server_busy");
+    return send_failure(x, classify(std::current_exception(), stopping));
   }
   if (request.stream) {
     send_stream(x, *answer, id, stopping);

@@ -89,8 +89,6 @@ void HttpServer::attach(Engine& engine, Scheduler& scheduler) {
   impl_->load_time = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-  impl_->answer_threads = std::make_unique<AnswerThreads>(
-      static_cast<size_t>(std::max(1, impl_->options.answer_threads)));
   impl_->scheduler = &scheduler;
 }
 

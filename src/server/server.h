@@ -33,9 +33,6 @@ struct ServerOptions {
   RequestPolicy policy;                      // pictures from URLs and files, limits
   std::string model_name = "smolvlm";        // the id /v1/models lists
   bool webui = true;                         // false: nothing at GET / (404)
-  // Answers being computed or waiting for a slot at once; above it a request gets 429. Make it
-  // at least the scheduler's slots + queue, so that the scheduler is the one that decides.
-  int answer_threads = 64;
   int http_threads = 256;   // connections served at once; idle ones hold a thread until timeout
   int read_timeout_s = 10;  // a client sending slower than this gets 408
   int keep_alive_timeout_s = 5;  // an idle keep-alive connection is closed after this

@@ -11,7 +11,6 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "server/answer_threads.h"
 #include "server/http_transport.h"
 #include "server/server.h"
 
@@ -45,8 +44,6 @@ struct HttpServer::Impl {
   };
   std::mutex static_mu;
   std::map<std::string, Asset> assets;  // by path
-
-  std::unique_ptr<AnswerThreads> answer_threads;
 
   explicit Impl(ServerOptions o) : options(std::move(o)) {}
 
