@@ -30,9 +30,13 @@ for cfg in release asan; do
     # The web page of smolvlm serve in Debian's chromium (headless), against servers on the tiny
     # model the test starts itself; screenshots go to build-release/webui-artifacts/.
     stage "web page in a browser (release)"
-    [ -d tests/webui/node_modules/playwright-core ] && [ -d tests/webui/node_modules/axe-core ] ||
+    [ -d tests/webui/node_modules/playwright-core ] && [ -d tests/webui/node_modules/axe-core ] &&
+      [ -d tests/webui/node_modules/openai ] ||
       npm ci --prefix tests/webui --no-audit --no-fund --loglevel=error
     SMOLVLM_BIN=build-release/smolvlm node --test tests/webui/webui.test.mjs
+    # The API as the official OpenAI Node SDK (npm `openai`) calls it.
+    stage "the OpenAI SDK against serve (release)"
+    SMOLVLM_BIN=build-release/smolvlm node --test tests/webui/openai_sdk.test.mjs
   fi
 done
 # The suites that run things at once (two Engines, Chats on two threads, the Scheduler's slots)
