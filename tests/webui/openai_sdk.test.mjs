@@ -1,17 +1,14 @@
 // `smolvlm serve` as the official OpenAI Node SDK (npm `openai`) speaks to it: the calls an
 // application makes, on the tiny model, against a server the test starts itself.
 //   node --test tests/webui/openai_sdk.test.mjs   (SMOLVLM_BIN: the CLI, default build-release/smolvlm)
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const cli = process.env.SMOLVLM_BIN || path.join(root, 'build-release/smolvlm');
-const model = path.join(root, 'tests/fixtures/tiny-smolvlm2');
+import { model, serve, stopServer } from './serve.mjs';
+
 const picture = `data:image/png;base64,${fs
   .readFileSync(path.join(model, 'images/img_a.png'))
   .toString('base64')}`;
@@ -20,38 +17,13 @@ const KEY = 'sdk-test-key';
 let server;
 let client;
 
-function serve(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cli, ['serve', '-m', model, '--port', '0', '-t', '1', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}`)), 30000);
-    const onData = (d) => {
-      out += d;
-      const m = out.match(/ready on (http:\/\/[0-9.]+:\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, url: m[1] });
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`serve exited (${code}):\n${out}`)));
-  });
-}
-
 before(async () => {
   server = await serve(['--api-key', KEY, '--parallel', '2']);
   client = new OpenAI({ apiKey: KEY, baseURL: `${server.url}/v1`, maxRetries: 0 });
 });
 
 after(async () => {
-  if (!server || server.child.exitCode !== null) return;
-  await new Promise((resolve) => {
-    server.child.once('exit', resolve);
-    server.child.kill('SIGTERM');
-  });
+  await stopServer(server);
 });
 
 const question = (text, withPicture = true) => [

@@ -5,7 +5,7 @@
 // SMOLVLM_WEBUI_DIR=webui serves the page's files from that folder instead of the binary's copy
 // (editing the page without rebuilding; the server's headers are kept).
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,47 +14,14 @@ import zlib from 'node:zlib';
 
 import { chromium } from 'playwright-core';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const cli = process.env.SMOLVLM_BIN || path.join(root, 'build-release/smolvlm');
-const model = path.join(root, 'tests/fixtures/tiny-smolvlm2');
+import { cli, model, root, serve, stopServer } from './serve.mjs';
+
 const picture = path.join(model, 'images/img_a.png');
 const otherPicture = path.join(model, 'images/img_b.png');
 const artifacts = process.env.SMOLVLM_WEBUI_ARTIFACTS || path.join(root, 'build-release/webui-artifacts');
 const browserPath = process.env.SMOLVLM_CHROMIUM || '/usr/bin/chromium';
 const QUESTION = 'What is in this picture?';
 const MAX_TOKENS = 48;  // the page's setting and `ask -n`: the tiny model rarely stops by itself
-
-// Starts `smolvlm serve` on a free port; resolves once it says "ready on URL". One thread, as for
-// `ask` below: the answers are the same, and a pool of two on a busy CI machine (whose other core
-// is taken) runs many times slower.
-function serve(extraArgs = []) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cli, ['serve', '-m', model, '--port', '0', '-t', '1', ...extraArgs], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}`)), 30000);
-    const onData = (d) => {
-      out += d;
-      const m = out.match(/ready on (http:\/\/[0-9.]+:\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, url: m[1] });
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`serve exited (${code}):\n${out}`)));
-  });
-}
-
-function stopServer(server) {
-  if (!server || server.child.exitCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    server.child.once('exit', resolve);
-    server.child.kill('SIGTERM');
-  });
-}
 
 // `smolvlm ask`'s greedy answer: what the page must show, word for word.
 function askAnswer(question, images, maxTokens) {
