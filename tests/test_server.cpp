@@ -17,6 +17,7 @@
 #include "cli_runner.h"
 #include "formats/mapped_file.h"
 #include "loader/model.h"
+#include "raw_socket.h"
 #include "server/server.h"
 #include "test_support.h"
 
@@ -164,20 +165,7 @@ json chat_body(const json& messages, int max_tokens) {
 }
 
 // Raw socket helpers for the clients httplib's client will not imitate.
-int connect_to(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
+int connect_to(int port) { return test::connect_to(port, 5); }
 void send_all(int fd, const std::string& text) {
   ASSERT_EQ(send(fd, text.data(), text.size(), MSG_NOSIGNAL), static_cast<ssize_t>(text.size()));
 }
