@@ -6,6 +6,7 @@
 // the one place that knows how the answer is produced); the connection's thread sends them.
 #include <deque>
 #include <random>
+#include <utility>
 
 #include "server/openai_format.h"
 #include "server/server_state.h"
@@ -106,10 +107,11 @@ struct Answer {
 
 // Starts making the answer on the Scheduler's thread: no thread here waits for it, the HTTP
 // thread only sends what on_text and on_done leave in `a`. Throws BusyError (429) when every slot
-// is busy and the queue is full.
+// is busy and the queue is full. The conversation (pictures included) moves to the Scheduler:
+// nothing here reads it again.
 void start_answer(Scheduler& scheduler, const std::shared_ptr<Answer>& a) {
   scheduler.submit(
-      a->request.conversation, a->request.options,
+      std::move(a->request.conversation), a->request.options,
       [a](std::string_view piece) { return a->on_text(piece); },
       [a](Result r, std::exception_ptr error) { a->on_done(std::move(r), error); });
 }
