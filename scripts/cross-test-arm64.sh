@@ -2,9 +2,9 @@
 # ARM64 (the RK3588 class of board), as CI runs it: cross-builds the engine and its tests for
 # aarch64 with Debian's g++-aarch64-linux-gnu (cmake/aarch64-linux-gnu.cmake), then runs the
 # golden, tokenizer, image and kernel suites under qemu-user: -cpu max (NEON + dotprod + i8mm: the
-# best path, i8mm, must be the one picked) on every suite, split in two shards side by side; then
-# the kernel, K-quant and Q8_0 golden suites as -cpu cortex-a72 (ARMv8.0 without dotprod: the
-# fallback, neon) and -cpu cortex-a76 (the RK3588's big core: dotprod).
+# best path, i8mm, must be the one picked) on every suite; -cpu cortex-a72 (ARMv8.0 without
+# dotprod: the fallback, neon) and -cpu cortex-a76 (the RK3588's big core: dotprod) on the
+# kernel, K-quant and Q8_0 golden suites. Five runs, two at a time.
 # Each run prints the kernel paths the CPU offers and the one the tests ran on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,15 +52,17 @@ filter+=':*avx*'  # the x86 kernel paths: skipped anyway
 emulator=(qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/lib)
 echo "image decoding under qemu: libjpeg-turbo and libpng (Debian's arm64 packages)"
 
-# Two rounds of two runs side by side, one core each (qemu runs a test process at a tenth of native
-# speed; pinned, each process sizes its thread pool to its one core; KernelThreads still runs every
-# kernel with 1, 2 and 3 threads):
-#   1. -cpu max (NEON + dotprod + i8mm: i8mm must be picked), every suite above, split in two
-#      GoogleTest shards, one per core;
-#   2. the other paths on the kernels, the K-quants and the Q8_0 (w8a8) golden model:
-#      -cpu cortex-a72 (ARMv8.0, no dotprod: neon must be picked; also the float golden model,
-#      TinyModel/Golden) and
-#      -cpu cortex-a76 (the RK3588's big core: dotprod must be picked).
+# Five runs under qemu, two at a time, one core each (qemu runs a test process at about a
+# thirtieth of native speed; pinned, each process sizes its thread pool to its one core;
+# KernelThreads still runs every kernel with 1, 2 and 3 threads). A queue hands the next run to
+# whichever core is free, longest first, so neither core idles while the other has two left:
+#   -cpu max (NEON + dotprod + i8mm: i8mm must be picked): every suite above, as the K-quant
+#     golden models (a third of the work: 7 mixes converted and run) and two GoogleTest shards of
+#     the rest;
+#   -cpu cortex-a72 (ARMv8.0, no dotprod: neon must be picked) and -cpu cortex-a76 (the RK3588's
+#     big core: dotprod must be picked): what differs between the ARM paths, the quantised
+#     kernels, the K-quants and the Q8_0 (w8a8) golden model. The float kernels are one NEON
+#     table shared by the three paths (arm::make_path), so the float golden model runs once, on max.
 run() {  # name cpu core filter shard(index/total or -) expected-path
   local name=$1 cpu=$2 core=$3 filter=$4 shard=$5 want=$6 t0=$SECONDS rc=0
   local log=build-arm64/qemu-$name.log
@@ -73,24 +75,36 @@ run() {  # name cpu core filter shard(index/total or -) expected-path
 ids=()  # the CPUs this script may use, from a list such as "0-3,8"
 IFS=, read -ra ranges <<<"$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status)"
 for r in "${ranges[@]}"; do for ((i = ${r%-*}; i <= ${r#*-}; i++)); do ids+=("$i"); done; done
-core2=${ids[$((1 % ${#ids[@]}))]}
-side_by_side() {  # two run argument lists, as strings split by |
-  IFS='|' read -ra a <<<"$1"
-  IFS='|' read -ra b <<<"$2"
-  run "${a[0]}" "${a[1]}" "${ids[0]}" "${a[2]}" "${a[3]}" "${a[4]}" &
-  [ ${#ids[@]} -gt 1 ] || wait
-  run "${b[0]}" "${b[1]}" "$core2" "${b[2]}" "${b[3]}" "${b[4]}" &
-  wait
-}
 other_paths='Kernel*:KQuants*:GgufQ8Golden*-*avx*'
-echo "== arm64: -cpu max under qemu-aarch64, two shards"
-side_by_side "max-0|max|$filter|0/2|i8mm" "max-1|max|$filter|1/2|i8mm"
-echo "== arm64: -cpu cortex-a72 and -cpu cortex-a76 under qemu-aarch64"
-side_by_side "cortex-a72|cortex-a72|${other_paths%-*}:TinyModel/Golden.*-*avx*|-|neon" \
-  "cortex-a76|cortex-a76|$other_paths|-|dotprod"
+runs=("max-kquant|max|GgufKQuantGolden*|-|i8mm"
+      "max-0|max|$filter:GgufKQuantGolden*|0/2|i8mm"
+      "max-1|max|$filter:GgufKQuantGolden*|1/2|i8mm"
+      "cortex-a72|cortex-a72|$other_paths|-|neon"
+      "cortex-a76|cortex-a76|$other_paths|-|dotprod")
+queue=build-arm64/qemu-queue
+echo 0 >"$queue"
+take() {  # prints the index of the next run, under a lock shared by the workers
+  (
+    flock 9
+    read -r next <"$queue"
+    echo $((next + 1)) >"$queue"
+    echo "$next"
+  ) 9>"$queue.lock"
+}
+worker() {  # core
+  local i name cpu filt shard want
+  while i=$(take) && [ "$i" -lt ${#runs[@]} ]; do
+    IFS='|' read -r name cpu filt shard want <<<"${runs[$i]}"
+    run "$name" "$cpu" "$1" "$filt" "$shard" "$want"
+  done
+}
+echo "== arm64: ${#runs[@]} runs under qemu-aarch64, $((${#ids[@]} > 1 ? 2 : 1)) at a time"
+worker "${ids[0]}" &
+[ ${#ids[@]} -lt 2 ] || worker "${ids[1]}" &
+wait
 
 failed=0
-for name in max-0 max-1 cortex-a72 cortex-a76; do
+for name in max-kquant max-0 max-1 cortex-a72 cortex-a76; do
   log=build-arm64/qemu-$name.log
   read -r rc secs cpu want <"$log.status"
   echo "== arm64: qemu-aarch64 -cpu $cpu ($name, $secs s, expects kernel path $want)"
@@ -98,8 +112,8 @@ for name in max-0 max-1 cortex-a72 cortex-a76; do
     cat "$log"
     echo "arm64 -cpu $cpu ($name): tests failed (exit $rc)"
     failed=1
-  # KernelPaths.ReportsTheDefaultPath prints the path; of two shards, one of them runs it.
-  elif ! cat "${log/max-[01]/max-0}" "${log/max-[01]/max-1}" |
+  # KernelPaths.ReportsTheDefaultPath prints the path; of the -cpu max runs, one shard runs it.
+  elif ! cat "${log/max-*/max-0.log}" "${log/max-*/max-1.log}" |
          grep -q "^\[ kernels  \] .*active: $want\$"; then
     echo "arm64 -cpu $cpu: expected kernel path $want, got: $(grep '^\[ kernels' "$log" || echo none)"
     failed=1

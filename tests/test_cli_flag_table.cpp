@@ -116,7 +116,10 @@ TEST(CliFlagTable, EveryFlagInTheHelpParsesAndEveryFlagTakenIsInTheHelp) {
     std::vector<std::string> taken = own;
     taken.insert(taken.end(), kLoadFlags.begin(), kLoadFlags.end());
     for (const std::string& name : taken) {
-      EXPECT_TRUE(names.count(name)) << name << " parses but is not in the help";
+      // A listed spelling was run above; one missing from the help is run here, to say whether
+      // it parses at all.
+      if (names.count(name)) continue;
+      ADD_FAILURE() << name << " is taken but is not in the help";
       const auto r = run_cli({command, name});
       EXPECT_EQ(r.err.find("unknown option"), std::string::npos) << name << ": " << r.err;
     }
