@@ -300,7 +300,7 @@ BenchFigures measure(const BenchSettings& s) {
   }
   f.threads = cx.threads();
   f.kernels = cx.path_name();
-  f.vision_precision = m.vision.uses_bf16(cx) ? "bf16" : "f32";
+  f.vision_precision = m.vision.arithmetic(cx);
   // The work behind two figures, for setting them against the hardware's ceilings
   // (bench/compare_llamacpp.py).
   f.decode_weight_mb_per_token = m.decoder.weight_bytes_per_step() / 1e6;

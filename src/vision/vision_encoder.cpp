@@ -55,6 +55,11 @@ bool VisionEncoder::uses_bf16(const k::Compute& cx) const {
   return precision_ == VisionPrecision::Bf16 && k::has_bf16_matmul(cx);
 }
 
+const char* VisionEncoder::arithmetic(const k::Compute& cx) const {
+  if (!w_.layers.empty() && !float_weights(w_.layers.front().fc1)) return "int8";
+  return uses_bf16(cx) ? "bf16" : "f32";
+}
+
 void VisionEncoder::linear(const k::Compute& cx, const float* x, int n, const Linear& l, float* y,
                            bool bf16) const {
   if (bf16 && float_weights(l)) {

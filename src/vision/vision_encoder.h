@@ -23,6 +23,9 @@ class VisionEncoder {
   bool uses_bf16(const kernels::Compute& cx) const;
   // F32 or Bf16: what was asked for, or what Auto chose for these weights.
   VisionPrecision precision() const { return precision_; }
+  // What the encoder layers' matmuls run in on `cx`, as `bench` reports it: "bf16", "int8"
+  // (quantised weights, whatever was asked: w8a8 integer products) or "f32".
+  const char* arithmetic(const kernels::Compute& cx) const;
   // The floating-point operations of one tile: the matmuls' 2·rows·cols a patch (the connector's
   // on the shuffled rows), and attention's two products, 4·patches²·hidden a layer.
   double flops_per_tile() const;
