@@ -76,10 +76,14 @@ ids=()  # the CPUs this script may use, from a list such as "0-3,8"
 IFS=, read -ra ranges <<<"$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status)"
 for r in "${ranges[@]}"; do for ((i = ${r%-*}; i <= ${r#*-}; i++)); do ids+=("$i"); done; done
 other_paths='Kernel*:KQuants*:GgufQ8Golden*-*avx*'
-runs=("max-kquant|max|GgufKQuantGolden*|-|i8mm"
-      "max-0|max|$filter:GgufKQuantGolden*|0/2|i8mm"
-      "max-1|max|$filter:GgufKQuantGolden*|1/2|i8mm"
-      "cortex-a72|cortex-a72|$other_paths|-|neon"
+# The vision precisions on paths without bf16 (TinyModel/GoldenVisionPrecision: 7 picture cases
+# a path and a way) on the path each CPU picks: i8mm with the K-quant run, neon with the
+# cortex-a72's (the generic path is the x86 run's; dotprod's int8 products are its kernel tests').
+vision=TinyModel/GoldenVisionPrecision.*
+runs=("max-kquant|max|GgufKQuantGolden*:$vision/i8mm_*|-|i8mm"
+      "max-0|max|$filter:GgufKQuantGolden*:$vision|0/2|i8mm"
+      "max-1|max|$filter:GgufKQuantGolden*:$vision|1/2|i8mm"
+      "cortex-a72|cortex-a72|${other_paths%-*}:$vision/neon_*-*avx*|-|neon"
       "cortex-a76|cortex-a76|$other_paths|-|dotprod")
 queue=build-arm64/qemu-queue
 echo 0 >"$queue"
