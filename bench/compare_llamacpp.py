@@ -118,6 +118,23 @@ def llama_avx2_dir(folder):
     return out
 
 
+def llama_cpp_setup(llama, isa):
+    """llama.cpp's folder as this machine runs it, its environment, and ours: a folder whose CPU
+    variant runs here (bench/llama_cpp_dir.sh drops those that die with SIGILL, as llama.cpp's
+    sapphirerapids build does on VMs without AMX); with isa "avx2" its haswell variant only and
+    our avx2 path. Checks that the binaries start. Returns (folder, llama env, smolvlm env)."""
+    llama = subprocess.run(["bash", os.path.join(ROOT, "bench", "llama_cpp_dir.sh"), llama],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    ours_env = dict(os.environ)
+    if isa == "avx2":
+        llama = llama_avx2_dir(llama)
+        ours_env["SMOLVLM_KERNELS"] = "avx2"
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = llama + (":" + env["LD_LIBRARY_PATH"] if "LD_LIBRARY_PATH" in env else "")
+    run([os.path.join(llama, "llama-bench"), "--help"], env=env)  # libraries, CPU variant
+    return llama, env, ours_env
+
+
 def stat(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
             "runs": values}
@@ -140,19 +157,9 @@ def main():
 
     smolvlm = os.path.join(args.build, "smolvlm")
     kernel_bench = os.path.join(args.build, "smolvlm_kernel_bench")
-    # A folder whose CPU variant runs here (bench/llama_cpp_dir.sh drops those that die with
-    # SIGILL, as llama.cpp's sapphirerapids build does on VMs without AMX).
-    args.llama = subprocess.run(["bash", os.path.join(ROOT, "bench", "llama_cpp_dir.sh"), args.llama],
-                                capture_output=True, text=True, check=True).stdout.strip()
-    ours_env = dict(os.environ)
-    if args.isa == "avx2":
-        args.llama = llama_avx2_dir(args.llama)
-        ours_env["SMOLVLM_KERNELS"] = "avx2"
+    args.llama, env, ours_env = llama_cpp_setup(args.llama, args.isa)
     llama_bench = os.path.join(args.llama, "llama-bench")
     mtmd = os.path.join(args.llama, "llama-mtmd-cli")
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = args.llama + (":" + env["LD_LIBRARY_PATH"] if "LD_LIBRARY_PATH" in env else "")
-    run([llama_bench, "--help"], env=env)  # the binaries run here (libraries, CPU variant)
     pairs = ensure_models(smolvlm, args.models)
     t = str(args.threads)
     load_before = os.getloadavg()  # other work on the machine skews every figure: say how much

@@ -22,11 +22,10 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_llamacpp import gguf_pair, llama_avx2_dir, run, stat, time_v  # noqa: E402
+from compare_llamacpp import gguf_pair, llama_cpp_setup, run, stat, time_v  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPT = "Describe the image."
@@ -99,17 +98,9 @@ def main():
 
     smolvlm = os.path.join(args.build, "smolvlm")
     kernel_bench = os.path.join(args.build, "smolvlm_kernel_bench")
-    args.llama = subprocess.run(["bash", os.path.join(ROOT, "bench", "llama_cpp_dir.sh"), args.llama],
-                                capture_output=True, text=True, check=True).stdout.strip()
-    ours_env = dict(os.environ)
-    if args.isa == "avx2":
-        args.llama = llama_avx2_dir(args.llama)
-        ours_env["SMOLVLM_KERNELS"] = "avx2"
+    args.llama, env, ours_env = llama_cpp_setup(args.llama, args.isa)
     llama_bench = os.path.join(args.llama, "llama-bench")
     mtmd = os.path.join(args.llama, "llama-mtmd-cli")
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = args.llama + (":" + env["LD_LIBRARY_PATH"] if "LD_LIBRARY_PATH" in env else "")
-    run([llama_bench, "--help"], env=env)
     pairs = ensure_models(smolvlm, args.models, args.model_size, types,
                           config_dir(args.model_size, args.config))
     t, p = str(args.threads), str(args.prompt)
