@@ -86,15 +86,20 @@ def gguf_pair(folder):
     return os.path.join(folder, text[0]), os.path.join(folder, mmproj[0])
 
 
-def ensure_models(smolvlm, models):
-    src = os.path.join(models, "rand-256m")
-    config = os.path.join(ROOT, "tests/fixtures/models/SmolVLM2-256M-Video-Instruct")
+def ensure_models(smolvlm, models, size="256m", types=("q8_0", "q4_0"), config=None):
+    """The GGUF pairs of a full-size random model (text in each type, mmproj F16), made under
+    `models` when missing: `smolvlm random-model` from `config` (default the 256M's), then
+    `convert`. Returns {type: folder}."""
+    src = os.path.join(models, f"rand-{size}")
+    config = config or os.path.join(ROOT, "tests/fixtures/models/SmolVLM2-256M-Video-Instruct")
     pairs = {}
-    for qtype in ("q8_0", "q4_0"):
-        out = os.path.join(models, f"rand-256m-{qtype}")
+    for qtype in types:
+        out = os.path.join(models, f"rand-{size}-{qtype}")
         if not os.path.isdir(out):
             if not os.path.isdir(src):
-                run([smolvlm, "random-model", "--config", config, "-o", src])
+                print(f"making a random {size} model in {src}", file=sys.stderr)
+                run([smolvlm, "random-model", "--config", config, "-o", src, "--dtype", "bf16"])
+            print(f"converting it to {qtype} in {out}", file=sys.stderr)
             run([smolvlm, "convert", src, "-o", out, "--type", qtype, "--vision-type", "f16"])
         pairs[qtype] = out
     return pairs

@@ -25,7 +25,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_llamacpp import gguf_pair, llama_cpp_setup, run, stat, time_v  # noqa: E402
+from compare_llamacpp import ensure_models, gguf_pair, llama_cpp_setup, run, stat, time_v  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPT = "Describe the image."
@@ -55,21 +55,6 @@ def config_dir(size, given):
         if os.path.isfile(os.path.join(folder, "tokenizer.json")):
             return folder
     sys.exit(f"no config folder with a tokenizer.json for {CONFIGS[size]}: give --config DIR")
-
-
-def ensure_models(smolvlm, models, size, types, config):
-    src = os.path.join(models, f"rand-{size}")
-    pairs = {}
-    for qtype in types:
-        out = os.path.join(models, f"rand-{size}-{qtype}")
-        if not os.path.isdir(out):
-            if not os.path.isdir(src):
-                print(f"making a random {size} model in {src}", file=sys.stderr)
-                run([smolvlm, "random-model", "--config", config, "-o", src, "--dtype", "bf16"])
-            print(f"converting it to {qtype} in {out}", file=sys.stderr)
-            run([smolvlm, "convert", src, "-o", out, "--type", qtype, "--vision-type", "f16"])
-        pairs[qtype] = out
-    return pairs
 
 
 def main():
