@@ -5,9 +5,11 @@
 // convert_to_rgb treats any RGBA picture.
 #include <smolvlm/image.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "vision/picture_codecs.h"
 
@@ -80,23 +82,39 @@ Image decode_avif(const uint8_t*, size_t, const std::string& name) {
 #if SMOLVLM_HAVE_HEIF
 
 Image decode_heif(const uint8_t* data, size_t size, const std::string& name) {
-  std::unique_ptr<heif_context, void (*)(heif_context*)> ctx(heif_context_alloc(),
-                                                             heif_context_free);
-  if (!ctx) fail(name, "out of memory");
-  heif_context_set_maximum_image_size_limit(ctx.get(), 32768);
+  using Context = std::unique_ptr<heif_context, void (*)(heif_context*)>;
+  using Handle = std::unique_ptr<heif_image_handle, void (*)(const heif_image_handle*)>;
   auto check = [&](const heif_error& e, const char* what) {
     if (e.code != heif_error_Ok) {
       fail(name, std::string(what) + " (" + (e.message ? e.message : "libheif error") + ")");
     }
   };
-  check(heif_context_read_from_memory_without_copy(ctx.get(), data, size, nullptr),
-        "corrupt or unsupported HEIF file");
-  heif_image_handle* raw_handle = nullptr;
-  check(heif_context_get_primary_image_handle(ctx.get(), &raw_handle), "the HEIF has no picture");
-  std::unique_ptr<heif_image_handle, void (*)(const heif_image_handle*)> handle(
-      raw_handle, heif_image_handle_release);
-  check_size(name, heif_image_handle_get_width(handle.get()),
-             heif_image_handle_get_height(handle.get()));
+  // Reads the file with no image side above `max_side`; returns the context and its picture.
+  auto open = [&](int max_side) {
+    Context ctx(heif_context_alloc(), heif_context_free);
+    if (!ctx) fail(name, "out of memory");
+    heif_context_set_maximum_image_size_limit(ctx.get(), max_side);
+    check(heif_context_read_from_memory_without_copy(ctx.get(), data, size, nullptr),
+          "corrupt or unsupported HEIF file");
+    heif_image_handle* raw_handle = nullptr;
+    check(heif_context_get_primary_image_handle(ctx.get(), &raw_handle), "the HEIF has no picture");
+    Handle handle(raw_handle, heif_image_handle_release);
+    return std::pair<Context, Handle>(std::move(ctx), std::move(handle));
+  };
+  // The picture's declared size is checked first; then the file is read again with every image
+  // in it (a grid's output, its tiles) held near that size, as libheif allocates a grid's output
+  // from the grid's own header: a kilobyte file declaring 64x64 with a grid of 30000x30000
+  // otherwise costs gigabytes before any check of ours. The margin: encoders code in 64-pixel
+  // blocks and grid tiles may overhang the picture (a 49x49 picture is a 64x64 tile).
+  constexpr int kTileMargin = 256;
+  int width = 0, height = 0;
+  {
+    const auto probe = open(32768);
+    width = heif_image_handle_get_width(probe.second.get());
+    height = heif_image_handle_get_height(probe.second.get());
+  }
+  check_size(name, width, height);
+  auto [ctx, handle] = open(std::min(32768, std::max(width, height) + kTileMargin));
   const bool alpha = heif_image_handle_has_alpha_channel(handle.get()) != 0;
   heif_image* raw_image = nullptr;
   check(heif_decode_image(handle.get(), &raw_image, heif_colorspace_RGB,
