@@ -16,6 +16,7 @@
 
 #include "chat/sequence.h"
 #include "gguf_test_support.h"
+#include "greedy_support.h"
 #include "kernels/kernels.h"
 #include "prompt_route_support.h"
 #include "test_support.h"
@@ -172,14 +173,8 @@ TEST_P(Golden, LogitsArgmaxAndGreedy) {
     EXPECT_LE(da, 1e-3);
   }
 
-  std::vector<int32_t> greedy;
-  std::vector<float> emb(static_cast<size_t>(model.config.text.hidden));
-  for (int step = 0; step < 24; ++step) {
-    const int32_t id = argmax(last);
-    greedy.push_back(id);
-    model.decoder.embed(&id, 1, emb.data());
-    model.decoder.forward(test::test_compute(), emb.data(), 1, cache, last.data());
-  }
+  const std::vector<int32_t> greedy = test::greedy_ids(model.decoder, model.config.text.hidden,
+                                                       test::test_compute(), cache, last, 24);
   const std::vector<int32_t> want = test::parse_int_list(gcase()["greedy_new_ids"]);
   int same = 0;
   while (same < 24 && greedy[static_cast<size_t>(same)] == want[static_cast<size_t>(same)]) ++same;
@@ -286,14 +281,8 @@ TEST_P(GoldenBf16Vision, FeaturesAndLogitsWithinBf16Precision) {
   std::vector<float> last(static_cast<size_t>(model->config.text.vocab));
   model->decoder.forward(test::test_compute(), x.data(), n, cache, last.data());
   const double cl = cosine(last, golden(name + ".logits_last"));
-  std::vector<int32_t> greedy;
-  std::vector<float> emb(static_cast<size_t>(model->config.text.hidden));
-  for (int step = 0; step < 24; ++step) {
-    const int32_t id = argmax(last);
-    greedy.push_back(id);
-    model->decoder.embed(&id, 1, emb.data());
-    model->decoder.forward(test::test_compute(), emb.data(), 1, cache, last.data());
-  }
+  const std::vector<int32_t> greedy = test::greedy_ids(model->decoder, model->config.text.hidden,
+                                                       test::test_compute(), cache, last, 24);
   const std::vector<int32_t> want = test::parse_int_list(gcase["greedy_new_ids"]);
   int same = 0;
   while (same < 24 && greedy[static_cast<size_t>(same)] == want[static_cast<size_t>(same)]) ++same;

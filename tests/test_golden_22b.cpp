@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "cli_runner.h"
+#include "greedy_support.h"
 #include "loader/model.h"
 #include "prompt_route_support.h"
 #include "test_support.h"
@@ -210,14 +211,8 @@ TEST_P(Golden22B, VisionLogitsAndGreedy) {
   }
   EXPECT_EQ(argmax_mismatch, 0);
 
-  std::vector<int32_t> greedy;
-  std::vector<float> emb(static_cast<size_t>(m.config.text.hidden));
-  for (int step = 0; step < 24; ++step) {
-    const int32_t id = argmax(last);
-    greedy.push_back(id);
-    m.decoder.embed(&id, 1, emb.data());
-    m.decoder.forward(test::test_compute(), emb.data(), 1, cache, last.data());
-  }
+  const std::vector<int32_t> greedy =
+      test::greedy_ids(m.decoder, m.config.text.hidden, test::test_compute(), cache, last, 24);
   const std::vector<int32_t> want_ids = c["greedy_new_ids"].get<std::vector<int32_t>>();
   int same = 0;
   while (same < 24 && greedy[static_cast<size_t>(same)] == want_ids[static_cast<size_t>(same)]) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "gguf_test_support.h"
+#include "greedy_support.h"
 #include "kernels/kernel_path.h"
 #include "kernels/kernels.h"
 #include "loader/model.h"
@@ -76,14 +77,8 @@ CaseResult run_case(const Model& model, const kernels::Compute& cx, const std::s
   KVCache cache(model.config.text, n + 24);
   std::vector<float> last(static_cast<size_t>(model.config.text.vocab));
   model.decoder.forward(cx, x.data(), n, cache, last.data());
-  std::vector<int32_t> greedy;
-  std::vector<float> emb(static_cast<size_t>(model.config.text.hidden));
-  for (int step = 0; step < 24; ++step) {
-    const int32_t id = argmax(last);
-    greedy.push_back(id);
-    model.decoder.embed(&id, 1, emb.data());
-    model.decoder.forward(cx, emb.data(), 1, cache, last.data());
-  }
+  const std::vector<int32_t> greedy =
+      test::greedy_ids(model.decoder, model.config.text.hidden, cx, cache, last, 24);
   const std::vector<int32_t> want = test::parse_int_list(gcase["greedy_new_ids"]);
   while (r.greedy_same < 24 &&
          greedy[static_cast<size_t>(r.greedy_same)] == want[static_cast<size_t>(r.greedy_same)])
