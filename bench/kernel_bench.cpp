@@ -1,5 +1,6 @@
 // Kernel micro-benchmark: GFLOP/s of matmul (and attention) per kernel path and weight type, on
-// the shapes SmolVLM2-256M runs. Prints a table, or JSON with --json. Medians of --repeat runs.
+// the shapes SmolVLM2-256M runs (K-quant weights: SmolVLM2-2.2B's decode shapes). Prints a table,
+// or JSON with --json. Medians of --repeat runs.
 // --roofline instead measures what the hardware allows: DRAM read bandwidth and, on x86 with
 // AVX512_BF16, the bf16 dot-product peak, the ceilings that bench/compare_llamacpp.py sets the
 // decode and vision figures against.
@@ -8,11 +9,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "formats/kquants.h"
 #include "formats/quantize.h"
 #include "kernels/compute.h"
 #include "kernels/kernel_path.h"
@@ -118,6 +121,7 @@ double median(std::vector<double> v) {
 std::vector<uint8_t> weights(const std::vector<float>& w, DType t, int rows, int cols) {
   if (t == DType::Q8_0) return quantize_q8_0(w, rows, cols);
   if (t == DType::Q4_0) return quantize_q4_0(w, rows, cols);
+  if (is_kquant_type(t)) return quantize_rows(t, w, rows, cols);
   std::vector<uint8_t> out;
   for (float f : w) {
     if (t == DType::F32) {
@@ -189,9 +193,58 @@ int main(int argc, char** argv) {
   if (!json)
     std::printf("%-10s %-9s %-24s %10s %10s %10s\n", "path", "type", "shape", "ms", "GFLOP/s",
                 "weight GB/s");
+  // K-quant weights on SmolVLM2-2.2B's decode shapes (the types of its Q4_K_M file; the 256M's
+  // 576 columns are not whole 256-value blocks).
+  const Shape kquant_shapes[] = {{"decode 2.2B q/o", 1, 2048, 2048},
+                                 {"decode 2.2B gate/up", 1, 2048, 8192},
+                                 {"decode 2.2B down", 1, 8192, 2048}};
+  const DType kquant_types[] = {DType::Q4_K, DType::Q6_K, DType::Q5_K};
+  std::map<std::string, std::vector<uint8_t>> kquant_weights;
   for (const auto* path : kernels::available_paths()) {
     if (!only_path.empty() && only_path != path->name) continue;
     const kernels::Compute cx(threads, path->name);
+    const auto measure = [&](const Shape& s, DType t, bool bf16_math) {
+      if (!only_shape.empty() && std::string(s.what).find(only_shape) == std::string::npos) return;
+      const char* type_name = bf16_math ? "F16·bf16" : dtype_name(t);
+      std::vector<float> x(static_cast<size_t>(s.n) * s.in), wf(static_cast<size_t>(s.out) * s.in),
+          y(static_cast<size_t>(s.n) * s.out);
+      for (auto& v : x) v = nd(rng);
+      for (auto& v : wf) v = 0.02f * nd(rng);
+      // K-quant writers search scales: quantised once, shared by every path.
+      const bool cached = is_kquant_type(t);
+      std::vector<uint8_t> fresh;
+      if (!cached) fresh = weights(wf, t, s.out, s.in);
+      std::vector<uint8_t>& wb =
+          cached ? kquant_weights[std::string(dtype_name(t)) + s.what] : fresh;
+      if (wb.empty()) wb = weights(wf, t, s.out, s.in);
+      const kernels::Matrix w{t, wb.data(), s.out, s.in};
+      std::vector<double> ms;
+      for (int r = 0; r < repeat + 1; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (bf16_math) {
+          kernels::matmul_bf16(cx, x.data(), s.n, w, nullptr, y.data());
+        } else {
+          kernels::matmul(cx, x.data(), s.n, w, nullptr, y.data());
+        }
+        const double e =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        if (r > 0) ms.push_back(e);  // the first run warms caches and the pool
+      }
+      const double m = median(ms), gflops = 2.0 * s.n * s.in * s.out / (m * 1e6),
+                   gb_s = static_cast<double>(wb.size()) / (m * 1e6);  // weights read
+      if (json) {
+        out.push_back({{"path", path->name},
+                       {"type", type_name},
+                       {"shape", s.what},
+                       {"ms", m},
+                       {"gflops", gflops},
+                       {"weight_gb_s", gb_s}});
+      } else {
+        std::printf("%-10s %-9s %-24s %10.3f %10.1f %10.1f\n", path->name, type_name, s.what, m,
+                    gflops, gb_s);
+      }
+    };
     // The last pass: F16 weights with bf16 arithmetic, where the path has it (vision shapes).
     // Then Q4_0 weights (w4a8, the decode and prefill shapes).
     for (int variant = 0; variant < 5; ++variant) {
@@ -201,46 +254,14 @@ int main(int argc, char** argv) {
                       : variant == 2 ? DType::Q8_0
                       : variant == 4 ? DType::Q4_0
                                      : DType::F16;
-      const char* type_name = bf16_math ? "F16·bf16" : dtype_name(t);
       for (const Shape& s : shapes) {
         if (bf16_math && s.n == 1) continue;
-        if (!only_shape.empty() && std::string(s.what).find(only_shape) == std::string::npos)
-          continue;
         if (t == DType::Q4_0 && std::string(s.what).rfind("vision", 0) == 0) continue;
-        std::vector<float> x(static_cast<size_t>(s.n) * s.in),
-            wf(static_cast<size_t>(s.out) * s.in), y(static_cast<size_t>(s.n) * s.out);
-        for (auto& v : x) v = nd(rng);
-        for (auto& v : wf) v = 0.02f * nd(rng);
-        const auto wb = weights(wf, t, s.out, s.in);
-        const kernels::Matrix w{t, wb.data(), s.out, s.in};
-        std::vector<double> ms;
-        for (int r = 0; r < repeat + 1; ++r) {
-          const auto t0 = std::chrono::steady_clock::now();
-          if (bf16_math) {
-            kernels::matmul_bf16(cx, x.data(), s.n, w, nullptr, y.data());
-          } else {
-            kernels::matmul(cx, x.data(), s.n, w, nullptr, y.data());
-          }
-          const double e =
-              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                  .count();
-          if (r > 0) ms.push_back(e);  // the first run warms caches and the pool
-        }
-        const double m = median(ms), gflops = 2.0 * s.n * s.in * s.out / (m * 1e6),
-                     gb_s = static_cast<double>(wb.size()) / (m * 1e6);  // weights read
-        if (json) {
-          out.push_back({{"path", path->name},
-                         {"type", type_name},
-                         {"shape", s.what},
-                         {"ms", m},
-                         {"gflops", gflops},
-                         {"weight_gb_s", gb_s}});
-        } else {
-          std::printf("%-10s %-9s %-24s %10.3f %10.1f %10.1f\n", path->name, type_name, s.what, m,
-                      gflops, gb_s);
-        }
+        measure(s, t, bf16_math);
       }
     }
+    for (const DType t : kquant_types)
+      for (const Shape& s : kquant_shapes) measure(s, t, false);
   }
   // Attention: one vision layer (1024 patches, 12 heads, bidirectional) and one decode step of
   // the 256M text model after a 1024-token prompt (9 query heads on 3 KV heads).

@@ -395,6 +395,100 @@ TEST(KQuants, FastProductsFollowTheirTwins) {
   }
 }
 
+// The twin's dot products of W's rows with one activation row quantised by path p.
+struct QuantisedRow {
+  std::vector<kernels::ActBlockQ8> blocks;
+  std::vector<float> d;
+  std::vector<int8_t> q;
+};
+QuantisedRow quantise_row(const kernels::KernelPath& p, const std::vector<float>& x) {
+  QuantisedRow out;
+  const int cols = static_cast<int>(x.size());
+  out.blocks.resize(static_cast<size_t>(cols / kQ8BlockSize));
+  p.quantize_row_q8(x.data(), cols, out.blocks.data());
+  for (const kernels::ActBlockQ8& b : out.blocks) {
+    out.d.push_back(b.d);
+    out.q.insert(out.q.end(), b.q, b.q + kQ8BlockSize);
+  }
+  return out;
+}
+
+// Each path's decode kernel, called directly on row ranges that are not whole multiples of the
+// row tiles its kernels take (odd starts, odd ends, one row, none), writes exactly those rows,
+// each the twin's dot product (+ bias).
+TEST(KQuants, DecodeKernelsTakeAnyRowRange) {
+  constexpr int kRows = 11;
+  constexpr float kUntouched = 12345.0f;
+  const std::pair<int, int> ranges[] = {{0, kRows}, {1, 10}, {3, 4}, {2, 7}, {5, 5}, {0, 3}};
+  for (const kernels::KernelPath* p : kernels::available_paths()) {
+    for (DType t : kTypes) {
+      const int per_row = block_elems(t) == 32 ? 16 : 2;
+      const HandMatrix h = hand_matrix(t, kRows, per_row, 31);
+      const QuantisedRow x = quantise_row(*p, random_floats(static_cast<size_t>(h.m.cols), 12));
+      const std::vector<float> bias = random_floats(kRows, 13);
+      std::vector<float> want(kRows);
+      float scale = 0;
+      for (int r = 0; r < kRows; ++r) {
+        want[static_cast<size_t>(r)] = kernels::ref::kquant_row_dot(h.m, r, x.d.data(), x.q.data());
+        scale = std::max(scale, std::fabs(want[static_cast<size_t>(r)]));
+      }
+      for (const auto& [ob, oe] : ranges) {
+        for (const bool with_bias : {true, false}) {
+          std::vector<float> y(kRows, kUntouched);
+          p->gemv_kquant(x.blocks.data(), h.m, ob, oe, with_bias ? bias.data() : nullptr, y.data());
+          for (int r = 0; r < kRows; ++r) {
+            const auto i = static_cast<size_t>(r);
+            if (r < ob || r >= oe) {
+              EXPECT_EQ(y[i], kUntouched) << p->name << " " << dtype_name(t) << " row " << r;
+              continue;
+            }
+            const float b = with_bias ? bias[i] : 0.0f;
+            EXPECT_NEAR(y[i], want[i] + b, 1e-5f * scale + 1e-6f)
+                << p->name << " " << dtype_name(t) << " rows [" << ob << ", " << oe << ") row "
+                << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The largest codes, scales and mins each type holds, against activations that all quantise
+// to ±127: the integer sums at their widest (no overflow, no saturation in any path).
+TEST(KQuants, DecodeKernelsHoldTheWidestSums) {
+  for (const kernels::KernelPath* p : kernels::available_paths()) {
+    for (DType t : kTypes) {
+      std::mt19937 rng(3);
+      HandMatrix h;
+      const int n = block_elems(t), per_row = n == 32 ? 8 : 2, rows = 5;
+      for (int r = 0; r < rows; ++r) {
+        for (int b = 0; b < per_row; ++b) {
+          Logical l = random_logical(t, rng);
+          const int code_max = l.code[1];
+          for (auto& c : l.code) c = r % 2 ? code_max : 0;  // Q6_K's 0 is −32
+          for (auto& s : l.sc)
+            s = t == DType::Q6_K ? (r < 2 ? -128 : 127) : (t == DType::Q2_K ? 15 : 63);
+          for (auto& m : l.mn) m = t == DType::Q2_K ? 15 : 63;
+          const std::vector<uint8_t> bytes = encode(t, l);
+          h.bytes.insert(h.bytes.end(), bytes.begin(), bytes.end());
+        }
+      }
+      h.m = {t, h.bytes.data(), rows, n * per_row};
+      for (const float sign : {1.0f, -1.0f}) {
+        std::vector<float> xf(static_cast<size_t>(h.m.cols), sign);
+        const QuantisedRow x = quantise_row(*p, xf);
+        std::vector<float> y(rows);
+        p->gemv_kquant(x.blocks.data(), h.m, 0, rows, nullptr, y.data());
+        for (int r = 0; r < rows; ++r) {
+          const float want = kernels::ref::kquant_row_dot(h.m, r, x.d.data(), x.q.data());
+          EXPECT_NEAR(y[static_cast<size_t>(r)], want, 1e-5f * std::fabs(want) + 1e-6f)
+              << p->name << " " << dtype_name(t) << " row " << r << " sign " << sign;
+        }
+      }
+    }
+  }
+}
+
 // Our K-quant writers (convert --type q4_k_m, q5_k_m, q6_k, q3_k_m, q2_k, ...): the values come
 // back within the rounding the layouts allow (root-mean-square error against the spread of the
 // values: about a step over sqrt(12) of each sub-block's range, so each bit fewer doubles it).
