@@ -68,13 +68,17 @@ inline ActRow act_row(const ActBlockQ8* xq, int cols) {
   d.resize(blocks);
   sum32.resize(blocks);
   sum16.resize(2 * blocks);
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
   for (size_t b = 0; b < blocks; ++b) {
-    int s[2] = {0, 0};
-    for (int i = 0; i < kQ8BlockSize; ++i) s[i / 16] += xq[b].q[i];
+    // Sums of 4, then of 16 (lane 0 of each 128-bit half: the block's two 16s).
+    __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, load32(xq[b].q)), ones16);
+    s = _mm256_hadd_epi32(s, s);
+    s = _mm256_hadd_epi32(s, s);
+    const int s0 = _mm256_cvtsi256_si32(s), s1 = _mm256_extract_epi32(s, 4);
     d[b] = xq[b].d;
-    sum32[b] = xq[b].d * static_cast<float>(s[0] + s[1]);
-    sum16[2 * b] = static_cast<int16_t>(s[0]);
-    sum16[2 * b + 1] = static_cast<int16_t>(s[1]);
+    sum32[b] = xq[b].d * static_cast<float>(s0 + s1);
+    sum16[2 * b] = static_cast<int16_t>(s0);
+    sum16[2 * b + 1] = static_cast<int16_t>(s1);
   }
   return {xq, d.data(), sum32.data(), sum16.data()};
 }
@@ -234,16 +238,7 @@ inline void gemv_unpacked(const ActBlockQ8* xq, const Matrix& w, int o_begin, in
   const int n = block_elems(w.type);
   const size_t bb = block_bytes(w.type);
   const int wblocks = w.cols / n, groups = n / 16;
-  // dx · Σ xq over each 16 activations, for the mins.
-  thread_local std::vector<float> xsum;
-  xsum.resize(static_cast<size_t>(w.cols / 16));
-  for (int b = 0; b < w.cols / kQ8BlockSize; ++b) {
-    for (int h = 0; h < 2; ++h) {
-      int s = 0;
-      for (int i = 0; i < 16; ++i) s += xq[b].q[16 * h + i];
-      xsum[static_cast<size_t>(2 * b + h)] = xq[b].d * static_cast<float>(s);
-    }
-  }
+  const ActRow x = act_row(xq, w.cols);
   const __m256i ones = _mm256_set1_epi16(1);
   alignas(32) UnpackedBlock u;
   for (int o = o_begin; o < o_end; ++o) {
@@ -262,8 +257,10 @@ inline void gemv_unpacked(const ActBlockQ8* xq, const Matrix& w, int o_begin, in
                                           _mm_set1_ps(u.scale[2 * k] * xb[k].d));
         acc = _mm256_fmadd_ps(f, sv, acc);
       }
-      const float* xs = xsum.data() + static_cast<size_t>(wb) * groups;
-      for (int g = 0; g < groups; ++g) acc_min += u.min[g] * xs[g];
+      // The mins: Σ min · dx · Σ xq per 16 activations.
+      const size_t g0 = static_cast<size_t>(wb) * groups;
+      for (int g = 0; g < groups; ++g)
+        acc_min += u.min[g] * x.d[(g0 + g) / 2] * static_cast<float>(x.sum16[g0 + g]);
     }
     y[o] = hsum(acc) + acc_min + (bias ? bias[o] : 0.0f);
   }
