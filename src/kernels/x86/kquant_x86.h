@@ -257,10 +257,11 @@ inline void gemv_unpacked(const ActBlockQ8* xq, const Matrix& w, int o_begin, in
                                           _mm_set1_ps(u.scale[2 * k] * xb[k].d));
         acc = _mm256_fmadd_ps(f, sv, acc);
       }
-      // The mins: Σ min · dx · Σ xq per 16 activations.
+      // The mins: Σ min · (dx · Σ xq) per 16 activations (that rounding, as before: files of
+      // these types are held to llama.cpp's answers, and some of them part at near-ties).
       const size_t g0 = static_cast<size_t>(wb) * groups;
       for (int g = 0; g < groups; ++g)
-        acc_min += u.min[g] * x.d[(g0 + g) / 2] * static_cast<float>(x.sum16[g0 + g]);
+        acc_min += u.min[g] * (x.d[(g0 + g) / 2] * static_cast<float>(x.sum16[g0 + g]));
     }
     y[o] = hsum(acc) + acc_min + (bias ? bias[o] : 0.0f);
   }
