@@ -83,6 +83,15 @@ inline ActRow act_row(const ActBlockQ8* xq, int cols) {
   return {xq, d.data(), sum32.data(), sum16.data()};
 }
 
+// Decode streams the weights from DRAM: the hardware prefetchers alone kept one thread at about
+// half of the bandwidth a plain sequential read gets (they stop at each 4 KB page); asking for
+// the bytes this far ahead doubled it (Zen 4, 2026-12-07).
+constexpr int kPrefetchAhead = 2048;
+inline void prefetch_ahead(const uint8_t* b, int bytes) {
+  for (int o = 0; o < bytes; o += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchAhead + o), _MM_HINT_T0);
+}
+
 // The super-scales and the 6-bit scales and mins of a Q4_K / Q5_K block, as floats per 32-group.
 struct Q4kScales {
   __m256 d, dmin, sc, m;
@@ -120,6 +129,7 @@ inline void q4k_rows(const ActRow& x, const uint8_t* const* rows, int blocks, fl
     for (int r = 0; r < R; ++r) {
       const uint8_t* b = rows[r] + kBlockBytes * static_cast<size_t>(wb);
       const uint8_t* qs = b + (kFive ? 48 : 16);
+      prefetch_ahead(b, static_cast<int>(kBlockBytes));
       __m256i qh = kFive ? load32(b + 16) : _mm256_setzero_si256();
       __m256i v[8];
       for (int c = 0; c < 4; ++c) {
@@ -165,6 +175,7 @@ inline void q6k_rows(const ActRow& x, const uint8_t* const* rows, int blocks, fl
     const __m256i xs = load32(x.sum16 + 16 * wb);
     for (int r = 0; r < R; ++r) {
       const uint8_t* b = rows[r] + kBlockBytes * static_cast<size_t>(wb);
+      prefetch_ahead(b, static_cast<int>(kBlockBytes));
       const __m256i sc =
           _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)));
       // Per 32-group: Σ sc · Σx over its two 16s, for the codes' −32.
