@@ -184,7 +184,9 @@ inline void q6k_rows(const ActRow& x, const uint8_t* const* rows, int blocks, fl
       for (int h = 0; h < 2; ++h) {
         // Half h: value 128h + 32k + j is a nibble of ql (k: which 32 bytes, low or high) and
         // bits 2k, 2k + 1 of qh[j]; its scales are 8h + 2k (j < 16) and 8h + 2k + 1.
-        const __m256i scales = _mm256_permute4x64_epi64(sc, h ? 0xEE : 0x44);
+        // Two literal shuffles: at -O1 the immediate of `h ? a : b` is not folded.
+        const __m256i scales =
+            h ? _mm256_permute4x64_epi64(sc, 0xEE) : _mm256_permute4x64_epi64(sc, 0x44);
         const __m256i ql0 = load32(b + 64 * h), ql1 = load32(b + 64 * h + 32);
         const __m256i qh = load32(b + 128 + 32 * h);
         const __m256i code[4] = {
