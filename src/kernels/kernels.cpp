@@ -52,10 +52,12 @@ void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const flo
                                std::min(w.rows, static_cast<int>(e * 16)));
   };
   if (is_kquant_type(w.type) && n > 1) {
-    // Prefill: each worker widens a slice of rows to float and runs the float GEMM on it.
+    // Prefill: each worker widens a slice of rows to float and runs the float GEMM on it. The
+    // slice is a whole number of the widest packed panel (64 columns, AVX-512): a narrower
+    // slice would run every panel ragged, half its multiplies on zero padding.
     pool.parallel_for(units, [&](size_t b, size_t e) {
       const auto [ob, oe] = rows_of(b, e);
-      constexpr int kSlice = 32;
+      constexpr int kSlice = 64;
       thread_local std::vector<float> widened;
       widened.resize(static_cast<size_t>(w.cols) * kSlice);
       for (int s0 = ob; s0 < oe; s0 += kSlice) {
