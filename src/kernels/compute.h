@@ -1,12 +1,15 @@
-// What the kernels run on: a thread pool and an instruction-set path. Each Engine owns one and
-// passes it down to the decoder, the vision encoder and every kernel call, so two Engines in one
-// process run at the same time on threads of their own. Calls on one context from several
-// threads are safe: they take turns per kernel (the pool runs one parallel loop at a time).
+// What the kernels run on: a thread pool, an instruction-set path and the kernels' scratch
+// memory (a Workspace). Each Engine owns one and passes it down to the decoder, the vision
+// encoder and every kernel call, so two Engines in one process run at the same time on threads
+// and buffers of their own. Calls on one context from several threads are safe: they take turns
+// per kernel call (take_turn), which is also what makes the workspace theirs for that call.
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 
+#include "kernels/workspace.h"
 #include "util/thread_pool.h"
 
 namespace smolvlm::kernels {
@@ -33,10 +36,20 @@ class Compute {
   void set_profile(OpProfile* profile) { profile_ = profile; }
   OpProfile* profile() const { return profile_; }
 
+  // A kernel call's hold on the context: the workspace is the holder's until it ends. Not
+  // reentrant: a kernel that calls another entry point passes its Turn's workspace down.
+  struct Turn {
+    std::unique_lock<std::mutex> lock;
+    Workspace& workspace;
+  };
+  [[nodiscard]] Turn take_turn() const { return {std::unique_lock(turn_mu_), *workspace_}; }
+
  private:
   std::unique_ptr<ThreadPool> pool_;
   const KernelPath* path_;
   OpProfile* profile_ = nullptr;
+  std::unique_ptr<Workspace> workspace_;  // one participant per pool thread
+  mutable std::mutex turn_mu_;
 };
 
 }  // namespace smolvlm::kernels

@@ -130,7 +130,8 @@ const KernelPath& default_path() {
 
 Compute::Compute(int threads, const std::string& path)
     : pool_(std::make_unique<ThreadPool>(threads)),
-      path_(path.empty() ? &default_path() : &find_path(path)) {}
+      path_(path.empty() ? &default_path() : &find_path(path)),
+      workspace_(std::make_unique<Workspace>(pool_->size())) {}
 
 const char* Compute::path_name() const { return path_->name; }
 

@@ -41,17 +41,21 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-static void run_chunk(const std::function<void(size_t, size_t)>& fn, size_t n, int index,
+static void run_chunk(const std::function<void(size_t, size_t, int)>& fn, size_t n, int index,
                       int parts) {
   const size_t begin = n * static_cast<size_t>(index) / static_cast<size_t>(parts);
   const size_t end = n * static_cast<size_t>(index + 1) / static_cast<size_t>(parts);
-  if (begin < end) fn(begin, end);
+  if (begin < end) fn(begin, end, index);
 }
 
 void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)>& fn) {
+  parallel_for(n, [&fn](size_t begin, size_t end, int) { fn(begin, end); });
+}
+
+void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn) {
   if (n == 0) return;
   if (workers_.empty() || n == 1) {
-    fn(0, n);
+    fn(0, n, 0);
     return;
   }
   std::lock_guard<std::mutex> turn(call_mu_);
