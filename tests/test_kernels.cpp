@@ -193,9 +193,10 @@ TEST_P(KernelThreads, Q4PanelGemvMatchesTheGenericTwin) {
     std::vector<float> got(static_cast<size_t>(rows), -7.0f), want(got);
     // Two calls, as two threads would split it (a multiple of 16 rows, then the rest).
     const int split = rows > 16 ? 16 : rows;
-    path.gemv_q4_panels(xq.data(), w, 0, split, b.data(), got.data());
-    path.gemv_q4_panels(xq.data(), w, split, rows, b.data(), got.data());
-    kernels::generic_path().gemv_q4_panels(xq.data(), w, 0, rows, b.data(), want.data());
+    kernels::Scratch scratch;
+    path.gemv_q4_panels(xq.data(), w, 0, split, b.data(), got.data(), scratch);
+    path.gemv_q4_panels(xq.data(), w, split, rows, b.data(), got.data(), scratch);
+    kernels::generic_path().gemv_q4_panels(xq.data(), w, 0, rows, b.data(), want.data(), scratch);
     expect_close(got, want, 1e-4);
   }
 }

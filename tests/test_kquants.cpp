@@ -435,7 +435,9 @@ TEST(KQuants, DecodeKernelsTakeAnyRowRange) {
       for (const auto& [ob, oe] : ranges) {
         for (const bool with_bias : {true, false}) {
           std::vector<float> y(kRows, kUntouched);
-          p->gemv_kquant(x.blocks.data(), h.m, ob, oe, with_bias ? bias.data() : nullptr, y.data());
+          kernels::Scratch scratch;
+          p->gemv_kquant(x.blocks.data(), h.m, ob, oe, with_bias ? bias.data() : nullptr, y.data(),
+                         scratch);
           for (int r = 0; r < kRows; ++r) {
             const auto i = static_cast<size_t>(r);
             if (r < ob || r >= oe) {
@@ -478,7 +480,8 @@ TEST(KQuants, DecodeKernelsHoldTheWidestSums) {
         std::vector<float> xf(static_cast<size_t>(h.m.cols), sign);
         const QuantisedRow x = quantise_row(*p, xf);
         std::vector<float> y(rows);
-        p->gemv_kquant(x.blocks.data(), h.m, 0, rows, nullptr, y.data());
+        kernels::Scratch scratch;
+        p->gemv_kquant(x.blocks.data(), h.m, 0, rows, nullptr, y.data(), scratch);
         for (int r = 0; r < rows; ++r) {
           const float want = kernels::ref::kquant_row_dot(h.m, r, x.d.data(), x.q.data());
           EXPECT_NEAR(y[static_cast<size_t>(r)], want, 1e-5f * std::fabs(want) + 1e-6f)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "kernels/workspace.h"
 
 namespace smolvlm::kernels {
 
@@ -18,6 +19,10 @@ struct ActBlockQ8 {
   int8_t q[kQ8BlockSize];
 };
 
+// The products below that need temporaries (packed panels, prepared activations) take them from
+// the `scratch` they are given: the calling participant's own (Workspace::Participant::path),
+// never a buffer of their own.
+//
 // Two kinds of entry. *Filled* entries are never null in a path from available_paths(): where a
 // path's table leaves one out, dispatch puts the generic path's there (one rule, in one place,
 // instead of a null test at each call). *Capabilities* may be null, and null says the path has
@@ -28,14 +33,14 @@ struct KernelPath {
   // y[r·ldy + o] = x[r] · W[o] (+ bias[o]) for every row r < n and o in [o_begin, o_end):
   // float weights (F32 / F16 / BF16), float activations.
   void (*gemm_float)(const float* x, int n, const Matrix& w, int o_begin, int o_end,
-                     const float* bias, float* y, int ldy);
+                     const float* bias, float* y, int ldy, Scratch& scratch);
   // Q8_0 weights against activations already quantised per row (cols/32 blocks a row).
   void (*gemm_q8)(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
-                  const float* bias, float* y, int ldy);
+                  const float* bias, float* y, int ldy, Scratch& scratch);
   // Capability: Q4_0 weights against one quantised activation row (decode), rows [o_begin,
   // o_end) of y (null widens the nibbles to Q8_0 blocks and runs gemm_q8).
   void (*gemv_q4)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
-                  float* y);
+                  float* y, Scratch& scratch);
   // Quantises `cols` floats (a multiple of 32) into cols/32 blocks, round to nearest.
   void (*quantize_row_q8)(const float* x, int cols, ActBlockQ8* out);
   // y += a · x
@@ -53,13 +58,13 @@ struct KernelPath {
   // y[r·ldy + o] = Σ_k x[r·ldx + k] · b[k·ldb + o] for r < n, o < N: B stored K-major, as
   // attention's V rows are (capability: null makes attention transpose V for gemm_float).
   void (*gemm_kn)(const float* x, int n, int ldx, int K, const float* b, size_t ldb, int N,
-                  float* y, int ldy);
+                  float* y, int ldy, Scratch& scratch);
   // Capability: bf16 arithmetic (null where the CPU has no bf16 dot products). to_bf16 rounds to
   // nearest even; gemm_bf16 is gemm_float with x already bf16 (row r at xb + r·ldx, K padded
   // to even with zeros) and W rounded to bf16, products summed in float32.
   void (*to_bf16)(const float* x, size_t n, uint16_t* out);
   void (*gemm_bf16)(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_begin, int o_end,
-                    const float* bias, float* y, int ldy);
+                    const float* bias, float* y, int ldy, Scratch& scratch);
   // A matrix packed once into the path's bf16 panels for many products (attention's K and V per
   // KV head), then y = x · B from the panels: B = Wᵀ from W's rows (pack_bf16_rows) or B [K × N]
   // K-major, ldb apart (pack_bf16_kn). The panels hold bf16_panels_size(K, N) values; the
@@ -69,7 +74,7 @@ struct KernelPath {
   void (*pack_bf16_rows)(const Matrix& w, uint32_t* panels);
   void (*pack_bf16_kn)(const float* b, size_t ldb, int K, int N, uint32_t* panels);
   void (*gemm_bf16_panels)(const uint16_t* xb, int n, int ldx, const uint32_t* panels, int packed_k,
-                           int K, int N, float* y, int ldy);
+                           int K, int N, float* y, int ldy, Scratch& scratch);
   // scores[r·lds + j] = Σ_d q[r·hd + d] · k[j·stride + d] for r < m, j < n: a decode step's
   // query·key products (m query heads on one KV head's n keys, read in place). The generic
   // path's is the plain twin; a capability elsewhere (null uses gemm_float).
@@ -83,12 +88,12 @@ struct KernelPath {
   // gemv_q4 from w.q4_panels (kernels/q4_panels.h); o_begin a multiple of 16. The generic
   // path's is the plain twin; a capability elsewhere (null: the file's rows, gemv_q4).
   void (*gemv_q4_panels)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                         const float* bias, float* y);
+                         const float* bias, float* y, Scratch& scratch);
   // Filled: the formats/kquants.h types (Q4_K, Q6_K, IQ4_NL, ...) against one quantised
   // activation row (decode), rows [o_begin, o_end) of y, as ref::kquant_row_dot. The generic
   // path's is the plain twin.
   void (*gemv_kquant)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                      const float* bias, float* y);
+                      const float* bias, float* y, Scratch& scratch);
 };
 
 // The paths compiled into this binary that the running CPU supports, best last, with their filled

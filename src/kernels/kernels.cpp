@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <vector>
 
 #include "formats/kquants.h"
 #include "kernels/kernel_path.h"
@@ -19,6 +18,20 @@ namespace smolvlm::kernels {
 void dequantize_row(const Matrix& w, int r, float* out) { ref::dequantize_row(w, r, out); }
 
 namespace {
+
+// The numbered buffers of the entry points below (kernels/workspace.h). Shared: filled by the
+// calling thread, read by every participant of the loops that follow.
+enum SharedSlot : int {
+  kActQ8 = 0,     // quantised activation rows
+  kTargetUnits,   // split_target_rows' first unit per target
+  kActBf16,       // activation rows rounded to bf16
+  kHeadPartials,  // attention_one_row's per-chunk softmax partials
+  kKeyPanels,     // attention: each KV head's K packed
+  kValuePanels,   // attention: each KV head's V packed or transposed
+};
+// A participant's own (Workspace::Participant::op); the path kernel it calls has `path`.
+enum OpSlot : int { kWidened = 0, kScores = 0, kQueries, kInvSum, kQueriesBf16, kProbsBf16 };
+
 // Decode (one activation row) on quantised weights: rows [ob, oe) of y = xq · Wᵀ (+ bias), from
 // a Q4_0 matrix's panels where it has them and the path a kernel for them. False when the path
 // has no single-row kernel for W (Q4_0 without gemv_q4 or panels, float weights).
@@ -27,21 +40,20 @@ bool decode_rows_supported(const KernelPath& path, const Matrix& w) {
          (w.type == DType::Q4_0 && (path.gemv_q4 || (w.q4_panels && path.gemv_q4_panels)));
 }
 void decode_rows(const KernelPath& path, const ActBlockQ8* xq, const Matrix& w, int ob, int oe,
-                 const float* bias, float* y) {
+                 const float* bias, float* y, Scratch& scratch) {
   if (w.type == DType::Q8_0) {
-    path.gemm_q8(xq, 1, w, ob, oe, bias, y, w.rows);
+    path.gemm_q8(xq, 1, w, ob, oe, bias, y, w.rows, scratch);
   } else if (is_kquant_type(w.type)) {
-    path.gemv_kquant(xq, w, ob, oe, bias, y);
+    path.gemv_kquant(xq, w, ob, oe, bias, y, scratch);
   } else if (w.q4_panels && path.gemv_q4_panels) {
-    path.gemv_q4_panels(xq, w, ob, oe, bias, y);
+    path.gemv_q4_panels(xq, w, ob, oe, bias, y, scratch);
   } else {
-    path.gemv_q4(xq, w, ob, oe, bias, y);
+    path.gemv_q4(xq, w, ob, oe, bias, y, scratch);
   }
 }
-}  // namespace
 
-void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const float* bias,
-            float* y) {
+void matmul_in_turn(const Compute& cx, Workspace& ws, const float* x, int n, const Matrix& w,
+                    const float* bias, float* y) {
   const KernelPath& path = cx.path();
   ThreadPool& pool = cx.pool();
   // Threads split the output features, so each streams only its slice of W (decode is bound
@@ -55,58 +67,56 @@ void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const flo
     // Prefill: each worker widens a slice of rows to float and runs the float GEMM on it. The
     // slice is a whole number of the widest packed panel (64 columns, AVX-512): a narrower
     // slice would run every panel ragged, half its multiplies on zero padding.
-    pool.parallel_for(units, [&](size_t b, size_t e) {
+    pool.parallel_for(units, [&](size_t b, size_t e, int p) {
       const auto [ob, oe] = rows_of(b, e);
       constexpr int kSlice = 64;
-      thread_local std::vector<float> widened;
-      widened.resize(static_cast<size_t>(w.cols) * kSlice);
+      Workspace::Participant& mine = ws.participant(p);
+      float* widened = mine.op.get<float>(kWidened, static_cast<size_t>(w.cols) * kSlice);
       for (int s0 = ob; s0 < oe; s0 += kSlice) {
         const int rows = std::min(kSlice, oe - s0);
         for (int r = 0; r < rows; ++r)
-          ref::dequantize_row(w, s0 + r, widened.data() + static_cast<size_t>(r) * w.cols);
-        const Matrix slice = f32_matrix(widened.data(), rows, w.cols);
-        path.gemm_float(x, n, slice, 0, rows, bias ? bias + s0 : nullptr, y + s0, w.rows);
+          ref::dequantize_row(w, s0 + r, widened + static_cast<size_t>(r) * w.cols);
+        const Matrix slice = f32_matrix(widened, rows, w.cols);
+        path.gemm_float(x, n, slice, 0, rows, bias ? bias + s0 : nullptr, y + s0, w.rows,
+                        mine.path);
       }
     });
     return;
   }
   if (w.type == DType::Q8_0 || w.type == DType::Q4_0 || is_kquant_type(w.type)) {
     // w8a8: quantise each activation row once, then integer dot products.
-    thread_local std::vector<ActBlockQ8> xq;
     const size_t blocks = static_cast<size_t>(w.cols / kQ8BlockSize);
-    xq.resize(blocks * static_cast<size_t>(n));
-    // The buffer is the caller's thread_local: workers must use this pointer, not their own.
-    ActBlockQ8* xqp = xq.data();
+    ActBlockQ8* xqp = ws.shared().get<ActBlockQ8>(kActQ8, blocks * static_cast<size_t>(n));
     pool.parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
       for (size_t r = b; r < e; ++r) path.quantize_row_q8(x + r * w.cols, w.cols, xqp + r * blocks);
     });
     if (w.type == DType::Q8_0) {
-      pool.parallel_for(units, [&](size_t b, size_t e) {
+      pool.parallel_for(units, [&](size_t b, size_t e, int p) {
         const auto [ob, oe] = rows_of(b, e);
-        path.gemm_q8(xqp, n, w, ob, oe, bias, y, w.rows);
+        path.gemm_q8(xqp, n, w, ob, oe, bias, y, w.rows, ws.participant(p).path);
       });
       return;
     }
     if (n == 1 && decode_rows_supported(path, w)) {  // decode: nibbles into the integer products
-      pool.parallel_for(units, [&](size_t b, size_t e) {
+      pool.parallel_for(units, [&](size_t b, size_t e, int p) {
         const auto [ob, oe] = rows_of(b, e);
-        decode_rows(path, xqp, w, ob, oe, bias, y);
+        decode_rows(path, xqp, w, ob, oe, bias, y, ws.participant(p).path);
       });
       return;
     }
     // Q4_0: each worker widens a slice of rows into Q8_0 blocks (same scales, nibble − 8
     // as int8), then runs the Q8 kernel on it: w4a8 with exactly the reference's integers.
-    pool.parallel_for(units, [&](size_t b, size_t e) {
+    pool.parallel_for(units, [&](size_t b, size_t e, int p) {
       const auto [ob, oe] = rows_of(b, e);
       constexpr int kSlice = 64;
-      thread_local std::vector<uint8_t> widened;
+      Workspace::Participant& mine = ws.participant(p);
       const size_t q8_row = row_bytes(DType::Q8_0, w.cols);
-      widened.resize(q8_row * kSlice);
+      uint8_t* widened = mine.op.get<uint8_t>(kWidened, q8_row * kSlice);
       for (int s0 = ob; s0 < oe; s0 += kSlice) {
         const int rows = std::min(kSlice, oe - s0);
         for (int r = 0; r < rows; ++r) {
           const uint8_t* src = w.row(s0 + r);
-          uint8_t* dst = widened.data() + q8_row * r;
+          uint8_t* dst = widened + q8_row * r;
           for (size_t blk = 0; blk < blocks; ++blk) {
             // From the panels where there are some: the file's copy stays unread.
             uint8_t from_panel[kQ4BlockBytes];
@@ -121,47 +131,50 @@ void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const flo
             std::memcpy(dst + blk * kQ8BlockBytes + 2, q, kQ8BlockSize);
           }
         }
-        const Matrix slice{DType::Q8_0, widened.data(), rows, w.cols};
-        path.gemm_q8(xqp, n, slice, 0, rows, bias ? bias + s0 : nullptr, y + s0, w.rows);
+        const Matrix slice{DType::Q8_0, widened, rows, w.cols};
+        path.gemm_q8(xqp, n, slice, 0, rows, bias ? bias + s0 : nullptr, y + s0, w.rows, mine.path);
       }
     });
     return;
   }
-  pool.parallel_for(units, [&](size_t b, size_t e) {
+  pool.parallel_for(units, [&](size_t b, size_t e, int p) {
     const auto [ob, oe] = rows_of(b, e);
-    path.gemm_float(x, n, w, ob, oe, bias, y, w.rows);
+    path.gemm_float(x, n, w, ob, oe, bias, y, w.rows, ws.participant(p).path);
   });
-}
-
-namespace {
-const ActBlockQ8* quantize_one_row(const KernelPath& path, const float* x, int cols) {
-  thread_local std::vector<ActBlockQ8> xq;
-  xq.resize(static_cast<size_t>(cols / kQ8BlockSize));
-  path.quantize_row_q8(x, cols, xq.data());
-  return xq.data();
 }
 
 }  // namespace
 
+void matmul(const Compute& cx, const float* x, int n, const Matrix& w, const float* bias,
+            float* y) {
+  const Compute::Turn turn = cx.take_turn();
+  matmul_in_turn(cx, turn.workspace, x, n, w, bias, y);
+}
+
 namespace {
+const ActBlockQ8* quantize_one_row(const KernelPath& path, Workspace& ws, const float* x,
+                                   int cols) {
+  ActBlockQ8* xq = ws.shared().get<ActBlockQ8>(kActQ8, static_cast<size_t>(cols / kQ8BlockSize));
+  path.quantize_row_q8(x, cols, xq);
+  return xq;
+}
 
 // The rows of several targets in one parallel loop: units of 16 output rows, target after
-// target, so a worker's share may span two; fn(i, ob, oe) for each target's piece.
+// target, so a worker's share may span two; fn(i, ob, oe, participant) for each target's piece.
 template <typename Fn>
-void split_target_rows(ThreadPool& pool, const MatmulTarget* targets, int count, const Fn& fn) {
-  thread_local std::vector<size_t> units;
-  units.assign(static_cast<size_t>(count) + 1, 0);
+void split_target_rows(ThreadPool& pool, Workspace& ws, const MatmulTarget* targets, int count,
+                       const Fn& fn) {
+  size_t* first_unit = ws.shared().get<size_t>(kTargetUnits, static_cast<size_t>(count) + 1);
+  first_unit[0] = 0;
   for (int i = 0; i < count; ++i)
-    units[i + 1] = units[i] + static_cast<size_t>((targets[i].w->rows + 15) / 16);
-  // The buffer is the caller's thread_local: workers must use this pointer, not their own.
-  const size_t* first_unit = units.data();
-  pool.parallel_for(units.back(), [&](size_t b, size_t e) {
+    first_unit[i + 1] = first_unit[i] + static_cast<size_t>((targets[i].w->rows + 15) / 16);
+  pool.parallel_for(first_unit[count], [&](size_t b, size_t e, int p) {
     for (int i = 0; i < count; ++i) {
       const size_t lo = std::max(b, first_unit[i]), hi = std::min(e, first_unit[i + 1]);
       if (lo >= hi) continue;
       const int rows = targets[i].w->rows;
       fn(i, static_cast<int>((lo - first_unit[i]) * 16),
-         std::min(rows, static_cast<int>((hi - first_unit[i]) * 16)));
+         std::min(rows, static_cast<int>((hi - first_unit[i]) * 16)), p);
     }
   });
 }
@@ -171,39 +184,46 @@ void split_target_rows(ThreadPool& pool, const MatmulTarget* targets, int count,
 void matmul_same_input(const Compute& cx, const float* x, int n, const MatmulTarget* targets,
                        int count) {
   const KernelPath& path = cx.path();
+  const Compute::Turn turn = cx.take_turn();
+  Workspace& ws = turn.workspace;
   bool fused = n == 1 && count > 0;
   for (int i = 0; i < count && fused; ++i) {
     fused = decode_rows_supported(path, *targets[i].w) &&
             targets[i].w->cols == targets[0].w->cols && !targets[i].bias;
   }
   if (!fused) {
-    for (int i = 0; i < count; ++i) matmul(cx, x, n, *targets[i].w, targets[i].bias, targets[i].y);
+    for (int i = 0; i < count; ++i)
+      matmul_in_turn(cx, ws, x, n, *targets[i].w, targets[i].bias, targets[i].y);
     return;
   }
-  const ActBlockQ8* xq = quantize_one_row(path, x, targets[0].w->cols);
-  split_target_rows(cx.pool(), targets, count, [&](int i, int ob, int oe) {
-    decode_rows(path, xq, *targets[i].w, ob, oe, nullptr, targets[i].y);
+  const ActBlockQ8* xq = quantize_one_row(path, ws, x, targets[0].w->cols);
+  split_target_rows(cx.pool(), ws, targets, count, [&](int i, int ob, int oe, int p) {
+    decode_rows(path, xq, *targets[i].w, ob, oe, nullptr, targets[i].y, ws.participant(p).path);
   });
 }
 
 void matmul_gate_up_silu(const Compute& cx, const float* x, int n, const Matrix& gate,
                          const Matrix& up, float* out, float* up_scratch) {
   const KernelPath& path = cx.path();
+  const Compute::Turn turn = cx.take_turn();
+  Workspace& ws = turn.workspace;
   if (n != 1 || gate.rows != up.rows || gate.cols != up.cols ||
       !decode_rows_supported(path, gate) || !decode_rows_supported(path, up)) {
-    matmul(cx, x, n, gate, nullptr, out);
-    matmul(cx, x, n, up, nullptr, up_scratch);
+    matmul_in_turn(cx, ws, x, n, gate, nullptr, out);
+    matmul_in_turn(cx, ws, x, n, up, nullptr, up_scratch);
     silu_mul(cx, out, up_scratch, out, static_cast<size_t>(n) * gate.rows);
     return;
   }
-  const ActBlockQ8* xq = quantize_one_row(path, x, gate.cols);
+  const ActBlockQ8* xq = quantize_one_row(path, ws, x, gate.cols);
   const auto silu = path.silu_mul;
-  cx.pool().parallel_for(static_cast<size_t>((gate.rows + 15) / 16), [&](size_t b, size_t e) {
-    const int ob = static_cast<int>(b * 16), oe = std::min(gate.rows, static_cast<int>(e * 16));
-    decode_rows(path, xq, gate, ob, oe, nullptr, out);
-    decode_rows(path, xq, up, ob, oe, nullptr, up_scratch);
-    silu(out + ob, up_scratch + ob, out + ob, static_cast<size_t>(oe - ob));
-  });
+  cx.pool().parallel_for(
+      static_cast<size_t>((gate.rows + 15) / 16), [&](size_t b, size_t e, int p) {
+        const int ob = static_cast<int>(b * 16), oe = std::min(gate.rows, static_cast<int>(e * 16));
+        Scratch& scratch = ws.participant(p).path;
+        decode_rows(path, xq, gate, ob, oe, nullptr, out, scratch);
+        decode_rows(path, xq, up, ob, oe, nullptr, up_scratch, scratch);
+        silu(out + ob, up_scratch + ob, out + ob, static_cast<size_t>(oe - ob));
+      });
 }
 
 namespace {
@@ -243,17 +263,18 @@ void matmul_bf16_same_input(const Compute& cx, const float* x, int n, const Matm
     if (w.cols != cols) throw Error("bf16 matmuls of one input need one width");
   }
   ThreadPool& pool = cx.pool();
+  const Compute::Turn turn = cx.take_turn();
+  Workspace& ws = turn.workspace;
   // Round x once, shared by the workers like the Q8 case, and by every target.
   const int ldx = bf16_stride(cols);
-  thread_local std::vector<uint16_t> xb;
-  xb.resize(static_cast<size_t>(n) * ldx);
-  uint16_t* xbp = xb.data();
+  uint16_t* xbp = ws.shared().get<uint16_t>(kActBf16, static_cast<size_t>(n) * ldx);
   pool.parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
     rows_to_bf16(path, x, static_cast<size_t>(cols), cols, b, e, xbp);
   });
-  split_target_rows(pool, targets, count, [&](int i, int ob, int oe) {
+  split_target_rows(pool, ws, targets, count, [&](int i, int ob, int oe, int p) {
     const Matrix& w = *targets[i].w;
-    path.gemm_bf16(xbp, n, ldx, w, ob, oe, targets[i].bias, targets[i].y, w.rows);
+    path.gemm_bf16(xbp, n, ldx, w, ob, oe, targets[i].bias, targets[i].y, w.rows,
+                   ws.participant(p).path);
   });
 }
 
@@ -352,16 +373,16 @@ void scale_row(float* x, int n, float a) {
 // One query row at a time: for decoding (a single new token), where there is nothing to block.
 // Scores are one GEMV per head against the head's K rows read in place (a strided matrix, so
 // the single-row kernel streams them with prefetch); the weighted sum of V is one call per head.
-void attention_rows(const Compute& cx, const AttentionShape& s, const float* q, const float* k,
-                    const float* v, const unsigned char* key_mask, float* out) {
+void attention_rows(const Compute& cx, Workspace& ws, const AttentionShape& s, const float* q,
+                    const float* k, const float* v, const unsigned char* key_mask, float* out) {
   const KernelPath& path = cx.path();
   const int hd = s.head_dim, group = s.heads / s.kv_heads;
   const size_t tasks = static_cast<size_t>(s.nq) * s.heads;
   const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
-  cx.pool().parallel_for(tasks, [&](size_t begin, size_t end) {
-    thread_local std::vector<float> scores, qs;
-    scores.resize(static_cast<size_t>(s.nk));
-    qs.resize(static_cast<size_t>(hd));
+  cx.pool().parallel_for(tasks, [&](size_t begin, size_t end, int p) {
+    Workspace::Participant& mine = ws.participant(p);
+    float* scores = mine.op.get<float>(kScores, static_cast<size_t>(s.nk));
+    float* qs = mine.op.get<float>(kQueries, static_cast<size_t>(hd));
     for (size_t t = begin; t < end; ++t) {
       const int i = static_cast<int>(t / s.heads), h = static_cast<int>(t % s.heads);
       const int keys = s.causal ? std::min(s.q_pos0 + i, s.nk - 1) + 1 : s.nk;
@@ -371,12 +392,12 @@ void attention_rows(const Compute& cx, const AttentionShape& s, const float* q, 
       const float* qh = q + static_cast<size_t>(i) * s.q_stride + h * hd;
       for (int d = 0; d < hd; ++d) qs[d] = qh[d] * s.scale;
       const Matrix km{DType::F32, k + kv_head_offset(s, kvh), keys, hd, kv_row_bytes};
-      path.gemm_float(qs.data(), 1, km, 0, keys, nullptr, scores.data(), keys);
-      const float sum = softmax_numerators(path, scores.data(), keys, key_mask);
+      path.gemm_float(qs, 1, km, 0, keys, nullptr, scores, keys, mine.path);
+      const float sum = softmax_numerators(path, scores, keys, key_mask);
       float* oh = out + static_cast<size_t>(i) * s.out_stride + h * hd;
       const float* vh = v + kv_head_offset(s, kvh);
       if (path.weighted_rows) {
-        path.weighted_rows(scores.data(), keys, vh, static_cast<size_t>(s.kv_stride), hd, oh);
+        path.weighted_rows(scores, keys, vh, static_cast<size_t>(s.kv_stride), hd, oh);
       } else {
         std::fill(oh, oh + hd, 0.0f);
         for (int j = 0; j < keys; ++j) {
@@ -394,8 +415,8 @@ void attention_rows(const Compute& cx, const AttentionShape& s, const float* q, 
 // step (not once per query head) and even a short context gives every thread work. Each task
 // leaves its heads' partial softmax (max, sum, unnormalised output over its keys); the caller
 // merges the chunks with the usual rescaling by exp(max_chunk − max).
-void attention_one_row(const Compute& cx, const AttentionShape& s, const float* q, const float* k,
-                       const float* v, const unsigned char* key_mask, float* out) {
+void attention_one_row(const Compute& cx, Workspace& ws, const AttentionShape& s, const float* q,
+                       const float* k, const float* v, const unsigned char* key_mask, float* out) {
   const KernelPath& path = cx.path();
   const int hd = s.head_dim, group = s.heads / s.kv_heads;
   const int keys = s.causal ? std::min(s.q_pos0, s.nk - 1) + 1 : s.nk;
@@ -412,14 +433,14 @@ void attention_one_row(const Compute& cx, const AttentionShape& s, const float* 
   const size_t tasks = static_cast<size_t>(s.kv_heads) * chunks;
   const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
   // Per (query head, chunk): max, sum, and hd output values.
-  thread_local std::vector<float> partial;
   const size_t rec = static_cast<size_t>(hd) + 2;
-  partial.assign(static_cast<size_t>(s.heads) * chunks * rec, 0.0f);
-  float* part = partial.data();
-  cx.pool().parallel_for(tasks, [&](size_t begin, size_t end) {
-    thread_local std::vector<float> scores, qs;
-    scores.resize(static_cast<size_t>(group) * chunk);
-    qs.resize(static_cast<size_t>(group) * hd);
+  const size_t part_size = static_cast<size_t>(s.heads) * chunks * rec;
+  float* part = ws.shared().get<float>(kHeadPartials, part_size);
+  std::fill(part, part + part_size, 0.0f);
+  cx.pool().parallel_for(tasks, [&](size_t begin, size_t end, int p) {
+    Workspace::Participant& mine = ws.participant(p);
+    float* scores = mine.op.get<float>(kScores, static_cast<size_t>(group) * chunk);
+    float* qs = mine.op.get<float>(kQueries, static_cast<size_t>(group) * hd);
     for (size_t t = begin; t < end; ++t) {
       const int kvh = static_cast<int>(t / chunks), c = static_cast<int>(t % chunks);
       const int j0 = c * chunk, j1 = std::min(keys, j0 + chunk), n = j1 - j0;
@@ -429,16 +450,15 @@ void attention_one_row(const Compute& cx, const AttentionShape& s, const float* 
       for (int d = 0; d < group * hd; ++d) qs[d] = qg[d] * s.scale;
       const float* kc = k + kv_head_offset(s, kvh) + static_cast<size_t>(j0) * s.kv_stride;
       if (path.dot_rows) {
-        path.dot_rows(qs.data(), group, hd, kc, static_cast<size_t>(s.kv_stride), n, scores.data(),
-                      n);
+        path.dot_rows(qs, group, hd, kc, static_cast<size_t>(s.kv_stride), n, scores, n);
       } else {
         const Matrix km{DType::F32, kc, n, hd, kv_row_bytes};
-        path.gemm_float(qs.data(), group, km, 0, n, nullptr, scores.data(), n);
+        path.gemm_float(qs, group, km, 0, n, nullptr, scores, n, mine.path);
       }
       const float* vh = v + kv_head_offset(s, kvh) + static_cast<size_t>(j0) * s.kv_stride;
       const unsigned char* mask = key_mask ? key_mask + j0 : nullptr;
       for (int r = 0; r < group; ++r) {
-        float* sr = scores.data() + static_cast<size_t>(r) * n;
+        float* sr = scores + static_cast<size_t>(r) * n;
         float* rec_out = part + (static_cast<size_t>(kvh * group + r) * chunks + c) * rec;
         rec_out[1] = softmax_numerators(path, sr, n, mask, &rec_out[0]);
         if (rec_out[0] == -std::numeric_limits<float>::infinity()) continue;  // all keys masked
@@ -475,20 +495,18 @@ void attention_one_row(const Compute& cx, const AttentionShape& s, const float* 
 // Its query rows gathered into qb and pre-multiplied by the softmax scale (one pass over rows·hd
 // values instead of rows·keys scores; exact for head_dim 64, where it is 1/8).
 void gather_scaled_queries(const AttentionShape& s, const float* q, int h, int i0, int rows,
-                           std::vector<float>& qb) {
+                           float* qb) {
   const int hd = s.head_dim;
-  qb.resize(static_cast<size_t>(rows) * hd);
   for (int i = 0; i < rows; ++i) {
     const float* src = q + static_cast<size_t>(i0 + i) * s.q_stride + h * hd;
-    float* dst = qb.data() + static_cast<size_t>(i) * hd;
+    float* dst = qb + static_cast<size_t>(i) * hd;
     for (int d = 0; d < hd; ++d) dst[d] = src[d] * s.scale;
   }
 }
 // Scores [rows × keys] → softmax numerators, causally hidden keys zero; 1/sum per row into
 // inv_sum (applied to the output rows, not to P).
 void block_softmax(const KernelPath& path, const AttentionShape& s, int i0, int rows, int keys,
-                   const unsigned char* key_mask, float* sb, std::vector<float>& inv_sum) {
-  inv_sum.resize(static_cast<size_t>(rows));
+                   const unsigned char* key_mask, float* sb, float* inv_sum) {
   for (int i = 0; i < rows; ++i) {
     float* sr = sb + static_cast<size_t>(i) * keys;
     const int last = s.causal ? std::min(s.q_pos0 + i0 + i, s.nk - 1) : s.nk - 1;
@@ -496,8 +514,7 @@ void block_softmax(const KernelPath& path, const AttentionShape& s, int i0, int 
     std::fill(sr + last + 1, sr + keys, 0.0f);
   }
 }
-void scale_output_rows(const AttentionShape& s, float* orows, int rows,
-                       const std::vector<float>& inv_sum) {
+void scale_output_rows(const AttentionShape& s, float* orows, int rows, const float* inv_sum) {
   for (int i = 0; i < rows; ++i)
     scale_row(orows + static_cast<size_t>(i) * s.out_stride, s.head_dim,
               inv_sum[static_cast<size_t>(i)]);
@@ -507,17 +524,17 @@ void scale_output_rows(const AttentionShape& s, float* orows, int rows,
 // Only a [block × keys] slice of scores exists at a time, per worker (never heads × nq × nk).
 // K is read in place (a strided matrix); V too where the path multiplies by K-major B
 // (gemm_kn), otherwise each KV head's V is transposed once for gemm_float.
-void attention_blocked(const Compute& cx, const AttentionShape& s, const float* q, const float* k,
-                       const float* v, const unsigned char* key_mask, float* out) {
+void attention_blocked(const Compute& cx, Workspace& ws, const AttentionShape& s, const float* q,
+                       const float* k, const float* v, const unsigned char* key_mask, float* out) {
   const KernelPath& path = cx.path();
   const int hd = s.head_dim, nk = s.nk, group = s.heads / s.kv_heads;
   // Bidirectional (vision): big blocks, so each head's K is packed fewer times. Causal: small
   // ones, so fewer hidden keys are computed.
   const int kBlock = s.causal ? 64 : 256;
   const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
-  std::vector<float> vt;
+  float* vt = nullptr;  // each KV head's V transposed (every value written)
   if (!path.gemm_kn) {
-    vt.resize(static_cast<size_t>(s.kv_heads) * nk * hd);
+    vt = ws.shared().get<float>(kValuePanels, static_cast<size_t>(s.kv_heads) * nk * hd);
     cx.pool().parallel_for(static_cast<size_t>(s.kv_heads), [&](size_t b, size_t e) {
       for (size_t h = b; h < e; ++h) {
         for (int j = 0; j < nk; ++j) {
@@ -529,29 +546,32 @@ void attention_blocked(const Compute& cx, const AttentionShape& s, const float* 
     });
   }
   const int blocks = (s.nq + kBlock - 1) / kBlock;
-  cx.pool().parallel_for(static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end) {
-    thread_local std::vector<float> sb, qb, inv_sum;
-    for (size_t t = begin; t < end; ++t) {
-      const int h = static_cast<int>(t % s.heads), blk = static_cast<int>(t / s.heads);
-      const int i0 = blk * kBlock, rows = std::min(kBlock, s.nq - i0), kvh = h / group;
-      const int keys = s.causal ? std::min(nk, s.q_pos0 + i0 + rows) : nk;
-      sb.resize(static_cast<size_t>(rows) * keys);
-      gather_scaled_queries(s, q, h, i0, rows, qb);
-      const Matrix km{DType::F32, k + kv_head_offset(s, kvh), keys, hd, kv_row_bytes};
-      path.gemm_float(qb.data(), rows, km, 0, keys, nullptr, sb.data(), keys);
-      block_softmax(path, s, i0, rows, keys, key_mask, sb.data(), inv_sum);
-      float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
-      if (path.gemm_kn) {
-        path.gemm_kn(sb.data(), rows, keys, keys, v + kv_head_offset(s, kvh),
-                     static_cast<size_t>(s.kv_stride), hd, orows, s.out_stride);
-      } else {
-        const Matrix vm{DType::F32, vt.data() + static_cast<size_t>(kvh) * hd * nk, hd, keys,
-                        static_cast<size_t>(nk) * sizeof(float)};
-        path.gemm_float(sb.data(), rows, vm, 0, hd, nullptr, orows, s.out_stride);
-      }
-      scale_output_rows(s, orows, rows, inv_sum);
-    }
-  });
+  cx.pool().parallel_for(
+      static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end, int p) {
+        Workspace::Participant& mine = ws.participant(p);
+        for (size_t t = begin; t < end; ++t) {
+          const int h = static_cast<int>(t % s.heads), blk = static_cast<int>(t / s.heads);
+          const int i0 = blk * kBlock, rows = std::min(kBlock, s.nq - i0), kvh = h / group;
+          const int keys = s.causal ? std::min(nk, s.q_pos0 + i0 + rows) : nk;
+          float* sb = mine.op.get<float>(kScores, static_cast<size_t>(rows) * keys);
+          float* qb = mine.op.get<float>(kQueries, static_cast<size_t>(rows) * hd);
+          float* inv_sum = mine.op.get<float>(kInvSum, static_cast<size_t>(rows));
+          gather_scaled_queries(s, q, h, i0, rows, qb);
+          const Matrix km{DType::F32, k + kv_head_offset(s, kvh), keys, hd, kv_row_bytes};
+          path.gemm_float(qb, rows, km, 0, keys, nullptr, sb, keys, mine.path);
+          block_softmax(path, s, i0, rows, keys, key_mask, sb, inv_sum);
+          float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
+          if (path.gemm_kn) {
+            path.gemm_kn(sb, rows, keys, keys, v + kv_head_offset(s, kvh),
+                         static_cast<size_t>(s.kv_stride), hd, orows, s.out_stride, mine.path);
+          } else {
+            const Matrix vm{DType::F32, vt + static_cast<size_t>(kvh) * hd * nk, hd, keys,
+                            static_cast<size_t>(nk) * sizeof(float)};
+            path.gemm_float(sb, rows, vm, 0, hd, nullptr, orows, s.out_stride, mine.path);
+          }
+          scale_output_rows(s, orows, rows, inv_sum);
+        }
+      });
 }
 
 // bf16 products (vision): each KV head's K and V are packed into the path's bf16 panels once
@@ -559,52 +579,55 @@ void attention_blocked(const Compute& cx, const AttentionShape& s, const float* 
 // then blocks of 96 query rows (a multiple of the 6-row micro-tile), so that a block's scores
 // (384 KB for 1024 keys), its bf16 P and the head's panels stay in L2 through both products and
 // the softmax.
-void attention_bf16_panels(const Compute& cx, const AttentionShape& s, const float* q,
-                           const float* k, const float* v, float* out) {
+void attention_bf16_panels(const Compute& cx, Workspace& ws, const AttentionShape& s,
+                           const float* q, const float* k, const float* v, float* out) {
   const KernelPath& path = cx.path();
   const int hd = s.head_dim, nk = s.nk, group = s.heads / s.kv_heads;
   const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
   const size_t k_size = path.bf16_panels_size(hd, nk), v_size = path.bf16_panels_size(nk, hd);
-  std::vector<uint32_t> kp(k_size * static_cast<size_t>(s.kv_heads)),
-      vp(v_size * static_cast<size_t>(s.kv_heads));
+  // Zeroed, as the packers expect (padding they do not write).
+  uint32_t* kp = ws.shared().get<uint32_t>(kKeyPanels, k_size * static_cast<size_t>(s.kv_heads));
+  uint32_t* vp = ws.shared().get<uint32_t>(kValuePanels, v_size * static_cast<size_t>(s.kv_heads));
+  std::fill(kp, kp + k_size * static_cast<size_t>(s.kv_heads), 0u);
+  std::fill(vp, vp + v_size * static_cast<size_t>(s.kv_heads), 0u);
   cx.pool().parallel_for(2 * static_cast<size_t>(s.kv_heads), [&](size_t b, size_t e) {
     for (size_t t = b; t < e; ++t) {
       const size_t h = t / 2;
       if (t % 2 == 0) {
         const Matrix km{DType::F32, k + kv_head_offset(s, static_cast<int>(h)), nk, hd,
                         kv_row_bytes};
-        path.pack_bf16_rows(km, kp.data() + h * k_size);
+        path.pack_bf16_rows(km, kp + h * k_size);
       } else {
         path.pack_bf16_kn(v + kv_head_offset(s, static_cast<int>(h)),
-                          static_cast<size_t>(s.kv_stride), nk, hd, vp.data() + h * v_size);
+                          static_cast<size_t>(s.kv_stride), nk, hd, vp + h * v_size);
       }
     }
   });
   constexpr int kBlock = 96;
   const int blocks = (s.nq + kBlock - 1) / kBlock;
-  cx.pool().parallel_for(static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end) {
-    thread_local std::vector<float> sb, qb, inv_sum;
-    thread_local std::vector<uint16_t> q16, p16;
+  cx.pool().parallel_for(static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end,
+                                                                    int p) {
+    Workspace::Participant& mine = ws.participant(p);
     for (size_t t = begin; t < end; ++t) {
       const int h = static_cast<int>(t % s.heads), blk = static_cast<int>(t / s.heads);
       const int i0 = blk * kBlock, rows = std::min(kBlock, s.nq - i0), kvh = h / group;
       const int keys = s.causal ? std::min(nk, s.q_pos0 + i0 + rows) : nk;
-      sb.resize(static_cast<size_t>(rows) * keys);
+      float* sb = mine.op.get<float>(kScores, static_cast<size_t>(rows) * keys);
+      float* qb = mine.op.get<float>(kQueries, static_cast<size_t>(rows) * hd);
+      float* inv_sum = mine.op.get<float>(kInvSum, static_cast<size_t>(rows));
+      uint16_t* q16 =
+          mine.op.get<uint16_t>(kQueriesBf16, static_cast<size_t>(rows) * bf16_stride(hd));
+      uint16_t* p16 =
+          mine.op.get<uint16_t>(kProbsBf16, static_cast<size_t>(rows) * bf16_stride(keys));
       gather_scaled_queries(s, q, h, i0, rows, qb);  // then rounded to bf16, as the twin rounds
-      q16.resize(static_cast<size_t>(rows) * bf16_stride(hd));
-      rows_to_bf16(path, qb.data(), static_cast<size_t>(hd), hd, 0, static_cast<size_t>(rows),
-                   q16.data());
-      path.gemm_bf16_panels(q16.data(), rows, bf16_stride(hd),
-                            kp.data() + static_cast<size_t>(kvh) * k_size, hd, hd, keys, sb.data(),
-                            keys);
-      block_softmax(path, s, i0, rows, keys, nullptr, sb.data(), inv_sum);
-      p16.resize(static_cast<size_t>(rows) * bf16_stride(keys));
-      rows_to_bf16(path, sb.data(), static_cast<size_t>(keys), keys, 0, static_cast<size_t>(rows),
-                   p16.data());
+      rows_to_bf16(path, qb, static_cast<size_t>(hd), hd, 0, static_cast<size_t>(rows), q16);
+      path.gemm_bf16_panels(q16, rows, bf16_stride(hd), kp + static_cast<size_t>(kvh) * k_size, hd,
+                            hd, keys, sb, keys, mine.path);
+      block_softmax(path, s, i0, rows, keys, nullptr, sb, inv_sum);
+      rows_to_bf16(path, sb, static_cast<size_t>(keys), keys, 0, static_cast<size_t>(rows), p16);
       float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
-      path.gemm_bf16_panels(p16.data(), rows, bf16_stride(keys),
-                            vp.data() + static_cast<size_t>(kvh) * v_size, nk, keys, hd, orows,
-                            s.out_stride);
+      path.gemm_bf16_panels(p16, rows, bf16_stride(keys), vp + static_cast<size_t>(kvh) * v_size,
+                            nk, keys, hd, orows, s.out_stride, mine.path);
       scale_output_rows(s, orows, rows, inv_sum);
     }
   });
@@ -614,17 +637,19 @@ void attention_bf16_panels(const Compute& cx, const AttentionShape& s, const flo
 
 void attention(const Compute& cx, const AttentionShape& s, const float* q, const float* k,
                const float* v, const unsigned char* key_mask, float* out, bool bf16_products) {
+  const Compute::Turn turn = cx.take_turn();
+  Workspace& ws = turn.workspace;
   if (s.nq >= 16) {
     const KernelPath& path = cx.path();
     if (bf16_products && !key_mask && path.gemm_bf16_panels) {
-      attention_bf16_panels(cx, s, q, k, v, out);
+      attention_bf16_panels(cx, ws, s, q, k, v, out);
     } else {
-      attention_blocked(cx, s, q, k, v, key_mask, out);
+      attention_blocked(cx, ws, s, q, k, v, key_mask, out);
     }
   } else if (s.nq == 1 && s.heads % s.kv_heads == 0) {
-    attention_one_row(cx, s, q, k, v, key_mask, out);
+    attention_one_row(cx, ws, s, q, k, v, key_mask, out);
   } else {
-    attention_rows(cx, s, q, k, v, key_mask, out);
+    attention_rows(cx, ws, s, q, k, v, key_mask, out);
   }
 }
 

@@ -25,7 +25,6 @@
 #include <cmath>
 #include <cstring>
 #include <utility>
-#include <vector>
 
 #include "kernels/gemm_driver.h"
 #include "kernels/kernel_path.h"
@@ -179,19 +178,18 @@ void pack_panel(const Matrix& w, int o0, int cols, int k0, int kc, float* panel)
 
 template <DType WT>
 void gemm_float_packed(const float* x, int n, const Matrix& w, int o_begin, int o_end,
-                       const float* bias, float* y, int ldy) {
+                       const float* bias, float* y, int ldy, Scratch& scratch) {
   constexpr int R = kPanelRows, P = kPanelCols;
   constexpr int kKc = 256;  // K chunk: a panel of 256 × 16 floats is 16 KB, half an L1
   static constexpr auto table = packed_table(std::make_integer_sequence<int, R>{});
   const int K = w.cols;
-  thread_local std::vector<float> panel;
-  panel.resize(static_cast<size_t>(kKc) * P);
+  float* panel = scratch.get<float>(0, static_cast<size_t>(kKc) * P);
   float tile[R * P];
   for (int o0 = o_begin; o0 < o_end; o0 += P) {
     const int cols = std::min(P, o_end - o0);
     for (int k0 = 0; k0 < K; k0 += kKc) {
       const int kc = std::min(kKc, K - k0);
-      pack_panel<WT>(w, o0, cols, k0, kc, panel.data());
+      pack_panel<WT>(w, o0, cols, k0, kc, panel);
       const bool first = k0 == 0;
       for (int r0 = 0; r0 < n; r0 += R) {
         const int rows = std::min(R, n - r0);
@@ -199,7 +197,7 @@ void gemm_float_packed(const float* x, int n, const Matrix& w, int o_begin, int 
         for (int r = 0; r < rows; ++r) xr[r] = x + static_cast<size_t>(r0 + r) * K;
         float* yt = y + static_cast<size_t>(r0) * ldy + o0;
         if (cols == P) {  // straight into y
-          table[rows - 1](xr, k0, kc, panel.data(), yt, ldy, !first);
+          table[rows - 1](xr, k0, kc, panel, yt, ldy, !first);
           continue;
         }
         // A ragged right edge goes through a tile.
@@ -207,7 +205,7 @@ void gemm_float_packed(const float* x, int n, const Matrix& w, int o_begin, int 
           for (int c = 0; c < P; ++c)
             tile[r * P + c] = (!first && c < cols) ? yt[r * ldy + c] : 0.0f;
         }
-        table[rows - 1](xr, k0, kc, panel.data(), tile, P, true);
+        table[rows - 1](xr, k0, kc, panel, tile, P, true);
         for (int r = 0; r < rows; ++r) std::copy(tile + r * P, tile + r * P + cols, yt + r * ldy);
       }
     }
@@ -221,16 +219,16 @@ void gemm_float_packed(const float* x, int n, const Matrix& w, int o_begin, int 
 }
 
 inline void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int o_end,
-                       const float* bias, float* y, int ldy) {
+                       const float* bias, float* y, int ldy, Scratch& scratch) {
   // Few rows (decoding): dot-product tiles stream W once. Many rows: packed panels.
   if (n >= 2 * kPanelRows) {
     switch (w.type) {
       case DType::F32:
-        return gemm_float_packed<DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
+        return gemm_float_packed<DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy, scratch);
       case DType::F16:
-        return gemm_float_packed<DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
+        return gemm_float_packed<DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy, scratch);
       case DType::BF16:
-        return gemm_float_packed<DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
+        return gemm_float_packed<DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy, scratch);
       default:
         break;
     }
@@ -243,7 +241,7 @@ inline void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int 
     case DType::BF16:
       return gemm_float_tiles<DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
     default:
-      return generic_path().gemm_float(x, n, w, o_begin, o_end, bias, y, ldy);
+      return generic_path().gemm_float(x, n, w, o_begin, o_end, bias, y, ldy, scratch);
   }
 }
 
@@ -316,7 +314,7 @@ constexpr auto q8_table(std::integer_sequence<int, Rs...>) {
 
 template <class D>
 void gemm_q8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
-             const float* bias, float* y, int ldy) {
+             const float* bias, float* y, int ldy, Scratch& /*no temporaries*/) {
   constexpr int R = D::kRows, C = D::kCols;
   static constexpr auto table = q8_table<D>(std::make_integer_sequence<int, R>{});
   constexpr int kColBlock = 64;
@@ -352,7 +350,7 @@ void micro_gemv_q4(const ActBlockQ8* x, const uint8_t* const* w, int blocks, flo
 // KernelPath::gemv_q4: rows [o_begin, o_end) of y = xq · Wᵀ for one activation row.
 template <class D>
 void gemv_q4(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
-             float* y) {
+             float* y, Scratch& /*no temporaries*/) {
   const int blocks = w.cols / kQ8BlockSize;
   gemv_rows<4>(w, o_begin, o_end, bias, y, [&]<int R>(const uint8_t* const* wr, float* out) {
     micro_gemv_q4<D, R>(xq, wr, blocks, out);

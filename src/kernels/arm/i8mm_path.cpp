@@ -30,9 +30,8 @@ inline int8x16_t zip_hi(int8x16_t a, int8x16_t b) {
 }
 
 // Rows 2p and 2p + 1 of every block (the last row twice when n is odd).
-void pack_pairs(const ActBlockQ8* xq, int n, int blocks, std::vector<PairBlock>& out) {
+void pack_pairs(const ActBlockQ8* xq, int n, int blocks, PairBlock* out) {
   const int pairs = (n + 1) / 2;
-  out.resize(static_cast<size_t>(pairs) * blocks);
   for (int p = 0; p < pairs; ++p) {
     const ActBlockQ8* a = xq + static_cast<size_t>(2 * p) * blocks;
     const ActBlockQ8* b = xq + static_cast<size_t>(std::min(2 * p + 1, n - 1)) * blocks;
@@ -105,23 +104,23 @@ constexpr auto mmla_table(std::integer_sequence<int, RPs...>) {
 }
 
 void gemm_q8_mmla(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
-                  const float* bias, float* y, int ldy) {
-  if (n < 2) return arm::gemm_q8<arm::BlockDotSdot>(xq, n, w, o_begin, o_end, bias, y, ldy);
+                  const float* bias, float* y, int ldy, Scratch& scratch) {
+  if (n < 2)
+    return arm::gemm_q8<arm::BlockDotSdot>(xq, n, w, o_begin, o_end, bias, y, ldy, scratch);
   static constexpr auto table = mmla_table(std::make_integer_sequence<int, kPairRows>{});
   constexpr int kTileCols = 2 * kPairCols;
   constexpr int kColBlock = 64;
   const int blocks = w.cols / kQ8BlockSize;
-  thread_local std::vector<PairBlock> packed;
-  pack_pairs(xq, n, blocks, packed);
   const int pairs = (n + 1) / 2;
+  PairBlock* packed = scratch.get<PairBlock>(0, static_cast<size_t>(pairs) * blocks);
+  pack_pairs(xq, n, blocks, packed);
   float32x4_t tile[kPairRows * kPairCols];
   for (int ob = o_begin; ob < o_end; ob += kColBlock) {
     const int oe = std::min(o_end, ob + kColBlock);
     for (int p0 = 0; p0 < pairs; p0 += kPairRows) {
       const int rps = std::min(kPairRows, pairs - p0);
       const PairBlock* xr[kPairRows];
-      for (int rp = 0; rp < rps; ++rp)
-        xr[rp] = packed.data() + static_cast<size_t>(p0 + rp) * blocks;
+      for (int rp = 0; rp < rps; ++rp) xr[rp] = packed + static_cast<size_t>(p0 + rp) * blocks;
       for (int o = ob; o < oe; o += kTileCols) {
         const int cols = std::min(kTileCols, oe - o), cps = (cols + 1) / 2;
         const uint8_t* wr[kTileCols];

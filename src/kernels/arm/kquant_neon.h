@@ -22,7 +22,6 @@
 #include <arm_neon.h>
 
 #include <cstring>
-#include <vector>
 
 #include "formats/kquants.h"
 #include "kernels/kernel_path.h"
@@ -54,15 +53,13 @@ inline float f16_at(const uint8_t* p) {
 inline int8x16_t s8(uint8x16_t v) { return vreinterpretq_s8_u8(v); }
 
 // Per-call activation facts: xs16[g] = dx · Σ of the 16 activations of group g.
-inline const float* activation_sums(const ActBlockQ8* xq, int cols) {
-  thread_local std::vector<float> xs16;
-  xs16.resize(static_cast<size_t>(cols / 16));
+inline const float* activation_sums(const ActBlockQ8* xq, int cols, Scratch& scratch) {
+  float* xs16 = scratch.get<float>(0, static_cast<size_t>(cols / 16));
   for (int b = 0; b < cols / kQ8BlockSize; ++b) {
-    xs16[static_cast<size_t>(2 * b)] = xq[b].d * static_cast<float>(vaddlvq_s8(vld1q_s8(xq[b].q)));
-    xs16[static_cast<size_t>(2 * b + 1)] =
-        xq[b].d * static_cast<float>(vaddlvq_s8(vld1q_s8(xq[b].q + 16)));
+    xs16[2 * b] = xq[b].d * static_cast<float>(vaddlvq_s8(vld1q_s8(xq[b].q)));
+    xs16[2 * b + 1] = xq[b].d * static_cast<float>(vaddlvq_s8(vld1q_s8(xq[b].q + 16)));
   }
-  return xs16.data();
+  return xs16;
 }
 
 // One 32-value activation block against 32 weights w0 (values 0–15), w1 (16–31).
@@ -316,8 +313,8 @@ float row_dot(DType t, const uint8_t* row, int cols, const ActBlockQ8* xq, const
 // KernelPath::gemv_kquant: rows [o_begin, o_end) of y = xq · Wᵀ (+ bias), one activation row.
 template <class D>
 void gemv_kquant(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
-                 float* y) {
-  const float* xs16 = kqn::activation_sums(xq, w.cols);
+                 float* y, Scratch& scratch) {
+  const float* xs16 = kqn::activation_sums(xq, w.cols, scratch);
   const int8x16_t table = vld1q_s8(kIq4nlValues);
   for (int o = o_begin; o < o_end; ++o) {
     y[o] = kqn::row_dot<D>(w.type, w.row(o), w.cols, xq, xs16, table) + (bias ? bias[o] : 0.0f);

@@ -19,7 +19,6 @@
 #include <arm_neon.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "kernels/kernel_path.h"
 #include "kernels/q4_panels.h"
@@ -40,10 +39,10 @@ inline void panel_group(const uint8_t* nb, int8x16_t x0, int8x16_t x1, int32x4_t
 }
 
 inline void gemv_q4_panels_sdot(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                                const float* bias, float* y) {
+                                const float* bias, float* y, Scratch& scratch) {
   const int blocks = w.cols / kQ8BlockSize;
-  thread_local std::vector<int32_t> eight_sum;  // 8 · Σx per block (the nibbles are w + 8)
-  eight_sum.resize(static_cast<size_t>(blocks));
+  // 8 · Σx per block (the nibbles are w + 8)
+  int32_t* eight_sum = scratch.get<int32_t>(0, static_cast<size_t>(blocks));
   for (int b = 0; b < blocks; ++b) {
     eight_sum[static_cast<size_t>(b)] =
         8 * (vaddlvq_s8(vld1q_s8(xq[b].q)) + vaddlvq_s8(vld1q_s8(xq[b].q + 16)));

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <vector>
 
 #include "kernels/kernel_path.h"
 #include "kernels/q4_panels.h"
@@ -33,26 +32,26 @@ inline void dot_rows(const float* const* xr, const float* w, int in, float* out)
 }
 
 void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int o_end, const float* bias,
-                float* y, int ldy) {
+                float* y, int ldy, Scratch& scratch) {
   constexpr int kRowBlock = 4;   // activation rows sharing each loaded weight row
   constexpr int kColBlock = 64;  // weight rows kept hot while the activation rows pass
   const int in = w.cols;
-  std::vector<float> widened;
+  float* widened = nullptr;
   for (int ob = o_begin; ob < o_end; ob += kColBlock) {
     const int oe = std::min(o_end, ob + kColBlock);
     // Row o of the block as float32: in place when the weights are aligned float32, else
-    // widened into the per-thread buffer.
+    // widened into the caller's scratch.
     const bool in_place = w.type == DType::F32 &&
                           reinterpret_cast<uintptr_t>(w.data) % alignof(float) == 0 &&
                           w.row_stride() % alignof(float) == 0;
     if (!in_place) {
-      widened.resize(static_cast<size_t>(oe - ob) * in);
+      widened = scratch.get<float>(0, static_cast<size_t>(oe - ob) * in);
       for (int o = ob; o < oe; ++o)
-        ref::dequantize_row(w, o, widened.data() + static_cast<size_t>(o - ob) * in);
+        ref::dequantize_row(w, o, widened + static_cast<size_t>(o - ob) * in);
     }
     auto weight_row = [&](int o) {
       return in_place ? reinterpret_cast<const float*>(w.row(o))
-                      : widened.data() + static_cast<size_t>(o - ob) * in;
+                      : widened + static_cast<size_t>(o - ob) * in;
     };
     for (int r0 = 0; r0 < n; r0 += kRowBlock) {
       const int rows = std::min(kRowBlock, n - r0);
@@ -83,7 +82,7 @@ void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int o_end, 
 }
 
 void gemm_q8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
-             const float* bias, float* y, int ldy) {
+             const float* bias, float* y, int ldy, Scratch&) {
   const int blocks = w.cols / kQ8BlockSize;
   for (int o = o_begin; o < o_end; ++o) {
     const uint8_t* wr = w.row(o);
@@ -151,7 +150,7 @@ void dot_rows(const float* q, int m, int hd, const float* k, size_t stride, int 
 
 // Each row from its panel blocks: integer sums per block, scaled in block order.
 void gemv_q4_panels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                    const float* bias, float* y) {
+                    const float* bias, float* y, Scratch&) {
   const int blocks = w.cols / kQ8BlockSize;
   for (int o = o_begin; o < o_end; ++o) {
     float acc = 0.0f;
@@ -170,16 +169,16 @@ void gemv_q4_panels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_en
 
 // Each row by the plain twin, the activation blocks split into scales and values once.
 void gemv_kquant(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
-                 float* y) {
+                 float* y, Scratch& scratch) {
   const int blocks = w.cols / kQ8BlockSize;
-  std::vector<float> xd(static_cast<size_t>(blocks));
-  std::vector<int8_t> xv(static_cast<size_t>(w.cols));
+  float* xd = scratch.get<float>(0, static_cast<size_t>(blocks));
+  int8_t* xv = scratch.get<int8_t>(1, static_cast<size_t>(w.cols));
   for (int b = 0; b < blocks; ++b) {
-    xd[static_cast<size_t>(b)] = xq[b].d;
-    std::memcpy(xv.data() + static_cast<size_t>(b) * kQ8BlockSize, xq[b].q, kQ8BlockSize);
+    xd[b] = xq[b].d;
+    std::memcpy(xv + static_cast<size_t>(b) * kQ8BlockSize, xq[b].q, kQ8BlockSize);
   }
   for (int o = o_begin; o < o_end; ++o)
-    y[o] = ref::kquant_row_dot(w, o, xd.data(), xv.data()) + (bias ? bias[o] : 0.0f);
+    y[o] = ref::kquant_row_dot(w, o, xd, xv) + (bias ? bias[o] : 0.0f);
 }
 
 // Every entry dispatch fills for other paths is here (see kernel_path.h); the capabilities it

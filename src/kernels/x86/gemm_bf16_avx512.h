@@ -18,7 +18,6 @@
 #include <cstring>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 #include "kernels/kernel_path.h"
 #include "kernels/x86/gemm_x86.h"
@@ -217,14 +216,12 @@ void with_float_type(DType t, Fn&& fn) {
 
 template <DType WT>
 void gemm_bf16_typed(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_begin, int o_end,
-                     const float* bias, float* y, int ldy) {
+                     const float* bias, float* y, int ldy, Scratch& scratch) {
   constexpr int R = kBf16Rows, P = kBf16Cols;
   static constexpr auto table = bf16_table(std::make_integer_sequence<int, R>{});
   const int pairs_total = (w.cols + 1) / 2;
-  thread_local std::vector<uint32_t> panel;
-  thread_local std::vector<float> tile;
-  panel.resize(static_cast<size_t>(kBf16PairsPerChunk) * P);
-  tile.resize(static_cast<size_t>(R) * P);
+  uint32_t* panel = scratch.get<uint32_t>(0, static_cast<size_t>(kBf16PairsPerChunk) * P);
+  float* tile = scratch.get<float>(1, static_cast<size_t>(R) * P);
   constexpr size_t kElemBytes = WT == DType::F32 ? 4 : 2;
   for (int o0 = o_begin; o0 < o_end; o0 += P) {
     const int cols = std::min(P, o_end - o0);
@@ -245,10 +242,10 @@ void gemm_bf16_typed(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_
           }
         }
       }
-      pack_bf16_panel<WT, P>(w, o0, cols, 2 * p0, pairs, panel.data());
-      panel_rows<R, P>(xb, static_cast<size_t>(ldx), n, cols, p0 == 0, y + o0, ldy, tile.data(),
+      pack_bf16_panel<WT, P>(w, o0, cols, 2 * p0, pairs, panel);
+      panel_rows<R, P>(xb, static_cast<size_t>(ldx), n, cols, p0 == 0, y + o0, ldy, tile,
                        [&](int rows, const uint16_t* const* xr, float* out, int ldo, bool acc) {
-                         table[rows - 1](xr, p0, pairs, panel.data(), out, ldo, acc);
+                         table[rows - 1](xr, p0, pairs, panel, out, ldo, acc);
                        });
     }
     if (bias) {
@@ -315,19 +312,18 @@ inline void pack_bf16_kn(const float* b, size_t ldb, int K, int N, uint32_t* pan
 // y = x · B for B packed as above for packed_k rows; only the first K (≤ packed_k) take part
 // (a causal block's visible keys). x bf16, rows ldx apart, K padded to even with zeros.
 inline void gemm_bf16_panels(const uint16_t* xb, int n, int ldx, const uint32_t* panels,
-                             int packed_k, int K, int N, float* y, int ldy) {
+                             int packed_k, int K, int N, float* y, int ldy, Scratch& scratch) {
   constexpr int R = kBf16Rows, P = kBf16Cols;
   static constexpr auto table = bf16_table(std::make_integer_sequence<int, R>{});
   const int packed_pairs = (packed_k + 1) / 2, pairs_total = (K + 1) / 2;
-  thread_local std::vector<float> tile;
-  tile.resize(static_cast<size_t>(R) * P);
+  float* tile = scratch.get<float>(0, static_cast<size_t>(R) * P);
   for (int o0 = 0; o0 < N; o0 += P) {
     const uint32_t* panel = panels + static_cast<size_t>(o0 / P) * packed_pairs * P;
     const int cols = std::min(P, N - o0);
     for (int p0 = 0; p0 < pairs_total; p0 += kBf16PairsPerChunk) {
       const int pairs = std::min(kBf16PairsPerChunk, pairs_total - p0);
       const uint32_t* chunk = panel + static_cast<size_t>(p0) * P;
-      panel_rows<R, P>(xb, static_cast<size_t>(ldx), n, cols, p0 == 0, y + o0, ldy, tile.data(),
+      panel_rows<R, P>(xb, static_cast<size_t>(ldx), n, cols, p0 == 0, y + o0, ldy, tile,
                        [&](int rows, const uint16_t* const* xr, float* out, int ldo, bool acc) {
                          table[rows - 1](xr, p0, pairs, chunk, out, ldo, acc);
                        });
@@ -336,9 +332,9 @@ inline void gemm_bf16_panels(const uint16_t* xb, int n, int ldx, const uint32_t*
 }
 
 inline void gemm_bf16(const uint16_t* xb, int n, int ldx, const Matrix& w, int o_begin, int o_end,
-                      const float* bias, float* y, int ldy) {
+                      const float* bias, float* y, int ldy, Scratch& scratch) {
   with_float_type(w.type, [&](auto wt) {
-    gemm_bf16_typed<decltype(wt)::value>(xb, n, ldx, w, o_begin, o_end, bias, y, ldy);
+    gemm_bf16_typed<decltype(wt)::value>(xb, n, ldx, w, o_begin, o_end, bias, y, ldy, scratch);
   });
 }
 

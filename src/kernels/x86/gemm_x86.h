@@ -16,7 +16,6 @@
 #include <cmath>
 #include <cstring>
 #include <utility>
-#include <vector>
 
 #include "kernels/gemm_driver.h"
 #include "kernels/kernel_path.h"
@@ -172,14 +171,13 @@ void panel_rows(const T* x, size_t ldx, int n, int cols, bool first, float* y, i
 
 template <class S, DType WT>
 void gemm_packed_typed(const float* x, int n, const Matrix& w, int o_begin, int o_end,
-                       const float* bias, float* y, int ldy) {
+                       const float* bias, float* y, int ldy, Scratch& scratch) {
   constexpr int R = S::kTileRows, P = S::kTileVecs * S::kLanes;
   constexpr int kKc = 256;  // K chunk: a panel of kKc × P floats is 48 KB (AVX-512)
   static constexpr auto table = packed_table<S>(std::make_integer_sequence<int, R>{});
   const int K = w.cols;
-  thread_local std::vector<float> panel, tile;
-  panel.resize(static_cast<size_t>(kKc) * P);
-  tile.resize(static_cast<size_t>(R) * P);
+  float* panel = scratch.get<float>(0, static_cast<size_t>(kKc) * P);
+  float* tile = scratch.get<float>(1, static_cast<size_t>(R) * P);
   for (int o0 = o_begin; o0 < o_end; o0 += P) {
     const int cols = std::min(P, o_end - o0);
     for (int k0 = 0; k0 < K; k0 += kKc) {
@@ -194,9 +192,9 @@ void gemm_packed_typed(const float* x, int n, const Matrix& w, int o_begin, int 
           for (int k = 0; k < kc; ++k) panel[static_cast<size_t>(k) * P + c] = 0.0f;
         }
       }
-      panel_rows<R, P>(x, static_cast<size_t>(K), n, cols, k0 == 0, y + o0, ldy, tile.data(),
+      panel_rows<R, P>(x, static_cast<size_t>(K), n, cols, k0 == 0, y + o0, ldy, tile,
                        [&](int rows, const float* const* xr, float* out, int ldo, bool acc) {
-                         table[rows - 1](xr, k0, kc, panel.data(), P, out, ldo, acc);
+                         table[rows - 1](xr, k0, kc, panel, P, out, ldo, acc);
                        });
     }
     if (bias) {
@@ -213,13 +211,12 @@ void gemm_packed_typed(const float* x, int n, const Matrix& w, int o_begin, int 
 // no packing; only a ragged right edge is copied into a zero-padded panel.
 template <class S>
 void gemm_kn(const float* x, int n, int ldx, int K, const float* b, size_t ldb, int N, float* y,
-             int ldy) {
+             int ldy, Scratch& scratch) {
   constexpr int R = S::kTileRows, P = S::kTileVecs * S::kLanes;
   constexpr int kKc = 256;
   static constexpr auto table = packed_table<S>(std::make_integer_sequence<int, R>{});
-  thread_local std::vector<float> panel, tile;
-  panel.resize(static_cast<size_t>(kKc) * P);
-  tile.resize(static_cast<size_t>(R) * P);
+  float* panel = scratch.get<float>(0, static_cast<size_t>(kKc) * P);
+  float* tile = scratch.get<float>(1, static_cast<size_t>(R) * P);
   for (int o0 = 0; o0 < N; o0 += P) {
     const int cols = std::min(P, N - o0);
     for (int k0 = 0; k0 < K; k0 += kKc) {
@@ -228,14 +225,14 @@ void gemm_kn(const float* x, int n, int ldx, int K, const float* b, size_t ldb, 
       size_t pstride = ldb;
       if (cols < P) {
         for (int k = 0; k < kc; ++k) {
-          float* dst = panel.data() + static_cast<size_t>(k) * P;
+          float* dst = panel + static_cast<size_t>(k) * P;
           std::copy(pan + k * ldb, pan + k * ldb + cols, dst);
           std::fill(dst + cols, dst + P, 0.0f);
         }
-        pan = panel.data();
+        pan = panel;
         pstride = P;
       }
-      panel_rows<R, P>(x, static_cast<size_t>(ldx), n, cols, k0 == 0, y + o0, ldy, tile.data(),
+      panel_rows<R, P>(x, static_cast<size_t>(ldx), n, cols, k0 == 0, y + o0, ldy, tile,
                        [&](int rows, const float* const* xr, float* out, int ldo, bool acc) {
                          table[rows - 1](xr, k0, kc, pan, pstride, out, ldo, acc);
                        });
@@ -245,16 +242,16 @@ void gemm_kn(const float* x, int n, int ldx, int K, const float* b, size_t ldb, 
 
 template <class S>
 void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int o_end, const float* bias,
-                float* y, int ldy) {
+                float* y, int ldy, Scratch& scratch) {
   // Few rows (decoding): dot-product tiles stream W once. Many rows: packed panels.
   if (n >= 2 * S::kTileRows) {
     switch (w.type) {
       case DType::F32:
-        return gemm_packed_typed<S, DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy);
+        return gemm_packed_typed<S, DType::F32>(x, n, w, o_begin, o_end, bias, y, ldy, scratch);
       case DType::F16:
-        return gemm_packed_typed<S, DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy);
+        return gemm_packed_typed<S, DType::F16>(x, n, w, o_begin, o_end, bias, y, ldy, scratch);
       case DType::BF16:
-        return gemm_packed_typed<S, DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
+        return gemm_packed_typed<S, DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy, scratch);
       default:
         break;
     }
@@ -267,7 +264,7 @@ void gemm_float(const float* x, int n, const Matrix& w, int o_begin, int o_end, 
     case DType::BF16:
       return gemm_float_typed<S, DType::BF16>(x, n, w, o_begin, o_end, bias, y, ldy);
     default:
-      return generic_path().gemm_float(x, n, w, o_begin, o_end, bias, y, ldy);
+      return generic_path().gemm_float(x, n, w, o_begin, o_end, bias, y, ldy, scratch);
   }
 }
 
@@ -331,7 +328,7 @@ constexpr auto q8_table(std::integer_sequence<int, Rs...>) {
 }
 
 inline void gemm_q8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
-                    const float* bias, float* y, int ldy) {
+                    const float* bias, float* y, int ldy, Scratch& /*no temporaries*/) {
   static constexpr auto table = q8_table(std::make_integer_sequence<int, kQ8Rows>{});
   constexpr int kColBlock = 64;
   gemm_tiles<kQ8Rows, kQ8Cols, kColBlock>(table, xq, n, w.cols / kQ8BlockSize, w, o_begin, o_end,
@@ -383,13 +380,12 @@ void micro_gemv_q4_avx2(const Q4ActBlock* x, const uint8_t* const* w, int blocks
 
 // KernelPath::gemv_q4 for the AVX2 paths: rows [o_begin, o_end) of y = xq · Wᵀ, one row.
 inline void gemv_q4_avx2(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                         const float* bias, float* y) {
+                         const float* bias, float* y, Scratch& scratch) {
   const int blocks = w.cols / kQ8BlockSize;
-  thread_local std::vector<Q4ActBlock> prepared;
-  prepared.resize(static_cast<size_t>(blocks));
-  prepare_q4_avx2(xq, blocks, prepared.data());
+  Q4ActBlock* prepared = scratch.get<Q4ActBlock>(0, static_cast<size_t>(blocks));
+  prepare_q4_avx2(xq, blocks, prepared);
   gemv_rows<4>(w, o_begin, o_end, bias, y, [&]<int R>(const uint8_t* const* wr, float* out) {
-    micro_gemv_q4_avx2<R>(prepared.data(), wr, blocks, out);
+    micro_gemv_q4_avx2<R>(prepared, wr, blocks, out);
   });
 }
 

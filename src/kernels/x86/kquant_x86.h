@@ -15,8 +15,6 @@
 
 #include <immintrin.h>
 
-#include <vector>
-
 #include "formats/kquants.h"
 #include "kernels/kernel_path.h"
 
@@ -61,13 +59,12 @@ struct ActRow {
   const float* sum32;    // per 32: d · Σ q (the Q4_K / Q5_K mins)
   const int16_t* sum16;  // per 16: Σ q (Q6_K's −32)
 };
-inline ActRow act_row(const ActBlockQ8* xq, int cols) {
-  thread_local std::vector<float> d, sum32;
-  thread_local std::vector<int16_t> sum16;
+// The three arrays live in `scratch` (slots 0 to 2), the calling participant's.
+inline ActRow act_row(const ActBlockQ8* xq, int cols, Scratch& scratch) {
   const auto blocks = static_cast<size_t>(cols / kQ8BlockSize);
-  d.resize(blocks);
-  sum32.resize(blocks);
-  sum16.resize(2 * blocks);
+  float* d = scratch.get<float>(0, blocks);
+  float* sum32 = scratch.get<float>(1, blocks);
+  int16_t* sum16 = scratch.get<int16_t>(2, 2 * blocks);
   const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
   for (size_t b = 0; b < blocks; ++b) {
     // Sums of 4, then of 16 (lane 0 of each 128-bit half: the block's two 16s).
@@ -80,7 +77,7 @@ inline ActRow act_row(const ActBlockQ8* xq, int cols) {
     sum16[2 * b] = static_cast<int16_t>(s0);
     sum16[2 * b + 1] = static_cast<int16_t>(s1);
   }
-  return {xq, d.data(), sum32.data(), sum16.data()};
+  return {xq, d, sum32, sum16};
 }
 
 // Decode streams the weights from DRAM: the hardware prefetchers alone kept one thread at about
@@ -247,11 +244,11 @@ inline void gemv_typed(const ActRow& x, const Matrix& w, int o_begin, int o_end,
 
 // The other types: each block decoded into the common form, then dotted 32 values a step.
 inline void gemv_unpacked(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                          const float* bias, float* y) {
+                          const float* bias, float* y, Scratch& scratch) {
   const int n = block_elems(w.type);
   const size_t bb = block_bytes(w.type);
   const int wblocks = w.cols / n, groups = n / 16;
-  const ActRow x = act_row(xq, w.cols);
+  const ActRow x = act_row(xq, w.cols, scratch);
   const __m256i ones = _mm256_set1_epi16(1);
   alignas(32) UnpackedBlock u;
   for (int o = o_begin; o < o_end; ++o) {
@@ -284,19 +281,19 @@ inline void gemv_unpacked(const ActBlockQ8* xq, const Matrix& w, int o_begin, in
 
 // KernelPath::gemv_kquant: rows [o_begin, o_end) of y = xq · Wᵀ (+ bias), one activation row.
 inline void gemv_kquant_avx2(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                             const float* bias, float* y) {
+                             const float* bias, float* y, Scratch& scratch) {
   switch (w.type) {
     case DType::Q4_K:
-      kq::gemv_typed<DType::Q4_K>(kq::act_row(xq, w.cols), w, o_begin, o_end, bias, y);
+      kq::gemv_typed<DType::Q4_K>(kq::act_row(xq, w.cols, scratch), w, o_begin, o_end, bias, y);
       return;
     case DType::Q5_K:
-      kq::gemv_typed<DType::Q5_K>(kq::act_row(xq, w.cols), w, o_begin, o_end, bias, y);
+      kq::gemv_typed<DType::Q5_K>(kq::act_row(xq, w.cols, scratch), w, o_begin, o_end, bias, y);
       return;
     case DType::Q6_K:
-      kq::gemv_typed<DType::Q6_K>(kq::act_row(xq, w.cols), w, o_begin, o_end, bias, y);
+      kq::gemv_typed<DType::Q6_K>(kq::act_row(xq, w.cols, scratch), w, o_begin, o_end, bias, y);
       return;
     default:
-      kq::gemv_unpacked(xq, w, o_begin, o_end, bias, y);
+      kq::gemv_unpacked(xq, w, o_begin, o_end, bias, y, scratch);
   }
 }
 

@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "kernels/kernel_path.h"
 #include "kernels/q4_panels.h"
@@ -26,10 +25,10 @@ namespace {
 // KernelPath::gemv_q4_panels for the 256-bit paths: one panel (16 rows, two registers of 8
 // int32 lanes) at a time.
 inline void gemv_q4_panels_avx2(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                                const float* bias, float* y) {
+                                const float* bias, float* y, Scratch& scratch) {
   const int blocks = w.cols / kQ8BlockSize;
-  thread_local std::vector<int32_t> eight_sum;  // 8 · Σx per block (the nibbles are w + 8)
-  eight_sum.resize(static_cast<size_t>(blocks));
+  // 8 · Σx per block (the nibbles are w + 8)
+  int32_t* eight_sum = scratch.get<int32_t>(0, static_cast<size_t>(blocks));
   for (int b = 0; b < blocks; ++b) {
     int32_t s = 0;
     for (int i = 0; i < kQ8BlockSize; ++i) s += xq[b].q[i];

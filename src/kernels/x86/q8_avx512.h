@@ -13,7 +13,6 @@
 #include <array>
 #include <cstring>
 #include <utility>
-#include <vector>
 
 #include "kernels/kernel_path.h"
 #include "kernels/q4_panels.h"
@@ -167,13 +166,12 @@ void micro_gemv_vnni(const GemvPair* x, const uint8_t* const* w, int blocks, flo
 
 // The single-row (decode) product for Q8_0 weights, rows [o_begin, o_end).
 inline void gemv_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                      const float* bias, float* y) {
+                      const float* bias, float* y, Scratch& scratch) {
   const int blocks = w.cols / kQ8BlockSize;
-  thread_local std::vector<GemvPair> prepared;
-  prepared.resize(static_cast<size_t>(blocks + 1) / 2);
-  prepare_gemv(xq, blocks, prepared.data());
+  GemvPair* prepared = scratch.get<GemvPair>(0, static_cast<size_t>(blocks + 1) / 2);
+  prepare_gemv(xq, blocks, prepared);
   gemv_rows<8>(w, o_begin, o_end, bias, y, [&]<int R>(const uint8_t* const* wr, float* out) {
-    micro_gemv_vnni<R>(prepared.data(), wr, blocks, out);
+    micro_gemv_vnni<R>(prepared, wr, blocks, out);
   });
 }
 
@@ -254,13 +252,12 @@ void micro_gemv_q4_quads(const Q4GemvQuad* x, const uint8_t* const* w, int block
 
 // KernelPath::gemv_q4 for the VNNI paths.
 inline void gemv_q4_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                         const float* bias, float* y) {
+                         const float* bias, float* y, Scratch& scratch) {
   const int blocks = w.cols / kQ8BlockSize;
-  thread_local std::vector<Q4GemvQuad> prepared;
-  prepared.resize(static_cast<size_t>(blocks + 3) / 4);
-  prepare_q4_quads(xq, blocks, prepared.data());
+  Q4GemvQuad* prepared = scratch.get<Q4GemvQuad>(0, static_cast<size_t>(blocks + 3) / 4);
+  prepare_q4_quads(xq, blocks, prepared);
   gemv_rows<8>(w, o_begin, o_end, bias, y, [&]<int R>(const uint8_t* const* wr, float* out) {
-    micro_gemv_q4_quads<R>(prepared.data(), wr, blocks, out);
+    micro_gemv_q4_quads<R>(prepared, wr, blocks, out);
   });
 }
 
@@ -270,10 +267,10 @@ inline void gemv_q4_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int
 // nibbles) and g + 4 (high nibbles), eight vpdpbusd against the activations' 4-byte groups
 // broadcast from memory, then −8·Σx, the 16 rows' scales and one FMA for all 16 rows.
 inline void gemv_q4_panels_vnni(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                                const float* bias, float* y) {
+                                const float* bias, float* y, Scratch& scratch) {
   const int blocks = w.cols / kQ8BlockSize;
-  thread_local std::vector<int32_t> eight_sum;  // 8 · Σx per block (the nibbles are w + 8)
-  eight_sum.resize(static_cast<size_t>(blocks));
+  // 8 · Σx per block (the nibbles are w + 8)
+  int32_t* eight_sum = scratch.get<int32_t>(0, static_cast<size_t>(blocks));
   for (int b = 0; b < blocks; ++b) {
     int32_t s = 0;
     for (int i = 0; i < kQ8BlockSize; ++i) s += xq[b].q[i];
@@ -441,48 +438,43 @@ constexpr std::array<std::array<MicroQ8Panel, 2>, sizeof...(Rs)> q8_panel_table(
 // gemm_q8 for n ≥ kQ8PanelMinRows on the VNNI paths: rows [o_begin, o_end) of W, two panels
 // (32 columns) packed at a time, then every activation row passes over them.
 inline void gemm_q8_panels(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
-                           const float* bias, float* y, int ldy) {
+                           const float* bias, float* y, int ldy, Scratch& scratch) {
   static constexpr auto table = q8_panel_table(std::make_integer_sequence<int, kQ8PanelTileRows>{});
   const int blocks = w.cols / kQ8BlockSize;
   // The activations as unsigned bytes and their scales, apart: the kernel broadcasts 4 bytes at
   // a time and needs no per-use offset.
-  thread_local std::vector<uint8_t> xu;
-  thread_local std::vector<float> xs;
-  thread_local std::vector<PanelBlock> packed;
   const size_t ldx = static_cast<size_t>(blocks) * kQ8BlockSize, lds = static_cast<size_t>(blocks);
-  xu.resize(ldx * static_cast<size_t>(n));
-  xs.resize(lds * static_cast<size_t>(n));
+  uint8_t* xu = scratch.get<uint8_t>(0, ldx * static_cast<size_t>(n));
+  float* xs = scratch.get<float>(1, lds * static_cast<size_t>(n));
   const __m256i offset = _mm256_set1_epi8(static_cast<char>(0x80));
   for (size_t i = 0; i < static_cast<size_t>(n) * lds; ++i) {
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[i].q));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xu.data() + i * kQ8BlockSize),
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xu + i * kQ8BlockSize),
                         _mm256_xor_si256(q, offset));
     xs[i] = xq[i].d;
   }
-  packed.resize(static_cast<size_t>(blocks) * 2);
+  PanelBlock* packed = scratch.get<PanelBlock>(2, static_cast<size_t>(blocks) * 2);
   constexpr int R = kQ8PanelTileRows, C = 2 * kQ8PanelCols;
-  thread_local std::vector<float> sums;  // [n, 32]: the running sums of the panel pair
-  sums.resize(static_cast<size_t>(n) * C);
+  // [n, 32]: the running sums of the panel pair
+  float* sums = scratch.get<float>(3, static_cast<size_t>(n) * C);
   for (int o = o_begin; o < o_end; o += C) {
     const int cols = std::min(C, o_end - o);
     const int np = cols > kQ8PanelCols ? 2 : 1;
-    pack_q8_panel(w, o, std::min(cols, kQ8PanelCols), blocks, packed.data());
-    if (np == 2) {
-      pack_q8_panel(w, o + kQ8PanelCols, cols - kQ8PanelCols, blocks, packed.data() + blocks);
-    }
+    pack_q8_panel(w, o, std::min(cols, kQ8PanelCols), blocks, packed);
+    if (np == 2) pack_q8_panel(w, o + kQ8PanelCols, cols - kQ8PanelCols, blocks, packed + blocks);
     for (int kb = 0; kb < blocks; kb += kQ8PanelSliceBlocks) {
       const int nb = std::min(kQ8PanelSliceBlocks, blocks - kb);
-      const PanelBlock* panels[2] = {packed.data() + kb, packed.data() + blocks + kb};
+      const PanelBlock* panels[2] = {packed + kb, packed + blocks + kb};
       for (int r0 = 0; r0 < n; r0 += R) {
         const int rows = std::min(R, n - r0);
-        table[rows - 1][np - 1](xu.data() + static_cast<size_t>(r0) * ldx + kb * kQ8BlockSize, ldx,
-                                xs.data() + static_cast<size_t>(r0) * lds + kb, lds, panels, nb,
-                                sums.data() + static_cast<size_t>(r0) * C, C, kb == 0);
+        table[rows - 1][np - 1](xu + static_cast<size_t>(r0) * ldx + kb * kQ8BlockSize, ldx,
+                                xs + static_cast<size_t>(r0) * lds + kb, lds, panels, nb,
+                                sums + static_cast<size_t>(r0) * C, C, kb == 0);
       }
     }
     for (int r = 0; r < n; ++r) {
       float* yr = y + static_cast<size_t>(r) * ldy + o;
-      const float* sr = sums.data() + static_cast<size_t>(r) * C;
+      const float* sr = sums + static_cast<size_t>(r) * C;
       for (int c = 0; c < cols; ++c) yr[c] = sr[c] + (bias ? bias[o + c] : 0.0f);
     }
   }
@@ -490,14 +482,14 @@ inline void gemm_q8_panels(const ActBlockQ8* xq, int n, const Matrix& w, int o_b
 
 template <bool kVnni>
 void gemm_q8_512(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
-                 const float* bias, float* y, int ldy) {
+                 const float* bias, float* y, int ldy, Scratch& scratch) {
   if constexpr (kVnni) {
     if (n == 1) {
-      gemv_vnni(xq, w, o_begin, o_end, bias, y);
+      gemv_vnni(xq, w, o_begin, o_end, bias, y, scratch);
       return;
     }
     if (n >= kQ8PanelMinRows) {
-      gemm_q8_panels(xq, n, w, o_begin, o_end, bias, y, ldy);
+      gemm_q8_panels(xq, n, w, o_begin, o_end, bias, y, ldy, scratch);
       return;
     }
   }

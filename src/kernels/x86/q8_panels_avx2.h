@@ -26,7 +26,6 @@
 #include <array>
 #include <cstring>
 #include <utility>
-#include <vector>
 
 #include "kernels/kernel_path.h"
 #include "kernels/x86/gemm_x86.h"
@@ -183,50 +182,46 @@ constexpr std::array<std::array<MicroQ8Panel8<kVnni>, 2>, sizeof...(Rs)> q8_pane
 // at a time, then every activation row passes over them.
 template <bool kVnni>
 void gemm_q8_panels8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
-                     const float* bias, float* y, int ldy) {
+                     const float* bias, float* y, int ldy, Scratch& scratch) {
   static constexpr auto table =
       q8_panel8_table<kVnni>(std::make_integer_sequence<int, kQ8Panel8TileRows>{});
   const int blocks = w.cols / kQ8BlockSize;
   // The activation bytes (offset to unsigned for VNNI) and their scales, apart: the kernel
   // broadcasts 4 bytes at a time.
-  thread_local std::vector<uint8_t> xb;
-  thread_local std::vector<float> xs;
-  thread_local std::vector<Panel8Block> packed;
   const size_t ldx = static_cast<size_t>(blocks) * kQ8BlockSize, lds = static_cast<size_t>(blocks);
-  xb.resize(ldx * static_cast<size_t>(n));
-  xs.resize(lds * static_cast<size_t>(n));
+  uint8_t* xb = scratch.get<uint8_t>(0, ldx * static_cast<size_t>(n));
+  float* xs = scratch.get<float>(1, lds * static_cast<size_t>(n));
   const __m256i offset = _mm256_set1_epi8(static_cast<char>(kVnni ? 0x80 : 0));
   for (size_t i = 0; i < static_cast<size_t>(n) * lds; ++i) {
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[i].q));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xb.data() + i * kQ8BlockSize),
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xb + i * kQ8BlockSize),
                         _mm256_xor_si256(q, offset));
     xs[i] = xq[i].d;
   }
-  packed.resize(static_cast<size_t>(blocks) * 2);
+  Panel8Block* packed = scratch.get<Panel8Block>(2, static_cast<size_t>(blocks) * 2);
   constexpr int R = kQ8Panel8TileRows, C = 2 * kQ8Panel8Cols;
-  thread_local std::vector<float> sums;  // [n, 16]: the running sums of the panel pair
-  sums.resize(static_cast<size_t>(n) * C);
+  // [n, 16]: the running sums of the panel pair
+  float* sums = scratch.get<float>(3, static_cast<size_t>(n) * C);
   for (int o = o_begin; o < o_end; o += C) {
     const int cols = std::min(C, o_end - o);
     const int np = cols > kQ8Panel8Cols ? 2 : 1;
-    pack_q8_panel8<kVnni>(w, o, std::min(cols, kQ8Panel8Cols), blocks, packed.data());
+    pack_q8_panel8<kVnni>(w, o, std::min(cols, kQ8Panel8Cols), blocks, packed);
     if (np == 2) {
-      pack_q8_panel8<kVnni>(w, o + kQ8Panel8Cols, cols - kQ8Panel8Cols, blocks,
-                            packed.data() + blocks);
+      pack_q8_panel8<kVnni>(w, o + kQ8Panel8Cols, cols - kQ8Panel8Cols, blocks, packed + blocks);
     }
     for (int kb = 0; kb < blocks; kb += kQ8Panel8SliceBlocks) {
       const int nb = std::min(kQ8Panel8SliceBlocks, blocks - kb);
-      const Panel8Block* panels[2] = {packed.data() + kb, packed.data() + blocks + kb};
+      const Panel8Block* panels[2] = {packed + kb, packed + blocks + kb};
       for (int r0 = 0; r0 < n; r0 += R) {
         const int rows = std::min(R, n - r0);
-        table[rows - 1][np - 1](xb.data() + static_cast<size_t>(r0) * ldx + kb * kQ8BlockSize, ldx,
-                                xs.data() + static_cast<size_t>(r0) * lds + kb, lds, panels, nb,
-                                sums.data() + static_cast<size_t>(r0) * C, C, kb == 0);
+        table[rows - 1][np - 1](xb + static_cast<size_t>(r0) * ldx + kb * kQ8BlockSize, ldx,
+                                xs + static_cast<size_t>(r0) * lds + kb, lds, panels, nb,
+                                sums + static_cast<size_t>(r0) * C, C, kb == 0);
       }
     }
     for (int r = 0; r < n; ++r) {
       float* yr = y + static_cast<size_t>(r) * ldy + o;
-      const float* sr = sums.data() + static_cast<size_t>(r) * C;
+      const float* sr = sums + static_cast<size_t>(r) * C;
       for (int c = 0; c < cols; ++c) yr[c] = sr[c] + (bias ? bias[o + c] : 0.0f);
     }
   }
@@ -236,9 +231,10 @@ void gemm_q8_panels8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, 
 // dot-product tiles (gemm_x86.h) below, the single-row stream included.
 template <bool kVnni>
 void gemm_q8_avx2_panels(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
-                         const float* bias, float* y, int ldy) {
-  if (n >= kQ8Panel8MinRows) return gemm_q8_panels8<kVnni>(xq, n, w, o_begin, o_end, bias, y, ldy);
-  gemm_q8(xq, n, w, o_begin, o_end, bias, y, ldy);
+                         const float* bias, float* y, int ldy, Scratch& scratch) {
+  if (n >= kQ8Panel8MinRows)
+    return gemm_q8_panels8<kVnni>(xq, n, w, o_begin, o_end, bias, y, ldy, scratch);
+  gemm_q8(xq, n, w, o_begin, o_end, bias, y, ldy, scratch);
 }
 
 }  // namespace
