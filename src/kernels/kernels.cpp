@@ -503,6 +503,29 @@ void gather_scaled_queries(const AttentionShape& s, const float* q, int h, int i
     for (int d = 0; d < hd; ++d) dst[d] = src[d] * s.scale;
   }
 }
+// One task of the blocked attention loops (task t: query block t / heads of head t % heads):
+// where it sits, the keys it sees, and the participant's buffers for it, its queries already
+// gathered and scaled.
+struct QueryBlock {
+  int h, i0, rows, kvh, keys;
+  float* scores;   // rows × keys
+  float* queries;  // rows × head_dim
+  float* inv_sum;  // rows
+};
+QueryBlock query_block(const AttentionShape& s, const float* q, size_t t, int block_rows,
+                       Scratch& op) {
+  QueryBlock b{};
+  b.h = static_cast<int>(t % s.heads);
+  b.i0 = static_cast<int>(t / s.heads) * block_rows;
+  b.rows = std::min(block_rows, s.nq - b.i0);
+  b.kvh = b.h / (s.heads / s.kv_heads);
+  b.keys = s.causal ? std::min(s.nk, s.q_pos0 + b.i0 + b.rows) : s.nk;
+  b.scores = op.get<float>(kScores, static_cast<size_t>(b.rows) * b.keys);
+  b.queries = op.get<float>(kQueries, static_cast<size_t>(b.rows) * s.head_dim);
+  b.inv_sum = op.get<float>(kInvSum, static_cast<size_t>(b.rows));
+  gather_scaled_queries(s, q, b.h, b.i0, b.rows, b.queries);
+  return b;
+}
 // Scores [rows × keys] → softmax numerators, causally hidden keys zero; 1/sum per row into
 // inv_sum (applied to the output rows, not to P).
 void block_softmax(const KernelPath& path, const AttentionShape& s, int i0, int rows, int keys,
@@ -527,7 +550,7 @@ void scale_output_rows(const AttentionShape& s, float* orows, int rows, const fl
 void attention_blocked(const Compute& cx, Workspace& ws, const AttentionShape& s, const float* q,
                        const float* k, const float* v, const unsigned char* key_mask, float* out) {
   const KernelPath& path = cx.path();
-  const int hd = s.head_dim, nk = s.nk, group = s.heads / s.kv_heads;
+  const int hd = s.head_dim, nk = s.nk;
   // Bidirectional (vision): big blocks, so each head's K is packed fewer times. Causal: small
   // ones, so fewer hidden keys are computed.
   const int kBlock = s.causal ? 64 : 256;
@@ -546,32 +569,26 @@ void attention_blocked(const Compute& cx, Workspace& ws, const AttentionShape& s
     });
   }
   const int blocks = (s.nq + kBlock - 1) / kBlock;
-  cx.pool().parallel_for(
-      static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end, int p) {
-        Workspace::Participant& mine = ws.participant(p);
-        for (size_t t = begin; t < end; ++t) {
-          const int h = static_cast<int>(t % s.heads), blk = static_cast<int>(t / s.heads);
-          const int i0 = blk * kBlock, rows = std::min(kBlock, s.nq - i0), kvh = h / group;
-          const int keys = s.causal ? std::min(nk, s.q_pos0 + i0 + rows) : nk;
-          float* sb = mine.op.get<float>(kScores, static_cast<size_t>(rows) * keys);
-          float* qb = mine.op.get<float>(kQueries, static_cast<size_t>(rows) * hd);
-          float* inv_sum = mine.op.get<float>(kInvSum, static_cast<size_t>(rows));
-          gather_scaled_queries(s, q, h, i0, rows, qb);
-          const Matrix km{DType::F32, k + kv_head_offset(s, kvh), keys, hd, kv_row_bytes};
-          path.gemm_float(qb, rows, km, 0, keys, nullptr, sb, keys, mine.path);
-          block_softmax(path, s, i0, rows, keys, key_mask, sb, inv_sum);
-          float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
-          if (path.gemm_kn) {
-            path.gemm_kn(sb, rows, keys, keys, v + kv_head_offset(s, kvh),
-                         static_cast<size_t>(s.kv_stride), hd, orows, s.out_stride, mine.path);
-          } else {
-            const Matrix vm{DType::F32, vt + static_cast<size_t>(kvh) * hd * nk, hd, keys,
-                            static_cast<size_t>(nk) * sizeof(float)};
-            path.gemm_float(sb, rows, vm, 0, hd, nullptr, orows, s.out_stride, mine.path);
-          }
-          scale_output_rows(s, orows, rows, inv_sum);
-        }
-      });
+  cx.pool().parallel_for(static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end,
+                                                                    int p) {
+    Workspace::Participant& mine = ws.participant(p);
+    for (size_t t = begin; t < end; ++t) {
+      const auto [h, i0, rows, kvh, keys, sb, qb, inv_sum] = query_block(s, q, t, kBlock, mine.op);
+      const Matrix km{DType::F32, k + kv_head_offset(s, kvh), keys, hd, kv_row_bytes};
+      path.gemm_float(qb, rows, km, 0, keys, nullptr, sb, keys, mine.path);
+      block_softmax(path, s, i0, rows, keys, key_mask, sb, inv_sum);
+      float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
+      if (path.gemm_kn) {
+        path.gemm_kn(sb, rows, keys, keys, v + kv_head_offset(s, kvh),
+                     static_cast<size_t>(s.kv_stride), hd, orows, s.out_stride, mine.path);
+      } else {
+        const Matrix vm{DType::F32, vt + static_cast<size_t>(kvh) * hd * nk, hd, keys,
+                        static_cast<size_t>(nk) * sizeof(float)};
+        path.gemm_float(sb, rows, vm, 0, hd, nullptr, orows, s.out_stride, mine.path);
+      }
+      scale_output_rows(s, orows, rows, inv_sum);
+    }
+  });
 }
 
 // bf16 products (vision): each KV head's K and V are packed into the path's bf16 panels once
@@ -582,7 +599,7 @@ void attention_blocked(const Compute& cx, Workspace& ws, const AttentionShape& s
 void attention_bf16_panels(const Compute& cx, Workspace& ws, const AttentionShape& s,
                            const float* q, const float* k, const float* v, float* out) {
   const KernelPath& path = cx.path();
-  const int hd = s.head_dim, nk = s.nk, group = s.heads / s.kv_heads;
+  const int hd = s.head_dim, nk = s.nk;
   const size_t kv_row_bytes = static_cast<size_t>(s.kv_stride) * sizeof(float);
   const size_t k_size = path.bf16_panels_size(hd, nk), v_size = path.bf16_panels_size(nk, hd);
   // Zeroed, as the packers expect (padding they do not write).
@@ -609,17 +626,12 @@ void attention_bf16_panels(const Compute& cx, Workspace& ws, const AttentionShap
                                                                     int p) {
     Workspace::Participant& mine = ws.participant(p);
     for (size_t t = begin; t < end; ++t) {
-      const int h = static_cast<int>(t % s.heads), blk = static_cast<int>(t / s.heads);
-      const int i0 = blk * kBlock, rows = std::min(kBlock, s.nq - i0), kvh = h / group;
-      const int keys = s.causal ? std::min(nk, s.q_pos0 + i0 + rows) : nk;
-      float* sb = mine.op.get<float>(kScores, static_cast<size_t>(rows) * keys);
-      float* qb = mine.op.get<float>(kQueries, static_cast<size_t>(rows) * hd);
-      float* inv_sum = mine.op.get<float>(kInvSum, static_cast<size_t>(rows));
+      // The queries, then rounded to bf16, as the twin rounds them.
+      const auto [h, i0, rows, kvh, keys, sb, qb, inv_sum] = query_block(s, q, t, kBlock, mine.op);
       uint16_t* q16 =
           mine.op.get<uint16_t>(kQueriesBf16, static_cast<size_t>(rows) * bf16_stride(hd));
       uint16_t* p16 =
           mine.op.get<uint16_t>(kProbsBf16, static_cast<size_t>(rows) * bf16_stride(keys));
-      gather_scaled_queries(s, q, h, i0, rows, qb);  // then rounded to bf16, as the twin rounds
       rows_to_bf16(path, qb, static_cast<size_t>(hd), hd, 0, static_cast<size_t>(rows), q16);
       path.gemm_bf16_panels(q16, rows, bf16_stride(hd), kp + static_cast<size_t>(kvh) * k_size, hd,
                             hd, keys, sb, keys, mine.path);
