@@ -366,9 +366,23 @@ TEST(KQuants, FastProductsFollowTheirTwins) {
           ASSERT_NEAR(got[static_cast<size_t>(r)], want[static_cast<size_t>(r)], 1e-5 * scale)
               << p->name << " " << dtype_name(t) << " decode row " << r;
         }
-        // Prefill: against float sums of the dequantised rows (the values of the test above).
+        // Prefill: where the path has int8 panels for it, the twin's w·a8 sums for every row;
+        // else float sums of the dequantised rows (the values of the test above).
         kernels::matmul(cx, x.data(), 3, h.m, bias.data(), got.data());
-        for (int n = 0; n < 3; ++n) {
+        if (p->gemm_kquant) {
+          std::vector<float> want3(got.size());
+          kernels::ref::matmul(x.data(), 3, h.m, bias.data(), want3.data());
+          for (size_t i = 0; i < got.size(); ++i) {
+            double row_scale = 0;
+            const size_t r0 = i / static_cast<size_t>(rows) * static_cast<size_t>(rows);
+            for (int r = 0; r < rows; ++r)
+              row_scale =
+                  std::max(row_scale, std::fabs(double(want3[r0 + static_cast<size_t>(r)])));
+            ASSERT_NEAR(got[i], want3[i], 1e-5 * row_scale)
+                << p->name << " " << dtype_name(t) << " int8 prefill value " << i;
+          }
+        }
+        for (int n = 0; n < 3 && !p->gemm_kquant; ++n) {
           for (int r = 0; r < rows; ++r) {
             double acc = bias[static_cast<size_t>(r)], l1 = std::fabs(acc);
             for (int i = 0; i < cols; ++i) {
@@ -393,6 +407,45 @@ TEST(KQuants, FastProductsFollowTheirTwins) {
       }
     }
   }
+}
+
+// The int8 prefill panels (paths with gemm_kquant) over activation row counts that fill the
+// micro-tile (4 rows) whole, ragged and not at all, weight rows that end inside a panel, K over
+// several slices, with and without bias: the twin's w·a8 sums within float summation order.
+TEST(KQuants, PrefillPanelsFollowTheTwin) {
+  int paths = 0;
+  for (const kernels::KernelPath* p : kernels::available_paths()) {
+    if (!p->gemm_kquant) continue;
+    ++paths;
+    for (int threads : {1, 3}) {
+      const kernels::Compute cx(threads, p->name);
+      for (DType t : kTypes) {
+        const int per_row = block_elems(t) == 32 ? 40 : 5;  // 1280 values: 5 slices of 8 blocks
+        const HandMatrix h = hand_matrix(t, 53, per_row, 21);
+        const int rows = h.m.rows, cols = h.m.cols;
+        for (int n : {2, 5, 9, 17}) {
+          const std::vector<float> x = random_floats(static_cast<size_t>(cols) * n, 22 + n);
+          const std::vector<float> bias = random_floats(static_cast<size_t>(rows), 23);
+          for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
+            std::vector<float> got(static_cast<size_t>(rows) * n), want(got.size());
+            kernels::matmul(cx, x.data(), n, h.m, b, got.data());
+            kernels::ref::matmul(x.data(), n, h.m, b, want.data());
+            for (int r = 0; r < n; ++r) {
+              const float* wr = want.data() + static_cast<size_t>(r) * rows;
+              double scale = 0;
+              for (int o = 0; o < rows; ++o) scale = std::max(scale, std::fabs(double(wr[o])));
+              for (int o = 0; o < rows; ++o) {
+                ASSERT_NEAR(got[static_cast<size_t>(r) * rows + o], wr[o], 1e-5 * scale)
+                    << p->name << " " << dtype_name(t) << " n=" << n << " row " << r << " col " << o
+                    << (b ? " bias" : "");
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  if (paths == 0) GTEST_SKIP() << "no kernel path here has int8 K-quant prefill panels";
 }
 
 // The twin's dot products of W's rows with one activation row quantised by path p.

@@ -94,6 +94,11 @@ struct KernelPath {
   // path's is the plain twin.
   void (*gemv_kquant)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
                       const float* bias, float* y, Scratch& scratch);
+  // Capability: the same types against n quantised activation rows (prefill), rows [o_begin,
+  // o_end) of y, ldy apart, as ref::matmul's w·a8 sums (null: each thread widens a slice of
+  // rows to float and runs gemm_float, float activations).
+  void (*gemm_kquant)(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
+                      const float* bias, float* y, int ldy, Scratch& scratch);
 };
 
 // The paths compiled into this binary that the running CPU supports, best last, with their filled

@@ -63,7 +63,7 @@ void matmul_in_turn(const Compute& cx, Workspace& ws, const float* x, int n, con
     return std::pair<int, int>(static_cast<int>(b * 16),
                                std::min(w.rows, static_cast<int>(e * 16)));
   };
-  if (is_kquant_type(w.type) && n > 1) {
+  if (is_kquant_type(w.type) && n > 1 && !path.gemm_kquant) {
     // Prefill: each worker widens a slice of rows to float and runs the float GEMM on it. The
     // slice is a whole number of the widest packed panel (64 columns, AVX-512): a narrower
     // slice would run every panel ragged, half its multiplies on zero padding.
@@ -94,6 +94,13 @@ void matmul_in_turn(const Compute& cx, Workspace& ws, const float* x, int n, con
       pool.parallel_for(units, [&](size_t b, size_t e, int p) {
         const auto [ob, oe] = rows_of(b, e);
         path.gemm_q8(xqp, n, w, ob, oe, bias, y, w.rows, ws.participant(p).path);
+      });
+      return;
+    }
+    if (is_kquant_type(w.type) && n > 1) {  // prefill: int8 panels (path.gemm_kquant)
+      pool.parallel_for(units, [&](size_t b, size_t e, int p) {
+        const auto [ob, oe] = rows_of(b, e);
+        path.gemm_kquant(xqp, n, w, ob, oe, bias, y, w.rows, ws.participant(p).path);
       });
       return;
     }
