@@ -53,9 +53,9 @@ def theirs(server, model, prompt, n, port, threads):
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=120) as r:
             j = json.loads(r.read())
-            # Each step's chosen id and the log-probability gap between its top two.
-            steps = [(p["id"], p["top_logprobs"][0]["logprob"] - p["top_logprobs"][1]["logprob"])
-                     for p in j["completion_probabilities"]]
+            # Each step's chosen id, the log-probability gap between its top two, and the second.
+            steps = [(p["id"], p["top_logprobs"][0]["logprob"] - p["top_logprobs"][1]["logprob"],
+                      p["top_logprobs"][1]["id"]) for p in j["completion_probabilities"]]
             return j["content"], steps
     finally:
         proc.terminate()
@@ -88,7 +88,7 @@ def main():
                 folder, name = os.path.split(m)
                 text, steps = theirs(a.llama_server, os.path.join(folder, "deq-" + name), p, a.n,
                                      a.port, a.threads)
-                mine, err = (text, [t for t, _ in steps]), None
+                mine, err = (text, [t for t, *_ in steps]), None
             else:
                 mine, err = ours(a.smolvlm, m, p, a.n, a.threads)
             try:
@@ -101,7 +101,7 @@ def main():
             same += ok
             where = ""
             if mine is not None and not ok:
-                k = next((i for i, (t, _) in enumerate(steps) if i >= len(mine[1]) or mine[1][i] != t),
+                k = next((i for i, (t, *_) in enumerate(steps) if i >= len(mine[1]) or mine[1][i] != t),
                          len(steps))
                 if k < len(steps):
                     where = (f"first differing token {k + 1} of {len(steps)}, where llama.cpp's top two "
