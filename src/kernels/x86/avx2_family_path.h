@@ -1,6 +1,6 @@
-// The path table shared by the AVX2 paths (avx2, avxvnni): every entry but the prefill Q8_0 GEMM,
-// whose panels differ in one instruction. Included by each path's translation unit, so every
-// function named here is that unit's own copy, compiled for its -m flags.
+// The path table shared by the AVX2 paths (avx2, avxvnni): every entry but the prefill Q8_0 and
+// K-quant GEMMs, whose panels differ in one instruction. Included by each path's translation unit,
+// so every function named here is that unit's own copy, compiled for its -m flags.
 #pragma once
 
 #include "kernels/kernel_path.h"
@@ -11,7 +11,8 @@
 namespace smolvlm::kernels::x86 {
 namespace {
 
-constexpr KernelPath avx2_family_path(const char* name, decltype(KernelPath::gemm_q8) gemm_q8) {
+constexpr KernelPath avx2_family_path(const char* name, decltype(KernelPath::gemm_q8) gemm_q8,
+                                      decltype(KernelPath::gemm_kquant) gemm_kquant) {
   return {.name = name,
           .gemm_float = gemm_float<Avx2>,
           .gemm_q8 = gemm_q8,
@@ -28,7 +29,8 @@ constexpr KernelPath avx2_family_path(const char* name, decltype(KernelPath::gem
           .layer_norm = layer_norm<Avx2>,
           .rms_norm = rms_norm<Avx2>,
           .gemv_q4_panels = gemv_q4_panels_avx2,
-          .gemv_kquant = gemv_kquant_avx2};
+          .gemv_kquant = gemv_kquant_avx2,
+          .gemm_kquant = gemm_kquant};
 }
 
 }  // namespace

@@ -6,11 +6,13 @@
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && \
     defined(__AVXVNNI__)
 #include "kernels/x86/avx2_family_path.h"
+#include "kernels/x86/kquant_panels_avx2.h"
 #include "kernels/x86/q8_panels_avx2.h"
 
 namespace smolvlm::kernels {
 namespace {
-const KernelPath kAvxVnni = x86::avx2_family_path("avxvnni", x86::gemm_q8_avx2_panels<true>);
+const KernelPath kAvxVnni = x86::avx2_family_path("avxvnni", x86::gemm_q8_avx2_panels<true>,
+                                                  x86::gemm_kquant_panels8<true>);
 }  // namespace
 const KernelPath* avxvnni_path() { return &kAvxVnni; }
 }  // namespace smolvlm::kernels
