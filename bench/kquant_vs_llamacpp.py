@@ -48,14 +48,16 @@ def theirs(server, model, prompt, n, port, threads):
                 time.sleep(0.2)
         body = json.dumps({"prompt": f"<|im_start|>User: {prompt}<end_of_utterance>\nAssistant:",
                            "n_predict": n, "temperature": 0, "top_k": 1, "cache_prompt": False,
-                           "samplers": ["top_k"], "n_probs": 2}).encode()
+                           "samplers": ["top_k"], "n_probs": 8}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port}/completion", data=body,
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=120) as r:
             j = json.loads(r.read())
-            # Each step's chosen id, the log-probability gap between its top two, and the second.
+            # Each step's chosen id, the log-probability gap between its top two, and how far
+            # below the chosen one each of its top 8 is ({id: log-probability gap}).
             steps = [(p["id"], p["top_logprobs"][0]["logprob"] - p["top_logprobs"][1]["logprob"],
-                      p["top_logprobs"][1]["id"]) for p in j["completion_probabilities"]]
+                      {t["id"]: p["top_logprobs"][0]["logprob"] - t["logprob"]
+                       for t in p["top_logprobs"]}) for p in j["completion_probabilities"]]
             return j["content"], steps
     finally:
         proc.terminate()
