@@ -61,7 +61,8 @@ class Loader {
       throw Error("tensor '" + name + "' is " + dtype_name(t.dtype) +
                   " but its rows are not whole blocks");
     }
-    return {t.dtype, t.data, rows, cols};
+    // The stride stored: the kernels ask for a row per output (row_bytes is out of line).
+    return {t.dtype, t.data, rows, cols, row_bytes(t.dtype, cols)};
   }
   bool has(const std::string& name) const { return find_(name) != nullptr; }
 
@@ -220,7 +221,7 @@ void restore_matrix(kernels::Matrix& m, DType type,
       }
     }
   }
-  m = {type, buf->data(), m.rows, m.cols};
+  m = {type, buf->data(), m.rows, m.cols, row_bytes(type, m.cols)};
   storage.push_back(std::move(buf));
 }
 
