@@ -1,10 +1,11 @@
 // Single-row (decode) Q8_0 product with 256-bit registers, for the AVX2 paths: 4 weight rows at
 // a time against the quantised activation row, |w| (unsigned) × x·sign(w) with vpmaddubsw, one
 // float FMA per block and row. Its software prefetch is a cursor over the thread's own rows
-// (StreamPrefetch), then over the next piece the thread reads: a fixed distance past the row being
-// read (gemm_q8's single-row tiles) spent bandwidth past the end of every share and left the start
-// of every share to demand misses, which cost the small per-layer products (q, k, v, o) a
-// fifth of their rate.
+// (StreamPrefetch), then over the next piece the thread reads (q → k → v, gate → up), instead of a
+// fixed distance past the row being read (gemm_q8's single-row tiles), which requested lines past
+// the end of every share and none at the start of the next piece. Measured on a shared 2-vCPU
+// Zen 4 (2 threads, avx2): decode the same as the tiles within the noise (Q8_0 ~154 tok/s both);
+// it was the Q4_0 panels' cursor (q4_panels_avx2.h) that moved.
 #pragma once
 
 #include <immintrin.h>

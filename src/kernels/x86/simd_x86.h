@@ -27,11 +27,11 @@ inline void prefetch_stream(const uint8_t* p) {
 
 // A software prefetch cursor over the bytes one thread of a decode product reads in order:
 // [begin, end), then [then, then_end) (the next piece the same thread reads, often another
-// matrix; may be empty). prefetch_stream above runs a fixed distance past the address being read,
-// so at the end of every share it requested up to 12 KB its thread never read (another thread's
-// rows: DRAM bandwidth spent for nothing, ~2.5% of a step with ~150 products), and the start of
-// every share, and of the next piece, came from demand misses. The cursor stops at the end and
-// jumps to the next piece, and starts a share by requesting its first kStreamPrefetchBytes.
+// matrix; may be empty), advanced by the bytes the kernel consumes. prefetch_stream above runs a
+// fixed distance past the address being read: where a kernel reads two interleaved regions (the
+// Q4_0 panels' nibbles, then their scales) it skips lines, and at the end of a share it requests
+// up to 12 KB its thread never reads. The cursor requests each line once, stops at the end (or
+// jumps to the next piece), and starts by requesting the first kStreamPrefetchBytes.
 class StreamPrefetch {
  public:
   StreamPrefetch(const uint8_t* begin, const uint8_t* end, const uint8_t* then = nullptr,
