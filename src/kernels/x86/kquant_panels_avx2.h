@@ -25,6 +25,7 @@
 
 #include "formats/kquants.h"
 #include "kernels/kernel_path.h"
+#include "kernels/x86/kquant_panel_pack.h"
 #include "kernels/x86/q8_panels_avx2.h"
 
 namespace smolvlm::kernels::x86 {
@@ -36,13 +37,7 @@ constexpr int kKqPanel8TileRows = 4;
 // Blocks of K per slice: 2 panels × 16 blocks × 448 bytes = 14 KB of packed weights in L1.
 constexpr int kKqPanel8SliceBlocks = 16;
 
-// One activation block's worth (32 K values) of 8 weight columns.
-struct KqPanel8Block {
-  int32_t q[8][kKqPanel8Cols];     // group g, column c: the int8 codes of K values 4g..4g+3
-  int32_t corr[2][kKqPanel8Cols];  // half h: −128 · Σ q over values 16h..16h+15 (VNNI form)
-  float scale[2][kKqPanel8Cols];   // half h's scale and min per column (0 for padding columns)
-  float min[2][kKqPanel8Cols];
-};
+using KqPanel8Block = KqPanelBlockOf<kKqPanel8Cols>;
 
 // The least code of type t in the common form, for the types stored unsigned (u = q − qmin,
 // u < 64); 1 for the others (IQ4_NL, IQ4_XS: codes over −127..113).
@@ -66,38 +61,8 @@ inline int unsigned_code_offset(DType t) {
   }
 }
 
-// Columns [o, o + cols) of W (cols ≤ 8; the rest zero) from the reference decoder's common form,
-// the codes less qmin (0: as they are).
 inline void pack_kq_panel8(const Matrix& w, int o, int cols, int qmin, KqPanel8Block* out) {
-  const int blocks = w.cols / kQ8BlockSize;
-  if (cols < kKqPanel8Cols) {
-    std::memset(static_cast<void*>(out), 0, sizeof(KqPanel8Block) * static_cast<size_t>(blocks));
-  }
-  const int n = block_elems(w.type), per_block = n / kQ8BlockSize;
-  const size_t bytes = block_bytes(w.type);
-  UnpackedBlock u;
-  for (int c = 0; c < cols; ++c) {
-    const uint8_t* row = w.row(o + c);
-    for (int sb = 0; sb < w.cols / n; ++sb) {
-      unpack_block(w.type, row + static_cast<size_t>(sb) * bytes, u);
-      for (int a = 0; a < per_block; ++a) {
-        KqPanel8Block& pb = out[sb * per_block + a];
-        const int8_t* q = u.q + kQ8BlockSize * a;
-        for (int g = 0; g < 8; ++g) {
-          int8_t four[4];
-          for (int j = 0; j < 4; ++j) four[j] = static_cast<int8_t>(q[4 * g + j] - qmin);
-          std::memcpy(&pb.q[g][c], four, 4);
-        }
-        for (int h = 0; h < 2; ++h) {
-          int32_t sum = 0;
-          for (int j = 16 * h; j < 16 * h + 16; ++j) sum += q[j];
-          pb.corr[h][c] = -128 * sum;
-          pb.scale[h][c] = u.scale[2 * a + h];
-          pb.min[h][c] = u.min[2 * a + h];
-        }
-      }
-    }
-  }
+  pack_kq_columns<kKqPanel8Cols>(w, o, cols, qmin, out);
 }
 
 // R activation rows (bytes `ldx` apart, offset by 128 with VNNI; block scales `lds` apart;

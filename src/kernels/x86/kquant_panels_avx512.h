@@ -20,8 +20,8 @@
 #include <cstring>
 #include <utility>
 
-#include "formats/kquants.h"
 #include "kernels/kernel_path.h"
+#include "kernels/x86/kquant_panel_pack.h"
 
 namespace smolvlm::kernels::x86 {
 namespace {
@@ -32,43 +32,9 @@ constexpr int kKqPanelTileRows = 4;
 // while every activation row passes.
 constexpr int kKqPanelSliceBlocks = 8;
 
-// One activation block's worth (32 K values) of 16 weight columns.
-struct KqPanelBlock {
-  int32_t q[8][kKqPanelCols];     // group g, column c: the int8 codes of K values 4g..4g+3
-  int32_t corr[2][kKqPanelCols];  // half h: −128 · Σ q over values 16h..16h+15, per column
-  float scale[2][kKqPanelCols];   // half h's scale and min per column (0 for padding columns)
-  float min[2][kKqPanelCols];
-};
-
-// Columns [o, o + cols) of W (cols ≤ 16; the rest zero) into cols/32 KqPanelBlocks, from the
-// reference decoder's common form (the twin's own values, so the products can only differ in
-// float summation order).
+using KqPanelBlock = KqPanelBlockOf<kKqPanelCols>;
 inline void pack_kq_panel(const Matrix& w, int o, int cols, KqPanelBlock* out) {
-  const int blocks = w.cols / kQ8BlockSize;
-  if (cols < kKqPanelCols) {  // padding columns: zero codes, scales and mins
-    std::memset(static_cast<void*>(out), 0, sizeof(KqPanelBlock) * static_cast<size_t>(blocks));
-  }
-  const int n = block_elems(w.type), per_block = n / kQ8BlockSize;
-  const size_t bytes = block_bytes(w.type);
-  UnpackedBlock u;
-  for (int c = 0; c < cols; ++c) {
-    const uint8_t* row = w.row(o + c);
-    for (int sb = 0; sb < w.cols / n; ++sb) {
-      unpack_block(w.type, row + static_cast<size_t>(sb) * bytes, u);
-      for (int a = 0; a < per_block; ++a) {
-        KqPanelBlock& pb = out[sb * per_block + a];
-        const int8_t* q = u.q + kQ8BlockSize * a;
-        for (int g = 0; g < 8; ++g) std::memcpy(&pb.q[g][c], q + 4 * g, 4);
-        for (int h = 0; h < 2; ++h) {
-          int32_t sum = 0;
-          for (int j = 16 * h; j < 16 * h + 16; ++j) sum += q[j];
-          pb.corr[h][c] = -128 * sum;
-          pb.scale[h][c] = u.scale[2 * a + h];
-          pb.min[h][c] = u.min[2 * a + h];
-        }
-      }
-    }
-  }
+  pack_kq_columns<kKqPanelCols>(w, o, cols, 0, out);
 }
 
 // R activation rows (unsigned bytes `ldx` apart; block scales `lds` apart; per-half
