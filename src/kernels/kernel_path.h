@@ -99,6 +99,11 @@ struct KernelPath {
   // rows to float and runs gemm_float, float activations).
   void (*gemm_kquant)(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
                       const float* bias, float* y, int ldy, Scratch& scratch);
+  // Capability: gemm_q8 for one activation row (decode), rows [o_begin, o_end), whose software
+  // prefetch runs on into [then, then_end): the bytes the same thread reads next (null: none),
+  // so that they are on their way when it gets there (null: gemm_q8 with n = 1).
+  void (*gemv_q8)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
+                  float* y, const uint8_t* then, const uint8_t* then_end);
 };
 
 // The paths compiled into this binary that the running CPU supports, best last, with their filled

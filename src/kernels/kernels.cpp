@@ -39,9 +39,22 @@ bool decode_rows_supported(const KernelPath& path, const Matrix& w) {
   return w.type == DType::Q8_0 || is_kquant_type(w.type) ||
          (w.type == DType::Q4_0 && (path.gemv_q4 || (w.q4_panels && path.gemv_q4_panels)));
 }
+// The bytes of W's rows [ob, oe) as the single-row kernels read them (one range: rows back to
+// back), for the prefetch of the piece a thread reads next; empty where W is not Q8_0.
+struct ByteRange {
+  const uint8_t* begin = nullptr;
+  const uint8_t* end = nullptr;
+};
+ByteRange decode_bytes(const Matrix& w, int ob, int oe) {
+  if (w.type != DType::Q8_0 || ob >= oe) return {};
+  return {w.row(ob), w.row(oe - 1) + row_bytes(w.type, w.cols)};
+}
+// `then`: what the calling thread reads after this (decode_bytes), where the kernel takes it.
 void decode_rows(const KernelPath& path, const ActBlockQ8* xq, const Matrix& w, int ob, int oe,
-                 const float* bias, float* y, Scratch& scratch) {
-  if (w.type == DType::Q8_0) {
+                 const float* bias, float* y, Scratch& scratch, ByteRange then = {}) {
+  if (w.type == DType::Q8_0 && path.gemv_q8) {
+    path.gemv_q8(xq, w, ob, oe, bias, y, then.begin, then.end);
+  } else if (w.type == DType::Q8_0) {
     path.gemm_q8(xq, 1, w, ob, oe, bias, y, w.rows, scratch);
   } else if (is_kquant_type(w.type)) {
     path.gemv_kquant(xq, w, ob, oe, bias, y, scratch);
@@ -90,7 +103,7 @@ void matmul_in_turn(const Compute& cx, Workspace& ws, const float* x, int n, con
     pool.parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
       for (size_t r = b; r < e; ++r) path.quantize_row_q8(x + r * w.cols, w.cols, xqp + r * blocks);
     });
-    if (w.type == DType::Q8_0) {
+    if (w.type == DType::Q8_0 && n > 1) {
       pool.parallel_for(units, [&](size_t b, size_t e, int p) {
         const auto [ob, oe] = rows_of(b, e);
         path.gemm_q8(xqp, n, w, ob, oe, bias, y, w.rows, ws.participant(p).path);
@@ -167,7 +180,11 @@ const ActBlockQ8* quantize_one_row(const KernelPath& path, Workspace& ws, const 
 }
 
 // The rows of several targets in one parallel loop: units of 16 output rows, target after
-// target, so a worker's share may span two; fn(i, ob, oe, participant) for each target's piece.
+// target, so a worker's share may span two or more; fn(i, ob, oe, participant, next) for each
+// target's piece, `next` the participant's next piece {target, ob, oe} (target −1: none).
+struct TargetPiece {
+  int target = -1, ob = 0, oe = 0;
+};
 template <typename Fn>
 void split_target_rows(ThreadPool& pool, Workspace& ws, const MatmulTarget* targets, int count,
                        const Fn& fn) {
@@ -176,12 +193,17 @@ void split_target_rows(ThreadPool& pool, Workspace& ws, const MatmulTarget* targ
   for (int i = 0; i < count; ++i)
     first_unit[i + 1] = first_unit[i] + static_cast<size_t>((targets[i].w->rows + 15) / 16);
   pool.parallel_for(first_unit[count], [&](size_t b, size_t e, int p) {
-    for (int i = 0; i < count; ++i) {
+    const auto piece = [&](int i) {
       const size_t lo = std::max(b, first_unit[i]), hi = std::min(e, first_unit[i + 1]);
-      if (lo >= hi) continue;
-      const int rows = targets[i].w->rows;
-      fn(i, static_cast<int>((lo - first_unit[i]) * 16),
-         std::min(rows, static_cast<int>((hi - first_unit[i]) * 16)), p);
+      if (lo >= hi) return TargetPiece{};
+      return TargetPiece{i, static_cast<int>((lo - first_unit[i]) * 16),
+                         std::min(targets[i].w->rows, static_cast<int>((hi - first_unit[i]) * 16))};
+    };
+    for (int i = 0; i < count; ++i) {
+      const TargetPiece mine = piece(i);
+      if (mine.target < 0) continue;
+      const TargetPiece next = i + 1 < count ? piece(i + 1) : TargetPiece{};
+      fn(i, mine.ob, mine.oe, p, next);
     }
   });
 }
@@ -204,9 +226,13 @@ void matmul_same_input(const Compute& cx, const float* x, int n, const MatmulTar
     return;
   }
   const ActBlockQ8* xq = quantize_one_row(path, ws, x, targets[0].w->cols);
-  split_target_rows(cx.pool(), ws, targets, count, [&](int i, int ob, int oe, int p) {
-    decode_rows(path, xq, *targets[i].w, ob, oe, nullptr, targets[i].y, ws.participant(p).path);
-  });
+  split_target_rows(
+      cx.pool(), ws, targets, count, [&](int i, int ob, int oe, int p, const TargetPiece& next) {
+        const ByteRange then =
+            next.target < 0 ? ByteRange{} : decode_bytes(*targets[next.target].w, next.ob, next.oe);
+        decode_rows(path, xq, *targets[i].w, ob, oe, nullptr, targets[i].y, ws.participant(p).path,
+                    then);
+      });
 }
 
 void matmul_gate_up_silu(const Compute& cx, const float* x, int n, const Matrix& gate,
@@ -227,7 +253,7 @@ void matmul_gate_up_silu(const Compute& cx, const float* x, int n, const Matrix&
       static_cast<size_t>((gate.rows + 15) / 16), [&](size_t b, size_t e, int p) {
         const int ob = static_cast<int>(b * 16), oe = std::min(gate.rows, static_cast<int>(e * 16));
         Scratch& scratch = ws.participant(p).path;
-        decode_rows(path, xq, gate, ob, oe, nullptr, out, scratch);
+        decode_rows(path, xq, gate, ob, oe, nullptr, out, scratch, decode_bytes(up, ob, oe));
         decode_rows(path, xq, up, ob, oe, nullptr, up_scratch, scratch);
         silu(out + ob, up_scratch + ob, out + ob, static_cast<size_t>(oe - ob));
       });
@@ -278,11 +304,12 @@ void matmul_bf16_same_input(const Compute& cx, const float* x, int n, const Matm
   pool.parallel_for(static_cast<size_t>(n), [&](size_t b, size_t e) {
     rows_to_bf16(path, x, static_cast<size_t>(cols), cols, b, e, xbp);
   });
-  split_target_rows(pool, ws, targets, count, [&](int i, int ob, int oe, int p) {
-    const Matrix& w = *targets[i].w;
-    path.gemm_bf16(xbp, n, ldx, w, ob, oe, targets[i].bias, targets[i].y, w.rows,
-                   ws.participant(p).path);
-  });
+  split_target_rows(pool, ws, targets, count,
+                    [&](int i, int ob, int oe, int p, const TargetPiece&) {
+                      const Matrix& w = *targets[i].w;
+                      path.gemm_bf16(xbp, n, ldx, w, ob, oe, targets[i].bias, targets[i].y, w.rows,
+                                     ws.participant(p).path);
+                    });
 }
 
 void layer_norm(const Compute& cx, const float* x, int n, int d, const float* weight,

@@ -5,6 +5,7 @@
 
 #include "kernels/kernel_path.h"
 #include "kernels/x86/gemm_x86.h"
+#include "kernels/x86/gemv_q8_avx2.h"
 #include "kernels/x86/kquant_x86.h"
 #include "kernels/x86/q4_panels_avx2.h"
 
@@ -30,7 +31,8 @@ constexpr KernelPath avx2_family_path(const char* name, decltype(KernelPath::gem
           .rms_norm = rms_norm<Avx2>,
           .gemv_q4_panels = gemv_q4_panels_avx2,
           .gemv_kquant = gemv_kquant_avx2,
-          .gemm_kquant = gemm_kquant};
+          .gemm_kquant = gemm_kquant,
+          .gemv_q8 = gemv_q8_avx2};
 }
 
 }  // namespace

@@ -25,23 +25,35 @@ inline void prefetch_stream(const uint8_t* p) {
   _mm_prefetch(reinterpret_cast<const char*>(p) + kStreamPrefetchBytes + 64, _MM_HINT_T1);
 }
 
-// A software prefetch cursor over the bytes [begin, end) one thread of a decode product reads in
-// order, advanced by the bytes the kernel consumes. prefetch_stream above runs a fixed distance
-// past the address being read: where a kernel reads two interleaved regions (the Q4_0 panels'
-// nibbles, then their scales) it skips lines, and at the end of a share it requests up to 12 KB
-// its thread never reads. The cursor requests each line once, stops at the end, and starts by
-// requesting the first kStreamPrefetchBytes.
+// A software prefetch cursor over the bytes one thread of a decode product reads in order:
+// [begin, end), then [then, then_end) (the next piece the same thread reads, often another
+// matrix; may be empty), advanced by the bytes the kernel consumes. prefetch_stream above runs a
+// fixed distance past the address being read: where a kernel reads two interleaved regions (the
+// Q4_0 panels' nibbles, then their scales) it skips lines, and at the end of a share it requests
+// up to 12 KB its thread never reads. The cursor requests each line once, stops at the end (or
+// jumps to the next piece), and starts by requesting the first kStreamPrefetchBytes.
 class StreamPrefetch {
  public:
-  StreamPrefetch(const uint8_t* begin, const uint8_t* end) : p_(line_of(begin)), end_(end) {
+  StreamPrefetch(const uint8_t* begin, const uint8_t* end, const uint8_t* then = nullptr,
+                 const uint8_t* then_end = nullptr)
+      : p_(line_of(begin)), end_(end), then_(then), then_end_(then_end) {
     advance(kStreamPrefetchBytes);
   }
   // Requests the lines of the next `bytes` bytes past the cursor (call it as that many bytes
   // are read).
   void advance(size_t bytes) {
     budget_ += bytes;
-    for (; budget_ >= 64 && p_ < end_; p_ += 64, budget_ -= 64)
+    while (budget_ >= 64) {
+      if (p_ >= end_) {
+        if (!then_ || then_ >= then_end_) return;
+        p_ = line_of(then_);
+        end_ = then_end_;
+        then_ = nullptr;
+      }
       _mm_prefetch(reinterpret_cast<const char*>(p_), _MM_HINT_T1);
+      p_ += 64;
+      budget_ -= 64;
+    }
   }
 
  private:
@@ -50,6 +62,8 @@ class StreamPrefetch {
   }
   const uint8_t* p_;
   const uint8_t* end_;
+  const uint8_t* then_;
+  const uint8_t* then_end_;
   size_t budget_ = 0;
 };
 
