@@ -20,6 +20,7 @@
 #include "kernels/compute.h"
 #include "kernels/kernel_path.h"
 #include "kernels/kernels.h"
+#include "kernels/q4k_panels.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -203,9 +204,9 @@ int main(int argc, char** argv) {
   for (const auto* path : kernels::available_paths()) {
     if (!only_path.empty() && only_path != path->name) continue;
     const kernels::Compute cx(threads, path->name);
-    const auto measure = [&](const Shape& s, DType t, bool bf16_math) {
+    const auto measure = [&](const Shape& s, DType t, bool bf16_math, bool panels = false) {
       if (!only_shape.empty() && std::string(s.what).find(only_shape) == std::string::npos) return;
-      const char* type_name = bf16_math ? "F16·bf16" : dtype_name(t);
+      const char* type_name = bf16_math ? "F16·bf16" : panels ? "Q4_K·pnl" : dtype_name(t);
       std::vector<float> x(static_cast<size_t>(s.n) * s.in), wf(static_cast<size_t>(s.out) * s.in),
           y(static_cast<size_t>(s.n) * s.out);
       for (auto& v : x) v = nd(rng);
@@ -217,7 +218,14 @@ int main(int argc, char** argv) {
       std::vector<uint8_t>& wb =
           cached ? kquant_weights[std::string(dtype_name(t)) + s.what] : fresh;
       if (wb.empty()) wb = weights(wf, t, s.out, s.in);
-      const kernels::Matrix w{t, wb.data(), s.out, s.in};
+      kernels::Matrix w{t, wb.data(), s.out, s.in};
+      // Decode panels (kernels/q4k_panels.h), as the loader attaches them.
+      std::vector<uint8_t> packed;
+      if (panels) {
+        packed.resize(kernels::decode_panel_bytes(w));
+        kernels::pack_decode_panels(w, packed.data());
+        w.panels = packed.data();
+      }
       std::vector<double> ms;
       for (int r = 0; r < repeat + 1; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -262,6 +270,8 @@ int main(int argc, char** argv) {
     }
     for (const DType t : kquant_types)
       for (const Shape& s : kquant_shapes) measure(s, t, false);
+    if (path->gemv_q4k_panels)
+      for (const Shape& s : kquant_shapes) measure(s, DType::Q4_K, false, true);
   }
   // Attention: one vision layer (1024 patches, 12 heads, bidirectional) and one decode step of
   // the 256M text model after a 1024-token prompt (9 query heads on 3 KV heads).

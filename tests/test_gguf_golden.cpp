@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 
@@ -308,7 +309,7 @@ class Q4PanelCache : public ::testing::Test {
   }
   static bool has_panels(const Model& m) {
     const TextWeights& t = m.weights.text;
-    return t.layers[0].gate.w.q4_panels && t.lm_head.w.q4_panels;
+    return t.layers[0].gate.w.panels && t.lm_head.w.panels;
   }
 
   test::TempDir cache_, model_;
@@ -368,6 +369,24 @@ TEST_F(Q4PanelCache, AChangedModelFileReplacesIt) {
   EXPECT_NE(std::filesystem::last_write_time(made[0]), stamp);
 }
 
+// The file earlier versions kept for the same model (Q4_0 panels alone, named q4-panels-…) is
+// removed by the next load; other files in the folder stay.
+TEST_F(Q4PanelCache, AnEarlierVersionsFileGoes) {
+  (void)load();
+  const auto made = cache_files();
+  ASSERT_EQ(made.size(), 1u);
+  const std::string name = made[0].filename().string();
+  ASSERT_EQ(name.rfind("decode-panels-", 0), 0u) << name;
+  const std::filesystem::path dir = cache_.path();
+  const auto earlier = dir / ("q4-panels-" + name.substr(std::strlen("decode-panels-")));
+  const auto other = dir / "q4-panels-of-another-model.bin";
+  for (const auto& p : {earlier, other}) std::ofstream(p) << "old panels";
+  EXPECT_TRUE(has_panels(*load()));
+  EXPECT_FALSE(std::filesystem::exists(earlier));
+  EXPECT_TRUE(std::filesystem::exists(other));
+  EXPECT_TRUE(std::filesystem::exists(made[0]));
+}
+
 TEST_F(Q4PanelCache, OffOrUnwritableMeansTheFileRows) {
   const CaseRun with_panels = run_case(*load(), "text_only");
   const std::string not_a_dir = model_ / "plain-file";
@@ -377,7 +396,7 @@ TEST_F(Q4PanelCache, OffOrUnwritableMeansTheFileRows) {
   for (const std::string& dir : {std::string(), not_a_dir + "/cache"}) {  // none, unwritable
     set_cache(dir);
     const std::unique_ptr<Model> m = load();
-    EXPECT_FALSE(m->weights.text.layers[0].gate.w.q4_panels) << dir;
+    EXPECT_FALSE(m->weights.text.layers[0].gate.w.panels) << dir;
     const CaseRun rows = run_case(*m, "text_only");
     EXPECT_LT(max_abs_diff(rows.logits_last, with_panels.logits_last), 1e-3) << dir;
     EXPECT_EQ(rows.greedy, with_panels.greedy) << dir;
@@ -394,9 +413,9 @@ TEST_F(Q4PanelCache, PanelsGiveTheFileRowsAnswers) {
   for (const std::string& name : kCases) with_panels.push_back(run_case(*model, name));
   TextWeights& text = const_cast<TextWeights&>(model->weights.text);
   for (TextLayerWeights& l : text.layers) {
-    for (Linear* p : l.linears()) p->w.q4_panels = nullptr;
+    for (Linear* p : l.linears()) p->w.panels = nullptr;
   }
-  text.lm_head.w.q4_panels = text.embed.q4_panels = nullptr;
+  text.lm_head.w.panels = text.embed.panels = nullptr;
   for (size_t i = 0; i < kCases.size(); ++i) {
     const CaseRun rows = run_case(*model, kCases[i]);
     EXPECT_LT(max_abs_diff(with_panels[i].logits_last, rows.logits_last), 1e-3) << kCases[i];

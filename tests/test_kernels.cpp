@@ -73,7 +73,7 @@ std::vector<uint8_t> store_as(const std::vector<float>& w, DType type) {
 std::vector<uint8_t> give_q4_panels(kernels::Matrix& w) {
   std::vector<uint8_t> buf(kernels::q4_panel_bytes(w.rows, w.cols) + 16);
   kernels::pack_q4_panels(w, buf.data() + 16);
-  w.q4_panels = buf.data() + 16;
+  w.panels = buf.data() + 16;
   return buf;
 }
 
@@ -165,7 +165,7 @@ TEST(Q4Panels, EveryBlockComesBackExactly) {
   EXPECT_EQ(panels.size(), static_cast<size_t>(48) * (cols / 32) * kQ4BlockBytes);
   kernels::Matrix w{DType::Q4_0, bytes.data(), rows, cols};
   kernels::pack_q4_panels(w, panels.data());
-  w.q4_panels = panels.data();
+  w.panels = panels.data();
   for (int r = 0; r < rows; ++r) {
     for (int blk = 0; blk < cols / 32; ++blk) {
       uint8_t got[kQ4BlockBytes];

@@ -93,6 +93,7 @@ struct BenchSettings {
   int n_prompt = 512, n_gen = 128, repeat = 3;
   std::string quantize;  // empty: the text weights as stored
   bool profile = false;
+  bool text_only = false;  // --text-only: no vision tile (an A/B of the decoder in seconds)
 };
 
 // One profiled decode run: the step time and the rows of decode_profile_rows.
@@ -289,14 +290,14 @@ BenchFigures measure(const BenchSettings& s) {
   if (!s.image.empty()) {
     time_picture_request(m, cx, s, max_ctx, f);
     f.image_peak_rss_mb = peak_rss_mb();
-  } else {
+  } else if (!s.text_only) {
     time_random_tile(m, cx, s, rng, f);
   }
   time_text(m, cx, s, rng, f);
   f.peak_rss_mb = peak_rss_mb();
   if (s.profile) {
     f.text_profile = profile_decode(m, cx, s.n_gen);
-    f.vision_profile = profile_vision_tile(m, cx, rng);
+    if (!s.text_only) f.vision_profile = profile_vision_tile(m, cx, rng);
   }
   f.threads = cx.threads();
   f.kernels = cx.path_name();
@@ -330,7 +331,9 @@ nlohmann::json figures_json(const BenchSettings& s, const BenchFigures& f) {
     if (!s.image.empty())
       out["image_decode_profile"] = {{"step_ms", f.image_profile.step_ms},
                                      {"ops", f.image_profile.ops}};
-    out["vision_profile"] = {{"tile_ms", f.vision_profile.tile_ms}, {"ops", f.vision_profile.ops}};
+    if (!s.text_only)
+      out["vision_profile"] = {{"tile_ms", f.vision_profile.tile_ms},
+                               {"ops", f.vision_profile.ops}};
   }
   for (const auto& [k, st] : f.stats) {
     out[k] = st.median();
@@ -371,7 +374,7 @@ void print_figures(const BenchSettings& s, const BenchFigures& f) {
     if (!s.image.empty())
       print_decode_profile("decode step after the picture prompt", f.image_profile.ops,
                            f.image_profile.step_ms, s.n_gen);
-    print_vision_profile(f.vision_profile);
+    if (!s.text_only) print_vision_profile(f.vision_profile);
   }
 }
 
@@ -386,6 +389,8 @@ int run_bench(int argc, char** argv) {
   flags["-c"].help = "KV-cache size for the picture request (default 4096)";
   flags.add({"--image"}, "FILE", "also time the whole picture request (\"Describe the image.\")",
             [&](const std::string&, const std::string& v) { s.image = v; });
+  flags.add({"--text-only"}, "", "time the text model alone (no vision tile; not with --image)",
+            [&](const std::string&, const std::string&) { s.text_only = true; });
   flags.add({"-p"}, "N", "prompt tokens for the text prefill test (default 512)",
             [&](const std::string& a, const std::string& v) {
               s.n_prompt = parse_int(a, v, 1, 1 << 16);
@@ -414,6 +419,8 @@ int run_bench(int argc, char** argv) {
     return 0;
   }
   if (s.load.model.empty()) throw UsageError("-m MODEL is required");
+  if (s.text_only && !s.image.empty())
+    throw UsageError("--text-only and --image exclude each other");
   const BenchFigures figures = measure(s);
   if (json) {
     std::puts(figures_json(s, figures).dump(2).c_str());

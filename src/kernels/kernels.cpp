@@ -11,7 +11,7 @@
 
 #include "formats/kquants.h"
 #include "kernels/kernel_path.h"
-#include "kernels/q4_panels.h"
+#include "kernels/q4k_panels.h"
 
 namespace smolvlm::kernels {
 
@@ -37,7 +37,7 @@ enum OpSlot : int { kWidened = 0, kScores = 0, kQueries, kInvSum, kQueriesBf16, 
 // has no single-row kernel for W (Q4_0 without gemv_q4 or panels, float weights).
 bool decode_rows_supported(const KernelPath& path, const Matrix& w) {
   return w.type == DType::Q8_0 || is_kquant_type(w.type) ||
-         (w.type == DType::Q4_0 && (path.gemv_q4 || (w.q4_panels && path.gemv_q4_panels)));
+         (w.type == DType::Q4_0 && (path.gemv_q4 || (w.panels && path.gemv_q4_panels)));
 }
 // The bytes of W's rows [ob, oe) as the single-row kernels read them (one range: rows back to
 // back), for the prefetch of the piece a thread reads next; empty where W is not Q8_0.
@@ -56,9 +56,11 @@ void decode_rows(const KernelPath& path, const ActBlockQ8* xq, const Matrix& w, 
     path.gemv_q8(xq, w, ob, oe, bias, y, then.begin, then.end);
   } else if (w.type == DType::Q8_0) {
     path.gemm_q8(xq, 1, w, ob, oe, bias, y, w.rows, scratch);
+  } else if (w.type == DType::Q4_K && w.panels && path.gemv_q4k_panels) {
+    path.gemv_q4k_panels(xq, w, ob, oe, bias, y, scratch);
   } else if (is_kquant_type(w.type)) {
     path.gemv_kquant(xq, w, ob, oe, bias, y, scratch);
-  } else if (w.q4_panels && path.gemv_q4_panels) {
+  } else if (w.panels && path.gemv_q4_panels) {
     path.gemv_q4_panels(xq, w, ob, oe, bias, y, scratch);
   } else {
     path.gemv_q4(xq, w, ob, oe, bias, y, scratch);
@@ -135,16 +137,11 @@ void matmul_in_turn(const Compute& cx, Workspace& ws, const float* x, int n, con
       for (int s0 = ob; s0 < oe; s0 += kSlice) {
         const int rows = std::min(kSlice, oe - s0);
         for (int r = 0; r < rows; ++r) {
-          const uint8_t* src = w.row(s0 + r);
           uint8_t* dst = widened + q8_row * r;
           for (size_t blk = 0; blk < blocks; ++blk) {
             // From the panels where there are some: the file's copy stays unread.
             uint8_t from_panel[kQ4BlockBytes];
-            const uint8_t* block = src + blk * kQ4BlockBytes;
-            if (w.q4_panels) {
-              q4_panel_block(w, s0 + r, static_cast<int>(blk), from_panel);
-              block = from_panel;
-            }
+            const uint8_t* block = stored_block(w, s0 + r, static_cast<int>(blk), from_panel);
             int8_t q[kQ8BlockSize];
             ref::q4_block_to_int8(block, q);
             std::memcpy(dst + blk * kQ8BlockBytes, block, 2);  // f16 scale

@@ -22,10 +22,10 @@ struct Matrix {
   const void* data = nullptr;
   int rows = 0, cols = 0;
   size_t stride = 0;  // bytes from one row to the next; 0 = rows packed back to back
-  // Q4_0 only: the same weights repacked for decoding (kernels/q4_panels.h), or null. Paths
-  // with a panel kernel decode from them, and prefill widens rows from them, so the file's
-  // pages of the matrix are not read again.
-  const uint8_t* q4_panels = nullptr;
+  // Q4_0 and Q4_K: the same weights repacked for decoding, 16 rows side by side
+  // (kernels/q4_panels.h, kernels/q4k_panels.h), or null. Paths with a panel kernel decode from
+  // them, and prefill reads rows from them, so the file's pages of the matrix are not read again.
+  const uint8_t* panels = nullptr;
   size_t row_stride() const { return stride ? stride : row_bytes(type, cols); }
   const uint8_t* row(int r) const {
     return static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * row_stride();

@@ -30,8 +30,7 @@ void pack_q4_panels(const Matrix& w, uint8_t* out) {
 
 void q4_panel_block(const Matrix& w, int r, int b, uint8_t* block) {
   const int blocks = w.cols / kQ8BlockSize;
-  const uint8_t* panel =
-      w.q4_panels + static_cast<size_t>(r / kQ4PanelRows) * q4_panel_stride(w.cols);
+  const uint8_t* panel = w.panels + static_cast<size_t>(r / kQ4PanelRows) * q4_panel_stride(w.cols);
   const int lane = r % kQ4PanelRows;
   const uint8_t* nib = panel + static_cast<size_t>(b) * kQ4PanelNibbleBytes;
   for (int g = 0; g < 4; ++g) std::memcpy(block + 2 + 4 * g, nib + 64 * g + 4 * lane, 4);

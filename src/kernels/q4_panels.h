@@ -32,7 +32,7 @@ inline size_t q4_panel_stride(int cols) {
 size_t q4_panel_bytes(int rows, int cols);
 // W (Q4_0, file layout) into `out` (q4_panel_bytes).
 void pack_q4_panels(const Matrix& w, uint8_t* out);
-// Row r's block b in the file's 18-byte layout again, read from w.q4_panels.
+// Row r's block b in the file's 18-byte layout again, read from w.panels.
 void q4_panel_block(const Matrix& w, int r, int b, uint8_t* block);
 
 }  // namespace smolvlm::kernels

@@ -8,9 +8,9 @@
 #include "formats/gguf.h"
 #include "formats/mapped_file.h"
 #include "formats/safetensors.h"
-#include "kernels/q4_panels.h"
+#include "kernels/q4k_panels.h"
+#include "loader/decode_panel_cache.h"
 #include "loader/gguf_model.h"
-#include "loader/q4_panel_cache.h"
 
 namespace smolvlm {
 
@@ -46,9 +46,9 @@ namespace {
 
 void drop_pages(const kernels::Matrix& m) {
   if (m.data && m.rows > 0) drop_mapped_pages(m.data, static_cast<size_t>(m.rows) * m.row_stride());
-  // Q4_0 panels in their cache file (loader/q4_panel_cache.h) go too; the embedding shares its
-  // tied head's, dropped twice: harmless.
-  if (m.q4_panels) drop_mapped_pages(m.q4_panels, kernels::q4_panel_bytes(m.rows, m.cols));
+  // Decode panels in their cache file (loader/decode_panel_cache.h) go too; the embedding shares
+  // its tied head's, dropped twice: harmless.
+  if (m.panels) drop_mapped_pages(m.panels, kernels::decode_panel_bytes(m));
 }
 
 void drop_vision_pages(const VisionWeights& v) {
@@ -107,7 +107,7 @@ std::unique_ptr<Model> Model::load_gguf(const std::string& text_path,
     throw Error("'" + text_path + "' with '" + mmproj_path + "': " + e.what());
   }
   w.storage.push_back(files);  // the weights are views into its mapped files
-  attach_q4_panels(w.text, text_path, cache_dir, w.storage);
+  attach_decode_panels(w.text, text_path, cache_dir, w.storage);
   return std::unique_ptr<Model>(
       new Model(std::move(cfg), std::move(tok), std::move(w), vision_precision));
 }

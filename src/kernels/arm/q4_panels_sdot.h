@@ -49,7 +49,7 @@ inline void gemv_q4_panels_sdot(const ActBlockQ8* xq, const Matrix& w, int o_beg
   }
   const size_t panel_stride = q4_panel_stride(w.cols);
   for (int o0 = o_begin; o0 < o_end; o0 += kQ4PanelRows) {
-    const uint8_t* nib = w.q4_panels + static_cast<size_t>(o0 / kQ4PanelRows) * panel_stride;
+    const uint8_t* nib = w.panels + static_cast<size_t>(o0 / kQ4PanelRows) * panel_stride;
     const uint8_t* scales = nib + static_cast<size_t>(blocks) * kQ4PanelNibbleBytes;
     float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f),
                           vdupq_n_f32(0.0f)};

@@ -10,6 +10,7 @@
 
 #include "formats/kquants.h"
 #include "kernels/kernels.h"
+#include "kernels/q4k_panels.h"
 
 namespace smolvlm::kernels::ref {
 
@@ -52,7 +53,8 @@ void dequantize_row(const Matrix& w, int r, float* out) {
     case DType::Q4_0:
       for (int b = 0; b < w.cols / kQ8BlockSize; ++b) {
         int8_t q[kQ8BlockSize];
-        const float scale = q4_block_to_int8(src + b * kQ4BlockBytes, q);
+        uint8_t from_panel[kQ4BlockBytes];
+        const float scale = q4_block_to_int8(stored_block(w, r, b, from_panel), q);
         for (int i = 0; i < kQ8BlockSize; ++i)
           out[b * kQ8BlockSize + i] = scale * static_cast<float>(q[i]);
       }
@@ -61,8 +63,11 @@ void dequantize_row(const Matrix& w, int r, float* out) {
       if (is_kquant_type(w.type)) {
         const int n = block_elems(w.type);
         UnpackedBlock u;
+        uint8_t from_panel[256];
         for (int b = 0; b < w.cols / n; ++b) {
-          unpack_block(w.type, src + static_cast<size_t>(b) * block_bytes(w.type), u);
+          // From decode panels where W has them (kernels/q4k_panels.h): the file's pages of such
+          // a matrix are not read again.
+          unpack_block(w.type, stored_block(w, r, b, from_panel), u);
           for (int i = 0; i < n; ++i)
             out[b * n + i] = u.scale[i / 16] * static_cast<float>(u.q[i]) + u.min[i / 16];
         }

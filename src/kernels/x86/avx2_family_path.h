@@ -8,6 +8,7 @@
 #include "kernels/x86/gemv_q8_avx2.h"
 #include "kernels/x86/kquant_x86.h"
 #include "kernels/x86/q4_panels_avx2.h"
+#include "kernels/x86/q4k_panels_avx2.h"
 
 namespace smolvlm::kernels::x86 {
 namespace {
@@ -30,6 +31,7 @@ constexpr KernelPath avx2_family_path(const char* name, decltype(KernelPath::gem
           .layer_norm = layer_norm<Avx2>,
           .rms_norm = rms_norm<Avx2>,
           .gemv_q4_panels = gemv_q4_panels_avx2,
+          .gemv_q4k_panels = gemv_q4k_panels_avx2,
           .gemv_kquant = gemv_kquant_avx2,
           .gemm_kquant = gemm_kquant,
           .gemv_q8 = gemv_q8_avx2};

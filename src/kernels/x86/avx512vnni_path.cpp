@@ -6,6 +6,7 @@
 #include "kernels/x86/gemm_x86.h"
 #include "kernels/x86/kquant_panels_avx512.h"
 #include "kernels/x86/kquant_x86.h"
+#include "kernels/x86/q4k_panels_avx2.h"
 #include "kernels/x86/q8_avx512.h"
 
 namespace smolvlm::kernels {
@@ -15,6 +16,7 @@ constexpr KernelPath kAvx512Vnni = [] {
   p.gemm_q8 = x86::gemm_q8_512<true>;
   p.gemv_q4 = x86::gemv_q4_vnni;
   p.gemv_kquant = x86::gemv_kquant_avx2;  // the 256-bit kernel
+  p.gemv_q4k_panels = x86::gemv_q4k_panels_avx2;
   p.gemm_kquant = x86::gemm_kquant_panels;
   p.gemv_q4_panels = x86::gemv_q4_panels_vnni;
   return p;

@@ -9,6 +9,7 @@
 
 #include "formats/kquants.h"
 #include "kernels/kernel_path.h"
+#include "kernels/q4k_panels.h"
 
 namespace smolvlm::kernels::x86 {
 // Internal linkage: each path's translation unit keeps its own copy.
@@ -33,12 +34,11 @@ void pack_kq_columns(const Matrix& w, int o, int cols, int qmin, KqPanelBlockOf<
                 sizeof(KqPanelBlockOf<kCols>) * static_cast<size_t>(blocks));
   }
   const int n = block_elems(w.type), per_block = n / kQ8BlockSize;
-  const size_t bytes = block_bytes(w.type);
   UnpackedBlock u;
+  uint8_t from_panel[256];  // a block read back from decode panels (stored_block)
   for (int c = 0; c < cols; ++c) {
-    const uint8_t* row = w.row(o + c);
     for (int sb = 0; sb < w.cols / n; ++sb) {
-      unpack_block(w.type, row + static_cast<size_t>(sb) * bytes, u);
+      unpack_block(w.type, stored_block(w, o + c, sb, from_panel), u);
       for (int a = 0; a < per_block; ++a) {
         KqPanelBlockOf<kCols>& pb = out[sb * per_block + a];
         const int8_t* q = u.q + kQ8BlockSize * a;

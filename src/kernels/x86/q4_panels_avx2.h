@@ -22,6 +22,15 @@ namespace smolvlm::kernels::x86 {
 // flags (see simd_x86.h).
 namespace {
 
+// A 16-row panel's sums (rows 0–7, 8–15) into y[o0 …], the rows before o_end, plus bias.
+inline void store_panel_rows(const __m256 acc[2], int o0, int o_end, const float* bias, float* y) {
+  alignas(32) float out[16];
+  _mm256_store_ps(out, acc[0]);
+  _mm256_store_ps(out + 8, acc[1]);
+  const int rows = std::min(16, o_end - o0);
+  for (int r = 0; r < rows; ++r) y[o0 + r] = out[r] + (bias ? bias[o0 + r] : 0.0f);
+}
+
 // KernelPath::gemv_q4_panels for the 256-bit paths: one panel (16 rows, two registers of 8
 // int32 lanes) at a time.
 inline void gemv_q4_panels_avx2(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
@@ -38,12 +47,12 @@ inline void gemv_q4_panels_avx2(const ActBlockQ8* xq, const Matrix& w, int o_beg
   const size_t panel_stride = q4_panel_stride(w.cols);
   if (o_begin >= o_end) return;
   // A panel's scales follow its nibbles: the cursor runs over both, a block's share at a time.
-  const uint8_t* first = w.q4_panels + static_cast<size_t>(o_begin / kQ4PanelRows) * panel_stride;
+  const uint8_t* first = w.panels + static_cast<size_t>(o_begin / kQ4PanelRows) * panel_stride;
   StreamPrefetch prefetch(
       first,
-      w.q4_panels + static_cast<size_t>((o_end + kQ4PanelRows - 1) / kQ4PanelRows) * panel_stride);
+      w.panels + static_cast<size_t>((o_end + kQ4PanelRows - 1) / kQ4PanelRows) * panel_stride);
   for (int o0 = o_begin; o0 < o_end; o0 += kQ4PanelRows) {
-    const uint8_t* nib = w.q4_panels + static_cast<size_t>(o0 / kQ4PanelRows) * panel_stride;
+    const uint8_t* nib = w.panels + static_cast<size_t>(o0 / kQ4PanelRows) * panel_stride;
     const uint8_t* scales = nib + static_cast<size_t>(blocks) * kQ4PanelNibbleBytes;
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};  // rows 0–7, 8–15
     for (int b = 0; b < blocks; ++b) {
@@ -75,11 +84,7 @@ inline void gemv_q4_panels_avx2(const ActBlockQ8* xq, const Matrix& w, int o_beg
         acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), d, acc[h]);
       }
     }
-    alignas(32) float out[kQ4PanelRows];
-    _mm256_store_ps(out, acc[0]);
-    _mm256_store_ps(out + 8, acc[1]);
-    const int rows = std::min(kQ4PanelRows, o_end - o0);
-    for (int r = 0; r < rows; ++r) y[o0 + r] = out[r] + (bias ? bias[o0 + r] : 0.0f);
+    store_panel_rows(acc, o0, o_end, bias, y);
   }
 }
 

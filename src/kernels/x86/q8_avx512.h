@@ -281,10 +281,10 @@ inline void gemv_q4_panels_vnni(const ActBlockQ8* xq, const Matrix& w, int o_beg
   if (o_begin >= o_end) return;
   // A panel's scales follow its nibbles: the cursor runs over both, a block's share at a time.
   StreamPrefetch prefetch(
-      w.q4_panels + static_cast<size_t>(o_begin / kQ4PanelRows) * panel_stride,
-      w.q4_panels + static_cast<size_t>((o_end + kQ4PanelRows - 1) / kQ4PanelRows) * panel_stride);
+      w.panels + static_cast<size_t>(o_begin / kQ4PanelRows) * panel_stride,
+      w.panels + static_cast<size_t>((o_end + kQ4PanelRows - 1) / kQ4PanelRows) * panel_stride);
   for (int o0 = o_begin; o0 < o_end; o0 += kQ4PanelRows) {
-    const uint8_t* nib = w.q4_panels + static_cast<size_t>(o0 / kQ4PanelRows) * panel_stride;
+    const uint8_t* nib = w.panels + static_cast<size_t>(o0 / kQ4PanelRows) * panel_stride;
     const uint8_t* scales = nib + static_cast<size_t>(blocks) * kQ4PanelNibbleBytes;
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int b = 0; b < blocks; ++b) {
