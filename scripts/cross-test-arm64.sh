@@ -45,7 +45,7 @@ echo "== arm64: built ($((SECONDS - start)) s)"
 filter='TinyModel*:Golden*:Tokenizer*:Kernel*:Reference*:Image*:ChatTemplate*:ImageExpansion*'
 filter+=':VideoExpansion*:Gguf*:Safetensors*:Floats*:Config*:LanczosResize*:BicubicResize*'
 filter+=':NumberWords*:StreamDecoder*'
-filter+=':KQuants*'  # the K-quant decode kernels of each ARM path (kquant_neon.h)
+filter+=':KQuants*:Q4kPanels*'  # the K-quant decode kernels of each ARM path (kquant_neon.h)
 filter+='-GgufCli*:GgufBadInput*:*GgufGolden*:GgufConvertedPair*:GgufQ4Golden*:*Golden22B*'
 filter+=':*avx*'  # the x86 kernel paths: skipped anyway
 # The toolchain file's CMAKE_CROSSCOMPILING_EMULATOR (see there for LD_LIBRARY_PATH=/lib).
@@ -75,7 +75,7 @@ run() {  # name cpu core filter shard(index/total or -) expected-path
 ids=()  # the CPUs this script may use, from a list such as "0-3,8"
 IFS=, read -ra ranges <<<"$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status)"
 for r in "${ranges[@]}"; do for ((i = ${r%-*}; i <= ${r#*-}; i++)); do ids+=("$i"); done; done
-other_paths='Kernel*:KQuants*:GgufQ8Golden*-*avx*'
+other_paths='Kernel*:KQuants*:Q4kPanels*:GgufQ8Golden*-*avx*'
 # The vision precisions on paths without bf16 (TinyModel/GoldenVisionPrecision: 7 picture cases
 # a path and a way) on the path each CPU picks: i8mm with the K-quant run, neon with the
 # cortex-a72's (the generic path is the x86 run's; dotprod's int8 products are its kernel tests').
