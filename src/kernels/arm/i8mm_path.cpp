@@ -11,6 +11,7 @@
 #include "kernels/arm/gemm_neon.h"
 #include "kernels/arm/kquant_neon.h"
 #include "kernels/arm/q4_panels_sdot.h"
+#include "kernels/arm/q4k_panels_sdot.h"
 
 namespace smolvlm::kernels {
 namespace {
@@ -151,6 +152,7 @@ constexpr KernelPath kI8mm = [] {
   // One activation row (decode): the dotprod path's sdot kernels.
   p.gemv_kquant = arm::gemv_kquant<arm::Dot16Sdot>;
   p.gemv_q4_panels = arm::gemv_q4_panels_sdot;
+  p.gemv_q4k_panels = arm::gemv_q4k_panels_sdot;
   return p;
 }();
 
