@@ -206,8 +206,7 @@ int main(int argc, char** argv) {
     const kernels::Compute cx(threads, path->name);
     const auto measure = [&](const Shape& s, DType t, bool bf16_math, bool panels = false) {
       if (!only_shape.empty() && std::string(s.what).find(only_shape) == std::string::npos) return;
-      const std::string panel_name = std::string(dtype_name(t)) + "·pnl";
-      const char* type_name = bf16_math ? "F16·bf16" : panels ? panel_name.c_str() : dtype_name(t);
+      const char* type_name = bf16_math ? "F16·bf16" : panels ? "Q4_K·pnl" : dtype_name(t);
       std::vector<float> x(static_cast<size_t>(s.n) * s.in), wf(static_cast<size_t>(s.out) * s.in),
           y(static_cast<size_t>(s.n) * s.out);
       for (auto& v : x) v = nd(rng);
@@ -271,11 +270,8 @@ int main(int argc, char** argv) {
     }
     for (const DType t : kquant_types)
       for (const Shape& s : kquant_shapes) measure(s, t, false);
-    // The decode panels the loader makes for these types (kernels/q4k_panels.h).
     if (path->gemv_q4k_panels)
       for (const Shape& s : kquant_shapes) measure(s, DType::Q4_K, false, true);
-    if (path->gemv_q5k_panels)
-      for (const Shape& s : kquant_shapes) measure(s, DType::Q5_K, false, true);
   }
   // Attention: one vision layer (1024 patches, 12 heads, bidirectional) and one decode step of
   // the 256M text model after a 1024-token prompt (9 query heads on 3 KV heads).

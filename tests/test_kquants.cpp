@@ -546,155 +546,138 @@ TEST(KQuants, DecodeKernelsHoldTheWidestSums) {
   }
 }
 
-// Q4_K and Q5_K decode panels (kernels/q4k_panels.h): 16 rows side by side, the 6-bit scales a
-// byte each (Q5_K: its fifth bits beside). Every block reads back from them as the file's
-// bytes, exactly; rows past the matrix are zero (d = dmin = 0, so they add nothing).
-constexpr DType kPanelTypes[] = {DType::Q4_K, DType::Q5_K};
-using PanelKernel = decltype(kernels::KernelPath::gemv_q4k_panels);
-PanelKernel panel_kernel(const kernels::KernelPath& p, DType t) {
-  return t == DType::Q5_K ? p.gemv_q5k_panels : p.gemv_q4k_panels;
-}
-
+// Q4_K decode panels (kernels/q4k_panels.h): 16 rows side by side, the 6-bit scales a byte each.
+// Every block reads back from them as the file's 144 bytes, exactly; rows past the matrix are
+// zero (d = dmin = 0, so they add nothing).
 TEST(Q4kPanels, EveryBlockReadsBackAsTheFileHasIt) {
-  for (DType t : kPanelTypes) {
-    const size_t bytes = block_bytes(t);
-    const HandMatrix h = hand_matrix(t, 37, 3, 41);
-    kernels::Matrix w = h.m;
-    std::vector<uint8_t> panels(kernels::decode_panel_bytes(w));
-    ASSERT_EQ(panels.size(), 3u * 3u * kernels::kpanel_block_bytes(t));  // 3 panels of 16 rows
-    kernels::pack_decode_panels(w, panels.data());
-    w.panels = panels.data();
-    for (int r = 0; r < w.rows; ++r) {
-      for (int b = 0; b < 3; ++b) {
-        uint8_t block[256];
-        const uint8_t* got = kernels::stored_block(w, r, b, block);
-        ASSERT_EQ(got, block);
-        ASSERT_EQ(std::memcmp(got, h.m.row(r) + bytes * b, bytes), 0)
-            << dtype_name(t) << " row " << r << " block " << b;
-      }
+  const HandMatrix h = hand_matrix(DType::Q4_K, 37, 3, 41);
+  kernels::Matrix w = h.m;
+  std::vector<uint8_t> panels(kernels::decode_panel_bytes(w));
+  ASSERT_EQ(panels.size(), 3u * 3u * kernels::kQ4kPanelBlockBytes);  // 3 panels of 16 rows
+  kernels::pack_decode_panels(w, panels.data());
+  w.panels = panels.data();
+  for (int r = 0; r < w.rows; ++r) {
+    for (int b = 0; b < 3; ++b) {
+      uint8_t block[144];
+      const uint8_t* got = kernels::stored_block(w, r, b, block);
+      ASSERT_EQ(got, block);
+      ASSERT_EQ(std::memcmp(got, h.m.row(r) + 144 * b, 144), 0) << "row " << r << " block " << b;
     }
-    // Rows 37–47 of the last panel: zero f16 scales.
-    const uint8_t* last = panels.data() + 2 * kernels::kpanel_stride(t, w.cols);
-    for (int lane = 37 % 16; lane < 16; ++lane) {
-      for (size_t at : {kernels::kQ4kPanelD + 2 * lane, kernels::kQ4kPanelDmin + 2 * lane})
-        EXPECT_EQ(last[at] | last[at + 1], 0) << dtype_name(t) << " lane " << lane;
-    }
+  }
+  // Rows 37–47 of the last panel: zero codes, scales and f16 scales.
+  const uint8_t* last = panels.data() + 2 * kernels::q4k_panel_stride(w.cols);
+  for (int lane = 37 % 16; lane < 16; ++lane) {
+    for (size_t at : {kernels::kQ4kPanelD + 2 * lane, kernels::kQ4kPanelDmin + 2 * lane})
+      EXPECT_EQ(last[at] | last[at + 1], 0) << "lane " << lane;
   }
   // Types without decode panels have none.
   for (DType t : kTypes) {
-    if (t == DType::Q4_K || t == DType::Q5_K) continue;
+    if (t == DType::Q4_K) continue;
     EXPECT_EQ(kernels::decode_panel_bytes(hand_matrix(t, 2, 1, 1).m), 0u) << dtype_name(t);
   }
 }
 
-// Each path's Q4_K and Q5_K panel kernels (the generic path's plain twins of the layout among
-// them), on panel-aligned row ranges that end inside a panel, with and without bias, on random
-// blocks and on the widest sums (largest codes, scales and mins against activations all ±127):
-// the file layout twin's dot products (ref::kquant_row_dot), rows outside the range untouched.
+// Each path's Q4_K panel kernel (the generic path's plain twin of the layout among them), on
+// panel-aligned row ranges that end inside a panel, with and without bias, on random blocks and
+// on the widest sums (largest codes, scales and mins against activations all ±127): the file
+// layout twin's dot products (ref::kquant_row_dot), rows outside the range untouched.
 TEST(Q4kPanels, EveryPathsPanelKernelFollowsTheTwin) {
   constexpr float kUntouched = 12345.0f;
   const std::pair<int, int> ranges[] = {{0, 37}, {16, 37}, {0, 16}, {32, 33}, {16, 16}};
-  int kernels_seen = 0;
-  for (DType t : kPanelTypes) {
-    std::mt19937 rng(7);
-    HandMatrix widest;
-    for (int r = 0; r < 37; ++r) {
-      for (int b = 0; b < 2; ++b) {
-        Logical l = random_logical(t, rng);
-        const int code_max = t == DType::Q5_K ? 31 : 15;
-        for (auto& c : l.code) c = r % 3 ? code_max : 0;
-        for (auto& s : l.sc) s = 63;
-        for (auto& m : l.mn) m = 63;
-        const std::vector<uint8_t> bytes = encode(t, l);
-        widest.bytes.insert(widest.bytes.end(), bytes.begin(), bytes.end());
-      }
+  std::mt19937 rng(7);
+  HandMatrix widest;
+  for (int r = 0; r < 37; ++r) {
+    for (int b = 0; b < 2; ++b) {
+      Logical l = random_logical(DType::Q4_K, rng);
+      for (auto& c : l.code) c = r % 3 ? 15 : 0;
+      for (auto& s : l.sc) s = 63;
+      for (auto& m : l.mn) m = 63;
+      const std::vector<uint8_t> bytes = encode(DType::Q4_K, l);
+      widest.bytes.insert(widest.bytes.end(), bytes.begin(), bytes.end());
     }
-    widest.m = {t, widest.bytes.data(), 37, 512};
-    const HandMatrix random = hand_matrix(t, 37, 4, 43);
-    for (const kernels::KernelPath* p : kernels::available_paths()) {
-      const PanelKernel kernel = panel_kernel(*p, t);
-      if (!kernel) continue;
-      ++kernels_seen;
-      for (const HandMatrix* h : {&random, static_cast<const HandMatrix*>(&widest)}) {
-        kernels::Matrix w = h->m;
-        std::vector<uint8_t> panels(kernels::decode_panel_bytes(w));
-        kernels::pack_decode_panels(w, panels.data());
-        w.panels = panels.data();
-        std::vector<std::vector<float>> inputs = {random_floats(static_cast<size_t>(w.cols), 44)};
-        if (h == &widest) {
-          inputs = {std::vector<float>(static_cast<size_t>(w.cols), 1.0f),
-                    std::vector<float>(static_cast<size_t>(w.cols), -1.0f)};
+  }
+  widest.m = {DType::Q4_K, widest.bytes.data(), 37, 512};
+  const HandMatrix random = hand_matrix(DType::Q4_K, 37, 4, 43);
+  int kernels_seen = 0;
+  for (const kernels::KernelPath* p : kernels::available_paths()) {
+    if (!p->gemv_q4k_panels) continue;
+    ++kernels_seen;
+    for (const HandMatrix* h : {&random, static_cast<const HandMatrix*>(&widest)}) {
+      kernels::Matrix w = h->m;
+      std::vector<uint8_t> panels(kernels::decode_panel_bytes(w));
+      kernels::pack_decode_panels(w, panels.data());
+      w.panels = panels.data();
+      std::vector<std::vector<float>> inputs = {random_floats(static_cast<size_t>(w.cols), 44)};
+      if (h == &widest) {
+        inputs = {std::vector<float>(static_cast<size_t>(w.cols), 1.0f),
+                  std::vector<float>(static_cast<size_t>(w.cols), -1.0f)};
+      }
+      for (const std::vector<float>& xf : inputs) {
+        const QuantisedRow x = quantise_row(*p, xf);
+        const std::vector<float> bias = random_floats(static_cast<size_t>(w.rows), 45);
+        std::vector<float> want(static_cast<size_t>(w.rows));
+        float scale = 0;
+        for (int r = 0; r < w.rows; ++r) {
+          want[static_cast<size_t>(r)] =
+              kernels::ref::kquant_row_dot(h->m, r, x.d.data(), x.q.data());
+          scale = std::max(scale, std::fabs(want[static_cast<size_t>(r)]));
         }
-        for (const std::vector<float>& xf : inputs) {
-          const QuantisedRow x = quantise_row(*p, xf);
-          const std::vector<float> bias = random_floats(static_cast<size_t>(w.rows), 45);
-          std::vector<float> want(static_cast<size_t>(w.rows));
-          float scale = 0;
-          for (int r = 0; r < w.rows; ++r) {
-            want[static_cast<size_t>(r)] =
-                kernels::ref::kquant_row_dot(h->m, r, x.d.data(), x.q.data());
-            scale = std::max(scale, std::fabs(want[static_cast<size_t>(r)]));
-          }
-          for (const auto& [ob, oe] : ranges) {
-            for (const bool with_bias : {true, false}) {
-              std::vector<float> y(static_cast<size_t>(w.rows), kUntouched);
-              kernels::Scratch scratch;
-              kernel(x.blocks.data(), w, ob, oe, with_bias ? bias.data() : nullptr, y.data(),
-                     scratch);
-              for (int r = 0; r < w.rows; ++r) {
-                const auto i = static_cast<size_t>(r);
-                if (r < ob || r >= oe) {
-                  ASSERT_EQ(y[i], kUntouched) << p->name << " " << dtype_name(t) << " row " << r;
-                  continue;
-                }
-                const float b = with_bias ? bias[i] : 0.0f;
-                ASSERT_NEAR(y[i], want[i] + b, 1e-5f * scale + 1e-6f)
-                    << p->name << " " << dtype_name(t) << (h == &widest ? " widest" : " random")
-                    << " rows [" << ob << ", " << oe << ") row " << r;
+        for (const auto& [ob, oe] : ranges) {
+          for (const bool with_bias : {true, false}) {
+            std::vector<float> y(static_cast<size_t>(w.rows), kUntouched);
+            kernels::Scratch scratch;
+            p->gemv_q4k_panels(x.blocks.data(), w, ob, oe, with_bias ? bias.data() : nullptr,
+                               y.data(), scratch);
+            for (int r = 0; r < w.rows; ++r) {
+              const auto i = static_cast<size_t>(r);
+              if (r < ob || r >= oe) {
+                ASSERT_EQ(y[i], kUntouched) << p->name << " row " << r;
+                continue;
               }
+              const float b = with_bias ? bias[i] : 0.0f;
+              ASSERT_NEAR(y[i], want[i] + b, 1e-5f * scale + 1e-6f)
+                  << p->name << (h == &widest ? " widest" : " random") << " rows [" << ob << ", "
+                  << oe << ") row " << r;
             }
           }
         }
       }
     }
   }
-  EXPECT_GE(kernels_seen, 2);  // the generic path's twins at least
+  EXPECT_GE(kernels_seen, 1);  // the generic path's twin at least
 }
 
-// A Q4_K (Q5_K) matrix with panels is read from them alone: with the file's bytes overwritten,
-// decode (each path's panel kernel) and prefill (int8 panels or rows widened to float) still
-// give what the intact matrix gives.
+// A Q4_K matrix with panels is read from them alone: with the file's bytes overwritten, decode
+// (each path's panel kernel) and prefill (int8 panels or rows widened to float) still give what
+// the intact matrix gives.
 TEST(Q4kPanels, ProductsReadOnlyThePanels) {
-  for (DType t : kPanelTypes) {
-    const HandMatrix h = hand_matrix(t, 45, 3, 47);
-    std::vector<uint8_t> panels(kernels::decode_panel_bytes(h.m));
-    kernels::pack_decode_panels(h.m, panels.data());
-    std::vector<uint8_t> garbage(h.bytes.size());
-    std::mt19937 rng(48);
-    for (auto& b : garbage) b = static_cast<uint8_t>(rng());
-    kernels::Matrix w = h.m;
-    w.data = garbage.data();
-    w.panels = panels.data();
-    const int n = 5;
-    const std::vector<float> x = random_floats(static_cast<size_t>(w.cols) * n, 49);
-    for (const kernels::KernelPath* p : kernels::available_paths()) {
-      if (!panel_kernel(*p, t)) continue;
-      const kernels::Compute cx(2, p->name);
-      for (int rows : {1, n}) {
-        std::vector<float> got(static_cast<size_t>(w.rows) * rows), want(got.size());
-        kernels::matmul(cx, x.data(), rows, h.m, nullptr, want.data());
-        kernels::matmul(cx, x.data(), rows, w, nullptr, got.data());
-        double scale = 0;
-        for (float v : want) scale = std::max(scale, std::fabs(double(v)));
-        for (size_t i = 0; i < got.size(); ++i)
-          ASSERT_NEAR(got[i], want[i], 1e-5 * scale)
-              << p->name << " " << dtype_name(t) << " rows " << rows << " value " << i;
-      }
-      std::vector<float> row(static_cast<size_t>(w.cols)), intact(row.size());
-      kernels::dequantize_row(w, 44, row.data());
-      kernels::dequantize_row(h.m, 44, intact.data());
-      EXPECT_EQ(row, intact) << dtype_name(t);
+  const HandMatrix h = hand_matrix(DType::Q4_K, 45, 3, 47);
+  std::vector<uint8_t> panels(kernels::decode_panel_bytes(h.m));
+  kernels::pack_decode_panels(h.m, panels.data());
+  std::vector<uint8_t> garbage(h.bytes.size());
+  std::mt19937 rng(48);
+  for (auto& b : garbage) b = static_cast<uint8_t>(rng());
+  kernels::Matrix w = h.m;
+  w.data = garbage.data();
+  w.panels = panels.data();
+  const int n = 5;
+  const std::vector<float> x = random_floats(static_cast<size_t>(w.cols) * n, 49);
+  for (const kernels::KernelPath* p : kernels::available_paths()) {
+    if (!p->gemv_q4k_panels) continue;
+    const kernels::Compute cx(2, p->name);
+    for (int rows : {1, n}) {
+      std::vector<float> got(static_cast<size_t>(w.rows) * rows), want(got.size());
+      kernels::matmul(cx, x.data(), rows, h.m, nullptr, want.data());
+      kernels::matmul(cx, x.data(), rows, w, nullptr, got.data());
+      double scale = 0;
+      for (float v : want) scale = std::max(scale, std::fabs(double(v)));
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_NEAR(got[i], want[i], 1e-5 * scale) << p->name << " rows " << rows << " value " << i;
     }
+    std::vector<float> row(static_cast<size_t>(w.cols)), intact(row.size());
+    kernels::dequantize_row(w, 44, row.data());
+    kernels::dequantize_row(h.m, 44, intact.data());
+    EXPECT_EQ(row, intact);
   }
 }
 

@@ -89,12 +89,10 @@ struct KernelPath {
   // path's is the plain twin; a capability elsewhere (null: the file's rows, gemv_q4).
   void (*gemv_q4_panels)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
                          const float* bias, float* y, Scratch& scratch);
-  // gemv_kquant for Q4_K (Q5_K) from w.panels (kernels/q4k_panels.h); o_begin a multiple of
-  // 16. The generic path's are the plain twins of the layout; capabilities elsewhere (null: the
-  // file's rows, gemv_kquant, and the loader makes no panels of that type).
+  // gemv_kquant for Q4_K from w.panels (kernels/q4k_panels.h); o_begin a multiple of 16. The
+  // generic path's is the plain twin of the layout; a capability elsewhere (null: the file's
+  // rows, gemv_kquant).
   void (*gemv_q4k_panels)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                          const float* bias, float* y, Scratch& scratch);
-  void (*gemv_q5k_panels)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
                           const float* bias, float* y, Scratch& scratch);
   // Filled: the formats/kquants.h types (Q4_K, Q6_K, IQ4_NL, ...) against one quantised
   // activation row (decode), rows [o_begin, o_end) of y, as ref::kquant_row_dot. The generic

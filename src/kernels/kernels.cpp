@@ -58,8 +58,6 @@ void decode_rows(const KernelPath& path, const ActBlockQ8* xq, const Matrix& w, 
     path.gemm_q8(xq, 1, w, ob, oe, bias, y, w.rows, scratch);
   } else if (w.type == DType::Q4_K && w.panels && path.gemv_q4k_panels) {
     path.gemv_q4k_panels(xq, w, ob, oe, bias, y, scratch);
-  } else if (w.type == DType::Q5_K && w.panels && path.gemv_q5k_panels) {
-    path.gemv_q5k_panels(xq, w, ob, oe, bias, y, scratch);
   } else if (is_kquant_type(w.type)) {
     path.gemv_kquant(xq, w, ob, oe, bias, y, scratch);
   } else if (w.panels && path.gemv_q4_panels) {

@@ -8,31 +8,29 @@
 namespace smolvlm::kernels {
 
 namespace {
-// The file's block: d, dmin, 12 scale bytes, (Q5_K: 32 bytes of fifth bits,) 128 nibble bytes.
-struct FileBlock {
-  size_t bytes, qh, qs;
-};
-constexpr FileBlock file_block(DType t) {
-  return t == DType::Q5_K ? FileBlock{176, 16, 48} : FileBlock{144, 0, 16};
+constexpr size_t kFileBlockBytes = 144;  // d, dmin, 12 scale bytes, 128 bytes of nibbles
 }
-}  // namespace
 
-void pack_kpanels(const Matrix& w, uint8_t* out) {
+size_t q4k_panel_bytes(int rows, int cols) {
+  const size_t panels = static_cast<size_t>((rows + kQ4kPanelRows - 1) / kQ4kPanelRows);
+  return panels * q4k_panel_stride(cols);
+}
+
+void pack_q4k_panels(const Matrix& w, uint8_t* out) {
   const int blocks = w.cols / 256;
-  const FileBlock f = file_block(w.type);
-  const size_t stride = kpanel_stride(w.type, w.cols), block_bytes = kpanel_block_bytes(w.type);
-  std::memset(out, 0, stride * static_cast<size_t>((w.rows + kKPanelRows - 1) / kKPanelRows));
+  const size_t stride = q4k_panel_stride(w.cols);
+  std::memset(out, 0, q4k_panel_bytes(w.rows, w.cols));
   for (int r = 0; r < w.rows; ++r) {
-    uint8_t* panel = out + static_cast<size_t>(r / kKPanelRows) * stride;
-    const int lane = r % kKPanelRows;
+    uint8_t* panel = out + static_cast<size_t>(r / kQ4kPanelRows) * stride;
+    const int lane = r % kQ4kPanelRows;
     const uint8_t* row = w.row(r);
     for (int b = 0; b < blocks; ++b) {
-      const uint8_t* src = row + static_cast<size_t>(b) * f.bytes;
-      uint8_t* dst = panel + static_cast<size_t>(b) * block_bytes;
+      const uint8_t* src = row + static_cast<size_t>(b) * kFileBlockBytes;
+      uint8_t* dst = panel + static_cast<size_t>(b) * kQ4kPanelBlockBytes;
       for (int c = 0; c < 4; ++c) {
         for (int j = 0; j < 8; ++j)
-          std::memcpy(dst + kQ4kPanelCodes + 512 * c + 64 * j + 4 * lane,
-                      src + f.qs + 32 * c + 4 * j, 4);
+          std::memcpy(dst + kQ4kPanelCodes + 512 * c + 64 * j + 4 * lane, src + 16 + 32 * c + 4 * j,
+                      4);
       }
       for (int g = 0; g < 8; ++g) {
         int sc = 0, m = 0;
@@ -42,20 +40,15 @@ void pack_kpanels(const Matrix& w, uint8_t* out) {
       }
       std::memcpy(dst + kQ4kPanelD + 2 * lane, src, 2);
       std::memcpy(dst + kQ4kPanelDmin + 2 * lane, src + 2, 2);
-      if (w.type == DType::Q5_K) {
-        for (int j = 0; j < 8; ++j)
-          std::memcpy(dst + kQ5kPanelQh + 64 * j + 4 * lane, src + f.qh + 4 * j, 4);
-      }
     }
   }
 }
 
-void kpanel_block(const Matrix& w, int r, int b, uint8_t* block) {
-  const FileBlock f = file_block(w.type);
+void q4k_panel_block(const Matrix& w, int r, int b, uint8_t* block) {
   const uint8_t* src = w.panels +
-                       static_cast<size_t>(r / kKPanelRows) * kpanel_stride(w.type, w.cols) +
-                       static_cast<size_t>(b) * kpanel_block_bytes(w.type);
-  const int lane = r % kKPanelRows;
+                       static_cast<size_t>(r / kQ4kPanelRows) * q4k_panel_stride(w.cols) +
+                       static_cast<size_t>(b) * kQ4kPanelBlockBytes;
+  const int lane = r % kQ4kPanelRows;
   std::memcpy(block, src + kQ4kPanelD + 2 * lane, 2);
   std::memcpy(block + 2, src + kQ4kPanelDmin + 2 * lane, 2);
   uint8_t sc[8], m[8];
@@ -74,26 +67,20 @@ void kpanel_block(const Matrix& w, int r, int b, uint8_t* block) {
   }
   for (int c = 0; c < 4; ++c) {
     for (int j = 0; j < 8; ++j)
-      std::memcpy(block + f.qs + 32 * c + 4 * j, src + kQ4kPanelCodes + 512 * c + 64 * j + 4 * lane,
+      std::memcpy(block + 16 + 32 * c + 4 * j, src + kQ4kPanelCodes + 512 * c + 64 * j + 4 * lane,
                   4);
-  }
-  if (w.type == DType::Q5_K) {
-    for (int j = 0; j < 8; ++j)
-      std::memcpy(block + f.qh + 4 * j, src + kQ5kPanelQh + 64 * j + 4 * lane, 4);
   }
 }
 
 size_t decode_panel_bytes(const Matrix& w) {
   if (w.type == DType::Q4_0) return q4_panel_bytes(w.rows, w.cols);
-  if ((w.type == DType::Q4_K || w.type == DType::Q5_K) && w.cols % 256 == 0)
-    return kpanel_stride(w.type, w.cols) *
-           static_cast<size_t>((w.rows + kKPanelRows - 1) / kKPanelRows);
+  if (w.type == DType::Q4_K && w.cols % 256 == 0) return q4k_panel_bytes(w.rows, w.cols);
   return 0;
 }
 
 void pack_decode_panels(const Matrix& w, uint8_t* out) {
   if (w.type == DType::Q4_0) pack_q4_panels(w, out);
-  if (w.type == DType::Q4_K || w.type == DType::Q5_K) pack_kpanels(w, out);
+  if (w.type == DType::Q4_K) pack_q4k_panels(w, out);
 }
 
 const uint8_t* stored_block(const Matrix& w, int r, int b, uint8_t* tmp) {
@@ -101,8 +88,8 @@ const uint8_t* stored_block(const Matrix& w, int r, int b, uint8_t* tmp) {
     q4_panel_block(w, r, b, tmp);
     return tmp;
   }
-  if (w.panels && (w.type == DType::Q4_K || w.type == DType::Q5_K)) {
-    kpanel_block(w, r, b, tmp);
+  if (w.panels && w.type == DType::Q4_K) {
+    q4k_panel_block(w, r, b, tmp);
     return tmp;
   }
   return w.row(r) + static_cast<size_t>(b) * block_bytes(w.type);

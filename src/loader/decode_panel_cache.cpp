@@ -31,8 +31,7 @@ constexpr char kMagic[16] = "smolvlm-dpnl-2";  // the panel layouts' version
 size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
 // The matrices the decoder multiplies by that `best` decodes from panels, each once (a tied
-// lm_head is the embedding): Q4_0 where it has gemv_q4_panels, Q4_K (Q5_K) where
-// gemv_q4k_panels (gemv_q5k_panels).
+// lm_head is the embedding): Q4_0 where it has gemv_q4_panels, Q4_K where gemv_q4k_panels.
 std::vector<kernels::Matrix*> panel_matrices(TextWeights& t, const kernels::KernelPath& best) {
   std::vector<kernels::Matrix*> out;
   for (TextLayerWeights& l : t.layers) {
@@ -42,8 +41,7 @@ std::vector<kernels::Matrix*> panel_matrices(TextWeights& t, const kernels::Kern
   std::erase_if(out, [&](const kernels::Matrix* m) {
     const bool q4_0 = m->type == DType::Q4_0 && best.gemv_q4_panels;
     const bool q4_k = m->type == DType::Q4_K && best.gemv_q4k_panels;
-    const bool q5_k = m->type == DType::Q5_K && best.gemv_q5k_panels;
-    return !(q4_0 || q4_k || q5_k) || kernels::decode_panel_bytes(*m) == 0;
+    return !(q4_0 || q4_k) || kernels::decode_panel_bytes(*m) == 0;
   });
   return out;
 }

@@ -126,10 +126,10 @@ inline void gemv_q4k_panels_sdot(const ActBlockQ8* xq, const Matrix& w, int o_be
     const int s = vaddlvq_s8(vld1q_s8(xq[g].q)) + vaddlvq_s8(vld1q_s8(xq[g].q + 16));
     sum32[g] = xq[g].d * static_cast<float>(s);
   }
-  const size_t panel_stride = kpanel_stride(DType::Q4_K, w.cols);
+  const size_t panel_stride = q4k_panel_stride(w.cols);
   const float32x4_t fzero = vdupq_n_f32(0.0f);
-  for (int o0 = o_begin; o0 < o_end; o0 += kKPanelRows) {
-    const uint8_t* panel = w.panels + static_cast<size_t>(o0 / kKPanelRows) * panel_stride;
+  for (int o0 = o_begin; o0 < o_end; o0 += kQ4kPanelRows) {
+    const uint8_t* panel = w.panels + static_cast<size_t>(o0 / kQ4kPanelRows) * panel_stride;
     float32x4_t acc[4] = {fzero, fzero, fzero, fzero};
     for (int b = 0; b < blocks; ++b) {
       const uint8_t* pb = panel + static_cast<size_t>(b) * kQ4kPanelBlockBytes;
@@ -150,8 +150,8 @@ inline void gemv_q4k_panels_sdot(const ActBlockQ8* xq, const Matrix& w, int o_be
       for (int q = 0; q < 4; ++q)
         acc[q] = vfmsq_f32(acc[q], dmin[q], vaddq_f32(mins[0][q], mins[1][q]));
     }
-    const int rows = std::min(kKPanelRows, o_end - o0);
-    float out[kKPanelRows];
+    const int rows = std::min(kQ4kPanelRows, o_end - o0);
+    float out[kQ4kPanelRows];
     for (int q = 0; q < 4; ++q) vst1q_f32(out + 4 * q, acc[q]);
     for (int r = 0; r < rows; ++r) y[o0 + r] = out[r] + (bias ? bias[o0 + r] : 0.0f);
   }

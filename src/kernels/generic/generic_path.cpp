@@ -169,19 +169,17 @@ void gemv_q4_panels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_en
 }
 
 // Each row from its panel blocks, read where the layout puts each byte: per 32-group the integer
-// sum and Σx, scaled in group order. Q4_K and Q5_K (its fifth bits from the panel's qh quads).
-void gemv_kpanels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
-                  float* y) {
+// sum and Σx, scaled in group order.
+void gemv_q4k_panels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
+                     const float* bias, float* y, Scratch&) {
   const int blocks = w.cols / 256;
-  const bool five = w.type == DType::Q5_K;
-  const size_t block_bytes = kpanel_block_bytes(w.type);
   for (int o = o_begin; o < o_end; ++o) {
     const uint8_t* panel =
-        w.panels + static_cast<size_t>(o / kKPanelRows) * kpanel_stride(w.type, w.cols);
-    const int lane = o % kKPanelRows;
+        w.panels + static_cast<size_t>(o / kQ4kPanelRows) * q4k_panel_stride(w.cols);
+    const int lane = o % kQ4kPanelRows;
     float acc = 0.0f;
     for (int b = 0; b < blocks; ++b) {
-      const uint8_t* pb = panel + static_cast<size_t>(b) * block_bytes;
+      const uint8_t* pb = panel + static_cast<size_t>(b) * kQ4kPanelBlockBytes;
       uint16_t d16 = 0, dmin16 = 0;
       std::memcpy(&d16, pb + kQ4kPanelD + 2 * lane, 2);
       std::memcpy(&dmin16, pb + kQ4kPanelDmin + 2 * lane, 2);
@@ -190,11 +188,8 @@ void gemv_kpanels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
         const ActBlockQ8& xg = xq[8 * b + g];
         int32_t dot = 0, sum = 0;
         for (int i = 0; i < kQ8BlockSize; ++i) {
-          const size_t at = 64 * static_cast<size_t>(i / 4) + 4 * static_cast<size_t>(lane) +
-                            static_cast<size_t>(i % 4);
-          const uint8_t byte = pb[kQ4kPanelCodes + 512 * static_cast<size_t>(g / 2) + at];
-          int q = g % 2 ? byte >> 4 : byte & 0x0F;
-          if (five) q |= (pb[kQ5kPanelQh + at] >> g & 1) << 4;
+          const uint8_t byte = pb[kQ4kPanelCodes + 512 * (g / 2) + 64 * (i / 4) + 4 * lane + i % 4];
+          const int q = g % 2 ? byte >> 4 : byte & 0x0F;
           dot += q * xg.q[i];
           sum += xg.q[i];
         }
@@ -204,10 +199,6 @@ void gemv_kpanels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
     }
     y[o] = acc + (bias ? bias[o] : 0.0f);
   }
-}
-void gemv_q4k_panels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                     const float* bias, float* y, Scratch&) {
-  gemv_kpanels(xq, w, o_begin, o_end, bias, y);
 }
 
 // Each row by the plain twin, the activation blocks split into scales and values once.
@@ -240,7 +231,6 @@ const KernelPath kGeneric = {.name = "generic",
                              .rms_norm = ref::rms_norm,
                              .gemv_q4_panels = gemv_q4_panels,
                              .gemv_q4k_panels = gemv_q4k_panels,
-                             .gemv_q5k_panels = gemv_q4k_panels,  // both types
                              .gemv_kquant = gemv_kquant};
 
 }  // namespace

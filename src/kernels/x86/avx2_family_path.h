@@ -32,7 +32,6 @@ constexpr KernelPath avx2_family_path(const char* name, decltype(KernelPath::gem
           .rms_norm = rms_norm<Avx2>,
           .gemv_q4_panels = gemv_q4_panels_avx2,
           .gemv_q4k_panels = gemv_q4k_panels_avx2,
-          .gemv_q5k_panels = gemv_q5k_panels_avx2,
           .gemv_kquant = gemv_kquant_avx2,
           .gemm_kquant = gemm_kquant,
           .gemv_q8 = gemv_q8_avx2};

@@ -16,7 +16,6 @@ constexpr KernelPath kAvx512 = [] {
   p.gemv_q4 = x86::gemv_q4_avx2;          // no VNNI: the 256-bit vpmaddubsw kernel
   p.gemv_kquant = x86::gemv_kquant_avx2;  // the 256-bit kernel
   p.gemv_q4k_panels = x86::gemv_q4k_panels_avx2;
-  p.gemv_q5k_panels = x86::gemv_q5k_panels_avx2;
   return p;
 }();
 }  // namespace

@@ -20,7 +20,6 @@ constexpr KernelPath kAvx512Bf16 = [] {
   p.gemv_q4 = x86::gemv_q4_vnni;
   p.gemv_kquant = x86::gemv_kquant_avx2;  // the 256-bit kernel
   p.gemv_q4k_panels = x86::gemv_q4k_panels_avx2;
-  p.gemv_q5k_panels = x86::gemv_q5k_panels_avx2;
   p.gemm_kquant = x86::gemm_kquant_panels;
   p.gemv_q4_panels = x86::gemv_q4_panels_vnni;
   p.to_bf16 = x86::to_bf16;

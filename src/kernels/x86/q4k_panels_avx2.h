@@ -1,14 +1,12 @@
-// Single-row (decode) Q4_K and Q5_K products from the 16-row panels (kernels/q4k_panels.h),
-// 256-bit: each 32-byte load holds one quad of 4 code bytes of 8 rows; its low nibbles meet 4
-// activation bytes of group 2c broadcast to every lane, its high nibbles 4 of group 2c + 1, so
-// every product lands in its row's lane and no horizontal sum is needed (Q5_K: the fifth bits,
-// from the panel's qh quads, moved to bit 4 and or-ed in). Without VNNI a pair sum of vpmaddubsw
-// is at most 2·15·127 = 3810 (Q5_K: 2·31·127 = 7874), so a group's 8 of them add up in int16
-// (≤ 30480; Q5_K: two sums of 4, ≤ 31496 each) and vpmaddwd widens them; with VNNI (AVX-512 VL
-// or AVX-VNNI) vpdpbusd adds into int32. Per group and 8 rows: the integer sum times the rows'
-// 6-bit scales (vpmulld), then one FMA with the activation scale; the mins (dmin·m·d_x·Σx) one
-// FMA; d and dmin once per block. The twin is ref::kquant_row_dot (and the generic path's
-// gemv_q4k_panels, the layout's).
+// Single-row (decode) Q4_K product from the 16-row panels (kernels/q4k_panels.h), 256-bit: each
+// 32-byte load holds one quad of 4 code bytes of 8 rows; its low nibbles meet 4 activation bytes
+// of group 2c broadcast to every lane, its high nibbles 4 of group 2c + 1, so every product lands
+// in its row's lane and no horizontal sum is needed. Without VNNI a pair sum of vpmaddubsw is at
+// most 2·15·127 = 3810, so a group's 8 of them add up in int16 (≤ 30480) and one vpmaddwd per
+// group and 8 rows widens them; with VNNI (AVX-512 VL or AVX-VNNI) vpdpbusd adds into int32.
+// Per group and 8 rows: the integer sum times the rows' 6-bit scales (vpmulld), then one FMA with
+// the activation scale; the mins (dmin·m·d_x·Σx) one FMA; d and dmin once per block.
+// The twin is ref::kquant_row_dot (and the generic path's gemv_q4k_panels, the layout's).
 #pragma once
 
 #include <immintrin.h>
@@ -62,41 +60,27 @@ inline __m256i broadcast4(const int8_t* p) {
 inline __m256i load8_u8_epi32(const uint8_t* p) {
   return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
 }
-// Bit kBit of every byte of qh at bit 4 (the fifth bit of a Q5_K code), the rest zero: a 16-bit
-// shift moves no byte's bit onto bit 4 of the other byte for these distances.
-template <int kBit>
-inline __m256i fifth_bits(__m256i qh) {
-  const __m256i bit4 = _mm256_set1_epi8(0x10);
-  if constexpr (kBit <= 4) {
-    return _mm256_and_si256(_mm256_slli_epi16(qh, 4 - kBit), bit4);
-  } else {
-    return _mm256_and_si256(_mm256_srli_epi16(qh, kBit - 4), bit4);
-  }
-}
 
 }  // namespace q4kp
 
-// The panels of one type (kFive: Q5_K) for the 256-bit paths: one panel (16 rows, two registers
-// of 8 lanes) at a time.
-template <bool kFive>
-inline void gemv_kpanels_avx2(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                              const float* bias, float* y, Scratch& scratch) {
-  constexpr DType kType = kFive ? DType::Q5_K : DType::Q4_K;
-  constexpr size_t kBlockBytes = kpanel_block_bytes(kType);
+// KernelPath::gemv_q4k_panels for the 256-bit paths: one panel (16 rows, two registers of 8
+// lanes) at a time.
+inline void gemv_q4k_panels_avx2(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
+                                 const float* bias, float* y, Scratch& scratch) {
   const int blocks = w.cols / 256;
   const kq::ActRow x = kq::act_row(xq, w.cols, scratch);
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  const size_t panel_stride = kpanel_stride(kType, w.cols);
+  const size_t panel_stride = q4k_panel_stride(w.cols);
   if (o_begin >= o_end) return;
   StreamPrefetch prefetch(
-      w.panels + static_cast<size_t>(o_begin / kKPanelRows) * panel_stride,
-      w.panels + static_cast<size_t>((o_end + kKPanelRows - 1) / kKPanelRows) * panel_stride);
-  for (int o0 = o_begin; o0 < o_end; o0 += kKPanelRows) {
-    const uint8_t* panel = w.panels + static_cast<size_t>(o0 / kKPanelRows) * panel_stride;
+      w.panels + static_cast<size_t>(o_begin / kQ4kPanelRows) * panel_stride,
+      w.panels + static_cast<size_t>((o_end + kQ4kPanelRows - 1) / kQ4kPanelRows) * panel_stride);
+  for (int o0 = o_begin; o0 < o_end; o0 += kQ4kPanelRows) {
+    const uint8_t* panel = w.panels + static_cast<size_t>(o0 / kQ4kPanelRows) * panel_stride;
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};  // rows 0–7, 8–15
     for (int b = 0; b < blocks; ++b) {
-      const uint8_t* pb = panel + static_cast<size_t>(b) * kBlockBytes;
-      prefetch.advance(kBlockBytes);
+      const uint8_t* pb = panel + static_cast<size_t>(b) * kQ4kPanelBlockBytes;
+      prefetch.advance(kQ4kPanelBlockBytes);
       const ActBlockQ8* xb = x.q + 8 * b;
       // One half (8 rows) at a time: few registers live, no spills.
       for (int h = 0; h < 2; ++h) {
@@ -104,47 +88,29 @@ inline void gemv_kpanels_avx2(const ActBlockQ8* xq, const Matrix& w, int o_begin
         // chains of FMAs instead of two long ones (their latency, not the ports, bounded it).
         __m256 scaled[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         __m256 mins[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-        // Chunk c as a template argument: the fifth bits' shifts are immediates.
-        const auto chunk = [&]<int c>() {
+        for (int c = 0; c < 4; ++c) {
           const uint8_t* codes = pb + kQ4kPanelCodes + 512 * c + 32 * h;
           const int8_t* lo_x = xb[2 * c].q;  // groups 2c (low nibbles) and 2c + 1 (high)
           const int8_t* hi_x = xb[2 * c + 1].q;
-          // Integer sums of the quads 0–3 and 4–7 (apart only where int16 could overflow).
-          __m256i lo[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-          __m256i hi[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-          constexpr bool kSplit = kFive && !q4kp::kVnni;
+          __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
           for (int j = 0; j < 8; ++j) {
-            const int part = kSplit ? j / 4 : 0;
             const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 64 * j));
-            __m256i lo_codes = _mm256_and_si256(v, low4);
-            __m256i hi_codes = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-            if constexpr (kFive) {
-              const __m256i qh = _mm256_loadu_si256(
-                  reinterpret_cast<const __m256i*>(pb + kQ5kPanelQh + 64 * j + 32 * h));
-              lo_codes = _mm256_or_si256(lo_codes, q4kp::fifth_bits<2 * c>(qh));
-              hi_codes = _mm256_or_si256(hi_codes, q4kp::fifth_bits<2 * c + 1>(qh));
-            }
-            lo[part] = q4kp::add_products(lo[part], lo_codes, q4kp::broadcast4(lo_x + 4 * j));
-            hi[part] = q4kp::add_products(hi[part], hi_codes, q4kp::broadcast4(hi_x + 4 * j));
+            lo = q4kp::add_products(lo, _mm256_and_si256(v, low4), q4kp::broadcast4(lo_x + 4 * j));
+            hi = q4kp::add_products(hi, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
+                                    q4kp::broadcast4(hi_x + 4 * j));
           }
           for (int half = 0; half < 2; ++half) {
             const int g = 2 * c + half;
-            const __m256i* sums = half ? hi : lo;
-            __m256i sum = q4kp::lane_sums(sums[0]);
-            if constexpr (kSplit) sum = _mm256_add_epi32(sum, q4kp::lane_sums(sums[1]));
-            const __m256i dot = _mm256_mullo_epi32(
-                sum, q4kp::load8_u8_epi32(pb + kQ4kPanelScales + 16 * g + 8 * h));
+            const __m256i dot =
+                _mm256_mullo_epi32(q4kp::lane_sums(half ? hi : lo),
+                                   q4kp::load8_u8_epi32(pb + kQ4kPanelScales + 16 * g + 8 * h));
             scaled[half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(&xb[g].d),
                                            scaled[half]);
             const __m256 m =
                 _mm256_cvtepi32_ps(q4kp::load8_u8_epi32(pb + kQ4kPanelMins + 16 * g + 8 * h));
             mins[half] = _mm256_fmadd_ps(m, _mm256_broadcast_ss(x.sum32 + 8 * b + g), mins[half]);
           }
-        };
-        chunk.template operator()<0>();
-        chunk.template operator()<1>();
-        chunk.template operator()<2>();
-        chunk.template operator()<3>();
+        }
         const __m256 d = _mm256_cvtph_ps(
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + kQ4kPanelD + 16 * h)));
         const __m256 dmin = _mm256_cvtph_ps(
@@ -155,16 +121,6 @@ inline void gemv_kpanels_avx2(const ActBlockQ8* xq, const Matrix& w, int o_begin
     }
     store_panel_rows(acc, o0, o_end, bias, y);
   }
-}
-
-// KernelPath::gemv_q4k_panels and gemv_q5k_panels for the 256-bit paths.
-inline void gemv_q4k_panels_avx2(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                                 const float* bias, float* y, Scratch& scratch) {
-  gemv_kpanels_avx2<false>(xq, w, o_begin, o_end, bias, y, scratch);
-}
-inline void gemv_q5k_panels_avx2(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                                 const float* bias, float* y, Scratch& scratch) {
-  gemv_kpanels_avx2<true>(xq, w, o_begin, o_end, bias, y, scratch);
 }
 
 }  // namespace
