@@ -562,6 +562,11 @@ TEST(Q4kPanels, EveryBlockReadsBackAsTheFileHasIt) {
       const uint8_t* got = kernels::stored_block(w, r, b, block);
       ASSERT_EQ(got, block);
       ASSERT_EQ(std::memcmp(got, h.m.row(r) + 144 * b, 144), 0) << "row " << r << " block " << b;
+      // The common form straight from the panels, as the reference decoder gives it.
+      UnpackedBlock want, direct;
+      unpack_block(DType::Q4_K, h.m.row(r) + 144 * b, want);
+      kernels::unpack_stored_block(w, r, b, direct);
+      ASSERT_EQ(std::memcmp(&want, &direct, sizeof(want)), 0) << "row " << r << " block " << b;
     }
   }
   // Rows 37–47 of the last panel: zero codes, scales and f16 scales.

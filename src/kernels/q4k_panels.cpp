@@ -95,4 +95,36 @@ const uint8_t* stored_block(const Matrix& w, int r, int b, uint8_t* tmp) {
   return w.row(r) + static_cast<size_t>(b) * block_bytes(w.type);
 }
 
+void unpack_stored_block(const Matrix& w, int r, int b, UnpackedBlock& out) {
+  if (!w.panels || w.type != DType::Q4_K) {
+    uint8_t tmp[256];
+    unpack_block(w.type, stored_block(w, r, b, tmp), out);
+    return;
+  }
+  const uint8_t* src = w.panels +
+                       static_cast<size_t>(r / kQ4kPanelRows) * q4k_panel_stride(w.cols) +
+                       static_cast<size_t>(b) * kQ4kPanelBlockBytes;
+  const int lane = r % kQ4kPanelRows;
+  uint16_t d16 = 0, dmin16 = 0;
+  std::memcpy(&d16, src + kQ4kPanelD + 2 * lane, 2);
+  std::memcpy(&dmin16, src + kQ4kPanelDmin + 2 * lane, 2);
+  const float d = f16_to_f32(d16), dmin = f16_to_f32(dmin16);
+  for (int c = 0; c < 4; ++c) {
+    for (int j = 0; j < 8; ++j) {  // 4 code bytes a step, their nibbles split as whole words
+      uint32_t four = 0;
+      std::memcpy(&four, src + kQ4kPanelCodes + 512 * c + 64 * j + 4 * lane, 4);
+      const uint32_t low = four & 0x0F0F0F0Fu, high = four >> 4 & 0x0F0F0F0Fu;
+      std::memcpy(out.q + 64 * c + 4 * j, &low, 4);
+      std::memcpy(out.q + 64 * c + 32 + 4 * j, &high, 4);
+    }
+  }
+  // As unpack_block: per 32 values d·sc and −(dmin·m), in both halves' 16-value slots.
+  for (int g = 0; g < 8; ++g) {
+    const float scale = d * static_cast<float>(src[kQ4kPanelScales + 16 * g + lane]);
+    const float min = -(dmin * static_cast<float>(src[kQ4kPanelMins + 16 * g + lane]));
+    out.scale[2 * g] = out.scale[2 * g + 1] = scale;
+    out.min[2 * g] = out.min[2 * g + 1] = min;
+  }
+}
+
 }  // namespace smolvlm::kernels

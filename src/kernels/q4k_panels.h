@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "formats/kquants.h"
 #include "kernels/kernels.h"
 
 namespace smolvlm::kernels {
@@ -51,5 +52,9 @@ void pack_decode_panels(const Matrix& w, uint8_t* out);
 // panels, `tmp` (block_bytes(w.type) bytes) filled from them. Prefill reads rows through this,
 // so that a matrix with panels is read from them alone.
 const uint8_t* stored_block(const Matrix& w, int r, int b, uint8_t* tmp);
+// Block b of row r of a kquant-typed W (formats/kquants.h) in the common form, as unpack_block
+// gives it from the file's bytes: read straight from Q4_K decode panels where W has them (no
+// round trip through the file's 12 scale bytes: prefill packs every block of W per call).
+void unpack_stored_block(const Matrix& w, int r, int b, UnpackedBlock& out);
 
 }  // namespace smolvlm::kernels

@@ -63,11 +63,10 @@ void dequantize_row(const Matrix& w, int r, float* out) {
       if (is_kquant_type(w.type)) {
         const int n = block_elems(w.type);
         UnpackedBlock u;
-        uint8_t from_panel[256];
         for (int b = 0; b < w.cols / n; ++b) {
           // From decode panels where W has them (kernels/q4k_panels.h): the file's pages of such
           // a matrix are not read again.
-          unpack_block(w.type, stored_block(w, r, b, from_panel), u);
+          unpack_stored_block(w, r, b, u);
           for (int i = 0; i < n; ++i)
             out[b * n + i] = u.scale[i / 16] * static_cast<float>(u.q[i]) + u.min[i / 16];
         }

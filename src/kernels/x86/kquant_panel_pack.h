@@ -35,10 +35,11 @@ void pack_kq_columns(const Matrix& w, int o, int cols, int qmin, KqPanelBlockOf<
   }
   const int n = block_elems(w.type), per_block = n / kQ8BlockSize;
   UnpackedBlock u;
-  uint8_t from_panel[256];  // a block read back from decode panels (stored_block)
-  for (int c = 0; c < cols; ++c) {
-    for (int sb = 0; sb < w.cols / n; ++sb) {
-      unpack_block(w.type, stored_block(w, o + c, sb, from_panel), u);
+  // Block by block across the columns: a decode panel block (16 rows, 2368 bytes) is read while
+  // it is in L1, not once per column after a whole row of them.
+  for (int sb = 0; sb < w.cols / n; ++sb) {
+    for (int c = 0; c < cols; ++c) {
+      unpack_stored_block(w, o + c, sb, u);  // from the decode panels where W has them
       for (int a = 0; a < per_block; ++a) {
         KqPanelBlockOf<kCols>& pb = out[sb * per_block + a];
         const int8_t* q = u.q + kQ8BlockSize * a;
