@@ -88,6 +88,9 @@ def main():
             sock.bind(("127.0.0.1", 0))
             a.port = sock.getsockname()[1]
     tmp = tempfile.mkdtemp(prefix="smolvlm-llama-agreement-")
+    # Our decode panels (Q4_0, Q4_K) of these throwaway models go with them, not to the user's
+    # cache folder.
+    os.environ["SMOLVLM_CACHE_DIR"] = os.path.join(tmp, "panel-cache")
     try:
         def make_model(label, text_config, extra):
             """A random model folder and its F16 GGUF from the tiny fixture's config."""
