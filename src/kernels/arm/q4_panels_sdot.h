@@ -38,6 +38,15 @@ inline void panel_group(const uint8_t* nb, int8x16_t x0, int8x16_t x1, int32x4_t
   }
 }
 
+// A 16-row panel's sums (4 registers of 4 rows) into y[o0 …], the rows before o_end, plus bias.
+inline void store_panel_rows(const float32x4_t acc[4], int o0, int o_end, const float* bias,
+                             float* y) {
+  float out[16];
+  for (int q = 0; q < 4; ++q) vst1q_f32(out + 4 * q, acc[q]);
+  const int rows = std::min(16, o_end - o0);
+  for (int r = 0; r < rows; ++r) y[o0 + r] = out[r] + (bias ? bias[o0 + r] : 0.0f);
+}
+
 inline void gemv_q4_panels_sdot(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
                                 const float* bias, float* y, Scratch& scratch) {
   const int blocks = w.cols / kQ8BlockSize;
@@ -72,10 +81,7 @@ inline void gemv_q4_panels_sdot(const ActBlockQ8* xq, const Matrix& w, int o_beg
       for (int q = 0; q < 4; ++q)
         acc[q] = vfmaq_f32(acc[q], vcvtq_f32_s32(s[q]), vmulq_n_f32(d[q], xd));
     }
-    const int rows = std::min(kQ4PanelRows, o_end - o0);
-    float out[kQ4PanelRows];
-    for (int q = 0; q < 4; ++q) vst1q_f32(out + 4 * q, acc[q]);
-    for (int r = 0; r < rows; ++r) y[o0 + r] = out[r] + (bias ? bias[o0 + r] : 0.0f);
+    store_panel_rows(acc, o0, o_end, bias, y);
   }
 }
 

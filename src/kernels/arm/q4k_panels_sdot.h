@@ -31,6 +31,7 @@
 
 #include <algorithm>
 
+#include "kernels/arm/q4_panels_sdot.h"
 #include "kernels/kernel_path.h"
 #include "kernels/q4k_panels.h"
 
@@ -150,10 +151,7 @@ inline void gemv_q4k_panels_sdot(const ActBlockQ8* xq, const Matrix& w, int o_be
       for (int q = 0; q < 4; ++q)
         acc[q] = vfmsq_f32(acc[q], dmin[q], vaddq_f32(mins[0][q], mins[1][q]));
     }
-    const int rows = std::min(kQ4kPanelRows, o_end - o0);
-    float out[kQ4kPanelRows];
-    for (int q = 0; q < 4; ++q) vst1q_f32(out + 4 * q, acc[q]);
-    for (int r = 0; r < rows; ++r) y[o0 + r] = out[r] + (bias ? bias[o0 + r] : 0.0f);
+    store_panel_rows(acc, o0, o_end, bias, y);
   }
 }
 
