@@ -282,7 +282,7 @@ TEST(GgufKQuantGolden, EveryMixStaysClose) {
   }
 }
 
-// The panels live in a cache file (loader/q4_panel_cache.h): made by the first load of a model
+// The panels live in a cache file (loader/decode_panel_cache.h): made by the first load of a model
 // file, mapped as it is by the next ones, remade when damaged or when the model file changed;
 // none (the file's rows) when LoadOptions::cache_dir is empty or cannot be written.
 class Q4PanelCache : public ::testing::Test {
