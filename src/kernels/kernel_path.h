@@ -90,8 +90,8 @@ struct KernelPath {
   void (*gemv_q4_panels)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
                          const float* bias, float* y, Scratch& scratch);
   // gemv_kquant for Q4_K from w.panels (kernels/q4k_panels.h); o_begin a multiple of 16. The
-  // generic path's is the plain twin of the layout; a capability elsewhere (null: the file's
-  // rows, gemv_kquant).
+  // generic path's is its gemv_kquant, the plain twin (it reads the panels through
+  // unpack_stored_block); a capability elsewhere (null: the file's rows, gemv_kquant).
   void (*gemv_q4k_panels)(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
                           const float* bias, float* y, Scratch& scratch);
   // Filled: the formats/kquants.h types (Q4_K, Q6_K, IQ4_NL, ...) against one quantised

@@ -128,7 +128,8 @@ void dequantize_row(const Matrix& w, int r, float* out);
 float q4_block_to_int8(const uint8_t* block, int8_t* q);
 // Row r of a kquant-typed W (formats/kquants.h) dotted with a quantised activation row: int8
 // values xq[cols] with one scale xd per 32; integer sums per 16 values, then
-// Σ scale·dx·Σq·xq + min·dx·Σxq in block order (what the decode kernels compute).
+// Σ scale·dx·Σq·xq + min·dx·Σxq in block order (what the decode kernels compute). W's blocks
+// are read from its Q4_K decode panels where it has them (unpack_stored_block).
 float kquant_row_dot(const Matrix& w, int r, const float* xd, const int8_t* xq);
 void layer_norm(const float* x, int n, int d, const float* weight, const float* bias, float eps,
                 float* y);

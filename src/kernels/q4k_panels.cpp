@@ -45,9 +45,7 @@ void pack_q4k_panels(const Matrix& w, uint8_t* out) {
 }
 
 void q4k_panel_block(const Matrix& w, int r, int b, uint8_t* block) {
-  const uint8_t* src = w.panels +
-                       static_cast<size_t>(r / kQ4kPanelRows) * q4k_panel_stride(w.cols) +
-                       static_cast<size_t>(b) * kQ4kPanelBlockBytes;
+  const uint8_t* src = q4k_panel_block_at(w, r, b);
   const int lane = r % kQ4kPanelRows;
   std::memcpy(block, src + kQ4kPanelD + 2 * lane, 2);
   std::memcpy(block + 2, src + kQ4kPanelDmin + 2 * lane, 2);
@@ -101,9 +99,7 @@ void unpack_stored_block(const Matrix& w, int r, int b, UnpackedBlock& out) {
     unpack_block(w.type, stored_block(w, r, b, tmp), out);
     return;
   }
-  const uint8_t* src = w.panels +
-                       static_cast<size_t>(r / kQ4kPanelRows) * q4k_panel_stride(w.cols) +
-                       static_cast<size_t>(b) * kQ4kPanelBlockBytes;
+  const uint8_t* src = q4k_panel_block_at(w, r, b);
   const int lane = r % kQ4kPanelRows;
   uint16_t d16 = 0, dmin16 = 0;
   std::memcpy(&d16, src + kQ4kPanelD + 2 * lane, 2);

@@ -36,6 +36,12 @@ constexpr size_t kQ4kPanelBlockBytes = 2368;
 inline size_t q4k_panel_stride(int cols) {
   return static_cast<size_t>(cols / 256) * kQ4kPanelBlockBytes;
 }
+// Where row r's block b lives in w.panels: the panel block's first byte (row r is lane
+// r % kQ4kPanelRows of it).
+inline const uint8_t* q4k_panel_block_at(const Matrix& w, int r, int b) {
+  return w.panels + static_cast<size_t>(r / kQ4kPanelRows) * q4k_panel_stride(w.cols) +
+         static_cast<size_t>(b) * kQ4kPanelBlockBytes;
+}
 // Bytes of the panels for a Q4_K matrix [rows, cols].
 size_t q4k_panel_bytes(int rows, int cols);
 // W (Q4_K, file layout) into `out` (q4k_panel_bytes).

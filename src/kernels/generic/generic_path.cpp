@@ -6,7 +6,6 @@
 
 #include "kernels/kernel_path.h"
 #include "kernels/q4_panels.h"
-#include "kernels/q4k_panels.h"
 
 namespace smolvlm::kernels {
 
@@ -168,39 +167,6 @@ void gemv_q4_panels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_en
   }
 }
 
-// Each row from its panel blocks, read where the layout puts each byte: per 32-group the integer
-// sum and Σx, scaled in group order.
-void gemv_q4k_panels(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end,
-                     const float* bias, float* y, Scratch&) {
-  const int blocks = w.cols / 256;
-  for (int o = o_begin; o < o_end; ++o) {
-    const uint8_t* panel =
-        w.panels + static_cast<size_t>(o / kQ4kPanelRows) * q4k_panel_stride(w.cols);
-    const int lane = o % kQ4kPanelRows;
-    float acc = 0.0f;
-    for (int b = 0; b < blocks; ++b) {
-      const uint8_t* pb = panel + static_cast<size_t>(b) * kQ4kPanelBlockBytes;
-      uint16_t d16 = 0, dmin16 = 0;
-      std::memcpy(&d16, pb + kQ4kPanelD + 2 * lane, 2);
-      std::memcpy(&dmin16, pb + kQ4kPanelDmin + 2 * lane, 2);
-      const float d = f16_to_f32(d16), dmin = f16_to_f32(dmin16);
-      for (int g = 0; g < 8; ++g) {
-        const ActBlockQ8& xg = xq[8 * b + g];
-        int32_t dot = 0, sum = 0;
-        for (int i = 0; i < kQ8BlockSize; ++i) {
-          const uint8_t byte = pb[kQ4kPanelCodes + 512 * (g / 2) + 64 * (i / 4) + 4 * lane + i % 4];
-          const int q = g % 2 ? byte >> 4 : byte & 0x0F;
-          dot += q * xg.q[i];
-          sum += xg.q[i];
-        }
-        const float sc = pb[kQ4kPanelScales + 16 * g + lane], m = pb[kQ4kPanelMins + 16 * g + lane];
-        acc += d * sc * xg.d * static_cast<float>(dot) - dmin * m * xg.d * static_cast<float>(sum);
-      }
-    }
-    y[o] = acc + (bias ? bias[o] : 0.0f);
-  }
-}
-
 // Each row by the plain twin, the activation blocks split into scales and values once.
 void gemv_kquant(const ActBlockQ8* xq, const Matrix& w, int o_begin, int o_end, const float* bias,
                  float* y, Scratch& scratch) {
@@ -230,7 +196,9 @@ const KernelPath kGeneric = {.name = "generic",
                              .layer_norm = ref::layer_norm,
                              .rms_norm = ref::rms_norm,
                              .gemv_q4_panels = gemv_q4_panels,
-                             .gemv_q4k_panels = gemv_q4k_panels,
+                             // The twin reads a Q4_K matrix's panels where it has them
+                             // (unpack_stored_block).
+                             .gemv_q4k_panels = gemv_kquant,
                              .gemv_kquant = gemv_kquant};
 
 }  // namespace

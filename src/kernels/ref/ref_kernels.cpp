@@ -78,11 +78,10 @@ void dequantize_row(const Matrix& w, int r, float* out) {
 
 float kquant_row_dot(const Matrix& w, int r, const float* xd, const int8_t* xq) {
   const int n = block_elems(w.type);
-  const uint8_t* src = w.row(r);
   UnpackedBlock u;
   float acc = 0.0f;
   for (int b = 0; b < w.cols / n; ++b) {
-    unpack_block(w.type, src + static_cast<size_t>(b) * block_bytes(w.type), u);
+    unpack_stored_block(w, r, b, u);  // the file's block, or its decode panels' copy
     for (int g = 0; g < n / 16; ++g) {
       const int i0 = b * n + g * 16;
       const float dx = xd[i0 / kQ8BlockSize];
