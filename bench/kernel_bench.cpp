@@ -194,11 +194,12 @@ int main(int argc, char** argv) {
   if (!json)
     std::printf("%-10s %-9s %-24s %10s %10s %10s\n", "path", "type", "shape", "ms", "GFLOP/s",
                 "weight GB/s");
-  // K-quant weights on SmolVLM2-2.2B's decode shapes (the types of its Q4_K_M file; the 256M's
-  // 576 columns are not whole 256-value blocks).
+  // K-quant weights on SmolVLM2-2.2B's decode shapes and a 128-token prefill (the types of its
+  // Q4_K_M file; the 256M's 576 columns are not whole 256-value blocks).
   const Shape kquant_shapes[] = {{"decode 2.2B q/o", 1, 2048, 2048},
                                  {"decode 2.2B gate/up", 1, 2048, 8192},
-                                 {"decode 2.2B down", 1, 8192, 2048}};
+                                 {"decode 2.2B down", 1, 8192, 2048},
+                                 {"prefill 2.2B gate/up", 128, 2048, 8192}};
   const DType kquant_types[] = {DType::Q4_K, DType::Q6_K, DType::Q5_K};
   std::map<std::string, std::vector<uint8_t>> kquant_weights;
   for (const auto* path : kernels::available_paths()) {

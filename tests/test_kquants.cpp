@@ -546,6 +546,81 @@ TEST(KQuants, DecodeKernelsHoldTheWidestSums) {
   }
 }
 
+// The same widest blocks through the int8 prefill panels (paths with gemm_kquant), 5 activation
+// rows at ±127: the panels add a whole span's vpmaddubsw pairs in int16 where the type's codes
+// allow it (kq_panel8_form), and one wrong bound would wrap here.
+TEST(KQuants, PrefillPanelsHoldTheWidestSums) {
+  int paths = 0;
+  for (const kernels::KernelPath* p : kernels::available_paths()) {
+    if (!p->gemm_kquant) continue;
+    ++paths;
+    const kernels::Compute cx(1, p->name);
+    for (DType t : kTypes) {
+      std::mt19937 rng(4);
+      HandMatrix h;
+      const int n = block_elems(t), per_row = n == 32 ? 8 : 2, rows = 9;
+      for (int r = 0; r < rows; ++r) {
+        for (int b = 0; b < per_row; ++b) {
+          Logical l = random_logical(t, rng);
+          const int code_max = l.code[1];
+          for (auto& c : l.code) c = r % 2 ? code_max : 0;
+          for (auto& s : l.sc)
+            s = t == DType::Q6_K ? (r < 4 ? -128 : 127) : (t == DType::Q2_K ? 15 : 63);
+          for (auto& m : l.mn) m = t == DType::Q2_K ? 15 : 63;
+          const std::vector<uint8_t> bytes = encode(t, l);
+          h.bytes.insert(h.bytes.end(), bytes.begin(), bytes.end());
+        }
+      }
+      h.m = {t, h.bytes.data(), rows, n * per_row};
+      constexpr int kActRows = 5;
+      for (const float sign : {1.0f, -1.0f}) {
+        std::vector<float> x(static_cast<size_t>(h.m.cols) * kActRows, sign);
+        std::vector<float> got(static_cast<size_t>(rows) * kActRows), want(got.size());
+        kernels::matmul(cx, x.data(), kActRows, h.m, nullptr, got.data());
+        kernels::ref::matmul(x.data(), kActRows, h.m, nullptr, want.data());
+        for (size_t i = 0; i < got.size(); ++i) {
+          EXPECT_NEAR(got[i], want[i], 1e-5f * std::fabs(want[i]) + 1e-6f)
+              << p->name << " " << dtype_name(t) << " value " << i << " sign " << sign;
+        }
+      }
+    }
+  }
+  if (paths == 0) GTEST_SKIP() << "no kernel path here has int8 K-quant prefill panels";
+}
+
+// What formats/kquants.h says of each type, which the prefill panels rely on, holds for every
+// block: scales per 32 where it says so, no mins where it says none, codes within the least code
+// and the unsigned bound. And the per-16 types do change scale within 32 values.
+TEST(KQuants, TypeTraitsHoldForEveryBlock) {
+  for (DType t : kTypes) {
+    const HandMatrix h = hand_matrix(t, 16, block_elems(t) == 32 ? 16 : 2, 41);
+    const size_t blocks = h.bytes.size() / block_bytes(t);
+    const int n = block_elems(t), least = kquant_least_code(t),
+              bound = kquant_unsigned_code_bound(t);
+    bool halves_differ = false;
+    for (size_t i = 0; i < blocks; ++i) {
+      UnpackedBlock u;
+      unpack_block(t, h.bytes.data() + i * block_bytes(t), u);
+      for (int j = 0; j < n / 16; j += 2) {
+        if (kquant_scales_per_32(t)) {
+          ASSERT_EQ(u.scale[j], u.scale[j + 1]) << dtype_name(t) << " block " << i;
+          ASSERT_EQ(u.min[j], u.min[j + 1]) << dtype_name(t) << " block " << i;
+        }
+        halves_differ = halves_differ || u.scale[j] != u.scale[j + 1];
+      }
+      for (int j = 0; j < n / 16 && !kquant_has_min(t); ++j)
+        ASSERT_EQ(u.min[j], 0.0f) << dtype_name(t) << " block " << i;
+      for (int j = 0; j < n; ++j) {
+        ASSERT_GE(u.q[j], least) << dtype_name(t);
+        if (bound > 0) {
+          ASSERT_LT(u.q[j] - least, bound) << dtype_name(t);
+        }
+      }
+    }
+    EXPECT_EQ(halves_differ, !kquant_scales_per_32(t)) << dtype_name(t);
+  }
+}
+
 // Q4_K decode panels (kernels/q4k_panels.h): 16 rows side by side, the 6-bit scales a byte each.
 // Every block reads back from them as the file's 144 bytes, exactly; rows past the matrix are
 // zero (d = dmin = 0, so they add nothing).

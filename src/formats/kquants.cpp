@@ -12,6 +12,62 @@ const int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
 
 bool is_kquant_type(DType t) { return is_block_type(t) && t != DType::Q8_0 && t != DType::Q4_0; }
 
+bool kquant_scales_per_32(DType t) {
+  switch (t) {
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::IQ4_NL:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::IQ4_XS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool kquant_has_min(DType t) {
+  return t == DType::Q4_1 || t == DType::Q5_1 || t == DType::Q2_K || t == DType::Q4_K ||
+         t == DType::Q5_K;
+}
+
+int kquant_least_code(DType t) {
+  switch (t) {
+    case DType::Q6_K:
+      return -32;
+    case DType::Q5_0:
+      return -16;
+    case DType::Q3_K:
+      return -4;
+    case DType::IQ4_NL:
+    case DType::IQ4_XS:
+      return -127;
+    default:
+      return 0;
+  }
+}
+
+int kquant_unsigned_code_bound(DType t) {
+  switch (t) {
+    case DType::Q2_K:
+      return 4;
+    case DType::Q3_K:
+      return 8;
+    case DType::Q4_1:
+    case DType::Q4_K:
+      return 16;
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q5_K:
+      return 32;
+    case DType::Q6_K:
+      return 64;
+    default:
+      return 0;
+  }
+}
+
 namespace {
 
 float half_at(const uint8_t* p) {

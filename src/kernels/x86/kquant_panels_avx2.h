@@ -39,59 +39,86 @@ constexpr int kKqPanel8SliceBlocks = 16;
 
 using KqPanel8Block = KqPanelBlockOf<kKqPanel8Cols>;
 
-// The least code of type t in the common form, for the types stored unsigned (u = q − qmin,
-// u < 64); 1 for the others (IQ4_NL, IQ4_XS: codes over −127..113).
-constexpr int kNotUnsigned = 1;
-inline int unsigned_code_offset(DType t) {
-  switch (t) {
-    case DType::Q6_K:
-      return -32;
-    case DType::Q5_0:
-      return -16;
-    case DType::Q3_K:
-      return -4;
-    case DType::Q2_K:
-    case DType::Q4_K:
-    case DType::Q5_K:
-    case DType::Q4_1:
-    case DType::Q5_1:
-      return 0;
-    default:
-      return kNotUnsigned;
-  }
+// How type t's codes go through the panels.
+struct KqPanel8Form {
+  bool as_unsigned;  // codes stored less their least, u = q − qmin (vpmaddubsw's unsigned side)
+  int qmin;          // that least code (0 for the signed form)
+  int span;          // values per scale and min: 16, or 32 where both halves of a block share them
+  // Every vpmaddubsw pair of a span adds in int16 before one vpmaddwd widens them: (span/2)
+  // products of u < bound with |x| ≤ 128 stay within int16 (Q4_K, Q4_1: 16·15·128; Q2_K, Q3_K).
+  bool span_in_int16;
+  bool has_min;
+};
+
+inline KqPanel8Form kq_panel8_form(DType t, bool vnni) {
+  KqPanel8Form f{};
+  const int bound = kquant_unsigned_code_bound(t);
+  f.as_unsigned = !vnni && bound > 0;
+  f.qmin = f.as_unsigned ? kquant_least_code(t) : 0;
+  f.span = kquant_scales_per_32(t) ? 32 : 16;
+  f.span_in_int16 = f.as_unsigned && (f.span / 2) * (bound - 1) * 128 <= 32767;
+  f.has_min = kquant_has_min(t);
+  return f;
 }
 
 inline void pack_kq_panel8(const Matrix& w, int o, int cols, int qmin, KqPanel8Block* out) {
   pack_kq_columns<kKqPanel8Cols>(w, o, cols, qmin, out);
 }
 
-// R activation rows (bytes `ldx` apart, offset by 128 with VNNI; block scales `lds` apart;
-// per-half d·Σxq `2·lds` apart) × P panels over `blocks` blocks, added to the running sums
-// sums[r·lda + p·8 + c] (or starting them, when `first`). The halves run one after the other:
-// both halves' int32 sums at once would need more than the 16 ymm registers.
-template <bool kVnni, bool kUnsigned, int R, int P>
+// R activation rows (bytes `ldx` apart, offset by 128 with VNNI; block scales `lds` apart; per
+// span of kSpan values, d·Σxq in xm and Σxq in xsum, 32/kSpan a block) × P panels over `blocks`
+// blocks, added to the running sums sums[r·lda + p·8 + c] (or starting them, when `first`).
+// One float epilogue per span: with kSpan 32 both halves' integer sums go into one register.
+// The spans run one after the other: two spans' int32 sums at once would need more than the 16
+// ymm registers.
+template <bool kVnni, bool kUnsigned, int kSpan, bool kSpanInInt16, int R, int P>
 void micro_kq_panel8(const uint8_t* xb, size_t ldx, const float* xs, const float* xm,
-                     const int32_t* xsum, int qmin, size_t lds, const KqPanel8Block* const* panels,
-                     int blocks, float* sums, int lda, bool first) {
+                     const int32_t* xsum, int qmin, bool has_min, size_t lds,
+                     const KqPanel8Block* const* panels, int blocks, float* sums, int lda,
+                     bool first) {
   static_assert(!(kVnni && kUnsigned));
+  static_assert(!kSpanInInt16 || kUnsigned);
+  constexpr int kSpans = kQ8BlockSize / kSpan, kGroups = kSpan / 4;
   if (first) {
     for (int r = 0; r < R; ++r) {
       for (int p = 0; p < P; ++p)
         _mm256_storeu_ps(sums + r * lda + p * kKqPanel8Cols, _mm256_setzero_ps());
     }
   }
+  const __m256i ones16 = _mm256_set1_epi16(1);
   for (int b = 0; b < blocks; ++b) {
     const uint8_t* xblk = xb + static_cast<size_t>(b) * kQ8BlockSize;
-    for (int h = 0; h < 2; ++h) {
+    for (int s = 0; s < kSpans; ++s) {
+      const int g0 = s * kGroups, h0 = s * (kSpan / 16);  // first group, first half of the span
       __m256i isum[R][P];
-      for (int p = 0; p < P; ++p) {
-        const __m256i start =
-            kVnni ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panels[p][b].corr[h]))
-                  : _mm256_setzero_si256();
-        for (int r = 0; r < R; ++r) isum[r][p] = start;
-      }
-      if constexpr (kUnsigned) {
-        for (int g = 4 * h; g < 4 * h + 4; g += 2) {
+      if constexpr (kSpanInInt16) {
+        // One group's pairs, into the int16 sums (started by the first group). The loop stays
+        // rolled: unrolled, GCC hoists every group's products ahead of the adds and spills them.
+        const auto add_group = [&](int g, bool start) {
+          __m256i wg[P];
+          for (int p = 0; p < P; ++p)
+            wg[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panels[p][b].q[g]));
+          for (int r = 0; r < R; ++r) {
+            int32_t four;
+            std::memcpy(&four, xblk + r * ldx + 4 * g, 4);
+            const __m256i xr = _mm256_set1_epi32(four);
+            for (int p = 0; p < P; ++p) {
+              const __m256i pairs = _mm256_maddubs_epi16(wg[p], xr);
+              isum[r][p] = start ? pairs : _mm256_add_epi16(isum[r][p], pairs);
+            }
+          }
+        };
+        add_group(g0, true);
+#pragma GCC unroll 1
+        for (int g = g0 + 1; g < g0 + kGroups; ++g) add_group(g, false);
+        for (int r = 0; r < R; ++r) {
+          for (int p = 0; p < P; ++p) isum[r][p] = _mm256_madd_epi16(isum[r][p], ones16);
+        }
+      } else if constexpr (kUnsigned) {
+        for (int r = 0; r < R; ++r) {
+          for (int p = 0; p < P; ++p) isum[r][p] = _mm256_setzero_si256();
+        }
+        for (int g = g0; g < g0 + kGroups; g += 2) {  // two groups' pairs add in int16
           __m256i w0[P], w1[P];
           for (int p = 0; p < P; ++p) {
             w0[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panels[p][b].q[g]));
@@ -105,42 +132,56 @@ void micro_kq_panel8(const uint8_t* xb, size_t ldx, const float* xs, const float
             for (int p = 0; p < P; ++p) {
               const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(w0[p], x0),
                                                      _mm256_maddubs_epi16(w1[p], x1));
-              isum[r][p] =
-                  _mm256_add_epi32(isum[r][p], _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+              isum[r][p] = _mm256_add_epi32(isum[r][p], _mm256_madd_epi16(pairs, ones16));
             }
           }
         }
-        for (int r = 0; r < R; ++r) {  // Σ q·x = Σ u·x + qmin·Σ x
-          const size_t at = static_cast<size_t>(r) * lds + static_cast<size_t>(b);
-          const __m256i shift = _mm256_set1_epi32(qmin * xsum[2 * at + static_cast<size_t>(h)]);
-          for (int p = 0; p < P; ++p) isum[r][p] = _mm256_add_epi32(isum[r][p], shift);
+      } else {
+        for (int p = 0; p < P; ++p) {
+          __m256i start = _mm256_setzero_si256();
+          if constexpr (kVnni) {
+            for (int h = h0; h < h0 + kSpan / 16; ++h)
+              start = _mm256_add_epi32(
+                  start,
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panels[p][b].corr[h])));
+          }
+          for (int r = 0; r < R; ++r) isum[r][p] = start;
+        }
+        for (int g = g0; g < g0 + kGroups; ++g) {
+          __m256i wg[P], wabs[P];
+          for (int p = 0; p < P; ++p) {
+            wg[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panels[p][b].q[g]));
+            if constexpr (!kVnni) wabs[p] = _mm256_abs_epi8(wg[p]);
+          }
+          for (int r = 0; r < R; ++r) {
+            int32_t four;
+            std::memcpy(&four, xblk + r * ldx + 4 * g, 4);
+            const __m256i xr = _mm256_set1_epi32(four);
+            for (int p = 0; p < P; ++p)
+              isum[r][p] = DotQ8<kVnni>::add(isum[r][p], xr, wg[p], kVnni ? wg[p] : wabs[p]);
+          }
         }
       }
-      for (int g = 4 * h; g < 4 * h + 4 && !kUnsigned; ++g) {
-        __m256i wg[P], wabs[P];
-        for (int p = 0; p < P; ++p) {
-          wg[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panels[p][b].q[g]));
-          if constexpr (!kVnni) wabs[p] = _mm256_abs_epi8(wg[p]);
-        }
+      if (kUnsigned && qmin != 0) {  // Σ q·x = Σ u·x + qmin·Σ x
         for (int r = 0; r < R; ++r) {
-          int32_t four;
-          std::memcpy(&four, xblk + r * ldx + 4 * g, 4);
-          const __m256i xr = _mm256_set1_epi32(four);
-          for (int p = 0; p < P; ++p)
-            isum[r][p] = DotQ8<kVnni>::add(isum[r][p], xr, wg[p], kVnni ? wg[p] : wabs[p]);
+          const size_t at = (static_cast<size_t>(r) * lds + static_cast<size_t>(b)) * kSpans;
+          const __m256i shift = _mm256_set1_epi32(qmin * xsum[at + static_cast<size_t>(s)]);
+          for (int p = 0; p < P; ++p) isum[r][p] = _mm256_add_epi32(isum[r][p], shift);
         }
       }
       for (int p = 0; p < P; ++p) {
         const KqPanel8Block& pb = panels[p][b];
-        const __m256 scale = _mm256_loadu_ps(pb.scale[h]), min = _mm256_loadu_ps(pb.min[h]);
+        const __m256 scale = _mm256_loadu_ps(pb.scale[h0]), min = _mm256_loadu_ps(pb.min[h0]);
         for (int r = 0; r < R; ++r) {
-          float* s = sums + r * lda + p * kKqPanel8Cols;
+          float* sr = sums + r * lda + p * kKqPanel8Cols;
           const size_t at = static_cast<size_t>(r) * lds + static_cast<size_t>(b);
-          __m256 acc = _mm256_loadu_ps(s);
+          __m256 acc = _mm256_loadu_ps(sr);
           acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][p]),
                                 _mm256_mul_ps(scale, _mm256_set1_ps(xs[at])), acc);
-          acc = _mm256_fmadd_ps(min, _mm256_set1_ps(xm[2 * at + static_cast<size_t>(h)]), acc);
-          _mm256_storeu_ps(s, acc);
+          if (has_min)
+            acc =
+                _mm256_fmadd_ps(min, _mm256_set1_ps(xm[at * kSpans + static_cast<size_t>(s)]), acc);
+          _mm256_storeu_ps(sr, acc);
         }
       }
     }
@@ -148,12 +189,33 @@ void micro_kq_panel8(const uint8_t* xb, size_t ldx, const float* xs, const float
 }
 
 using MicroKqPanel8 = void (*)(const uint8_t*, size_t, const float*, const float*, const int32_t*,
-                               int, size_t, const KqPanel8Block* const*, int, float*, int, bool);
-template <bool kVnni, bool kUnsigned, int... Rs>
-constexpr std::array<std::array<MicroKqPanel8, 2>, sizeof...(Rs)> kq_panel8_table(
-    std::integer_sequence<int, Rs...>) {
-  return {std::array<MicroKqPanel8, 2>{&micro_kq_panel8<kVnni, kUnsigned, Rs + 1, 1>,
-                                       &micro_kq_panel8<kVnni, kUnsigned, Rs + 1, 2>}...};
+                               int, bool, size_t, const KqPanel8Block* const*, int, float*, int,
+                               bool);
+using KqPanel8Table = std::array<std::array<MicroKqPanel8, 2>, kKqPanel8TileRows>;
+template <bool kVnni, bool kUnsigned, int kSpan, bool kSpanInInt16, int... Rs>
+constexpr KqPanel8Table kq_panel8_table(std::integer_sequence<int, Rs...>) {
+  return {std::array<MicroKqPanel8, 2>{
+      &micro_kq_panel8<kVnni, kUnsigned, kSpan, kSpanInInt16, Rs + 1, 1>,
+      &micro_kq_panel8<kVnni, kUnsigned, kSpan, kSpanInInt16, Rs + 1, 2>}...};
+}
+template <bool kVnni, bool kUnsigned, int kSpan, bool kSpanInInt16>
+constexpr KqPanel8Table kKqPanel8Table = kq_panel8_table<kVnni, kUnsigned, kSpan, kSpanInInt16>(
+    std::make_integer_sequence<int, kKqPanel8TileRows>{});
+
+// The micro-kernels for form f (the unsigned forms only where there is no VNNI).
+template <bool kVnni>
+const KqPanel8Table& kq_panel8_kernels(const KqPanel8Form& f) {
+  if constexpr (!kVnni) {
+    if (f.as_unsigned) {
+      if (f.span == 32)
+        return f.span_in_int16 ? kKqPanel8Table<false, true, 32, true>
+                               : kKqPanel8Table<false, true, 32, false>;
+      return f.span_in_int16 ? kKqPanel8Table<false, true, 16, true>
+                             : kKqPanel8Table<false, true, 16, false>;
+    }
+  }
+  return f.span == 32 ? kKqPanel8Table<kVnni, false, 32, false>
+                      : kKqPanel8Table<kVnni, false, 16, false>;
 }
 
 // KernelPath::gemm_kquant for the 256-bit paths: rows [o_begin, o_end) of W, two panels (16
@@ -161,22 +223,18 @@ constexpr std::array<std::array<MicroKqPanel8, 2>, sizeof...(Rs)> kq_panel8_tabl
 template <bool kVnni>
 void gemm_kquant_panels8(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int o_end,
                          const float* bias, float* y, int ldy, Scratch& scratch) {
-  static constexpr auto signed_table =
-      kq_panel8_table<kVnni, false>(std::make_integer_sequence<int, kKqPanel8TileRows>{});
-  static constexpr auto unsigned_table =
-      kq_panel8_table<false, !kVnni>(std::make_integer_sequence<int, kKqPanel8TileRows>{});
-  const int offset_code = unsigned_code_offset(w.type);
-  const bool as_unsigned = !kVnni && offset_code != kNotUnsigned;
-  const int qmin = as_unsigned ? offset_code : 0;
-  const auto& table = as_unsigned ? unsigned_table : signed_table;
+  const KqPanel8Form form = kq_panel8_form(w.type, kVnni);
+  const KqPanel8Table& table = kq_panel8_kernels<kVnni>(form);
+  const int spans = kQ8BlockSize / form.span;
   const int blocks = w.cols / kQ8BlockSize;
   const size_t ldx = static_cast<size_t>(blocks) * kQ8BlockSize, lds = static_cast<size_t>(blocks);
-  // In `scratch`: slots 0-2 the activation bytes, their scales and d·Σxq per half; 3 the packed
-  // panels; 4 the running sums; 5 Σxq per half.
+  // In `scratch`: slots 0-2 the activation bytes, their scales and d·Σxq per span; 3 the packed
+  // panels; 4 the running sums; 5 Σxq per span.
   uint8_t* xb = scratch.get<uint8_t>(0, ldx * static_cast<size_t>(n));
   float* xs = scratch.get<float>(1, lds * static_cast<size_t>(n));
-  float* xm = scratch.get<float>(2, 2 * lds * static_cast<size_t>(n));
-  int32_t* xsum = scratch.get<int32_t>(5, 2 * lds * static_cast<size_t>(n));
+  float* xm = scratch.get<float>(2, static_cast<size_t>(spans) * lds * static_cast<size_t>(n));
+  int32_t* xsum =
+      scratch.get<int32_t>(5, static_cast<size_t>(spans) * lds * static_cast<size_t>(n));
   const __m256i offset = _mm256_set1_epi8(static_cast<char>(kVnni ? 0x80 : 0));
   for (size_t i = 0; i < static_cast<size_t>(n) * lds; ++i) {
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[i].q));
@@ -188,10 +246,17 @@ void gemm_kquant_panels8(const ActBlockQ8* xq, int n, const Matrix& w, int o_beg
     __m256i s = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
     s = _mm256_hadd_epi32(s, s);
     s = _mm256_hadd_epi32(s, s);
-    xsum[2 * i] = _mm256_cvtsi256_si32(s);
-    xsum[2 * i + 1] = _mm256_extract_epi32(s, 4);
-    xm[2 * i] = xq[i].d * static_cast<float>(xsum[2 * i]);
-    xm[2 * i + 1] = xq[i].d * static_cast<float>(xsum[2 * i + 1]);
+    const int32_t half0 = _mm256_cvtsi256_si32(s), half1 = _mm256_extract_epi32(s, 4);
+    if (spans == 2) {
+      xsum[2 * i] = half0;
+      xsum[2 * i + 1] = half1;
+    } else {
+      xsum[i] = half0 + half1;
+    }
+    for (int sp = 0; sp < spans; ++sp) {
+      const size_t at = static_cast<size_t>(spans) * i + static_cast<size_t>(sp);
+      xm[at] = xq[i].d * static_cast<float>(xsum[at]);
+    }
   }
   KqPanel8Block* packed = scratch.get<KqPanel8Block>(3, static_cast<size_t>(blocks) * 2);
   constexpr int R = kKqPanel8TileRows, C = 2 * kKqPanel8Cols;
@@ -199,17 +264,19 @@ void gemm_kquant_panels8(const ActBlockQ8* xq, int n, const Matrix& w, int o_beg
   for (int o = o_begin; o < o_end; o += C) {
     const int cols = std::min(C, o_end - o);
     const int np = cols > kKqPanel8Cols ? 2 : 1;
-    pack_kq_panel8(w, o, std::min(cols, kKqPanel8Cols), qmin, packed);
-    if (np == 2) pack_kq_panel8(w, o + kKqPanel8Cols, cols - kKqPanel8Cols, qmin, packed + blocks);
+    pack_kq_panel8(w, o, std::min(cols, kKqPanel8Cols), form.qmin, packed);
+    if (np == 2)
+      pack_kq_panel8(w, o + kKqPanel8Cols, cols - kKqPanel8Cols, form.qmin, packed + blocks);
     for (int kb = 0; kb < blocks; kb += kKqPanel8SliceBlocks) {
       const int nb = std::min(kKqPanel8SliceBlocks, blocks - kb);
       const KqPanel8Block* panels[2] = {packed + kb, packed + blocks + kb};
       for (int r0 = 0; r0 < n; r0 += R) {
         const int rows = std::min(R, n - r0);
         const size_t x0 = static_cast<size_t>(r0) * lds + static_cast<size_t>(kb);
+        const size_t xs0 = x0 * static_cast<size_t>(spans);
         table[rows - 1][np - 1](xb + static_cast<size_t>(r0) * ldx + kb * kQ8BlockSize, ldx,
-                                xs + x0, xm + 2 * x0, xsum + 2 * x0, qmin, lds, panels, nb,
-                                sums + static_cast<size_t>(r0) * C, C, kb == 0);
+                                xs + x0, xm + xs0, xsum + xs0, form.qmin, form.has_min, lds, panels,
+                                nb, sums + static_cast<size_t>(r0) * C, C, kb == 0);
       }
     }
     for (int r = 0; r < n; ++r) {
