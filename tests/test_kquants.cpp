@@ -337,6 +337,15 @@ TEST(KQuants, EverySimdPathHasItsOwnDecodeKernel) {
   }
 }
 
+// And its own integer prefill: no SIMD path widens K-quant rows to float for several activation
+// rows any more (x86: the int8 panels; ARM: kquant_gemm_neon.h).
+TEST(KQuants, EverySimdPathHasIntegerPrefill) {
+  for (const kernels::KernelPath* p : kernels::available_paths()) {
+    if (p == &kernels::generic_path()) continue;
+    EXPECT_NE(p->gemm_kquant, nullptr) << p->name;
+  }
+}
+
 std::vector<float> random_floats(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> d(0.0f, 1.0f);

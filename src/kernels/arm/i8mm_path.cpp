@@ -9,6 +9,7 @@
 
 #if defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD) && defined(__ARM_FEATURE_MATMUL_INT8)
 #include "kernels/arm/gemm_neon.h"
+#include "kernels/arm/kquant_gemm_neon.h"
 #include "kernels/arm/kquant_neon.h"
 #include "kernels/arm/q4_panels_sdot.h"
 #include "kernels/arm/q4k_panels_sdot.h"
@@ -149,8 +150,9 @@ void gemm_q8_mmla(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin, int
 
 constexpr KernelPath kI8mm = [] {
   KernelPath p = arm::make_path("i8mm", gemm_q8_mmla, arm::gemv_q4<arm::BlockDotSdot>);
-  // One activation row (decode): the dotprod path's sdot kernels.
+  // The dotprod path's sdot kernels: one activation row (decode), and the K-quant prefill.
   p.gemv_kquant = arm::gemv_kquant<arm::Dot16Sdot>;
+  p.gemm_kquant = arm::gemm_kquant_rows<arm::Dot16Sdot>;
   p.gemv_q4_panels = arm::gemv_q4_panels_sdot;
   p.gemv_q4k_panels = arm::gemv_q4k_panels_sdot;
   return p;

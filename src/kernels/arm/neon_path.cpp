@@ -4,6 +4,7 @@
 
 #if defined(__aarch64__)
 #include "kernels/arm/gemm_neon.h"
+#include "kernels/arm/kquant_gemm_neon.h"
 #include "kernels/arm/kquant_neon.h"
 
 namespace smolvlm::kernels {
@@ -12,6 +13,7 @@ constexpr KernelPath kNeon = [] {
   KernelPath p =
       arm::make_path("neon", arm::gemm_q8<arm::BlockDotNeon>, arm::gemv_q4<arm::BlockDotNeon>);
   p.gemv_kquant = arm::gemv_kquant<arm::Dot16Neon>;
+  p.gemm_kquant = arm::gemm_kquant_rows<arm::Dot16Neon>;
   return p;
 }();
 }  // namespace

@@ -4,6 +4,7 @@
 
 #if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__)
 #include "kernels/x86/gemm_x86.h"
+#include "kernels/x86/kquant_panels_avx2.h"
 #include "kernels/x86/kquant_x86.h"
 #include "kernels/x86/q4k_panels_avx2.h"
 #include "kernels/x86/q8_avx512.h"
@@ -16,6 +17,7 @@ constexpr KernelPath kAvx512 = [] {
   p.gemv_q4 = x86::gemv_q4_avx2;          // no VNNI: the 256-bit vpmaddubsw kernel
   p.gemv_kquant = x86::gemv_kquant_avx2;  // the 256-bit kernel
   p.gemv_q4k_panels = x86::gemv_q4k_panels_avx2;
+  p.gemm_kquant = x86::gemm_kquant_panels8<false>;  // the 256-bit int8 panels
   return p;
 }();
 }  // namespace
