@@ -600,26 +600,34 @@ void attention_blocked(const Compute& cx, Workspace& ws, const AttentionShape& s
     });
   }
   const int blocks = (s.nq + kBlock - 1) / kBlock;
-  cx.pool().parallel_for(static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end,
-                                                                    int p) {
-    Workspace::Participant& mine = ws.participant(p);
-    for (size_t t = begin; t < end; ++t) {
-      const auto [h, i0, rows, kvh, keys, sb, qb, inv_sum] = query_block(s, q, t, kBlock, mine.op);
-      const Matrix km{DType::F32, k + kv_head_offset(s, kvh), keys, hd, kv_row_bytes};
-      path.gemm_float(qb, rows, km, 0, keys, nullptr, sb, keys, mine.path);
-      block_softmax(path, s, i0, rows, keys, key_mask, sb, inv_sum);
-      float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
-      if (path.gemm_kn) {
-        path.gemm_kn(sb, rows, keys, keys, v + kv_head_offset(s, kvh),
-                     static_cast<size_t>(s.kv_stride), hd, orows, s.out_stride, mine.path);
-      } else {
-        const Matrix vm{DType::F32, vt + static_cast<size_t>(kvh) * hd * nk, hd, keys,
-                        static_cast<size_t>(nk) * sizeof(float)};
-        path.gemm_float(sb, rows, vm, 0, hd, nullptr, orows, s.out_stride, mine.path);
-      }
-      scale_output_rows(s, orows, rows, inv_sum);
-    }
-  });
+  cx.pool().parallel_for(
+      static_cast<size_t>(blocks) * s.heads, [&](size_t begin, size_t end, int p) {
+        Workspace::Participant& mine = ws.participant(p);
+        for (size_t t = begin; t < end; ++t) {
+          // Causal: a block's work grows with its position, and the pool hands each thread a
+          // contiguous run of tasks (in order, the first thread of two got 28% of the work in a
+          // 512-token prefill). Blocks are taken first, last, second, second to last, ... instead.
+          const size_t heads = static_cast<size_t>(s.heads), i = t / heads;
+          const size_t blk = !s.causal    ? i
+                             : i % 2 == 0 ? i / 2
+                                          : static_cast<size_t>(blocks) - 1 - i / 2;
+          const auto [h, i0, rows, kvh, keys, sb, qb, inv_sum] =
+              query_block(s, q, blk * heads + t % heads, kBlock, mine.op);
+          const Matrix km{DType::F32, k + kv_head_offset(s, kvh), keys, hd, kv_row_bytes};
+          path.gemm_float(qb, rows, km, 0, keys, nullptr, sb, keys, mine.path);
+          block_softmax(path, s, i0, rows, keys, key_mask, sb, inv_sum);
+          float* orows = out + static_cast<size_t>(i0) * s.out_stride + h * hd;
+          if (path.gemm_kn) {
+            path.gemm_kn(sb, rows, keys, keys, v + kv_head_offset(s, kvh),
+                         static_cast<size_t>(s.kv_stride), hd, orows, s.out_stride, mine.path);
+          } else {
+            const Matrix vm{DType::F32, vt + static_cast<size_t>(kvh) * hd * nk, hd, keys,
+                            static_cast<size_t>(nk) * sizeof(float)};
+            path.gemm_float(sb, rows, vm, 0, hd, nullptr, orows, s.out_stride, mine.path);
+          }
+          scale_output_rows(s, orows, rows, inv_sum);
+        }
+      });
 }
 
 // bf16 products (vision): each KV head's K and V are packed into the path's bf16 panels once
