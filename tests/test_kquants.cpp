@@ -520,25 +520,34 @@ TEST(KQuants, DecodeKernelsTakeAnyRowRange) {
 
 // The largest codes, scales and mins each type holds, against activations that all quantise
 // to ±127: the integer sums at their widest (no overflow, no saturation in any path).
+// `rows` rows of the widest blocks of t: every code its largest (odd rows) or its least (even
+// rows; Q6_K's least is −32), every scale and min its largest (Q6_K's scales −128 in the first
+// half of the rows).
+HandMatrix widest_matrix(DType t, int rows, uint32_t seed) {
+  std::mt19937 rng(seed);
+  HandMatrix h;
+  const int n = block_elems(t), per_row = n == 32 ? 8 : 2;
+  for (int r = 0; r < rows; ++r) {
+    for (int b = 0; b < per_row; ++b) {
+      Logical l = random_logical(t, rng);
+      const int code_max = l.code[1];
+      for (auto& c : l.code) c = r % 2 ? code_max : 0;
+      for (auto& s : l.sc)
+        s = t == DType::Q6_K ? (r < rows / 2 ? -128 : 127) : (t == DType::Q2_K ? 15 : 63);
+      for (auto& m : l.mn) m = t == DType::Q2_K ? 15 : 63;
+      const std::vector<uint8_t> bytes = encode(t, l);
+      h.bytes.insert(h.bytes.end(), bytes.begin(), bytes.end());
+    }
+  }
+  h.m = {t, h.bytes.data(), rows, n * per_row};
+  return h;
+}
+
 TEST(KQuants, DecodeKernelsHoldTheWidestSums) {
   for (const kernels::KernelPath* p : kernels::available_paths()) {
     for (DType t : kTypes) {
-      std::mt19937 rng(3);
-      HandMatrix h;
-      const int n = block_elems(t), per_row = n == 32 ? 8 : 2, rows = 5;
-      for (int r = 0; r < rows; ++r) {
-        for (int b = 0; b < per_row; ++b) {
-          Logical l = random_logical(t, rng);
-          const int code_max = l.code[1];
-          for (auto& c : l.code) c = r % 2 ? code_max : 0;  // Q6_K's 0 is −32
-          for (auto& s : l.sc)
-            s = t == DType::Q6_K ? (r < 2 ? -128 : 127) : (t == DType::Q2_K ? 15 : 63);
-          for (auto& m : l.mn) m = t == DType::Q2_K ? 15 : 63;
-          const std::vector<uint8_t> bytes = encode(t, l);
-          h.bytes.insert(h.bytes.end(), bytes.begin(), bytes.end());
-        }
-      }
-      h.m = {t, h.bytes.data(), rows, n * per_row};
+      constexpr int rows = 5;
+      const HandMatrix h = widest_matrix(t, rows, 3);
       for (const float sign : {1.0f, -1.0f}) {
         std::vector<float> xf(static_cast<size_t>(h.m.cols), sign);
         const QuantisedRow x = quantise_row(*p, xf);
@@ -565,22 +574,8 @@ TEST(KQuants, PrefillPanelsHoldTheWidestSums) {
     ++paths;
     const kernels::Compute cx(1, p->name);
     for (DType t : kTypes) {
-      std::mt19937 rng(4);
-      HandMatrix h;
-      const int n = block_elems(t), per_row = n == 32 ? 8 : 2, rows = 9;
-      for (int r = 0; r < rows; ++r) {
-        for (int b = 0; b < per_row; ++b) {
-          Logical l = random_logical(t, rng);
-          const int code_max = l.code[1];
-          for (auto& c : l.code) c = r % 2 ? code_max : 0;
-          for (auto& s : l.sc)
-            s = t == DType::Q6_K ? (r < 4 ? -128 : 127) : (t == DType::Q2_K ? 15 : 63);
-          for (auto& m : l.mn) m = t == DType::Q2_K ? 15 : 63;
-          const std::vector<uint8_t> bytes = encode(t, l);
-          h.bytes.insert(h.bytes.end(), bytes.begin(), bytes.end());
-        }
-      }
-      h.m = {t, h.bytes.data(), rows, n * per_row};
+      constexpr int rows = 9;
+      const HandMatrix h = widest_matrix(t, rows, 4);
       constexpr int kActRows = 5;
       for (const float sign : {1.0f, -1.0f}) {
         std::vector<float> x(static_cast<size_t>(h.m.cols) * kActRows, sign);

@@ -147,20 +147,8 @@ void micro_kq_panel8(const uint8_t* xb, size_t ldx, const float* xs, const float
           }
           for (int r = 0; r < R; ++r) isum[r][p] = start;
         }
-        for (int g = g0; g < g0 + kGroups; ++g) {
-          __m256i wg[P], wabs[P];
-          for (int p = 0; p < P; ++p) {
-            wg[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panels[p][b].q[g]));
-            if constexpr (!kVnni) wabs[p] = _mm256_abs_epi8(wg[p]);
-          }
-          for (int r = 0; r < R; ++r) {
-            int32_t four;
-            std::memcpy(&four, xblk + r * ldx + 4 * g, 4);
-            const __m256i xr = _mm256_set1_epi32(four);
-            for (int p = 0; p < P; ++p)
-              isum[r][p] = DotQ8<kVnni>::add(isum[r][p], xr, wg[p], kVnni ? wg[p] : wabs[p]);
-          }
-        }
+        for (int g = g0; g < g0 + kGroups; ++g)
+          add_signed_group<kVnni>(isum, panels, b, g, xblk, ldx);
       }
       if (kUnsigned && qmin != 0) {  // Σ q·x = Σ u·x + qmin·Σ x
         for (int r = 0; r < R; ++r) {

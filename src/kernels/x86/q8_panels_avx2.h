@@ -70,6 +70,26 @@ struct DotQ8 {
   }
 };
 
+// Group g (4 K values) of R activation rows (bytes `ldx` apart, the block at xblk) against P
+// panels' block b, added to the int32 lane sums: the signed products of the Q8_0 and the K-quant
+// panels alike (Block: any panel block with q[8][8]).
+template <bool kVnni, int R, int P, class Block>
+inline void add_signed_group(__m256i (&isum)[R][P], const Block* const* panels, int b, int g,
+                             const uint8_t* xblk, size_t ldx) {
+  __m256i wg[P], wabs[P];
+  for (int p = 0; p < P; ++p) {
+    wg[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panels[p][b].q[g]));
+    if constexpr (!kVnni) wabs[p] = _mm256_abs_epi8(wg[p]);
+  }
+  for (int r = 0; r < R; ++r) {
+    int32_t four;
+    std::memcpy(&four, xblk + static_cast<size_t>(r) * ldx + 4 * static_cast<size_t>(g), 4);
+    const __m256i xr = _mm256_set1_epi32(four);
+    for (int p = 0; p < P; ++p)
+      isum[r][p] = DotQ8<kVnni>::add(isum[r][p], xr, wg[p], kVnni ? wg[p] : wabs[p]);
+  }
+}
+
 // Columns [o, o + cols) of W (cols ≤ 8; the rest zero) into `blocks` Panel8Blocks. Per block,
 // register k holds column k's 32 weights; an 8×8 transpose of 4-byte groups (unpack 32, unpack
 // 64, swap 128-bit lanes) leaves group g of all 8 columns in register g.
@@ -142,21 +162,7 @@ void micro_q8_panel8(const uint8_t* xb, size_t ldx, const float* xs, size_t lds,
       for (int r = 0; r < R; ++r) isum[r][p] = start;
     }
     const uint8_t* xblk = xb + static_cast<size_t>(b) * kQ8BlockSize;
-    for (int g = 0; g < 8; ++g) {
-      __m256i wg[P], wabs[P];
-      for (int p = 0; p < P; ++p) {
-        wg[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panels[p][b].q[g]));
-        if constexpr (!kVnni) wabs[p] = _mm256_abs_epi8(wg[p]);
-      }
-      for (int r = 0; r < R; ++r) {
-        int32_t four;
-        std::memcpy(&four, xblk + r * ldx + 4 * g, 4);
-        const __m256i xr = _mm256_set1_epi32(four);
-        for (int p = 0; p < P; ++p) {
-          isum[r][p] = DotQ8<kVnni>::add(isum[r][p], xr, wg[p], kVnni ? wg[p] : wabs[p]);
-        }
-      }
-    }
+    for (int g = 0; g < 8; ++g) add_signed_group<kVnni>(isum, panels, b, g, xblk, ldx);
     for (int p = 0; p < P; ++p) {
       const __m256 ws = _mm256_loadu_ps(panels[p][b].scale);
       for (int r = 0; r < R; ++r) {
