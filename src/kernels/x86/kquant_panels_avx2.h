@@ -3,10 +3,11 @@
 // two ways to the int32 lane sums (DotQ8: |w| × x·sign(w) with vpmaddubsw, or VEX vpdpbusd on
 // unsigned activations with a −128·Σq start per half).
 //
-// Every type decodes to w = scale[i/16] · q + min[i/16] with q int8, so a 16-value half of an
-// activation block contributes scale · x.d · Σ q·xq + min · x.d · Σ xq: the first sum is integer
-// work in 8-column panels, the second needs only Σ xq per half, once per activation row. The
-// same w·a8 sums as the twin (ref::matmul), up to float summation order.
+// Every type decodes to w = scale[i/16] · q + min[i/16] with q int8, so a span of an activation
+// block that shares one scale and min (16 values, or 32 for the types whose scale changes every
+// 32) contributes scale · x.d · Σ q·xq + min · x.d · Σ xq: the first sum is integer work in
+// 8-column panels, the second needs only Σ xq per span, once per activation row. The same w·a8
+// sums as the twin (ref::matmul), up to float summation order.
 //
 // Without VNNI, the types whose codes span at most 64 values (all but IQ4) store them unsigned,
 // u = q − qmin, as vpmaddubsw's unsigned operand against the signed activations: two
