@@ -599,8 +599,8 @@ TEST(KQuants, TypeTraitsHoldForEveryBlock) {
   for (DType t : kTypes) {
     const HandMatrix h = hand_matrix(t, 16, block_elems(t) == 32 ? 16 : 2, 41);
     const size_t blocks = h.bytes.size() / block_bytes(t);
-    const int n = block_elems(t), least = kquant_least_code(t),
-              bound = kquant_unsigned_code_bound(t);
+    const int n = block_elems(t), least = kquant_codes(t).least,
+              bound = kquant_codes(t).unsigned_bound;
     bool halves_differ = false;
     for (size_t i = 0; i < blocks; ++i) {
       UnpackedBlock u;

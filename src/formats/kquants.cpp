@@ -32,39 +32,24 @@ bool kquant_has_min(DType t) {
          t == DType::Q5_K;
 }
 
-int kquant_least_code(DType t) {
-  switch (t) {
-    case DType::Q6_K:
-      return -32;
-    case DType::Q5_0:
-      return -16;
-    case DType::Q3_K:
-      return -4;
-    case DType::IQ4_NL:
-    case DType::IQ4_XS:
-      return -127;
-    default:
-      return 0;
-  }
-}
-
-int kquant_unsigned_code_bound(DType t) {
+KquantCodes kquant_codes(DType t) {
   switch (t) {
     case DType::Q2_K:
-      return 4;
+      return {0, 4};
     case DType::Q3_K:
-      return 8;
+      return {-4, 8};
     case DType::Q4_1:
     case DType::Q4_K:
-      return 16;
+      return {0, 16};
     case DType::Q5_0:
+      return {-16, 32};
     case DType::Q5_1:
     case DType::Q5_K:
-      return 32;
+      return {0, 32};
     case DType::Q6_K:
-      return 64;
-    default:
-      return 0;
+      return {-32, 64};
+    default:  // IQ4_NL, IQ4_XS
+      return {-127, 0};
   }
 }
 

@@ -45,15 +45,17 @@ bool is_kquant_type(DType t);
 // True for the types whose scale and min change only every 32 values (Q4_1, Q5_0, Q5_1, IQ4_NL,
 // Q4_K, Q5_K, IQ4_XS): the two 16-value halves of each 32 share them in the common form.
 bool kquant_scales_per_32(DType t);
-// One more than the largest code of t stored unsigned, u = q − (least code): 4 (Q2_K), 8 (Q3_K),
-// 16 (Q4_1, Q4_K), 32 (Q5_0, Q5_1, Q5_K), 64 (Q6_K); 0 for the IQ4 types, whose table values
-// span −127..113.
-int kquant_unsigned_code_bound(DType t);
+// The codes of t in the common form: the least, and one more than the largest stored unsigned,
+// u = q − least: 4 (Q2_K), 8 (Q3_K), 16 (Q4_1, Q4_K), 32 (Q5_0, Q5_1, Q5_K), 64 (Q6_K); 0 for
+// the IQ4 types, whose table values span −127..113.
+struct KquantCodes {
+  int least;
+  int unsigned_bound;
+};
+KquantCodes kquant_codes(DType t);
 // True for the types with a min (an offset) per scale: Q4_1, Q5_1, Q2_K, Q4_K, Q5_K. The others'
 // mins are all 0.
 bool kquant_has_min(DType t);
-// The least code of t in the common form (the offset of the unsigned form above).
-int kquant_least_code(DType t);
 
 // The common form of one block of t: q[block_elems(t)], scale[n/16], min[n/16].
 struct UnpackedBlock {

@@ -160,8 +160,7 @@ void gemm_kquant_rows(const ActBlockQ8* xq, int n, const Matrix& w, int o_begin,
   float* xm = scratch.get<float>(0, 4 * bl * static_cast<size_t>(n));
   if (mins) {
     for (size_t i = 0; i < bl * static_cast<size_t>(n); ++i) {
-      xm[4 * i] = xq[i].d * static_cast<float>(vaddlvq_s8(vld1q_s8(xq[i].q)));
-      xm[4 * i + 1] = xq[i].d * static_cast<float>(vaddlvq_s8(vld1q_s8(xq[i].q + 16)));
+      kqn::half_sums(xq[i], xm + 4 * i);
       xm[4 * i + 2] = xm[4 * i + 3] = 0.0f;
     }
   }

@@ -52,13 +52,16 @@ inline float f16_at(const uint8_t* p) {
 }
 inline int8x16_t s8(uint8x16_t v) { return vreinterpretq_s8_u8(v); }
 
+// dx · Σ of each 16-value half of an activation block, into two[0], two[1].
+inline void half_sums(const ActBlockQ8& x, float* two) {
+  two[0] = x.d * static_cast<float>(vaddlvq_s8(vld1q_s8(x.q)));
+  two[1] = x.d * static_cast<float>(vaddlvq_s8(vld1q_s8(x.q + 16)));
+}
+
 // Per-call activation facts: xs16[g] = dx · Σ of the 16 activations of group g.
 inline const float* activation_sums(const ActBlockQ8* xq, int cols, Scratch& scratch) {
   float* xs16 = scratch.get<float>(0, static_cast<size_t>(cols / 16));
-  for (int b = 0; b < cols / kQ8BlockSize; ++b) {
-    xs16[2 * b] = xq[b].d * static_cast<float>(vaddlvq_s8(vld1q_s8(xq[b].q)));
-    xs16[2 * b + 1] = xq[b].d * static_cast<float>(vaddlvq_s8(vld1q_s8(xq[b].q + 16)));
-  }
+  for (int b = 0; b < cols / kQ8BlockSize; ++b) half_sums(xq[b], xs16 + 2 * b);
   return xs16;
 }
 

@@ -53,9 +53,10 @@ struct KqPanel8Form {
 
 inline KqPanel8Form kq_panel8_form(DType t, bool vnni) {
   KqPanel8Form f{};
-  const int bound = kquant_unsigned_code_bound(t);
+  const KquantCodes codes = kquant_codes(t);
+  const int bound = codes.unsigned_bound;
   f.as_unsigned = !vnni && bound > 0;
-  f.qmin = f.as_unsigned ? kquant_least_code(t) : 0;
+  f.qmin = f.as_unsigned ? codes.least : 0;
   f.span = kquant_scales_per_32(t) ? 32 : 16;
   f.span_in_int16 = f.as_unsigned && (f.span / 2) * (bound - 1) * 128 <= 32767;
   f.has_min = kquant_has_min(t);
